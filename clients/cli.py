@@ -1,0 +1,204 @@
+"""The ``expound`` command: run the server, explain a decision, read models and records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from pydantic import ValidationError
+
+from expound.clients.client import AUDIENCES, ExplainClient, error_details
+from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _as_json(message: Any) -> str:
+    return json.dumps(
+        json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2
+    )
+
+
+def _value(value: pb.FeatureValue) -> str:
+    kind = value.WhichOneof("kind")
+    if kind == "number":
+        return f"{value.number:g}"
+    return str(getattr(value, kind)) if kind and kind != "null" else "null"
+
+
+def _print_explanation(response: pb.ExplainResponse) -> None:
+    prediction = response.prediction
+    print(
+        f"decision: {prediction.decision}  (score {prediction.score:.3f} = "
+        f"{prediction.score_meaning}; threshold {prediction.threshold:g})"
+    )
+    attributions = response.attributions
+    print(f"\ntop attributions ({attributions.units}; base {attributions.base_value:+.3f}):")
+    for item in attributions.items[:6]:
+        print(f"  {item.rank:>2}. {item.feature:<26} {_value(item.value):<22} {item.contribution:+.3f}")
+    print("\nprincipal reasons:")
+    for reason in response.principal_reasons:
+        print(f"  {reason.rank}. [{reason.code}] {reason.text}")
+    if not response.principal_reasons:
+        print("  (none: favourable decision)")
+    note = f"  (fallback: {response.fallback_reason})" if response.fallback else ""
+    print(f"\nexplanation:{note}\n  {response.selected.text}")
+    print(f"\nrecord id: {response.record_id}")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.model_dir is not None:
+        overrides["model_dir"] = args.model_dir
+    if args.archive is not None:
+        overrides["archive_path"] = args.archive
+    settings = Settings(**overrides)
+    from expound.server.app import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace, client: ExplainClient) -> int:
+    features = json.loads(Path(args.applicant).read_text())
+    response = client.explain(
+        args.model,
+        features,
+        audience=args.audience,
+        question=args.question,
+        decision_id=args.decision_id,
+        idempotency_key=args.idempotency_key,
+        num_candidates=args.candidates,
+        seed=args.seed,
+    )
+    if args.json:
+        print(_as_json(response))
+    else:
+        _print_explanation(response)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
+    if args.action == "list":
+        for info in client.list_models():
+            print(f"{info.model_id:<26} {info.version:<8} {info.kind:<10} {info.explainer:<28} {info.title}")
+        return 0
+    info = client.get_model(args.model_id)
+    if args.json:
+        print(_as_json(info))
+        return 0
+    print(f"{info.model_id} {info.version}: {info.title}\n  kind {info.kind}, explainer {info.explainer}")
+    print(f"  score: {info.score_meaning}; {info.adverse_when}\n  artifact sha256 {info.artifact_sha256}")
+    for spec in info.features:
+        allowed = ", ".join(spec.categories) if spec.categories else (
+            f"{spec.minimum:g}..{spec.maximum:g}" if spec.HasField("minimum") else spec.type
+        )
+        flags = " protected" if spec.protected else ""
+        print(f"  {spec.name:<24} {spec.description} [{allowed}] {spec.unit}{flags}")
+    return 0
+
+
+def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
+    if args.action == "get":
+        record = client.get_record(args.record_id)
+        print(_as_json(record) if args.json else record.canonical_json)
+        return 0
+    page = client.list_records(
+        model_id=args.model,
+        decision_id=args.decision_id,
+        since=datetime.fromisoformat(args.since) if args.since else None,
+        until=datetime.fromisoformat(args.until) if args.until else None,
+        page_size=args.page_size,
+        page_token=args.page_token,
+    )
+    for summary in page.records:
+        created = summary.created_at.ToDatetime().isoformat()
+        print(f"{summary.record_id}  {created}  {summary.model_id:<24} {summary.decision:<8} {summary.decision_id}")
+    if page.next_page_token:
+        print(f"next page: --page-token {page.next_page_token}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="expound", description=__doc__)
+    parser.add_argument("--target", default=DEFAULT_TARGET, help="server address (host:port)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="per-call deadline, seconds")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server (settings from EXPOUND_* env)")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--model-dir", type=Path)
+    serve.add_argument("--archive", type=Path)
+
+    explain = commands.add_parser("explain", help="explain one decision")
+    explain.add_argument("--model", required=True)
+    explain.add_argument("--applicant", required=True, help="JSON file of feature values")
+    explain.add_argument("--audience", choices=sorted(AUDIENCES), default="applicant")
+    explain.add_argument("--question", default="")
+    explain.add_argument("--decision-id", default="")
+    explain.add_argument("--idempotency-key", default="")
+    explain.add_argument("--candidates", type=int, default=0)
+    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("--json", action="store_true", help="print the full response as JSON")
+
+    models = commands.add_parser("models", help="list or show models")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    model_actions.add_parser("list")
+    show = model_actions.add_parser("show")
+    show.add_argument("model_id")
+    show.add_argument("--json", action="store_true")
+
+    records = commands.add_parser("records", help="read archived records")
+    record_actions = records.add_subparsers(dest="action", required=True)
+    get = record_actions.add_parser("get")
+    get.add_argument("record_id")
+    get.add_argument("--json", action="store_true", help="the record message, not its canonical JSON")
+    listing = record_actions.add_parser("list")
+    listing.add_argument("--model", default="")
+    listing.add_argument("--decision-id", default="")
+    listing.add_argument("--since", default="", help="ISO 8601 time, inclusive")
+    listing.add_argument("--until", default="", help="ISO 8601 time, exclusive")
+    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument("--page-token", default="")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``expound`` command."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        try:
+            return _cmd_serve(args)
+        except ValidationError as exc:
+            print(f"error: invalid settings: {exc}", file=sys.stderr)
+            return 2
+    handlers = {"explain": _cmd_explain, "models": _cmd_models, "records": _cmd_records}
+    try:
+        with ExplainClient(args.target, timeout=args.timeout) as client:
+            return handlers[args.command](args, client)
+    except grpc.RpcError as error:
+        details = error_details(error)
+        print(f"error: {details.code}: {details.message}", file=sys.stderr)
+        for field, description in details.field_violations:
+            print(f"  {field}: {description}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

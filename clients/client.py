@@ -1,0 +1,144 @@
+"""A small synchronous Python client for expound's gRPC API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import grpc
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from expound.domain import FeatureScalar
+from expound.server.convert import feature_to_pb
+from expound.v1 import explain_pb2 as pb
+from expound.v1 import explain_pb2_grpc
+
+AUDIENCES = {"applicant": pb.APPLICANT, "analyst": pb.ANALYST, "compliance": pb.COMPLIANCE}
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What a failed call said: code, message, offending fields and request id."""
+
+    code: str
+    message: str
+    field_violations: list[tuple[str, str]]
+    request_id: str
+
+
+def error_details(error: grpc.RpcError) -> ErrorDetails:
+    """Unpacks the rich status (google.rpc.Status) of a failed call."""
+    code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
+    message = error.details() if isinstance(error, grpc.Call) else str(error)
+    violations: list[tuple[str, str]] = []
+    request_id = ""
+    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    for detail in status.details if status is not None else []:
+        bad_request = error_details_pb2.BadRequest()
+        info = error_details_pb2.RequestInfo()
+        if detail.Unpack(bad_request):
+            violations += [(v.field, v.description) for v in bad_request.field_violations]
+        elif detail.Unpack(info):
+            request_id = info.request_id
+    return ErrorDetails(code, message or "", violations, request_id)
+
+
+def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+class ExplainClient:
+    """Calls one expound server. Use as a context manager to close the channel."""
+
+    def __init__(self, target: str, timeout: float = 30.0) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = explain_pb2_grpc.ExplainServiceStub(self._channel)
+        self._timeout = timeout
+
+    def __enter__(self) -> ExplainClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel."""
+        self._channel.close()
+
+    def explain(
+        self,
+        model_id: str,
+        features: Mapping[str, FeatureScalar],
+        *,
+        audience: str = "applicant",
+        question: str = "",
+        decision_id: str = "",
+        idempotency_key: str = "",
+        num_candidates: int = 0,
+        seed: int = 0,
+    ) -> pb.ExplainResponse:
+        """Explains one decision."""
+        request = pb.ExplainRequest(
+            model_id=model_id,
+            features={name: feature_to_pb(value) for name, value in features.items()},
+            question=question,
+            audience=AUDIENCES[audience],
+            decision_id=decision_id,
+            idempotency_key=idempotency_key,
+            num_candidates=num_candidates,
+            seed=seed,
+        )
+        response: pb.ExplainResponse = self._stub.Explain(request, timeout=self._timeout)
+        return response
+
+    def get_record(self, record_id: str) -> pb.Record:
+        """One archived record."""
+        record: pb.Record = self._stub.GetRecord(
+            pb.GetRecordRequest(record_id=record_id), timeout=self._timeout
+        )
+        return record
+
+    def list_records(
+        self,
+        *,
+        model_id: str = "",
+        decision_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.ListRecordsResponse:
+        """One page of archived records, newest first."""
+        response: pb.ListRecordsResponse = self._stub.ListRecords(
+            pb.ListRecordsRequest(
+                model_id=model_id,
+                decision_id=decision_id,
+                since=_timestamp(since),
+                until=_timestamp(until),
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            timeout=self._timeout,
+        )
+        return response
+
+    def list_models(self) -> list[pb.ModelInfo]:
+        """The models the server explains."""
+        response: pb.ListModelsResponse = self._stub.ListModels(
+            pb.ListModelsRequest(), timeout=self._timeout
+        )
+        return list(response.models)
+
+    def get_model(self, model_id: str) -> pb.ModelInfo:
+        """One model's schema and decision rule."""
+        info: pb.ModelInfo = self._stub.GetModel(
+            pb.GetModelRequest(model_id=model_id), timeout=self._timeout
+        )
+        return info

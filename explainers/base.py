@@ -1,0 +1,90 @@
+"""The explainer contract and what every explainer shares: ranking and additivity.
+
+An explainer turns one encoded row into per-feature SHAP contributions and a base value,
+in the model's raw units. :func:`attribute` then checks additivity against the model's
+own output (a violation is an error, never a silent pass) and ranks the features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from expound.domain import Attributions, FeatureAttribution, FeatureScalar
+from expound.errors import AttributionError
+from expound.models.registry import LoadedModel
+
+FloatMatrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RawAttribution:
+    """Per-feature contributions (manifest order) and the base value, in raw units."""
+
+    contributions: npt.NDArray[np.float64]
+    base_value: float
+
+
+class Explainer(Protocol):
+    """Computes SHAP values for one encoded row. Sync and CPU-bound."""
+
+    algorithm: str
+    library_version: str
+    background_sha256: str
+    seed: int
+
+    def explain_row(self, row: FloatMatrix) -> RawAttribution:
+        """Contributions for a (1, n_features) encoded row."""
+        ...
+
+
+def attribute(
+    model: LoadedModel,
+    explainer: Explainer,
+    features: dict[str, FeatureScalar],
+    tolerance: float,
+) -> Attributions:
+    """Explains one validated row and checks base + sum(contributions) == model output.
+
+    Raises:
+        AttributionError: the explainer failed or additivity is violated beyond tolerance.
+    """
+    row = model.encode(features)
+    model_output = float(model.scorer.raw(row)[0])
+    try:
+        raw = explainer.explain_row(row)
+    except Exception as exc:  # foreign library errors are translated here, at the boundary
+        raise AttributionError(f"{explainer.algorithm} failed: {type(exc).__name__}") from exc
+    residual = raw.base_value + float(np.sum(raw.contributions)) - model_output
+    if not np.isfinite(residual) or abs(residual) > tolerance:
+        raise AttributionError(
+            f"additivity violated: base + contributions - output = {residual:.3g} "
+            f"(tolerance {tolerance:g}, {explainer.algorithm})"
+        )
+    specs = model.manifest.features
+    order = sorted(range(len(specs)), key=lambda j: (-abs(float(raw.contributions[j])), j))
+    rank_of = {j: rank for rank, j in enumerate(order, start=1)}
+    items = [
+        FeatureAttribution(
+            feature=specs[j].name,
+            description=specs[j].description,
+            value=features[specs[j].name],
+            contribution=float(raw.contributions[j]),
+            rank=rank_of[j],
+        )
+        for j in order
+    ]
+    return Attributions(
+        items=items,
+        base_value=raw.base_value,
+        model_output=model_output,
+        units=model.manifest.units,
+        algorithm=explainer.algorithm,
+        library_version=explainer.library_version,
+        background_sha256=explainer.background_sha256,
+        seed=explainer.seed,
+        additivity_residual=residual,
+    )

@@ -1,0 +1,114 @@
+"""The domain objects that flow through the pipeline and into the archive.
+
+They are pydantic models so that a record is plain, canonical JSON (never pickle) and
+round-trips losslessly: ``Explanation.model_validate(record["response"])``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FeatureScalar = float | str | bool | None
+
+
+class Audience(str, Enum):
+    """Who the explanation is written for."""
+
+    APPLICANT = "APPLICANT"
+    ANALYST = "ANALYST"
+    COMPLIANCE = "COMPLIANCE"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExplainRequest(_Frozen):
+    """One decision to explain, already converted from the wire."""
+
+    model_id: str
+    features: dict[str, FeatureScalar]
+    question: str = ""
+    audience: Audience = Audience.APPLICANT
+    decision_id: str = ""
+    idempotency_key: str = ""
+    num_candidates: int = 0
+    seed: int = 0
+
+
+class Prediction(_Frozen):
+    """The model's score and the decision it implies."""
+
+    score: float
+    score_meaning: str
+    threshold: float
+    decision: str
+    adverse: bool
+
+
+class FeatureAttribution(_Frozen):
+    """One original feature's SHAP contribution (encoded columns summed back)."""
+
+    feature: str
+    description: str
+    value: FeatureScalar
+    contribution: float
+    rank: int
+
+
+class Attributions(_Frozen):
+    """SHAP attributions of one row, with what produced them."""
+
+    items: list[FeatureAttribution]
+    base_value: float
+    model_output: float
+    units: str
+    algorithm: str
+    library_version: str
+    background_sha256: str
+    seed: int
+    additivity_residual: float
+
+
+class PrincipalReason(_Frozen):
+    """An adverse-action reason: code, text, the features behind it, their contribution."""
+
+    rank: int
+    code: str
+    text: str
+    features: list[str]
+    contribution: float
+
+
+class Candidate(_Frozen):
+    """One candidate explanation with its verdict and scores."""
+
+    text: str
+    rank: int
+    deterministic: bool
+    faithful: bool
+    scores: dict[str, float] = Field(default_factory=dict)
+    violations: list[str] = Field(default_factory=list)
+    generator: str
+
+
+class Explanation(_Frozen):
+    """The full answer to one Explain call, as archived and as returned."""
+
+    record_id: str
+    model_id: str
+    model_version: str
+    artifact_sha256: str
+    decision_id: str
+    audience: Audience
+    prediction: Prediction
+    attributions: Attributions
+    principal_reasons: list[PrincipalReason]
+    candidates: list[Candidate]
+    selected: Candidate
+    fallback: bool
+    fallback_reason: str
+    timings_ms: dict[str, float]
+    created_at: str

@@ -1,0 +1,110 @@
+"""The one exception tree of expound.
+
+Every error a caller can see derives from :class:`ServiceError` and carries the gRPC
+status code it maps to (by name, so this module imports no gRPC)::
+
+    ServiceError                      INTERNAL
+    ├── InvalidRequest                INVALID_ARGUMENT  (field violations -> BadRequest)
+    ├── ModelNotFound                 NOT_FOUND
+    ├── RecordNotFound                NOT_FOUND
+    ├── IdempotencyConflict           ALREADY_EXISTS
+    ├── ModelIntegrityError           FAILED_PRECONDITION
+    ├── AttributionError              INTERNAL  (additivity violated, explainer failed)
+    ├── ArchiveUnavailable            UNAVAILABLE
+    └── GeneratorError                UNAVAILABLE  (LLM backend; handled as a fallback)
+
+The server's interceptor maps these, and only these, to status codes; anything else is
+INTERNAL with a fixed message and the request id. ``tests/test_errors.py`` checks the map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StatusCode(Enum):
+    """gRPC status codes used by expound, by name (mirrors ``grpc.StatusCode``)."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One offending field of a request, as in ``google.rpc.BadRequest``."""
+
+    field: str
+    description: str
+
+
+class ServiceError(Exception):
+    """Base of every error expound reports to a caller."""
+
+    code: StatusCode = StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(ServiceError):
+    """The request is malformed; ``violations`` names every offending field."""
+
+    code = StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, message: str, violations: list[FieldViolation]) -> None:
+        super().__init__(message)
+        self.violations = violations
+
+
+class ModelNotFound(ServiceError):
+    """No model with that id is registered."""
+
+    code = StatusCode.NOT_FOUND
+
+
+class RecordNotFound(ServiceError):
+    """No archived record with that id."""
+
+    code = StatusCode.NOT_FOUND
+
+
+class IdempotencyConflict(ServiceError):
+    """An idempotency key was reused with a different request."""
+
+    code = StatusCode.ALREADY_EXISTS
+
+
+class ModelIntegrityError(ServiceError):
+    """A model artifact or manifest does not match its recorded hash or schema."""
+
+    code = StatusCode.FAILED_PRECONDITION
+
+
+class AttributionError(ServiceError):
+    """Attributions could not be computed or failed the additivity check."""
+
+    code = StatusCode.INTERNAL
+
+
+class ArchiveUnavailable(ServiceError):
+    """The record could not be committed; the decision must not be answered."""
+
+    code = StatusCode.UNAVAILABLE
+
+
+class GeneratorError(ServiceError):
+    """The LLM backend failed; the pipeline falls back to the deterministic explanation."""
+
+    code = StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

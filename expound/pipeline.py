@@ -1,0 +1,179 @@
+"""The explain pipeline: validate, attribute, reason, write, archive. No gRPC here.
+
+The servicer converts messages and calls this; everything a decision's record holds is
+decided here, in this order, and the answer exists only once its record is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from expound.archive.records import StoredRecord, build_record
+from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey, RecordFilter, RecordPage
+from expound.domain import Candidate, ExplainRequest, Explanation
+from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
+from expound.explainers.base import Explainer, attribute
+from expound.explainers.reasons import predict, principal_reasons
+from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
+from expound.models.registry import LoadedModel, ModelRegistry
+from expound.models.validation import feature_violations
+
+MAX_ID_CHARS = 200
+MAX_FEATURES = 1000
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The settings the pipeline needs (taken from ``Settings`` in main)."""
+
+    service_version: str
+    default_candidates: int
+    max_candidates: int
+    default_seed: int
+    additivity_tolerance: float
+    max_question_chars: int
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with microseconds (sorts as text)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Pipeline:
+    """Explains decisions and serves the archive."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        explainers: dict[str, Explainer],
+        archive: ArchiveStore,
+        config: PipelineConfig,
+    ) -> None:
+        self.registry = registry
+        self._explainers = explainers
+        self._archive = archive
+        self._config = config
+
+    def _request_violations(self, request: ExplainRequest) -> list[FieldViolation]:
+        config = self._config
+        violations = []
+        if not request.model_id:
+            violations.append(FieldViolation("model_id", "required"))
+        if len(request.question) > config.max_question_chars:
+            violations.append(
+                FieldViolation("question", f"longer than {config.max_question_chars} characters")
+            )
+        for name in ("decision_id", "idempotency_key"):
+            if len(getattr(request, name)) > MAX_ID_CHARS:
+                violations.append(FieldViolation(name, f"longer than {MAX_ID_CHARS} characters"))
+        if request.num_candidates > config.max_candidates:
+            violations.append(
+                FieldViolation("num_candidates", f"at most {config.max_candidates}")
+            )
+        if len(request.features) > MAX_FEATURES:
+            violations.append(FieldViolation("features", f"more than {MAX_FEATURES} entries"))
+        return violations
+
+    def _validated_model(self, request: ExplainRequest) -> LoadedModel:
+        violations = self._request_violations(request)
+        if violations:
+            raise InvalidRequest("invalid request", violations)
+        model = self.registry.get(request.model_id)
+        violations = feature_violations(model.manifest, request.features)
+        if violations:
+            raise InvalidRequest(
+                f"{len(violations)} invalid feature(s) for model {request.model_id}", violations
+            )
+        return model
+
+    async def _replay(self, request: ExplainRequest, stored: StoredRecord) -> Explanation:
+        from expound.archive.records import request_fingerprint
+
+        if stored.request_sha256 != request_fingerprint(request):
+            raise IdempotencyConflict(
+                f"idempotency key {request.idempotency_key!r} was used for a different request "
+                f"(record {stored.record_id}); use a new key for a new request"
+            )
+        return stored.explanation()
+
+    async def explain(self, request: ExplainRequest) -> Explanation:
+        """Explains one decision and commits its record before returning it."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        model = self._validated_model(request)
+        if request.idempotency_key:
+            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+            if stored is not None:
+                return await self._replay(request, stored)
+        timings["validate"] = (time.perf_counter() - started) * 1000
+
+        mark = time.perf_counter()
+        attributions = await asyncio.to_thread(
+            attribute,
+            model,
+            self._explainers[model.manifest.model_id],
+            request.features,
+            self._config.additivity_tolerance,
+        )
+        timings["attribute"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        manifest = model.manifest
+        prediction = predict(manifest, attributions.model_output)
+        reasons = principal_reasons(manifest, attributions, prediction)
+        fallback_text = deterministic_explanation(
+            manifest, prediction, attributions, reasons, request.audience
+        )
+        selected = Candidate(
+            text=fallback_text,
+            rank=1,
+            deterministic=True,
+            faithful=True,
+            generator=GENERATOR_ID,
+        )
+        timings["reasons"] = (time.perf_counter() - mark) * 1000
+
+        explanation = Explanation(
+            record_id=str(uuid.uuid4()),
+            model_id=manifest.model_id,
+            model_version=manifest.version,
+            artifact_sha256=manifest.artifact_sha256,
+            decision_id=request.decision_id,
+            audience=request.audience,
+            prediction=prediction,
+            attributions=attributions,
+            principal_reasons=reasons,
+            candidates=[selected],
+            selected=selected,
+            fallback=False,
+            fallback_reason="",
+            timings_ms=timings,
+            created_at=utc_now(),
+        )
+        mark = time.perf_counter()
+        record = build_record(request, explanation, self._config.service_version)
+        try:
+            await self._archive.append(record)
+        except DuplicateIdempotencyKey:
+            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+            assert stored is not None
+            return await self._replay(request, stored)
+        timings["archive"] = (time.perf_counter() - mark) * 1000
+        # The archived record holds the timings up to the commit; the answer adds its cost.
+        return explanation.model_copy(update={"timings_ms": dict(timings)})
+
+    async def get_record(self, record_id: str) -> StoredRecord:
+        """One archived record."""
+        if not record_id:
+            raise InvalidRequest("invalid request", [FieldViolation("record_id", "required")])
+        return await self._archive.get(record_id)
+
+    async def list_records(
+        self, where: RecordFilter, page_size: int, page_token: str
+    ) -> RecordPage:
+        """A page of archived records, newest first."""
+        return await self._archive.list(where, page_size, page_token)

@@ -1,0 +1,86 @@
+"""The deterministic explanation, written from the decision, reasons and attributions.
+
+It is the explanation of record whenever no drafted candidate is usable, so it states
+only what the numbers say, in words fitted to the audience.
+"""
+
+from __future__ import annotations
+
+from expound.domain import Attributions, Audience, FeatureScalar, Prediction, PrincipalReason
+from expound.explainers.reasons import favourable_factors
+from expound.models.manifest import FeatureSpec, ModelManifest
+
+GENERATOR_ID = "deterministic/v1"
+
+
+def describe_value(spec: FeatureSpec, value: FeatureScalar) -> str:
+    """A feature value in words, e.g. "48 months" or "overdrawn (balance below 0 DM)"."""
+    if value is None:
+        return "not provided"
+    if spec.type == "category":
+        text = str(value)
+        return spec.category_descriptions.get(text, text.replace("_", " "))
+    if spec.type == "bool":
+        return "yes" if value else "no"
+    number = float(value)  # type: ignore[arg-type]
+    shown = f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+    return f"{shown} {spec.unit}" if spec.unit and spec.unit != "band" else shown
+
+
+def _reason_clause(manifest: ModelManifest, reason: PrincipalReason, values: dict[str, FeatureScalar]) -> str:
+    details = ", ".join(
+        f"{manifest.feature(name).description}: {describe_value(manifest.feature(name), values[name])}"
+        for name in reason.features
+    )
+    return f"{reason.text} ({details})"
+
+
+def deterministic_explanation(
+    manifest: ModelManifest,
+    prediction: Prediction,
+    attributions: Attributions,
+    reasons: list[PrincipalReason],
+    audience: Audience,
+) -> str:
+    """Writes the explanation of one decision for one audience."""
+    values = {item.feature: item.value for item in attributions.items}
+    if audience is Audience.ANALYST:
+        top = "; ".join(
+            f"{item.feature}={describe_value(manifest.feature(item.feature), item.value)} "
+            f"{item.contribution:+.3f}"
+            for item in attributions.items[:5]
+        )
+        return (
+            f"Decision: {prediction.decision} (score {prediction.score:.3f}, threshold "
+            f"{prediction.threshold:.2f}; {prediction.score_meaning}). Base value "
+            f"{attributions.base_value:+.3f}, model output {attributions.model_output:+.3f} "
+            f"{attributions.units}. Largest contributions: {top}."
+        )
+    if audience is Audience.COMPLIANCE:
+        if not reasons:
+            return f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."
+        listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in reasons)
+        return f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
+    if prediction.adverse:
+        clauses = [_reason_clause(manifest, r, values) for r in reasons]
+        text = "Your application was declined. The main reasons, most important first: "
+        text += "; ".join(f"{i}. {c}" for i, c in enumerate(clauses, start=1)) + "."
+        actionable = [
+            manifest.feature(name).description
+            for r in reasons
+            for name in r.features
+            if manifest.feature(name).actionable
+        ]
+        if actionable:
+            text += " What you could change: " + ", ".join(actionable[:3]) + "."
+        return text
+    helping = favourable_factors(manifest, attributions)
+    text = "Your application was approved."
+    if helping:
+        listed = "; ".join(
+            f"{manifest.feature(item.feature).description}: "
+            f"{describe_value(manifest.feature(item.feature), item.value)}"
+            for item in helping
+        )
+        text += f" The factors that helped most: {listed}."
+    return text

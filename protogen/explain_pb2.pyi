@@ -1,0 +1,317 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Audience(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIENCE_UNSPECIFIED: _ClassVar[Audience]
+    APPLICANT: _ClassVar[Audience]
+    ANALYST: _ClassVar[Audience]
+    COMPLIANCE: _ClassVar[Audience]
+AUDIENCE_UNSPECIFIED: Audience
+APPLICANT: Audience
+ANALYST: Audience
+COMPLIANCE: Audience
+
+class FeatureValue(_message.Message):
+    __slots__ = ("number", "string", "bool", "null")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STRING_FIELD_NUMBER: _ClassVar[int]
+    BOOL_FIELD_NUMBER: _ClassVar[int]
+    NULL_FIELD_NUMBER: _ClassVar[int]
+    number: float
+    string: str
+    bool: bool
+    null: _struct_pb2.NullValue
+    def __init__(self, number: _Optional[float] = ..., string: _Optional[str] = ..., bool: _Optional[bool] = ..., null: _Optional[_Union[_struct_pb2.NullValue, str]] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("model_id", "features", "question", "audience", "decision_id", "idempotency_key", "num_candidates", "seed")
+    class FeaturesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FeatureValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    NUM_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    features: _containers.MessageMap[str, FeatureValue]
+    question: str
+    audience: Audience
+    decision_id: str
+    idempotency_key: str
+    num_candidates: int
+    seed: int
+    def __init__(self, model_id: _Optional[str] = ..., features: _Optional[_Mapping[str, FeatureValue]] = ..., question: _Optional[str] = ..., audience: _Optional[_Union[Audience, str]] = ..., decision_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., num_candidates: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class Prediction(_message.Message):
+    __slots__ = ("score", "score_meaning", "threshold", "decision", "adverse")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_MEANING_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ADVERSE_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    score_meaning: str
+    threshold: float
+    decision: str
+    adverse: bool
+    def __init__(self, score: _Optional[float] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., decision: _Optional[str] = ..., adverse: _Optional[bool] = ...) -> None: ...
+
+class Attribution(_message.Message):
+    __slots__ = ("feature", "description", "value", "contribution", "rank")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    description: str
+    value: FeatureValue
+    contribution: float
+    rank: int
+    def __init__(self, feature: _Optional[str] = ..., description: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ..., contribution: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
+
+class Attributions(_message.Message):
+    __slots__ = ("items", "base_value", "model_output", "units", "algorithm", "library_version", "background_sha256", "seed", "additivity_residual")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    BASE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ADDITIVITY_RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Attribution]
+    base_value: float
+    model_output: float
+    units: str
+    algorithm: str
+    library_version: str
+    background_sha256: str
+    seed: int
+    additivity_residual: float
+    def __init__(self, items: _Optional[_Iterable[_Union[Attribution, _Mapping]]] = ..., base_value: _Optional[float] = ..., model_output: _Optional[float] = ..., units: _Optional[str] = ..., algorithm: _Optional[str] = ..., library_version: _Optional[str] = ..., background_sha256: _Optional[str] = ..., seed: _Optional[int] = ..., additivity_residual: _Optional[float] = ...) -> None: ...
+
+class PrincipalReason(_message.Message):
+    __slots__ = ("rank", "code", "text", "features", "contribution")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    code: str
+    text: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    contribution: float
+    def __init__(self, rank: _Optional[int] = ..., code: _Optional[str] = ..., text: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., contribution: _Optional[float] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("text", "rank", "deterministic", "faithful", "scores", "violations", "generator")
+    class ScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    DETERMINISTIC_FIELD_NUMBER: _ClassVar[int]
+    FAITHFUL_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    rank: int
+    deterministic: bool
+    faithful: bool
+    scores: _containers.ScalarMap[str, float]
+    violations: _containers.RepeatedScalarFieldContainer[str]
+    generator: str
+    def __init__(self, text: _Optional[str] = ..., rank: _Optional[int] = ..., deterministic: _Optional[bool] = ..., faithful: _Optional[bool] = ..., scores: _Optional[_Mapping[str, float]] = ..., violations: _Optional[_Iterable[str]] = ..., generator: _Optional[str] = ...) -> None: ...
+
+class StageTiming(_message.Message):
+    __slots__ = ("stage", "millis")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    MILLIS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    millis: float
+    def __init__(self, stage: _Optional[str] = ..., millis: _Optional[float] = ...) -> None: ...
+
+class ExplainResponse(_message.Message):
+    __slots__ = ("record_id", "model_id", "decision_id", "prediction", "attributions", "principal_reasons", "candidates", "selected", "fallback", "fallback_reason", "timings", "created_at")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_REASONS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    model_id: str
+    decision_id: str
+    prediction: Prediction
+    attributions: Attributions
+    principal_reasons: _containers.RepeatedCompositeFieldContainer[PrincipalReason]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    selected: Candidate
+    fallback: bool
+    fallback_reason: str
+    timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., attributions: _Optional[_Union[Attributions, _Mapping]] = ..., principal_reasons: _Optional[_Iterable[_Union[PrincipalReason, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., selected: _Optional[_Union[Candidate, _Mapping]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetRecordRequest(_message.Message):
+    __slots__ = ("record_id",)
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    def __init__(self, record_id: _Optional[str] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("record_id", "model_id", "decision_id", "created_at", "sha256", "canonical_json", "response")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    model_id: str
+    decision_id: str
+    created_at: _timestamp_pb2.Timestamp
+    sha256: str
+    canonical_json: str
+    response: ExplainResponse
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., canonical_json: _Optional[str] = ..., response: _Optional[_Union[ExplainResponse, _Mapping]] = ...) -> None: ...
+
+class ListRecordsRequest(_message.Message):
+    __slots__ = ("model_id", "decision_id", "since", "until", "page_size", "page_token")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    decision_id: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class RecordSummary(_message.Message):
+    __slots__ = ("record_id", "model_id", "decision_id", "created_at", "decision", "sha256")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    model_id: str
+    decision_id: str
+    created_at: _timestamp_pb2.Timestamp
+    decision: str
+    sha256: str
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ListRecordsResponse(_message.Message):
+    __slots__ = ("records", "next_page_token")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[RecordSummary]
+    next_page_token: str
+    def __init__(self, records: _Optional[_Iterable[_Union[RecordSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class FeatureSchema(_message.Message):
+    __slots__ = ("name", "type", "description", "unit", "minimum", "maximum", "categories", "protected", "actionable", "nullable")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_FIELD_NUMBER: _ClassVar[int]
+    ACTIONABLE_FIELD_NUMBER: _ClassVar[int]
+    NULLABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    description: str
+    unit: str
+    minimum: float
+    maximum: float
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    protected: bool
+    actionable: bool
+    nullable: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., protected: _Optional[bool] = ..., actionable: _Optional[bool] = ..., nullable: _Optional[bool] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SCORE_MEANING_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ADVERSE_WHEN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINER_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    version: str
+    title: str
+    kind: str
+    artifact_sha256: str
+    score_meaning: str
+    threshold: float
+    adverse_when: str
+    explainer: str
+    units: str
+    features: _containers.RepeatedCompositeFieldContainer[FeatureSchema]
+    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,123 @@
+"""Building, running and stopping the gRPC server.
+
+Lifetimes are context managers. Start: models, archive, pipeline, server, health
+SERVING. Stop, in this order: health NOT_SERVING, drain in-flight calls for the grace
+period, backends, then the archive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import expound
+from expound.archive.sqlite import SqliteArchive
+from expound.explainers.algorithms import build_explainer
+from expound.models.registry import ModelRegistry
+from expound.pipeline import Pipeline, PipelineConfig
+from expound.server.errors import ErrorInterceptor
+from expound.server.servicer import ExplainServicer
+from expound.settings import Settings
+from expound.v1 import explain_pb2, explain_pb2_grpc
+
+log = logging.getLogger("expound.server")
+
+SERVICE_NAME = explain_pb2.DESCRIPTOR.services_by_name["ExplainService"].full_name
+
+
+@dataclass
+class RunningServer:
+    """A started server: where it listens and what it serves."""
+
+    server: grpc.aio.Server
+    port: int
+    pipeline: Pipeline
+    health: health.aio.HealthServicer
+
+
+def create_server(
+    address: str, servicer: ExplainServicer, max_message_bytes: int, reflect: bool
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Creates (not starts) a server bound to ``address``; port 0 picks a free port."""
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", 4 * max_message_bytes),
+        ],
+    )
+    explain_pb2_grpc.add_ExplainServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if reflect:
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address}")
+    return server, port, health_servicer
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """Starts the whole service on ``settings`` and stops it in order on exit."""
+    registry = ModelRegistry.from_directory(settings.model_dir)
+    explainers = {m.manifest.model_id: build_explainer(m) for m in registry.all()}
+    archive = SqliteArchive(settings.archive_path)
+    try:
+        pipeline = Pipeline(
+            registry,
+            explainers,
+            archive,
+            PipelineConfig(
+                service_version=expound.__version__,
+                default_candidates=settings.default_candidates,
+                max_candidates=settings.max_candidates,
+                default_seed=settings.default_seed,
+                additivity_tolerance=settings.additivity_tolerance,
+                max_question_chars=settings.max_question_chars,
+            ),
+        )
+        servicer = ExplainServicer(pipeline, {k: v.algorithm for k, v in explainers.items()})
+        server, port, health_servicer = create_server(
+            f"{settings.host}:{settings.port}", servicer, settings.max_message_bytes, settings.reflection
+        )
+        await server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        await health_servicer.set("", serving)
+        await health_servicer.set(SERVICE_NAME, serving)
+        try:
+            yield RunningServer(server, port, pipeline, health_servicer)
+        finally:
+            await health_servicer.enter_graceful_shutdown()
+            await server.stop(settings.grace_seconds)
+    finally:
+        await archive.aclose()
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the service until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_server(settings) as running:
+        models = ", ".join(m.manifest.model_id for m in running.pipeline.registry.all())
+        print(
+            f"expound {expound.__version__} serving on {settings.host}:{running.port} "
+            f"(models: {models}; archive: {settings.archive_path})\n"
+            f"  try: expound explain --model german-credit-gbm "
+            f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}",
+            flush=True,
+        )
+        await stop.wait()
+        log.info("shutting down")

@@ -1,0 +1,233 @@
+"""Conversion between expound.v1 messages and the pipeline's domain objects. No logic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from expound.archive.records import StoredRecord
+from expound.archive.store import RecordFilter
+from expound.domain import (
+    Attributions,
+    Audience,
+    Candidate,
+    ExplainRequest,
+    Explanation,
+    FeatureScalar,
+)
+from expound.errors import FieldViolation, InvalidRequest
+from expound.models.manifest import ModelManifest
+from expound.v1 import explain_pb2 as pb
+
+_AUDIENCES = {
+    pb.AUDIENCE_UNSPECIFIED: Audience.APPLICANT,
+    pb.APPLICANT: Audience.APPLICANT,
+    pb.ANALYST: Audience.ANALYST,
+    pb.COMPLIANCE: Audience.COMPLIANCE,
+}
+_AUDIENCE_TO_PB = {
+    Audience.APPLICANT: pb.APPLICANT,
+    Audience.ANALYST: pb.ANALYST,
+    Audience.COMPLIANCE: pb.COMPLIANCE,
+}
+
+
+def feature_from_pb(value: pb.FeatureValue) -> FeatureScalar:
+    """A wire feature value as a Python scalar (raises ValueError if unset)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number":
+        return value.number
+    if kind == "string":
+        return value.string
+    if kind == "bool":
+        return value.bool
+    if kind == "null":
+        return None
+    raise ValueError("value not set")
+
+
+def feature_to_pb(value: FeatureScalar) -> pb.FeatureValue:
+    """A Python scalar as a wire feature value."""
+    if value is None:
+        return pb.FeatureValue(null=struct_pb2.NULL_VALUE)
+    if isinstance(value, bool):
+        return pb.FeatureValue(bool=value)
+    if isinstance(value, (int, float)):
+        return pb.FeatureValue(number=float(value))
+    return pb.FeatureValue(string=value)
+
+
+def explain_request_from_pb(message: pb.ExplainRequest) -> ExplainRequest:
+    """Converts an ExplainRequest; unset feature values and unknown audiences are violations."""
+    violations: list[FieldViolation] = []
+    features: dict[str, FeatureScalar] = {}
+    for name, value in message.features.items():
+        try:
+            features[name] = feature_from_pb(value)
+        except ValueError:
+            violations.append(FieldViolation(f"features[{name[:64]}]", "value not set"))
+    if message.audience not in _AUDIENCES:
+        violations.append(FieldViolation("audience", f"unknown audience {message.audience}"))
+    if violations:
+        raise InvalidRequest("invalid request", violations)
+    return ExplainRequest(
+        model_id=message.model_id,
+        features=features,
+        question=message.question,
+        audience=_AUDIENCES[message.audience],
+        decision_id=message.decision_id,
+        idempotency_key=message.idempotency_key,
+        num_candidates=message.num_candidates,
+        seed=message.seed,
+    )
+
+
+def _timestamp(rfc3339: str) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")))
+    return stamp
+
+
+def rfc3339_from_pb(stamp: timestamp_pb2.Timestamp) -> str:
+    """A wire timestamp as the archive's RFC 3339 text ("" when unset)."""
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        return ""
+    return stamp.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _candidate_to_pb(candidate: Candidate) -> pb.Candidate:
+    return pb.Candidate(
+        text=candidate.text,
+        rank=candidate.rank,
+        deterministic=candidate.deterministic,
+        faithful=candidate.faithful,
+        scores=candidate.scores,
+        violations=candidate.violations,
+        generator=candidate.generator,
+    )
+
+
+def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
+    return pb.Attributions(
+        items=[
+            pb.Attribution(
+                feature=item.feature,
+                description=item.description,
+                value=feature_to_pb(item.value),
+                contribution=item.contribution,
+                rank=item.rank,
+            )
+            for item in attributions.items
+        ],
+        base_value=attributions.base_value,
+        model_output=attributions.model_output,
+        units=attributions.units,
+        algorithm=attributions.algorithm,
+        library_version=attributions.library_version,
+        background_sha256=attributions.background_sha256,
+        seed=attributions.seed,
+        additivity_residual=attributions.additivity_residual,
+    )
+
+
+def explanation_to_pb(explanation: Explanation) -> pb.ExplainResponse:
+    """Converts the pipeline's answer to an ExplainResponse."""
+    prediction = explanation.prediction
+    return pb.ExplainResponse(
+        record_id=explanation.record_id,
+        model_id=explanation.model_id,
+        decision_id=explanation.decision_id,
+        prediction=pb.Prediction(
+            score=prediction.score,
+            score_meaning=prediction.score_meaning,
+            threshold=prediction.threshold,
+            decision=prediction.decision,
+            adverse=prediction.adverse,
+        ),
+        attributions=_attributions_to_pb(explanation.attributions),
+        principal_reasons=[
+            pb.PrincipalReason(
+                rank=r.rank, code=r.code, text=r.text, features=r.features, contribution=r.contribution
+            )
+            for r in explanation.principal_reasons
+        ],
+        candidates=[_candidate_to_pb(c) for c in explanation.candidates],
+        selected=_candidate_to_pb(explanation.selected),
+        fallback=explanation.fallback,
+        fallback_reason=explanation.fallback_reason,
+        timings=[pb.StageTiming(stage=k, millis=v) for k, v in explanation.timings_ms.items()],
+        created_at=_timestamp(explanation.created_at),
+    )
+
+
+def record_to_pb(record: StoredRecord) -> pb.Record:
+    """Converts an archived record, with its canonical text byte for byte."""
+    return pb.Record(
+        record_id=record.record_id,
+        model_id=record.model_id,
+        decision_id=record.decision_id,
+        created_at=_timestamp(record.created_at),
+        sha256=record.sha256,
+        canonical_json=record.canonical.decode("utf-8"),
+        response=explanation_to_pb(record.explanation()),
+    )
+
+
+def summary_to_pb(record: StoredRecord) -> pb.RecordSummary:
+    """A record's listing line."""
+    return pb.RecordSummary(
+        record_id=record.record_id,
+        model_id=record.model_id,
+        decision_id=record.decision_id,
+        created_at=_timestamp(record.created_at),
+        decision=record.decision,
+        sha256=record.sha256,
+    )
+
+
+def record_filter_from_pb(message: pb.ListRecordsRequest) -> RecordFilter:
+    """The filter of a ListRecords request."""
+    return RecordFilter(
+        model_id=message.model_id,
+        decision_id=message.decision_id,
+        since=rfc3339_from_pb(message.since),
+        until=rfc3339_from_pb(message.until),
+    )
+
+
+def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
+    """A model's public description."""
+    info = pb.ModelInfo(
+        model_id=manifest.model_id,
+        version=manifest.version,
+        title=manifest.title,
+        kind=manifest.kind,
+        artifact_sha256=manifest.artifact_sha256,
+        score_meaning=manifest.score_meaning,
+        threshold=manifest.decision.threshold,
+        adverse_when=f"score >= {manifest.decision.threshold:g}: {manifest.decision.adverse_label}",
+        explainer=explainer,
+        units=manifest.units,
+    )
+    for spec in manifest.features:
+        feature = info.features.add(
+            name=spec.name,
+            type=spec.type,
+            description=spec.description,
+            unit=spec.unit,
+            categories=spec.categories or [],
+            protected=spec.protected,
+            actionable=spec.actionable,
+            nullable=spec.nullable,
+        )
+        if spec.minimum is not None:
+            feature.minimum = spec.minimum
+        if spec.maximum is not None:
+            feature.maximum = spec.maximum
+    return info
+
+
+def audience_to_pb(audience: Audience) -> int:
+    """The wire enum of an audience."""
+    return _AUDIENCE_TO_PB[audience]

@@ -1,0 +1,59 @@
+"""The ExplainService servicer: converts messages, calls the pipeline, converts back."""
+
+from __future__ import annotations
+
+import grpc
+
+from expound.errors import FieldViolation, InvalidRequest
+from expound.pipeline import Pipeline
+from expound.server import convert
+from expound.v1 import explain_pb2 as pb
+from expound.v1 import explain_pb2_grpc
+
+
+class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
+    """gRPC adapter over :class:`Pipeline`."""
+
+    def __init__(self, pipeline: Pipeline, explainer_names: dict[str, str]) -> None:
+        self._pipeline = pipeline
+        self._explainer_names = explainer_names
+
+    async def Explain(  # noqa: N802 - gRPC method name
+        self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainResponse:
+        explanation = await self._pipeline.explain(convert.explain_request_from_pb(request))
+        return convert.explanation_to_pb(explanation)
+
+    async def GetRecord(  # noqa: N802
+        self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Record:
+        return convert.record_to_pb(await self._pipeline.get_record(request.record_id))
+
+    async def ListRecords(  # noqa: N802
+        self, request: pb.ListRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRecordsResponse:
+        page = await self._pipeline.list_records(
+            convert.record_filter_from_pb(request), request.page_size, request.page_token
+        )
+        return pb.ListRecordsResponse(
+            records=[convert.summary_to_pb(r) for r in page.records],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ListModels(  # noqa: N802
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(
+            models=[self._model_info(m.manifest.model_id) for m in self._pipeline.registry.all()]
+        )
+
+    async def GetModel(  # noqa: N802
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        if not request.model_id:
+            raise InvalidRequest("invalid request", [FieldViolation("model_id", "required")])
+        return self._model_info(request.model_id)
+
+    def _model_info(self, model_id: str) -> pb.ModelInfo:
+        model = self._pipeline.registry.get(model_id)
+        return convert.model_to_pb(model.manifest, self._explainer_names[model_id])
