@@ -17,8 +17,7 @@ from typing import TypeVar
 
 from expound.archive.records import NewRecord, StoredRecord
 from expound.archive.store import DuplicateIdempotencyKey, RecordFilter, RecordPage
-from expound.errors import ArchiveUnavailable, InvalidRequest, RecordNotFound
-from expound.errors import FieldViolation
+from expound.errors import ArchiveUnavailable, FieldViolation, InvalidRequest, RecordNotFound
 
 T = TypeVar("T")
 
@@ -64,7 +63,7 @@ def _row_to_record(row: tuple[object, ...]) -> StoredRecord:
         created_at=str(created),
         decision=str(decision),
         sha256=str(sha),
-        canonical=bytes(body),  # type: ignore[arg-type]
+        canonical=body if isinstance(body, bytes) else str(body).encode(),
     )
 
 
@@ -205,7 +204,9 @@ class SqliteArchive:
 
     async def count(self) -> int:
         """Number of records (for tests and health)."""
-        return await self._read(lambda c: int(c.execute("SELECT count(*) FROM records").fetchone()[0]))
+        return await self._read(
+            lambda c: int(c.execute("SELECT count(*) FROM records").fetchone()[0])
+        )
 
     async def aclose(self) -> None:
         await self._run(lambda c: c.close())

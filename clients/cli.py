@@ -44,7 +44,10 @@ def _print_explanation(response: pb.ExplainResponse) -> None:
     attributions = response.attributions
     print(f"\ntop attributions ({attributions.units}; base {attributions.base_value:+.3f}):")
     for item in attributions.items[:6]:
-        print(f"  {item.rank:>2}. {item.feature:<26} {_value(item.value):<22} {item.contribution:+.3f}")
+        print(
+            f"  {item.rank:>2}. {item.feature:<26} {_value(item.value):<22} "
+            f"{item.contribution:+.3f}"
+        )
     print("\nprincipal reasons:")
     for reason in response.principal_reasons:
         print(f"  {reason.rank}. [{reason.code}] {reason.text}")
@@ -93,17 +96,28 @@ def _cmd_explain(args: argparse.Namespace, client: ExplainClient) -> int:
 def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.action == "list":
         for info in client.list_models():
-            print(f"{info.model_id:<26} {info.version:<8} {info.kind:<10} {info.explainer:<28} {info.title}")
+            print(
+                f"{info.model_id:<26} {info.version:<8} {info.kind:<10} "
+                f"{info.explainer:<28} {info.title}"
+            )
         return 0
     info = client.get_model(args.model_id)
     if args.json:
         print(_as_json(info))
         return 0
-    print(f"{info.model_id} {info.version}: {info.title}\n  kind {info.kind}, explainer {info.explainer}")
-    print(f"  score: {info.score_meaning}; {info.adverse_when}\n  artifact sha256 {info.artifact_sha256}")
+    print(
+        f"{info.model_id} {info.version}: {info.title}\n"
+        f"  kind {info.kind}, explainer {info.explainer}"
+    )
+    print(
+        f"  score: {info.score_meaning}; {info.adverse_when}\n"
+        f"  artifact sha256 {info.artifact_sha256}"
+    )
     for spec in info.features:
-        allowed = ", ".join(spec.categories) if spec.categories else (
-            f"{spec.minimum:g}..{spec.maximum:g}" if spec.HasField("minimum") else spec.type
+        allowed = (
+            ", ".join(spec.categories)
+            if spec.categories
+            else (f"{spec.minimum:g}..{spec.maximum:g}" if spec.HasField("minimum") else spec.type)
         )
         flags = " protected" if spec.protected else ""
         print(f"  {spec.name:<24} {spec.description} [{allowed}] {spec.unit}{flags}")
@@ -125,7 +139,10 @@ def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     )
     for summary in page.records:
         created = summary.created_at.ToDatetime().isoformat()
-        print(f"{summary.record_id}  {created}  {summary.model_id:<24} {summary.decision:<8} {summary.decision_id}")
+        print(
+            f"{summary.record_id}  {created}  {summary.model_id:<24} "
+            f"{summary.decision:<8} {summary.decision_id}"
+        )
     if page.next_page_token:
         print(f"next page: --page-token {page.next_page_token}")
     return 0
@@ -165,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     record_actions = records.add_subparsers(dest="action", required=True)
     get = record_actions.add_parser("get")
     get.add_argument("record_id")
-    get.add_argument("--json", action="store_true", help="the record message, not its canonical JSON")
+    get.add_argument(
+        "--json", action="store_true", help="the record message, not its canonical JSON"
+    )
     listing = record_actions.add_parser("list")
     listing.add_argument("--model", default="")
     listing.add_argument("--decision-id", default="")

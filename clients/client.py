@@ -36,7 +36,7 @@ def error_details(error: grpc.RpcError) -> ErrorDetails:
     violations: list[tuple[str, str]] = []
     request_id = ""
     status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
-    for detail in status.details if status is not None else []:
+    for detail in list(status.details) if status is not None else []:
         bad_request = error_details_pb2.BadRequest()
         info = error_details_pb2.RequestInfo()
         if detail.Unpack(bad_request):

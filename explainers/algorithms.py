@@ -43,7 +43,9 @@ class LinearExplainer:
     algorithm = "linear-shap-interventional"
     seed = 0
 
-    def __init__(self, scorer: SklearnModel, background: FloatMatrix, background_sha256: str) -> None:
+    def __init__(
+        self, scorer: SklearnModel, background: FloatMatrix, background_sha256: str
+    ) -> None:
         import shap
 
         encode = scorer.pipeline[:-1]

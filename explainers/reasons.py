@@ -65,6 +65,8 @@ def favourable_factors(
     """The unprotected features that pushed hardest toward the favourable outcome."""
     protected = {spec.name for spec in manifest.features if spec.protected}
     helping = [
-        item for item in attributions.items if item.contribution < 0 and item.feature not in protected
+        item
+        for item in attributions.items
+        if item.contribution < 0 and item.feature not in protected
     ]
     return helping[:limit]

@@ -6,14 +6,14 @@ round-trips losslessly: ``Explanation.model_validate(record["response"])``.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 FeatureScalar = float | str | bool | None
 
 
-class Audience(str, Enum):
+class Audience(StrEnum):
     """Who the explanation is written for."""
 
     APPLICANT = "APPLICANT"

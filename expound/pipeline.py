@@ -71,9 +71,7 @@ class Pipeline:
             if len(getattr(request, name)) > MAX_ID_CHARS:
                 violations.append(FieldViolation(name, f"longer than {MAX_ID_CHARS} characters"))
         if request.num_candidates > config.max_candidates:
-            violations.append(
-                FieldViolation("num_candidates", f"at most {config.max_candidates}")
-            )
+            violations.append(FieldViolation("num_candidates", f"at most {config.max_candidates}"))
         if len(request.features) > MAX_FEATURES:
             violations.append(FieldViolation("features", f"more than {MAX_FEATURES} entries"))
         return violations

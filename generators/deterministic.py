@@ -22,15 +22,17 @@ def describe_value(spec: FeatureSpec, value: FeatureScalar) -> str:
         return spec.category_descriptions.get(text, text.replace("_", " "))
     if spec.type == "bool":
         return "yes" if value else "no"
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     shown = f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
     return f"{shown} {spec.unit}" if spec.unit and spec.unit != "band" else shown
 
 
-def _reason_clause(manifest: ModelManifest, reason: PrincipalReason, values: dict[str, FeatureScalar]) -> str:
+def _reason_clause(
+    manifest: ModelManifest, reason: PrincipalReason, values: dict[str, FeatureScalar]
+) -> str:
+    specs = [manifest.feature(name) for name in reason.features]
     details = ", ".join(
-        f"{manifest.feature(name).description}: {describe_value(manifest.feature(name), values[name])}"
-        for name in reason.features
+        f"{spec.description}: {describe_value(spec, values[spec.name])}" for spec in specs
     )
     return f"{reason.text} ({details})"
 
@@ -58,7 +60,9 @@ def deterministic_explanation(
         )
     if audience is Audience.COMPLIANCE:
         if not reasons:
-            return f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."
+            return (
+                f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."
+            )
         listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in reasons)
         return f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
     if prediction.adverse:

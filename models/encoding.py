@@ -26,7 +26,7 @@ def encode_value(spec: FeatureSpec, value: FeatureScalar) -> float:
         return float(spec.categories.index(str(value)))
     if spec.type == "bool":
         return 1.0 if value else 0.0
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def encode_rows(

@@ -39,7 +39,9 @@ class FeatureSpec(_Strict):
     @model_validator(mode="after")
     def _categories_match_type(self) -> FeatureSpec:
         if (self.type == "category") != bool(self.categories):
-            raise ValueError(f"{self.name}: categories are required for, and only for, type 'category'")
+            raise ValueError(
+                f"{self.name}: categories are required for, and only for, type 'category'"
+            )
         return self
 
 

@@ -87,7 +87,9 @@ class ModelRegistry:
         try:
             return self._models[model_id]
         except KeyError:
-            raise ModelNotFound(f"unknown model {model_id!r}; known: {sorted(self._models)}") from None
+            raise ModelNotFound(
+                f"unknown model {model_id!r}; known: {sorted(self._models)}"
+            ) from None
 
     def all(self) -> list[LoadedModel]:
         """All models, ordered by id."""

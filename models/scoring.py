@@ -18,6 +18,7 @@ from expound.errors import ModelIntegrityError
 
 FloatMatrix = npt.NDArray[np.float64]
 
+
 class ScoringModel(Protocol):
     """A loaded model artifact."""
 

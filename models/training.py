@@ -97,16 +97,18 @@ def _train_logistic(x: np.ndarray, y: np.ndarray, path: Path) -> None:
 
     categorical = category_columns(FEATURES)
     numeric = [j for j in range(len(FEATURES)) if j not in categorical]
-    categories = [
-        [float(i) for i in range(len(FEATURES[j].categories or []))] for j in categorical
-    ]
+    categories = [[float(i) for i in range(len(FEATURES[j].categories or []))] for j in categorical]
     pipeline = Pipeline(
         [
             (
                 "encode",
                 ColumnTransformer(
                     [
-                        ("onehot", OneHotEncoder(categories=categories, sparse_output=False), categorical),
+                        (
+                            "onehot",
+                            OneHotEncoder(categories=categories, sparse_output=False),
+                            categorical,
+                        ),
                         ("scale", StandardScaler(), numeric),
                     ]
                 ),
@@ -119,8 +121,15 @@ def _train_logistic(x: np.ndarray, y: np.ndarray, path: Path) -> None:
 
 
 def _write_manifest(
-    out: Path, *, model_id: str, kind: str, artifact: str, explainer: str, title: str,
-    background_sha256: str, training: Mapping[str, str | int | float],
+    out: Path,
+    *,
+    model_id: str,
+    kind: str,
+    artifact: str,
+    explainer: str,
+    title: str,
+    background_sha256: str,
+    training: Mapping[str, str | int | float],
 ) -> None:
     manifest = ModelManifest(
         model_id=model_id,
@@ -147,7 +156,7 @@ def build_demo_models(csv_path: Path, out_dir: Path) -> list[Path]:
     """Trains both demo models and writes their directories; returns them."""
     rows, labels = load_applicants(csv_path)
     x = encode_rows(FEATURES, rows)
-    training = {
+    training: dict[str, str | int | float] = {
         "data": "Statlog German credit (CC BY 4.0), data/german_credit.csv",
         "data_sha256": sha256_file(csv_path),
         "rows": len(rows),
@@ -156,16 +165,36 @@ def build_demo_models(csv_path: Path, out_dir: Path) -> list[Path]:
     }
     written = []
     for model_id, kind, artifact, explainer, title, train in [
-        (GBM_ID, "lightgbm", "model.lgb.txt", "tree", "German credit, gradient-boosted trees", _train_gbm),
-        (LOGISTIC_ID, "sklearn", "model.skops", "linear", "German credit, logistic regression", _train_logistic),
+        (
+            GBM_ID,
+            "lightgbm",
+            "model.lgb.txt",
+            "tree",
+            "German credit, gradient-boosted trees",
+            _train_gbm,
+        ),
+        (
+            LOGISTIC_ID,
+            "sklearn",
+            "model.skops",
+            "linear",
+            "German credit, logistic regression",
+            _train_logistic,
+        ),
     ]:
         out = out_dir / model_id
         out.mkdir(parents=True, exist_ok=True)
         train(x, labels, out / artifact)
         background_sha256 = _write_background(out, rows)
         _write_manifest(
-            out, model_id=model_id, kind=kind, artifact=artifact, explainer=explainer,
-            title=title, background_sha256=background_sha256, training=training,
+            out,
+            model_id=model_id,
+            kind=kind,
+            artifact=artifact,
+            explainer=explainer,
+            title=title,
+            background_sha256=background_sha256,
+            training=training,
         )
         written.append(out)
     return written

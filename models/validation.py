@@ -50,7 +50,9 @@ def feature_violations(
     known = {spec.name for spec in manifest.features}
     for spec in manifest.features:
         if spec.name not in features:
-            violations.append(FieldViolation(f"features[{spec.name}]", "required feature is missing"))
+            violations.append(
+                FieldViolation(f"features[{spec.name}]", "required feature is missing")
+            )
             continue
         problem = _check_value(spec, features[spec.name])
         if problem is not None:

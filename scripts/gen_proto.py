@@ -25,8 +25,15 @@ def generate(out_dir: Path) -> None:
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         code = protoc.main(
-            ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={tmp}",
-             f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", *sources]
+            [
+                "protoc",
+                f"-I{PROTO_ROOT}",
+                f"-I{include}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                *sources,
+            ]
         )
         if code != 0:
             raise SystemExit(f"protoc failed with exit code {code}")

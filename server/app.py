@@ -89,7 +89,10 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         )
         servicer = ExplainServicer(pipeline, {k: v.algorithm for k, v in explainers.items()})
         server, port, health_servicer = create_server(
-            f"{settings.host}:{settings.port}", servicer, settings.max_message_bytes, settings.reflection
+            f"{settings.host}:{settings.port}",
+            servicer,
+            settings.max_message_bytes,
+            settings.reflection,
         )
         await server.start()
         serving = health_pb2.HealthCheckResponse.SERVING

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from expound.archive.records import StoredRecord
 from expound.archive.store import RecordFilter
@@ -50,7 +50,7 @@ def feature_from_pb(value: pb.FeatureValue) -> FeatureScalar:
 def feature_to_pb(value: FeatureScalar) -> pb.FeatureValue:
     """A Python scalar as a wire feature value."""
     if value is None:
-        return pb.FeatureValue(null=struct_pb2.NULL_VALUE)
+        return pb.FeatureValue(null="NULL_VALUE")
     if isinstance(value, bool):
         return pb.FeatureValue(bool=value)
     if isinstance(value, (int, float)):
@@ -148,7 +148,11 @@ def explanation_to_pb(explanation: Explanation) -> pb.ExplainResponse:
         attributions=_attributions_to_pb(explanation.attributions),
         principal_reasons=[
             pb.PrincipalReason(
-                rank=r.rank, code=r.code, text=r.text, features=r.features, contribution=r.contribution
+                rank=r.rank,
+                code=r.code,
+                text=r.text,
+                features=r.features,
+                contribution=r.contribution,
             )
             for r in explanation.principal_reasons
         ],

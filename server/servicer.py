@@ -18,18 +18,18 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         self._pipeline = pipeline
         self._explainer_names = explainer_names
 
-    async def Explain(  # noqa: N802 - gRPC method name
+    async def Explain(
         self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExplainResponse:
         explanation = await self._pipeline.explain(convert.explain_request_from_pb(request))
         return convert.explanation_to_pb(explanation)
 
-    async def GetRecord(  # noqa: N802
+    async def GetRecord(
         self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext
     ) -> pb.Record:
         return convert.record_to_pb(await self._pipeline.get_record(request.record_id))
 
-    async def ListRecords(  # noqa: N802
+    async def ListRecords(
         self, request: pb.ListRecordsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRecordsResponse:
         page = await self._pipeline.list_records(
@@ -40,14 +40,14 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def ListModels(  # noqa: N802
+    async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(
             models=[self._model_info(m.manifest.model_id) for m in self._pipeline.registry.all()]
         )
 
-    async def GetModel(  # noqa: N802
+    async def GetModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         if not request.model_id:

@@ -1,0 +1,75 @@
+"""Shared fixtures: demo models trained once per session, a real server on port 0."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from expound.models.registry import ModelRegistry
+from expound.models.training import build_demo_models
+from expound.server.app import RunningServer, running_server
+from expound.settings import Settings
+from expound.v1 import explain_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+GBM = "german-credit-gbm"
+LOGISTIC = "german-credit-logistic"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two demo models, trained from the shipped CSV into a fresh directory."""
+    out = tmp_path_factory.mktemp("models")
+    build_demo_models(ROOT / "data" / "german_credit.csv", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def registry(models_dir: Path) -> ModelRegistry:
+    return ModelRegistry.from_directory(models_dir)
+
+
+@pytest.fixture
+def denied_applicant() -> dict[str, Any]:
+    return dict(json.loads((EXAMPLES / "applicant_denied.json").read_text()))
+
+
+@pytest.fixture
+def approved_applicant() -> dict[str, Any]:
+    return dict(json.loads((EXAMPLES / "applicant_approved.json").read_text()))
+
+
+@pytest.fixture
+def settings(models_dir: Path, tmp_path: Path) -> Settings:
+    return Settings(
+        host="127.0.0.1",
+        port=0,
+        model_dir=models_dir,
+        archive_path=tmp_path / "archive.sqlite3",
+        reflection=True,
+        grace_seconds=0.5,
+    )
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[RunningServer]:
+    """A real server on a real loopback socket, with its own archive."""
+    async with running_server(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def channel(service: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as chan:
+        yield chan
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> explain_pb2_grpc.ExplainServiceStub:
+    return explain_pb2_grpc.ExplainServiceStub(channel)

@@ -1,0 +1,228 @@
+"""Tests for signed checkpoints and key handling in `expound.archive.checkpoint`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from expound.archive.checkpoint import (
+    Checkpoint,
+    checkpoint_body,
+    generate_private_key_file,
+    load_private_key,
+    load_public_key,
+    public_key_pem,
+    sign_checkpoint,
+    utc_timestamp,
+    verify_checkpoint,
+)
+
+ROOT = bytes.fromhex("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")
+TIMESTAMP = "2025-01-02T03:04:05.123456Z"
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def checkpoint(key: Ed25519PrivateKey) -> Checkpoint:
+    return sign_checkpoint(key, "expound/test-log", 8, ROOT, TIMESTAMP)
+
+
+def test_body_format_is_fixed() -> None:
+    body = checkpoint_body("expound/test-log", 8, ROOT, TIMESTAMP)
+    assert body == (
+        b"expound-checkpoint/v1\n"
+        b"expound/test-log\n"
+        b"8\n"
+        b"XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
+        b"2025-01-02T03:04:05.123456Z\n"
+    )
+
+
+def test_sign_then_verify(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None:
+    assert checkpoint.log_id == "expound/test-log"
+    assert checkpoint.size == 8
+    assert checkpoint.root_hash == ROOT
+    assert checkpoint.timestamp == TIMESTAMP
+    assert len(checkpoint.signature) == 64
+    assert verify_checkpoint(key.public_key(), checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("log_id", "expound/other-log"),
+        ("size", 9),
+        ("size", 0),
+        ("root_hash", bytes(32)),
+        ("root_hash", ROOT[:-1] + bytes([ROOT[-1] ^ 1])),
+        ("timestamp", "2025-01-02T03:04:06.123456Z"),
+    ],
+)
+def test_any_changed_field_fails(
+    key: Ed25519PrivateKey, checkpoint: Checkpoint, field: str, value: object
+) -> None:
+    tampered = dataclasses.replace(checkpoint, **{field: value})
+    assert not verify_checkpoint(key.public_key(), tampered)
+
+
+@pytest.mark.parametrize("position", [0, 31, 63])
+def test_changed_signature_fails(
+    key: Ed25519PrivateKey, checkpoint: Checkpoint, position: int
+) -> None:
+    signature = bytearray(checkpoint.signature)
+    signature[position] ^= 0x01
+    tampered = dataclasses.replace(checkpoint, signature=bytes(signature))
+    assert not verify_checkpoint(key.public_key(), tampered)
+
+
+def test_another_key_fails(checkpoint: Checkpoint) -> None:
+    assert not verify_checkpoint(Ed25519PrivateKey.generate().public_key(), checkpoint)
+
+
+def test_json_round_trip(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None:
+    encoded = checkpoint.to_json()
+    assert encoded == {
+        "log_id": "expound/test-log",
+        "size": 8,
+        "root_hash": ROOT.hex(),
+        "timestamp": TIMESTAMP,
+        "signature": checkpoint.signature.hex(),
+    }
+    # Through real JSON text, not just the dict.
+    decoded = Checkpoint.from_json(json.loads(json.dumps(encoded)))
+    assert decoded == checkpoint
+    assert verify_checkpoint(key.public_key(), decoded)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"size": "8"}, "size"),
+        ({"size": True}, "size"),
+        ({"size": -1}, "size"),
+        ({"root_hash": "zz"}, "root_hash"),
+        ({"root_hash": ROOT.hex()[:-2]}, "root_hash"),
+        ({"root_hash": ROOT.hex().upper()}, "root_hash"),
+        ({"signature": "00"}, "signature"),
+        ({"log_id": 7}, "log_id"),
+        ({"timestamp": "2025-01-02 03:04:05"}, "timestamp"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_from_json_rejects_malformed(
+    checkpoint: Checkpoint, change: dict[str, Any], message: str
+) -> None:
+    encoded = {**checkpoint.to_json(), **change}
+    with pytest.raises(ValueError, match=message):
+        Checkpoint.from_json(encoded)
+
+
+def test_from_json_rejects_missing_field(checkpoint: Checkpoint) -> None:
+    encoded = checkpoint.to_json()
+    del encoded["signature"]
+    with pytest.raises(ValueError, match="signature"):
+        Checkpoint.from_json(encoded)
+
+
+@pytest.mark.parametrize(
+    ("log_id", "size", "root_hash", "timestamp", "message"),
+    [
+        ("", 1, ROOT, TIMESTAMP, "log_id"),
+        ("two\nlines", 1, ROOT, TIMESTAMP, "log_id"),
+        ("log", -1, ROOT, TIMESTAMP, "size"),
+        ("log", 1, ROOT[:16], TIMESTAMP, "root_hash"),
+        ("log", 1, ROOT, "2025-01-02T03:04:05+01:00", "timestamp"),
+        ("log", 1, ROOT, "2025-13-02T03:04:05Z", "timestamp"),
+        ("log", 1, ROOT, "yesterday", "timestamp"),
+    ],
+)
+def test_body_rejects_ambiguous_or_invalid_fields(
+    log_id: str, size: int, root_hash: bytes, timestamp: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        checkpoint_body(log_id, size, root_hash, timestamp)
+
+
+def test_utc_timestamp_normalises_to_utc() -> None:
+    moment = datetime(2025, 1, 2, 4, 4, 5, 123456, tzinfo=timezone(timedelta(hours=1)))
+    assert utc_timestamp(moment) == TIMESTAMP
+    assert utc_timestamp(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05.000000Z"
+    with pytest.raises(ValueError, match="timezone"):
+        utc_timestamp(datetime(2025, 1, 2, 3, 4, 5))
+    checkpoint_body("log", 0, ROOT, utc_timestamp())
+
+
+def test_key_file_is_private_and_loads(tmp_path: Path) -> None:
+    path = tmp_path / "log-signing.pem"
+    key = generate_private_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    loaded = load_private_key(path)
+    assert public_key_pem(loaded) == public_key_pem(key)
+
+
+def test_key_file_mode_ignores_permissive_umask(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        path = tmp_path / "key.pem"
+        generate_private_key_file(path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_generate_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "key.pem"
+    generate_private_key_file(path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        generate_private_key_file(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_load_refuses_group_or_world_accessible_key(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "key.pem"
+    generate_private_key_file(path)
+    path.chmod(mode)
+    with pytest.raises(PermissionError, match=r"0o600|group|others"):
+        load_private_key(path)
+
+
+def test_load_refuses_non_ed25519_key(tmp_path: Path) -> None:
+    path = tmp_path / "ec.pem"
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    with pytest.raises(ValueError, match="Ed25519"):
+        load_private_key(path)
+
+
+def test_public_key_pem_round_trip(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None:
+    pem = public_key_pem(key)
+    assert pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert public_key_pem(key.public_key()) == pem
+    assert verify_checkpoint(load_public_key(pem), checkpoint)
+
+
+def test_load_public_key_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        load_public_key(b"not a key")
