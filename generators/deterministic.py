@@ -8,23 +8,10 @@ from __future__ import annotations
 
 from expound.domain import Attributions, Audience, FeatureScalar, Prediction, PrincipalReason
 from expound.explainers.reasons import favourable_factors
-from expound.models.manifest import FeatureSpec, ModelManifest
+from expound.facts import value_text as describe_value
+from expound.models.manifest import ModelManifest
 
 GENERATOR_ID = "deterministic/v1"
-
-
-def describe_value(spec: FeatureSpec, value: FeatureScalar) -> str:
-    """A feature value in words, e.g. "48 months" or "overdrawn (balance below 0 DM)"."""
-    if value is None:
-        return "not provided"
-    if spec.type == "category":
-        text = str(value)
-        return spec.category_descriptions.get(text, text.replace("_", " "))
-    if spec.type == "bool":
-        return "yes" if value else "no"
-    number = float(value)
-    shown = f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
-    return f"{shown} {spec.unit}" if spec.unit and spec.unit != "band" else shown
 
 
 def _reason_clause(

@@ -1,0 +1,122 @@
+"""The facts of one decision: what drafting may say and what verification checks against.
+
+Built only from structured outputs (prediction, attributions, principal reasons, the
+manifest's descriptions), never from free text; the question is carried as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from expound.domain import Attributions, Audience, Prediction, PrincipalReason
+from expound.explainers.reasons import favourable_factors
+from expound.models.manifest import FeatureSpec, ModelManifest
+
+TOP_FACTORS = 4
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One feature's part in the decision."""
+
+    feature: str
+    description: str
+    value_text: str
+    number: float | None
+    contribution: float
+    rank: int  # by |contribution| among all features, 1 = largest
+    importance: int | None  # position among the decision's reasons (or helping factors)
+
+    @property
+    def raises_risk(self) -> bool:
+        """True when it pushed toward the adverse outcome."""
+        return self.contribution > 0
+
+
+@dataclass(frozen=True)
+class DecisionFacts:
+    """Everything an explanation of one decision may state."""
+
+    model_id: str
+    manifest: ModelManifest
+    prediction: Prediction
+    attributions: Attributions
+    reasons: list[PrincipalReason]
+    audience: Audience
+    question: str
+    factors: dict[str, Factor]
+
+    @property
+    def ordered(self) -> list[Factor]:
+        """Factors that carry the decision, most important first: the principal reasons'
+        features for a denial, the helping factors for an approval."""
+        ranked = [f for f in self.factors.values() if f.importance is not None]
+        return sorted(ranked, key=lambda f: (f.importance or 0, f.rank))
+
+    @property
+    def top(self) -> list[Factor]:
+        """The top attributions by |contribution| (protected features excluded)."""
+        return sorted(
+            (f for f in self.factors.values() if not self.manifest.feature(f.feature).protected),
+            key=lambda f: f.rank,
+        )[:TOP_FACTORS]
+
+
+def value_text(spec: FeatureSpec, value: float | str | bool | None) -> str:
+    """A feature value in words, e.g. "48 months" or "overdrawn (balance below 0 DM)"."""
+    if value is None:
+        return "not provided"
+    if spec.type == "category":
+        text = str(value)
+        return spec.category_descriptions.get(text, text.replace("_", " "))
+    if spec.type == "bool":
+        return "yes" if value else "no"
+    number = float(value)
+    shown = f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+    return f"{shown} {spec.unit}" if spec.unit and spec.unit != "band" else shown
+
+
+def decision_facts(
+    manifest: ModelManifest,
+    prediction: Prediction,
+    attributions: Attributions,
+    reasons: list[PrincipalReason],
+    audience: Audience,
+    question: str,
+) -> DecisionFacts:
+    """Collects the facts of one decision."""
+    importance: dict[str, int] = {}
+    if prediction.adverse:
+        for reason in reasons:
+            for name in reason.features:
+                importance.setdefault(name, reason.rank)
+    else:
+        for position, item in enumerate(favourable_factors(manifest, attributions), start=1):
+            importance[item.feature] = position
+    factors = {}
+    for item in attributions.items:
+        spec = manifest.feature(item.feature)
+        number = (
+            float(item.value)
+            if spec.type in ("number", "integer") and isinstance(item.value, (int, float))
+            else None
+        )
+        factors[item.feature] = Factor(
+            feature=item.feature,
+            description=spec.description,
+            value_text=value_text(spec, item.value),
+            number=number,
+            contribution=item.contribution,
+            rank=item.rank,
+            importance=importance.get(item.feature),
+        )
+    return DecisionFacts(
+        model_id=manifest.model_id,
+        manifest=manifest,
+        prediction=prediction,
+        attributions=attributions,
+        reasons=reasons,
+        audience=audience,
+        question=question,
+        factors=factors,
+    )

@@ -1,0 +1,394 @@
+"""The faithfulness gate: every claim a candidate makes, checked against the numbers.
+
+A candidate is split into clauses; in each, the verifier finds which features it mentions
+(manifest names, descriptions and aliases), the direction it states for them (with
+negation, and the object: "raised the risk" vs "raised your chances"), importance claims
+("the main reason", "followed by"), every number, category values, and the decision. Any
+claim that contradicts the facts is a typed violation with its text span. Mentions of
+protected attributes or of features the model does not use fail the candidate outright.
+Hypothetical clauses ("a shorter term could lower the risk") make no claims of fact about
+the decision and are not checked for direction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from expound.facts import DecisionFacts
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
+LIST_MARKER = re.compile(r"(?:^|[\s:;(])(\d)[.)]\s")
+CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
+
+
+class ViolationKind(StrEnum):
+    """What a claim got wrong."""
+
+    WRONG_DIRECTION = "WRONG_DIRECTION"
+    WRONG_VALUE = "WRONG_VALUE"
+    UNSUPPORTED_NUMBER = "UNSUPPORTED_NUMBER"
+    UNUSED_FEATURE = "UNUSED_FEATURE"
+    PROTECTED_ATTRIBUTE = "PROTECTED_ATTRIBUTE"
+    WRONG_ORDER = "WRONG_ORDER"
+    WRONG_DECISION = "WRONG_DECISION"
+    EMPTY = "EMPTY"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One unfaithful claim and where it is in the text."""
+
+    kind: ViolationKind
+    start: int
+    end: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}[{self.start}:{self.end}]: {self.message}"
+
+
+@dataclass
+class Verdict:
+    """The verifier's judgement of one candidate."""
+
+    violations: list[Violation] = field(default_factory=list)
+    mentioned: list[str] = field(default_factory=list)  # features, in order of first mention
+    directions: dict[str, bool] = field(default_factory=dict)  # feature -> stated raises-risk
+    stated_values: dict[str, bool] = field(default_factory=dict)  # feature -> value correct
+    coverage: float = 0.0
+    words: int = 0
+
+    @property
+    def passed(self) -> bool:
+        """True when no claim contradicts the facts."""
+        return not self.violations
+
+
+@cache
+def lexicon() -> dict[str, Any]:
+    """The reviewed word lists (rankers/lexicon.json)."""
+    loaded: dict[str, Any] = json.loads(
+        resources.files("expound.rankers").joinpath("lexicon.json").read_text()
+    )
+    return loaded
+
+
+@cache
+def _compiled(terms: tuple[str, ...]) -> re.Pattern[str]:
+    ordered = sorted(set(terms), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(t) for t in ordered) + r")\b")
+
+
+def _pattern(terms: list[str]) -> re.Pattern[str]:
+    """A word-boundary regex matching any of ``terms`` (longest first); cached."""
+    if not terms:
+        raise ValueError("no terms to match")
+    return _compiled(tuple(t.lower() for t in terms if t))
+
+
+@dataclass(frozen=True)
+class _Mention:
+    feature: str
+    start: int
+    end: int
+
+
+def _feature_terms(facts: DecisionFacts) -> dict[str, str]:
+    terms: dict[str, str] = {}
+    for spec in facts.manifest.features:
+        for term in [spec.name.replace("_", " "), spec.description, *spec.aliases]:
+            terms.setdefault(term.lower(), spec.name)
+    return terms
+
+
+def _find_mentions(text: str, terms: dict[str, str]) -> list[_Mention]:
+    taken: list[tuple[int, int]] = []
+    mentions = []
+    for match in _pattern(list(terms)).finditer(text):
+        if any(s < match.end() and match.start() < e for s, e in taken):
+            continue
+        taken.append((match.start(), match.end()))
+        mentions.append(_Mention(terms[match.group(0)], match.start(), match.end()))
+    return mentions
+
+
+def _clauses(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in CLAUSE_BREAK.finditer(text):
+        if match.start() > start:
+            spans.append((start, match.start()))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _negated(text: str, position: int) -> bool:
+    window = text[max(0, position - 20) : position]
+    return bool(_pattern(lexicon()["negations"]).search(window))
+
+
+def _stated_direction(clause: str) -> tuple[bool, int] | None:
+    """(raises risk?, position) of the direction the clause states, if any."""
+    words = lexicon()
+    found: list[tuple[int, bool]] = []
+    for match in _pattern(words["adverse_verbs"]).finditer(clause):
+        found.append((match.start(), True))
+    for match in _pattern(words["favourable_verbs"]).finditer(clause):
+        found.append((match.start(), False))
+    approval = _pattern(words["approval_objects"])
+    for verbs, up in ((words["up_verbs"], True), (words["down_verbs"], False)):
+        for match in _pattern(verbs).finditer(clause):
+            after = clause[match.end() : match.end() + 40]
+            object_is_approval = approval.match(after.strip().removeprefix("your ").strip())
+            found.append((match.start(), up != bool(object_is_approval)))
+    if not found:
+        return None
+    position, raises = min(found)
+    if _negated(clause, position):
+        raises = not raises
+    return raises, position
+
+
+def _allowed_numbers(facts: DecisionFacts) -> list[float]:
+    prediction, attributions = facts.prediction, facts.attributions
+    numbers = [
+        prediction.score,
+        prediction.score * 100,
+        prediction.threshold,
+        prediction.threshold * 100,
+        attributions.base_value,
+        attributions.model_output,
+        float(len(facts.reasons)),
+    ]
+    for factor in facts.factors.values():
+        numbers += [factor.contribution, abs(factor.contribution)]
+        if factor.number is not None:
+            numbers.append(factor.number)
+        texts = [factor.value_text, factor.description]
+        numbers += [_parse_number(m.group(0)) for t in texts for m in NUMBER.finditer(t)]
+    for reason in facts.reasons:
+        numbers += [_parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+    return numbers
+
+
+def _parse_number(token: str) -> float:
+    return float(token.replace(",", "").rstrip("%"))
+
+
+def _number_supported(token: str, allowed: list[float]) -> bool:
+    value = _parse_number(token)
+    digits = token.rstrip("%").split(".")
+    decimals = len(digits[1]) if len(digits) == 2 else 0
+    tolerance = max(0.5 * 10**-decimals, 0.005 * abs(value))
+    return any(abs(abs(value) - abs(a)) <= tolerance + 1e-9 for a in allowed)
+
+
+def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | None:
+    """Whether the clause names the feature's actual category (None: names none)."""
+    spec = facts.manifest.feature(feature)
+    if spec.type != "category":
+        return None
+    actual = facts.attributions.items[
+        [i.feature for i in facts.attributions.items].index(feature)
+    ].value
+    named = set()
+    for category in spec.categories or []:
+        phrases = [category.replace("_", " "), spec.category_descriptions.get(category, "")]
+        phrases = [p for p in phrases if len(p) > 3]
+        if phrases and _pattern(phrases).search(clause):
+            named.add(category)
+    if not named:
+        return None
+    return actual in named
+
+
+def verify(facts: DecisionFacts, text: str) -> Verdict:
+    """Checks every claim of ``text`` against ``facts``."""
+    verdict = Verdict(words=len(text.split()))
+    if not text.strip():
+        verdict.violations.append(Violation(ViolationKind.EMPTY, 0, 0, "empty candidate"))
+        return verdict
+    lowered = text.lower()
+    words = lexicon()
+    for kind, terms, what in (
+        (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
+        (ViolationKind.UNUSED_FEATURE, words["unused_terms"], "not a feature of this model"),
+    ):
+        for match in _pattern(terms).finditer(lowered):
+            verdict.violations.append(
+                Violation(kind, match.start(), match.end(), f"{match.group(0)!r}: {what}")
+            )
+    mentions = _find_mentions(lowered, _feature_terms(facts))
+    for mention in mentions:
+        if mention.feature not in verdict.mentioned:
+            verdict.mentioned.append(mention.feature)
+        if facts.manifest.feature(mention.feature).protected:
+            verdict.violations.append(
+                Violation(
+                    ViolationKind.PROTECTED_ATTRIBUTE,
+                    mention.start,
+                    mention.end,
+                    f"{mention.feature} is a protected attribute",
+                )
+            )
+    _check_decision(facts, lowered, verdict)
+    _check_numbers(facts, lowered, verdict)
+    hypothetical = _pattern(words["hypotheticals"])
+    for start, end in _clauses(lowered):
+        clause = lowered[start:end]
+        inside = [m for m in mentions if start <= m.start < end]
+        if not inside or hypothetical.search(clause):
+            continue
+        _check_clause(facts, clause, start, inside, verdict)
+    _check_order(facts, lowered, mentions, verdict)
+    verdict.coverage = coverage(facts, verdict.mentioned)
+    return verdict
+
+
+def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
+    words = lexicon()
+    hypothetical = _pattern(words["hypotheticals"])
+    for start, end in _clauses(text):
+        clause = text[start:end]
+        if hypothetical.search(clause):
+            continue
+        for terms, adverse in ((words["approve_words"], False), (words["decline_words"], True)):
+            for match in _pattern(terms).finditer(clause):
+                stated = adverse != _negated(clause, match.start())
+                if stated != facts.prediction.adverse:
+                    verdict.violations.append(
+                        Violation(
+                            ViolationKind.WRONG_DECISION,
+                            start + match.start(),
+                            start + match.end(),
+                            f"states {'decline' if stated else 'approval'}, "
+                            f"the decision was {facts.prediction.decision}",
+                        )
+                    )
+
+
+def _check_numbers(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
+    allowed = _allowed_numbers(facts)
+    markers = {m.start(1) for m in LIST_MARKER.finditer(text)}
+    for match in NUMBER.finditer(text):
+        if match.start() in markers:
+            continue
+        if not _number_supported(match.group(0), allowed):
+            verdict.violations.append(
+                Violation(
+                    ViolationKind.UNSUPPORTED_NUMBER,
+                    match.start(),
+                    match.end(),
+                    f"{match.group(0)} matches no fact of this decision",
+                )
+            )
+
+
+def _check_clause(
+    facts: DecisionFacts, clause: str, offset: int, inside: list[_Mention], verdict: Verdict
+) -> None:
+    stated = _stated_direction(clause)
+    for mention in inside:
+        factor = facts.factors[mention.feature]
+        if stated is not None:
+            raises, _ = stated
+            verdict.directions.setdefault(mention.feature, raises)
+            if raises != factor.raises_risk:
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_DIRECTION,
+                        offset,
+                        offset + len(clause),
+                        f"says {mention.feature} {'raised' if raises else 'lowered'} the "
+                        f"risk; its contribution was {factor.contribution:+.3f}",
+                    )
+                )
+        category_ok = _category_claims(facts, clause, mention.feature)
+        number_ok = _numeric_value_ok(factor.number, clause)
+        for ok in (category_ok, number_ok):
+            if ok is None:
+                continue
+            verdict.stated_values.setdefault(mention.feature, ok)
+            if not ok:
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_VALUE,
+                        offset,
+                        offset + len(clause),
+                        f"states a value of {mention.feature} other than {factor.value_text!r}",
+                    )
+                )
+
+
+def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:
+    if actual is None:
+        return None
+    # A list marker ("2. ") is an ordinal, not a value; it is only followed by a space here
+    # because the clause was cut at the marker's full stop.
+    tokens = [
+        m.group(0)
+        for m in NUMBER.finditer(clause)
+        if not m.group(0).endswith("%")
+        and not (m.end() == len(clause) and m.group(0).isdigit() and len(m.group(0)) == 1)
+    ]
+    if not tokens:
+        return None
+    return any(_number_supported(t, [actual]) for t in tokens)
+
+
+def _check_order(
+    facts: DecisionFacts, text: str, mentions: list[_Mention], verdict: Verdict
+) -> None:
+    words = lexicon()
+    ordered = facts.ordered
+    if not ordered:
+        return
+    importance = {f.feature: f.importance for f in ordered}
+    for match in _pattern(words["main_cues"]).finditer(text):
+        after = [m for m in mentions if m.start >= match.end()]
+        clause_end = next((e for s, e in _clauses(text) if s <= match.start() < e), len(text))
+        first = next((m for m in after if m.start < clause_end), None)
+        if first is not None and importance.get(first.feature) != 1:
+            verdict.violations.append(
+                Violation(
+                    ViolationKind.WRONG_ORDER,
+                    match.start(),
+                    first.end,
+                    f"calls {first.feature} the main factor; it is not",
+                )
+            )
+    if _pattern(words["sequence_cues"]).search(text):
+        seen: list[str] = []
+        for mention in mentions:
+            if mention.feature in importance and mention.feature not in seen:
+                seen.append(mention.feature)
+        for earlier, later in zip(seen, seen[1:], strict=False):
+            if (importance[earlier] or 0) > (importance[later] or 0):
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_ORDER,
+                        0,
+                        len(text),
+                        f"orders {earlier} before {later}; the importance order is reversed",
+                    )
+                )
+
+
+def coverage(facts: DecisionFacts, mentioned: list[str]) -> float:
+    """Share of the decision's reasons (weighted by |contribution|) the text mentions."""
+    if facts.prediction.adverse:
+        groups = [(abs(r.contribution), set(r.features)) for r in facts.reasons]
+    else:
+        groups = [(abs(f.contribution), {f.feature}) for f in facts.ordered]
+    total = sum(weight for weight, _ in groups)
+    if total == 0:
+        return 1.0
+    named = set(mentioned)
+    return sum(weight for weight, features in groups if features & named) / total

@@ -1,0 +1,26 @@
+"""Builds the facts of a decision the way the pipeline does, for verifier and ranker tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from expound.domain import Audience
+from expound.explainers.algorithms import build_explainer
+from expound.explainers.base import attribute
+from expound.explainers.reasons import predict, principal_reasons
+from expound.facts import DecisionFacts, decision_facts
+from expound.models.registry import ModelRegistry
+
+
+def facts_for(
+    registry: ModelRegistry,
+    model_id: str,
+    applicant: dict[str, Any],
+    audience: Audience = Audience.APPLICANT,
+    question: str = "",
+) -> DecisionFacts:
+    model = registry.get(model_id)
+    attributions = attribute(model, build_explainer(model), applicant, tolerance=1e-6)
+    prediction = predict(model.manifest, attributions.model_output)
+    reasons = principal_reasons(model.manifest, attributions, prediction)
+    return decision_facts(model.manifest, prediction, attributions, reasons, audience, question)

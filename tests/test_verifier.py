@@ -1,0 +1,142 @@
+"""The faithfulness gate. These texts are for tests only; eval has its own (bench/eval_texts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from expound.domain import Audience
+from expound.facts import DecisionFacts
+from expound.generators.deterministic import deterministic_explanation
+from expound.models.registry import ModelRegistry
+from expound.rankers.verify import ViolationKind, verify
+from tests.conftest import GBM, LOGISTIC
+from tests.facts_util import facts_for
+
+# Facts of the denied example on the tree model: loan term 48 months (rank 1, raises risk),
+# checking account overdrawn (2), employment below 1 year (3), savings below 100 DM (4).
+
+
+@pytest.fixture
+def denied(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> DecisionFacts:
+    return facts_for(registry, GBM, denied_applicant)
+
+
+@pytest.fixture
+def approved(registry: ModelRegistry, approved_applicant: dict[str, Any]) -> DecisionFacts:
+    return facts_for(registry, GBM, approved_applicant)
+
+
+def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
+    return {v.kind for v in verify(facts, text).violations}
+
+
+FAITHFUL = (
+    "Your application was declined. The main reason was the length of the loan term "
+    "(48 months), which raised the estimated risk, followed by your checking account being "
+    "overdrawn, which also counted against you."
+)
+
+
+def test_faithful_text_passes(denied: DecisionFacts) -> None:
+    verdict = verify(denied, FAITHFUL)
+    assert verdict.passed, verdict.violations
+    assert verdict.mentioned == ["duration_months", "checking_account"]
+    assert verdict.directions == {"duration_months": True, "checking_account": True}
+    assert verdict.stated_values == {"duration_months": True, "checking_account": True}
+    reasons = denied.reasons
+    expected = sum(abs(r.contribution) for r in reasons[:2]) / sum(
+        abs(r.contribution) for r in reasons
+    )
+    assert verdict.coverage == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("The length of the loan term lowered the estimated risk.", ViolationKind.WRONG_DIRECTION),
+        ("Your checking account helped your application.", ViolationKind.WRONG_DIRECTION),
+        ("Your checking account did not hurt your application.", ViolationKind.WRONG_DIRECTION),
+        ("The loan term raised your chances of approval.", ViolationKind.WRONG_DIRECTION),
+        ("A loan term of 36 months raised the risk.", ViolationKind.WRONG_VALUE),
+        (
+            "Your checking account had a balance of 200 DM or more, which counted against you.",
+            ViolationKind.WRONG_VALUE,
+        ),
+        ("Your income also counted against you.", ViolationKind.UNUSED_FEATURE),
+        ("Your credit score was too low.", ViolationKind.UNUSED_FEATURE),
+        ("Your age counted against you.", ViolationKind.PROTECTED_ATTRIBUTE),
+        ("Your gender played a part.", ViolationKind.PROTECTED_ATTRIBUTE),
+        ("The main reason was your savings.", ViolationKind.WRONG_ORDER),
+        (
+            "Your checking account, followed by the loan term, counted against you.",
+            ViolationKind.WRONG_ORDER,
+        ),
+        ("Your application was approved.", ViolationKind.WRONG_DECISION),
+        ("Your application was not declined.", ViolationKind.WRONG_DECISION),
+        ("There is a 70% chance that you default.", ViolationKind.UNSUPPORTED_NUMBER),
+        ("You asked for 9,999 DM.", ViolationKind.UNSUPPORTED_NUMBER),
+        ("", ViolationKind.EMPTY),
+    ],
+)
+def test_each_kind_of_unfaithful_claim_is_caught(
+    denied: DecisionFacts, text: str, kind: ViolationKind
+) -> None:
+    assert kind in kinds(denied, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your application was not approved.",
+        "Your checking account did not help your application.",
+        "The loan term, 48 months, increased the likelihood of default.",
+        "A shorter loan term could lower your risk.",
+        "The estimated probability of default was 94%, above the threshold of 50%.",
+        "Not having savings of 100 DM or more worked against you.",
+        "Your application was declined. 1. Loan term 2. Checking account",
+        "You asked for 4,308 DM over 48 months.",
+    ],
+)
+def test_true_statements_are_not_flagged(denied: DecisionFacts, text: str) -> None:
+    verdict = verify(denied, text)
+    assert verdict.passed, verdict.violations
+
+
+def test_approval_directions(approved: DecisionFacts) -> None:
+    assert verify(
+        approved,
+        "Your application was approved. Having no checking account at this bank helped most, "
+        "followed by your credit history.",
+    ).passed
+    assert ViolationKind.WRONG_DIRECTION in kinds(
+        approved, "Your application was approved, although your credit history counted against you."
+    )
+
+
+def test_violation_spans_point_into_the_text(denied: DecisionFacts) -> None:
+    text = "Your application was declined. Your income was too low."
+    (violation,) = verify(denied, text).violations
+    assert text[violation.start : violation.end].lower() == "income"
+    assert str(violation).startswith("UNUSED_FEATURE[")
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+@pytest.mark.parametrize("audience", list(Audience))
+def test_deterministic_explanations_pass_the_gate(
+    registry: ModelRegistry,
+    denied_applicant: dict[str, Any],
+    approved_applicant: dict[str, Any],
+    model_id: str,
+    audience: Audience,
+) -> None:
+    for applicant in (denied_applicant, approved_applicant):
+        facts = facts_for(registry, model_id, applicant, audience)
+        text = deterministic_explanation(
+            facts.manifest, facts.prediction, facts.attributions, facts.reasons, audience
+        )
+        verdict = verify(facts, text)
+        assert verdict.passed, (text, verdict.violations)
+        if audience is Audience.APPLICANT:
+            assert verdict.coverage == pytest.approx(1.0)
