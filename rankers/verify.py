@@ -12,6 +12,7 @@ the decision and are not checked for direction.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -369,7 +370,7 @@ def _check_order(
         for mention in mentions:
             if mention.feature in importance and mention.feature not in seen:
                 seen.append(mention.feature)
-        for earlier, later in zip(seen, seen[1:], strict=False):
+        for earlier, later in itertools.pairwise(seen):
             if (importance[earlier] or 0) > (importance[later] or 0):
                 verdict.violations.append(
                     Violation(
