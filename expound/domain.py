@@ -94,6 +94,37 @@ class Candidate(_Frozen):
     generator: str
 
 
+class DraftRecord(_Frozen):
+    """One drafted candidate exactly as the model returned it, with its judgement."""
+
+    index: int
+    text: str
+    token_logprobs: list[float]
+    finish_reason: str
+    passed: bool
+    violations: list[str]
+    scores: dict[str, float]
+
+
+class DraftingRecord(_Frozen):
+    """What drafting ran and produced: enough to reproduce and audit it."""
+
+    mode: str
+    generator: str
+    model: str
+    template_id: str
+    template_sha256: str
+    phrase_bank_id: str = ""
+    phrase_bank_sha256: str = ""
+    grammar_sha256: str = ""
+    sampling: dict[str, float | int | str]
+    ranker: str = ""
+    latency_ms: float = 0.0
+    completion_tokens: int = 0
+    drafts: list[DraftRecord] = Field(default_factory=list)
+    error: str = ""
+
+
 class Explanation(_Frozen):
     """The full answer to one Explain call, as archived and as returned."""
 
@@ -112,3 +143,4 @@ class Explanation(_Frozen):
     fallback_reason: str
     timings_ms: dict[str, float]
     created_at: str
+    drafting: DraftingRecord | None = None

