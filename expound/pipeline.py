@@ -18,12 +18,16 @@ from expound.domain import Candidate, ExplainRequest, Explanation
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
 from expound.explainers.base import Explainer, attribute
 from expound.explainers.reasons import predict, principal_reasons
+from expound.facts import decision_facts
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
+from expound.generators.drafting import Drafter, DraftingOutcome
 from expound.models.registry import LoadedModel, ModelRegistry
 from expound.models.validation import feature_violations
 
 MAX_ID_CHARS = 200
 MAX_FEATURES = 1000
+# Records are RFC 8785 JSON, whose integers must be exact as IEEE doubles.
+MAX_SEED = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -52,17 +56,21 @@ class Pipeline:
         explainers: dict[str, Explainer],
         archive: ArchiveStore,
         config: PipelineConfig,
+        drafter: Drafter | None = None,
     ) -> None:
         self.registry = registry
         self._explainers = explainers
         self._archive = archive
         self._config = config
+        self._drafter = drafter
 
     def _request_violations(self, request: ExplainRequest) -> list[FieldViolation]:
         config = self._config
         violations = []
         if not request.model_id:
             violations.append(FieldViolation("model_id", "required"))
+        elif len(request.model_id) > MAX_ID_CHARS:
+            violations.append(FieldViolation("model_id", f"longer than {MAX_ID_CHARS} characters"))
         if len(request.question) > config.max_question_chars:
             violations.append(
                 FieldViolation("question", f"longer than {config.max_question_chars} characters")
@@ -72,6 +80,8 @@ class Pipeline:
                 violations.append(FieldViolation(name, f"longer than {MAX_ID_CHARS} characters"))
         if request.num_candidates > config.max_candidates:
             violations.append(FieldViolation("num_candidates", f"at most {config.max_candidates}"))
+        if request.seed > MAX_SEED:
+            violations.append(FieldViolation("seed", f"at most {MAX_SEED}"))
         if len(request.features) > MAX_FEATURES:
             violations.append(FieldViolation("features", f"more than {MAX_FEATURES} entries"))
         return violations
@@ -98,8 +108,16 @@ class Pipeline:
             )
         return stored.explanation()
 
-    async def explain(self, request: ExplainRequest) -> Explanation:
-        """Explains one decision and commits its record before returning it."""
+    async def explain(
+        self, request: ExplainRequest, time_left_s: float | None = None
+    ) -> Explanation:
+        """Explains one decision and commits its record before returning it.
+
+        Args:
+            request: the decision to explain.
+            time_left_s: what is left of the caller's deadline; the LLM gets this, less a
+                reserve for ranking and archiving. None: the LLM timeout from settings.
+        """
         timings: dict[str, float] = {}
         started = time.perf_counter()
         model = self._validated_model(request)
@@ -126,14 +144,34 @@ class Pipeline:
         fallback_text = deterministic_explanation(
             manifest, prediction, attributions, reasons, request.audience
         )
-        selected = Candidate(
-            text=fallback_text,
-            rank=1,
-            deterministic=True,
-            faithful=True,
-            generator=GENERATOR_ID,
-        )
         timings["reasons"] = (time.perf_counter() - mark) * 1000
+
+        outcome = DraftingOutcome()
+        if self._drafter is not None:
+            mark = time.perf_counter()
+            facts = decision_facts(
+                manifest, prediction, attributions, reasons, request.audience, request.question
+            )
+            outcome = await self._drafter.draft(
+                facts,
+                n=request.num_candidates or self._config.default_candidates,
+                seed=request.seed or self._config.default_seed,
+                time_left_s=None if time_left_s is None else time_left_s - (mark - started),
+            )
+            timings["draft_and_rank"] = (time.perf_counter() - mark) * 1000
+        candidates = list(outcome.candidates)
+        selected = outcome.selected
+        if selected is None:
+            # The deterministic explanation is the explanation of record when drafting is
+            # off, failed, or produced nothing faithful.
+            selected = Candidate(
+                text=fallback_text,
+                rank=len(candidates) + 1,
+                deterministic=True,
+                faithful=True,
+                generator=GENERATOR_ID,
+            )
+            candidates.append(selected)
 
         explanation = Explanation(
             record_id=str(uuid.uuid4()),
@@ -145,12 +183,13 @@ class Pipeline:
             prediction=prediction,
             attributions=attributions,
             principal_reasons=reasons,
-            candidates=[selected],
+            candidates=candidates,
             selected=selected,
-            fallback=False,
-            fallback_reason="",
+            fallback=bool(outcome.fallback_reason),
+            fallback_reason=outcome.fallback_reason,
             timings_ms=timings,
             created_at=utc_now(),
+            drafting=outcome.record,
         )
         mark = time.perf_counter()
         record = build_record(request, explanation, self._config.service_version)

@@ -6,6 +6,7 @@ Parsed once, in ``main``, and passed down; nothing reads the environment at impo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,3 +29,27 @@ class Settings(BaseSettings):
     default_seed: int = Field(default=7, ge=1)
     additivity_tolerance: float = Field(default=1e-6, gt=0)
     max_question_chars: int = Field(default=2000, ge=1)
+
+    # drafting and ranking (issues 3 and 4)
+    llm_mode: Literal["constrained", "free", "off"] = "constrained"
+    llm_base_url: str = "http://127.0.0.1:8000"
+    llm_model: str = "gemma-3-270m"
+    llm_api_key: str = ""
+    llm_timeout_s: float = Field(default=20.0, gt=0)
+    llm_max_concurrency: int = Field(default=4, ge=1)
+    llm_max_tokens: int = Field(default=200, ge=16, le=2048)
+    llm_temperature: float = Field(default=0.8, ge=0, le=2)
+    llm_health_interval_s: float = Field(default=5.0, gt=0)
+    ranker_embedder: Literal["minilm", "hashing"] = "minilm"
+    rank_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    # archive (issue 5)
+    archive_backend: Literal["sqlite", "postgres"] = "sqlite"
+    archive_dsn: str = ""  # libpq conninfo or URL of the PostgreSQL archive
+    archive_log_id: str = Field(default="expound-archive", min_length=1, pattern=r"^[ -~]+$")
+    signing_key_path: Path = Path("var/archive-signing-key.pem")
+    signing_key_create: bool = True  # create the key if absent, only for a never-signed log
+    checkpoint_every_records: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    retention_months: int = Field(default=25, ge=0)
+    retention_months_by_model: dict[str, int] = Field(default_factory=dict)

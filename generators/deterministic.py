@@ -34,10 +34,12 @@ def deterministic_explanation(
     """Writes the explanation of one decision for one audience."""
     values = {item.feature: item.value for item in attributions.items}
     if audience is Audience.ANALYST:
+        # Protected attributes stay in the attribution table, never in the narrative.
+        unprotected = [i for i in attributions.items if not manifest.feature(i.feature).protected]
         top = "; ".join(
             f"{item.feature}={describe_value(manifest.feature(item.feature), item.value)} "
             f"{item.contribution:+.3f}"
-            for item in attributions.items[:5]
+            for item in unprotected[:5]
         )
         return (
             f"Decision: {prediction.decision} (score {prediction.score:.3f}, threshold "

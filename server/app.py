@@ -19,10 +19,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import expound
-from expound.archive.sqlite import SqliteArchive
+from expound.archive.factory import open_archive
 from expound.explainers.algorithms import build_explainer
+from expound.generators.factory import drafting_stage, watch_health
 from expound.models.registry import ModelRegistry
 from expound.pipeline import Pipeline, PipelineConfig
+from expound.record_service import RecordService
 from expound.server.errors import ErrorInterceptor
 from expound.server.servicer import ExplainServicer
 from expound.settings import Settings
@@ -31,6 +33,9 @@ from expound.v1 import explain_pb2, explain_pb2_grpc
 log = logging.getLogger("expound.server")
 
 SERVICE_NAME = explain_pb2.DESCRIPTOR.services_by_name["ExplainService"].full_name
+# Health of the LLM drafting backend; the service itself stays SERVING without it
+# (answers fall back to the deterministic explanation).
+GENERATOR_HEALTH_NAME = "expound.generator"
 
 
 @dataclass
@@ -72,8 +77,11 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Starts the whole service on ``settings`` and stops it in order on exit."""
     registry = ModelRegistry.from_directory(settings.model_dir)
     explainers = {m.manifest.model_id: build_explainer(m) for m in registry.all()}
-    archive = SqliteArchive(settings.archive_path)
-    try:
+    async with contextlib.AsyncExitStack() as backends:
+        # Unwound in reverse: the drafting backend closes before the archive.
+        archive = await open_archive(settings)
+        backends.push_async_callback(archive.aclose)
+        drafter, generator = await backends.enter_async_context(drafting_stage(settings))
         pipeline = Pipeline(
             registry,
             explainers,
@@ -86,8 +94,11 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 additivity_tolerance=settings.additivity_tolerance,
                 max_question_chars=settings.max_question_chars,
             ),
+            drafter=drafter,
         )
-        servicer = ExplainServicer(pipeline, {k: v.algorithm for k, v in explainers.items()})
+        servicer = ExplainServicer(
+            pipeline, RecordService(archive), {k: v.algorithm for k, v in explainers.items()}
+        )
         server, port, health_servicer = create_server(
             f"{settings.host}:{settings.port}",
             servicer,
@@ -98,13 +109,27 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         serving = health_pb2.HealthCheckResponse.SERVING
         await health_servicer.set("", serving)
         await health_servicer.set(SERVICE_NAME, serving)
+        if generator is not None:
+
+            async def report(healthy: bool) -> None:
+                status = serving if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+                await health_servicer.set(GENERATOR_HEALTH_NAME, status)
+
+            watcher = asyncio.create_task(
+                watch_health(generator, report, settings.llm_health_interval_s)
+            )
+            backends.push_async_callback(_cancelled, watcher)
         try:
             yield RunningServer(server, port, pipeline, health_servicer)
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)
-    finally:
-        await archive.aclose()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def serve(settings: Settings) -> None:

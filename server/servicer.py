@@ -6,6 +6,7 @@ import grpc
 
 from expound.errors import FieldViolation, InvalidRequest
 from expound.pipeline import Pipeline
+from expound.record_service import RecordService
 from expound.server import convert
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -14,20 +15,37 @@ from expound.v1 import explain_pb2_grpc
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     """gRPC adapter over :class:`Pipeline`."""
 
-    def __init__(self, pipeline: Pipeline, explainer_names: dict[str, str]) -> None:
+    def __init__(
+        self, pipeline: Pipeline, records: RecordService, explainer_names: dict[str, str]
+    ) -> None:
         self._pipeline = pipeline
+        self._records = records
         self._explainer_names = explainer_names
 
     async def Explain(
         self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExplainResponse:
-        explanation = await self._pipeline.explain(convert.explain_request_from_pb(request))
+        explanation = await self._pipeline.explain(
+            convert.explain_request_from_pb(request), time_left_s=context.time_remaining()
+        )
         return convert.explanation_to_pb(explanation)
 
     async def GetRecord(
         self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext
     ) -> pb.Record:
-        return convert.record_to_pb(await self._pipeline.get_record(request.record_id))
+        record, proof = await self._records.get_record(request.record_id, request.include_proof)
+        return convert.record_to_pb(record, proof)
+
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ConsistencyProof:
+        proof = await self._records.consistency(request.old_size, request.new_size)
+        return convert.consistency_proof_to_pb(proof)
+
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignedCheckpoint:
+        return convert.checkpoint_to_pb(await self._records.checkpoint(request.size))
 
     async def ListRecords(
         self, request: pb.ListRecordsRequest, context: grpc.aio.ServicerContext

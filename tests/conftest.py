@@ -52,8 +52,11 @@ def settings(models_dir: Path, tmp_path: Path) -> Settings:
         port=0,
         model_dir=models_dir,
         archive_path=tmp_path / "archive.sqlite3",
+        signing_key_path=tmp_path / "archive-signing-key.pem",
         reflection=True,
         grace_seconds=0.5,
+        # Drafting has its own tests (fake generator; real vLLM in test_vllm_integration).
+        llm_mode="off",
     )
 
 
