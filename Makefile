@@ -36,6 +36,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: setup models lint typecheck
+	scripts/ensure_postgres.sh
 	$(BIN)/pytest
 
 bench: setup models

@@ -13,9 +13,13 @@ from typing import Any
 
 import rfc8785
 
+from expound.archive import merkle
 from expound.domain import ExplainRequest, Explanation
 
 RECORD_SCHEMA = "expound.record/v1"
+TOMBSTONE_SCHEMA = "expound.tombstone/v1"
+KIND_RECORD = "record"
+KIND_TOMBSTONE = "tombstone"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -40,16 +44,27 @@ class NewRecord:
     created_at: str
     decision: str
     canonical: bytes
+    kind: str = KIND_RECORD
 
     @property
     def sha256(self) -> str:
         """sha256 of the canonical bytes."""
         return hashlib.sha256(self.canonical).hexdigest()
 
+    @property
+    def leaf_hash(self) -> bytes:
+        """The record's Merkle leaf: SHA-256(0x00 || canonical bytes)."""
+        return merkle.leaf_hash(self.canonical)
+
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """A committed record with its position in the log."""
+    """A committed log entry with its position in the log.
+
+    ``seq`` is the 0-based leaf index. An expired record keeps its row and ``leaf_hash``
+    but not its payload: ``canonical`` is empty and ``expired`` is true. A ``tombstone``
+    entry is the leaf that logged such an expiry.
+    """
 
     seq: int
     record_id: str
@@ -61,6 +76,11 @@ class StoredRecord:
     decision: str
     sha256: str
     canonical: bytes
+    leaf_hash: bytes = b""
+    kind: str = KIND_RECORD
+    retain_until: str = ""
+    legal_hold: bool = False
+    expired: bool = False
 
     def explanation(self) -> Explanation:
         """The Explain answer this record holds."""
@@ -90,4 +110,32 @@ def build_record(
         created_at=explanation.created_at,
         decision=explanation.prediction.decision,
         canonical=canonical_json(body),
+    )
+
+
+def build_tombstone(expired: StoredRecord, tombstone_id: str, expired_at: str) -> NewRecord:
+    """The log entry that records the expiry of ``expired``'s payload.
+
+    It names the expired leaf by index and hash, so the log itself says which payload was
+    removed and when, and every proof over the old leaf still verifies.
+    """
+    body = {
+        "schema": TOMBSTONE_SCHEMA,
+        "record_id": tombstone_id,
+        "created_at": expired_at,
+        "expired_record_id": expired.record_id,
+        "expired_seq": expired.seq,
+        "expired_leaf_hash": expired.leaf_hash.hex(),
+        "retain_until": expired.retain_until,
+    }
+    return NewRecord(
+        record_id=tombstone_id,
+        model_id=expired.model_id,
+        decision_id=expired.decision_id,
+        idempotency_key="",
+        request_sha256="",
+        created_at=expired_at,
+        decision="",
+        canonical=canonical_json(body),
+        kind=KIND_TOMBSTONE,
     )

@@ -1,10 +1,17 @@
-"""The archive contract: append-only, committed before the answer, queried by id or filter."""
+"""The archive contract: append-only, committed before the answer, queried by id or filter.
+
+Every store is an RFC 6962 Merkle log (`expound.archive.log`) with signed checkpoints
+(`expound.archive.signing`): it proves any record's inclusion in, and any two checkpoints'
+consistency with, the log it serves.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from expound.archive.checkpoint import Checkpoint
 from expound.archive.records import NewRecord, StoredRecord
 
 
@@ -30,6 +37,36 @@ class RecordPage:
     next_page_token: str
 
 
+@dataclass(frozen=True)
+class InclusionProof:
+    """A record's audit path to a signed checkpoint that covers it."""
+
+    leaf_index: int
+    leaf_hash: bytes
+    audit_path: list[bytes]
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """Proof that the log at ``old`` is a prefix of the log at ``new``.
+
+    ``old`` is None for size 0, the empty log, whose root needs no signature.
+    """
+
+    old: Checkpoint | None
+    new: Checkpoint
+    path: list[bytes]
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    """What one retention run did: records expired and the tombstones that log it."""
+
+    expired: list[StoredRecord]
+    tombstones: list[StoredRecord]
+
+
 class ArchiveStore(Protocol):
     """An append-only store of explanation records. Never updates or deletes."""
 
@@ -53,6 +90,38 @@ class ArchiveStore(Protocol):
 
     async def list(self, where: RecordFilter, page_size: int, page_token: str) -> RecordPage:
         """A page of records matching ``where``, newest first."""
+        ...
+
+    async def checkpoint(self, size: int = 0) -> Checkpoint | None:
+        """The signed checkpoint at ``size``, or for 0 the latest, signed now if stale.
+
+        Returns None only for an empty log. Raises InvalidRequest when no checkpoint was
+        signed at a non-zero ``size``.
+        """
+        ...
+
+    async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
+        """``record``'s audit path to the latest checkpoint (signed now if none covers it)."""
+        ...
+
+    async def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
+        """Consistency between the checkpoints at both sizes (``new_size`` 0: the latest).
+
+        Raises InvalidRequest when a size has no signed checkpoint or ``old_size`` is the
+        larger.
+        """
+        ...
+
+    async def set_legal_hold(self, record_id: str, held: bool, reason: str) -> StoredRecord:
+        """Places or releases a legal hold on a record; returns it as now stored."""
+        ...
+
+    async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
+        """Removes the payloads now past retain-until and not held, appending a tombstone each.
+
+        With ``record_ids``, only those; one that may not expire yet raises
+        RetentionRefused and nothing changes.
+        """
         ...
 
     async def aclose(self) -> None:

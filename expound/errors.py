@@ -11,6 +11,7 @@ status code it maps to (by name, so this module imports no gRPC)::
     ├── ModelIntegrityError           FAILED_PRECONDITION
     ├── AttributionError              INTERNAL  (additivity violated, explainer failed)
     ├── ArchiveUnavailable            UNAVAILABLE
+    ├── RetentionRefused              FAILED_PRECONDITION  (before retain-until, or held)
     └── GeneratorError                UNAVAILABLE  (LLM backend; handled as a fallback)
 
 The server's interceptor maps these, and only these, to status codes; anything else is
@@ -98,6 +99,12 @@ class ArchiveUnavailable(ServiceError):
     """The record could not be committed; the decision must not be answered."""
 
     code = StatusCode.UNAVAILABLE
+
+
+class RetentionRefused(ServiceError):
+    """A payload may not be removed yet: its retain-until date is ahead or it is held."""
+
+    code = StatusCode.FAILED_PRECONDITION
 
 
 class GeneratorError(ServiceError):

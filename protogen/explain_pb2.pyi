@@ -187,13 +187,67 @@ class ExplainResponse(_message.Message):
     def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., attributions: _Optional[_Union[Attributions, _Mapping]] = ..., principal_reasons: _Optional[_Iterable[_Union[PrincipalReason, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., selected: _Optional[_Union[Candidate, _Mapping]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetRecordRequest(_message.Message):
-    __slots__ = ("record_id",)
+    __slots__ = ("record_id", "include_proof")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PROOF_FIELD_NUMBER: _ClassVar[int]
     record_id: str
-    def __init__(self, record_id: _Optional[str] = ...) -> None: ...
+    include_proof: bool
+    def __init__(self, record_id: _Optional[str] = ..., include_proof: _Optional[bool] = ...) -> None: ...
+
+class SignedCheckpoint(_message.Message):
+    __slots__ = ("log_id", "size", "root_hash", "timestamp", "signature")
+    LOG_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    log_id: str
+    size: int
+    root_hash: bytes
+    timestamp: str
+    signature: bytes
+    def __init__(self, log_id: _Optional[str] = ..., size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., timestamp: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class InclusionProof(_message.Message):
+    __slots__ = ("leaf_index", "tree_size", "leaf_hash", "audit_path", "checkpoint")
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_PATH_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    audit_path: _containers.RepeatedScalarFieldContainer[bytes]
+    checkpoint: SignedCheckpoint
+    def __init__(self, leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., audit_path: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("old_size", "new_size")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    new_size: int
+    def __init__(self, old_size: _Optional[int] = ..., new_size: _Optional[int] = ...) -> None: ...
+
+class ConsistencyProof(_message.Message):
+    __slots__ = ("old_checkpoint", "new_checkpoint", "proof")
+    OLD_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    NEW_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    old_checkpoint: SignedCheckpoint
+    new_checkpoint: SignedCheckpoint
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, old_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., new_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("size",)
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    def __init__(self, size: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("record_id", "model_id", "decision_id", "created_at", "sha256", "canonical_json", "response")
+    __slots__ = ("record_id", "model_id", "decision_id", "created_at", "sha256", "canonical_json", "response", "proof", "seq", "kind", "retain_until", "legal_hold", "expired")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +255,12 @@ class Record(_message.Message):
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     model_id: str
     decision_id: str
@@ -208,7 +268,13 @@ class Record(_message.Message):
     sha256: str
     canonical_json: str
     response: ExplainResponse
-    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., canonical_json: _Optional[str] = ..., response: _Optional[_Union[ExplainResponse, _Mapping]] = ...) -> None: ...
+    proof: InclusionProof
+    seq: int
+    kind: str
+    retain_until: str
+    legal_hold: bool
+    expired: bool
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., canonical_json: _Optional[str] = ..., response: _Optional[_Union[ExplainResponse, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., retain_until: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class ListRecordsRequest(_message.Message):
     __slots__ = ("model_id", "decision_id", "since", "until", "page_size", "page_token")

@@ -44,6 +44,16 @@ class ExplainServiceStub:
                 request_serializer=expound_dot_v1_dot_explain__pb2.GetRecordRequest.SerializeToString,
                 response_deserializer=expound_dot_v1_dot_explain__pb2.Record.FromString,
                 _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/expound.v1.ExplainService/GetConsistencyProof',
+                request_serializer=expound_dot_v1_dot_explain__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.ConsistencyProof.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/expound.v1.ExplainService/GetCheckpoint',
+                request_serializer=expound_dot_v1_dot_explain__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.SignedCheckpoint.FromString,
+                _registered_method=True)
         self.ListRecords = channel.unary_unary(
                 '/expound.v1.ExplainService/ListRecords',
                 request_serializer=expound_dot_v1_dot_explain__pb2.ListRecordsRequest.SerializeToString,
@@ -72,7 +82,21 @@ class ExplainServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetRecord(self, request, context):
-        """Returns one archived record by id.
+        """Returns one archived record by id, with its inclusion proof on request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Proves that the archive at one signed checkpoint is a prefix of another.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """Returns a signed checkpoint of the archive log (the latest, signed now if stale).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +135,16 @@ def add_ExplainServiceServicer_to_server(servicer, server):
                     servicer.GetRecord,
                     request_deserializer=expound_dot_v1_dot_explain__pb2.GetRecordRequest.FromString,
                     response_serializer=expound_dot_v1_dot_explain__pb2.Record.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.ConsistencyProof.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.SignedCheckpoint.SerializeToString,
             ),
             'ListRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRecords,
@@ -182,6 +216,60 @@ class ExplainService:
             '/expound.v1.ExplainService/GetRecord',
             expound_dot_v1_dot_explain__pb2.GetRecordRequest.SerializeToString,
             expound_dot_v1_dot_explain__pb2.Record.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/GetConsistencyProof',
+            expound_dot_v1_dot_explain__pb2.GetConsistencyProofRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.ConsistencyProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/GetCheckpoint',
+            expound_dot_v1_dot_explain__pb2.GetCheckpointRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.SignedCheckpoint.FromString,
             options,
             channel_credentials,
             insecure,

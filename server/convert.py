@@ -6,8 +6,9 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from expound.archive.records import StoredRecord
-from expound.archive.store import RecordFilter
+from expound.archive.checkpoint import Checkpoint
+from expound.archive.records import KIND_RECORD, StoredRecord
+from expound.archive.store import ConsistencyProof, InclusionProof, RecordFilter
 from expound.domain import (
     Attributions,
     Audience,
@@ -165,17 +166,56 @@ def explanation_to_pb(explanation: Explanation) -> pb.ExplainResponse:
     )
 
 
-def record_to_pb(record: StoredRecord) -> pb.Record:
+def checkpoint_to_pb(checkpoint: Checkpoint) -> pb.SignedCheckpoint:
+    """A signed checkpoint, field for field."""
+    return pb.SignedCheckpoint(
+        log_id=checkpoint.log_id,
+        size=checkpoint.size,
+        root_hash=checkpoint.root_hash,
+        timestamp=checkpoint.timestamp,
+        signature=checkpoint.signature,
+    )
+
+
+def inclusion_proof_to_pb(proof: InclusionProof) -> pb.InclusionProof:
+    """A record's inclusion proof."""
+    return pb.InclusionProof(
+        leaf_index=proof.leaf_index,
+        tree_size=proof.checkpoint.size,
+        leaf_hash=proof.leaf_hash,
+        audit_path=proof.audit_path,
+        checkpoint=checkpoint_to_pb(proof.checkpoint),
+    )
+
+
+def consistency_proof_to_pb(proof: ConsistencyProof) -> pb.ConsistencyProof:
+    """A consistency proof between two checkpoints."""
+    message = pb.ConsistencyProof(new_checkpoint=checkpoint_to_pb(proof.new), proof=proof.path)
+    if proof.old is not None:
+        message.old_checkpoint.CopyFrom(checkpoint_to_pb(proof.old))
+    return message
+
+
+def record_to_pb(record: StoredRecord, proof: InclusionProof | None = None) -> pb.Record:
     """Converts an archived record, with its canonical text byte for byte."""
-    return pb.Record(
+    message = pb.Record(
         record_id=record.record_id,
         model_id=record.model_id,
         decision_id=record.decision_id,
         created_at=_timestamp(record.created_at),
         sha256=record.sha256,
         canonical_json=record.canonical.decode("utf-8"),
-        response=explanation_to_pb(record.explanation()),
+        seq=record.seq,
+        kind=record.kind,
+        retain_until=record.retain_until,
+        legal_hold=record.legal_hold,
+        expired=record.expired,
     )
+    if record.kind == KIND_RECORD and not record.expired:
+        message.response.CopyFrom(explanation_to_pb(record.explanation()))
+    if proof is not None:
+        message.proof.CopyFrom(inclusion_proof_to_pb(proof))
+    return message
 
 
 def summary_to_pb(record: StoredRecord) -> pb.RecordSummary:

@@ -15,6 +15,12 @@ from expound.models.training import build_demo_models
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2_grpc
+from tests.archive_backends import (  # noqa: F401  (the archive store fixtures)
+    backend,
+    postgres_server,
+    postgresql,
+    postgresql_proc,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

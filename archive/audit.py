@@ -1,0 +1,173 @@
+"""Recomputes an archive's whole Merkle log from its rows and names the first bad entry.
+
+What each check catches, and the sequence number it names:
+
+* ``seq`` must run 0, 1, 2, ... without gaps: a deleted, reordered or renumbered row shows
+  as the first missing number;
+* each payload must hash to its stored leaf: a flipped byte names its row;
+* each row's stored ``root_after`` must be the root recomputed over the leaves so far: a
+  record replaced together with its leaf hash, or two rows swapped, names the first row
+  where the recomputed log departs from the one that was written;
+* every signed checkpoint must verify under the public key and match the recomputed root at
+  its size: this catches even a rewrite of every stored root, naming the first entry the
+  last good checkpoint does not cover; a checkpoint larger than the log names the first
+  missing entry of a truncated tail;
+* a payload may be missing only once a tombstone leaf names it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import AsyncIterable, Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from expound.archive.checkpoint import Checkpoint, verify_checkpoint
+from expound.archive.merkle import Frontier, leaf_hash
+from expound.archive.records import KIND_TOMBSTONE
+from expound.archive.rules import LogRow
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The outcome of an audit.
+
+    Attributes:
+        size: Entries read.
+        checkpoints: Checkpoints checked against the recomputed log.
+        first_bad_seq: The first entry that fails, or None when the log verifies.
+        problem: What failed there ("" when the log verifies).
+        root: The recomputed root over every entry read.
+    """
+
+    size: int
+    checkpoints: int
+    first_bad_seq: int | None
+    problem: str
+    root: bytes
+
+    @property
+    def ok(self) -> bool:
+        """Whether the whole log verified."""
+        return self.first_bad_seq is None
+
+
+def _tombstoned(canonical: bytes) -> int | None:
+    body = json.loads(canonical)
+    seq = body.get("expired_seq")
+    return seq if isinstance(seq, int) else None
+
+
+class LogAuditor:
+    """Checks a log one entry at a time, so a caller can stream rows of any number."""
+
+    def __init__(
+        self, checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey | None = None
+    ) -> None:
+        """Prepares to check entries against ``checkpoints``.
+
+        Args:
+            checkpoints: Every stored checkpoint.
+            public_key: The log's key; when given, every checkpoint's signature is checked.
+        """
+        self._pending = sorted(checkpoints, key=lambda c: c.size)
+        self._count = len(checkpoints)
+        self._frontier = Frontier()
+        self._position = 0
+        self._verified_size = 0
+        self._missing_payloads: set[int] = set()
+        self._failure: AuditReport | None = None
+        for checkpoint in self._pending:
+            if public_key is not None and not verify_checkpoint(public_key, checkpoint):
+                # A forged checkpoint vouches for nothing: every entry is unverified.
+                self._fail(0, f"checkpoint at size {checkpoint.size} has a bad signature")
+                break
+
+    def _fail(self, seq: int, problem: str) -> AuditReport:
+        self._failure = AuditReport(
+            self._frontier.size, self._count, seq, problem, self._frontier.root()
+        )
+        return self._failure
+
+    def check(self, row: LogRow) -> AuditReport | None:
+        """Checks the next entry; returns the failure report once one is found."""
+        if self._failure is not None:
+            return self._failure
+        frontier = self._frontier
+        seq = frontier.size
+        if row.seq != seq:
+            return self._fail(seq, f"entry {seq} is missing (found {row.seq} in its place)")
+        if row.canonical is None:
+            self._missing_payloads.add(seq)
+        elif not hmac.compare_digest(leaf_hash(row.canonical), row.leaf_hash):
+            return self._fail(seq, f"entry {seq}'s payload does not hash to its leaf")
+        if row.kind == KIND_TOMBSTONE and row.canonical is not None:
+            self._missing_payloads.discard(_tombstoned(row.canonical) or -1)
+        frontier.append(row.leaf_hash)
+        root = frontier.root()
+        if not hmac.compare_digest(root, row.root_after):
+            return self._fail(seq, f"the log root after entry {seq} differs from the one written")
+        pending = self._pending
+        while self._position < len(pending) and pending[self._position].size == frontier.size:
+            if not hmac.compare_digest(pending[self._position].root_hash, root):
+                return self._fail(
+                    self._verified_size,
+                    f"checkpoint at size {frontier.size} does not match the log: an entry "
+                    f"from {self._verified_size} to {seq} was changed",
+                )
+            self._verified_size = frontier.size
+            self._position += 1
+        return None
+
+    def finish(self) -> AuditReport:
+        """The report after the last entry."""
+        if self._failure is not None:
+            return self._failure
+        if self._missing_payloads:
+            seq = min(self._missing_payloads)
+            return self._fail(seq, f"entry {seq}'s payload is missing and no tombstone records it")
+        size = self._frontier.size
+        if self._position < len(self._pending):
+            return self._fail(
+                size,
+                f"checkpoint at size {self._pending[self._position].size} was signed but the "
+                f"log ends at {size}: entries from {size} on are missing",
+            )
+        return AuditReport(size, self._count, None, "", self._frontier.root())
+
+
+def audit_log(
+    rows: Iterable[LogRow],
+    checkpoints: Sequence[Checkpoint],
+    public_key: Ed25519PublicKey | None = None,
+) -> AuditReport:
+    """Recomputes the log from ``rows`` and checks it against itself and its checkpoints.
+
+    Args:
+        rows: Every entry, in ``seq`` order as the store returns them.
+        checkpoints: Every stored checkpoint.
+        public_key: The log's key; when given, every checkpoint's signature is checked.
+
+    Returns:
+        The report; ``first_bad_seq`` names the first failing entry.
+    """
+    auditor = LogAuditor(checkpoints, public_key)
+    for row in rows:
+        if auditor.check(row) is not None:
+            break
+    return auditor.finish()
+
+
+async def audit_stream(
+    rows: AsyncIterable[LogRow],
+    checkpoints: Sequence[Checkpoint],
+    public_key: Ed25519PublicKey | None = None,
+) -> AuditReport:
+    """`audit_log` over rows a database streams asynchronously."""
+    auditor = LogAuditor(checkpoints, public_key)
+    async for row in rows:
+        if auditor.check(row) is not None:
+            break
+    return auditor.finish()

@@ -1,0 +1,47 @@
+"""How long a record's payload is kept: a retain-until date per record, and legal holds.
+
+Consumer credit decisions are kept 25 months by default (ECOA / Regulation B keep
+applications and notices 25 months); a model may set its own period. A payload may be
+removed only after its retain-until date and while no legal hold is placed on it; its leaf
+hash stays in the log, and a tombstone leaf records the removal.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+DEFAULT_RETENTION_MONTHS = 25
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months, clamped to the month's last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def parse_utc(rfc3339: str) -> datetime:
+    """Parses the archive's RFC 3339 UTC text."""
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+
+
+def format_utc(moment: datetime) -> str:
+    """Formats a UTC moment as the archive's RFC 3339 text (sorts as text)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Retention periods in months: a default and per-model overrides."""
+
+    default_months: int = DEFAULT_RETENTION_MONTHS
+    months_by_model: Mapping[str, int] = field(default_factory=dict)
+
+    def retain_until(self, model_id: str, created_at: str) -> str:
+        """The retain-until time of a record of ``model_id`` created at ``created_at``."""
+        months = self.months_by_model.get(model_id, self.default_months)
+        return format_utc(add_months(parse_utc(created_at), months))
