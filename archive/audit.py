@@ -17,9 +17,10 @@ What each check catches, and the sequence number it names:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -161,13 +162,14 @@ def audit_log(
 
 
 async def audit_stream(
-    rows: AsyncIterable[LogRow],
+    rows: AsyncGenerator[LogRow, None],
     checkpoints: Sequence[Checkpoint],
     public_key: Ed25519PublicKey | None = None,
 ) -> AuditReport:
-    """`audit_log` over rows a database streams asynchronously."""
+    """`audit_log` over rows a database streams asynchronously; closes the stream."""
     auditor = LogAuditor(checkpoints, public_key)
-    async for row in rows:
-        if auditor.check(row) is not None:
-            break
+    async with contextlib.aclosing(rows):
+        async for row in rows:
+            if auditor.check(row) is not None:
+                break
     return auditor.finish()

@@ -12,7 +12,7 @@ only, and a retention role DELETE on payloads and holds.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -584,7 +584,7 @@ class PostgresArchive:
         await self._pool.close()
 
 
-async def read_log(conn: Conn) -> tuple[AsyncIterator[LogRow], list[Checkpoint]]:
+async def read_log(conn: Conn) -> tuple[AsyncGenerator[LogRow, None], list[Checkpoint]]:
     """Everything an audit reads, streamed with a server-side cursor.
 
     Args:
@@ -596,7 +596,7 @@ async def read_log(conn: Conn) -> tuple[AsyncIterator[LogRow], list[Checkpoint]]
     cursor = await conn.execute(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size")
     checkpoints = [_row_to_checkpoint(row) for row in await cursor.fetchall()]
 
-    async def rows() -> AsyncIterator[LogRow]:
+    async def rows() -> AsyncGenerator[LogRow, None]:
         async with conn.transaction(), conn.cursor(name="expound_audit") as stream:
             await stream.execute(
                 "SELECT r.seq, r.leaf_hash, r.root_after, p.canonical, r.kind "

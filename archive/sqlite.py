@@ -525,7 +525,7 @@ def read_log(path: Path) -> tuple[Iterator[LogRow], list[Checkpoint]]:
     Returns:
         The log entries in ``seq`` order (streamed) and every checkpoint, by size.
     """
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     checkpoints = [
         _row_to_checkpoint(row)
         for row in conn.execute(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size")

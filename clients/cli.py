@@ -15,7 +15,10 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
+from expound.clients import archive_cli
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
+from expound.clients.verify import bundle_from_record
+from expound.errors import ServiceError
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 
@@ -126,8 +129,11 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
 
 def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.action == "get":
-        record = client.get_record(args.record_id)
-        print(_as_json(record) if args.json else record.canonical_json)
+        record = client.get_record(args.record_id, include_proof=args.proof)
+        if args.proof:
+            print(json.dumps(bundle_from_record(record), indent=2))
+        else:
+            print(_as_json(record) if args.json else record.canonical_json)
         return 0
     page = client.list_records(
         model_id=args.model,
@@ -185,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--json", action="store_true", help="the record message, not its canonical JSON"
     )
+    get.add_argument(
+        "--proof", action="store_true", help="print its proof bundle (see expound archive verify)"
+    )
     listing = record_actions.add_parser("list")
     listing.add_argument("--model", default="")
     listing.add_argument("--decision-id", default="")
@@ -192,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--until", default="", help="ISO 8601 time, exclusive")
     listing.add_argument("--page-size", type=int, default=0)
     listing.add_argument("--page-token", default="")
+    archive_cli.add_parser(commands)
     return parser
 
 
@@ -203,6 +213,16 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_serve(args)
         except ValidationError as exc:
             print(f"error: invalid settings: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "archive":
+        try:
+            return archive_cli.run(args)
+        except grpc.RpcError as error:
+            details = error_details(error)
+            print(f"error: {details.code}: {details.message}", file=sys.stderr)
+            return 1
+        except (OSError, ValueError, ServiceError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
     handlers = {"explain": _cmd_explain, "models": _cmd_models, "records": _cmd_records}
     try:

@@ -98,12 +98,28 @@ class ExplainClient:
         response: pb.ExplainResponse = self._stub.Explain(request, timeout=self._timeout)
         return response
 
-    def get_record(self, record_id: str) -> pb.Record:
-        """One archived record."""
+    def get_record(self, record_id: str, include_proof: bool = False) -> pb.Record:
+        """One archived record, with its inclusion proof on request."""
         record: pb.Record = self._stub.GetRecord(
-            pb.GetRecordRequest(record_id=record_id), timeout=self._timeout
+            pb.GetRecordRequest(record_id=record_id, include_proof=include_proof),
+            timeout=self._timeout,
         )
         return record
+
+    def get_checkpoint(self, size: int = 0) -> pb.SignedCheckpoint:
+        """The archive's signed checkpoint at ``size`` (0: the latest)."""
+        checkpoint: pb.SignedCheckpoint = self._stub.GetCheckpoint(
+            pb.GetCheckpointRequest(size=size), timeout=self._timeout
+        )
+        return checkpoint
+
+    def get_consistency_proof(self, old_size: int, new_size: int = 0) -> pb.ConsistencyProof:
+        """Proof that the checkpoint at ``old_size`` is a prefix of the one at ``new_size``."""
+        proof: pb.ConsistencyProof = self._stub.GetConsistencyProof(
+            pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size),
+            timeout=self._timeout,
+        )
+        return proof
 
     def list_records(
         self,

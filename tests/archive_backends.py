@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,15 +113,19 @@ class Backend:
         else:
             for table in ("records", "payloads", "nodes", "checkpoints"):
                 self.sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for table in ("payloads", "holds"):
+                self.sql(f"ALTER TABLE {table} DROP CONSTRAINT {table}_seq_fkey")
 
-    async def audit(self, public_key: Any = None) -> AuditReport:
+    async def audit(
+        self, public_key: Any = None, published: Sequence[Checkpoint] = ()
+    ) -> AuditReport:
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
             rows, checkpoints = read_sqlite_log(self.sqlite_path)
-            return audit_log(rows, checkpoints, public_key)
+            return audit_log(rows, [*checkpoints, *published], public_key)
         async with await psycopg.AsyncConnection.connect(self.dsn) as conn:
             stream, checkpoints = await read_postgres_log(conn)
-            return await audit_stream(stream, checkpoints, public_key)
+            return await audit_stream(stream, [*checkpoints, *published], public_key)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

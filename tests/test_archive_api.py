@@ -1,0 +1,173 @@
+"""Proofs over the real gRPC service, the standalone verifier and the archive commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from expound.archive.checkpoint import load_private_key, public_key_pem, verify_checkpoint
+from expound.archive.merkle import EMPTY_ROOT, leaf_hash, verify_consistency
+from expound.clients.cli import main
+from expound.clients.verify import (
+    BundleInvalid,
+    bundle_from_record,
+    checkpoint_from_pb,
+    verify_bundle,
+)
+from expound.server.app import RunningServer
+from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+from tests.conftest import GBM
+from tests.test_server import request
+
+
+async def explain_some(stub: Any, applicant: dict[str, Any], count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        response = await stub.Explain(request(GBM, applicant, decision_id=f"loan-{n}"))
+        ids.append(response.record_id)
+    return ids
+
+
+async def cli(argv: list[str]) -> int:
+    """Runs the command line off the event loop that serves it."""
+    return await asyncio.to_thread(main, argv)
+
+
+def public_pem(settings: Settings) -> bytes:
+    return public_key_pem(load_private_key(settings.signing_key_path))
+
+
+async def test_the_signing_key_is_created_private(
+    service: RunningServer, settings: Settings
+) -> None:
+    mode = stat.S_IMODE(settings.signing_key_path.stat().st_mode)
+    assert mode == 0o600
+
+
+async def test_get_record_with_proof_gives_a_bundle_anyone_can_verify(
+    stub: Any, settings: Settings, denied_applicant: dict[str, Any]
+) -> None:
+    ids = await explain_some(stub, denied_applicant, 5)
+    pem = public_pem(settings)
+    for seq, record_id in enumerate(ids):
+        record = await stub.GetRecord(pb.GetRecordRequest(record_id=record_id, include_proof=True))
+        assert record.seq == seq and record.kind == "record" and not record.expired
+        assert record.retain_until > record.created_at.ToJsonString()
+        proof = record.proof
+        assert proof.leaf_hash == leaf_hash(record.canonical_json.encode())
+        assert proof.tree_size == proof.checkpoint.size >= seq + 1
+        verified = verify_bundle(bundle_from_record(record), pem)
+        assert (verified.record_id, verified.leaf_index) == (record_id, seq)
+
+    record = await stub.GetRecord(pb.GetRecordRequest(record_id=ids[2], include_proof=True))
+    bundle = bundle_from_record(record)
+    altered = dict(bundle, record=bundle["record"].replace("decline", "approve"))
+    with pytest.raises(BundleInvalid, match="altered"):
+        verify_bundle(altered, pem)
+    moved = dict(bundle, leaf_index=3)
+    with pytest.raises(BundleInvalid, match="audit path"):
+        verify_bundle(moved, pem)
+    other_key = public_key_pem(load_private_key(settings.signing_key_path).public_key())
+    assert verify_bundle(bundle, other_key).leaf_index == 2
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    with pytest.raises(BundleInvalid, match="signature"):
+        verify_bundle(bundle, public_key_pem(Ed25519PrivateKey.generate()))
+    plain = await stub.GetRecord(pb.GetRecordRequest(record_id=ids[0]))
+    assert not plain.HasField("proof")
+
+
+async def test_checkpoints_and_consistency_over_the_api(
+    stub: Any, settings: Settings, denied_applicant: dict[str, Any]
+) -> None:
+    from expound.archive.checkpoint import load_public_key
+
+    key = load_public_key(public_pem(settings))
+    await explain_some(stub, denied_applicant, 2)
+    first = checkpoint_from_pb(await stub.GetCheckpoint(pb.GetCheckpointRequest()))
+    assert first.size == 2 and verify_checkpoint(key, first)
+    await explain_some(stub, denied_applicant, 3)
+    proof = await stub.GetConsistencyProof(pb.GetConsistencyProofRequest(old_size=first.size))
+    new = checkpoint_from_pb(proof.new_checkpoint)
+    assert new.size == 5 and verify_checkpoint(key, new)
+    assert checkpoint_from_pb(proof.old_checkpoint) == first
+    assert verify_consistency(2, 5, first.root_hash, new.root_hash, list(proof.proof))
+    empty = await stub.GetConsistencyProof(pb.GetConsistencyProofRequest(old_size=0, new_size=5))
+    assert not empty.HasField("old_checkpoint")
+    assert verify_consistency(0, 5, EMPTY_ROOT, new.root_hash, list(empty.proof))
+    again = checkpoint_from_pb(await stub.GetCheckpoint(pb.GetCheckpointRequest(size=2)))
+    assert again == first
+
+
+async def test_proof_requests_for_unsigned_sizes_are_invalid(
+    stub: Any, denied_applicant: dict[str, Any]
+) -> None:
+    import grpc
+
+    with pytest.raises(grpc.aio.AioRpcError) as empty:
+        await stub.GetCheckpoint(pb.GetCheckpointRequest())
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await explain_some(stub, denied_applicant, 1)
+    for bad in (
+        pb.GetConsistencyProofRequest(old_size=1, new_size=7),
+        pb.GetConsistencyProofRequest(old_size=5, new_size=0),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.GetConsistencyProof(bad)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_archive_commands_verify_and_audit(
+    service: RunningServer,
+    settings: Settings,
+    denied_applicant: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = ["--target", f"127.0.0.1:{service.port}"]
+    monkeypatch.setenv("EXPOUND_SIGNING_KEY_PATH", str(settings.signing_key_path))
+    applicant = tmp_path / "applicant.json"
+    applicant.write_text(json.dumps(denied_applicant))
+    for _ in range(3):
+        explain = [*target, "explain", "--model", GBM, "--applicant", str(applicant)]
+        assert await cli(explain) == 0
+    capsys.readouterr()
+
+    assert await cli(["archive", "public-key"]) == 0
+    pem = tmp_path / "archive.pub.pem"
+    pem.write_text(capsys.readouterr().out)
+    assert pem.read_text() == public_pem(settings).decode()
+
+    record_id = await _first_record_id(service)
+    assert await cli([*target, "records", "get", record_id, "--proof"]) == 0
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(capsys.readouterr().out)
+    assert await cli(["archive", "verify", str(bundle), "--public-key", str(pem)]) == 0
+    assert f"verified {record_id}" in capsys.readouterr().out
+
+    tampered = json.loads(bundle.read_text())
+    tampered["record"] = tampered["record"].replace('"decline"', '"approve"')
+    bundle.write_text(json.dumps(tampered))
+    assert await cli(["archive", "verify", str(bundle), "--public-key", str(pem)]) == 1
+    assert "INVALID" in capsys.readouterr().out
+
+    assert await cli([*target, "archive", "checkpoint"]) == 0
+    kept = tmp_path / "checkpoint.json"
+    kept.write_text(capsys.readouterr().out)
+    args = ["archive", "audit", "--db", str(settings.archive_path), "--public-key", str(pem)]
+    assert await cli([*args, "--checkpoint", str(kept)]) == 0
+    assert capsys.readouterr().out.startswith("ok: 3 entries")
+
+
+async def _first_record_id(service: RunningServer) -> str:
+    from expound.archive.store import RecordFilter
+
+    page = await service.pipeline.list_records(RecordFilter(), 1, "")
+    return page.records[0].record_id
