@@ -38,6 +38,9 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
 }
 
 INTERNAL_MESSAGE = "internal error"
+# Status messages travel in trailing metadata, which clients refuse beyond 16 KiB; error
+# messages may quote the caller's input (an unknown id), so they are cut to this length.
+MAX_MESSAGE_CHARS = 1000
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -64,7 +67,10 @@ def status_for(error: ServiceError, request_id: str) -> status_pb2.Status:
                 )
             ),
         )
-    return status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    message = error.message
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return status_pb2.Status(code=code.value[0], message=message, details=details)
 
 
 def internal_status(request_id: str) -> status_pb2.Status:

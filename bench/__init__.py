@@ -1,0 +1,1 @@
+"""Benchmarks of expound (`make bench`); not timed tests. See ``bench.run``."""

@@ -1,0 +1,180 @@
+"""The exception tree and its one mapping to gRPC statuses (server/errors.py)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+import expound.errors
+from expound.errors import FieldViolation, InvalidRequest, ModelNotFound, ServiceError
+from expound.server.errors import (
+    GRPC_CODES,
+    INTERNAL_MESSAGE,
+    MAX_MESSAGE_CHARS,
+    guarded,
+    request_id_var,
+    status_for,
+)
+
+
+def service_errors() -> list[type[ServiceError]]:
+    """ServiceError and every subclass defined in expound.errors, however deep."""
+    found: list[type[ServiceError]] = []
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == expound.errors.__name__:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.__name__)
+
+
+def instance(cls: type[ServiceError]) -> ServiceError:
+    """An instance of ``cls``, filling whatever its constructor asks for."""
+    arguments: dict[str, Any] = {}
+    for name, parameter in inspect.signature(cls).parameters.items():
+        if name == "violations":
+            arguments[name] = [FieldViolation("features[x]", "bad")]
+        elif parameter.default is inspect.Parameter.empty:
+            arguments[name] = f"some {name}"
+    return cls(**arguments)
+
+
+def unpacked(status: status_pb2.Status) -> dict[str, Any]:
+    """The status details by type name."""
+    found: dict[str, Any] = {}
+    for detail in status.details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.RequestInfo):
+            message = kind()
+            if detail.Unpack(message):
+                found[kind.DESCRIPTOR.name] = message
+    return found
+
+
+def test_the_tree_is_found() -> None:
+    names = {cls.__name__ for cls in service_errors()}
+    assert {"ServiceError", "InvalidRequest", "ModelNotFound", "GeneratorError"} <= names
+
+
+@pytest.mark.parametrize("cls", service_errors(), ids=lambda cls: cls.__name__)
+def test_every_service_error_maps_to_its_grpc_status(cls: type[ServiceError]) -> None:
+    assert cls.code in GRPC_CODES, f"{cls.__name__}.code {cls.code} has no gRPC mapping"
+    assert GRPC_CODES[cls.code].name == cls.code.name
+    status = status_for(instance(cls), "req-1")
+    assert status.code == GRPC_CODES[cls.code].value[0]
+    assert unpacked(status)["RequestInfo"].request_id == "req-1"
+
+
+@pytest.mark.parametrize("cls", service_errors(), ids=lambda cls: cls.__name__)
+def test_the_module_docstring_draws_every_error_with_its_code(cls: type[ServiceError]) -> None:
+    doc = expound.errors.__doc__ or ""
+    drawn = re.search(rf"\b{cls.__name__}\s+([A-Z_]+)", doc)
+    assert drawn, f"{cls.__name__} is missing from the tree in expound.errors' docstring"
+    assert drawn.group(1) == cls.code.name
+
+
+def test_every_status_code_has_a_grpc_code() -> None:
+    assert set(GRPC_CODES) == set(expound.errors.StatusCode)
+
+
+def test_invalid_request_carries_every_field_violation() -> None:
+    violations = [
+        FieldViolation("features[savings]", "required feature is missing"),
+        FieldViolation("audience", "unknown audience 99"),
+    ]
+    status = status_for(InvalidRequest("2 invalid fields", violations), "req-2")
+    assert status.code == code_pb2.INVALID_ARGUMENT
+    assert status.message == "2 invalid fields"
+    bad = unpacked(status)["BadRequest"]
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("features[savings]", "required feature is missing"),
+        ("audience", "unknown audience 99"),
+    ]
+
+
+def test_other_errors_carry_no_bad_request() -> None:
+    status = status_for(ModelNotFound("unknown model 'x'"), "req-3")
+    assert status.code == code_pb2.NOT_FOUND
+    assert set(unpacked(status)) == {"RequestInfo"}
+
+
+def test_long_messages_are_cut_to_fit_the_trailer() -> None:
+    status = status_for(ModelNotFound("unknown model " + "m" * 50_000), "req-4")
+    assert len(status.message) == MAX_MESSAGE_CHARS
+    assert status.message.startswith("unknown model mmm") and status.message.endswith("...")
+
+
+class AbortedCall(Exception):
+    """Stands in for grpc.aio.AbortError in the fake context."""
+
+
+class FakeContext:
+    """The part of grpc.aio.ServicerContext that ``guarded`` uses."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self._metadata = metadata
+        self.trailing: tuple[tuple[str, str], ...] = ()
+        self.aborted_with: grpc.Status | None = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.trailing = metadata
+
+    async def abort_with_status(self, status: grpc.Status) -> None:
+        self.aborted_with = status
+        raise AbortedCall
+
+
+def sent_status(context: FakeContext) -> status_pb2.Status:
+    assert context.aborted_with is not None
+    for key, value in context.aborted_with.trailing_metadata:
+        if key == "grpc-status-details-bin":
+            return status_pb2.Status.FromString(value)
+    raise AssertionError("no rich status sent")
+
+
+async def test_guarded_sends_the_service_errors_status_with_the_callers_request_id() -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        assert request_id_var.get() == "req-5"
+        raise InvalidRequest("bad", [FieldViolation("model_id", "required")])
+
+    context = FakeContext(metadata=(("x-request-id", "req-5"),))
+    with pytest.raises(AbortedCall):
+        await guarded(handler)(object(), context)  # type: ignore[arg-type]
+    assert context.aborted_with is not None
+    assert context.aborted_with.code == grpc.StatusCode.INVALID_ARGUMENT
+    status = sent_status(context)
+    assert unpacked(status)["BadRequest"].field_violations[0].field == "model_id"
+    assert context.trailing == (("x-request-id", "req-5"),)
+    assert request_id_var.get() == ""
+
+
+async def test_guarded_generates_a_request_id_and_hides_foreign_errors() -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        raise ZeroDivisionError("secret detail")
+
+    context = FakeContext(metadata=(("x-request-id", "x" * 500),))  # too long: replaced
+    with pytest.raises(AbortedCall):
+        await guarded(handler)(object(), context)  # type: ignore[arg-type]
+    assert context.aborted_with is not None
+    request_id = dict(context.trailing)["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    assert context.aborted_with.code == grpc.StatusCode.INTERNAL
+    assert context.aborted_with.details == f"{INTERNAL_MESSAGE} (request id {request_id})"
+    assert "secret" not in str(sent_status(context))
+
+
+async def test_guarded_passes_answers_through() -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        return ("answer", request)
+
+    context = FakeContext()
+    assert await guarded(handler)("question", context) == ("answer", "question")  # type: ignore[arg-type]
+    assert context.aborted_with is None

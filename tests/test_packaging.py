@@ -1,0 +1,116 @@
+"""The package as it installs: its exports, its folder mapping, generated code, demo models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+import expound
+from expound.models.registry import load_model
+from expound.models.training import GBM_ID, LOGISTIC_ID, build_demo_models
+from tests.conftest import ROOT
+
+PACKAGE_DIRS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"][
+    "setuptools"
+]["package-dir"]
+
+
+def python_outside_repo(code: str) -> str:
+    """Runs ``code`` with this interpreter from /tmp (so the repo is not on sys.path)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd="/tmp",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_all_is_exactly_what_the_package_exports() -> None:
+    public = {
+        name
+        for name, value in vars(expound).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert set(expound.__all__) == public | {"__version__"}
+    assert len(expound.__all__) == len(set(expound.__all__))
+    names = ", ".join(expound.__all__)
+    python_outside_repo(f"from expound import {names}")
+
+
+def test_subpackages_resolve_to_their_folders_and_nothing_leaks() -> None:
+    code = f"""
+import importlib, importlib.util, json, pathlib
+mapping = {PACKAGE_DIRS!r}
+located = {{
+    name: str(pathlib.Path(importlib.import_module(name).__file__).resolve().parent)
+    for name in mapping
+}}
+leaked = sorted(
+    top for top in {{*mapping.values(), *(n.rsplit(".", 1)[-1] for n in mapping)}}
+    if top != "expound" and importlib.util.find_spec(top) is not None
+)
+print(json.dumps({{"located": located, "leaked": leaked}}))
+"""
+    found = json.loads(python_outside_repo(code))
+    assert found["located"] == {name: str(ROOT / folder) for name, folder in PACKAGE_DIRS.items()}
+    assert found["located"]["expound.server"] == str(ROOT / "server")
+    assert found["leaked"] == [], "top-level modules importable outside the repo"
+
+
+def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_proto.py"), str(tmp_path)],
+        cwd="/tmp",
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    fresh = sorted(p.name for p in tmp_path.iterdir())
+    committed = sorted(p.name for p in (ROOT / "protogen").glob("*_pb2*"))
+    assert committed == fresh and fresh, "protogen/ has other files than gen_proto.py writes"
+    for name in fresh:
+        assert (ROOT / "protogen" / name).read_bytes() == (tmp_path / name).read_bytes(), (
+            f"protogen/{name} drifted from proto/: run `make proto`"
+        )
+
+
+@pytest.mark.slow
+def test_demo_models_train_reproducibly(models_dir: Path, tmp_path: Path) -> None:
+    build_demo_models(ROOT / "data" / "german_credit.csv", tmp_path)
+    gbm, again = models_dir / GBM_ID, tmp_path / GBM_ID
+    assert sha256(gbm / "model.lgb.txt") == sha256(again / "model.lgb.txt")
+    for model_id in (GBM_ID, LOGISTIC_ID):
+        assert sha256(models_dir / model_id / "background.json") == sha256(
+            tmp_path / model_id / "background.json"
+        )
+        first = json.loads((models_dir / model_id / "manifest.json").read_text())
+        second = json.loads((tmp_path / model_id / "manifest.json").read_text())
+        if model_id == LOGISTIC_ID:
+            # skops zips carry timestamps, so only the predictions must match, below.
+            del first["artifact_sha256"], second["artifact_sha256"]
+        assert first == second
+    logistic = load_model(models_dir / LOGISTIC_ID)
+    logistic_again = load_model(tmp_path / LOGISTIC_ID)
+    rows = logistic.background
+    assert np.array_equal(rows, logistic_again.background)
+    assert np.array_equal(logistic.scorer.raw(rows), logistic_again.scorer.raw(rows))
+    assert np.ptp(logistic.scorer.raw(rows)) > 1.0, "a constant model proves nothing"

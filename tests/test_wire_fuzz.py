@@ -1,0 +1,248 @@
+"""Malformed Explain requests over the real socket: only documented codes, one record per OK.
+
+Hypothesis drives a synchronous client in a worker thread while the server runs in the
+test's event loop. Each request starts from a valid applicant and is then bent: wrong or
+unknown model ids, missing, extra and ill-typed features, unset values, NaN and infinities,
+out-of-range numbers, huge strings, unknown audiences, too many candidates, seeds beyond
+what a JSON record can hold, reused idempotency keys. After every call the archive is read
+back: an answered call added exactly one record (none for an idempotent replay), a refused
+call added none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from expound.domain import FeatureScalar
+from expound.models.demo_schema import FEATURES
+from expound.models.manifest import FeatureSpec
+from expound.server.app import RunningServer
+from expound.server.convert import feature_to_pb
+from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+from expound.v1 import explain_pb2_grpc
+from tests.conftest import EXAMPLES, GBM, LOGISTIC
+
+DOCUMENTED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+REQUEST_FIELDS = {
+    "model_id",
+    "question",
+    "audience",
+    "decision_id",
+    "idempotency_key",
+    "num_candidates",
+    "seed",
+    "features",
+}
+FEATURE_FIELD = re.compile(r"^features\[.*\]$", re.DOTALL)
+UNSET = pb.FeatureValue()
+MAX_EXAMPLES = 200
+
+huge_text = st.sampled_from([201, 5_000, 50_000]).map(lambda n: "z" * n)
+
+
+def valid_value(spec: FeatureSpec) -> st.SearchStrategy[FeatureScalar]:
+    """Values the schema accepts for ``spec``."""
+    if spec.type == "category":
+        return st.sampled_from(spec.categories or [])
+    if spec.type == "bool":
+        return st.booleans()
+    low, high = spec.minimum, spec.maximum
+    assert low is not None and high is not None, f"{spec.name} has no range"
+    if spec.type == "integer":
+        return st.integers(int(low), int(high)).map(float)
+    return st.floats(low, high, allow_nan=False)
+
+
+def any_value() -> st.SearchStrategy[pb.FeatureValue]:
+    """Wire values of every kind, including ones no schema accepts."""
+    return st.one_of(
+        st.just(UNSET),
+        st.none().map(feature_to_pb),
+        st.booleans().map(feature_to_pb),
+        st.floats(allow_nan=True, allow_infinity=True).map(feature_to_pb),
+        st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 1e308, -1e308, 5e-324]).map(
+            feature_to_pb
+        ),
+        st.text(max_size=40).map(feature_to_pb),
+        huge_text.map(feature_to_pb),
+    )
+
+
+def bad_value(spec: FeatureSpec) -> st.SearchStrategy[pb.FeatureValue]:
+    """Wire values aimed at ``spec``'s edges: out of range, fractional, near misses."""
+    edges: list[FeatureScalar] = []
+    if spec.minimum is not None and spec.maximum is not None:
+        edges += [spec.minimum - 1, spec.maximum + 1, spec.minimum + 0.5, spec.maximum * 1e6]
+    if spec.categories:
+        edges += [spec.categories[0].upper(), spec.categories[0] + " ", ""]
+    return st.one_of(st.sampled_from(edges or [None]).map(feature_to_pb), any_value())
+
+
+@st.composite
+def features(draw: st.DrawFn, bend: bool) -> dict[str, pb.FeatureValue]:
+    """A valid applicant; when ``bend``, with features dropped, replaced and added."""
+    values = {spec.name: feature_to_pb(draw(valid_value(spec))) for spec in FEATURES}
+    if not bend:
+        return values
+    for spec in draw(st.lists(st.sampled_from(FEATURES), max_size=4, unique_by=lambda s: s.name)):
+        if draw(st.booleans()):
+            del values[spec.name]
+        else:
+            values[spec.name] = draw(bad_value(spec))
+    names = st.one_of(st.text(max_size=20), huge_text)
+    values.update(draw(st.dictionaries(names, any_value(), max_size=3)))
+    many = draw(st.sampled_from([0, 0, 0, 0, 50, 1500]))
+    values.update({f"extra_{i}": feature_to_pb(float(i)) for i in range(many)})
+    return values
+
+
+# Each request field: (what the service accepts, what it may refuse).
+FIELDS: dict[str, tuple[st.SearchStrategy[object], st.SearchStrategy[object]]] = {
+    "model_id": (
+        st.sampled_from([GBM, LOGISTIC]),
+        st.one_of(st.just(""), st.text(max_size=30), huge_text),
+    ),
+    "question": (
+        st.text(max_size=80),
+        st.one_of(st.integers(1990, 2100).map(lambda n: "?" * n), st.just("q" * (2 << 20))),
+    ),
+    "audience": (st.integers(0, 3), st.integers(-(2**31), 2**31 - 1)),
+    "decision_id": (st.text(max_size=30), huge_text),
+    "idempotency_key": (st.sampled_from(["", "", "", "", "", "", "k-1", "k-2"]), huge_text),
+    "num_candidates": (st.integers(0, 8), st.integers(0, 2**32 - 1)),
+    "seed": (st.integers(0, 2**53 - 1), st.integers(0, 2**64 - 1)),
+}
+
+
+@st.composite
+def explain_requests(draw: st.DrawFn) -> tuple[pb.ExplainRequest, set[str]]:
+    """An Explain request and the fields drawn from the refusable side (often none)."""
+    count = draw(st.sampled_from([0, 0, 0, 1, 1, 1, 1, 1, 2, 3]))
+    aspects = st.sampled_from([*FIELDS, "features", "features"])
+    bent = set(draw(st.lists(aspects, min_size=count, max_size=count, unique=True)))
+    message = pb.ExplainRequest(
+        **{name: draw(choices[name in bent]) for name, choices in FIELDS.items()}
+    )
+    for name, value in draw(features("features" in bent)).items():
+        message.features[name].CopyFrom(value)
+    return message, bent
+
+
+def denied(**fields: object) -> pb.ExplainRequest:
+    """The example denied applicant's request, with ``fields`` set on the message."""
+    applicant = json.loads((EXAMPLES / "applicant_denied.json").read_text())
+    features = {name: feature_to_pb(value) for name, value in applicant.items()}
+    return pb.ExplainRequest(**{"model_id": GBM, "features": features, **fields})
+
+
+def nan_amount() -> pb.ExplainRequest:
+    message = denied()
+    message.features["credit_amount"].number = math.nan
+    return message
+
+
+def record_ids(archive: Path) -> set[str]:
+    with sqlite3.connect(archive) as conn:
+        return {row[0] for row in conn.execute("SELECT record_id FROM records")}
+
+
+def field_violations(error: grpc.RpcError) -> list[str]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "INVALID_ARGUMENT without google.rpc.Status details"
+    fields = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            fields += [v.field for v in bad.field_violations]
+    return fields
+
+
+def fuzz(port: int, archive: Path, max_message_bytes: int) -> tuple[Counter[str], set[str]]:
+    """Runs the property against the server on ``port``; returns codes seen and OK records."""
+    codes: Counter[str] = Counter()
+    answered: set[str] = set()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = explain_pb2_grpc.ExplainServiceStub(channel)
+
+    @hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    # Every run reaches each outcome at least once, whatever hypothesis draws besides.
+    @example((denied(), set()))
+    @example((denied(model_id="no-such-model"), {"model_id"}))
+    @example((denied(model_id="m" * 50_000), {"model_id"}))
+    @example((denied(question="q" * (2 << 20)), {"question"}))
+    @example((denied(seed=2**64 - 1), {"seed"}))
+    @example((denied(audience=99), {"audience"}))
+    @example((nan_amount(), {"features"}))
+    @given(explain_requests())
+    def only_documented_codes(drawn: tuple[pb.ExplainRequest, set[str]]) -> None:
+        request, bent = drawn
+        oversized = request.ByteSize() > max_message_bytes
+        before = record_ids(archive)
+        try:
+            response = stub.Explain(request, timeout=30)
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            assert code in DOCUMENTED, f"{code}: {error.details()}"  # type: ignore[attr-defined]
+            assert (code == grpc.StatusCode.RESOURCE_EXHAUSTED) == oversized, error
+            if not bent:
+                assert code == grpc.StatusCode.ALREADY_EXISTS, f"valid request refused: {error}"
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                fields = field_violations(error)
+                assert fields, "INVALID_ARGUMENT without field violations"
+                for field in fields:
+                    assert field in REQUEST_FIELDS or FEATURE_FIELD.match(field), field
+            assert record_ids(archive) == before, f"{code} left a record behind"
+            codes[code.name] += 1
+            return
+        codes["OK"] += 1
+        assert not oversized
+        after = record_ids(archive)
+        if response.record_id in answered:
+            assert request.idempotency_key, "a new answer reused an old record id"
+            assert after == before
+        else:
+            assert after == before | {response.record_id}
+            answered.add(response.record_id)
+
+    try:
+        only_documented_codes()
+    finally:
+        channel.close()
+    return codes, answered
+
+
+@pytest.mark.slow
+async def test_malformed_requests_get_documented_codes(
+    service: RunningServer, settings: Settings
+) -> None:
+    codes, answered = await asyncio.to_thread(
+        fuzz, service.port, settings.archive_path, settings.max_message_bytes
+    )
+    assert record_ids(settings.archive_path) == answered
+    # The strategies must reach every branch, or the property proves little.
+    assert {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED"} <= set(codes), codes
