@@ -5,14 +5,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.expound-installed
 MODELS := artifacts/models
 MODEL_STAMP := $(MODELS)/.built
+# The CPU build of torch lies on disk here; without it pip would fetch a CUDA build.
+WHEELS ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(WHEELS)/torch-*.whl),--find-links $(WHEELS),)
 
-.PHONY: setup models proto run test lint typecheck bench clean
+VLLM_STAMP := .venv-vllm/.expound-ready
+
+.PHONY: setup models proto vllm run serve test lint typecheck bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check $(FIND_LINKS) -e '.[dev]'
 	touch $@
 
 models: $(MODEL_STAMP)
@@ -21,10 +26,22 @@ $(MODEL_STAMP): $(STAMP) data/german_credit.csv models/training.py models/demo_s
 	$(BIN)/python -m expound.models.training --data data/german_credit.csv --out $(MODELS)
 	touch $@
 
+# The embedded LLM: vLLM's CPU build in its own venv, Gemma 3 270M converted once to
+# safetensors under ~/.cache/expound (reused by later runs).
+vllm: $(VLLM_STAMP)
+	.venv-vllm/bin/python scripts/convert_gguf.py
+
+$(VLLM_STAMP): scripts/vllm_env.sh
+	scripts/vllm_env.sh
+
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
-run: setup models
+run: setup models vllm
+	scripts/run_embedded.sh
+
+# The gRPC service alone, against an LLM already running at EXPOUND_LLM_BASE_URL.
+serve: setup models
 	$(BIN)/expound serve
 
 lint: setup

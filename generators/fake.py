@@ -35,10 +35,17 @@ class FakeGenerator:
             raise self._error
         texts = self._texts(request) if callable(self._texts) else self._texts
         drafts = [
-            Draft(text=t, token_logprobs=[-0.5] * max(1, len(t.split())), finish_reason="stop", index=i)
+            Draft(
+                text=t,
+                token_logprobs=[-0.5] * max(1, len(t.split())),
+                finish_reason="stop",
+                index=i,
+            )
             for i, t in enumerate(texts[: request.n])
         ]
-        return Drafts(drafts=drafts, model="fake", latency_ms=self._delay_s * 1000, completion_tokens=0)
+        return Drafts(
+            drafts=drafts, model="fake", latency_ms=self._delay_s * 1000, completion_tokens=0
+        )
 
     async def check_health(self) -> bool:
         return self._healthy

@@ -185,8 +185,11 @@ def _factor_statements(
         for template in templates:
             before, _, after = template.partition("{factor}")
             alternatives.append(
-                (" " + before.replace("{magnitude}", magnitude), phrase,
-                 after.replace("{magnitude}", magnitude))
+                (
+                    " " + before.replace("{magnitude}", magnitude),
+                    phrase,
+                    after.replace("{magnitude}", magnitude),
+                )
             )
         statement: list[Item] = [grammar.add(f"statement{position}", alternatives)]
         if rationale is not None:

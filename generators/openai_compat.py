@@ -67,7 +67,9 @@ class OpenAICompatGenerator:
                     "/v1/completions", json=self._body(request), timeout=request.timeout_s
                 )
         except (TimeoutError, httpx.TimeoutException) as exc:
-            raise GeneratorError(f"LLM call exceeded {request.timeout_s:.1f} s", DEADLINE_EXCEEDED) from exc
+            raise GeneratorError(
+                f"LLM call exceeded {request.timeout_s:.1f} s", DEADLINE_EXCEEDED
+            ) from exc
         except httpx.TransportError as exc:
             raise GeneratorError(f"LLM unreachable: {type(exc).__name__}", LLM_UNAVAILABLE) from exc
         if response.status_code != 200:
@@ -104,7 +106,9 @@ def parse_completions(response: httpx.Response) -> Drafts:
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
             logprobs = choice.get("logprobs") or {}
-            token_logprobs = [float(x) for x in logprobs.get("token_logprobs") or [] if x is not None]
+            token_logprobs = [
+                float(x) for x in logprobs.get("token_logprobs") or [] if x is not None
+            ]
             drafts.append(
                 Draft(
                     text=text.strip(),

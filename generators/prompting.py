@@ -77,5 +77,7 @@ def free_prompt(facts: DecisionFacts) -> tuple[str, PromptTemplate]:
         "factors": _factor_lines(facts),
         "question": facts.question[:MAX_PROMPT_QUESTION_CHARS],
     }
-    facts_json = json.dumps(payload, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    facts_json = (
+        json.dumps(payload, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    )
     return chosen.text.format(facts_json=facts_json), chosen

@@ -229,21 +229,21 @@ REASONS: list[ReasonEntry] = [
     R(code="TRM02", text="Length of the requested loan term", features=["duration_months"]),
     R(
         code="HIS03",
-        text="Delinquent or limited credit repayment history",
+        text="Your credit repayment history",
         features=["credit_history"],
     ),
     R(code="PUR04", text="Purpose of the requested loan", features=["purpose"]),
     R(code="AMT05", text="Amount of credit requested", features=["credit_amount"]),
-    R(code="SAV06", text="Insufficient savings or bonds", features=["savings"]),
+    R(code="SAV06", text="Level of savings or bonds", features=["savings"]),
     R(code="EMP07", text="Length or type of employment", features=["employment_since", "job"]),
     R(
         code="INS08",
-        text="Instalment too high relative to disposable income",
+        text="Instalment relative to disposable income",
         features=["installment_rate"],
     ),
-    R(code="GUA09", text="No co-applicant or guarantor on the loan", features=["other_debtors"]),
+    R(code="GUA09", text="Co-applicant or guarantor arrangements", features=["other_debtors"]),
     R(code="RES10", text="Length of time at the present residence", features=["residence_since"]),
-    R(code="PRO11", text="Insufficient property or collateral", features=["property"]),
+    R(code="PRO11", text="Property or collateral held", features=["property"]),
     R(
         code="OBL12",
         text="Other credit obligations",
@@ -251,7 +251,7 @@ REASONS: list[ReasonEntry] = [
     ),
     R(code="HOU13", text="Housing situation", features=["housing"]),
     R(code="DEP14", text="Number of people you support", features=["dependents"]),
-    R(code="TEL15", text="No telephone registered in your name", features=["has_telephone"]),
+    R(code="TEL15", text="Telephone registration", features=["has_telephone"]),
 ]
 
 # feature -> (source column, {short category: source text}); numbers map to themselves.

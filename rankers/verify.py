@@ -83,7 +83,8 @@ def lexicon() -> dict[str, Any]:
 @cache
 def _compiled(terms: tuple[str, ...]) -> re.Pattern[str]:
     ordered = sorted(set(terms), key=len, reverse=True)
-    return re.compile(r"\b(?:" + "|".join(re.escape(t) for t in ordered) + r")\b")
+    # Look-arounds, not \b: a term may end in punctuation, e.g. "... (1: under 20%)".
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in ordered) + r")(?!\w)")
 
 
 def _pattern(terms: list[str]) -> re.Pattern[str]:
@@ -157,6 +158,19 @@ def _stated_direction(clause: str) -> tuple[bool, int] | None:
     return raises, position
 
 
+def _phrase_spans(phrases: set[str], text: str) -> list[tuple[int, int]]:
+    kept = sorted({p.lower().rstrip(")") for p in phrases if len(p) > 3})
+    return [(m.start(), m.end()) for m in _pattern(kept).finditer(text)] if kept else []
+
+
+def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
+    """Where the text quotes a value of this decision in the manifest's words."""
+    phrases = set()
+    for factor in facts.factors.values():
+        phrases |= {factor.value_text, factor.value_text.replace(" (", ", ")}
+    return _phrase_spans(phrases, text)
+
+
 def _allowed_numbers(facts: DecisionFacts) -> list[float]:
     prediction, attributions = facts.prediction, facts.attributions
     numbers = [
@@ -219,15 +233,31 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # Feature names may be written as identifiers (duration_months); "_" -> " " keeps spans.
     lowered = text.lower().replace("_", " ")
     words = lexicon()
+    values = _value_spans(facts, lowered)
+    # "existing credits paid back on time so far" is a value of credit_history, not a
+    # mention of existing_credits.
+    mentions = [
+        m
+        for m in _find_mentions(lowered, _feature_terms(facts))
+        if not any(s <= m.start and m.end <= e for s, e in values)
+    ]
+    reasons = _phrase_spans({r.text for r in facts.reasons}, lowered)
+    known = [(m.start, m.end) for m in mentions] + values + reasons
+    # A feature named inside a reason's text ("length or type of employment") stands for
+    # the reason's group, whose contribution is what a stated direction must match.
+    in_reason = {id(m) for m in mentions if any(s <= m.start and m.end <= e for s, e in reasons)}
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
         (ViolationKind.UNUSED_FEATURE, words["unused_terms"], "not a feature of this model"),
     ):
         for match in _pattern(terms).finditer(lowered):
+            # "income" inside "instalment as a share of disposable income" names a feature,
+            # "salary" inside a value's own description states that value.
+            if any(s <= match.start() and match.end() <= e for s, e in known):
+                continue
             verdict.violations.append(
                 Violation(kind, match.start(), match.end(), f"{match.group(0)!r}: {what}")
             )
-    mentions = _find_mentions(lowered, _feature_terms(facts))
     for mention in mentions:
         if mention.feature not in verdict.mentioned:
             verdict.mentioned.append(mention.feature)
@@ -243,13 +273,18 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     _check_decision(facts, lowered, verdict)
     _check_numbers(facts, lowered, verdict)
     hypothetical = _pattern(words["hypotheticals"])
+    factual: list[_Mention] = []
     for start, end in _clauses(lowered):
         clause = lowered[start:end]
         inside = [m for m in mentions if start <= m.start < end]
         if not inside or hypothetical.search(clause):
             continue
-        _check_clause(facts, clause, start, inside, verdict)
-    _check_order(facts, lowered, mentions, verdict)
+        factual += inside
+        _check_clause(
+            facts, clause, start, inside, _masked(lowered, known)[start:end], in_reason, verdict
+        )
+    # Advice ("you could look at the loan purpose") states no order of importance.
+    _check_order(facts, lowered, factual, verdict)
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
 
@@ -293,16 +328,34 @@ def _check_numbers(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
             )
 
 
+def _masked(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with feature names and quoted values blanked out, so that "supports" in
+    "number of people the applicant supports" is not read as a verb of the sentence."""
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = "x" * (end - start)
+    return "".join(chars)
+
+
 def _check_clause(
-    facts: DecisionFacts, clause: str, offset: int, inside: list[_Mention], verdict: Verdict
+    facts: DecisionFacts,
+    clause: str,
+    offset: int,
+    inside: list[_Mention],
+    masked: str,
+    in_reason: set[int],
+    verdict: Verdict,
 ) -> None:
-    stated = _stated_direction(clause)
+    stated = _stated_direction(masked)
     for mention in inside:
         factor = facts.factors[mention.feature]
         if stated is not None:
             raises, _ = stated
-            verdict.directions.setdefault(mention.feature, raises)
-            if raises != factor.raises_risk:
+            # Reasons are adverse by definition: their groups pushed toward the outcome.
+            expected = True if id(mention) in in_reason else factor.raises_risk
+            if id(mention) not in in_reason:
+                verdict.directions.setdefault(mention.feature, raises)
+            if raises != expected:
                 verdict.violations.append(
                     Violation(
                         ViolationKind.WRONG_DIRECTION,
@@ -312,7 +365,7 @@ def _check_clause(
                         f"risk; its contribution was {factor.contribution:+.3f}",
                     )
                 )
-        category_ok = _category_claims(facts, clause, mention.feature)
+        category_ok = _category_claims(facts, masked, mention.feature)
         number_ok = _numeric_value_ok(factor.number, clause)
         for ok in (category_ok, number_ok):
             if ok is None:
