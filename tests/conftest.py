@@ -22,6 +22,9 @@ from tests.archive_backends import (  # noqa: F401  (the archive store fixtures)
     postgresql_proc,
 )
 
+# The real vLLM server fixture (``vllm_url``) for the integration tests.
+pytest_plugins = ["tests.vllm_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 GBM = "german-credit-gbm"

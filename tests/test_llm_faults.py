@@ -1,0 +1,107 @@
+"""Explain still answers, in time, when the LLM is down, slow, dropped or talking nonsense."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from expound.generators.base import DEADLINE_EXCEEDED, LLM_BAD_RESPONSE, LLM_UNAVAILABLE
+from expound.server.app import GENERATOR_HEALTH_NAME, running_server
+from expound.server.convert import feature_to_pb
+from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+from expound.v1 import explain_pb2_grpc
+from tests.conftest import GBM
+from tests.llm_stub import Behaviour, free_port, llm_stub
+
+
+def _settings(settings: Settings, base_url: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "llm_mode": "constrained",
+            "llm_base_url": base_url,
+            "llm_timeout_s": 2.0,
+            "llm_health_interval_s": 0.2,
+            # The ranker is not reached when drafting fails; skip loading MiniLM.
+            "ranker_embedder": "hashing",
+        }
+    )
+
+
+async def _explain(port: int, applicant: dict[str, Any], timeout: float) -> tuple[Any, float]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        request = pb.ExplainRequest(
+            model_id=GBM, features={k: feature_to_pb(v) for k, v in applicant.items()}
+        )
+        started = time.perf_counter()
+        response = await stub.Explain(request, timeout=timeout)
+        return response, time.perf_counter() - started
+
+
+async def _archived(port: int, record_id: str) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        record = await stub.GetRecord(pb.GetRecordRequest(record_id=record_id))
+    body: dict[str, Any] = json.loads(record.canonical_json)
+    return body
+
+
+async def _assert_fallback(response: Any, reason: str, port: int) -> None:
+    assert response.fallback and response.fallback_reason == reason
+    assert response.selected.deterministic
+    assert response.selected.text.startswith("Your application was declined.")
+    record = await _archived(port, response.record_id)
+    assert record["response"]["fallback_reason"] == reason
+    assert record["response"]["drafting"]["error"]
+
+
+async def test_vllm_stopped(settings: Settings, denied_applicant: dict[str, Any]) -> None:
+    configured = _settings(settings, f"http://127.0.0.1:{free_port()}")
+    async with running_server(configured) as running:
+        response, elapsed = await _explain(running.port, denied_applicant, timeout=5)
+        await _assert_fallback(response, LLM_UNAVAILABLE, running.port)
+        assert elapsed < 5
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            answer = await health.Check(
+                health_pb2.HealthCheckRequest(service=GENERATOR_HEALTH_NAME)
+            )
+            assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            service = await health.Check(health_pb2.HealthCheckRequest(service=""))
+            assert service.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        ("drop", LLM_UNAVAILABLE),
+        ("garbage", LLM_BAD_RESPONSE),
+        ("wrong_shape", LLM_BAD_RESPONSE),
+        ("http_500", LLM_BAD_RESPONSE),
+    ],
+)
+async def test_vllm_misbehaving(
+    settings: Settings, denied_applicant: dict[str, Any], behaviour: Behaviour, reason: str
+) -> None:
+    async with llm_stub(behaviour) as url:
+        configured = _settings(settings, url)
+        async with running_server(configured) as running:
+            response, _ = await _explain(running.port, denied_applicant, timeout=5)
+            await _assert_fallback(response, reason, running.port)
+
+
+async def test_slow_vllm_answers_within_the_rpc_deadline(
+    settings: Settings, denied_applicant: dict[str, Any]
+) -> None:
+    async with llm_stub("hang") as url:
+        configured = _settings(settings, url).model_copy(update={"llm_timeout_s": 30.0})
+        async with running_server(configured) as running:
+            response, elapsed = await _explain(running.port, denied_applicant, timeout=2.5)
+            await _assert_fallback(response, DEADLINE_EXCEEDED, running.port)
+            assert elapsed < 2.5
