@@ -105,7 +105,9 @@ class LogAuditor:
         elif not hmac.compare_digest(leaf_hash(row.canonical), row.leaf_hash):
             return self._fail(seq, f"entry {seq}'s payload does not hash to its leaf")
         if row.kind == KIND_TOMBSTONE and row.canonical is not None:
-            self._missing_payloads.discard(_tombstoned(row.canonical) or -1)
+            expired_seq = _tombstoned(row.canonical)
+            if expired_seq is not None:
+                self._missing_payloads.discard(expired_seq)
         frontier.append(row.leaf_hash)
         root = frontier.root()
         if not hmac.compare_digest(root, row.root_after):

@@ -15,8 +15,9 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli
+from expound.clients import archive_cli, export
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
+from expound.clients.notice import render_notice
 from expound.clients.verify import bundle_from_record
 from expound.errors import ServiceError
 from expound.settings import Settings
@@ -128,6 +129,23 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
 
 
 def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
+    if args.action == "export":
+        bundles = export.exported_bundles(
+            client,
+            since=datetime.fromisoformat(args.since) if args.since else None,
+            until=datetime.fromisoformat(args.until) if args.until else None,
+            model_id=args.model,
+        )
+        write = export.write_parquet if args.format == "parquet" else export.write_jsonl
+        print(f"exported {write(bundles, args.out)} record(s) with proofs to {args.out}")
+        return 0
+    if args.action == "notice":
+        html = render_notice(client.get_record(args.record_id, include_proof=True))
+        if args.out:
+            args.out.write_text(html, encoding="utf-8")
+        else:
+            print(html, end="")
+        return 0
     if args.action == "get":
         record = client.get_record(args.record_id, include_proof=args.proof)
         if args.proof:
@@ -201,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--until", default="", help="ISO 8601 time, exclusive")
     listing.add_argument("--page-size", type=int, default=0)
     listing.add_argument("--page-token", default="")
+    exporting = record_actions.add_parser("export", help="records with proofs, oldest first")
+    exporting.add_argument("--since", default="", help="ISO 8601 time, inclusive")
+    exporting.add_argument("--until", default="", help="ISO 8601 time, exclusive")
+    exporting.add_argument("--model", default="")
+    exporting.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    exporting.add_argument("--out", type=Path, required=True)
+    notice = record_actions.add_parser("notice", help="adverse action notice as HTML")
+    notice.add_argument("record_id")
+    notice.add_argument("--out", type=Path, help="file to write (default: stdout)")
     archive_cli.add_parser(commands)
     return parser
 

@@ -12,6 +12,7 @@ import pytest
 
 from expound.archive.checkpoint import load_private_key, public_key_pem, verify_checkpoint
 from expound.archive.merkle import EMPTY_ROOT, leaf_hash, verify_consistency
+from expound.archive.store import RecordFilter
 from expound.clients.cli import main
 from expound.clients.verify import (
     BundleInvalid,
@@ -171,3 +172,83 @@ async def _first_record_id(service: RunningServer) -> str:
 
     page = await service.pipeline.list_records(RecordFilter(), 1, "")
     return page.records[0].record_id
+
+
+async def test_export_notice_hold_and_expiry_from_the_command_line(
+    models_dir: Path,
+    tmp_path: Path,
+    denied_applicant: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    from expound.server.app import running_server
+
+    settings = Settings(
+        port=0,
+        model_dir=models_dir,
+        archive_path=tmp_path / "archive.sqlite3",
+        signing_key_path=tmp_path / "key.pem",
+        retention_months=0,
+        llm_mode="off",
+        grace_seconds=0.5,
+    )
+    for name, value in (
+        ("ARCHIVE_PATH", settings.archive_path),
+        ("SIGNING_KEY_PATH", settings.signing_key_path),
+        ("RETENTION_MONTHS", 0),
+    ):
+        monkeypatch.setenv(f"EXPOUND_{name}", str(value))
+    async with running_server(settings) as service:
+        target = ["--target", f"127.0.0.1:{service.port}"]
+        applicant = tmp_path / "applicant.json"
+        applicant.write_text(json.dumps(denied_applicant))
+        for n in range(3):
+            explain = [*target, "explain", "--model", GBM, "--applicant", str(applicant)]
+            assert await cli([*explain, "--decision-id", f"loan-{n}"]) == 0
+        page = await service.pipeline.list_records(RecordFilter(), 10, "")
+        held, due, _ = [r.record_id for r in page.records]
+        assert await cli(["archive", "public-key"]) == 0
+        pem = tmp_path / "pub.pem"
+        capsys.readouterr()
+        assert await cli(["archive", "public-key"]) == 0
+        pem.write_text(capsys.readouterr().out)
+
+        notice = tmp_path / "notice.html"
+        assert await cli([*target, "records", "notice", due, "--out", str(notice)]) == 0
+        html = notice.read_text()
+        assert "Notice of action taken" in html and "decline" in html and due in html
+        record = json.loads((await service.pipeline.get_record(due)).canonical)
+        for reason in record["response"]["principal_reasons"]:
+            assert reason["text"].split("'")[0][:30] in html
+
+        exported = tmp_path / "export.jsonl"
+        assert await cli([*target, "records", "export", "--out", str(exported)]) == 0
+        lines = exported.read_text().splitlines()
+        assert [json.loads(line)["leaf_index"] for line in lines] == [0, 1, 2]
+        assert await cli(["archive", "verify", str(exported), "--public-key", str(pem)]) == 0
+        table = tmp_path / "export.parquet"
+        parquet = [*target, "records", "export", "--format", "parquet", "--out", str(table)]
+        assert await cli(parquet) == 0
+        rows = pq.read_table(table).to_pylist()
+        assert len(rows) == 3
+        bundle = dict(rows[1], checkpoint=json.loads(rows[1]["checkpoint"]))
+        assert verify_bundle(bundle, pem.read_bytes()).leaf_index == 1
+
+        assert await cli(["archive", "hold", held, "--reason", "dispute 7"]) == 0
+        assert await cli(["archive", "expire", held]) == 2
+        assert "legal hold" in capsys.readouterr().err
+        assert await cli(["archive", "expire"]) == 0
+        assert "2 payload(s) removed" in capsys.readouterr().out
+        gone = await service.pipeline.get_record(due)
+        assert gone.expired and gone.canonical == b""
+        assert await cli([*target, "records", "notice", due]) == 2
+        assert await cli([*target, "records", "get", due, "--proof"]) == 0
+        bundle_path = tmp_path / "expired.json"
+        bundle_path.write_text(capsys.readouterr().out)
+        assert await cli(["archive", "verify", str(bundle_path), "--public-key", str(pem)]) == 0
+        assert "payload expired" in capsys.readouterr().out
+        args = ["archive", "audit", "--db", str(settings.archive_path), "--public-key", str(pem)]
+        assert await cli(args) == 0
+        assert capsys.readouterr().out.startswith("ok: 5 entries")
