@@ -52,7 +52,7 @@ typecheck: setup
 	$(BIN)/python scripts/package_view.py
 	$(BIN)/mypy
 
-test: setup models lint typecheck
+test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
 	$(BIN)/pytest
 

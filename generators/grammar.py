@@ -211,7 +211,7 @@ def _compliance_statements(
     statements: list[Item] = []
     for reason in facts.reasons:
         templates = bank[first_key] if reason.rank == 1 else bank[next_key]
-        filled = [
+        filled: list[Sequence_] = [
             (" " + _fill(t, code=reason.code, reason=reason.text[0].lower() + reason.text[1:]),)
             for t in templates
         ]

@@ -100,7 +100,7 @@ def parse_completions(response: httpx.Response) -> Drafts:
     try:
         payload = response.json()
         choices = payload["choices"]
-        drafts = []
+        drafts: list[Draft] = []
         for choice in choices:
             text = choice["text"]
             if not isinstance(text, str):

@@ -33,14 +33,14 @@ def _settings(settings: Settings, base_url: str) -> Settings:
     )
 
 
-async def _explain(port: int, applicant: dict[str, Any], timeout: float) -> tuple[Any, float]:
+async def _explain(port: int, applicant: dict[str, Any], deadline_s: float) -> tuple[Any, float]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = explain_pb2_grpc.ExplainServiceStub(channel)
         request = pb.ExplainRequest(
             model_id=GBM, features={k: feature_to_pb(v) for k, v in applicant.items()}
         )
         started = time.perf_counter()
-        response = await stub.Explain(request, timeout=timeout)
+        response = await stub.Explain(request, timeout=deadline_s)
         return response, time.perf_counter() - started
 
 
@@ -64,7 +64,7 @@ async def _assert_fallback(response: Any, reason: str, port: int) -> None:
 async def test_vllm_stopped(settings: Settings, denied_applicant: dict[str, Any]) -> None:
     configured = _settings(settings, f"http://127.0.0.1:{free_port()}")
     async with running_server(configured) as running:
-        response, elapsed = await _explain(running.port, denied_applicant, timeout=5)
+        response, elapsed = await _explain(running.port, denied_applicant, deadline_s=5)
         await _assert_fallback(response, LLM_UNAVAILABLE, running.port)
         assert elapsed < 5
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
@@ -92,7 +92,7 @@ async def test_vllm_misbehaving(
     async with llm_stub(behaviour) as url:
         configured = _settings(settings, url)
         async with running_server(configured) as running:
-            response, _ = await _explain(running.port, denied_applicant, timeout=5)
+            response, _ = await _explain(running.port, denied_applicant, deadline_s=5)
             await _assert_fallback(response, reason, running.port)
 
 
@@ -102,6 +102,6 @@ async def test_slow_vllm_answers_within_the_rpc_deadline(
     async with llm_stub("hang") as url:
         configured = _settings(settings, url).model_copy(update={"llm_timeout_s": 30.0})
         async with running_server(configured) as running:
-            response, elapsed = await _explain(running.port, denied_applicant, timeout=2.5)
+            response, elapsed = await _explain(running.port, denied_applicant, deadline_s=2.5)
             await _assert_fallback(response, DEADLINE_EXCEEDED, running.port)
             assert elapsed < 2.5
