@@ -209,7 +209,6 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
             assert await cli([*explain, "--decision-id", f"loan-{n}"]) == 0
         page = await service.pipeline.list_records(RecordFilter(), 10, "")
         held, due, _ = [r.record_id for r in page.records]
-        assert await cli(["archive", "public-key"]) == 0
         pem = tmp_path / "pub.pem"
         capsys.readouterr()
         assert await cli(["archive", "public-key"]) == 0
