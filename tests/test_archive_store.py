@@ -260,3 +260,38 @@ async def test_a_store_that_cannot_commit_says_so(backend: Backend, key: Ed25519
         assert report.ok and report.size == 1, "a failed append leaves nothing behind"
     finally:
         await store.aclose()
+
+
+async def test_the_postgres_service_role_may_only_insert_and_select(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    if backend.kind != "postgres":
+        pytest.skip("roles are PostgreSQL's")
+    import psycopg
+
+    from expound.archive.postgres import install_schema
+
+    role = f"expound_service_{uuid.uuid4().hex[:8]}"
+    backend.sql(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        async with await psycopg.AsyncConnection.connect(backend.dsn, autocommit=True) as conn:
+            await install_schema(conn, service_role=role)
+        store = await backend.open(fixed_signer(key, every_records=1))
+        await fill(store, 2)
+        await store.aclose()
+        with psycopg.connect(backend.dsn, autocommit=True) as conn:
+            conn.execute(f"SET ROLE {role}")
+            assert conn.execute("SELECT count(*) FROM records").fetchone() == (2,)
+            conn.execute("INSERT INTO holds (seq, reason, placed_at) VALUES (0, 'x', 'now')")
+            for statement in (
+                "UPDATE records SET decision = 'approve'",
+                "DELETE FROM payloads",
+                "DELETE FROM holds",
+                "TRUNCATE records CASCADE",
+                "DROP TRIGGER records_append_only ON records",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    finally:
+        backend.sql(f"DROP OWNED BY {role}")
+        backend.sql(f"DROP ROLE {role}")
