@@ -18,7 +18,9 @@ from tests.conftest import GBM, LOGISTIC
 
 def _background_rows(registry: ModelRegistry, model_id: str) -> list[dict[str, Any]]:
     model = registry.get(model_id)
-    rows: list[dict[str, Any]] = json.loads((model.directory / model.manifest.background).read_text())
+    rows: list[dict[str, Any]] = json.loads(
+        (model.directory / model.manifest.background).read_text()
+    )
     return rows
 
 
@@ -31,7 +33,9 @@ def test_additivity_holds_on_every_background_row(registry: ModelRegistry, model
         total = attributions.base_value + sum(i.contribution for i in attributions.items)
         assert total == pytest.approx(attributions.model_output, abs=1e-9)
         assert abs(attributions.additivity_residual) <= 1e-9
-        assert [i.rank for i in attributions.items] == list(range(1, len(model.manifest.features) + 1))
+        assert [i.rank for i in attributions.items] == list(
+            range(1, len(model.manifest.features) + 1)
+        )
         magnitudes = [abs(i.contribution) for i in attributions.items]
         assert magnitudes == sorted(magnitudes, reverse=True)
 
@@ -103,7 +107,9 @@ class _SkewedExplainer:
         return RawAttribution(raw.contributions, raw.base_value + self._skew)
 
 
-def test_additivity_violation_is_an_error(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> None:
+def test_additivity_violation_is_an_error(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
     model = registry.get(GBM)
     skewed = _SkewedExplainer(build_explainer(model), 1e-3)
     with pytest.raises(AttributionError, match="additivity violated"):
@@ -114,7 +120,9 @@ def test_additivity_violation_is_an_error(registry: ModelRegistry, denied_applic
     assert attributions.additivity_residual == pytest.approx(1e-8, rel=1e-3)
 
 
-def test_explainer_failure_is_translated(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> None:
+def test_explainer_failure_is_translated(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
     class Broken(_SkewedExplainer):
         def explain_row(self, row: Any) -> RawAttribution:
             raise FloatingPointError("boom")

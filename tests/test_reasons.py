@@ -100,18 +100,30 @@ def _attributions(contributions: dict[str, float]) -> Attributions:
         )
     ]
     return Attributions(
-        items=items, base_value=0.0, model_output=sum(contributions.values()), units="log-odds",
-        algorithm="test", library_version="test", background_sha256="", seed=0,
+        items=items,
+        base_value=0.0,
+        model_output=sum(contributions.values()),
+        units="log-odds",
+        algorithm="test",
+        library_version="test",
+        background_sha256="",
+        seed=0,
         additivity_residual=0.0,
     )
 
 
-def test_protected_feature_is_never_a_reason_even_when_it_dominates(registry: ModelRegistry) -> None:
+def test_protected_feature_is_never_a_reason_even_when_it_dominates(
+    registry: ModelRegistry,
+) -> None:
     manifest = registry.get(GBM).manifest
     contributions = {spec.name: 0.0 for spec in manifest.features}
-    contributions.update(age_years=5.0, duration_months=0.3, credit_amount=0.2, job=0.1, employment_since=0.05)
+    contributions.update(
+        age_years=5.0, duration_months=0.3, credit_amount=0.2, job=0.1, employment_since=0.05
+    )
     attributions = _attributions(contributions)
-    prediction = Prediction(score=0.9, score_meaning="", threshold=0.5, decision="decline", adverse=True)
+    prediction = Prediction(
+        score=0.9, score_meaning="", threshold=0.5, decision="decline", adverse=True
+    )
     reasons = principal_reasons(manifest, attributions, prediction)
     assert [r.code for r in reasons] == ["TRM02", "AMT05", "EMP07"]
     assert reasons[2].features == ["job", "employment_since"]

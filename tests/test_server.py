@@ -62,7 +62,9 @@ async def test_explain_denied_applicant(stub: Any, denied_applicant: dict[str, A
     assert response.record_id and response.decision_id == "loan-1"
 
 
-async def test_approved_applicant_has_no_reasons(stub: Any, approved_applicant: dict[str, Any]) -> None:
+async def test_approved_applicant_has_no_reasons(
+    stub: Any, approved_applicant: dict[str, Any]
+) -> None:
     response = await stub.Explain(request(LOGISTIC, approved_applicant, audience=pb.ANALYST))
     assert response.prediction.decision == "approve"
     assert list(response.principal_reasons) == []
@@ -70,7 +72,9 @@ async def test_approved_applicant_has_no_reasons(stub: Any, approved_applicant: 
 
 
 async def test_record_holds_exactly_the_answer(stub: Any, denied_applicant: dict[str, Any]) -> None:
-    response = await stub.Explain(request(GBM, denied_applicant, question="Why?", decision_id="d-7"))
+    response = await stub.Explain(
+        request(GBM, denied_applicant, question="Why?", decision_id="d-7")
+    )
     record = await stub.GetRecord(pb.GetRecordRequest(record_id=response.record_id))
     assert hashlib.sha256(record.canonical_json.encode()).hexdigest() == record.sha256
     body = json.loads(record.canonical_json)
@@ -113,7 +117,9 @@ async def test_models_are_listed_with_their_schema(stub: Any) -> None:
     assert len(info.artifact_sha256) == 64
 
 
-async def test_unknown_model_is_not_found(stub: Any, denied_applicant: dict[str, Any], settings: Settings) -> None:
+async def test_unknown_model_is_not_found(
+    stub: Any, denied_applicant: dict[str, Any], settings: Settings
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Explain(request("no-such-model", denied_applicant))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -121,7 +127,9 @@ async def test_unknown_model_is_not_found(stub: Any, denied_applicant: dict[str,
     assert await record_count(settings) == 0
 
 
-async def test_every_bad_feature_is_named(stub: Any, denied_applicant: dict[str, Any], settings: Settings) -> None:
+async def test_every_bad_feature_is_named(
+    stub: Any, denied_applicant: dict[str, Any], settings: Settings
+) -> None:
     features = dict(denied_applicant)
     del features["savings"]
     features.update(
@@ -139,15 +147,22 @@ async def test_every_bad_feature_is_named(stub: Any, denied_applicant: dict[str,
     assert set(fields) == {
         f"features[{n}]"
         for n in [
-            "savings", "duration_months", "credit_amount", "checking_account",
-            "installment_rate", "has_telephone", "favourite_colour",
+            "savings",
+            "duration_months",
+            "credit_amount",
+            "checking_account",
+            "installment_rate",
+            "has_telephone",
+            "favourite_colour",
         ]
     }
     assert "at most 120" in fields["features[duration_months]"]
     assert await record_count(settings) == 0
 
 
-async def test_unset_and_null_values_are_rejected(stub: Any, denied_applicant: dict[str, Any]) -> None:
+async def test_unset_and_null_values_are_rejected(
+    stub: Any, denied_applicant: dict[str, Any]
+) -> None:
     message = request(GBM, denied_applicant)
     message.features["savings"].Clear()
     message.features["credit_amount"].CopyFrom(feature_to_pb(None))
@@ -167,7 +182,9 @@ async def test_oversized_message_is_refused(stub: Any, denied_applicant: dict[st
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_idempotency_key(stub: Any, denied_applicant: dict[str, Any], settings: Settings) -> None:
+async def test_idempotency_key(
+    stub: Any, denied_applicant: dict[str, Any], settings: Settings
+) -> None:
     first = await stub.Explain(request(GBM, denied_applicant, idempotency_key="k-1"))
     again = await stub.Explain(request(GBM, denied_applicant, idempotency_key="k-1"))
     assert again.record_id == first.record_id
@@ -243,7 +260,10 @@ async def test_health_and_reflection(channel: grpc.aio.Channel, service: Running
 
 
 async def test_unexpected_exception_is_internal_without_traceback(
-    stub: Any, service: RunningServer, denied_applicant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    stub: Any,
+    service: RunningServer,
+    denied_applicant: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def explode(*args: Any, **kwargs: Any) -> None:
         raise KeyError("secret internal detail")
