@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard $(WHEELS)/torch-*.whl),--find-links $(WHEELS),)
 
 VLLM_STAMP := .venv-vllm/.expound-ready
 
-.PHONY: setup models proto vllm run serve test lint typecheck bench clean
+.PHONY: setup models proto vllm run serve test lint typecheck bench eval clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,11 @@ test: setup models vllm lint typecheck
 
 bench: setup models
 	$(BIN)/python -m bench.run
+
+# Faithfulness of drafted explanations and the verifier's mutation suite, against the LLM
+# server of EXPOUND_LLM_BASE_URL (default: the embedded vLLM on 127.0.0.1:8000).
+eval: setup models
+	$(BIN)/python -m bench.eval
 
 clean:
 	rm -rf $(VENV) artifacts var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,131 @@
+"""Faithful texts for the mutation suite of ``make eval``, and their mutants.
+
+The templates live in ``bench/eval_texts.json`` (written for the eval only, apart from the
+verifier's test texts and the drafting phrase banks). For each decision one faithful text
+is filled from its facts: the decision, then up to three factors in their order of
+importance (the principal reasons' lead features for a denial, the helping factors for an
+approval), each with its value and a phrase of its true direction. Each mutant changes
+exactly one claim:
+
+- ``direction``: the first factor's direction phrase swapped for its opposite;
+- ``value``: the first factor with a stated value given another value (a number doubled,
+  another category's description, the other boolean);
+- ``unused_feature``: a sentence about a feature no demo model uses;
+- ``order``: the first two factors swapped, so the second is called the most important;
+- ``decision``: the opening of the opposite decision.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from expound.facts import DecisionFacts, Factor, value_text
+
+TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
+MUTATIONS = ("direction", "value", "unused_feature", "order", "decision")
+MAX_FACTORS = 3
+
+
+@cache
+def templates() -> dict[str, Any]:
+    """The eval's own templates (bench/eval_texts.json)."""
+    loaded: dict[str, Any] = json.loads(TEXTS.read_text())
+    return loaded
+
+
+@dataclass(frozen=True)
+class _Slot:
+    factor: Factor
+    value: str
+    effect_index: int
+
+
+def lead_factors(facts: DecisionFacts) -> list[Factor]:
+    """The factors an explanation states, most important first."""
+    if facts.prediction.adverse:
+        return [facts.factors[r.features[0]] for r in facts.reasons][:MAX_FACTORS]
+    return facts.ordered[:MAX_FACTORS]
+
+
+def _wrong_value(facts: DecisionFacts, factor: Factor) -> str | None:
+    spec = facts.manifest.feature(factor.feature)
+    if spec.type == "category":
+        actual = next(i.value for i in facts.attributions.items if i.feature == factor.feature)
+        others = [c for c in spec.categories or [] if c != actual]
+        return value_text(spec, others[0]) if others else None
+    if spec.type == "bool":
+        return "no" if factor.value_text == "yes" else "yes"
+    if factor.number is None:
+        return None
+    return value_text(spec, factor.number * 2 + 1)
+
+
+def _sentences(facts: DecisionFacts, slots: list[_Slot], variant: int, flip: bool) -> list[str]:
+    bank = templates()["audiences"][facts.audience.value]
+    out = []
+    for position, slot in enumerate(slots):
+        factor = slot.factor
+        raises = factor.raises_risk != (flip and position == 0)
+        effects = bank["effect"]["adverse" if raises else "favourable"]
+        phrase = bank["factor"].format(
+            description=factor.description,
+            value=slot.value.replace(" (", ", ").replace(")", ""),
+        )
+        template = bank["first" if position == 0 else "next"][variant % len(bank["first"])]
+        out.append(
+            template.format(
+                factor=phrase,
+                effect=effects[slot.effect_index % len(effects)],
+                magnitude=f"{abs(factor.contribution):.3f}",
+            )
+        )
+    return out
+
+
+def _opening(facts: DecisionFacts, variant: int, adverse: bool) -> str:
+    bank = templates()["audiences"][facts.audience.value]["open"]
+    choices = bank["decline" if adverse else "approve"]
+    return str(choices[variant % len(choices)]).format(
+        score=f"{facts.prediction.score:.3f}", threshold=f"{facts.prediction.threshold:.2f}"
+    )
+
+
+def _text(opening: str, sentences: list[str]) -> str:
+    return " ".join([opening, *sentences])
+
+
+def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[str, str]]:
+    """The faithful text of a decision and its mutants by type (types that do not apply
+    to the decision, e.g. ``order`` with a single factor, are left out)."""
+    factors = lead_factors(facts)
+    slots = [_Slot(f, f.value_text, variant + i) for i, f in enumerate(factors)]
+    adverse = facts.prediction.adverse
+    opening = _opening(facts, variant, adverse)
+    faithful = _text(opening, _sentences(facts, slots, variant, flip=False))
+    mutants: dict[str, str] = {}
+    if slots:
+        mutants["direction"] = _text(opening, _sentences(facts, slots, variant, flip=True))
+    for index, slot in enumerate(slots):
+        wrong = _wrong_value(facts, slot.factor)
+        if wrong is not None:
+            changed = [*slots[:index], _Slot(slot.factor, wrong, slot.effect_index)]
+            changed += slots[index + 1 :]
+            mutants["value"] = _text(opening, _sentences(facts, changed, variant, flip=False))
+            break
+    suite = templates()["mutations"]
+    unused = suite["unused_features"][variant % len(suite["unused_features"])]
+    effects = templates()["audiences"][facts.audience.value]["effect"]
+    extra = suite["unused_sentence"].format(
+        feature=unused, effect=effects["adverse" if adverse else "favourable"][0]
+    )
+    sentences = _sentences(facts, slots, variant, flip=False)
+    mutants["unused_feature"] = _text(opening, [*sentences[:1], extra, *sentences[1:]])
+    if len(slots) >= 2:
+        swapped = [slots[1], slots[0], *slots[2:]]
+        mutants["order"] = _text(opening, _sentences(facts, swapped, variant, flip=False))
+    mutants["decision"] = _text(_opening(facts, variant, not adverse), sentences)
+    return faithful, mutants

@@ -1,0 +1,324 @@
+"""The ``llm`` section of ``make bench``: drafting with the real LLM server, and ranking.
+
+Against the LLM server of settings (``EXPOUND_LLM_BASE_URL``; default the embedded vLLM
+on 127.0.0.1:8000); if it does not answer ``GET /health`` the section says so and
+measures nothing. All in one run, through the service's own client
+(``OpenAICompatGenerator``), on one real decision (the first applicant of the demo data
+the tree model declines, applicant audience) with its constrained prompt and grammar and
+the settings' sampling (``max_tokens``, temperature):
+
+- ``drafting``: for N = 1, 2, 4, 8, the wall time of ONE request for N candidates
+  (``n = N``) against N sequential single-candidate requests (``n = 1``, seeds
+  seed..seed+N-1), interleaved, ``REPEATS`` times after a warm-up request (which compiles
+  the grammar and the logprob kernels); completion tokens per second. Target: N = 4 in
+  one request <= 1.6x the time of N = 1 (means over the repeats).
+- ``explain``: end-to-end Explain latency with drafting (constrained, N = 4) over a real
+  gRPC socket: a server started in this process on port 0 with a temporary SQLite
+  archive, ``EXPLAIN_CALLS`` calls on different applicants after one warm-up call;
+  client-measured p50/p95 (with so few calls p95 is close to the maximum).
+- ``ranking``: ``ScoringRanker.rank_sync`` (verification + MiniLM relevance + scores) on
+  the 4 candidates drafted above, no LLM call (the drafts' own log-probabilities give
+  fluency), ``RANK_WARMUP`` warm-up then ``RANK_RUNS`` timed runs. Target: p50 <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows
+from expound.domain import Audience
+from expound.explainers.algorithms import build_explainer
+from expound.explainers.base import attribute
+from expound.explainers.reasons import predict, principal_reasons
+from expound.facts import DecisionFacts, decision_facts
+from expound.generators.base import DraftRequest, Drafts
+from expound.generators.factory import build_ranker
+from expound.generators.grammar import build_grammar
+from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.models.registry import ModelRegistry
+from expound.settings import Settings
+
+N_VALUES = (1, 2, 4, 8)
+REPEATS = 2
+SEED = 11
+TARGET_RATIO_N4 = 1.6
+EXPLAIN_CALLS = 6
+RANK_WARMUP = 5
+RANK_RUNS = 50
+TARGET_RANK_MS = 50.0
+REQUEST_TIMEOUT_S = 120.0
+
+
+def declined_decision(registry: ModelRegistry) -> tuple[DecisionFacts, list[dict[str, Any]]]:
+    """The first declined applicant of the demo data (tree model), and the other rows."""
+    model = registry.get(TREE_MODEL)
+    explainer = build_explainer(model)
+    rows = applicant_rows()
+    for index, features in enumerate(rows):
+        attributions = attribute(model, explainer, features, 1e-6)
+        prediction = predict(model.manifest, attributions.model_output)
+        if prediction.adverse:
+            reasons = principal_reasons(model.manifest, attributions, prediction)
+            facts = decision_facts(
+                model.manifest, prediction, attributions, reasons, Audience.APPLICANT, ""
+            )
+            return facts, rows[index + 1 :]
+    raise RuntimeError("no declined applicant in the demo data")
+
+
+async def _timed(generator: OpenAICompatGenerator, request: DraftRequest) -> tuple[float, Drafts]:
+    started = time.perf_counter()
+    drafts = await generator.generate(request)
+    return time.perf_counter() - started, drafts
+
+
+async def _drafting(
+    generator: OpenAICompatGenerator, settings: Settings, facts: DecisionFacts
+) -> tuple[dict[str, Any], Drafts]:
+    from expound.generators.prompting import constrained_prompt
+
+    prompt, template = constrained_prompt(facts)
+    grammar = build_grammar(facts).to_ebnf()
+
+    def request(n: int, seed: int) -> DraftRequest:
+        return DraftRequest(
+            prompt=prompt,
+            n=n,
+            seed=seed,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+            grammar=grammar,
+            timeout_s=REQUEST_TIMEOUT_S,
+        )
+
+    warmup_s, _ = await _timed(generator, request(4, SEED))
+    samples: dict[int, dict[str, list[float]]] = {
+        n: {"one_s": [], "one_tokens": [], "seq_s": [], "seq_tokens": []} for n in N_VALUES
+    }
+    kept: Drafts | None = None
+    for _ in range(REPEATS):
+        for n in N_VALUES:
+            seconds, drafts = await _timed(generator, request(n, SEED))
+            samples[n]["one_s"].append(seconds)
+            samples[n]["one_tokens"].append(drafts.completion_tokens)
+            if n == 4:
+                kept = drafts
+            total_s, tokens = 0.0, 0
+            for i in range(n):
+                seconds, drafts = await _timed(generator, request(1, SEED + i))
+                total_s += seconds
+                tokens += drafts.completion_tokens
+            samples[n]["seq_s"].append(total_s)
+            samples[n]["seq_tokens"].append(tokens)
+    assert kept is not None
+    runs: dict[int, dict[str, Any]] = {}
+    for n, sample in samples.items():
+        one_s = statistics.fmean(sample["one_s"])
+        seq_s = statistics.fmean(sample["seq_s"])
+        runs[n] = {
+            "one_request_s": [round(s, 3) for s in sample["one_s"]],
+            "sequential_s": [round(s, 3) for s in sample["seq_s"]],
+            "one_request_mean_s": round(one_s, 3),
+            "sequential_mean_s": round(seq_s, 3),
+            "one_request_tokens_per_s": round(sum(sample["one_tokens"]) / sum(sample["one_s"]), 1),
+            "sequential_tokens_per_s": round(sum(sample["seq_tokens"]) / sum(sample["seq_s"]), 1),
+            "completion_tokens_one_request": sample["one_tokens"],
+            "completion_tokens_sequential": sample["seq_tokens"],
+        }
+    base = runs[1]["one_request_mean_s"]
+    for run in runs.values():
+        run["one_request_vs_n1"] = round(run["one_request_mean_s"] / base, 3)
+        run["sequential_vs_n1"] = round(run["sequential_mean_s"] / base, 3)
+    return {
+        "prompt_template": template.template_id,
+        "grammar_rules": len(build_grammar(facts).rules),
+        "max_tokens": settings.llm_max_tokens,
+        "temperature": settings.llm_temperature,
+        "repeats": REPEATS,
+        "warmup_s": round(warmup_s, 3),
+        "by_n": runs,
+        "n4_vs_n1": runs[4]["one_request_vs_n1"],
+        "target_n4_vs_n1": TARGET_RATIO_N4,
+        "meets_target": runs[4]["one_request_vs_n1"] <= TARGET_RATIO_N4,
+    }, kept
+
+
+def _ranking(settings: Settings, facts: DecisionFacts, drafts: Drafts) -> dict[str, Any]:
+    ranker = build_ranker(settings)
+    candidates = drafts.drafts[:4]
+    for _ in range(RANK_WARMUP):
+        ranker.rank_sync(facts, candidates)
+    samples = []
+    for _ in range(RANK_RUNS):
+        started = time.perf_counter()
+        ranker.rank_sync(facts, candidates)
+        samples.append((time.perf_counter() - started) * 1000)
+    p50 = float(np.percentile(samples, 50))
+    return {
+        "ranker": ranker.name,
+        "candidates": len(candidates),
+        "runs": RANK_RUNS,
+        "p50_ms": round(p50, 2),
+        "p95_ms": round(float(np.percentile(samples, 95)), 2),
+        "max_ms": round(max(samples), 2),
+        "target_ms": TARGET_RANK_MS,
+        "meets_target": p50 <= TARGET_RANK_MS,
+    }
+
+
+async def _explain(settings: Settings, rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    import grpc
+
+    from expound.server.app import running_server
+    from expound.server.convert import feature_to_pb
+    from expound.v1 import explain_pb2 as pb
+    from expound.v1 import explain_pb2_grpc
+
+    server_settings = settings.model_copy(
+        update={
+            "port": 0,
+            "model_dir": MODELS,
+            "archive_path": workdir / "archive.sqlite3",
+            "signing_key_path": workdir / "signing-key.pem",
+            "grace_seconds": 0.5,
+            "llm_mode": "constrained",
+        }
+    )
+    calls = []
+    async with (
+        running_server(server_settings) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        for index, features in enumerate(rows[: EXPLAIN_CALLS + 1]):
+            request = pb.ExplainRequest(
+                model_id=TREE_MODEL,
+                features={k: feature_to_pb(v) for k, v in features.items()},
+                audience=pb.APPLICANT,
+                num_candidates=4,
+            )
+            started = time.perf_counter()
+            response = await stub.Explain(request, timeout=settings.llm_timeout_s + 10)
+            seconds = time.perf_counter() - started
+            if index == 0:
+                continue  # warm-up: the first call loads MiniLM's kernels and the grammar
+            stages = {t.stage: round(t.millis, 1) for t in response.timings}
+            calls.append(
+                {
+                    "seconds": round(seconds, 3),
+                    "fallback_reason": response.fallback_reason,
+                    "decision": response.prediction.decision,
+                    "stages_ms": stages,
+                }
+            )
+    totals = [c["seconds"] for c in calls]
+    return {
+        "transport": "grpc.aio over 127.0.0.1, client and server in one process",
+        "calls": len(calls),
+        "p50_s": round(float(np.percentile(totals, 50)), 3),
+        "p95_s": round(float(np.percentile(totals, 95)), 3),
+        "fallbacks": sum(bool(c["fallback_reason"]) for c in calls),
+        "per_call": calls,
+    }
+
+
+async def _healthy(generator: OpenAICompatGenerator) -> bool:
+    return await generator.check_health()
+
+
+def run() -> dict[str, Any]:
+    """The LLM section: drafting N in one request vs sequential, Explain, ranking."""
+    settings = Settings()
+    load_before = list(os.getloadavg())
+    generator = OpenAICompatGenerator(settings.llm_base_url, settings.llm_model)
+
+    async def drafting() -> tuple[bool, dict[str, Any] | None, Drafts | None]:
+        try:
+            if not await _healthy(generator):
+                return False, None, None
+            result, drafts = await _drafting(generator, settings, facts)
+            return True, result, drafts
+        finally:
+            await generator.aclose()
+
+    registry = ModelRegistry.from_directory(MODELS)
+    facts, other_rows = declined_decision(registry)
+    reachable, result, drafts = asyncio.run(drafting())
+    if not reachable or result is None or drafts is None:
+        message = f"LLM server not reachable at {settings.llm_base_url}: nothing measured"
+        return {
+            "llm_reachable": False,
+            "base_url": settings.llm_base_url,
+            "table": [{"metric": "llm: server", "value": message}],
+        }
+    ranking = _ranking(settings, facts, drafts)
+    (ROOT / "var").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench-llm-") as workdir:
+        explain = asyncio.run(_explain(settings, other_rows, Path(workdir)))
+    table: list[dict[str, Any]] = []
+    for n, run_n in result["by_n"].items():
+        table.append(
+            {
+                "metric": f"llm: n={n} in one request",
+                "value": run_n["one_request_mean_s"],
+                "unit": "s",
+                "target": f"<= {TARGET_RATIO_N4}x n=1" if n == 4 else "",
+            }
+        )
+        table.append(
+            {"metric": f"llm: {n} sequential n=1 requests", "value": run_n["sequential_mean_s"]}
+        )
+        table[-1]["unit"] = "s"
+        table.append(
+            {"metric": f"llm: n={n} one request / n=1", "value": run_n["one_request_vs_n1"]}
+        )
+        table[-1]["unit"] = "x"
+        table.append(
+            {
+                "metric": f"llm: n={n} tokens/s (one request)",
+                "value": run_n["one_request_tokens_per_s"],
+                "unit": "tok/s",
+            }
+        )
+    table += [
+        {
+            "metric": f"llm: Explain with drafting p50 ({explain['calls']} calls)",
+            "value": explain["p50_s"],
+            "unit": "s",
+        },
+        {"metric": "llm: Explain with drafting p95", "value": explain["p95_s"], "unit": "s"},
+        {"metric": "llm: Explain fallbacks", "value": explain["fallbacks"]},
+        {
+            "metric": "ranking: rank_sync 4 candidates p50",
+            "value": ranking["p50_ms"],
+            "unit": "ms",
+            "target": f"<= {TARGET_RANK_MS:g} ms",
+        },
+        {"metric": "ranking: rank_sync 4 candidates p95", "value": ranking["p95_ms"], "unit": "ms"},
+    ]
+    return {
+        "llm_reachable": True,
+        "base_url": settings.llm_base_url,
+        "model": settings.llm_model,
+        "decision": {"model_id": facts.model_id, "audience": facts.audience.value},
+        "drafting": result,
+        "explain": explain,
+        "ranking": ranking,
+        # Other processes (other LLM servers, test runs) share the cores and slow every figure.
+        "load_average_1_5_15": {"before": load_before, "after": list(os.getloadavg())},
+        "table": table,
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
