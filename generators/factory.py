@@ -9,14 +9,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from expound.generators.base import Generator
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.openai_compat import OpenAICompatGenerator
-from expound.rankers.embedding import Embedder, HashingEmbedder, MiniLMEmbedder
+from expound.rankers.embedding import (
+    Embedder,
+    HashingEmbedder,
+    MiniLMEmbedder,
+    SentenceCachedEmbedder,
+)
 from expound.rankers.ranker import DEFAULT_WEIGHTS, ScoringRanker
 from expound.settings import Settings
 
 
 def build_embedder(settings: Settings) -> Embedder:
     """The ranker's second model: MiniLM, or the hashing fake for unit tests."""
-    return MiniLMEmbedder() if settings.ranker_embedder == "minilm" else HashingEmbedder()
+    if settings.ranker_embedder == "hashing":
+        return HashingEmbedder()
+    return SentenceCachedEmbedder(MiniLMEmbedder())
 
 
 def build_ranker(settings: Settings) -> ScoringRanker:

@@ -71,3 +71,44 @@ class HashingEmbedder:
                 rows[i, zlib.crc32(word.strip(".,;:()").encode()) % self._dimensions] += 1.0
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         return np.asarray(rows / np.maximum(norms, 1e-9), dtype=np.float32)
+
+
+class SentenceCachedEmbedder:
+    """Embeds a document as the normalised mean of its sentences' embeddings, with an LRU
+    cache of sentence vectors.
+
+    Candidates drafted under one grammar share most of their sentences (openings, reason
+    phrasings, closings), and the same sentences recur across decisions, so only sentences
+    not seen before go through the model. A transformer costs time in proportion to the
+    tokens it reads; on two CPU cores a whole-text pass over four candidates takes hundreds
+    of milliseconds, far over the ranking budget.
+    """
+
+    def __init__(self, inner: Embedder, max_sentences: int = 8192) -> None:
+        from collections import OrderedDict
+
+        self._inner = inner
+        self._cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._max = max_sentences
+        self._lock = threading.Lock()
+        self.name = f"{inner.name}/sentence-mean"
+
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        import re
+
+        documents = [[s for s in re.split(r"(?<=[.!?;])\s+", t.strip()) if s] or [t] for t in texts]
+        with self._lock:
+            missing = sorted({s for doc in documents for s in doc if s not in self._cache})
+            if missing:
+                for sentence, vector in zip(missing, self._inner.embed(missing), strict=True):
+                    self._cache[sentence] = vector
+            rows = []
+            for doc in documents:
+                for sentence in doc:
+                    self._cache.move_to_end(sentence)
+                rows.append(np.mean([self._cache[s] for s in doc], axis=0))
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        matrix = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return np.asarray(matrix / np.maximum(norms, 1e-9), dtype=np.float32)
