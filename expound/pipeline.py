@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from expound.archive.records import StoredRecord, build_record
+from expound.archive.records import StoredRecord, build_record, request_fingerprint
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey, RecordFilter, RecordPage
 from expound.domain import Candidate, ExplainRequest, Explanation
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
@@ -99,8 +99,6 @@ class Pipeline:
         return model
 
     async def _replay(self, request: ExplainRequest, stored: StoredRecord) -> Explanation:
-        from expound.archive.records import request_fingerprint
-
         if stored.request_sha256 != request_fingerprint(request):
             raise IdempotencyConflict(
                 f"idempotency key {request.idempotency_key!r} was used for a different request "
