@@ -27,11 +27,6 @@ _AUDIENCES = {
     pb.ANALYST: Audience.ANALYST,
     pb.COMPLIANCE: Audience.COMPLIANCE,
 }
-_AUDIENCE_TO_PB = {
-    Audience.APPLICANT: pb.APPLICANT,
-    Audience.ANALYST: pb.ANALYST,
-    Audience.COMPLIANCE: pb.COMPLIANCE,
-}
 
 
 def feature_from_pb(value: pb.FeatureValue) -> FeatureScalar:
@@ -270,8 +265,3 @@ def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
         if spec.maximum is not None:
             feature.maximum = spec.maximum
     return info
-
-
-def audience_to_pb(audience: Audience) -> int:
-    """The wire enum of an audience."""
-    return _AUDIENCE_TO_PB[audience]
