@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -411,6 +412,7 @@ def main() -> None:
         runs[mode] = asyncio.run(_draft_all(settings, ranker, mode, chosen))
         results[mode] = drafting_summary(runs[mode])
     results["runs"] = runs
+    results["machine"]["load_average_after"] = list(os.getloadavg())
     results["seconds"] = round(time.perf_counter() - started, 1)
     rows = table(results)
     results["table"] = rows
