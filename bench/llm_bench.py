@@ -18,7 +18,9 @@ the settings' sampling (``max_tokens``, temperature):
   client-measured p50/p95 (with so few calls p95 is close to the maximum).
 - ``ranking``: ``ScoringRanker.rank_sync`` (verification + MiniLM relevance + scores) on
   the 4 candidates drafted above, no LLM call (the drafts' own log-probabilities give
-  fluency), ``RANK_WARMUP`` warm-up then ``RANK_RUNS`` timed runs. Target: p50 <= 50 ms.
+  fluency), ``RANK_RUNS`` timed runs with the sentence cache warm (same drafts again: a
+  lower bound) and cold (empty cache: an upper bound); verification alone and MiniLM
+  over whole texts for reference. Target: p50 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ from expound.explainers.base import attribute
 from expound.explainers.reasons import predict, principal_reasons
 from expound.facts import DecisionFacts, decision_facts
 from expound.generators.base import DraftRequest, Drafts
-from expound.generators.factory import build_embedder
 from expound.generators.grammar import build_grammar
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.models.registry import ModelRegistry
+from expound.rankers.embedding import MiniLMEmbedder, SentenceCachedEmbedder
 from expound.rankers.ranker import DEFAULT_WEIGHTS, ScoringRanker
 from expound.rankers.verify import verify
 from expound.settings import Settings
@@ -160,38 +162,53 @@ def build_ranker_weights(settings: Settings) -> dict[str, dict[str, float]]:
 
 
 def _ranking(settings: Settings, facts: DecisionFacts, drafts: Drafts) -> dict[str, Any]:
-    # The ranker as build_ranker makes it, holding on to its embedder to time it alone.
-    embedder = build_embedder(settings)
-    ranker = ScoringRanker(embedder, build_ranker_weights(settings))
+    # The ranker as build_ranker makes it (MiniLM behind a sentence cache), with the
+    # model held here so that each cold run can get an empty cache around the same one.
+    if settings.ranker_embedder != "minilm":
+        return {"skipped": f"ranker_embedder is {settings.ranker_embedder!r}, not minilm"}
+    model = MiniLMEmbedder()
+    weights = build_ranker_weights(settings)
     candidates = drafts.drafts[:4]
-    for _ in range(RANK_WARMUP):
-        ranker.rank_sync(facts, candidates)
-    samples = []
-    for _ in range(RANK_RUNS):
-        started = time.perf_counter()
-        ranker.rank_sync(facts, candidates)
-        samples.append((time.perf_counter() - started) * 1000)
-    parts: dict[str, list[float]] = {"verify": [], "embed": []}
     texts = [d.text for d in candidates]
+    # warm: the same drafts again, every sentence cached (a lower bound); cold: an empty
+    # cache each run, every sentence through MiniLM (an upper bound). A new decision lies
+    # between: its phrase-bank sentences are cached, those naming its values are not.
+    samples: dict[str, list[float]] = {"warm": [], "cold": [], "verify": [], "minilm_whole": []}
+    warm = ScoringRanker(SentenceCachedEmbedder(model), weights)
+    for _ in range(RANK_WARMUP):
+        warm.rank_sync(facts, candidates)
     for _ in range(RANK_RUNS):
+        cold = ScoringRanker(SentenceCachedEmbedder(model), weights)
+        for name, ranker in (("warm", warm), ("cold", cold)):
+            started = time.perf_counter()
+            ranker.rank_sync(facts, candidates)
+            samples[name].append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         for text in texts:
             verify(facts, text)
-        parts["verify"].append((time.perf_counter() - started) * 1000)
+        samples["verify"].append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        embedder.embed([facts.question or "question", "reasons", *texts])
-        parts["embed"].append((time.perf_counter() - started) * 1000)
-    p50 = float(np.percentile(samples, 50))
+        model.embed([facts.question or "question", "reasons", *texts])
+        samples["minilm_whole"].append((time.perf_counter() - started) * 1000)
+    stats = {
+        name: {
+            "p50_ms": round(float(np.percentile(values, 50)), 2),
+            "p95_ms": round(float(np.percentile(values, 95)), 2),
+        }
+        for name, values in samples.items()
+    }
     return {
-        "parts_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in parts.items()},
-        "ranker": ranker.name,
+        "ranker": warm.name,
         "candidates": len(candidates),
         "runs": RANK_RUNS,
-        "p50_ms": round(p50, 2),
-        "p95_ms": round(float(np.percentile(samples, 95)), 2),
-        "max_ms": round(max(samples), 2),
+        "rank_sync": {"warm_cache": stats["warm"], "cold_cache": stats["cold"]},
+        "parts": {
+            "verify_4_candidates": stats["verify"],
+            "minilm_whole_texts_uncached": stats["minilm_whole"],
+        },
         "target_ms": TARGET_RANK_MS,
-        "meets_target": p50 <= TARGET_RANK_MS,
+        "meets_target_cold": stats["cold"]["p50_ms"] <= TARGET_RANK_MS,
+        "meets_target_warm": stats["warm"]["p50_ms"] <= TARGET_RANK_MS,
     }
 
 
@@ -317,14 +334,17 @@ def run() -> dict[str, Any]:
         },
         {"metric": "llm: Explain with drafting p95", "value": explain["p95_s"], "unit": "s"},
         {"metric": "llm: Explain fallbacks", "value": explain["fallbacks"]},
-        {
-            "metric": "ranking: rank_sync 4 candidates p50",
-            "value": ranking["p50_ms"],
-            "unit": "ms",
-            "target": f"<= {TARGET_RANK_MS:g} ms",
-        },
-        {"metric": "ranking: rank_sync 4 candidates p95", "value": ranking["p95_ms"], "unit": "ms"},
     ]
+    for cache in ("cold_cache", "warm_cache"):
+        for q in ("p50", "p95"):
+            table.append(
+                {
+                    "metric": f"ranking: rank_sync 4 candidates, {cache.replace('_', ' ')} {q}",
+                    "value": ranking["rank_sync"][cache][f"{q}_ms"],
+                    "unit": "ms",
+                    "target": f"<= {TARGET_RANK_MS:g} ms" if q == "p50" else "",
+                }
+            )
     return {
         "llm_reachable": True,
         "base_url": settings.llm_base_url,
