@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     llm_api_key: str = ""
     llm_timeout_s: float = Field(default=20.0, gt=0)
     llm_max_concurrency: int = Field(default=4, ge=1)
-    llm_max_tokens: int = Field(default=200, ge=16, le=2048)
+    llm_max_tokens: int = Field(default=320, ge=16, le=2048)
     llm_temperature: float = Field(default=0.8, ge=0, le=2)
     llm_health_interval_s: float = Field(default=5.0, gt=0)
     ranker_embedder: Literal["minilm", "hashing"] = "minilm"

@@ -45,7 +45,7 @@ def deterministic_explanation(
             f"Decision: {prediction.decision} (score {prediction.score:.3f}, threshold "
             f"{prediction.threshold:.2f}; {prediction.score_meaning}). Base value "
             f"{attributions.base_value:+.3f}, model output {attributions.model_output:+.3f} "
-            f"{attributions.units}. Largest contributions: {top}."
+            f"{attributions.units}. Contributions by size: {top}."
         )
     if audience is Audience.COMPLIANCE:
         if not reasons:

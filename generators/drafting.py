@@ -8,7 +8,7 @@ answers with the deterministic explanation. The LLM gets what is left of the dea
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from expound.domain import Candidate, DraftingRecord, DraftRecord
@@ -17,6 +17,7 @@ from expound.facts import DecisionFacts
 from expound.generators.base import (
     ALL_UNFAITHFUL,
     DEADLINE_EXCEEDED,
+    Draft,
     DraftRequest,
     Generator,
 )
@@ -48,6 +49,22 @@ class DraftingOutcome:
     selected: Candidate | None = None
     fallback_reason: str = ""
     record: DraftingRecord | None = None
+
+
+def complete_sentences(draft: Draft) -> Draft:
+    """A draft cut off by the token limit, trimmed to its last complete sentence.
+
+    Each sentence a grammar admits is a whole, true statement; a half sentence is not
+    ("... by 0."), so the cut tail is dropped rather than judged. The record keeps the
+    text exactly as the model returned it.
+    """
+    if draft.finish_reason != "length":
+        return draft
+    end = max(draft.text.rfind(". "), draft.text.rfind("? "), draft.text.rfind("! "))
+    if draft.text.endswith((".", "?", "!")):
+        end = len(draft.text) - 1
+    trimmed = draft.text[: end + 1] if end >= 0 else ""
+    return replace(draft, text=trimmed)
 
 
 class Drafter:
@@ -113,7 +130,8 @@ class Drafter:
                 fallback_reason=error.reason,
                 record=record.model_copy(update={"error": error.message}),
             )
-        ranked = await self._ranker.rank(facts, drafts.drafts)
+        raw_text = {d.index: d.text for d in drafts.drafts}
+        ranked = await self._ranker.rank(facts, [complete_sentences(d) for d in drafts.drafts])
         candidates = [
             Candidate(
                 text=r.draft.text,
@@ -134,7 +152,7 @@ class Drafter:
                 "drafts": [
                     DraftRecord(
                         index=r.draft.index,
-                        text=r.draft.text,
+                        text=raw_text[r.draft.index],
                         token_logprobs=r.draft.token_logprobs,
                         finish_reason=r.draft.finish_reason,
                         passed=r.verdict.passed,

@@ -191,15 +191,12 @@ def _factor_statements(
                     after.replace("{magnitude}", magnitude),
                 )
             )
-        statement: list[Item] = [grammar.add(f"statement{position}", alternatives)]
-        if rationale is not None:
-            statement.append(rationale)
-        # The first two factors are always stated; later ones the model may leave out, but
-        # only from the end, so the order of importance is never broken.
-        if position <= 2:
-            statements += statement
-        else:
-            statements.append(grammar.add(f"optional{position}", [tuple(statement), ()]))
+        statements.append(grammar.add(f"statement{position}", alternatives))
+        # Every reason is stated, in order of importance (coverage is the point of the
+        # explanation); one optional rationale after the main one keeps texts short
+        # enough to finish within the token budget.
+        if position == 1 and rationale is not None:
+            statements.append(rationale)
     return statements
 
 
@@ -207,7 +204,8 @@ def _compliance_statements(
     grammar: Grammar, bank: dict[str, Any], facts: DecisionFacts, first_key: str, next_key: str
 ) -> list[Item]:
     if not facts.prediction.adverse:
-        return [grammar.add("statement1", [(" " + t,) for t in bank[first_key]])]
+        # No adverse action, no reason codes: the factors that favoured approval instead.
+        return _factor_statements(grammar, bank, facts, first_key, next_key, None)
     statements: list[Item] = []
     for reason in facts.reasons:
         templates = bank[first_key] if reason.rank == 1 else bank[next_key]

@@ -24,6 +24,14 @@ from typing import Any
 from expound.facts import DecisionFacts
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
+PARTICLE_DIRECTION = re.compile(
+    r"\b(?:push|pushed|pushes|bring|brought|brings|drove|drives|driven|sent|sends|moved|moves"
+    r"|pulled|pulls|took|takes|nudged|nudges|tipped|tips)\s+(?:the\s+|your\s+|its\s+)?"
+    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+)?"
+    r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
+    r"|chances?(?: of approval)?|odds of approval|approval odds)"
+    r"\s+(?P<particle>up|down|higher|lower)\b"
+)
 LIST_MARKER = re.compile(r"(?:^|[\s:;(])(\d)[.)]\s")
 CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
 
@@ -150,6 +158,10 @@ def _stated_direction(clause: str) -> tuple[bool, int] | None:
             after = clause[match.end() : match.end() + 40]
             object_is_approval = approval.match(after.strip().removeprefix("your ").strip())
             found.append((match.start(), up != bool(object_is_approval)))
+    # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
+    for match in PARTICLE_DIRECTION.finditer(clause):
+        up = match.group("particle") in ("up", "higher")
+        found.append((match.start(), up != bool(approval.match(match.group("object")))))
     if not found:
         return None
     position, raises = min(found)
@@ -242,7 +254,9 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         if not any(s <= m.start and m.end <= e for s, e in values)
     ]
     reasons = _phrase_spans({r.text for r in facts.reasons}, lowered)
-    known = [(m.start, m.end) for m in mentions] + values + reasons
+    markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
+    names = [(m.start, m.end) for m in mentions] + reasons + markers
+    known = names + values
     # A feature named inside a reason's text ("length or type of employment") stands for
     # the reason's group, whose contribution is what a stated direction must match.
     in_reason = {id(m) for m in mentions if any(s <= m.start and m.end <= e for s, e in reasons)}
@@ -281,7 +295,14 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             continue
         factual += inside
         _check_clause(
-            facts, clause, start, inside, _masked(lowered, known)[start:end], in_reason, verdict
+            facts,
+            clause,
+            start,
+            inside,
+            _masked(lowered, known)[start:end],
+            _masked(lowered, names)[start:end],
+            in_reason,
+            verdict,
         )
     # Advice ("you could look at the loan purpose") states no order of importance.
     _check_order(facts, lowered, factual, verdict)
@@ -296,8 +317,24 @@ def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
         clause = text[start:end]
         if hypothetical.search(clause):
             continue
-        for terms, adverse in ((words["approve_words"], False), (words["decline_words"], True)):
-            for match in _pattern(terms).finditer(clause):
+        labels = facts.manifest.decision
+        # "Decision: decline", "outcome approve": the model's own labels after a decision word.
+        stated_labels = [
+            (
+                re.compile(
+                    rf"\b(?:decision|outcome|result)\W{{1,3}}(?:was\s+|is\s+|to\s+)*{label}\b"
+                ),
+                adv,
+            )
+            for label, adv in ((labels.favourable_label, False), (labels.adverse_label, True))
+        ]
+        patterns = [
+            (_pattern(words["approve_words"]), False),
+            (_pattern(words["decline_words"]), True),
+            *stated_labels,
+        ]
+        for pattern, adverse in patterns:
+            for match in pattern.finditer(clause):
                 stated = adverse != _negated(clause, match.start())
                 if stated != facts.prediction.adverse:
                     verdict.violations.append(
@@ -343,6 +380,7 @@ def _check_clause(
     offset: int,
     inside: list[_Mention],
     masked: str,
+    numbers_only: str,
     in_reason: set[int],
     verdict: Verdict,
 ) -> None:
@@ -366,7 +404,7 @@ def _check_clause(
                     )
                 )
         category_ok = _category_claims(facts, masked, mention.feature)
-        number_ok = _numeric_value_ok(factor.number, clause)
+        number_ok = _numeric_value_ok(factor.number, numbers_only)
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue
@@ -385,14 +423,9 @@ def _check_clause(
 def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:
     if actual is None:
         return None
-    # A list marker ("2. ") is an ordinal, not a value; it is only followed by a space here
-    # because the clause was cut at the marker's full stop.
-    tokens = [
-        m.group(0)
-        for m in NUMBER.finditer(clause)
-        if not m.group(0).endswith("%")
-        and not (m.end() == len(clause) and m.group(0).isdigit() and len(m.group(0)) == 1)
-    ]
+    # ``clause`` is masked: numbers inside feature descriptions ("1: under 20%"), reason
+    # texts and list markers ("2. ") are blanked out already.
+    tokens = [m.group(0) for m in NUMBER.finditer(clause) if not m.group(0).endswith("%")]
     if not tokens:
         return None
     return any(_number_supported(t, [actual]) for t in tokens)

@@ -192,3 +192,19 @@ def test_grammar_renders_as_ebnf(denied: DecisionFacts) -> None:
     assert DraftRequest(
         prompt="p", n=1, seed=1, max_tokens=10, temperature=0.5, grammar=ebnf
     ).grammar
+
+
+async def test_a_draft_cut_by_the_token_limit_is_judged_on_its_complete_sentences(
+    denied: DecisionFacts,
+) -> None:
+    from expound.generators.base import Draft
+    from expound.generators.drafting import complete_sentences
+
+    whole = grammar_samples(denied, 1)[0]
+    second_stop = whole.index(". ", whole.index(". ") + 2)
+    cut = whole[: second_stop + 20]  # mid-sentence, as at max_tokens
+    trimmed = complete_sentences(Draft(text=cut, finish_reason="length"))
+    assert trimmed.text and whole.startswith(trimmed.text) and trimmed.text.endswith(".")
+    assert verify(denied, trimmed.text).passed
+    unchanged = Draft(text=cut, finish_reason="stop")
+    assert complete_sentences(unchanged) is unchanged

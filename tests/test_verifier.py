@@ -140,3 +140,53 @@ def test_deterministic_explanations_pass_the_gate(
         assert verdict.passed, (text, verdict.violations)
         if audience is Audience.APPLICANT:
             assert verdict.coverage == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Your savings brought the predicted risk down.", ViolationKind.WRONG_DIRECTION),
+        ("The loan term sent your chances of approval up.", ViolationKind.WRONG_DIRECTION),
+        ("Your checking account counted in the applicant's favour.", ViolationKind.WRONG_DIRECTION),
+        ("Outcome: approve.", ViolationKind.WRONG_DECISION),
+        ("The decision was to approve.", ViolationKind.WRONG_DECISION),
+        ("Your student loans were a concern.", ViolationKind.UNUSED_FEATURE),
+        ("Several late payments counted against you.", ViolationKind.UNUSED_FEATURE),
+    ],
+)
+def test_phrasings_beyond_the_phrase_banks(
+    denied: DecisionFacts, text: str, kind: ViolationKind
+) -> None:
+    assert kind in kinds(denied, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your savings drove the predicted risk up.",
+        "The loan term sent your chances of approval down.",
+        "Outcome: decline.",
+        "The other debtors on the loan were not a factor we can change.",
+    ],
+)
+def test_true_phrasings_beyond_the_phrase_banks(denied: DecisionFacts, text: str) -> None:
+    verdict = verify(denied, text)
+    assert verdict.passed, verdict.violations
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_deterministic_explanations_pass_for_many_applicants(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    import json
+
+    model = registry.get(model_id)
+    rows = json.loads((model.directory / model.manifest.background).read_text())[:40]
+    for row in rows:
+        for audience in Audience:
+            facts = facts_for(registry, model_id, row, audience)
+            text = deterministic_explanation(
+                facts.manifest, facts.prediction, facts.attributions, facts.reasons, audience
+            )
+            verdict = verify(facts, text)
+            assert verdict.passed, (text, verdict.violations)
