@@ -13,27 +13,27 @@ the decision and are not checked for direction.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
-from importlib import resources
-from typing import Any
 
 from expound.facts import DecisionFacts
-
-NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
-PARTICLE_DIRECTION = re.compile(
-    r"\b(?:push|pushed|pushes|bring|brought|brings|drove|drives|driven|sent|sends|moved|moves"
-    r"|pulled|pulls|took|takes|nudged|nudges|tipped|tips)\s+(?:the\s+|your\s+|its\s+)?"
-    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+)?"
-    r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
-    r"|chances?(?: of approval)?|odds of approval|approval odds)"
-    r"\s+(?P<particle>up|down|higher|lower)\b"
+from expound.rankers.reading import (
+    LIST_MARKER,
+    NUMBER,
+    Mention,
+    clauses,
+    feature_terms,
+    find_mentions,
+    lexicon,
+    masked,
+    negated,
+    number_supported,
+    parse_number,
+    pattern,
+    phrase_spans,
+    stated_direction,
 )
-LIST_MARKER = re.compile(r"(?:^|[\s:;(])(\d)[.)]\s")
-CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
 
 
 class ViolationKind(StrEnum):
@@ -79,108 +79,12 @@ class Verdict:
         return not self.violations
 
 
-@cache
-def lexicon() -> dict[str, Any]:
-    """The reviewed word lists (rankers/lexicon.json)."""
-    loaded: dict[str, Any] = json.loads(
-        resources.files("expound.rankers").joinpath("lexicon.json").read_text()
-    )
-    return loaded
-
-
-@cache
-def _compiled(terms: tuple[str, ...]) -> re.Pattern[str]:
-    ordered = sorted(set(terms), key=len, reverse=True)
-    # Look-arounds, not \b: a term may end in punctuation, e.g. "... (1: under 20%)".
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in ordered) + r")(?!\w)")
-
-
-def _pattern(terms: list[str]) -> re.Pattern[str]:
-    """A word-boundary regex matching any of ``terms`` (longest first); cached."""
-    if not terms:
-        raise ValueError("no terms to match")
-    return _compiled(tuple(t.lower() for t in terms if t))
-
-
-@dataclass(frozen=True)
-class _Mention:
-    feature: str
-    start: int
-    end: int
-
-
-def _feature_terms(facts: DecisionFacts) -> dict[str, str]:
-    terms: dict[str, str] = {}
-    for spec in facts.manifest.features:
-        for term in [spec.name.replace("_", " "), spec.description, *spec.aliases]:
-            terms.setdefault(term.lower(), spec.name)
-    return terms
-
-
-def _find_mentions(text: str, terms: dict[str, str]) -> list[_Mention]:
-    taken: list[tuple[int, int]] = []
-    mentions = []
-    for match in _pattern(list(terms)).finditer(text):
-        if any(s < match.end() and match.start() < e for s, e in taken):
-            continue
-        taken.append((match.start(), match.end()))
-        mentions.append(_Mention(terms[match.group(0)], match.start(), match.end()))
-    return mentions
-
-
-def _clauses(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for match in CLAUSE_BREAK.finditer(text):
-        if match.start() > start:
-            spans.append((start, match.start()))
-        start = match.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
-def _negated(text: str, position: int) -> bool:
-    window = text[max(0, position - 20) : position]
-    return bool(_pattern(lexicon()["negations"]).search(window))
-
-
-def _stated_direction(clause: str) -> tuple[bool, int] | None:
-    """(raises risk?, position) of the direction the clause states, if any."""
-    words = lexicon()
-    found: list[tuple[int, bool]] = []
-    for match in _pattern(words["adverse_verbs"]).finditer(clause):
-        found.append((match.start(), True))
-    for match in _pattern(words["favourable_verbs"]).finditer(clause):
-        found.append((match.start(), False))
-    approval = _pattern(words["approval_objects"])
-    for verbs, up in ((words["up_verbs"], True), (words["down_verbs"], False)):
-        for match in _pattern(verbs).finditer(clause):
-            after = clause[match.end() : match.end() + 40]
-            object_is_approval = approval.match(after.strip().removeprefix("your ").strip())
-            found.append((match.start(), up != bool(object_is_approval)))
-    # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
-    for match in PARTICLE_DIRECTION.finditer(clause):
-        up = match.group("particle") in ("up", "higher")
-        found.append((match.start(), up != bool(approval.match(match.group("object")))))
-    if not found:
-        return None
-    position, raises = min(found)
-    if _negated(clause, position):
-        raises = not raises
-    return raises, position
-
-
-def _phrase_spans(phrases: set[str], text: str) -> list[tuple[int, int]]:
-    kept = sorted({p.lower().rstrip(")") for p in phrases if len(p) > 3})
-    return [(m.start(), m.end()) for m in _pattern(kept).finditer(text)] if kept else []
-
-
 def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
     """Where the text quotes a value of this decision in the manifest's words."""
     phrases = set()
     for factor in facts.factors.values():
         phrases |= {factor.value_text, factor.value_text.replace(" (", ", ")}
-    return _phrase_spans(phrases, text)
+    return phrase_spans(phrases, text)
 
 
 def _allowed_numbers(facts: DecisionFacts) -> list[float]:
@@ -199,22 +103,10 @@ def _allowed_numbers(facts: DecisionFacts) -> list[float]:
         if factor.number is not None:
             numbers.append(factor.number)
         texts = [factor.value_text, factor.description]
-        numbers += [_parse_number(m.group(0)) for t in texts for m in NUMBER.finditer(t)]
+        numbers += [parse_number(m.group(0)) for t in texts for m in NUMBER.finditer(t)]
     for reason in facts.reasons:
-        numbers += [_parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
     return numbers
-
-
-def _parse_number(token: str) -> float:
-    return float(token.replace(",", "").rstrip("%"))
-
-
-def _number_supported(token: str, allowed: list[float]) -> bool:
-    value = _parse_number(token)
-    digits = token.rstrip("%").split(".")
-    decimals = len(digits[1]) if len(digits) == 2 else 0
-    tolerance = max(0.5 * 10**-decimals, 0.005 * abs(value))
-    return any(abs(abs(value) - abs(a)) <= tolerance + 1e-9 for a in allowed)
 
 
 def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | None:
@@ -229,7 +121,7 @@ def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | 
     for category in spec.categories or []:
         phrases = [category.replace("_", " "), spec.category_descriptions.get(category, "")]
         phrases = [p for p in phrases if len(p) > 3]
-        if phrases and _pattern(phrases).search(clause):
+        if phrases and pattern(phrases).search(clause):
             named.add(category)
     if not named:
         return None
@@ -250,10 +142,10 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # mention of existing_credits.
     mentions = [
         m
-        for m in _find_mentions(lowered, _feature_terms(facts))
+        for m in find_mentions(lowered, feature_terms(facts))
         if not any(s <= m.start and m.end <= e for s, e in values)
     ]
-    reasons = _phrase_spans({r.text for r in facts.reasons}, lowered)
+    reasons = phrase_spans({r.text for r in facts.reasons}, lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
     names = [(m.start, m.end) for m in mentions] + reasons + markers
     known = names + values
@@ -264,7 +156,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
         (ViolationKind.UNUSED_FEATURE, words["unused_terms"], "not a feature of this model"),
     ):
-        for match in _pattern(terms).finditer(lowered):
+        for match in pattern(terms).finditer(lowered):
             # "income" inside "instalment as a share of disposable income" names a feature,
             # "salary" inside a value's own description states that value.
             if any(s <= match.start() and match.end() <= e for s, e in known):
@@ -286,9 +178,9 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             )
     _check_decision(facts, lowered, verdict)
     _check_numbers(facts, lowered, verdict)
-    hypothetical = _pattern(words["hypotheticals"])
-    factual: list[_Mention] = []
-    for start, end in _clauses(lowered):
+    hypothetical = pattern(words["hypotheticals"])
+    factual: list[Mention] = []
+    for start, end in clauses(lowered):
         clause = lowered[start:end]
         inside = [m for m in mentions if start <= m.start < end]
         if not inside or hypothetical.search(clause):
@@ -299,8 +191,8 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             clause,
             start,
             inside,
-            _masked(lowered, known)[start:end],
-            _masked(lowered, names)[start:end],
+            masked(lowered, known)[start:end],
+            masked(lowered, names)[start:end],
             in_reason,
             verdict,
         )
@@ -312,8 +204,8 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
 
 def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
     words = lexicon()
-    hypothetical = _pattern(words["hypotheticals"])
-    for start, end in _clauses(text):
+    hypothetical = pattern(words["hypotheticals"])
+    for start, end in clauses(text):
         clause = text[start:end]
         if hypothetical.search(clause):
             continue
@@ -329,13 +221,13 @@ def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
             for label, adv in ((labels.favourable_label, False), (labels.adverse_label, True))
         ]
         patterns = [
-            (_pattern(words["approve_words"]), False),
-            (_pattern(words["decline_words"]), True),
+            (pattern(words["approve_words"]), False),
+            (pattern(words["decline_words"]), True),
             *stated_labels,
         ]
-        for pattern, adverse in patterns:
-            for match in pattern.finditer(clause):
-                stated = adverse != _negated(clause, match.start())
+        for finder, adverse in patterns:
+            for match in finder.finditer(clause):
+                stated = adverse != negated(clause, match.start())
                 if stated != facts.prediction.adverse:
                     verdict.violations.append(
                         Violation(
@@ -354,7 +246,7 @@ def _check_numbers(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
     for match in NUMBER.finditer(text):
         if match.start() in markers:
             continue
-        if not _number_supported(match.group(0), allowed):
+        if not number_supported(match.group(0), allowed):
             verdict.violations.append(
                 Violation(
                     ViolationKind.UNSUPPORTED_NUMBER,
@@ -365,26 +257,17 @@ def _check_numbers(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
             )
 
 
-def _masked(text: str, spans: list[tuple[int, int]]) -> str:
-    """The text with feature names and quoted values blanked out, so that "supports" in
-    "number of people the applicant supports" is not read as a verb of the sentence."""
-    chars = list(text)
-    for start, end in spans:
-        chars[start:end] = "x" * (end - start)
-    return "".join(chars)
-
-
 def _check_clause(
     facts: DecisionFacts,
     clause: str,
     offset: int,
-    inside: list[_Mention],
+    inside: list[Mention],
     masked: str,
     numbers_only: str,
     in_reason: set[int],
     verdict: Verdict,
 ) -> None:
-    stated = _stated_direction(masked)
+    stated = stated_direction(masked)
     for mention in inside:
         factor = facts.factors[mention.feature]
         if stated is not None:
@@ -428,20 +311,20 @@ def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:
     tokens = [m.group(0) for m in NUMBER.finditer(clause) if not m.group(0).endswith("%")]
     if not tokens:
         return None
-    return any(_number_supported(t, [actual]) for t in tokens)
+    return any(number_supported(t, [actual]) for t in tokens)
 
 
 def _check_order(
-    facts: DecisionFacts, text: str, mentions: list[_Mention], verdict: Verdict
+    facts: DecisionFacts, text: str, mentions: list[Mention], verdict: Verdict
 ) -> None:
     words = lexicon()
     ordered = facts.ordered
     if not ordered:
         return
     importance = {f.feature: f.importance for f in ordered}
-    for match in _pattern(words["main_cues"]).finditer(text):
+    for match in pattern(words["main_cues"]).finditer(text):
         after = [m for m in mentions if m.start >= match.end()]
-        clause_end = next((e for s, e in _clauses(text) if s <= match.start() < e), len(text))
+        clause_end = next((e for s, e in clauses(text) if s <= match.start() < e), len(text))
         first = next((m for m in after if m.start < clause_end), None)
         if first is not None and importance.get(first.feature) != 1:
             verdict.violations.append(
@@ -452,7 +335,7 @@ def _check_order(
                     f"calls {first.feature} the main factor; it is not",
                 )
             )
-    if _pattern(words["sequence_cues"]).search(text):
+    if pattern(words["sequence_cues"]).search(text):
         seen: list[str] = []
         for mention in mentions:
             if mention.feature in importance and mention.feature not in seen:

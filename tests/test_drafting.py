@@ -25,7 +25,8 @@ from expound.generators.prompting import constrained_prompt, free_prompt
 from expound.models.registry import ModelRegistry
 from expound.rankers.embedding import HashingEmbedder
 from expound.rankers.ranker import ScoringRanker
-from expound.rankers.verify import _feature_terms, verify
+from expound.rankers.reading import feature_terms
+from expound.rankers.verify import verify
 from tests.conftest import GBM, LOGISTIC
 from tests.facts_util import facts_for
 from tests.test_reasons import applicant_strategy
@@ -152,7 +153,7 @@ def test_audiences_get_different_explanations(
 def test_phrase_bank_rationales_carry_no_digits_or_feature_names(
     registry: ModelRegistry, denied: DecisionFacts
 ) -> None:
-    terms = _feature_terms(denied)
+    terms = feature_terms(denied)
     for audience in Audience:
         bank = phrase_bank(audience)
         for line in bank["rationale"] + bank["close"]:

@@ -1,0 +1,145 @@
+"""How the verifier reads text: word lists, patterns, mentions, clauses and directions.
+
+Everything here is about finding claims in a candidate; :mod:`expound.rankers.verify`
+checks them against the facts. The word lists are data (rankers/lexicon.json).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from expound.facts import DecisionFacts
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
+PARTICLE_DIRECTION = re.compile(
+    r"\b(?:push|pushed|pushes|bring|brought|brings|drove|drives|driven|sent|sends|moved|moves"
+    r"|pulled|pulls|took|takes|nudged|nudges|tipped|tips)\s+(?:the\s+|your\s+|its\s+)?"
+    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+)?"
+    r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
+    r"|chances?(?: of approval)?|odds of approval|approval odds)"
+    r"\s+(?P<particle>up|down|higher|lower)\b"
+)
+LIST_MARKER = re.compile(r"(?:^|[\s:;(])(\d)[.)]\s")
+CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
+
+
+@cache
+def lexicon() -> dict[str, Any]:
+    """The reviewed word lists (rankers/lexicon.json)."""
+    loaded: dict[str, Any] = json.loads(
+        resources.files("expound.rankers").joinpath("lexicon.json").read_text()
+    )
+    return loaded
+
+
+@cache
+def _compiled(terms: tuple[str, ...]) -> re.Pattern[str]:
+    ordered = sorted(set(terms), key=len, reverse=True)
+    # Look-arounds, not \b: a term may end in punctuation, e.g. "... (1: under 20%)".
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in ordered) + r")(?!\w)")
+
+
+def pattern(terms: list[str]) -> re.Pattern[str]:
+    """A word-boundary regex matching any of ``terms`` (longest first); cached."""
+    if not terms:
+        raise ValueError("no terms to match")
+    return _compiled(tuple(t.lower() for t in terms if t))
+
+
+@dataclass(frozen=True)
+class Mention:
+    feature: str
+    start: int
+    end: int
+
+
+def feature_terms(facts: DecisionFacts) -> dict[str, str]:
+    terms: dict[str, str] = {}
+    for spec in facts.manifest.features:
+        for term in [spec.name.replace("_", " "), spec.description, *spec.aliases]:
+            terms.setdefault(term.lower(), spec.name)
+    return terms
+
+
+def find_mentions(text: str, terms: dict[str, str]) -> list[Mention]:
+    taken: list[tuple[int, int]] = []
+    mentions = []
+    for match in pattern(list(terms)).finditer(text):
+        if any(s < match.end() and match.start() < e for s, e in taken):
+            continue
+        taken.append((match.start(), match.end()))
+        mentions.append(Mention(terms[match.group(0)], match.start(), match.end()))
+    return mentions
+
+
+def clauses(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in CLAUSE_BREAK.finditer(text):
+        if match.start() > start:
+            spans.append((start, match.start()))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def negated(text: str, position: int) -> bool:
+    window = text[max(0, position - 20) : position]
+    return bool(pattern(lexicon()["negations"]).search(window))
+
+
+def stated_direction(clause: str) -> tuple[bool, int] | None:
+    """(raises risk?, position) of the direction the clause states, if any."""
+    words = lexicon()
+    found: list[tuple[int, bool]] = []
+    for match in pattern(words["adverse_verbs"]).finditer(clause):
+        found.append((match.start(), True))
+    for match in pattern(words["favourable_verbs"]).finditer(clause):
+        found.append((match.start(), False))
+    approval = pattern(words["approval_objects"])
+    for verbs, up in ((words["up_verbs"], True), (words["down_verbs"], False)):
+        for match in pattern(verbs).finditer(clause):
+            after = clause[match.end() : match.end() + 40]
+            object_is_approval = approval.match(after.strip().removeprefix("your ").strip())
+            found.append((match.start(), up != bool(object_is_approval)))
+    # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
+    for match in PARTICLE_DIRECTION.finditer(clause):
+        up = match.group("particle") in ("up", "higher")
+        found.append((match.start(), up != bool(approval.match(match.group("object")))))
+    if not found:
+        return None
+    position, raises = min(found)
+    if negated(clause, position):
+        raises = not raises
+    return raises, position
+
+
+def phrase_spans(phrases: set[str], text: str) -> list[tuple[int, int]]:
+    kept = sorted({p.lower().rstrip(")") for p in phrases if len(p) > 3})
+    return [(m.start(), m.end()) for m in pattern(kept).finditer(text)] if kept else []
+
+
+def parse_number(token: str) -> float:
+    return float(token.replace(",", "").rstrip("%"))
+
+
+def number_supported(token: str, allowed: list[float]) -> bool:
+    value = parse_number(token)
+    digits = token.rstrip("%").split(".")
+    decimals = len(digits[1]) if len(digits) == 2 else 0
+    tolerance = max(0.5 * 10**-decimals, 0.005 * abs(value))
+    return any(abs(abs(value) - abs(a)) <= tolerance + 1e-9 for a in allowed)
+
+
+def masked(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with feature names and quoted values blanked out, so that "supports" in
+    "number of people the applicant supports" is not read as a verb of the sentence."""
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = "x" * (end - start)
+    return "".join(chars)
