@@ -38,7 +38,7 @@ proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
 run: setup models vllm
-	scripts/run_embedded.sh
+	scripts/with_vllm.sh $(BIN)/expound serve
 
 # The gRPC service alone, against an LLM already running at EXPOUND_LLM_BASE_URL.
 serve: setup models
@@ -56,13 +56,13 @@ test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
 	$(BIN)/pytest
 
-bench: setup models
-	$(BIN)/python -m bench.run
+bench: setup models vllm
+	scripts/with_vllm.sh $(BIN)/python -m bench.run
 
 # Faithfulness of drafted explanations and the verifier's mutation suite, against the LLM
-# server of EXPOUND_LLM_BASE_URL (default: the embedded vLLM on 127.0.0.1:8000).
-eval: setup models
-	$(BIN)/python -m bench.eval
+# at EXPOUND_LLM_BASE_URL if it answers, else the embedded vLLM, started for the run.
+eval: setup models vllm
+	scripts/with_vllm.sh $(BIN)/python -m bench.eval
 
 clean:
 	rm -rf $(VENV) artifacts var .pytest_cache .mypy_cache .ruff_cache
