@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(default=0.8, ge=0, le=2)
     llm_health_interval_s: float = Field(default=5.0, gt=0)
     ranker_embedder: Literal["minilm", "hashing"] = "minilm"
+    # "judge": a rubric judge LLM rates relevance instead of sentence embeddings (for GPU
+    # deployments with a capable model); base URL and model default to the drafting LLM's.
+    ranker_relevance: Literal["embedding", "judge"] = "embedding"
+    judge_base_url: str = ""
+    judge_model: str = ""
     rank_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     # archive (issue 5)

@@ -15,6 +15,7 @@ from expound.rankers.embedding import (
     MiniLMEmbedder,
     SentenceCachedEmbedder,
 )
+from expound.rankers.judge import RubricJudge
 from expound.rankers.ranker import DEFAULT_WEIGHTS, ScoringRanker
 from expound.settings import Settings
 
@@ -29,6 +30,14 @@ def build_embedder(settings: Settings) -> Embedder:
 def build_ranker(settings: Settings) -> ScoringRanker:
     """The ranker with the audience weights from settings (defaults filled in)."""
     weights = {k: {**v, **settings.rank_weights.get(k, {})} for k, v in DEFAULT_WEIGHTS.items()}
+    if settings.ranker_relevance == "judge":
+        judge = RubricJudge(
+            settings.judge_base_url or settings.llm_base_url,
+            settings.judge_model or settings.llm_model,
+            api_key=settings.llm_api_key,
+            timeout_s=settings.llm_timeout_s,
+        )
+        return ScoringRanker(None, weights, judge=judge)
     return ScoringRanker(build_embedder(settings), weights)
 
 
@@ -54,7 +63,10 @@ async def drafting_stage(
             temperature=settings.llm_temperature,
             timeout_s=settings.llm_timeout_s,
         )
-        yield Drafter(generator, ranker, config), generator
+        try:
+            yield Drafter(generator, ranker, config), generator
+        finally:
+            await ranker.aclose()
     finally:
         await generator.aclose()
 

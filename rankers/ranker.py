@@ -23,9 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from expound.domain import Audience
+from expound.errors import GeneratorError
 from expound.facts import DecisionFacts
 from expound.generators.base import Draft
 from expound.rankers.embedding import Embedder
+from expound.rankers.judge import RubricJudge
 from expound.rankers.verify import Verdict, verify
 
 COMPONENTS = ("relevance", "fluency", "completeness", "conciseness")
@@ -53,26 +55,49 @@ class RankedDraft:
 
 
 class ScoringRanker:
-    """Verifies, scores and orders drafts; the embedder is the second model."""
+    """Verifies, scores and orders drafts; the second model judges relevance: sentence
+    embeddings (``embedder``) by default, or a rubric judge LLM (``judge``)."""
 
     def __init__(
-        self, embedder: Embedder, weights: Mapping[str, Mapping[str, float]] | None = None
+        self,
+        embedder: Embedder | None,
+        weights: Mapping[str, Mapping[str, float]] | None = None,
+        judge: RubricJudge | None = None,
     ) -> None:
+        if embedder is None and judge is None:
+            raise ValueError("a ranker needs an embedder or a judge")
         self._embedder = embedder
+        self._judge = judge
         self._weights = {k: dict(v) for k, v in (weights or DEFAULT_WEIGHTS).items()}
-        self.name = f"scoring/v1+{embedder.name}"
+        second = judge.name if judge is not None else embedder.name  # type: ignore[union-attr]
+        self.name = f"scoring/v1+{second}"
 
     async def rank(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
         """Ranks ``drafts`` for ``facts``; CPU work runs off the event loop."""
-        return await asyncio.to_thread(self.rank_sync, facts, drafts)
+        relevance = None
+        if self._judge is not None and drafts:
+            try:
+                relevance = await self._judge.score(facts, [d.text for d in drafts])
+            except GeneratorError:
+                # No judge, no relevance signal: neutral scores; the gate still decides.
+                relevance = [0.5] * len(drafts)
+        return await asyncio.to_thread(self.rank_sync, facts, drafts, relevance)
 
-    def rank_sync(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
-        """The ranking itself (sync)."""
+    async def aclose(self) -> None:
+        """Closes the judge's connections, if any."""
+        if self._judge is not None:
+            await self._judge.aclose()
+
+    def rank_sync(
+        self, facts: DecisionFacts, drafts: list[Draft], relevance: list[float] | None = None
+    ) -> list[RankedDraft]:
+        """The ranking itself (sync); ``relevance`` if already judged."""
         if not drafts:
             return []
         started = time.perf_counter()
         verdicts = [verify(facts, d.text) for d in drafts]
-        relevance = self._relevance(facts, [d.text for d in drafts])
+        if relevance is None:
+            relevance = self._relevance(facts, [d.text for d in drafts])
         audience = facts.audience.value
         weights = self._weights[audience]
         scored = []
@@ -99,6 +124,8 @@ class ScoringRanker:
         reasons = "; ".join(
             [r.text for r in facts.reasons] or [f.description for f in facts.ordered]
         )
+        if self._embedder is None:
+            raise ValueError("no embedder: relevance comes from the judge")
         vectors = self._embedder.embed([question, reasons or question, *texts])
         query, topic, candidates = vectors[0], vectors[1], vectors[2:]
         similarity = 0.5 * (candidates @ query) + 0.5 * (candidates @ topic)

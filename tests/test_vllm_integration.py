@@ -161,3 +161,24 @@ async def test_health_reports_the_generator(llm_service: RunningServer) -> None:
                 break
             await asyncio.sleep(0.1)
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_judge_llm_as_the_second_model(
+    settings: Settings, vllm_url: str, denied_applicant: dict[str, Any]
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "llm_mode": "constrained",
+            "llm_base_url": vllm_url,
+            "llm_timeout_s": 120.0,
+            "ranker_relevance": "judge",
+        }
+    )
+    async with running_server(configured) as running:
+        response, record = await _explain(running, GBM, denied_applicant, num_candidates=3, seed=4)
+    assert record["response"]["drafting"]["ranker"] == "scoring/v1+judge:gemma-3-270m"
+    drafted = [c for c in response.candidates if not c.deterministic]
+    assert len(drafted) == 3 and not response.fallback
+    relevance = [c.scores["relevance"] for c in drafted]
+    assert all(0.0 <= r <= 1.0 for r in relevance)
+    assert relevance != [0.5, 0.5, 0.5], "the judge answered nothing usable"
