@@ -24,7 +24,7 @@ PARTICLE_DIRECTION = re.compile(
     r"|chances?(?: of approval)?|odds of approval|approval odds)"
     r"\s+(?P<particle>up|down|higher|lower)\b"
 )
-LIST_MARKER = re.compile(r"(?:^|[\s:;(])(\d)[.)]\s")
+LIST_MARKER = re.compile(r"(?:^|[\s:;])(\d)[.)]\s")
 CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
 
 

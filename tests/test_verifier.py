@@ -190,3 +190,15 @@ def test_deterministic_explanations_pass_for_many_applicants(
             )
             verdict = verify(facts, text)
             assert verdict.passed, (text, verdict.violations)
+
+
+def test_a_value_in_parentheses_is_not_a_list_marker(registry: ModelRegistry) -> None:
+    import json
+
+    model = registry.get(GBM)
+    rows = json.loads((model.directory / model.manifest.background).read_text())
+    row = next(r for r in rows if r["installment_rate"] == 1)
+    facts = facts_for(registry, GBM, row)
+    description = model.manifest.feature("installment_rate").description
+    assert verify(facts, f"The {description} (1) was part of the picture.").passed
+    assert not verify(facts, f"The {description} (3) was part of the picture.").passed
