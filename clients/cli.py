@@ -74,6 +74,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from expound.server.app import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per LLM call and health probe is noise at INFO; failures still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(serve(settings))
     return 0
 

@@ -143,7 +143,7 @@ async def serve(settings: Settings) -> None:
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models}; archive: {settings.archive_path})\n"
-            f"  try: expound explain --model german-credit-gbm "
+            f"  try: .venv/bin/expound explain --model german-credit-gbm "
             f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}",
             flush=True,
         )
