@@ -26,6 +26,14 @@ from expound.generators.base import (
 )
 
 
+def api_client(
+    base_url: str, api_key: str = "", transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An HTTP client for an OpenAI-compatible server (bearer token if a key is set)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, transport=transport)
+
+
 class OpenAICompatGenerator:
     """Drafts candidates with one `/v1/completions` request per decision."""
 
@@ -37,10 +45,7 @@ class OpenAICompatGenerator:
         max_concurrency: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, transport=transport
-        )
+        self._client = api_client(base_url, api_key, transport)
         self._model = model
         self._slots = asyncio.Semaphore(max_concurrency)
         self.name = f"openai-compat:{model}"

@@ -18,6 +18,7 @@ import httpx
 from expound.errors import GeneratorError
 from expound.facts import DecisionFacts
 from expound.generators.base import LLM_BAD_RESPONSE, LLM_UNAVAILABLE
+from expound.generators.openai_compat import api_client
 
 RUBRIC = """You grade explanations of credit decisions.
 Score 5: directly answers the reader's question, in words fit for the audience, and names
@@ -44,10 +45,7 @@ class RubricJudge:
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, transport=transport
-        )
+        self._client = api_client(base_url, api_key, transport)
         self._model = model
         self._timeout_s = timeout_s
         self.name = f"judge:{model}"
