@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from expound.archive.records import StoredRecord, build_record, request_fingerprint
-from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey, RecordFilter, RecordPage
+from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.domain import Candidate, ExplainRequest, Explanation
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
 from expound.explainers.base import Explainer, attribute
@@ -200,15 +200,3 @@ class Pipeline:
         timings["archive"] = (time.perf_counter() - mark) * 1000
         # The archived record holds the timings up to the commit; the answer adds its cost.
         return explanation.model_copy(update={"timings_ms": dict(timings)})
-
-    async def get_record(self, record_id: str) -> StoredRecord:
-        """One archived record."""
-        if not record_id:
-            raise InvalidRequest("invalid request", [FieldViolation("record_id", "required")])
-        return await self._archive.get(record_id)
-
-    async def list_records(
-        self, where: RecordFilter, page_size: int, page_token: str
-    ) -> RecordPage:
-        """A page of archived records, newest first."""
-        return await self._archive.list(where, page_size, page_token)

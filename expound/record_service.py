@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.records import StoredRecord
-from expound.archive.store import ArchiveStore, ConsistencyProof, InclusionProof
+from expound.archive.store import (
+    ArchiveStore,
+    ConsistencyProof,
+    InclusionProof,
+    RecordFilter,
+    RecordPage,
+)
 from expound.errors import FieldViolation, InvalidRequest
 
 MAX_SIZE = (1 << 63) - 1
@@ -34,6 +40,12 @@ class RecordService:
         record = await self._archive.get(record_id)
         proof = await self._archive.prove_inclusion(record) if include_proof else None
         return record, proof
+
+    async def list_records(
+        self, where: RecordFilter, page_size: int, page_token: str
+    ) -> RecordPage:
+        """A page of archived records, newest first."""
+        return await self._archive.list(where, page_size, page_token)
 
     async def checkpoint(self, size: int) -> Checkpoint:
         """The checkpoint at ``size`` (0: the latest, signed now if stale)."""

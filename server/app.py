@@ -45,6 +45,7 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     pipeline: Pipeline
+    records: RecordService
     health: health.aio.HealthServicer
 
 
@@ -96,8 +97,9 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             ),
             drafter=drafter,
         )
+        records = RecordService(archive)
         servicer = ExplainServicer(
-            pipeline, RecordService(archive), {k: v.algorithm for k, v in explainers.items()}
+            pipeline, records, {k: v.algorithm for k, v in explainers.items()}
         )
         server, port, health_servicer = create_server(
             f"{settings.host}:{settings.port}",
@@ -120,7 +122,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             )
             backends.push_async_callback(_cancelled, watcher)
         try:
-            yield RunningServer(server, port, pipeline, health_servicer)
+            yield RunningServer(server, port, pipeline, records, health_servicer)
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)

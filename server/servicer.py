@@ -50,7 +50,7 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     async def ListRecords(
         self, request: pb.ListRecordsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRecordsResponse:
-        page = await self._pipeline.list_records(
+        page = await self._records.list_records(
             convert.record_filter_from_pb(request), request.page_size, request.page_token
         )
         return pb.ListRecordsResponse(

@@ -170,7 +170,7 @@ async def test_archive_commands_verify_and_audit(
 async def _first_record_id(service: RunningServer) -> str:
     from expound.archive.store import RecordFilter
 
-    page = await service.pipeline.list_records(RecordFilter(), 1, "")
+    page = await service.records.list_records(RecordFilter(), 1, "")
     return page.records[0].record_id
 
 
@@ -207,7 +207,7 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         for n in range(3):
             explain = [*target, "explain", "--model", GBM, "--applicant", str(applicant)]
             assert await cli([*explain, "--decision-id", f"loan-{n}"]) == 0
-        page = await service.pipeline.list_records(RecordFilter(), 10, "")
+        page = await service.records.list_records(RecordFilter(), 10, "")
         held, due, _ = [r.record_id for r in page.records]
         pem = tmp_path / "pub.pem"
         capsys.readouterr()
@@ -218,7 +218,9 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         assert await cli([*target, "records", "notice", due, "--out", str(notice)]) == 0
         html = notice.read_text()
         assert "Notice of action taken" in html and "decline" in html and due in html
-        record = json.loads((await service.pipeline.get_record(due)).canonical)
+        record = json.loads(
+            (await service.records.get_record(due, include_proof=False))[0].canonical
+        )
         for reason in record["response"]["principal_reasons"]:
             assert reason["text"].split("'")[0][:30] in html
 
@@ -240,7 +242,7 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         assert "legal hold" in capsys.readouterr().err
         assert await cli(["archive", "expire"]) == 0
         assert "2 payload(s) removed" in capsys.readouterr().out
-        gone = await service.pipeline.get_record(due)
+        gone, _ = await service.records.get_record(due, include_proof=False)
         assert gone.expired and gone.canonical == b""
         assert await cli([*target, "records", "notice", due]) == 2
         assert await cli([*target, "records", "get", due, "--proof"]) == 0
