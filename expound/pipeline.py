@@ -139,9 +139,6 @@ class Pipeline:
         manifest = model.manifest
         prediction = predict(manifest, attributions.model_output)
         reasons = principal_reasons(manifest, attributions, prediction)
-        fallback_text = deterministic_explanation(
-            manifest, prediction, attributions, reasons, request.audience
-        )
         timings["reasons"] = (time.perf_counter() - mark) * 1000
 
         outcome = DraftingOutcome()
@@ -163,7 +160,9 @@ class Pipeline:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
             selected = Candidate(
-                text=fallback_text,
+                text=deterministic_explanation(
+                    manifest, prediction, attributions, reasons, request.audience
+                ),
                 rank=len(candidates) + 1,
                 deterministic=True,
                 faithful=True,
