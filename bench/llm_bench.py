@@ -255,8 +255,8 @@ def _ranking(settings: Settings, facts: DecisionFacts, drafts: Drafts) -> dict[s
 async def _explain(settings: Settings, rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
     import grpc
 
+    from expound.clients.client import explain_request
     from expound.server.app import running_server
-    from expound.server.convert import feature_to_pb
     from expound.v1 import explain_pb2 as pb
     from expound.v1 import explain_pb2_grpc
 
@@ -277,12 +277,7 @@ async def _explain(settings: Settings, rows: list[dict[str, Any]], workdir: Path
     ):
         stub = explain_pb2_grpc.ExplainServiceStub(channel)
         for index, features in enumerate(rows[: EXPLAIN_CALLS + 1]):
-            request = pb.ExplainRequest(
-                model_id=TREE_MODEL,
-                features={k: feature_to_pb(v) for k, v in features.items()},
-                audience=pb.APPLICANT,
-                num_candidates=4,
-            )
+            request = explain_request(TREE_MODEL, features, audience=pb.APPLICANT, num_candidates=4)
             started = time.perf_counter()
             response = await stub.Explain(request, timeout=settings.llm_timeout_s + 10)
             seconds = time.perf_counter() - started

@@ -153,16 +153,10 @@ def shap_stage() -> dict[str, Any]:
 async def _rpc_run(concurrency: int, port: int, applicants: list[dict[str, Any]]) -> dict[str, Any]:
     import grpc
 
-    from expound.server.convert import feature_to_pb
-    from expound.v1 import explain_pb2 as pb
+    from expound.clients.client import explain_request
     from expound.v1 import explain_pb2_grpc
 
-    requests = [
-        pb.ExplainRequest(
-            model_id=TREE_MODEL, features={k: feature_to_pb(v) for k, v in features.items()}
-        )
-        for features in applicants
-    ]
+    requests = [explain_request(TREE_MODEL, features) for features in applicants]
     totals: list[float] = []
     non_shap: list[float] = []
     stages: dict[str, list[float]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -54,6 +55,17 @@ def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def explain_request(
+    model_id: str, features: Mapping[str, FeatureScalar], **fields: Any
+) -> pb.ExplainRequest:
+    """An ExplainRequest from plain feature values (other fields as keywords)."""
+    return pb.ExplainRequest(
+        model_id=model_id,
+        features={name: feature_to_pb(value) for name, value in features.items()},
+        **fields,
+    )
+
+
 class ExplainClient:
     """Calls one expound server. Use as a context manager to close the channel."""
 
@@ -85,9 +97,9 @@ class ExplainClient:
         seed: int = 0,
     ) -> pb.ExplainResponse:
         """Explains one decision."""
-        request = pb.ExplainRequest(
-            model_id=model_id,
-            features={name: feature_to_pb(value) for name, value in features.items()},
+        request = explain_request(
+            model_id,
+            features,
             question=question,
             audience=AUDIENCES[audience],
             decision_id=decision_id,

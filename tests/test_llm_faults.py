@@ -10,9 +10,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from expound.clients.client import explain_request
 from expound.generators.base import DEADLINE_EXCEEDED, LLM_BAD_RESPONSE, LLM_UNAVAILABLE
 from expound.server.app import GENERATOR_HEALTH_NAME, running_server
-from expound.server.convert import feature_to_pb
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -36,9 +36,7 @@ def _settings(settings: Settings, base_url: str) -> Settings:
 async def _explain(port: int, applicant: dict[str, Any], deadline_s: float) -> tuple[Any, float]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = explain_pb2_grpc.ExplainServiceStub(channel)
-        request = pb.ExplainRequest(
-            model_id=GBM, features={k: feature_to_pb(v) for k, v in applicant.items()}
-        )
+        request = explain_request(GBM, applicant)
         started = time.perf_counter()
         response = await stub.Explain(request, timeout=deadline_s)
         return response, time.perf_counter() - started

@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from expound.clients.client import explain_request
 from expound.server.app import SERVICE_NAME, RunningServer
 from expound.server.convert import feature_to_pb
 from expound.settings import Settings
@@ -20,11 +21,7 @@ from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, LOGISTIC
 
-
-def request(model_id: str, features: dict[str, Any], **fields: Any) -> pb.ExplainRequest:
-    return pb.ExplainRequest(
-        model_id=model_id, features={k: feature_to_pb(v) for k, v in features.items()}, **fields
-    )
+request = explain_request
 
 
 def bad_request_fields(error: grpc.aio.AioRpcError) -> dict[str, str]:

@@ -13,10 +13,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from expound.clients.client import explain_request
 from expound.domain import Audience
 from expound.rankers.verify import ViolationKind, verify
 from expound.server.app import GENERATOR_HEALTH_NAME, RunningServer, running_server
-from expound.server.convert import feature_to_pb
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -47,11 +47,7 @@ async def _explain(
 ) -> Any:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = explain_pb2_grpc.ExplainServiceStub(channel)
-        request = pb.ExplainRequest(
-            model_id=model_id,
-            features={k: feature_to_pb(v) for k, v in applicant.items()},
-            **fields,
-        )
+        request = explain_request(model_id, applicant, **fields)
         response = await stub.Explain(request, timeout=180)
         record = await stub.GetRecord(pb.GetRecordRequest(record_id=response.record_id))
         return response, json.loads(record.canonical_json)
