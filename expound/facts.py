@@ -76,6 +76,12 @@ def value_text(spec: FeatureSpec, value: float | str | bool | None) -> str:
     return f"{shown} {spec.unit}" if spec.unit and spec.unit != "band" else shown
 
 
+def parenthesis_free(value: str) -> str:
+    """A value as phrases write it inside their own parentheses:
+    "overdrawn (balance below 0 DM)" -> "overdrawn, balance below 0 DM"."""
+    return value.replace(" (", ", ").replace(")", "")
+
+
 def decision_facts(
     manifest: ModelManifest,
     prediction: Prediction,

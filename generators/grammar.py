@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from expound.domain import Audience
-from expound.facts import DecisionFacts, Factor
+from expound.facts import DecisionFacts, Factor, parenthesis_free
 
 MAX_FACTORS = 4
 
@@ -67,17 +67,6 @@ class Grammar:
         sequence = rng.choice(self.rules[name])
         return "".join(p if isinstance(p, str) else self.sample(rng, p.name) for p in sequence)
 
-    def count(self, name: str = "root") -> int:
-        """How many distinct derivations the rule has."""
-        total = 0
-        for sequence in self.rules[name]:
-            product = 1
-            for part in sequence:
-                if isinstance(part, Ref):
-                    product *= self.count(part.name)
-            total += product
-        return total
-
 
 @cache
 def phrase_bank(audience: Audience) -> dict[str, Any]:
@@ -93,14 +82,13 @@ def _fill(template: str, **values: str) -> str:
     return template.format(**values)
 
 
-def _factor_phrases(bank: dict[str, Any], facts: DecisionFacts, factor: Factor) -> list[Sequence_]:
+def _factor_phrases(bank: dict[str, Any], factor: Factor) -> list[Sequence_]:
     return [
         (
             _fill(
                 template,
                 description=factor.description,
-                # No parentheses inside the phrase's own parentheses.
-                value=factor.value_text.replace(" (", ", ").replace(")", ""),
+                value=parenthesis_free(factor.value_text),
                 name=factor.feature,
             ),
         )
@@ -178,7 +166,7 @@ def _factor_statements(
 ) -> list[Item]:
     statements: list[Item] = []
     for position, factor in enumerate(_lead_factors(facts), start=1):
-        phrase = grammar.add(f"factor{position}", _factor_phrases(bank, facts, factor))
+        phrase = grammar.add(f"factor{position}", _factor_phrases(bank, factor))
         magnitude = f"{abs(factor.contribution):.3f}"
         templates = bank[first_key] if position == 1 else bank[next_key]
         alternatives: list[Sequence_] = []

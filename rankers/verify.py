@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from expound.facts import DecisionFacts
+from expound.facts import DecisionFacts, parenthesis_free
 from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,
@@ -83,7 +83,8 @@ def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
     """Where the text quotes a value of this decision in the manifest's words."""
     phrases = set()
     for factor in facts.factors.values():
-        phrases |= {factor.value_text, factor.value_text.replace(" (", ", ")}
+        # As stated directly, and as phrases write it inside parentheses.
+        phrases |= {factor.value_text, parenthesis_free(factor.value_text)}
     return phrase_spans(phrases, text)
 
 
