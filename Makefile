@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard $(WHEELS)/torch-*.whl),--find-links $(WHEELS),)
 
 VLLM_STAMP := .venv-vllm/.expound-ready
 
-.PHONY: setup models proto vllm run serve test lint typecheck bench eval clean
+.PHONY: setup models proto vllm run serve check test lint typecheck bench eval clean
 
 setup: $(STAMP)
 
@@ -49,9 +49,15 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/python scripts/package_view.py
 	$(BIN)/mypy
 
+# The edit-test loop: lint, types and the unit tier (fakes, SQLite, loopback gRPC; no vLLM,
+# no PostgreSQL, no crash loops).
+check: setup lint typecheck
+	$(BIN)/pytest -q tests/unit -m "not postgres and not slow"
+
+# Everything, as CI runs it: the unit tier plus the integration tier (real vLLM, real
+# PostgreSQL, SIGKILL crash loops).
 test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
 	$(BIN)/pytest

@@ -32,7 +32,6 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -41,6 +40,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from expound.times import parse_utc
 
 __all__ = [
     "BODY_HEADER",
@@ -51,7 +52,6 @@ __all__ = [
     "load_public_key",
     "public_key_pem",
     "sign_checkpoint",
-    "utc_timestamp",
     "verify_checkpoint",
 ]
 
@@ -76,11 +76,9 @@ def _check_fields(log_id: str, size: int, root_hash: bytes, timestamp: str) -> N
         raise ValueError(
             f"timestamp must be RFC 3339 in UTC like 2025-01-02T03:04:05Z, got {timestamp!r}"
         )
-    # The pattern checks the shape; parsing checks the calendar (no month 13). Python parses
-    # at most microseconds, so extra fraction digits are cut for this check only.
-    whole, _, fraction = timestamp[:-1].partition(".")
+    # The pattern checks the shape; parsing checks the calendar (no month 13).
     try:
-        datetime.fromisoformat(whole + ("." + fraction[:6] if fraction else ""))
+        parse_utc(timestamp)
     except ValueError as error:
         raise ValueError(f"timestamp is not a valid date and time: {timestamp!r}") from error
 
@@ -92,7 +90,7 @@ def checkpoint_body(log_id: str, size: int, root_hash: bytes, timestamp: str) ->
         log_id: Name of the log; printable text without line breaks.
         size: Number of leaves in the log.
         root_hash: The 32-byte Merkle root at that size.
-        timestamp: RFC 3339 time in UTC, ending in ``Z`` (see `utc_timestamp`).
+        timestamp: RFC 3339 time in UTC, ending in ``Z`` (see `expound.times.format_utc`).
 
     Returns:
         The UTF-8 body.
@@ -103,25 +101,6 @@ def checkpoint_body(log_id: str, size: int, root_hash: bytes, timestamp: str) ->
     _check_fields(log_id, size, root_hash, timestamp)
     root = base64.b64encode(root_hash).decode("ascii")
     return f"{BODY_HEADER}\n{log_id}\n{size}\n{root}\n{timestamp}\n".encode()
-
-
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """Formats a moment as an RFC 3339 UTC timestamp with microseconds.
-
-    Args:
-        moment: A timezone-aware time; now when omitted.
-
-    Returns:
-        Text like ``2025-01-02T03:04:05.123456Z``.
-
-    Raises:
-        ValueError: If ``moment`` has no timezone (its UTC time would be a guess).
-    """
-    if moment is None:
-        moment = datetime.now(UTC)
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("moment must carry a timezone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -198,7 +177,7 @@ def sign_checkpoint(
         log_id: Name of the log.
         size: Number of leaves.
         root_hash: 32-byte Merkle root over those leaves.
-        timestamp: RFC 3339 UTC time ending in ``Z`` (see `utc_timestamp`).
+        timestamp: RFC 3339 UTC time ending in ``Z`` (see `expound.times.format_utc`).
 
     Returns:
         The signed checkpoint.

@@ -32,7 +32,7 @@ from expound.archive.log import (
     plan_append,
 )
 from expound.archive.records import KIND_RECORD, NewRecord, StoredRecord, build_tombstone
-from expound.archive.retention import RetentionPolicy, format_utc
+from expound.archive.retention import RetentionPolicy
 from expound.archive.rules import (
     LogRow,
     parse_page_token,
@@ -50,6 +50,7 @@ from expound.archive.store import (
     RecordPage,
 )
 from expound.errors import ArchiveUnavailable, RecordNotFound, RetentionRefused
+from expound.times import utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -533,7 +534,7 @@ class PostgresArchive:
                     await conn.execute(
                         "INSERT INTO holds (seq, reason, placed_at) VALUES (%s, %s, %s) "
                         "ON CONFLICT (seq) DO NOTHING",
-                        (record.seq, reason, format_utc(datetime.now(UTC))),
+                        (record.seq, reason, utc_now()),
                     )
                 else:
                     await conn.execute("DELETE FROM holds WHERE seq = %s", (record.seq,))
@@ -542,7 +543,7 @@ class PostgresArchive:
         return await self.get(record_id)
 
     async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
-        now = format_utc(datetime.now(UTC))
+        now = utc_now()
         expired: list[StoredRecord] = []
         tombstones: list[StoredRecord] = []
         try:

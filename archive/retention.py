@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from expound.times import format_utc, parse_utc
+
 DEFAULT_RETENTION_MONTHS = 25
 
 
@@ -22,16 +24,6 @@ def add_months(moment: datetime, months: int) -> datetime:
     year, month = moment.year + month_index // 12, month_index % 12 + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
-
-
-def parse_utc(rfc3339: str) -> datetime:
-    """Parses the archive's RFC 3339 UTC text."""
-    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
-
-
-def format_utc(moment: datetime) -> str:
-    """Formats a UTC moment as the archive's RFC 3339 text (sorts as text)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

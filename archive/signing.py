@@ -19,9 +19,9 @@ from expound.archive.checkpoint import (
     generate_private_key_file,
     load_private_key,
     sign_checkpoint,
-    utc_timestamp,
     verify_checkpoint,
 )
+from expound.times import format_utc, parse_utc
 
 log = logging.getLogger("expound.archive")
 
@@ -73,12 +73,14 @@ class CheckpointPolicy:
             return False
         if size - last.size >= self.every_records:
             return True
-        signed_at = datetime.fromisoformat(last.timestamp.replace("Z", "+00:00"))
+        signed_at = parse_utc(last.timestamp)
         return (now - signed_at).total_seconds() >= self.every_seconds
 
     def sign(self, size: int, root: bytes, now: datetime | None = None) -> Checkpoint:
         """Signs (log id, size, root) at ``now``."""
-        return sign_checkpoint(self.key, self.log_id, size, root, utc_timestamp(now))
+        return sign_checkpoint(
+            self.key, self.log_id, size, root, format_utc(now or datetime.now(UTC))
+        )
 
     def check_owned(self, checkpoint: Checkpoint | None) -> None:
         """Refuses a key or log id that did not sign the log's latest checkpoint.

@@ -32,7 +32,7 @@ from expound.archive.log import (
     plan_append,
 )
 from expound.archive.records import KIND_RECORD, NewRecord, StoredRecord, build_tombstone
-from expound.archive.retention import RetentionPolicy, format_utc
+from expound.archive.retention import RetentionPolicy
 from expound.archive.rules import (
     LogRow,
     parse_page_token,
@@ -50,6 +50,7 @@ from expound.archive.store import (
     RecordPage,
 )
 from expound.errors import ArchiveUnavailable, RecordNotFound, RetentionRefused
+from expound.times import utc_now
 
 T = TypeVar("T")
 
@@ -483,7 +484,7 @@ class SqliteArchive:
             if held:
                 conn.execute(
                     "INSERT OR REPLACE INTO holds (seq, reason, placed_at) VALUES (?, ?, ?)",
-                    (record.seq, reason, format_utc(datetime.now(UTC))),
+                    (record.seq, reason, utc_now()),
                 )
             else:
                 conn.execute("DELETE FROM holds WHERE seq = ?", (record.seq,))
@@ -496,7 +497,7 @@ class SqliteArchive:
 
     async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
         def expire_due(conn: sqlite3.Connection) -> ExpiryReport:
-            now = format_utc(datetime.now(UTC))
+            now = utc_now()
             if record_ids is None:
                 rows = conn.execute(
                     f"SELECT {COLUMNS} {FROM} WHERE r.kind = ? AND r.retain_until <= ? "

@@ -64,14 +64,14 @@ from bench.run import DATA, MODELS, ROOT, applicant_rows, machine
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.base import attribute
+from expound.explainers.facts import DecisionFacts, decision_facts
 from expound.explainers.reasons import predict, principal_reasons
-from expound.facts import DecisionFacts, decision_facts
 from expound.generators.base import Draft
 from expound.generators.deterministic import deterministic_explanation
 from expound.generators.drafting import Drafter, DraftingConfig, DraftingMode
-from expound.generators.factory import build_ranker
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.models.registry import ModelRegistry
+from expound.pipeline.assembly import build_ranker
 from expound.rankers.ranker import ScoringRanker
 from expound.rankers.verify import ViolationKind, verify
 from expound.settings import Settings

@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from expound.facts import DecisionFacts, Factor, value_text
+from expound.explainers.facts import DecisionFacts, Factor, value_text
 
 TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
 MUTATIONS = ("direction", "value", "unused_feature", "order", "decision")

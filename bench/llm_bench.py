@@ -39,8 +39,8 @@ from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.base import attribute
+from expound.explainers.facts import DecisionFacts, decision_facts
 from expound.explainers.reasons import predict, principal_reasons
-from expound.facts import DecisionFacts, decision_facts
 from expound.generators.base import DraftRequest, Drafts
 from expound.generators.grammar import build_grammar
 from expound.generators.openai_compat import OpenAICompatGenerator

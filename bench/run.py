@@ -122,17 +122,17 @@ def shap_stage() -> dict[str, Any]:
         "attribute_vs_shap_p50": round(stats["attribute"]["p50_us"] / direct_p50, 3),
         "explain_row_vs_shap_p50": round(stats["explain_row"]["p50_us"] / direct_p50, 3),
     }
-    table = [
+    table: list[dict[str, object]] = [
         {"metric": f"shap: {name} per row {q}", "value": stats[name][f"{q}_us"], "unit": "us"}
         for name in timings
         for q in ("p50", "p95")
     ]
     table[0]["target"] = f"<= {SHAP_TARGET_MS * 1000:g} us"
-    for ours in ("attribute", "explain_row"):
+    for stage in ("attribute", "explain_row"):
         table.append(
             {
-                "metric": f"shap: {ours} / shap.TreeExplainer p50",
-                "value": ratios[f"{ours}_vs_shap_p50"],
+                "metric": f"shap: {stage} / shap.TreeExplainer p50",
+                "value": ratios[f"{stage}_vs_shap_p50"],
                 "unit": "x",
             }
         )

@@ -7,8 +7,8 @@ only what the numbers say, in words fitted to the audience.
 from __future__ import annotations
 
 from expound.domain import Attributions, Audience, FeatureScalar, Prediction, PrincipalReason
+from expound.explainers.facts import value_text as describe_value
 from expound.explainers.reasons import favourable_factors
-from expound.facts import value_text as describe_value
 from expound.models.manifest import ModelManifest
 
 GENERATOR_ID = "deterministic/v1"

@@ -13,7 +13,7 @@ from typing import Literal
 
 from expound.domain import Candidate, DraftingRecord, DraftRecord
 from expound.errors import GeneratorError
-from expound.facts import DecisionFacts
+from expound.explainers.facts import DecisionFacts
 from expound.generators.base import (
     ALL_UNFAITHFUL,
     DEADLINE_EXCEEDED,

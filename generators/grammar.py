@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from expound.domain import Audience
-from expound.facts import DecisionFacts, Factor, parenthesis_free
+from expound.explainers.facts import DecisionFacts, Factor, parenthesis_free
 
 MAX_FACTORS = 4
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from expound.facts import DecisionFacts
+from expound.explainers.facts import DecisionFacts
 
 MAX_PROMPT_QUESTION_CHARS = 500
 

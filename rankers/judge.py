@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from expound.errors import GeneratorError
-from expound.facts import DecisionFacts
+from expound.explainers.facts import DecisionFacts
 from expound.generators.base import LLM_BAD_RESPONSE, LLM_UNAVAILABLE
 from expound.generators.openai_compat import api_client
 

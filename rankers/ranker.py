@@ -24,7 +24,7 @@ import numpy as np
 
 from expound.domain import Audience
 from expound.errors import GeneratorError
-from expound.facts import DecisionFacts
+from expound.explainers.facts import DecisionFacts
 from expound.generators.base import Draft
 from expound.rankers.embedding import Embedder
 from expound.rankers.judge import RubricJudge

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from expound.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts, parenthesis_free
 from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,

@@ -58,7 +58,7 @@ def is_complete(out: Path, name: str, sha: str) -> bool:
         meta = json.loads((out / SOURCE_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return (
+    return bool(
         meta.get("sha256") == sha
         and meta.get("source_file") == name
         and meta.get("converter_version") == CONVERTER_VERSION
@@ -75,7 +75,7 @@ def convert(gguf_dir: Path, name: str, dest: Path, dtype: str) -> None:
     # transformers ignores the GGUF's tokenizer.ggml.add_bos_token (True for Gemma): without
     # <bos> first, Gemma's perplexity goes from ~19 to ~500 and vLLM's output is garbage.
     add_bos = _gguf_field(gguf_dir / name, "tokenizer.ggml.add_bos_token", True)
-    tokenizer.add_bos_token = bool(add_bos)
+    tokenizer.add_bos_token = bool(add_bos)  # type: ignore[misc]
     first = tokenizer("Hello").input_ids[0]
     if add_bos and first != tokenizer.bos_token_id:
         raise RuntimeError(f"tokenizer does not prepend <bos> (first id {first})")
@@ -86,7 +86,7 @@ def convert(gguf_dir: Path, name: str, dest: Path, dtype: str) -> None:
         if cfg is not None and hasattr(cfg, "quantization_config"):
             delattr(cfg, "quantization_config")
     if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
     model.config.dtype = torch_dtype
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
@@ -100,7 +100,7 @@ def convert(gguf_dir: Path, name: str, dest: Path, dtype: str) -> None:
         (dest / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 
-def _gguf_field(path: Path, key: str, default):
+def _gguf_field(path: Path, key: str, default: object) -> object:
     from gguf import GGUFReader
 
     field = GGUFReader(path).fields.get(key)

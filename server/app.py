@@ -21,10 +21,10 @@ from grpc_reflection.v1alpha import reflection
 import expound
 from expound.archive.factory import open_archive
 from expound.explainers.algorithms import build_explainer
-from expound.generators.factory import drafting_stage, watch_health
 from expound.models.registry import ModelRegistry
-from expound.pipeline import Pipeline, PipelineConfig
-from expound.record_service import RecordService
+from expound.pipeline.assembly import drafting_stage, watch_health
+from expound.pipeline.explain import Pipeline, PipelineConfig
+from expound.pipeline.records import RecordService
 from expound.server.errors import ErrorInterceptor
 from expound.server.servicer import ExplainServicer
 from expound.settings import Settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC
 
 from google.protobuf import timestamp_pb2
 
@@ -19,6 +19,7 @@ from expound.domain import (
 )
 from expound.errors import FieldViolation, InvalidRequest
 from expound.models.manifest import ModelManifest
+from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
 
 _AUDIENCES = {
@@ -81,7 +82,7 @@ def explain_request_from_pb(message: pb.ExplainRequest) -> ExplainRequest:
 
 def _timestamp(rfc3339: str) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")))
+    stamp.FromDatetime(parse_utc(rfc3339))
     return stamp
 
 
@@ -89,7 +90,7 @@ def rfc3339_from_pb(stamp: timestamp_pb2.Timestamp) -> str:
     """A wire timestamp as the archive's RFC 3339 text ("" when unset)."""
     if stamp.seconds == 0 and stamp.nanos == 0:
         return ""
-    return stamp.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_utc(stamp.ToDatetime(tzinfo=UTC))
 
 
 def _candidate_to_pb(candidate: Candidate) -> pb.Candidate:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from expound.errors import FieldViolation, InvalidRequest
-from expound.pipeline import Pipeline
-from expound.record_service import RecordService
+from expound.pipeline.explain import Pipeline
+from expound.pipeline.records import RecordService
 from expound.server import convert
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc

@@ -15,7 +15,7 @@ from expound.models.training import build_demo_models
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2_grpc
-from tests.archive_backends import (  # noqa: F401  (the archive store fixtures)
+from tests.support.archive_backends import (  # noqa: F401  (the archive store fixtures)
     backend,
     postgres_server,
     postgresql,
@@ -23,7 +23,7 @@ from tests.archive_backends import (  # noqa: F401  (the archive store fixtures)
 )
 
 # The real vLLM server fixture (``vllm_url``) for the integration tests.
-pytest_plugins = ["tests.vllm_server"]
+pytest_plugins = ["tests.support.vllm_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

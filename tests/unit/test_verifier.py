@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from expound.domain import Audience
-from expound.facts import DecisionFacts
+from expound.explainers.facts import DecisionFacts
 from expound.generators.deterministic import deterministic_explanation
 from expound.models.registry import ModelRegistry
 from expound.rankers.verify import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC
-from tests.facts_util import facts_for
+from tests.support.facts_util import facts_for
 
 # Facts of the denied example on the tree model: loan term 48 months (rank 1, raises risk),
 # checking account overdrawn (2), employment below 1 year (3), savings below 100 DM (4).

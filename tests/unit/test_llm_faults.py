@@ -17,7 +17,7 @@ from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM
-from tests.llm_stub import Behaviour, free_port, llm_stub
+from tests.support.llm_stub import Behaviour, free_port, llm_stub
 
 
 def _settings(settings: Settings, base_url: str) -> Settings:

@@ -23,9 +23,9 @@ from expound.archive.checkpoint import (
     load_public_key,
     public_key_pem,
     sign_checkpoint,
-    utc_timestamp,
     verify_checkpoint,
 )
+from expound.times import format_utc, utc_now
 
 ROOT = bytes.fromhex("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")
 TIMESTAMP = "2025-01-02T03:04:05.123456Z"
@@ -159,11 +159,11 @@ def test_body_rejects_ambiguous_or_invalid_fields(
 
 def test_utc_timestamp_normalises_to_utc() -> None:
     moment = datetime(2025, 1, 2, 4, 4, 5, 123456, tzinfo=timezone(timedelta(hours=1)))
-    assert utc_timestamp(moment) == TIMESTAMP
-    assert utc_timestamp(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05.000000Z"
+    assert format_utc(moment) == TIMESTAMP
+    assert format_utc(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05.000000Z"
     with pytest.raises(ValueError, match="timezone"):
-        utc_timestamp(datetime(2025, 1, 2, 3, 4, 5))
-    checkpoint_body("log", 0, ROOT, utc_timestamp())
+        format_utc(datetime(2025, 1, 2, 3, 4, 5))
+    checkpoint_body("log", 0, ROOT, utc_now())
 
 
 def test_key_file_is_private_and_loads(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, LOGISTIC
-from tests.facts_util import facts_for
+from tests.support.facts_util import facts_for
 
 pytestmark = pytest.mark.vllm
 

@@ -10,19 +10,19 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from expound.archive.records import StoredRecord, build_record, request_fingerprint
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.domain import Candidate, ExplainRequest, Explanation
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
 from expound.explainers.base import Explainer, attribute
+from expound.explainers.facts import decision_facts
 from expound.explainers.reasons import predict, principal_reasons
-from expound.facts import decision_facts
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter, DraftingOutcome
 from expound.models.registry import LoadedModel, ModelRegistry
 from expound.models.validation import feature_violations
+from expound.times import utc_now
 
 MAX_ID_CHARS = 200
 MAX_FEATURES = 1000
@@ -40,11 +40,6 @@ class PipelineConfig:
     default_seed: int
     additivity_tolerance: float
     max_question_chars: int
-
-
-def utc_now() -> str:
-    """The current time as RFC 3339 UTC with microseconds (sorts as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Pipeline:

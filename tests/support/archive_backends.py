@@ -30,7 +30,7 @@ from expound.archive.sqlite import SqliteArchive
 from expound.archive.sqlite import read_log as read_sqlite_log
 from expound.archive.store import ArchiveStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOCKET_DIR = os.environ.get("EXPOUND_PG_SOCKET_DIR", "/var/run/postgresql")
 
 
@@ -128,7 +128,7 @@ class Backend:
             return await audit_stream(stream, [*checkpoints, *published], public_key)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
         yield Backend("sqlite", sqlite_path=tmp_path / "archive.sqlite3")

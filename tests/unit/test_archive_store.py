@@ -15,11 +15,12 @@ from expound.archive.records import KIND_TOMBSTONE, NewRecord, canonical_json
 from expound.archive.retention import RetentionPolicy
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.errors import ArchiveUnavailable, InvalidRequest, RetentionRefused
-from tests.archive_backends import Backend, fixed_signer
+from expound.times import utc_now
+from tests.support.archive_backends import Backend, fixed_signer
 
 
 def new_record(n: int, key: str = "", model_id: str = "m1") -> NewRecord:
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    created = utc_now()
     record_id = str(uuid.uuid4())
     body = {"schema": "test", "record_id": record_id, "n": n, "created_at": created}
     return NewRecord(

@@ -24,7 +24,7 @@ from expound.server.app import RunningServer
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from tests.conftest import GBM
-from tests.test_server import request
+from tests.unit.test_server import request
 
 
 async def explain_some(stub: Any, applicant: dict[str, Any], count: int) -> list[str]:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -19,9 +20,15 @@ from expound.models.registry import load_model
 from expound.models.training import GBM_ID, LOGISTIC_ID, build_demo_models
 from tests.conftest import ROOT
 
-PACKAGE_DIRS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"][
-    "setuptools"
-]["package-dir"]
+PACKAGES: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+    "packages"
+]
+# Each subpackage is a symlink in expound/ to a top-level folder of the design card.
+SUBPACKAGE_LINKS = {
+    f"expound.{link.name}": link
+    for link in sorted((ROOT / "expound").iterdir())
+    if link.is_symlink()
+}
 
 
 def python_outside_repo(code: str) -> str:
@@ -56,24 +63,65 @@ def test_all_is_exactly_what_the_package_exports() -> None:
     python_outside_repo(f"from expound import {names}")
 
 
+def test_every_subpackage_is_a_relative_link_to_a_top_level_folder() -> None:
+    assert sorted(SUBPACKAGE_LINKS) == sorted(p for p in PACKAGES if p != "expound")
+    for name, link in SUBPACKAGE_LINKS.items():
+        target = os.readlink(link)
+        assert target.startswith("../") and "/" not in target[3:], f"{name} -> {target}"
+        assert link.resolve().parent == ROOT and link.resolve().is_dir()
+        assert (link / "__init__.py").is_file(), f"{name} is not a package"
+
+
 def test_subpackages_resolve_to_their_folders_and_nothing_leaks() -> None:
+    tops = sorted({link.resolve().name for link in SUBPACKAGE_LINKS.values()})
     code = f"""
 import importlib, importlib.util, json, pathlib
-mapping = {PACKAGE_DIRS!r}
 located = {{
     name: str(pathlib.Path(importlib.import_module(name).__file__).resolve().parent)
-    for name in mapping
+    for name in {sorted(SUBPACKAGE_LINKS)!r}
 }}
-leaked = sorted(
-    top for top in {{*mapping.values(), *(n.rsplit(".", 1)[-1] for n in mapping)}}
-    if top != "expound" and importlib.util.find_spec(top) is not None
-)
+leaked = sorted(top for top in {tops!r} if importlib.util.find_spec(top) is not None)
 print(json.dumps({{"located": located, "leaked": leaked}}))
 """
     found = json.loads(python_outside_repo(code))
-    assert found["located"] == {name: str(ROOT / folder) for name, folder in PACKAGE_DIRS.items()}
+    assert found["located"] == {
+        name: str(link.resolve()) for name, link in SUBPACKAGE_LINKS.items()
+    }
     assert found["located"]["expound.server"] == str(ROOT / "server")
     assert found["leaked"] == [], "top-level modules importable outside the repo"
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("expound-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    tops = {name.split("/", 1)[0] for name in names}
+    assert tops == {"expound", wheel.name.split("-py3")[0] + ".dist-info"}
+    for name, link in SUBPACKAGE_LINKS.items():
+        folder = name.replace(".", "/")
+        for source in link.resolve().glob("*.py"):
+            assert f"{folder}/{source.name}" in names, f"{folder}/{source.name} missing"
+    assert "expound/generators/phrasebanks/applicant.json" in names or any(
+        n.startswith("expound/generators/phrasebanks/") for n in names
+    )
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:

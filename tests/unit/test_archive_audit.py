@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.merkle import leaf_hash
 from expound.archive.records import canonical_json
-from tests.archive_backends import Backend, fixed_signer
-from tests.test_archive_store import fill
+from tests.support.archive_backends import Backend, fixed_signer
+from tests.unit.test_archive_store import fill
 
 SIZE = 12
 

@@ -8,8 +8,8 @@ from typing import Any
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.base import Explainer, attribute
+from expound.explainers.facts import DecisionFacts, decision_facts
 from expound.explainers.reasons import predict, principal_reasons
-from expound.facts import DecisionFacts, decision_facts
 from expound.models.registry import ModelRegistry
 
 

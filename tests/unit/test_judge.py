@@ -14,7 +14,7 @@ from expound.models.registry import ModelRegistry
 from expound.rankers.judge import RubricJudge
 from expound.rankers.ranker import ScoringRanker
 from tests.conftest import GBM
-from tests.facts_util import facts_for
+from tests.support.facts_util import facts_for
 
 
 def judge_answering(ratings: list[dict[str, float]], seen: list[dict[str, Any]]) -> RubricJudge:

@@ -1,0 +1,1 @@
+"""The orchestration: the explain pipeline's stages, the record service, their assembly."""
