@@ -125,14 +125,6 @@ class ExplainClient:
         )
         return checkpoint
 
-    def get_consistency_proof(self, old_size: int, new_size: int = 0) -> pb.ConsistencyProof:
-        """Proof that the checkpoint at ``old_size`` is a prefix of the one at ``new_size``."""
-        proof: pb.ConsistencyProof = self._stub.GetConsistencyProof(
-            pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size),
-            timeout=self._timeout,
-        )
-        return proof
-
     def list_records(
         self,
         *,

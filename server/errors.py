@@ -31,8 +31,6 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
     StatusCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     StatusCode.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
     StatusCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
-    StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    StatusCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     StatusCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     StatusCode.INTERNAL: grpc.StatusCode.INTERNAL,
 }

@@ -82,6 +82,11 @@ def test_every_status_code_has_a_grpc_code() -> None:
     assert set(GRPC_CODES) == set(expound.errors.StatusCode)
 
 
+def test_every_status_code_is_raised_by_some_error() -> None:
+    # A code that no error carries is a promise in the docs that the service never keeps.
+    assert {cls.code for cls in service_errors()} == set(expound.errors.StatusCode)
+
+
 def test_invalid_request_carries_every_field_violation() -> None:
     violations = [
         FieldViolation("features[savings]", "required feature is missing"),
