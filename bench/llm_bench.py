@@ -16,7 +16,7 @@ the settings' sampling (``max_tokens``, temperature):
   gRPC socket: a server started in this process on port 0 with a temporary SQLite
   archive, ``EXPLAIN_CALLS`` calls on different applicants after one warm-up call;
   client-measured p50/p95 (with so few calls p95 is close to the maximum).
-- ``ranking``: ``ScoringRanker.rank_sync`` (verification + MiniLM relevance + scores) on
+- ``ranking``: ``EmbeddingRanker.rank_sync`` (verification + MiniLM relevance + scores) on
   the 4 candidates drafted above, no LLM call (the drafts' own log-probabilities give
   fluency), ``RANK_RUNS`` timed runs with the sentence cache warm (same drafts again: a
   lower bound) and cold (empty cache: an upper bound); verification alone and MiniLM
@@ -45,9 +45,8 @@ from expound.generators.base import DraftRequest, Drafts
 from expound.generators.grammar import build_grammar
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.models.registry import ModelRegistry
-from expound.rankers.embedding import MiniLMEmbedder, SentenceCachedEmbedder
-from expound.rankers.ranker import DEFAULT_WEIGHTS, ScoringRanker
-from expound.rankers.verify import verify
+from expound.rankers.embedding import EmbeddingRanker, MiniLMEmbedder, SentenceCachedEmbedder
+from expound.rankers.gate import verify
 from expound.settings import Settings
 
 N_VALUES = (1, 2, 4, 8)
@@ -97,7 +96,7 @@ async def _drafting(
         return DraftRequest(
             prompt=prompt,
             n=n,
-            seed=seed,
+            drafting_seed=seed,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
             grammar=grammar,
@@ -157,11 +156,6 @@ async def _drafting(
     }, kept
 
 
-def build_ranker_weights(settings: Settings) -> dict[str, dict[str, float]]:
-    """The audience weights exactly as ``build_ranker`` merges them."""
-    return {k: {**v, **settings.rank_weights.get(k, {})} for k, v in DEFAULT_WEIGHTS.items()}
-
-
 def _new_decisions(model: MiniLMEmbedder, weights: dict[str, dict[str, float]]) -> list[float]:
     """Steady state: four candidates of a decision never seen, cache warmed by others.
 
@@ -170,13 +164,13 @@ def _new_decisions(model: MiniLMEmbedder, weights: dict[str, dict[str, float]]) 
     """
     import random
 
-    from expound.generators.base import Draft
+    from expound.llm.draft import Draft
 
     registry = ModelRegistry.from_directory(MODELS)
     model_entry = registry.get(TREE_MODEL)
     explainer = build_explainer(model_entry)
     rng = random.Random(20241213)
-    ranker = ScoringRanker(SentenceCachedEmbedder(model), weights)
+    ranker = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
     times: list[float] = []
     for index, features in enumerate(applicant_rows()[200 : 200 + NEW_DECISIONS_WARM + RANK_RUNS]):
         attributions = attribute(model_entry, explainer, features, 1e-6)
@@ -201,18 +195,18 @@ def _ranking(settings: Settings, facts: DecisionFacts, drafts: Drafts) -> dict[s
     if settings.ranker_embedder != "minilm":
         return {"skipped": f"ranker_embedder is {settings.ranker_embedder!r}, not minilm"}
     model = MiniLMEmbedder()
-    weights = build_ranker_weights(settings)
+    weights = settings.rank_weights
     candidates = drafts.drafts[:4]
     texts = [d.text for d in candidates]
     # warm: the same drafts again, every sentence cached (a lower bound); cold: an empty
     # cache each run, every sentence through MiniLM (an upper bound). A new decision lies
     # between: its phrase-bank sentences are cached, those naming its values are not.
     samples: dict[str, list[float]] = {"warm": [], "cold": [], "verify": [], "minilm_whole": []}
-    warm = ScoringRanker(SentenceCachedEmbedder(model), weights)
+    warm = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
     for _ in range(RANK_WARMUP):
         warm.rank_sync(facts, candidates)
     for _ in range(RANK_RUNS):
-        cold = ScoringRanker(SentenceCachedEmbedder(model), weights)
+        cold = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
         for name, ranker in (("warm", warm), ("cold", cold)):
             started = time.perf_counter()
             ranker.rank_sync(facts, candidates)

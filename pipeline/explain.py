@@ -19,9 +19,11 @@ from expound.explainers.base import Explainer, attribute
 from expound.explainers.facts import decision_facts
 from expound.explainers.reasons import predict, principal_reasons
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
-from expound.generators.drafting import Drafter, DraftingOutcome
+from expound.generators.drafting import Drafter
 from expound.models.registry import LoadedModel, ModelRegistry
 from expound.models.validation import feature_violations
+from expound.pipeline.selection import Selection, select
+from expound.rankers.base import Ranker
 from expound.times import utc_now
 
 MAX_ID_CHARS = 200
@@ -52,12 +54,16 @@ class Pipeline:
         archive: ArchiveStore,
         config: PipelineConfig,
         drafter: Drafter | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
+        if (drafter is None) != (ranker is None):
+            raise ValueError("drafting and ranking run together or not at all")
         self.registry = registry
         self._explainers = explainers
         self._archive = archive
         self._config = config
         self._drafter = drafter
+        self._ranker = ranker
 
     def _request_violations(self, request: ExplainRequest) -> list[FieldViolation]:
         config = self._config
@@ -136,21 +142,27 @@ class Pipeline:
         reasons = principal_reasons(manifest, attributions, prediction)
         timings["reasons"] = (time.perf_counter() - mark) * 1000
 
-        outcome = DraftingOutcome()
-        if self._drafter is not None:
+        selection: Selection | None = None
+        if self._drafter is not None and self._ranker is not None:
             mark = time.perf_counter()
             facts = decision_facts(
                 manifest, prediction, attributions, reasons, request.audience, request.question
             )
-            outcome = await self._drafter.draft(
+            timings["facts"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            drafting = await self._drafter.draft(
                 facts,
                 n=request.num_candidates or self._config.default_candidates,
-                seed=request.seed or self._config.default_seed,
+                drafting_seed=request.seed or self._config.default_seed,
                 time_left_s=None if time_left_s is None else time_left_s - (mark - started),
             )
-            timings["draft_and_rank"] = (time.perf_counter() - mark) * 1000
-        candidates = list(outcome.candidates)
-        selected = outcome.selected
+            timings["draft"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            ranked = await self._ranker.rank(facts, drafting.drafts)
+            timings["rank"] = (time.perf_counter() - mark) * 1000
+            selection = select(drafting, ranked, self._ranker.name)
+        candidates = list(selection.candidates) if selection else []
+        selected = selection.selected if selection else None
         if selected is None:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
@@ -177,11 +189,11 @@ class Pipeline:
             principal_reasons=reasons,
             candidates=candidates,
             selected=selected,
-            fallback=bool(outcome.fallback_reason),
-            fallback_reason=outcome.fallback_reason,
+            fallback=bool(selection and selection.fallback_reason),
+            fallback_reason=selection.fallback_reason if selection else "",
             timings_ms=timings,
             created_at=utc_now(),
-            drafting=outcome.record,
+            drafting=selection.record if selection else None,
         )
         mark = time.perf_counter()
         record = build_record(request, explanation, self._config.service_version)

@@ -22,7 +22,7 @@ import expound
 from expound.archive.factory import open_archive
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
-from expound.pipeline.assembly import drafting_stage, watch_health
+from expound.pipeline.assembly import language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
 from expound.server.errors import ErrorInterceptor
@@ -82,7 +82,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         # Unwound in reverse: the drafting backend closes before the archive.
         archive = await open_archive(settings)
         backends.push_async_callback(archive.aclose)
-        drafter, generator = await backends.enter_async_context(drafting_stage(settings))
+        language = await backends.enter_async_context(language_stages(settings))
         pipeline = Pipeline(
             registry,
             explainers,
@@ -95,7 +95,8 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 additivity_tolerance=settings.additivity_tolerance,
                 max_question_chars=settings.max_question_chars,
             ),
-            drafter=drafter,
+            drafter=language.drafter if language else None,
+            ranker=language.ranker if language else None,
         )
         records = RecordService(archive)
         servicer = ExplainServicer(
@@ -111,14 +112,14 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         serving = health_pb2.HealthCheckResponse.SERVING
         await health_servicer.set("", serving)
         await health_servicer.set(SERVICE_NAME, serving)
-        if generator is not None:
+        if language is not None:
 
             async def report(healthy: bool) -> None:
                 status = serving if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
                 await health_servicer.set(GENERATOR_HEALTH_NAME, status)
 
             watcher = asyncio.create_task(
-                watch_health(generator, report, settings.llm_health_interval_s)
+                watch_health(language.generator, report, settings.llm_health_interval_s)
             )
             backends.push_async_callback(_cancelled, watcher)
         try:

@@ -10,7 +10,7 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.generators.deterministic import deterministic_explanation
 from expound.models.registry import ModelRegistry
-from expound.rankers.verify import ViolationKind, verify
+from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for
 
