@@ -63,9 +63,8 @@ from bench.eval_texts import MUTATIONS, faithful_and_mutants
 from bench.run import DATA, MODELS, ROOT, applicant_rows, machine
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
-from expound.explainers.base import attribute
+from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
-from expound.explainers.reasons import predict, principal_reasons
 from expound.generators.deterministic import deterministic_explanation
 from expound.generators.drafting import Drafter, DraftingConfig, DraftingMode
 from expound.generators.openai_compat import OpenAICompatGenerator
@@ -102,22 +101,16 @@ def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
     decisions = []
     for model_id in MODEL_IDS:
         model = registry.get(model_id)
-        explainer = build_explainer(model)
         taken = {True: 0, False: 0}
         for index in order:
-            attributions = attribute(model, explainer, rows[index], 1e-6)
-            prediction = predict(model.manifest, attributions.model_output)
-            if taken[prediction.adverse] >= PER_OUTCOME:
+            decision = decide(model, rows[index], 1e-6)
+            adverse = decision.prediction.adverse
+            if taken[adverse] >= PER_OUTCOME:
                 continue
-            taken[prediction.adverse] += 1
-            reasons = principal_reasons(model.manifest, attributions, prediction)
+            taken[adverse] += 1
             for audience in Audience:
-                facts = decision_facts(
-                    model.manifest, prediction, attributions, reasons, audience, ""
-                )
-                text = deterministic_explanation(
-                    model.manifest, prediction, attributions, reasons, audience
-                )
+                facts = decision_facts(model.manifest, decision, audience, "")
+                text = deterministic_explanation(model.manifest, decision, audience)
                 decisions.append((facts, text))
             if all(count >= PER_OUTCOME for count in taken.values()):
                 break
@@ -379,7 +372,7 @@ def main() -> None:
             f"the LLM server at {settings.llm_base_url} does not answer GET /health: start it "
             "(scripts/serve_vllm.sh) or set EXPOUND_LLM_BASE_URL; no figures were measured"
         )
-    registry = ModelRegistry.from_directory(MODELS)
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
     decisions = eval_decisions(registry)
     ranker = build_ranker(settings)
     results: dict[str, Any] = {

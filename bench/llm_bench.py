@@ -38,9 +38,8 @@ import numpy as np
 from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
-from expound.explainers.base import attribute
+from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
-from expound.explainers.reasons import predict, principal_reasons
 from expound.generators.base import DraftRequest, Drafts
 from expound.generators.grammar import build_grammar
 from expound.generators.openai_compat import OpenAICompatGenerator
@@ -64,16 +63,11 @@ REQUEST_TIMEOUT_S = 120.0
 def declined_decision(registry: ModelRegistry) -> tuple[DecisionFacts, list[dict[str, Any]]]:
     """The first declined applicant of the demo data (tree model), and the other rows."""
     model = registry.get(TREE_MODEL)
-    explainer = build_explainer(model)
     rows = applicant_rows()
     for index, features in enumerate(rows):
-        attributions = attribute(model, explainer, features, 1e-6)
-        prediction = predict(model.manifest, attributions.model_output)
-        if prediction.adverse:
-            reasons = principal_reasons(model.manifest, attributions, prediction)
-            facts = decision_facts(
-                model.manifest, prediction, attributions, reasons, Audience.APPLICANT, ""
-            )
+        decision = decide(model, features, 1e-6)
+        if decision.prediction.adverse:
+            facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "")
             return facts, rows[index + 1 :]
     raise RuntimeError("no declined applicant in the demo data")
 
@@ -166,20 +160,15 @@ def _new_decisions(model: MiniLMEmbedder, weights: dict[str, dict[str, float]]) 
 
     from expound.llm.draft import Draft
 
-    registry = ModelRegistry.from_directory(MODELS)
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
     model_entry = registry.get(TREE_MODEL)
-    explainer = build_explainer(model_entry)
     rng = random.Random(20241213)
     ranker = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
     times: list[float] = []
     for index, features in enumerate(applicant_rows()[200 : 200 + NEW_DECISIONS_WARM + RANK_RUNS]):
-        attributions = attribute(model_entry, explainer, features, 1e-6)
-        prediction = predict(model_entry.manifest, attributions.model_output)
-        reasons = principal_reasons(model_entry.manifest, attributions, prediction)
         audience = list(Audience)[index % 3]
-        facts = decision_facts(
-            model_entry.manifest, prediction, attributions, reasons, audience, ""
-        )
+        decision = decide(model_entry, features, 1e-6)
+        facts = decision_facts(model_entry.manifest, decision, audience, "")
         grammar = build_grammar(facts)
         candidates = [Draft(text=grammar.sample(rng), index=i) for i in range(4)]
         started = time.perf_counter()
@@ -316,7 +305,7 @@ def run() -> dict[str, Any]:
         finally:
             await generator.aclose()
 
-    registry = ModelRegistry.from_directory(MODELS)
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
     facts, other_rows = declined_decision(registry)
     reachable, result, drafts = asyncio.run(drafting())
     if not reachable or result is None or drafts is None:

@@ -68,7 +68,7 @@ class Attributions(_Frozen):
     algorithm: str
     library_version: str
     background_sha256: str
-    seed: int
+    sampling_seed: int  # the SHAP sampling seed (0 for exact algorithms)
     additivity_residual: float
 
 

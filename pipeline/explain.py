@@ -1,7 +1,9 @@
-"""The explain pipeline: validate, attribute, reason, write, archive. No gRPC here.
+"""The explain pipeline, stage by stage: validate -> decide -> facts -> draft -> rank ->
+select -> archive. No gRPC here.
 
 The servicer converts messages and calls this; everything a decision's record holds is
 decided here, in this order, and the answer exists only once its record is committed.
+Each stage is one call, timed under its name in the answer's ``timings``.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from expound.archive.records import StoredRecord, build_record, request_fingerpr
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.domain import Candidate, ExplainRequest, Explanation
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
-from expound.explainers.base import Explainer, attribute
+from expound.explainers.decision import decide
 from expound.explainers.facts import decision_facts
-from expound.explainers.reasons import predict, principal_reasons
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter
-from expound.models.registry import LoadedModel, ModelRegistry
+from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
 from expound.pipeline.selection import Selection, select
 from expound.rankers.base import Ranker
@@ -45,12 +46,11 @@ class PipelineConfig:
 
 
 class Pipeline:
-    """Explains decisions and serves the archive."""
+    """Explains decisions: runs the stages and commits each answer's record."""
 
     def __init__(
         self,
         registry: ModelRegistry,
-        explainers: dict[str, Explainer],
         archive: ArchiveStore,
         config: PipelineConfig,
         drafter: Drafter | None = None,
@@ -58,8 +58,7 @@ class Pipeline:
     ) -> None:
         if (drafter is None) != (ranker is None):
             raise ValueError("drafting and ranking run together or not at all")
-        self.registry = registry
-        self._explainers = explainers
+        self._registry = registry
         self._archive = archive
         self._config = config
         self._drafter = drafter
@@ -87,11 +86,11 @@ class Pipeline:
             violations.append(FieldViolation("features", f"more than {MAX_FEATURES} entries"))
         return violations
 
-    def _validated_model(self, request: ExplainRequest) -> LoadedModel:
+    def _validated_model(self, request: ExplainRequest) -> ServedModel:
         violations = self._request_violations(request)
         if violations:
             raise InvalidRequest("invalid request", violations)
-        model = self.registry.get(request.model_id)
+        model = self._registry.get(request.model_id)
         violations = feature_violations(model.manifest, request.features)
         if violations:
             raise InvalidRequest(
@@ -126,28 +125,16 @@ class Pipeline:
                 return await self._replay(request, stored)
         timings["validate"] = (time.perf_counter() - started) * 1000
 
-        mark = time.perf_counter()
-        attributions = await asyncio.to_thread(
-            attribute,
-            model,
-            self._explainers[model.manifest.model_id],
-            request.features,
-            self._config.additivity_tolerance,
+        decision = await asyncio.to_thread(
+            decide, model, request.features, self._config.additivity_tolerance
         )
-        timings["attribute"] = (time.perf_counter() - mark) * 1000
-
-        mark = time.perf_counter()
+        timings.update(decision.timings_ms)
         manifest = model.manifest
-        prediction = predict(manifest, attributions.model_output)
-        reasons = principal_reasons(manifest, attributions, prediction)
-        timings["reasons"] = (time.perf_counter() - mark) * 1000
 
         selection: Selection | None = None
         if self._drafter is not None and self._ranker is not None:
             mark = time.perf_counter()
-            facts = decision_facts(
-                manifest, prediction, attributions, reasons, request.audience, request.question
-            )
+            facts = decision_facts(manifest, decision, request.audience, request.question)
             timings["facts"] = (time.perf_counter() - mark) * 1000
             mark = time.perf_counter()
             drafting = await self._drafter.draft(
@@ -167,9 +154,7 @@ class Pipeline:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
             selected = Candidate(
-                text=deterministic_explanation(
-                    manifest, prediction, attributions, reasons, request.audience
-                ),
+                text=deterministic_explanation(manifest, decision, request.audience),
                 rank=len(candidates) + 1,
                 deterministic=True,
                 faithful=True,
@@ -184,9 +169,9 @@ class Pipeline:
             artifact_sha256=manifest.artifact_sha256,
             decision_id=request.decision_id,
             audience=request.audience,
-            prediction=prediction,
-            attributions=attributions,
-            principal_reasons=reasons,
+            prediction=decision.prediction,
+            attributions=decision.attributions,
+            principal_reasons=decision.principal_reasons,
             candidates=candidates,
             selected=selected,
             fallback=bool(selection and selection.fallback_reason),

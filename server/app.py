@@ -44,6 +44,7 @@ class RunningServer:
 
     server: grpc.aio.Server
     port: int
+    registry: ModelRegistry
     pipeline: Pipeline
     records: RecordService
     health: health.aio.HealthServicer
@@ -76,8 +77,7 @@ def create_server(
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Starts the whole service on ``settings`` and stops it in order on exit."""
-    registry = ModelRegistry.from_directory(settings.model_dir)
-    explainers = {m.manifest.model_id: build_explainer(m) for m in registry.all()}
+    registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
     async with contextlib.AsyncExitStack() as backends:
         # Unwound in reverse: the drafting backend closes before the archive.
         archive = await open_archive(settings)
@@ -85,7 +85,6 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         language = await backends.enter_async_context(language_stages(settings))
         pipeline = Pipeline(
             registry,
-            explainers,
             archive,
             PipelineConfig(
                 service_version=expound.__version__,
@@ -99,9 +98,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             ranker=language.ranker if language else None,
         )
         records = RecordService(archive)
-        servicer = ExplainServicer(
-            pipeline, records, {k: v.algorithm for k, v in explainers.items()}
-        )
+        servicer = ExplainServicer(pipeline, records, registry)
         server, port, health_servicer = create_server(
             f"{settings.host}:{settings.port}",
             servicer,
@@ -123,7 +120,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             )
             backends.push_async_callback(_cancelled, watcher)
         try:
-            yield RunningServer(server, port, pipeline, records, health_servicer)
+            yield RunningServer(server, port, registry, pipeline, records, health_servicer)
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)
@@ -142,7 +139,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running_server(settings) as running:
-        models = ", ".join(m.manifest.model_id for m in running.pipeline.registry.all())
+        models = ", ".join(m.manifest.model_id for m in running.registry.all())
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models}; archive: {settings.archive_path})\n"

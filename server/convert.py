@@ -123,7 +123,7 @@ def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
         algorithm=attributions.algorithm,
         library_version=attributions.library_version,
         background_sha256=attributions.background_sha256,
-        seed=attributions.seed,
+        seed=attributions.sampling_seed,
         additivity_residual=attributions.additivity_residual,
     )
 
