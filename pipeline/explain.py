@@ -13,9 +13,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from expound.archive.records import StoredRecord, build_record, request_fingerprint
+from expound.archive.records import StoredRecord
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
-from expound.domain import Candidate, ExplainRequest, Explanation
+from expound.domain import Audience, Candidate, ExplainRequest, Explanation, ResolvedRequest
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
 from expound.explainers.decision import decide
 from expound.explainers.facts import decision_facts
@@ -23,6 +23,7 @@ from expound.generators.deterministic import GENERATOR_ID, deterministic_explana
 from expound.generators.drafting import Drafter
 from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
+from expound.pipeline.record import build_record, request_fingerprint
 from expound.pipeline.selection import Selection, select
 from expound.rankers.base import Ranker
 from expound.times import utc_now
@@ -80,7 +81,7 @@ class Pipeline:
                 violations.append(FieldViolation(name, f"longer than {MAX_ID_CHARS} characters"))
         if request.num_candidates > config.max_candidates:
             violations.append(FieldViolation("num_candidates", f"at most {config.max_candidates}"))
-        if request.seed > MAX_SEED:
+        if request.drafting_seed > MAX_SEED:
             violations.append(FieldViolation("seed", f"at most {MAX_SEED}"))
         if len(request.features) > MAX_FEATURES:
             violations.append(FieldViolation("features", f"more than {MAX_FEATURES} entries"))
@@ -97,6 +98,14 @@ class Pipeline:
                 f"{len(violations)} invalid feature(s) for model {request.model_id}", violations
             )
         return model
+
+    def _resolved(self, request: ExplainRequest) -> ResolvedRequest:
+        """The request's unspecified values, filled in from the defaults."""
+        return ResolvedRequest(
+            audience=request.audience or Audience.APPLICANT,
+            num_candidates=request.num_candidates or self._config.default_candidates,
+            drafting_seed=request.drafting_seed or self._config.default_seed,
+        )
 
     async def _replay(self, request: ExplainRequest, stored: StoredRecord) -> Explanation:
         if stored.request_sha256 != request_fingerprint(request):
@@ -123,6 +132,7 @@ class Pipeline:
             stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
             if stored is not None:
                 return await self._replay(request, stored)
+        resolved = self._resolved(request)
         timings["validate"] = (time.perf_counter() - started) * 1000
 
         decision = await asyncio.to_thread(
@@ -134,13 +144,13 @@ class Pipeline:
         selection: Selection | None = None
         if self._drafter is not None and self._ranker is not None:
             mark = time.perf_counter()
-            facts = decision_facts(manifest, decision, request.audience, request.question)
+            facts = decision_facts(manifest, decision, resolved.audience, request.question)
             timings["facts"] = (time.perf_counter() - mark) * 1000
             mark = time.perf_counter()
             drafting = await self._drafter.draft(
                 facts,
-                n=request.num_candidates or self._config.default_candidates,
-                drafting_seed=request.seed or self._config.default_seed,
+                n=resolved.num_candidates,
+                drafting_seed=resolved.drafting_seed,
                 time_left_s=None if time_left_s is None else time_left_s - (mark - started),
             )
             timings["draft"] = (time.perf_counter() - mark) * 1000
@@ -154,7 +164,7 @@ class Pipeline:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
             selected = Candidate(
-                text=deterministic_explanation(manifest, decision, request.audience),
+                text=deterministic_explanation(manifest, decision, resolved.audience),
                 rank=len(candidates) + 1,
                 deterministic=True,
                 faithful=True,
@@ -168,7 +178,7 @@ class Pipeline:
             model_version=manifest.version,
             artifact_sha256=manifest.artifact_sha256,
             decision_id=request.decision_id,
-            audience=request.audience,
+            audience=resolved.audience,
             prediction=decision.prediction,
             attributions=decision.attributions,
             principal_reasons=decision.principal_reasons,
@@ -181,7 +191,7 @@ class Pipeline:
             drafting=selection.record if selection else None,
         )
         mark = time.perf_counter()
-        record = build_record(request, explanation, self._config.service_version)
+        record = build_record(request, resolved, explanation, self._config.service_version)
         try:
             await self._archive.append(record)
         except DuplicateIdempotencyKey:
