@@ -14,9 +14,8 @@ from typing import Any
 import rfc8785
 
 from expound.archive import merkle
-from expound.domain import ExplainRequest, Explanation
+from expound.domain import Explanation
 
-RECORD_SCHEMA = "expound.record/v1"
 TOMBSTONE_SCHEMA = "expound.tombstone/v1"
 KIND_RECORD = "record"
 KIND_TOMBSTONE = "tombstone"
@@ -25,11 +24,6 @@ KIND_TOMBSTONE = "tombstone"
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical bytes of a JSON-compatible value."""
     return rfc8785.dumps(value)
-
-
-def request_fingerprint(request: ExplainRequest) -> str:
-    """sha256 of the canonical request: equal fingerprints mean the same request."""
-    return hashlib.sha256(canonical_json(request.model_dump(mode="json"))).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,32 +79,6 @@ class StoredRecord:
     def explanation(self) -> Explanation:
         """The Explain answer this record holds."""
         return Explanation.model_validate(json.loads(self.canonical)["response"])
-
-
-def build_record(
-    request: ExplainRequest, explanation: Explanation, service_version: str
-) -> NewRecord:
-    """Assembles the canonical record of one answered Explain call."""
-    fingerprint = request_fingerprint(request)
-    body = {
-        "schema": RECORD_SCHEMA,
-        "record_id": explanation.record_id,
-        "created_at": explanation.created_at,
-        "service_version": service_version,
-        "request": request.model_dump(mode="json"),
-        "request_sha256": fingerprint,
-        "response": explanation.model_dump(mode="json"),
-    }
-    return NewRecord(
-        record_id=explanation.record_id,
-        model_id=explanation.model_id,
-        decision_id=explanation.decision_id,
-        idempotency_key=request.idempotency_key,
-        request_sha256=fingerprint,
-        created_at=explanation.created_at,
-        decision=explanation.prediction.decision,
-        canonical=canonical_json(body),
-    )
 
 
 def build_tombstone(expired: StoredRecord, tombstone_id: str, expired_at: str) -> NewRecord:

@@ -14,7 +14,7 @@ Metrics, after arXiv 2412.10220 (Ichmoukhamedov, Hinns, Martens, "How good is my
 story?"). The paper has an extraction LLM read, for each feature a narrative mentions,
 the rank, sign and value it states, and scores each against the SHAP table: rank, sign
 and value accuracy are the fractions of extracted features whose stated rank, sign and
-value match. Here the extraction is the verifier's claim parser (``rankers.verify``), not
+value match. Here the extraction is the verifier's claim parser (``rankers.gate``), not
 an independent LLM, so these figures say what the parser reads; the mutation suite below
 is the check on the parser. For one text, over T = the top-4 unprotected features by
 |SHAP| (``DecisionFacts.top``) that the text mentions:
@@ -43,7 +43,7 @@ fallback. Fallback rate is the share of decisions answered with the deterministi
 
 Mutation suite (``bench/eval_texts.py``): per decision a faithful text from the eval's own
 templates (must pass the verifier) and one mutant per type; the verifier's rejection rate
-per type, and whether ``ScoringRanker.rank_sync`` with MiniLM puts the faithful text first,
+per type, and whether the ranker (MiniLM) puts the faithful text first,
 above all its mutants.
 """
 
@@ -63,17 +63,17 @@ from bench.eval_texts import MUTATIONS, faithful_and_mutants
 from bench.run import DATA, MODELS, ROOT, applicant_rows, machine
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
-from expound.explainers.base import attribute
+from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
-from expound.explainers.reasons import predict, principal_reasons
-from expound.generators.base import Draft
 from expound.generators.deterministic import deterministic_explanation
 from expound.generators.drafting import Drafter, DraftingConfig, DraftingMode
 from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.llm.draft import Draft
 from expound.models.registry import ModelRegistry
 from expound.pipeline.assembly import build_ranker
-from expound.rankers.ranker import ScoringRanker
-from expound.rankers.verify import ViolationKind, verify
+from expound.pipeline.selection import select
+from expound.rankers.base import Ranker
+from expound.rankers.gate import ViolationKind, verify
 from expound.settings import Settings
 
 RESULTS = ROOT / "bench" / "results" / "eval.json"
@@ -101,22 +101,16 @@ def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
     decisions = []
     for model_id in MODEL_IDS:
         model = registry.get(model_id)
-        explainer = build_explainer(model)
         taken = {True: 0, False: 0}
         for index in order:
-            attributions = attribute(model, explainer, rows[index], 1e-6)
-            prediction = predict(model.manifest, attributions.model_output)
-            if taken[prediction.adverse] >= PER_OUTCOME:
+            decision = decide(model, rows[index], 1e-6)
+            adverse = decision.prediction.adverse
+            if taken[adverse] >= PER_OUTCOME:
                 continue
-            taken[prediction.adverse] += 1
-            reasons = principal_reasons(model.manifest, attributions, prediction)
+            taken[adverse] += 1
             for audience in Audience:
-                facts = decision_facts(
-                    model.manifest, prediction, attributions, reasons, audience, ""
-                )
-                text = deterministic_explanation(
-                    model.manifest, prediction, attributions, reasons, audience
-                )
+                facts = decision_facts(model.manifest, decision, audience, "")
+                text = deterministic_explanation(model.manifest, decision, audience)
                 decisions.append((facts, text))
             if all(count >= PER_OUTCOME for count in taken.values()):
                 break
@@ -176,7 +170,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def _draft_all(
     settings: Settings,
-    ranker: ScoringRanker,
+    ranker: Ranker,
     mode: DraftingMode,
     decisions: list[tuple[DecisionFacts, str]],
 ) -> list[dict[str, Any]]:
@@ -189,16 +183,15 @@ async def _draft_all(
         temperature=settings.llm_temperature,
         timeout_s=settings.llm_timeout_s,
     )
-    drafter = Drafter(generator, ranker, config)
+    drafter = Drafter(generator, config)
     out = []
     try:
         for number, (facts, fallback_text) in enumerate(decisions):
             started = time.perf_counter()
-            outcome = await drafter.draft(facts, CANDIDATES, settings.default_seed + number, None)
+            drafting = await drafter.draft(facts, CANDIDATES, settings.default_seed + number, None)
+            outcome = select(drafting, await ranker.rank(facts, drafting.drafts), ranker.name)
             seconds = time.perf_counter() - started
-            finish = {
-                d.text: d.finish_reason for d in (outcome.record.drafts if outcome.record else [])
-            }
+            finish = {d.text: d.finish_reason for d in outcome.record.drafts}
             candidates = []
             for candidate in outcome.candidates:
                 row = text_metrics(facts, candidate.text)
@@ -251,8 +244,8 @@ def drafting_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def mutation_suite(
-    ranker: ScoringRanker, decisions: list[tuple[DecisionFacts, str]]
+async def mutation_suite(
+    ranker: Ranker, decisions: list[tuple[DecisionFacts, str]]
 ) -> dict[str, Any]:
     """Rejection rate per mutation type, and the ranker's order of faithful vs mutants."""
     rejected: dict[str, list[bool]] = {kind: [] for kind in MUTATIONS}
@@ -276,7 +269,7 @@ def mutation_suite(
                 missed.append({"type": kind, "model_id": facts.model_id, "text": text})
         drafts = [Draft(text=faithful, index=0)]
         drafts += [Draft(text=t, index=i) for i, t in enumerate(mutants.values(), start=1)]
-        ranked = ranker.rank_sync(facts, drafts)
+        ranked = await ranker.rank(facts, drafts)
         ranked_first.append(ranked[0].draft.index == 0)
         if any(r.verdict.passed for r in ranked if r.draft.index != 0):
             # The gate let a mutant through: only the scores can keep it below.
@@ -379,7 +372,7 @@ def main() -> None:
             f"the LLM server at {settings.llm_base_url} does not answer GET /health: start it "
             "(scripts/serve_vllm.sh) or set EXPOUND_LLM_BASE_URL; no figures were measured"
         )
-    registry = ModelRegistry.from_directory(MODELS)
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
     decisions = eval_decisions(registry)
     ranker = build_ranker(settings)
     results: dict[str, Any] = {
@@ -401,7 +394,7 @@ def main() -> None:
         },
     }
     print(f"mutation suite over {len(decisions)} decisions ...", file=sys.stderr, flush=True)
-    results["mutations"] = mutation_suite(ranker, decisions)
+    results["mutations"] = asyncio.run(mutation_suite(ranker, decisions))
     runs = {}
     passes: list[tuple[DraftingMode, list[tuple[DecisionFacts, str]]]] = [
         ("constrained", decisions),

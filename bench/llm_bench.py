@@ -16,7 +16,7 @@ the settings' sampling (``max_tokens``, temperature):
   gRPC socket: a server started in this process on port 0 with a temporary SQLite
   archive, ``EXPLAIN_CALLS`` calls on different applicants after one warm-up call;
   client-measured p50/p95 (with so few calls p95 is close to the maximum).
-- ``ranking``: ``ScoringRanker.rank_sync`` (verification + MiniLM relevance + scores) on
+- ``ranking``: ``EmbeddingRanker.rank_sync`` (verification + MiniLM relevance + scores) on
   the 4 candidates drafted above, no LLM call (the drafts' own log-probabilities give
   fluency), ``RANK_RUNS`` timed runs with the sentence cache warm (same drafts again: a
   lower bound) and cold (empty cache: an upper bound); verification alone and MiniLM
@@ -38,16 +38,14 @@ import numpy as np
 from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
-from expound.explainers.base import attribute
+from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
-from expound.explainers.reasons import predict, principal_reasons
 from expound.generators.base import DraftRequest, Drafts
 from expound.generators.grammar import build_grammar
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.models.registry import ModelRegistry
-from expound.rankers.embedding import MiniLMEmbedder, SentenceCachedEmbedder
-from expound.rankers.ranker import DEFAULT_WEIGHTS, ScoringRanker
-from expound.rankers.verify import verify
+from expound.rankers.embedding import EmbeddingRanker, MiniLMEmbedder, SentenceCachedEmbedder
+from expound.rankers.gate import verify
 from expound.settings import Settings
 
 N_VALUES = (1, 2, 4, 8)
@@ -65,16 +63,11 @@ REQUEST_TIMEOUT_S = 120.0
 def declined_decision(registry: ModelRegistry) -> tuple[DecisionFacts, list[dict[str, Any]]]:
     """The first declined applicant of the demo data (tree model), and the other rows."""
     model = registry.get(TREE_MODEL)
-    explainer = build_explainer(model)
     rows = applicant_rows()
     for index, features in enumerate(rows):
-        attributions = attribute(model, explainer, features, 1e-6)
-        prediction = predict(model.manifest, attributions.model_output)
-        if prediction.adverse:
-            reasons = principal_reasons(model.manifest, attributions, prediction)
-            facts = decision_facts(
-                model.manifest, prediction, attributions, reasons, Audience.APPLICANT, ""
-            )
+        decision = decide(model, features, 1e-6)
+        if decision.prediction.adverse:
+            facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "")
             return facts, rows[index + 1 :]
     raise RuntimeError("no declined applicant in the demo data")
 
@@ -97,7 +90,7 @@ async def _drafting(
         return DraftRequest(
             prompt=prompt,
             n=n,
-            seed=seed,
+            drafting_seed=seed,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
             grammar=grammar,
@@ -157,11 +150,6 @@ async def _drafting(
     }, kept
 
 
-def build_ranker_weights(settings: Settings) -> dict[str, dict[str, float]]:
-    """The audience weights exactly as ``build_ranker`` merges them."""
-    return {k: {**v, **settings.rank_weights.get(k, {})} for k, v in DEFAULT_WEIGHTS.items()}
-
-
 def _new_decisions(model: MiniLMEmbedder, weights: dict[str, dict[str, float]]) -> list[float]:
     """Steady state: four candidates of a decision never seen, cache warmed by others.
 
@@ -170,22 +158,17 @@ def _new_decisions(model: MiniLMEmbedder, weights: dict[str, dict[str, float]]) 
     """
     import random
 
-    from expound.generators.base import Draft
+    from expound.llm.draft import Draft
 
-    registry = ModelRegistry.from_directory(MODELS)
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
     model_entry = registry.get(TREE_MODEL)
-    explainer = build_explainer(model_entry)
     rng = random.Random(20241213)
-    ranker = ScoringRanker(SentenceCachedEmbedder(model), weights)
+    ranker = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
     times: list[float] = []
     for index, features in enumerate(applicant_rows()[200 : 200 + NEW_DECISIONS_WARM + RANK_RUNS]):
-        attributions = attribute(model_entry, explainer, features, 1e-6)
-        prediction = predict(model_entry.manifest, attributions.model_output)
-        reasons = principal_reasons(model_entry.manifest, attributions, prediction)
         audience = list(Audience)[index % 3]
-        facts = decision_facts(
-            model_entry.manifest, prediction, attributions, reasons, audience, ""
-        )
+        decision = decide(model_entry, features, 1e-6)
+        facts = decision_facts(model_entry.manifest, decision, audience, "")
         grammar = build_grammar(facts)
         candidates = [Draft(text=grammar.sample(rng), index=i) for i in range(4)]
         started = time.perf_counter()
@@ -201,18 +184,18 @@ def _ranking(settings: Settings, facts: DecisionFacts, drafts: Drafts) -> dict[s
     if settings.ranker_embedder != "minilm":
         return {"skipped": f"ranker_embedder is {settings.ranker_embedder!r}, not minilm"}
     model = MiniLMEmbedder()
-    weights = build_ranker_weights(settings)
+    weights = settings.rank_weights
     candidates = drafts.drafts[:4]
     texts = [d.text for d in candidates]
     # warm: the same drafts again, every sentence cached (a lower bound); cold: an empty
     # cache each run, every sentence through MiniLM (an upper bound). A new decision lies
     # between: its phrase-bank sentences are cached, those naming its values are not.
     samples: dict[str, list[float]] = {"warm": [], "cold": [], "verify": [], "minilm_whole": []}
-    warm = ScoringRanker(SentenceCachedEmbedder(model), weights)
+    warm = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
     for _ in range(RANK_WARMUP):
         warm.rank_sync(facts, candidates)
     for _ in range(RANK_RUNS):
-        cold = ScoringRanker(SentenceCachedEmbedder(model), weights)
+        cold = EmbeddingRanker(SentenceCachedEmbedder(model), weights)
         for name, ranker in (("warm", warm), ("cold", cold)):
             started = time.perf_counter()
             ranker.rank_sync(facts, candidates)
@@ -322,7 +305,7 @@ def run() -> dict[str, Any]:
         finally:
             await generator.aclose()
 
-    registry = ModelRegistry.from_directory(MODELS)
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
     facts, other_rows = declined_decision(registry)
     reachable, result, drafts = asyncio.run(drafting())
     if not reachable or result is None or drafts is None:

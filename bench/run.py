@@ -90,9 +90,9 @@ def shap_stage() -> dict[str, Any]:
     from expound.models.registry import ModelRegistry
     from expound.models.scoring import LightGBMModel
 
-    model = ModelRegistry.from_directory(MODELS).get(TREE_MODEL)
+    model = ModelRegistry.from_directory(MODELS, build_explainer).get(TREE_MODEL)
     assert isinstance(model.scorer, LightGBMModel)
-    explainer = build_explainer(model)
+    explainer = model.explainer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # shap's note on LightGBM's output shape
         direct = shap.TreeExplainer(model.scorer.booster)

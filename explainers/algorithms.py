@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from expound.errors import ModelIntegrityError
-from expound.explainers.base import Explainer, FloatMatrix, RawAttribution
+from expound.models.explainer import Explainer, FloatMatrix, RawAttribution
 from expound.models.registry import LoadedModel
 from expound.models.scoring import LightGBMModel, SklearnModel
 
@@ -23,7 +23,7 @@ class TreeExplainer:
     """Exact path-dependent TreeSHAP via LightGBM's native contribution call."""
 
     algorithm = "treeshap-path-dependent"
-    seed = 0
+    sampling_seed = 0
     # Path-dependent TreeSHAP takes its reference distribution from the trees' own cover
     # counts (part of the artifact, hashed in the record); it uses no background set.
     background_sha256 = ""
@@ -41,7 +41,7 @@ class LinearExplainer:
     """Exact linear SHAP over a one-hot/scaled pipeline, summed back per feature."""
 
     algorithm = "linear-shap-interventional"
-    seed = 0
+    sampling_seed = 0
 
     def __init__(
         self, scorer: SklearnModel, background: FloatMatrix, background_sha256: str
@@ -92,14 +92,14 @@ class SamplingExplainer:
     algorithm = "permutation-sampling"
 
     def __init__(
-        self, model: LoadedModel, background_sha256: str, seed: int, max_evals: int
+        self, model: LoadedModel, background_sha256: str, sampling_seed: int, max_evals: int
     ) -> None:
         import shap
 
         self._raw = model.scorer.raw
         self._masker = shap.maskers.Independent(model.background, max_samples=len(model.background))
         self._max_evals = max_evals
-        self.seed = seed
+        self.sampling_seed = sampling_seed
         self.library_version = f"shap {shap.__version__}; {model.scorer.library_version}"
         self.background_sha256 = background_sha256
 
@@ -108,7 +108,7 @@ class SamplingExplainer:
 
         # A fresh explainer per row, seeded: the same row always gets the same values,
         # whatever was explained before it.
-        explainer = shap.PermutationExplainer(self._raw, self._masker, seed=self.seed)
+        explainer = shap.PermutationExplainer(self._raw, self._masker, seed=self.sampling_seed)
         result = explainer(row, max_evals=self._max_evals, silent=True)
         return RawAttribution(
             contributions=np.asarray(result.values[0], dtype=np.float64),

@@ -1,44 +1,19 @@
-"""The explainer contract and what every explainer shares: ranking and additivity.
+"""What every explainer shares: additivity and ranking.
 
-An explainer turns one encoded row into per-feature SHAP contributions and a base value,
-in the model's raw units. :func:`attribute` then checks additivity against the model's
-own output (a violation is an error, never a silent pass) and ranks the features.
+An explainer (:class:`expound.models.explainer.Explainer`) turns one encoded row into
+per-feature SHAP contributions and a base value, in the model's raw units.
+:func:`attribute` then checks additivity against the model's own output (a violation is
+an error, never a silent pass) and ranks the features.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
-import numpy.typing as npt
 
 from expound.domain import Attributions, FeatureAttribution, FeatureScalar
 from expound.errors import AttributionError
+from expound.models.explainer import Explainer
 from expound.models.registry import LoadedModel
-
-FloatMatrix = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class RawAttribution:
-    """Per-feature contributions (manifest order) and the base value, in raw units."""
-
-    contributions: npt.NDArray[np.float64]
-    base_value: float
-
-
-class Explainer(Protocol):
-    """Computes SHAP values for one encoded row. Sync and CPU-bound."""
-
-    algorithm: str
-    library_version: str
-    background_sha256: str
-    seed: int
-
-    def explain_row(self, row: FloatMatrix) -> RawAttribution:
-        """Contributions for a (1, n_features) encoded row."""
-        ...
 
 
 def attribute(
@@ -85,6 +60,6 @@ def attribute(
         algorithm=explainer.algorithm,
         library_version=explainer.library_version,
         background_sha256=explainer.background_sha256,
-        seed=explainer.seed,
+        sampling_seed=explainer.sampling_seed,
         additivity_residual=residual,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from expound.domain import Attributions, Audience, Prediction, PrincipalReason
+from expound.explainers.decision import Decision
 from expound.explainers.reasons import favourable_factors
 from expound.models.manifest import FeatureSpec, ModelManifest
 
@@ -83,14 +84,11 @@ def parenthesis_free(value: str) -> str:
 
 
 def decision_facts(
-    manifest: ModelManifest,
-    prediction: Prediction,
-    attributions: Attributions,
-    reasons: list[PrincipalReason],
-    audience: Audience,
-    question: str,
+    manifest: ModelManifest, decision: Decision, audience: Audience, question: str
 ) -> DecisionFacts:
     """Collects the facts of one decision."""
+    prediction, attributions = decision.prediction, decision.attributions
+    reasons = decision.principal_reasons
     importance: dict[str, int] = {}
     if prediction.adverse:
         for reason in reasons:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 FeatureScalar = float | str | bool | None
 
@@ -26,16 +26,25 @@ class _Frozen(BaseModel):
 
 
 class ExplainRequest(_Frozen):
-    """One decision to explain, already converted from the wire."""
+    """One decision to explain, exactly as received (converted from the wire, nothing
+    filled in): the record keeps it so, and :class:`ResolvedRequest` beside it."""
 
     model_id: str
     features: dict[str, FeatureScalar]
     question: str = ""
-    audience: Audience = Audience.APPLICANT
+    audience: Audience | None = None  # None: unspecified
     decision_id: str = ""
     idempotency_key: str = ""
-    num_candidates: int = 0
-    seed: int = 0
+    num_candidates: int = 0  # 0: the server's default
+    drafting_seed: int = 0  # 0: the server's default
+
+
+class ResolvedRequest(_Frozen):
+    """What the service made of a request's unspecified values, as it used them."""
+
+    audience: Audience
+    num_candidates: int
+    drafting_seed: int
 
 
 class Prediction(_Frozen):
@@ -68,7 +77,9 @@ class Attributions(_Frozen):
     algorithm: str
     library_version: str
     background_sha256: str
-    seed: int
+    # The SHAP sampling seed (0 for exact algorithms); records written before it had this
+    # name call it "seed".
+    sampling_seed: int = Field(validation_alias=AliasChoices("sampling_seed", "seed"))
     additivity_residual: float
 
 

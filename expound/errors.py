@@ -12,7 +12,7 @@ status code it maps to (by name, so this module imports no gRPC)::
     ├── AttributionError              INTERNAL  (additivity violated, explainer failed)
     ├── ArchiveUnavailable            UNAVAILABLE
     ├── RetentionRefused              FAILED_PRECONDITION  (before retain-until, or held)
-    └── GeneratorError                UNAVAILABLE  (LLM backend; handled as a fallback)
+    └── LLMError                      UNAVAILABLE  (LLM backend; handled as a fallback)
 
 The server's interceptor maps these, and only these, to status codes; anything else is
 INTERNAL with a fixed message and the request id. ``tests/unit/test_errors.py`` checks the
@@ -106,7 +106,7 @@ class RetentionRefused(ServiceError):
     code = StatusCode.FAILED_PRECONDITION
 
 
-class GeneratorError(ServiceError):
+class LLMError(ServiceError):
     """The LLM backend failed; the pipeline falls back to the deterministic explanation."""
 
     code = StatusCode.UNAVAILABLE

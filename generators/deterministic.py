@@ -6,7 +6,8 @@ only what the numbers say, in words fitted to the audience.
 
 from __future__ import annotations
 
-from expound.domain import Attributions, Audience, FeatureScalar, Prediction, PrincipalReason
+from expound.domain import Audience, FeatureScalar, PrincipalReason
+from expound.explainers.decision import Decision
 from expound.explainers.facts import value_text as describe_value
 from expound.explainers.reasons import favourable_factors
 from expound.models.manifest import ModelManifest
@@ -25,13 +26,11 @@ def _reason_clause(
 
 
 def deterministic_explanation(
-    manifest: ModelManifest,
-    prediction: Prediction,
-    attributions: Attributions,
-    reasons: list[PrincipalReason],
-    audience: Audience,
+    manifest: ModelManifest, decision: Decision, audience: Audience
 ) -> str:
     """Writes the explanation of one decision for one audience."""
+    prediction, attributions = decision.prediction, decision.attributions
+    reasons = decision.principal_reasons
     values = {item.feature: item.value for item in attributions.items}
     if audience is Audience.ANALYST:
         # Protected attributes stay in the attribution table, never in the narrative.

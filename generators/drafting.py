@@ -1,8 +1,9 @@
-"""The drafting stage: prompt (and grammar), one request for N drafts, verify and rank.
+"""The drafting stage: prompt (and grammar) in, one request for N drafts, drafts out.
 
-It never fails the RPC: if the LLM is down, slow or returns garbage, or no draft passes
-the faithfulness gate, it returns no selection and a fallback reason, and the pipeline
-answers with the deterministic explanation. The LLM gets what is left of the deadline.
+It never fails the RPC: if the LLM is down, slow or returns garbage, it returns no
+drafts and a fallback reason, and the pipeline answers with the deterministic
+explanation. The LLM gets what is left of the deadline, less a reserve for ranking and
+archiving. Ranking is the next stage (:mod:`expound.rankers`), not this one.
 """
 
 from __future__ import annotations
@@ -11,19 +12,14 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from expound.domain import Candidate, DraftingRecord, DraftRecord
-from expound.errors import GeneratorError
+from expound.domain import DraftingRecord
+from expound.errors import LLMError
 from expound.explainers.facts import DecisionFacts
-from expound.generators.base import (
-    ALL_UNFAITHFUL,
-    DEADLINE_EXCEEDED,
-    Draft,
-    DraftRequest,
-    Generator,
-)
+from expound.generators.base import DraftRequest, Generator
 from expound.generators.grammar import build_grammar, phrase_bank
 from expound.generators.prompting import constrained_prompt, free_prompt
-from expound.rankers.ranker import ScoringRanker
+from expound.llm.client import DEADLINE_EXCEEDED
+from expound.llm.draft import Draft
 
 DraftingMode = Literal["constrained", "free", "off"]
 # Time kept back from the deadline for ranking, archiving and the answer.
@@ -41,14 +37,24 @@ class DraftingConfig:
     timeout_s: float
 
 
-@dataclass
-class DraftingOutcome:
-    """Ranked candidates, the selection (None -> fallback) and the record of what ran."""
+@dataclass(frozen=True)
+class Drafting:
+    """What the drafting stage produced.
 
-    candidates: list[Candidate] = field(default_factory=list)
-    selected: Candidate | None = None
+    ``drafts`` are ready to rank (cut-off tails trimmed); ``raw_text`` keeps each draft's
+    text exactly as the model returned it, by index, for the record. ``fallback_reason``
+    is set, and ``drafts`` empty, when the LLM gave no usable answer.
+    """
+
+    record: DraftingRecord
+    drafts: list[Draft] = field(default_factory=list)
+    raw_text: dict[int, str] = field(default_factory=dict)
     fallback_reason: str = ""
-    record: DraftingRecord | None = None
+
+    @property
+    def generator(self) -> str:
+        """What a drafted candidate names as its generator: backend and mode."""
+        return f"{self.record.generator}/{self.record.mode}"
 
 
 def complete_sentences(draft: Draft) -> Draft:
@@ -68,17 +74,16 @@ def complete_sentences(draft: Draft) -> Draft:
 
 
 class Drafter:
-    """Drafts and ranks candidate explanations for one decision."""
+    """Drafts candidate explanations for one decision."""
 
-    def __init__(self, generator: Generator, ranker: ScoringRanker, config: DraftingConfig) -> None:
+    def __init__(self, generator: Generator, config: DraftingConfig) -> None:
         self._generator = generator
-        self._ranker = ranker
         self._config = config
 
     async def draft(
-        self, facts: DecisionFacts, n: int, seed: int, time_left_s: float | None
-    ) -> DraftingOutcome:
-        """Drafts ``n`` candidates (seeded) within ``time_left_s`` and ranks them."""
+        self, facts: DecisionFacts, n: int, drafting_seed: int, time_left_s: float | None
+    ) -> Drafting:
+        """Drafts ``n`` candidates (seeded with ``drafting_seed``) within ``time_left_s``."""
         config = self._config
         if config.mode == "constrained":
             prompt, template = constrained_prompt(facts)
@@ -93,7 +98,7 @@ class Drafter:
             budget = min(budget, time_left_s - RESERVE_S)
         sampling: dict[str, float | int | str] = {
             "n": n,
-            "seed": seed,
+            "seed": drafting_seed,
             "max_tokens": config.max_tokens,
             "temperature": config.temperature,
         }
@@ -107,17 +112,16 @@ class Drafter:
             phrase_bank_sha256=bank_sha,
             grammar_sha256=hashlib.sha256(grammar.encode()).hexdigest() if grammar else "",
             sampling=sampling,
-            ranker=self._ranker.name,
         )
         if budget < MIN_LLM_S:
-            return DraftingOutcome(
-                fallback_reason=DEADLINE_EXCEEDED,
+            return Drafting(
                 record=record.model_copy(update={"error": "no time left for the LLM"}),
+                fallback_reason=DEADLINE_EXCEEDED,
             )
         request = DraftRequest(
             prompt=prompt,
             n=n,
-            seed=seed,
+            drafting_seed=drafting_seed,
             max_tokens=config.max_tokens,
             temperature=config.temperature,
             grammar=grammar,
@@ -125,48 +129,19 @@ class Drafter:
         )
         try:
             drafts = await self._generator.generate(request)
-        except GeneratorError as error:
-            return DraftingOutcome(
-                fallback_reason=error.reason,
+        except LLMError as error:
+            return Drafting(
                 record=record.model_copy(update={"error": error.message}),
+                fallback_reason=error.reason,
             )
-        raw_text = {d.index: d.text for d in drafts.drafts}
-        ranked = await self._ranker.rank(facts, [complete_sentences(d) for d in drafts.drafts])
-        candidates = [
-            Candidate(
-                text=r.draft.text,
-                rank=r.rank,
-                deterministic=False,
-                faithful=r.verdict.passed,
-                scores=r.scores,
-                violations=[str(v) for v in r.verdict.violations],
-                generator=f"{self._generator.name}/{config.mode}",
-            )
-            for r in ranked
-        ]
-        record = record.model_copy(
-            update={
-                "model": drafts.model,
-                "latency_ms": drafts.latency_ms,
-                "completion_tokens": drafts.completion_tokens,
-                "drafts": [
-                    DraftRecord(
-                        index=r.draft.index,
-                        text=raw_text[r.draft.index],
-                        token_logprobs=r.draft.token_logprobs,
-                        finish_reason=r.draft.finish_reason,
-                        passed=r.verdict.passed,
-                        violations=[str(v) for v in r.verdict.violations],
-                        scores=r.scores,
-                    )
-                    for r in sorted(ranked, key=lambda r: r.draft.index)
-                ],
-            }
-        )
-        selected = candidates[0] if candidates and candidates[0].faithful else None
-        return DraftingOutcome(
-            candidates=candidates,
-            selected=selected,
-            fallback_reason="" if selected else ALL_UNFAITHFUL,
-            record=record,
+        return Drafting(
+            record=record.model_copy(
+                update={
+                    "model": drafts.model,
+                    "latency_ms": drafts.latency_ms,
+                    "completion_tokens": drafts.completion_tokens,
+                }
+            ),
+            drafts=[complete_sentences(d) for d in drafts.drafts],
+            raw_text={d.index: d.text for d in drafts.drafts},
         )

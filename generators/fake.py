@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from expound.errors import GeneratorError
-from expound.generators.base import Draft, DraftRequest, Drafts
+from expound.errors import LLMError
+from expound.generators.base import DraftRequest, Drafts
+from expound.llm.draft import Draft
 
 
 class FakeGenerator:
@@ -17,7 +18,7 @@ class FakeGenerator:
     def __init__(
         self,
         texts: Callable[[DraftRequest], list[str]] | list[str] | None = None,
-        error: GeneratorError | None = None,
+        error: LLMError | None = None,
         delay_s: float = 0.0,
         healthy: bool = True,
     ) -> None:

@@ -1,37 +1,22 @@
 """Drafting through an OpenAI-compatible completions API, as served by vLLM.
 
-The same client serves a GPU deployment (`vllm serve MODEL`, or replicas behind a router)
-and the embedded CPU server. Every failure is translated here, at the boundary, into a
-:class:`GeneratorError` whose reason the record keeps: connection refused or reset ->
-LLM_UNAVAILABLE; timeout -> DEADLINE_EXCEEDED; an answer that is not the documented JSON
-shape, or an HTTP error -> LLM_BAD_RESPONSE.
+The same generator serves a GPU deployment (`vllm serve MODEL`, or replicas behind a
+router) and the embedded CPU server. Transport failures are translated by
+:class:`expound.llm.client.CompletionsClient`; an answer off the documented shape is
+LLM_BAD_RESPONSE here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import httpx
 
-from expound.errors import GeneratorError
-from expound.generators.base import (
-    DEADLINE_EXCEEDED,
-    LLM_BAD_RESPONSE,
-    LLM_UNAVAILABLE,
-    Draft,
-    DraftRequest,
-    Drafts,
-)
-
-
-def api_client(
-    base_url: str, api_key: str = "", transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """An HTTP client for an OpenAI-compatible server (bearer token if a key is set)."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, transport=transport)
+from expound.errors import LLMError
+from expound.generators.base import DraftRequest, Drafts
+from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
+from expound.llm.draft import Draft
 
 
 class OpenAICompatGenerator:
@@ -45,9 +30,8 @@ class OpenAICompatGenerator:
         max_concurrency: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = api_client(base_url, api_key, transport)
+        self._client = CompletionsClient(base_url, api_key, max_concurrency, transport)
         self._model = model
-        self._slots = asyncio.Semaphore(max_concurrency)
         self.name = f"openai-compat:{model}"
 
     def _body(self, request: DraftRequest) -> dict[str, Any]:
@@ -55,7 +39,7 @@ class OpenAICompatGenerator:
             "model": self._model,
             "prompt": request.prompt,
             "n": request.n,
-            "seed": request.seed,
+            "seed": request.drafting_seed,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "logprobs": 1,
@@ -66,22 +50,8 @@ class OpenAICompatGenerator:
 
     async def generate(self, request: DraftRequest) -> Drafts:
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(request.timeout_s), self._slots:
-                response = await self._client.post(
-                    "/v1/completions", json=self._body(request), timeout=request.timeout_s
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise GeneratorError(
-                f"LLM call exceeded {request.timeout_s:.1f} s", DEADLINE_EXCEEDED
-            ) from exc
-        except httpx.TransportError as exc:
-            raise GeneratorError(f"LLM unreachable: {type(exc).__name__}", LLM_UNAVAILABLE) from exc
-        if response.status_code != 200:
-            raise GeneratorError(
-                f"LLM answered HTTP {response.status_code}: {response.text[:200]}", LLM_BAD_RESPONSE
-            )
-        drafts = parse_completions(response)
+        payload = await self._client.complete(self._body(request), request.timeout_s)
+        drafts = parse_completions(payload)
         return Drafts(
             drafts=drafts.drafts,
             model=drafts.model,
@@ -90,20 +60,15 @@ class OpenAICompatGenerator:
         )
 
     async def check_health(self) -> bool:
-        try:
-            response = await self._client.get("/health", timeout=2.0)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+        return await self._client.check_health()
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def parse_completions(response: httpx.Response) -> Drafts:
+def parse_completions(payload: dict[str, Any]) -> Drafts:
     """Parses a completions answer; anything off the documented shape is LLM_BAD_RESPONSE."""
     try:
-        payload = response.json()
         choices = payload["choices"]
         drafts: list[Draft] = []
         for choice in choices:
@@ -130,4 +95,4 @@ def parse_completions(response: httpx.Response) -> Drafts:
             completion_tokens=int(usage.get("completion_tokens", 0)),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise GeneratorError(f"malformed LLM answer: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
+        raise LLMError(f"malformed LLM answer: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc

@@ -1,22 +1,24 @@
-"""Builds the drafting stage from settings, and watches the generator's health."""
+"""Builds the drafting and ranking stages from settings, and watches the generator's health."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from expound.generators.base import Generator
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.rankers.base import Ranker
 from expound.rankers.embedding import (
     Embedder,
+    EmbeddingRanker,
     HashingEmbedder,
     MiniLMEmbedder,
     SentenceCachedEmbedder,
 )
-from expound.rankers.judge import RubricJudge
-from expound.rankers.ranker import DEFAULT_WEIGHTS, ScoringRanker
+from expound.rankers.judge import JudgeRanker, RubricJudge
 from expound.settings import Settings
 
 
@@ -27,9 +29,9 @@ def build_embedder(settings: Settings) -> Embedder:
     return SentenceCachedEmbedder(MiniLMEmbedder())
 
 
-def build_ranker(settings: Settings) -> ScoringRanker:
-    """The ranker with the audience weights from settings (defaults filled in)."""
-    weights = {k: {**v, **settings.rank_weights.get(k, {})} for k, v in DEFAULT_WEIGHTS.items()}
+def build_ranker(settings: Settings) -> Ranker:
+    """The ranker settings name, with their audience weights (defaults filled in)."""
+    weights = settings.rank_weights
     if settings.ranker_relevance == "judge":
         judge = RubricJudge(
             settings.judge_base_url or settings.llm_base_url,
@@ -37,17 +39,24 @@ def build_ranker(settings: Settings) -> ScoringRanker:
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
         )
-        return ScoringRanker(None, weights, judge=judge)
-    return ScoringRanker(build_embedder(settings), weights)
+        return JudgeRanker(judge, weights)
+    return EmbeddingRanker(build_embedder(settings), weights)
+
+
+@dataclass(frozen=True)
+class LanguageStages:
+    """The stages that use language models: drafting (its generator) and ranking."""
+
+    drafter: Drafter
+    generator: Generator
+    ranker: Ranker
 
 
 @contextlib.asynccontextmanager
-async def drafting_stage(
-    settings: Settings,
-) -> AsyncIterator[tuple[Drafter | None, Generator | None]]:
-    """The drafter and its generator for the lifetime of a server (None when off)."""
+async def language_stages(settings: Settings) -> AsyncIterator[LanguageStages | None]:
+    """Drafting and ranking for the lifetime of a server (None when drafting is off)."""
     if settings.llm_mode == "off":
-        yield None, None
+        yield None
         return
     generator = OpenAICompatGenerator(
         settings.llm_base_url,
@@ -64,7 +73,7 @@ async def drafting_stage(
             timeout_s=settings.llm_timeout_s,
         )
         try:
-            yield Drafter(generator, ranker, config), generator
+            yield LanguageStages(Drafter(generator, config), generator, ranker)
         finally:
             await ranker.aclose()
     finally:

@@ -1,7 +1,9 @@
-"""The explain pipeline: validate, attribute, reason, write, archive. No gRPC here.
+"""The explain pipeline, stage by stage: validate -> decide -> facts -> draft -> rank ->
+select -> archive. No gRPC here.
 
 The servicer converts messages and calls this; everything a decision's record holds is
 decided here, in this order, and the answer exists only once its record is committed.
+Each stage is one call, timed under its name in the answer's ``timings``.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from expound.archive.records import StoredRecord, build_record, request_fingerprint
+from expound.archive.records import StoredRecord
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
-from expound.domain import Candidate, ExplainRequest, Explanation
+from expound.domain import Audience, Candidate, ExplainRequest, Explanation, ResolvedRequest
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
-from expound.explainers.base import Explainer, attribute
+from expound.explainers.decision import decide
 from expound.explainers.facts import decision_facts
-from expound.explainers.reasons import predict, principal_reasons
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
-from expound.generators.drafting import Drafter, DraftingOutcome
-from expound.models.registry import LoadedModel, ModelRegistry
+from expound.generators.drafting import Drafter
+from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
+from expound.pipeline.record import build_record, request_fingerprint
+from expound.pipeline.selection import Selection, select
+from expound.rankers.base import Ranker
 from expound.times import utc_now
 
 MAX_ID_CHARS = 200
@@ -43,21 +47,23 @@ class PipelineConfig:
 
 
 class Pipeline:
-    """Explains decisions and serves the archive."""
+    """Explains decisions: runs the stages and commits each answer's record."""
 
     def __init__(
         self,
         registry: ModelRegistry,
-        explainers: dict[str, Explainer],
         archive: ArchiveStore,
         config: PipelineConfig,
         drafter: Drafter | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
-        self.registry = registry
-        self._explainers = explainers
+        if (drafter is None) != (ranker is None):
+            raise ValueError("drafting and ranking run together or not at all")
+        self._registry = registry
         self._archive = archive
         self._config = config
         self._drafter = drafter
+        self._ranker = ranker
 
     def _request_violations(self, request: ExplainRequest) -> list[FieldViolation]:
         config = self._config
@@ -75,23 +81,31 @@ class Pipeline:
                 violations.append(FieldViolation(name, f"longer than {MAX_ID_CHARS} characters"))
         if request.num_candidates > config.max_candidates:
             violations.append(FieldViolation("num_candidates", f"at most {config.max_candidates}"))
-        if request.seed > MAX_SEED:
+        if request.drafting_seed > MAX_SEED:
             violations.append(FieldViolation("seed", f"at most {MAX_SEED}"))
         if len(request.features) > MAX_FEATURES:
             violations.append(FieldViolation("features", f"more than {MAX_FEATURES} entries"))
         return violations
 
-    def _validated_model(self, request: ExplainRequest) -> LoadedModel:
+    def _validated_model(self, request: ExplainRequest) -> ServedModel:
         violations = self._request_violations(request)
         if violations:
             raise InvalidRequest("invalid request", violations)
-        model = self.registry.get(request.model_id)
+        model = self._registry.get(request.model_id)
         violations = feature_violations(model.manifest, request.features)
         if violations:
             raise InvalidRequest(
                 f"{len(violations)} invalid feature(s) for model {request.model_id}", violations
             )
         return model
+
+    def _resolved(self, request: ExplainRequest) -> ResolvedRequest:
+        """The request's unspecified values, filled in from the defaults."""
+        return ResolvedRequest(
+            audience=request.audience or Audience.APPLICANT,
+            num_candidates=request.num_candidates or self._config.default_candidates,
+            drafting_seed=request.drafting_seed or self._config.default_seed,
+        )
 
     async def _replay(self, request: ExplainRequest, stored: StoredRecord) -> Explanation:
         if stored.request_sha256 != request_fingerprint(request):
@@ -118,46 +132,39 @@ class Pipeline:
             stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
             if stored is not None:
                 return await self._replay(request, stored)
+        resolved = self._resolved(request)
         timings["validate"] = (time.perf_counter() - started) * 1000
 
-        mark = time.perf_counter()
-        attributions = await asyncio.to_thread(
-            attribute,
-            model,
-            self._explainers[model.manifest.model_id],
-            request.features,
-            self._config.additivity_tolerance,
+        decision = await asyncio.to_thread(
+            decide, model, request.features, self._config.additivity_tolerance
         )
-        timings["attribute"] = (time.perf_counter() - mark) * 1000
-
-        mark = time.perf_counter()
+        timings.update(decision.timings_ms)
         manifest = model.manifest
-        prediction = predict(manifest, attributions.model_output)
-        reasons = principal_reasons(manifest, attributions, prediction)
-        timings["reasons"] = (time.perf_counter() - mark) * 1000
 
-        outcome = DraftingOutcome()
-        if self._drafter is not None:
+        selection: Selection | None = None
+        if self._drafter is not None and self._ranker is not None:
             mark = time.perf_counter()
-            facts = decision_facts(
-                manifest, prediction, attributions, reasons, request.audience, request.question
-            )
-            outcome = await self._drafter.draft(
+            facts = decision_facts(manifest, decision, resolved.audience, request.question)
+            timings["facts"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            drafting = await self._drafter.draft(
                 facts,
-                n=request.num_candidates or self._config.default_candidates,
-                seed=request.seed or self._config.default_seed,
+                n=resolved.num_candidates,
+                drafting_seed=resolved.drafting_seed,
                 time_left_s=None if time_left_s is None else time_left_s - (mark - started),
             )
-            timings["draft_and_rank"] = (time.perf_counter() - mark) * 1000
-        candidates = list(outcome.candidates)
-        selected = outcome.selected
+            timings["draft"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            ranked = await self._ranker.rank(facts, drafting.drafts)
+            timings["rank"] = (time.perf_counter() - mark) * 1000
+            selection = select(drafting, ranked, self._ranker.name)
+        candidates = list(selection.candidates) if selection else []
+        selected = selection.selected if selection else None
         if selected is None:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
             selected = Candidate(
-                text=deterministic_explanation(
-                    manifest, prediction, attributions, reasons, request.audience
-                ),
+                text=deterministic_explanation(manifest, decision, resolved.audience),
                 rank=len(candidates) + 1,
                 deterministic=True,
                 faithful=True,
@@ -171,20 +178,20 @@ class Pipeline:
             model_version=manifest.version,
             artifact_sha256=manifest.artifact_sha256,
             decision_id=request.decision_id,
-            audience=request.audience,
-            prediction=prediction,
-            attributions=attributions,
-            principal_reasons=reasons,
+            audience=resolved.audience,
+            prediction=decision.prediction,
+            attributions=decision.attributions,
+            principal_reasons=decision.principal_reasons,
             candidates=candidates,
             selected=selected,
-            fallback=bool(outcome.fallback_reason),
-            fallback_reason=outcome.fallback_reason,
+            fallback=bool(selection and selection.fallback_reason),
+            fallback_reason=selection.fallback_reason if selection else "",
             timings_ms=timings,
             created_at=utc_now(),
-            drafting=outcome.record,
+            drafting=selection.record if selection else None,
         )
         mark = time.perf_counter()
-        record = build_record(request, explanation, self._config.service_version)
+        record = build_record(request, resolved, explanation, self._config.service_version)
         try:
             await self._archive.append(record)
         except DuplicateIdempotencyKey:

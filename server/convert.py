@@ -22,8 +22,9 @@ from expound.models.manifest import ModelManifest
 from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
 
-_AUDIENCES = {
-    pb.AUDIENCE_UNSPECIFIED: Audience.APPLICANT,
+# Unspecified stays unspecified: the pipeline resolves it, and the record keeps both.
+_AUDIENCES: dict[int, Audience | None] = {
+    pb.AUDIENCE_UNSPECIFIED: None,
     pb.APPLICANT: Audience.APPLICANT,
     pb.ANALYST: Audience.ANALYST,
     pb.COMPLIANCE: Audience.COMPLIANCE,
@@ -76,7 +77,7 @@ def explain_request_from_pb(message: pb.ExplainRequest) -> ExplainRequest:
         decision_id=message.decision_id,
         idempotency_key=message.idempotency_key,
         num_candidates=message.num_candidates,
-        seed=message.seed,
+        drafting_seed=message.seed,
     )
 
 
@@ -123,7 +124,7 @@ def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
         algorithm=attributions.algorithm,
         library_version=attributions.library_version,
         background_sha256=attributions.background_sha256,
-        seed=attributions.seed,
+        seed=attributions.sampling_seed,
         additivity_residual=attributions.additivity_residual,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from expound.errors import FieldViolation, InvalidRequest
+from expound.models.registry import ModelRegistry
 from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import RecordService
 from expound.server import convert
@@ -15,12 +16,10 @@ from expound.v1 import explain_pb2_grpc
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     """gRPC adapter over :class:`Pipeline`."""
 
-    def __init__(
-        self, pipeline: Pipeline, records: RecordService, explainer_names: dict[str, str]
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, records: RecordService, registry: ModelRegistry) -> None:
         self._pipeline = pipeline
         self._records = records
-        self._explainer_names = explainer_names
+        self._registry = registry
 
     async def Explain(
         self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
@@ -62,7 +61,9 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(
-            models=[self._model_info(m.manifest.model_id) for m in self._pipeline.registry.all()]
+            models=[
+                convert.model_to_pb(m.manifest, m.explainer.algorithm) for m in self._registry.all()
+            ]
         )
 
     async def GetModel(
@@ -70,8 +71,5 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     ) -> pb.ModelInfo:
         if not request.model_id:
             raise InvalidRequest("invalid request", [FieldViolation("model_id", "required")])
-        return self._model_info(request.model_id)
-
-    def _model_info(self, model_id: str) -> pb.ModelInfo:
-        model = self._pipeline.registry.get(model_id)
-        return convert.model_to_pb(model.manifest, self._explainer_names[model_id])
+        model = self._registry.get(request.model_id)
+        return convert.model_to_pb(model.manifest, model.explainer.algorithm)

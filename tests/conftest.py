@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
+from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
 from expound.models.training import build_demo_models
 from expound.server.app import RunningServer, running_server
@@ -41,7 +42,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def registry(models_dir: Path) -> ModelRegistry:
-    return ModelRegistry.from_directory(models_dir)
+    return ModelRegistry.from_directory(models_dir, build_explainer)
 
 
 @pytest.fixture

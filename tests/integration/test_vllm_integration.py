@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from expound.clients.client import explain_request
 from expound.domain import Audience
-from expound.rankers.verify import ViolationKind, verify
+from expound.rankers.gate import ViolationKind, verify
 from expound.server.app import GENERATOR_HEALTH_NAME, RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb

@@ -58,7 +58,7 @@ def unpacked(status: status_pb2.Status) -> dict[str, Any]:
 
 def test_the_tree_is_found() -> None:
     names = {cls.__name__ for cls in service_errors()}
-    assert {"ServiceError", "InvalidRequest", "ModelNotFound", "GeneratorError"} <= names
+    assert {"ServiceError", "InvalidRequest", "ModelNotFound", "LLMError"} <= names
 
 
 @pytest.mark.parametrize("cls", service_errors(), ids=lambda cls: cls.__name__)

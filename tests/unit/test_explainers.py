@@ -11,7 +11,8 @@ import shap
 
 from expound.errors import AttributionError
 from expound.explainers.algorithms import LinearExplainer, TreeExplainer, build_explainer
-from expound.explainers.base import RawAttribution, attribute
+from expound.explainers.base import attribute
+from expound.models.explainer import RawAttribution
 from expound.models.registry import ModelRegistry
 from tests.conftest import GBM, LOGISTIC
 
@@ -80,7 +81,7 @@ def test_sampling_explainer_is_seeded_and_agrees_with_exact_linear_shap(
     # For a model linear in its (one-hot) inputs with independent features, permutation
     # SHAP is exact up to float error.
     assert np.allclose(first.contributions, exact.explain_row(row).contributions, atol=1e-6)
-    assert sampled.seed == model.manifest.sampling_seed
+    assert sampled.sampling_seed == model.manifest.sampling_seed
 
 
 def test_tree_explainer_refuses_a_linear_model(registry: ModelRegistry) -> None:
@@ -96,7 +97,7 @@ class _SkewedExplainer:
     algorithm = "skewed"
     library_version = "test"
     background_sha256 = ""
-    seed = 0
+    sampling_seed = 0
 
     def __init__(self, inner: Any, skew: float) -> None:
         self._inner = inner

@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from expound.generators.base import Draft
+from expound.llm.draft import Draft
 from expound.models.registry import ModelRegistry
-from expound.rankers.judge import RubricJudge
-from expound.rankers.ranker import ScoringRanker
+from expound.rankers.judge import JudgeRanker, RubricJudge
 from tests.conftest import GBM
 from tests.support.facts_util import facts_for
 
@@ -55,7 +54,7 @@ async def test_the_gate_still_decides_under_a_judge(
     faithful = "Your application was declined. The main reason was the length of the loan term (48 months), which raised the estimated risk."
     unfaithful = "Your application was approved."
     judge = judge_answering([{"5": 1.0}, {"1": 1.0}], [])
-    ranked = await ScoringRanker(None, judge=judge).rank(
+    ranked = await JudgeRanker(judge).rank(
         facts, [Draft(text=unfaithful, index=0), Draft(text=faithful, index=1)]
     )
     assert [r.draft.text for r in ranked] == [faithful, unfaithful]
@@ -70,7 +69,5 @@ async def test_an_unreachable_judge_gives_neutral_relevance(
 
     judge = RubricJudge("http://judge", "m", transport=httpx.MockTransport(refuse))
     facts = facts_for(registry, GBM, denied_applicant)
-    ranked = await ScoringRanker(None, judge=judge).rank(
-        facts, [Draft(text="Your application was declined.")]
-    )
+    ranked = await JudgeRanker(judge).rank(facts, [Draft(text="Your application was declined.")])
     assert ranked[0].scores["relevance"] == 0.5

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from expound.clients.client import explain_request
-from expound.generators.base import DEADLINE_EXCEEDED, LLM_BAD_RESPONSE, LLM_UNAVAILABLE
+from expound.llm.client import DEADLINE_EXCEEDED, LLM_BAD_RESPONSE, LLM_UNAVAILABLE
 from expound.server.app import GENERATOR_HEALTH_NAME, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb

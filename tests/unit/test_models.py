@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from expound.errors import ModelIntegrityError
+from expound.explainers.algorithms import build_explainer
 from expound.models.manifest import ModelManifest
 from expound.models.registry import ModelRegistry, load_model
 from expound.models.training import GBM_ID, LOGISTIC_ID
@@ -40,7 +41,7 @@ def test_a_changed_artifact_is_refused(model_copy: Path) -> None:
     with pytest.raises(ModelIntegrityError, match=r"artifact .*model\.lgb\.txt has sha256"):
         load_model(model_copy)
     with pytest.raises(ModelIntegrityError, match=r"model\.lgb\.txt"):
-        ModelRegistry.from_directory(model_copy.parent)
+        ModelRegistry.from_directory(model_copy.parent, build_explainer)
 
 
 def test_a_changed_background_is_refused(model_copy: Path) -> None:
@@ -85,7 +86,7 @@ def test_a_manifest_that_is_not_json_is_refused(model_copy: Path) -> None:
 
 def test_an_empty_model_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelIntegrityError, match="no models"):
-        ModelRegistry.from_directory(tmp_path)
+        ModelRegistry.from_directory(tmp_path, build_explainer)
 
 
 def test_reasons_naming_unknown_features_are_refused(models_dir: Path) -> None:

@@ -107,7 +107,7 @@ def _attributions(contributions: dict[str, float]) -> Attributions:
         algorithm="test",
         library_version="test",
         background_sha256="",
-        seed=0,
+        sampling_seed=0,
         additivity_residual=0.0,
     )
 

@@ -194,6 +194,48 @@ async def test_idempotency_key(
     assert await record_count(settings) == 1
 
 
+async def test_the_record_keeps_the_request_as_received_and_what_was_resolved(
+    stub: Any, denied_applicant: dict[str, Any], settings: Settings
+) -> None:
+    unspecified = await stub.Explain(request(GBM, denied_applicant))
+    record = await stub.GetRecord(pb.GetRecordRequest(record_id=unspecified.record_id))
+    body = json.loads(record.canonical_json)
+    assert body["schema"] == "expound.record/v2"
+    sent = body["request"]
+    assert sent["audience"] is None
+    assert sent["num_candidates"] == 0 and sent["drafting_seed"] == 0
+    assert body["resolved"] == {
+        "audience": "APPLICANT",
+        "num_candidates": settings.default_candidates,
+        "drafting_seed": settings.default_seed,
+    }
+    assert body["response"]["audience"] == "APPLICANT"
+    explicit = await stub.Explain(
+        request(GBM, denied_applicant, audience=pb.APPLICANT, num_candidates=2, seed=9)
+    )
+    record = await stub.GetRecord(pb.GetRecordRequest(record_id=explicit.record_id))
+    body = json.loads(record.canonical_json)
+    assert body["request"]["audience"] == "APPLICANT"
+    assert body["resolved"] == {"audience": "APPLICANT", "num_candidates": 2, "drafting_seed": 9}
+    # The same answer either way: only the record tells the two requests apart.
+    assert explicit.selected.text == unspecified.selected.text
+
+
+async def test_replay_is_of_the_request_as_received(
+    stub: Any, denied_applicant: dict[str, Any], settings: Settings
+) -> None:
+    first = await stub.Explain(request(GBM, denied_applicant, idempotency_key="k-as-sent"))
+    again = await stub.Explain(request(GBM, denied_applicant, idempotency_key="k-as-sent"))
+    assert again.record_id == first.record_id
+    # Resolved alike, but not the same request: the key may not be reused for it.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Explain(
+            request(GBM, denied_applicant, audience=pb.APPLICANT, idempotency_key="k-as-sent")
+        )
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert await record_count(settings) == 1
+
+
 async def test_concurrent_requests_with_one_key_make_one_record(
     stub: Any, denied_applicant: dict[str, Any], settings: Settings
 ) -> None:
@@ -287,3 +329,15 @@ def test_servicer_holds_no_logic() -> None:
     }
     assert not {m for m in imports if m and m.startswith(("expound.explainers", "expound.archive"))}
     assert explain_pb2_grpc.ExplainServiceServicer in servicer.ExplainServicer.__mro__
+
+
+async def test_records_written_before_the_seed_rename_still_read(
+    service: RunningServer, denied_applicant: dict[str, Any]
+) -> None:
+    from expound.domain import Attributions, ExplainRequest
+
+    answer = await service.pipeline.explain(ExplainRequest(model_id=GBM, features=denied_applicant))
+    written = answer.attributions.model_dump(mode="json")
+    assert "seed" not in written
+    written["seed"] = written.pop("sampling_seed")
+    assert Attributions.model_validate(written) == answer.attributions

@@ -1,0 +1,1 @@
+"""The LLM over its OpenAI-compatible HTTP API: one client for drafting and judging."""

@@ -1,0 +1,37 @@
+"""The explainer contract: what a served model's SHAP explainer computes.
+
+The algorithms live in :mod:`expound.explainers`; the contract lives here, below them,
+so that the registry can hand out a model together with its explainer without
+``models`` importing ``explainers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatMatrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RawAttribution:
+    """Per-feature contributions (manifest order) and the base value, in raw units."""
+
+    contributions: npt.NDArray[np.float64]
+    base_value: float
+
+
+class Explainer(Protocol):
+    """Computes SHAP values for one encoded row. Sync and CPU-bound."""
+
+    algorithm: str
+    library_version: str
+    background_sha256: str
+    sampling_seed: int
+
+    def explain_row(self, row: FloatMatrix) -> RawAttribution:
+        """Contributions for a (1, n_features) encoded row."""
+        ...
