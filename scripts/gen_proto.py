@@ -1,4 +1,4 @@
-"""Generates expound.v1's protobuf and gRPC code from proto/ into a folder (default protogen/).
+"""Generates expound.v1's protobuf and gRPC code from proto/ into a folder (default expound/v1/).
 
 Usage: python scripts/gen_proto.py [OUT_DIR]. `make proto` runs it; a test runs it into a
 temporary folder and fails when the committed code differs.
@@ -42,4 +42,4 @@ def generate(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "protogen")
+    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "expound" / "v1")

@@ -23,12 +23,13 @@ from tests.conftest import ROOT
 PACKAGES: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
     "packages"
 ]
-# Each subpackage is a symlink in expound/ to a top-level folder of the design card.
-SUBPACKAGE_LINKS = {
-    f"expound.{link.name}": link
-    for link in sorted((ROOT / "expound").iterdir())
-    if link.is_symlink()
+SUBPACKAGES = {
+    f"expound.{folder.name}": folder
+    for folder in sorted((ROOT / "expound").iterdir())
+    if (folder / "__init__.py").is_file()
 }
+# The design card's top-level folders, each a link to its subpackage.
+CARD_FOLDERS = ("server", "explainers", "rankers", "clients")
 
 
 def python_outside_repo(code: str) -> str:
@@ -63,31 +64,43 @@ def test_all_is_exactly_what_the_package_exports() -> None:
     python_outside_repo(f"from expound import {names}")
 
 
-def test_every_subpackage_is_a_relative_link_to_a_top_level_folder() -> None:
-    assert sorted(SUBPACKAGE_LINKS) == sorted(p for p in PACKAGES if p != "expound")
-    for name, link in SUBPACKAGE_LINKS.items():
-        target = os.readlink(link)
-        assert target.startswith("../") and "/" not in target[3:], f"{name} -> {target}"
-        assert link.resolve().parent == ROOT and link.resolve().is_dir()
-        assert (link / "__init__.py").is_file(), f"{name} is not a package"
+def test_every_subpackage_is_listed_and_a_real_folder() -> None:
+    assert sorted(SUBPACKAGES) == sorted(p for p in PACKAGES if p != "expound")
+    for name, folder in SUBPACKAGES.items():
+        assert not folder.is_symlink(), f"{name} must be a real folder, not a link"
+
+
+@pytest.mark.parametrize("name", CARD_FOLDERS)
+def test_the_design_cards_folders_are_links_to_their_subpackages(name: str) -> None:
+    link = ROOT / name
+    assert link.is_symlink() and os.readlink(link) == f"expound/{name}"
+    assert link.resolve() == SUBPACKAGES[f"expound.{name}"].resolve()
+
+
+def test_no_other_top_level_folder_holds_python_the_package_would_miss() -> None:
+    # A module dropped next to the links would be importable from the repo but not installed.
+    allowed = {"expound", "tests", "bench", "scripts", *CARD_FOLDERS}
+    stray = sorted(
+        path.parent.name
+        for path in ROOT.glob("*/*.py")
+        if path.parent.name not in allowed and not path.parent.name.startswith(".")
+    )
+    assert stray == []
 
 
 def test_subpackages_resolve_to_their_folders_and_nothing_leaks() -> None:
-    tops = sorted({link.resolve().name for link in SUBPACKAGE_LINKS.values()})
+    tops = sorted({*CARD_FOLDERS, *(name.split(".")[1] for name in SUBPACKAGES)} - {"v1"})
     code = f"""
 import importlib, importlib.util, json, pathlib
 located = {{
-    name: str(pathlib.Path(importlib.import_module(name).__file__).resolve().parent)
-    for name in {sorted(SUBPACKAGE_LINKS)!r}
+    name: str(pathlib.Path(importlib.import_module(name).__file__).parent)
+    for name in {sorted(SUBPACKAGES)!r}
 }}
 leaked = sorted(top for top in {tops!r} if importlib.util.find_spec(top) is not None)
 print(json.dumps({{"located": located, "leaked": leaked}}))
 """
     found = json.loads(python_outside_repo(code))
-    assert found["located"] == {
-        name: str(link.resolve()) for name, link in SUBPACKAGE_LINKS.items()
-    }
-    assert found["located"]["expound.server"] == str(ROOT / "server")
+    assert found["located"] == {name: str(folder) for name, folder in SUBPACKAGES.items()}
     assert found["leaked"] == [], "top-level modules importable outside the repo"
 
 
@@ -115,9 +128,9 @@ def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
         names = archive.namelist()
     tops = {name.split("/", 1)[0] for name in names}
     assert tops == {"expound", wheel.name.split("-py3")[0] + ".dist-info"}
-    for name, link in SUBPACKAGE_LINKS.items():
+    for name, package in SUBPACKAGES.items():
         folder = name.replace(".", "/")
-        for source in link.resolve().glob("*.py"):
+        for source in package.glob("*.py"):
             assert f"{folder}/{source.name}" in names, f"{folder}/{source.name} missing"
     assert "expound/generators/phrasebanks/applicant.json" in names or any(
         n.startswith("expound/generators/phrasebanks/") for n in names
@@ -133,11 +146,11 @@ def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
         timeout=120,
     )
     fresh = sorted(p.name for p in tmp_path.iterdir())
-    committed = sorted(p.name for p in (ROOT / "protogen").glob("*_pb2*"))
-    assert committed == fresh and fresh, "protogen/ has other files than gen_proto.py writes"
+    committed = sorted(p.name for p in (ROOT / "expound" / "v1").glob("*_pb2*"))
+    assert committed == fresh and fresh, "expound/v1/ has other files than gen_proto.py writes"
     for name in fresh:
-        assert (ROOT / "protogen" / name).read_bytes() == (tmp_path / name).read_bytes(), (
-            f"protogen/{name} drifted from proto/: run `make proto`"
+        assert (ROOT / "expound" / "v1" / name).read_bytes() == (tmp_path / name).read_bytes(), (
+            f"expound/v1/{name} drifted from proto/: run `make proto`"
         )
 
 
