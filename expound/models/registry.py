@@ -2,18 +2,28 @@
 and hands out each model together with its explainer.
 
 A model directory holds ``manifest.json``, the artifact it names and the SHAP background
-set. Loading fails loudly (ModelIntegrityError) when a hash does not match: a model that
-is not exactly the one its manifest describes is never served. The explainer is built by
-the factory the caller passes (``expound.explainers.algorithms.build_explainer``), so this
-layer does not import the explainers.
+set. A directory is served only when all of it checks out: the manifest is valid JSON with
+no TODO left (:mod:`expound.models.todos`) and passes the schema, the artifact and the
+background match their sha256, the artifact loads, and the explainer explains the first
+background row (which also warms it, so the first call does not pay the cold cost).
+Anything else makes that one model *unavailable*, with a reason that names the directory,
+and never stops the others. The explainer is built by the factory the caller passes
+(``expound.explainers.algorithms.build_explainer``), so this layer does not import the
+explainers.
+
+:meth:`ModelRegistry.reload` rereads the root and swaps in the new set at once: it yields
+the state a restart would, reusing the models whose directory did not change. A caller
+takes a :class:`ServedModel` once per call and keeps it, so a call in flight finishes on
+the version it started with.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +36,10 @@ from expound.models.encoding import encode_rows
 from expound.models.explainer import Explainer
 from expound.models.manifest import ModelManifest
 from expound.models.scoring import ScoringModel, load_scoring_model
+from expound.models.todos import todo_fields
+
+MANIFEST = "manifest.json"
+ExplainerFactory = Callable[["LoadedModel"], Explainer]
 
 
 @dataclass(frozen=True)
@@ -49,73 +63,291 @@ class ServedModel(LoadedModel):
     explainer: Explainer
 
 
-def _verified_bytes(path: Path, expected_sha256: str, what: str) -> bytes:
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A model directory that could not be served, and why.
+
+    ``model_id`` is the manifest's id where the manifest could be read that far, else the
+    directory's name.
+    """
+
+    model_id: str
+    directory: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What a reload changed, by model id (each list sorted)."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    unavailable: list[UnavailableModel] = field(default_factory=list)
+
+
+def _refusal(directory: Path, problem: str) -> ModelIntegrityError:
+    return ModelIntegrityError(f"model directory {directory}: {problem}")
+
+
+def _verified_bytes(directory: Path, name: str, expected_sha256: str, what: str) -> bytes:
+    path = directory / name
     try:
         content = path.read_bytes()
     except OSError as exc:
-        raise ModelIntegrityError(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise _refusal(directory, f"cannot read {what} {path}: {exc.strerror}") from exc
     actual = hashlib.sha256(content).hexdigest()
     if actual != expected_sha256:
-        raise ModelIntegrityError(
-            f"{what} {path} has sha256 {actual}, manifest says {expected_sha256}"
+        raise _refusal(
+            directory,
+            f"{what} {path} has sha256 {actual}, manifest says {expected_sha256} "
+            f"(field {what}_sha256)",
         )
     return content
 
 
-def load_model(directory: Path) -> LoadedModel:
-    """Loads one model directory, verifying the artifact and background hashes."""
-    try:
-        manifest = ModelManifest.model_validate_json((directory / "manifest.json").read_text())
-    except (OSError, ValidationError) as exc:
-        raise ModelIntegrityError(f"invalid manifest in {directory}: {exc}") from exc
-    artifact = directory / manifest.artifact
-    _verified_bytes(artifact, manifest.artifact_sha256, "artifact")
-    background_rows = json.loads(
-        _verified_bytes(directory / manifest.background, manifest.background_sha256, "background")
+def _validation_problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(manifest)'}: {error['msg']}"
+        for error in exc.errors()
     )
-    scorer = load_scoring_model(manifest.kind, artifact)
-    background = encode_rows(manifest.features, background_rows)
+
+
+def read_manifest(directory: Path) -> ModelManifest:
+    """Reads and validates ``manifest.json``, refusing one with a TODO left.
+
+    Raises:
+        ModelIntegrityError: naming the directory and the offending fields.
+    """
+    try:
+        text = (directory / MANIFEST).read_text()
+    except OSError as exc:
+        raise _refusal(directory, f"cannot read {MANIFEST}: {exc.strerror}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _refusal(directory, f"invalid manifest: {MANIFEST} is not JSON ({exc})") from exc
+    todos = todo_fields(document)
+    if todos:
+        raise _refusal(directory, f"manifest has {len(todos)} TODO(s) left, in: {', '.join(todos)}")
+    try:
+        return ModelManifest.model_validate(document)
+    except ValidationError as exc:
+        raise _refusal(directory, f"invalid manifest: {_validation_problems(exc)}") from exc
+
+
+def load_model(directory: Path) -> LoadedModel:
+    """Loads one model directory, verifying the artifact and background hashes.
+
+    Raises:
+        ModelIntegrityError: naming the directory and, where there is one, the field.
+    """
+    manifest = read_manifest(directory)
+    _verified_bytes(directory, manifest.artifact, manifest.artifact_sha256, "artifact")
+    background_bytes = _verified_bytes(
+        directory, manifest.background, manifest.background_sha256, "background"
+    )
+    try:
+        scorer = load_scoring_model(manifest.kind, directory / manifest.artifact)
+    except ModelIntegrityError as exc:
+        raise _refusal(directory, exc.message) from exc
+    except Exception as exc:  # the model libraries' own errors, translated at this boundary
+        raise _refusal(
+            directory,
+            f"cannot load artifact {manifest.artifact} as {manifest.kind}: "
+            f"{type(exc).__name__}: {exc}",
+        ) from exc
+    try:
+        background = encode_rows(manifest.features, json.loads(background_bytes))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _refusal(
+            directory, f"background {manifest.background} does not fit the features: {exc!r}"
+        ) from exc
     return LoadedModel(manifest=manifest, scorer=scorer, background=background, directory=directory)
+
+
+def serve_model(directory: Path, build_explainer: ExplainerFactory) -> ServedModel:
+    """Loads one model directory and builds and warms its explainer.
+
+    The warm-up explains the first background row: the explainer's one-off costs (imports,
+    compiled kernels, caches) are paid here rather than by the first caller, and an
+    explainer that cannot explain this model is refused now rather than at the first call.
+
+    Raises:
+        ModelIntegrityError: naming the directory.
+    """
+    model = load_model(directory)
+    try:
+        explainer = build_explainer(model)
+    except ModelIntegrityError as exc:
+        raise _refusal(directory, exc.message) from exc
+    try:
+        warm = explainer.explain_row(model.background[:1])
+    except Exception as exc:  # the explainer libraries' own errors, translated here
+        raise _refusal(
+            directory,
+            f"explainer {explainer.algorithm} fails on the first background row: "
+            f"{type(exc).__name__}: {exc}",
+        ) from exc
+    if warm.contributions.shape != (len(model.manifest.features),):
+        raise _refusal(
+            directory,
+            f"explainer {explainer.algorithm} returned {warm.contributions.shape} "
+            f"contributions for {len(model.manifest.features)} features",
+        )
+    return ServedModel(
+        manifest=model.manifest,
+        scorer=model.scorer,
+        background=model.background,
+        directory=directory,
+        explainer=explainer,
+    )
+
+
+def _declared_id(directory: Path) -> str:
+    """The model id a directory's manifest declares, or the directory's name."""
+    try:
+        declared = json.loads((directory / MANIFEST).read_text()).get("model_id")
+    except (OSError, ValueError, AttributeError):
+        return directory.name
+    return declared if isinstance(declared, str) and declared else directory.name
+
+
+def _model_directories(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise ModelIntegrityError(f"model directory {root} does not exist (run `make models`)")
+    directories = [d for d in sorted(root.iterdir()) if (d / MANIFEST).is_file()]
+    if not directories:
+        raise ModelIntegrityError(f"no models under {root} (run `make models`)")
+    return directories
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent set of models: swapped whole, never changed in place."""
+
+    served: dict[str, ServedModel]
+    unavailable: dict[str, UnavailableModel]
+    manifest_sha256: dict[Path, str]
+
+
+def _still_intact(model: ServedModel) -> bool:
+    manifest = model.manifest
+    try:
+        _verified_bytes(model.directory, manifest.artifact, manifest.artifact_sha256, "artifact")
+        _verified_bytes(
+            model.directory, manifest.background, manifest.background_sha256, "background"
+        )
+    except ModelIntegrityError:
+        return False
+    return True
 
 
 class ModelRegistry:
     """The models one server explains, each with its explainer, keyed by model id."""
 
-    def __init__(self, models: list[ServedModel]) -> None:
-        self._models = {m.manifest.model_id: m for m in models}
+    def __init__(self, root: Path, build_explainer: ExplainerFactory) -> None:
+        self._root = root
+        self._build_explainer = build_explainer
+        self._reloading = threading.Lock()
+        self._snapshot = _Snapshot({}, {}, {})
 
     @classmethod
-    def from_directory(
-        cls, root: Path, build_explainer: Callable[[LoadedModel], Explainer]
-    ) -> ModelRegistry:
-        """Loads every subdirectory of ``root`` that has a manifest, and its explainer."""
-        if not root.is_dir():
-            raise ModelIntegrityError(f"model directory {root} does not exist (run `make models`)")
-        loaded = [load_model(d) for d in sorted(root.iterdir()) if (d / "manifest.json").is_file()]
-        if not loaded:
-            raise ModelIntegrityError(f"no models under {root} (run `make models`)")
-        return cls(
-            [
-                ServedModel(
-                    manifest=m.manifest,
-                    scorer=m.scorer,
-                    background=m.background,
-                    directory=m.directory,
-                    explainer=build_explainer(m),
-                )
-                for m in loaded
-            ]
+    def from_directory(cls, root: Path, build_explainer: ExplainerFactory) -> ModelRegistry:
+        """Loads every subdirectory of ``root`` that has a manifest, and its explainer.
+
+        A directory that fails to load is reported unavailable (see :meth:`unavailable`);
+        only a missing root, or one without any model directory, is an error.
+
+        Raises:
+            ModelIntegrityError: ``root`` is missing or holds no model directory.
+        """
+        registry = cls(root, build_explainer)
+        registry.reload()
+        return registry
+
+    def reload(self) -> ReloadReport:
+        """Rereads the root and swaps in what it holds now; sync (run it off the loop).
+
+        A directory whose manifest is byte-identical to the one served, with its artifact
+        and background still matching their hashes, keeps its loaded model and explainer.
+
+        Raises:
+            ModelIntegrityError: the root is missing or holds no model directory; the models
+                served until now stay served.
+        """
+        with self._reloading:
+            before = self._snapshot
+            reusable = {m.directory: m for m in before.served.values()}
+            served: dict[str, ServedModel] = {}
+            unavailable: dict[str, UnavailableModel] = {}
+            manifest_sha256: dict[Path, str] = {}
+            for directory in _model_directories(self._root):
+                model_id = _declared_id(directory)
+                try:
+                    digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
+                    manifest_sha256[directory] = digest
+                    previous = reusable.get(directory)
+                    if (
+                        previous is not None
+                        and before.manifest_sha256.get(directory) == digest
+                        and _still_intact(previous)
+                    ):
+                        model = previous
+                    else:
+                        model = serve_model(directory, self._build_explainer)
+                    if model.manifest.model_id in served:
+                        raise _refusal(
+                            directory,
+                            f"model id {model.manifest.model_id} is already served from "
+                            f"{served[model.manifest.model_id].directory}",
+                        )
+                except (ModelIntegrityError, OSError) as exc:
+                    reason = exc.message if isinstance(exc, ModelIntegrityError) else str(exc)
+                    key = model_id if model_id not in unavailable else str(directory)
+                    unavailable[key] = UnavailableModel(model_id, directory, reason)
+                    continue
+                served[model.manifest.model_id] = model
+            self._snapshot = _Snapshot(served, unavailable, manifest_sha256)
+        old, new = before.served, served
+        return ReloadReport(
+            added=sorted(set(new) - set(old)),
+            changed=sorted(k for k in set(new) & set(old) if new[k] is not old[k]),
+            removed=sorted(set(old) - set(new)),
+            unchanged=sorted(k for k in set(new) & set(old) if new[k] is old[k]),
+            unavailable=sorted(unavailable.values(), key=lambda u: str(u.directory)),
         )
 
     def get(self, model_id: str) -> ServedModel:
-        """Returns the model with its explainer, or raises ModelNotFound."""
-        try:
-            return self._models[model_id]
-        except KeyError:
-            raise ModelNotFound(
-                f"unknown model {model_id!r}; known: {sorted(self._models)}"
-            ) from None
+        """Returns the model with its explainer.
+
+        Raises:
+            ModelIntegrityError: the model's directory is there but could not be served.
+            ModelNotFound: no directory declares this model.
+        """
+        model = self.describe(model_id)
+        if isinstance(model, UnavailableModel):
+            raise ModelIntegrityError(f"model {model_id} is unavailable: {model.reason}")
+        return model
+
+    def describe(self, model_id: str) -> ServedModel | UnavailableModel:
+        """The served model, or the unavailable one with its reason.
+
+        Raises:
+            ModelNotFound: no directory declares this model.
+        """
+        snapshot = self._snapshot
+        found = snapshot.served.get(model_id) or snapshot.unavailable.get(model_id)
+        if found is None:
+            raise ModelNotFound(f"unknown model {model_id!r}; known: {sorted(snapshot.served)}")
+        return found
 
     def all(self) -> list[ServedModel]:
-        """All models, ordered by id."""
-        return [self._models[k] for k in sorted(self._models)]
+        """All served models, ordered by id."""
+        served = self._snapshot.served
+        return [served[k] for k in sorted(served)]
+
+    def unavailable(self) -> list[UnavailableModel]:
+        """The model directories that could not be served, ordered by directory."""
+        return sorted(self._snapshot.unavailable.values(), key=lambda u: str(u.directory))

@@ -1,8 +1,10 @@
 """Building, running and stopping the gRPC server.
 
 Lifetimes are context managers. Start: models, archive, pipeline, server, health
-SERVING. Stop, in this order: health NOT_SERVING, drain in-flight calls for the grace
-period, backends, then the archive.
+SERVING (while at least one model is served; a model directory that fails to load is
+reported unavailable and never stops the server). SIGHUP, like the ReloadModels RPC,
+rereads the model directory. Stop, in this order: health NOT_SERVING, drain in-flight
+calls for the grace period, backends, then the archive.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from expound.pipeline.assembly import language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
 from expound.server.errors import ErrorInterceptor
+from expound.server.reloading import ModelReloader, log_unavailable
 from expound.server.servicer import ExplainServicer
 from expound.settings import Settings
 from expound.v1 import explain_pb2, explain_pb2_grpc
@@ -48,11 +51,16 @@ class RunningServer:
     pipeline: Pipeline
     records: RecordService
     health: health.aio.HealthServicer
+    reloader: ModelReloader
 
 
 def create_server(
-    address: str, servicer: ExplainServicer, max_message_bytes: int, reflect: bool
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    address: str,
+    servicer: ExplainServicer,
+    health_servicer: health.aio.HealthServicer,
+    max_message_bytes: int,
+    reflect: bool,
+) -> tuple[grpc.aio.Server, int]:
     """Creates (not starts) a server bound to ``address``; port 0 picks a free port."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
@@ -62,7 +70,6 @@ def create_server(
         ],
     )
     explain_pb2_grpc.add_ExplainServiceServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflect:
         reflection.enable_server_reflection(
@@ -71,13 +78,14 @@ def create_server(
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind {address}")
-    return server, port, health_servicer
+    return server, port
 
 
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Starts the whole service on ``settings`` and stops it in order on exit."""
     registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
+    log_unavailable(registry)
     async with contextlib.AsyncExitStack() as backends:
         # Unwound in reverse: the drafting backend closes before the archive.
         archive = await open_archive(settings)
@@ -98,17 +106,25 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             ranker=language.ranker if language else None,
         )
         records = RecordService(archive)
-        servicer = ExplainServicer(pipeline, records, registry)
-        server, port, health_servicer = create_server(
+        health_servicer = health.aio.HealthServicer()
+        serving = health_pb2.HealthCheckResponse.SERVING
+
+        async def report_models(any_served: bool) -> None:
+            status = serving if any_served else health_pb2.HealthCheckResponse.NOT_SERVING
+            await health_servicer.set("", status)
+            await health_servicer.set(SERVICE_NAME, status)
+
+        reloader = ModelReloader(registry, report_models)
+        servicer = ExplainServicer(pipeline, records, registry, reloader)
+        server, port = create_server(
             f"{settings.host}:{settings.port}",
             servicer,
+            health_servicer,
             settings.max_message_bytes,
             settings.reflection,
         )
         await server.start()
-        serving = health_pb2.HealthCheckResponse.SERVING
-        await health_servicer.set("", serving)
-        await health_servicer.set(SERVICE_NAME, serving)
+        await report_models(bool(registry.all()))
         if language is not None:
 
             async def report(healthy: bool) -> None:
@@ -120,7 +136,9 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             )
             backends.push_async_callback(_cancelled, watcher)
         try:
-            yield RunningServer(server, port, registry, pipeline, records, health_servicer)
+            yield RunningServer(
+                server, port, registry, pipeline, records, health_servicer, reloader
+            )
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)
@@ -133,16 +151,27 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs the service until SIGINT or SIGTERM."""
+    """Runs the service until SIGINT or SIGTERM; SIGHUP reloads the models."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running_server(settings) as running:
+        reloads: set[asyncio.Task[None]] = set()
+
+        def reload_models() -> None:
+            # The loop keeps only a weak reference to a task: hold it until it is done.
+            task = asyncio.create_task(running.reloader.reload_on_signal())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload_models)
         models = ", ".join(m.manifest.model_id for m in running.registry.all())
+        unavailable = len(running.registry.unavailable())
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
-            f"(models: {models}; archive: {settings.archive_path})\n"
+            f"(models: {models or 'none'}; unavailable: {unavailable}; "
+            f"archive: {settings.archive_path})\n"
             f"  try: .venv/bin/expound explain --model german-credit-gbm "
             f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}",
             flush=True,

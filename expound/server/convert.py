@@ -19,6 +19,7 @@ from expound.domain import (
 )
 from expound.errors import FieldViolation, InvalidRequest
 from expound.models.manifest import ModelManifest
+from expound.models.registry import ReloadReport, ServedModel, UnavailableModel
 from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
 
@@ -237,9 +238,30 @@ def record_filter_from_pb(message: pb.ListRecordsRequest) -> RecordFilter:
     )
 
 
+def model_status_to_pb(model: ServedModel | UnavailableModel) -> pb.ModelInfo:
+    """A served model's public description, or an unavailable one's reason."""
+    if isinstance(model, UnavailableModel):
+        return pb.ModelInfo(
+            model_id=model.model_id, available=False, unavailable_reason=model.reason
+        )
+    return model_to_pb(model.manifest, model.explainer.algorithm)
+
+
+def reload_report_to_pb(report: ReloadReport) -> pb.ReloadModelsResponse:
+    """What a reload changed."""
+    return pb.ReloadModelsResponse(
+        added=report.added,
+        changed=report.changed,
+        removed=report.removed,
+        unchanged=report.unchanged,
+        unavailable=[model_status_to_pb(m) for m in report.unavailable],
+    )
+
+
 def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
-    """A model's public description."""
+    """A served model's public description."""
     info = pb.ModelInfo(
+        available=True,
         model_id=manifest.model_id,
         version=manifest.version,
         title=manifest.title,

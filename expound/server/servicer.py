@@ -5,10 +5,11 @@ from __future__ import annotations
 import grpc
 
 from expound.errors import FieldViolation, InvalidRequest
-from expound.models.registry import ModelRegistry
+from expound.models.registry import ModelRegistry, ServedModel, UnavailableModel
 from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import RecordService
 from expound.server import convert
+from expound.server.reloading import ModelReloader
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 
@@ -16,10 +17,17 @@ from expound.v1 import explain_pb2_grpc
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     """gRPC adapter over :class:`Pipeline`."""
 
-    def __init__(self, pipeline: Pipeline, records: RecordService, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        records: RecordService,
+        registry: ModelRegistry,
+        reloader: ModelReloader,
+    ) -> None:
         self._pipeline = pipeline
         self._records = records
         self._registry = registry
+        self._reloader = reloader
 
     async def Explain(
         self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
@@ -60,16 +68,20 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(
-            models=[
-                convert.model_to_pb(m.manifest, m.explainer.algorithm) for m in self._registry.all()
-            ]
-        )
+        models: list[ServedModel | UnavailableModel] = [
+            *self._registry.all(),
+            *self._registry.unavailable(),
+        ]
+        return pb.ListModelsResponse(models=[convert.model_status_to_pb(m) for m in models])
 
     async def GetModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         if not request.model_id:
             raise InvalidRequest("invalid request", [FieldViolation("model_id", "required")])
-        model = self._registry.get(request.model_id)
-        return convert.model_to_pb(model.manifest, model.explainer.algorithm)
+        return convert.model_status_to_pb(self._registry.describe(request.model_id))
+
+    async def ReloadModels(
+        self, request: pb.ReloadModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReloadModelsResponse:
+        return convert.reload_report_to_pb(await self._reloader.reload())

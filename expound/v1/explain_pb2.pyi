@@ -332,6 +332,24 @@ class ListModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
 
+class ReloadModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadModelsResponse(_message.Message):
+    __slots__ = ("added", "changed", "removed", "unchanged", "unavailable")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    added: _containers.RepeatedScalarFieldContainer[str]
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    unchanged: _containers.RepeatedScalarFieldContainer[str]
+    unavailable: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, added: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., unavailable: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
 class FeatureSchema(_message.Message):
     __slots__ = ("name", "type", "description", "unit", "minimum", "maximum", "categories", "protected", "actionable", "nullable")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -357,7 +375,7 @@ class FeatureSchema(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., protected: _Optional[bool] = ..., actionable: _Optional[bool] = ..., nullable: _Optional[bool] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features")
+    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features", "available", "unavailable_reason")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +387,8 @@ class ModelInfo(_message.Message):
     EXPLAINER_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     version: str
     title: str
@@ -380,4 +400,6 @@ class ModelInfo(_message.Message):
     explainer: str
     units: str
     features: _containers.RepeatedCompositeFieldContainer[FeatureSchema]
-    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ...) -> None: ...
+    available: bool
+    unavailable_reason: str
+    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...

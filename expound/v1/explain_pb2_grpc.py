@@ -69,6 +69,11 @@ class ExplainServiceStub:
                 request_serializer=expound_dot_v1_dot_explain__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=expound_dot_v1_dot_explain__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.ReloadModels = channel.unary_unary(
+                '/expound.v1.ExplainService/ReloadModels',
+                request_serializer=expound_dot_v1_dot_explain__pb2.ReloadModelsRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.ReloadModelsResponse.FromString,
+                _registered_method=True)
 
 
 class ExplainServiceServicer:
@@ -110,14 +115,24 @@ class ExplainServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Lists the models this service can explain.
+        """Lists the models this service can explain, and the model directories it could not
+        load (available = false, with the reason).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """Returns one model's feature schema and decision rule.
+        """Returns one model's feature schema and decision rule, or why it is unavailable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReloadModels(self, request, context):
+        """Rereads the model directory: added, changed and removed models take effect for the
+        calls that start after it; calls in flight finish on the version they started with.
+        FAILED_PRECONDITION when the directory is missing or empty (nothing changes then).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,6 +175,11 @@ def add_ExplainServiceServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=expound_dot_v1_dot_explain__pb2.GetModelRequest.FromString,
                     response_serializer=expound_dot_v1_dot_explain__pb2.ModelInfo.SerializeToString,
+            ),
+            'ReloadModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModels,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.ReloadModelsRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.ReloadModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +371,33 @@ class ExplainService:
             '/expound.v1.ExplainService/GetModel',
             expound_dot_v1_dot_explain__pb2.GetModelRequest.SerializeToString,
             expound_dot_v1_dot_explain__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/ReloadModels',
+            expound_dot_v1_dot_explain__pb2.ReloadModelsRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.ReloadModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,12 @@ def test_a_changed_artifact_is_refused(model_copy: Path) -> None:
     artifact.write_text(text[:position] + "9" + text[position:])
     with pytest.raises(ModelIntegrityError, match=r"artifact .*model\.lgb\.txt has sha256"):
         load_model(model_copy)
-    with pytest.raises(ModelIntegrityError, match=r"model\.lgb\.txt"):
-        ModelRegistry.from_directory(model_copy.parent, build_explainer)
+    # The registry still starts: that one model is unavailable, saying why.
+    registry = ModelRegistry.from_directory(model_copy.parent, build_explainer)
+    [unavailable] = registry.unavailable()
+    assert unavailable.model_id == GBM_ID
+    assert re.search(rf"{model_copy}: artifact .*model\.lgb\.txt has sha256", unavailable.reason)
+    assert [m.manifest.model_id for m in registry.all()] == [LOGISTIC_ID]
 
 
 def test_a_changed_background_is_refused(model_copy: Path) -> None:

@@ -1,0 +1,100 @@
+"""Model directories for the registry tests: copies of the demo models, good and broken."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from expound.models.training import GBM_ID, LOGISTIC_ID
+
+ARTIFACT = "model.lgb.txt"
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    return dict(json.loads((directory / "manifest.json").read_text()))
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def copy_model(
+    models_dir: Path,
+    root: Path,
+    name: str,
+    source: str = GBM_ID,
+    change: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Copies demo model ``source`` to ``root/name``, its id set to ``name``, then ``change``."""
+    directory = root / name
+    shutil.copytree(models_dir / source, directory)
+    manifest = read_manifest(directory)
+    manifest["model_id"] = name
+    if change is not None:
+        change(manifest)
+    write_manifest(directory, manifest)
+    return directory
+
+
+def retrained_artifact(directory: Path, version: str) -> str:
+    """Changes one leaf of the tree model's artifact and declares it as ``version``.
+
+    Returns the new artifact's sha256 (now in the manifest too).
+    """
+    artifact = directory / ARTIFACT
+    text = artifact.read_text()
+    # One digit of the first leaf value changed: a valid model file that scores
+    # differently. Its length must stay: the file's header records each tree's size, and
+    # LightGBM aborts the process on a mismatch.
+    digit = text.index(".", text.index("leaf_value=")) + 1
+    changed = str((int(text[digit]) + 5) % 10)
+    artifact.write_text(text[:digit] + changed + text[digit + 1 :])
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    manifest = read_manifest(directory)
+    manifest["version"] = version
+    manifest["artifact_sha256"] = digest
+    write_manifest(directory, manifest)
+    return digest
+
+
+def _todo(manifest: dict[str, Any]) -> None:
+    manifest["features"][0]["description"] = "TODO: say what this is"
+    manifest["features"][1]["protected"] = "TODO"
+    manifest["reasons"][0]["text"] = "TODO"
+
+
+def mixed_models(models_dir: Path, root: Path) -> dict[str, Path]:
+    """The two demo models and four broken directories beside them, by directory name.
+
+    Broken: ``bad-json`` (manifest is not JSON), ``bad-hash`` (artifact changed after
+    hashing), ``no-artifact`` (artifact missing), ``todo-left`` (three TODOs left).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(models_dir / GBM_ID, root / GBM_ID)
+    shutil.copytree(models_dir / LOGISTIC_ID, root / LOGISTIC_ID)
+    bad_json = copy_model(models_dir, root, "bad-json")
+    (bad_json / "manifest.json").write_text('{"model_id": "bad-json", ')
+    bad_hash = copy_model(models_dir, root, "bad-hash")
+    (bad_hash / ARTIFACT).write_text((bad_hash / ARTIFACT).read_text() + "\n")
+    no_artifact = copy_model(models_dir, root, "no-artifact")
+    (no_artifact / ARTIFACT).unlink()
+    todo = copy_model(models_dir, root, "todo-left", change=_todo)
+    return {
+        d.name: d
+        for d in (root / GBM_ID, root / LOGISTIC_ID, bad_json, bad_hash, no_artifact, todo)
+    }
+
+
+# What each broken directory's reason must say, after naming the directory.
+BROKEN_REASONS = {
+    "bad-json": r"invalid manifest: manifest\.json is not JSON",
+    "bad-hash": r"artifact .*model\.lgb\.txt has sha256 [0-9a-f]{64}, manifest says .* "
+    r"\(field artifact_sha256\)",
+    "no-artifact": r"cannot read artifact .*model\.lgb\.txt",
+    "todo-left": r"manifest has 3 TODO\(s\) left, in: features\[\w+\]\.description, "
+    r"features\[\w+\]\.protected, reasons\[\w+\]\.text",
+}
