@@ -99,9 +99,39 @@ def _cmd_explain(args: argparse.Namespace, client: ExplainClient) -> int:
     return 0
 
 
+def _cmd_models_check(args: argparse.Namespace) -> int:
+    from expound.explainers.algorithms import build_explainer
+    from expound.explainers.checking import check_model_directory
+
+    report = check_model_directory(
+        args.directory,
+        build_explainer,
+        sample=args.data,
+        target=args.target_column,
+        adverse_value=args.adverse_value,
+        tolerance=args.tolerance,
+    )
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _cmd_models_reload(client: ExplainClient) -> int:
+    report = client.reload_models()
+    for what in ("added", "changed", "removed", "unchanged"):
+        print(f"{what:<10} {', '.join(getattr(report, what)) or '-'}")
+    for info in report.unavailable:
+        print(f"unavailable {info.model_id}: {info.unavailable_reason}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
+    if args.action == "reload":
+        return _cmd_models_reload(client)
     if args.action == "list":
         for info in client.list_models():
+            if not info.available:
+                print(f"{info.model_id:<26} UNAVAILABLE: {info.unavailable_reason}")
+                continue
             print(
                 f"{info.model_id:<26} {info.version:<8} {info.kind:<10} "
                 f"{info.explainer:<28} {info.title}"
@@ -111,6 +141,9 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.json:
         print(_as_json(info))
         return 0
+    if not info.available:
+        print(f"{info.model_id}: unavailable: {info.unavailable_reason}")
+        return 1
     print(
         f"{info.model_id} {info.version}: {info.title}\n"
         f"  kind {info.kind}, explainer {info.explainer}"
@@ -197,12 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--json", action="store_true", help="print the full response as JSON")
 
-    models = commands.add_parser("models", help="list or show models")
+    models = commands.add_parser("models", help="list, show, check or reload models")
     model_actions = models.add_subparsers(dest="action", required=True)
     model_actions.add_parser("list")
     show = model_actions.add_parser("show")
     show.add_argument("model_id")
     show.add_argument("--json", action="store_true")
+    model_actions.add_parser("reload", help="have the server reread its model directory")
+    check = model_actions.add_parser(
+        "check", help="check a model directory as the server would (no server needed)"
+    )
+    check.add_argument("directory", type=Path)
+    check.add_argument("--data", type=Path, help="CSV sample, one column per feature name")
+    check.add_argument(
+        "--target", dest="target_column", help="sample column with the actual outcome"
+    )
+    check.add_argument(
+        "--adverse-value", default="1", help="the --target value of an adverse outcome"
+    )
+    check.add_argument("--tolerance", type=float, default=1e-6, help="additivity tolerance")
 
     records = commands.add_parser("records", help="read archived records")
     record_actions = records.add_subparsers(dest="action", required=True)
@@ -253,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, ServiceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.command == "models" and args.action == "check":
+        return _cmd_models_check(args)
     handlers = {"explain": _cmd_explain, "models": _cmd_models, "records": _cmd_records}
     try:
         with ExplainClient(args.target, timeout=args.timeout) as client:

@@ -150,7 +150,7 @@ class ExplainClient:
         return response
 
     def list_models(self) -> list[pb.ModelInfo]:
-        """The models the server explains."""
+        """The models the server explains, then those it could not load (available False)."""
         response: pb.ListModelsResponse = self._stub.ListModels(
             pb.ListModelsRequest(), timeout=self._timeout
         )
@@ -162,3 +162,10 @@ class ExplainClient:
             pb.GetModelRequest(model_id=model_id), timeout=self._timeout
         )
         return info
+
+    def reload_models(self) -> pb.ReloadModelsResponse:
+        """Has the server reread its model directory; says what changed."""
+        report: pb.ReloadModelsResponse = self._stub.ReloadModels(
+            pb.ReloadModelsRequest(), timeout=self._timeout
+        )
+        return report
