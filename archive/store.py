@@ -1,13 +1,18 @@
-"""The archive contract: append-only, committed before the answer, queried by id or filter.
+"""The archive's interface, split by who uses it, and the values it hands out.
 
 Every store is an RFC 6962 Merkle log (`expound.archive.log`) with signed checkpoints
 (`expound.archive.signing`): it proves any record's inclusion in, and any two checkpoints'
-consistency with, the log it serves.
+consistency with, the log it serves. All stores are one engine (`expound.archive.engine`)
+over SQLite, PostgreSQL or memory, so they behave alike.
+
+* `RecordLog`: the request path (append, read, prove);
+* `RetentionAdmin`: legal holds and expiry, for the retention commands;
+* `LogSource`: the audit's read of the whole log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,8 +72,27 @@ class ExpiryReport:
     tombstones: list[StoredRecord]
 
 
-class ArchiveStore(Protocol):
-    """An append-only store of explanation records. Never updates or deletes."""
+@dataclass(frozen=True)
+class LogRow:
+    """One log entry as an audit reads it; ``canonical`` is None once expired."""
+
+    seq: int
+    leaf_hash: bytes
+    root_after: bytes
+    canonical: bytes | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """The whole log for an audit: every checkpoint, by size, and the entries, streamed."""
+
+    checkpoints: list[Checkpoint]
+    rows: AsyncGenerator[LogRow, None]
+
+
+class RecordLog(Protocol):
+    """The request path: append, read and prove. Never updates or deletes."""
 
     async def append(self, record: NewRecord) -> StoredRecord:
         """Commits ``record`` durably and returns it with its sequence number.
@@ -112,8 +136,21 @@ class ArchiveStore(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Releases the store."""
+        ...
+
+
+class RetentionAdmin(Protocol):
+    """Retention administration: legal holds and expiry."""
+
     async def set_legal_hold(self, record_id: str, held: bool, reason: str) -> StoredRecord:
-        """Places or releases a legal hold on a record; returns it as now stored."""
+        """Places or releases a legal hold on a record; returns it as now stored.
+
+        Raises:
+            RetentionRefused: A hold is placed on a record already held (the first hold and
+                its reason stand; release it first to change them).
+        """
         ...
 
     async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
@@ -124,6 +161,14 @@ class ArchiveStore(Protocol):
         """
         ...
 
-    async def aclose(self) -> None:
-        """Releases the store."""
+
+class LogSource(Protocol):
+    """What an audit reads."""
+
+    async def read_log(self) -> LogRead:
+        """Every checkpoint and, streamed in ``seq`` order, every entry."""
         ...
+
+
+class ArchiveStore(RecordLog, RetentionAdmin, LogSource, Protocol):
+    """Everything a store offers; each user needs only one of its parts."""

@@ -20,7 +20,8 @@ from expound.archive.log import (
     plan_append,
     root_range,
 )
-from expound.archive.merkle import MerkleTree, leaf_hash
+from expound.archive.merkle import leaf_hash
+from tests.support.merkle_reference import MerkleTree
 
 
 def build(size: int) -> tuple[list[bytes], dict[NodeKey, bytes], list[bytes]]:

@@ -1,0 +1,482 @@
+"""The archive's one log engine, over thin adapters for SQLite, PostgreSQL and memory.
+
+Everything the archive does is written here once: appends (with the cached frontier and the
+checkpoint signed when one is due), proofs, listing, holds, expiry and the audit's read. An
+adapter (`Driver`) only runs a unit of work in one transaction over its `Tables` (taking the
+log's write lock for writes) and turns its database's errors into ours; the model is Trillian
+Tessera, whose storage drivers share one integration of entries into the tree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from expound.archive.checkpoint import Checkpoint
+from expound.archive.log import (
+    NodeKey,
+    consistency_ranges,
+    fold_root,
+    frontier_keys,
+    hashes_of,
+    inclusion_ranges,
+    keys_of,
+    plan_append,
+)
+from expound.archive.records import NewRecord, StoredRecord, build_tombstone
+from expound.archive.retention import RetentionPolicy, require_expirable
+from expound.archive.signing import CheckpointPolicy
+from expound.archive.store import (
+    ConsistencyProof,
+    DuplicateIdempotencyKey,
+    ExpiryReport,
+    InclusionProof,
+    LogRead,
+    LogRow,
+    RecordFilter,
+    RecordPage,
+)
+from expound.errors import (
+    ArchiveUnavailable,
+    FieldViolation,
+    InvalidRequest,
+    RecordNotFound,
+    RetentionRefused,
+)
+from expound.times import utc_now
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+READ_BATCH = 2000
+"""Entries per read while an audit streams the log."""
+
+RETENTION_GUARD = "payload is retained or on legal hold"
+"""What the databases' delete guard on payloads says; `failure` maps it to RetentionRefused."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which entries `Tables.select` returns; empty fields do not filter.
+
+    ``listing`` selects records (not tombstones) matching it, newest first; every other
+    query returns entries oldest first. ``expirable_at`` selects records whose payload is
+    present, not held and retained until no later than that time.
+    """
+
+    record_id: str = ""
+    idempotency_key: str = ""
+    listing: RecordFilter | None = None
+    below: int | None = None
+    expirable_at: str = ""
+    limit: int = 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One leaf to write: the record, where it goes, and the subtrees it completes."""
+
+    seq: int
+    record: NewRecord
+    root_after: bytes
+    retain_until: str
+    nodes: list[tuple[NodeKey, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold as placed."""
+
+    reason: str
+    placed_at: str
+
+
+class Tables(Protocol):
+    """A log's tables inside one transaction: what an adapter stores and finds."""
+
+    async def size(self) -> int:
+        """Number of entries."""
+        ...
+
+    async def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        """The stored nodes among ``keys`` (level 0: leaf hashes); missing ones are absent."""
+        ...
+
+    async def checkpoint(self, size: int | None) -> Checkpoint | None:
+        """The checkpoint at ``size`` (None: the latest), if signed."""
+        ...
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, by size."""
+        ...
+
+    async def insert_entry(self, entry: Entry) -> None:
+        """Writes the entry, its payload and its nodes."""
+        ...
+
+    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Writes a signed checkpoint."""
+        ...
+
+    async def select(self, query: Query) -> list[StoredRecord]:
+        """The entries ``query`` names."""
+        ...
+
+    async def log_rows(self, start: int, limit: int) -> list[LogRow]:
+        """Up to ``limit`` entries from ``seq`` >= ``start``, in order, as an audit reads them."""
+        ...
+
+    async def hold(self, seq: int) -> Hold | None:
+        """The hold on entry ``seq``, if any."""
+        ...
+
+    async def place_hold(self, seq: int, hold: Hold) -> None:
+        """Places a hold on entry ``seq`` (none is there)."""
+        ...
+
+    async def release_hold(self, seq: int) -> None:
+        """Removes the hold on entry ``seq``."""
+        ...
+
+    async def remove_payload(self, seq: int) -> None:
+        """Deletes entry ``seq``'s payload (the database refuses while it is retained)."""
+        ...
+
+
+Work = Callable[[Tables], Coroutine[Any, Any, T]]
+
+
+class Driver(Protocol):
+    """One database: runs work in transactions and owns the connections."""
+
+    async def run(self, work: Work[T], write: bool) -> T:
+        """Runs ``work`` in one transaction, committing if it returns.
+
+        Args:
+            work: The unit of work.
+            write: Whether it writes: it then holds the log's lock, one writer at a time
+                across every process that shares the database.
+
+        Raises:
+            DuplicateIdempotencyKey, RetentionRefused, ArchiveUnavailable: the database's
+                errors, translated by `failure`.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Closes the connections."""
+        ...
+
+
+def failure(message: str, integrity: bool, write: bool) -> Exception:
+    """Our exception for a database error: the translation every adapter shares.
+
+    Args:
+        message: The database's message, with any constraint name.
+        integrity: Whether the database reported an integrity (constraint) violation.
+        write: Whether the failed work was a write transaction.
+    """
+    if integrity and "idempotency_key" in message:
+        return DuplicateIdempotencyKey(message)
+    if integrity and RETENTION_GUARD in message:
+        return RetentionRefused(f"payload may not be removed: {message}")
+    if write:
+        return ArchiveUnavailable(f"archive write could not be committed: {message}")
+    return ArchiveUnavailable(f"archive read failed: {message}")
+
+
+def parse_page_token(token: str) -> int | None:
+    """The sequence number a page token continues below (None for the first page)."""
+    if not token:
+        return None
+    if not token.isdigit() or len(token) > 19:
+        raise InvalidRequest(
+            "invalid page token", [FieldViolation("page_token", "not a token this service issued")]
+        )
+    return int(token)
+
+
+def require_checkpoint(found: Checkpoint | None, size: int, field_name: str) -> Checkpoint:
+    """``found``, or InvalidRequest naming the field when no checkpoint was signed at ``size``."""
+    if found is None:
+        raise InvalidRequest(
+            f"no signed checkpoint at size {size}",
+            [FieldViolation(field_name, "not the size of a signed checkpoint")],
+        )
+    return found
+
+
+Frontier = tuple[int, list[bytes]]
+
+
+class LogArchive:
+    """An archive store: the Merkle log over one adapter. Open it with `open_log`."""
+
+    def __init__(
+        self, driver: Driver, signer: CheckpointPolicy | None, retention: RetentionPolicy
+    ) -> None:
+        """Use `open_log`, which checks the signer against the log."""
+        self._driver = driver
+        self._signer = signer
+        self._retention = retention
+        # The frontier after the last append this process committed; every write checks it
+        # against the log's size, since other processes may append too.
+        self._frontier: Frontier = (0, [])
+
+    # -- the log -------------------------------------------------------------------------
+
+    async def _frontier_in(self, tables: Tables) -> Frontier:
+        size = await tables.size()
+        if self._frontier[0] == size:
+            return self._frontier
+        keys = frontier_keys(size)
+        nodes = await _nodes_in(tables, keys)
+        return size, [nodes[key] for key in keys]
+
+    def _signing(self) -> CheckpointPolicy:
+        if self._signer is None:
+            raise ArchiveUnavailable("this archive was opened to be read, not written")
+        return self._signer
+
+    async def _append_in(
+        self, tables: Tables, record: NewRecord, frontier: Frontier
+    ) -> tuple[StoredRecord, Frontier]:
+        signer = self._signing()
+        step = plan_append(*frontier, record.leaf_hash)
+        retain_until = self._retention.retain_until(record.model_id, record.created_at)
+        await tables.insert_entry(Entry(step.seq, record, step.root, retain_until, step.nodes))
+        if signer.due(await tables.checkpoint(None), step.seq + 1, datetime.now(UTC)):
+            await tables.insert_checkpoint(signer.sign(step.seq + 1, step.root))
+        stored = StoredRecord(
+            seq=step.seq,
+            record_id=record.record_id,
+            model_id=record.model_id,
+            decision_id=record.decision_id,
+            idempotency_key=record.idempotency_key,
+            request_sha256=record.request_sha256,
+            created_at=record.created_at,
+            decision=record.decision,
+            sha256=record.sha256,
+            canonical=record.canonical,
+            leaf_hash=step.leaf,
+            kind=record.kind,
+            retain_until=retain_until,
+        )
+        return stored, (step.seq + 1, step.frontier)
+
+    async def append(self, record: NewRecord) -> StoredRecord:
+        try:
+            (stored,) = await self.append_batch([record])
+        except DuplicateIdempotencyKey as exc:
+            raise DuplicateIdempotencyKey(record.idempotency_key) from exc
+        return stored
+
+    async def append_batch(self, records: Sequence[NewRecord]) -> list[StoredRecord]:
+        """Appends several records in one transaction: all or none (imports, benchmarks)."""
+
+        async def work(tables: Tables) -> tuple[list[StoredRecord], Frontier]:
+            frontier = await self._frontier_in(tables)
+            stored = []
+            for record in records:
+                entry, frontier = await self._append_in(tables, record, frontier)
+                stored.append(entry)
+            return stored, frontier
+
+        stored, self._frontier = await self._driver.run(work, write=True)
+        return stored
+
+    # -- checkpoints and proofs ----------------------------------------------------------
+
+    async def _covering(self, covering: int) -> Checkpoint | None:
+        """The latest checkpoint, signing one now if it covers fewer than ``covering``."""
+
+        async def latest(tables: Tables) -> Checkpoint | None:
+            return await tables.checkpoint(None)
+
+        found = await self._driver.run(latest, write=False)
+        if found is not None and found.size >= covering:
+            return found
+
+        async def sign(tables: Tables) -> Checkpoint | None:
+            found = await tables.checkpoint(None)
+            if found is not None and found.size >= covering:
+                return found
+            size, frontier = await self._frontier_in(tables)
+            if size == 0:
+                return None
+            signed = self._signing().sign(size, fold_root(frontier))
+            await tables.insert_checkpoint(signed)
+            return signed
+
+        return await self._driver.run(sign, write=True)
+
+    async def _checkpoint_at(self, size: int, field_name: str) -> Checkpoint:
+        async def at(tables: Tables) -> Checkpoint | None:
+            return await tables.checkpoint(size)
+
+        return require_checkpoint(await self._driver.run(at, write=False), size, field_name)
+
+    async def _read_nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        return await self._driver.run(lambda tables: _nodes_in(tables, keys), write=False)
+
+    async def checkpoint(self, size: int = 0) -> Checkpoint | None:
+        if size:
+            return await self._checkpoint_at(size, "new_size")
+
+        async def current(tables: Tables) -> int:
+            return await tables.size()
+
+        return await self._covering(await self._driver.run(current, write=False))
+
+    async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
+        checkpoint = await self._covering(record.seq + 1)
+        assert checkpoint is not None  # the log holds ``record``
+        ranges = inclusion_ranges(record.seq, checkpoint.size)
+        nodes = await self._read_nodes(keys_of(ranges))
+        return InclusionProof(record.seq, record.leaf_hash, hashes_of(ranges, nodes), checkpoint)
+
+    async def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
+        new = require_checkpoint(await self.checkpoint(new_size), new_size, "new_size")
+        if old_size > new.size:
+            raise InvalidRequest(
+                "old_size is larger than new_size",
+                [FieldViolation("old_size", f"at most new_size ({new.size})")],
+            )
+        old = await self._checkpoint_at(old_size, "old_size") if old_size else None
+        ranges = consistency_ranges(old_size, new.size)
+        nodes = await self._read_nodes(keys_of(ranges))
+        return ConsistencyProof(old, new, hashes_of(ranges, nodes))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def _select(self, query: Query) -> list[StoredRecord]:
+        async def select(tables: Tables) -> list[StoredRecord]:
+            return await tables.select(query)
+
+        return await self._driver.run(select, write=False)
+
+    async def get(self, record_id: str) -> StoredRecord:
+        found = await self._select(Query(record_id=record_id))
+        if not found:
+            raise RecordNotFound(f"no record {record_id!r}")
+        return found[0]
+
+    async def find_by_idempotency_key(self, key: str) -> StoredRecord | None:
+        found = await self._select(Query(idempotency_key=key))
+        return found[0] if found else None
+
+    async def list(self, where: RecordFilter, page_size: int, page_token: str) -> RecordPage:
+        below = parse_page_token(page_token)
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        rows = await self._select(Query(listing=where, below=below, limit=size + 1))
+        more = len(rows) > size
+        rows = rows[:size]
+        return RecordPage(rows, str(rows[-1].seq) if more else "")
+
+    async def read_log(self) -> LogRead:
+        async def everything(tables: Tables) -> list[Checkpoint]:
+            return await tables.checkpoints()
+
+        async def rows() -> AsyncGenerator[LogRow, None]:
+            start = 0
+            while True:
+                batch = await self._driver.run(_log_rows(start), write=False)
+                for row in batch:
+                    yield row
+                if len(batch) < READ_BATCH:
+                    return
+                start = batch[-1].seq + 1
+
+        return LogRead(await self._driver.run(everything, write=False), rows())
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def set_legal_hold(self, record_id: str, held: bool, reason: str) -> StoredRecord:
+        async def change(tables: Tables) -> StoredRecord:
+            record = await _get_in(tables, record_id)
+            placed = await tables.hold(record.seq)
+            if held and placed is not None:
+                raise RetentionRefused(
+                    f"{record_id} is already under legal hold since {placed.placed_at} "
+                    f"({placed.reason}); release it to place another"
+                )
+            if held:
+                await tables.place_hold(record.seq, Hold(reason, utc_now()))
+            elif placed is not None:
+                await tables.release_hold(record.seq)
+            return await _get_in(tables, record_id)
+
+        return await self._driver.run(change, write=True)
+
+    async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
+        now = utc_now()
+
+        async def expire_due(tables: Tables) -> tuple[ExpiryReport, Frontier]:
+            if record_ids is None:
+                due = await tables.select(Query(expirable_at=now))
+            else:
+                due = [await _get_in(tables, record_id) for record_id in record_ids]
+            frontier = await self._frontier_in(tables)
+            tombstones = []
+            for record in due:
+                require_expirable(record, now)
+                await tables.remove_payload(record.seq)
+                tombstone = build_tombstone(record, str(uuid.uuid4()), now)
+                stored, frontier = await self._append_in(tables, tombstone, frontier)
+                tombstones.append(stored)
+            return ExpiryReport(due, tombstones), frontier
+
+        report, self._frontier = await self._driver.run(expire_due, write=True)
+        return report
+
+    async def aclose(self) -> None:
+        await self._driver.aclose()
+
+
+async def _nodes_in(tables: Tables, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+    found = await tables.nodes(keys)
+    missing = set(keys) - found.keys()
+    if missing:
+        raise ArchiveUnavailable(f"the log is missing its nodes {sorted(missing)}")
+    return found
+
+
+def _log_rows(start: int) -> Work[list[LogRow]]:
+    return lambda tables: tables.log_rows(start, READ_BATCH)
+
+
+async def _get_in(tables: Tables, record_id: str) -> StoredRecord:
+    found = await tables.select(Query(record_id=record_id))
+    if not found:
+        raise RecordNotFound(f"no record {record_id!r}")
+    return found[0]
+
+
+async def open_log(
+    driver: Driver,
+    signer_for: Callable[[Checkpoint | None], CheckpointPolicy] | None,
+    retention: RetentionPolicy,
+) -> LogArchive:
+    """The store over ``driver``, its signer checked against the log's latest checkpoint.
+
+    Args:
+        driver: The opened adapter; closed here if the log cannot be opened.
+        signer_for: Given the latest checkpoint (None for a log never signed), the policy
+            that signs this log; it should refuse a key that did not sign ``latest``. None
+            opens the log to be read only (an audit needs no private key).
+        retention: How long payloads are kept.
+    """
+    try:
+
+        async def latest(tables: Tables) -> Checkpoint | None:
+            return await tables.checkpoint(None)
+
+        signer = None if signer_for is None else signer_for(await driver.run(latest, False))
+    except BaseException:
+        await driver.aclose()
+        raise
+    return LogArchive(driver, signer, retention)
