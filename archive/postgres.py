@@ -178,7 +178,7 @@ class _Driver:
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                     return await work(SqlTables(_Cursor(conn)))
         except psycopg.Error as exc:
-            integrity = isinstance(exc, psycopg.errors.IntegrityConstraintViolation)
+            integrity = isinstance(exc, psycopg.IntegrityError)
             name = getattr(exc.diag, "constraint_name", None) or ""
             raise failure(f"{exc} {name}".strip(), integrity, write) from exc
 

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,10 +146,23 @@ class Backend:
             await store.aclose()
 
 
-async def _postgres_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    request.getfixturevalue("postgres_server")
-    conn: psycopg.Connection[Any] = request.getfixturevalue("postgresql")
-    info = conn.info
+@dataclass(frozen=True)
+class PostgresRoles:
+    """A fresh database with an owner and two login roles, no schema yet."""
+
+    owner_dsn: str
+    service: str
+    retention: str
+    service_dsn: str
+    retention_dsn: str
+
+
+@pytest.fixture
+def postgres_roles(
+    postgres_server: None, postgresql: psycopg.Connection[Any]
+) -> Iterator[PostgresRoles]:
+    """Roles for one test, dropped after it; they log in over loopback TCP."""
+    info = postgresql.info
     owner = f"host={info.host} port={info.port} user={info.user} dbname={info.dbname}"
     suffix = uuid.uuid4().hex[:8]
     service, retention = f"expound_service_{suffix}", f"expound_retention_{suffix}"
@@ -157,19 +170,31 @@ async def _postgres_backend(request: pytest.FixtureRequest) -> AsyncIterator[Bac
     with psycopg.connect(owner, autocommit=True) as admin:
         for role in (service, retention):
             admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+
+    def dsn(role: str) -> str:
+        return (
+            f"host=127.0.0.1 port={info.port} user={role} password={password} dbname={info.dbname}"
+        )
+
     try:
-        async with await psycopg.AsyncConnection.connect(owner, autocommit=True) as init:
-            await install_schema(init, service, retention)
-
-        def dsn(role: str) -> str:
-            return f"host=127.0.0.1 port={info.port} user={role} password={password} dbname={info.dbname}"
-
-        yield Backend("postgres", dsn=dsn(service), retention_dsn=dsn(retention), owner_dsn=owner)
+        yield PostgresRoles(owner, service, retention, dsn(service), dsn(retention))
     finally:
         with psycopg.connect(owner, autocommit=True) as admin:
             for role in (service, retention):
                 admin.execute(f"DROP OWNED BY {role}")
                 admin.execute(f"DROP ROLE {role}")
+
+
+async def _postgres_backend(request: pytest.FixtureRequest) -> Backend:
+    roles: PostgresRoles = request.getfixturevalue("postgres_roles")
+    async with await psycopg.AsyncConnection.connect(roles.owner_dsn, autocommit=True) as init:
+        await install_schema(init, roles.service, roles.retention)
+    return Backend(
+        "postgres",
+        dsn=roles.service_dsn,
+        retention_dsn=roles.retention_dsn,
+        owner_dsn=roles.owner_dsn,
+    )
 
 
 def backend_fixture(*kinds: str) -> Any:
@@ -178,8 +203,7 @@ def backend_fixture(*kinds: str) -> Any:
     @pytest.fixture(params=kinds)
     async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
         if request.param == "postgres":
-            async for made in _postgres_backend(request):
-                yield made
+            yield await _postgres_backend(request)
             return
         yield Backend(request.param, sqlite_path=tmp_path / "archive.sqlite3")
 
