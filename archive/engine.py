@@ -9,6 +9,7 @@ Tessera, whose storage drivers share one integration of entries into the tree.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -100,51 +101,39 @@ class Tables(Protocol):
 
     async def size(self) -> int:
         """Number of entries."""
-        ...
 
     async def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
         """The stored nodes among ``keys`` (level 0: leaf hashes); missing ones are absent."""
-        ...
 
     async def checkpoint(self, size: int | None) -> Checkpoint | None:
         """The checkpoint at ``size`` (None: the latest), if signed."""
-        ...
 
     async def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint, by size."""
-        ...
 
     async def insert_entry(self, entry: Entry) -> None:
         """Writes the entry, its payload and its nodes."""
-        ...
 
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Writes a signed checkpoint."""
-        ...
 
     async def select(self, query: Query) -> list[StoredRecord]:
         """The entries ``query`` names."""
-        ...
 
     async def log_rows(self, start: int, limit: int) -> list[LogRow]:
         """Up to ``limit`` entries from ``seq`` >= ``start``, in order, as an audit reads them."""
-        ...
 
     async def hold(self, seq: int) -> Hold | None:
         """The hold on entry ``seq``, if any."""
-        ...
 
     async def place_hold(self, seq: int, hold: Hold) -> None:
         """Places a hold on entry ``seq`` (none is there)."""
-        ...
 
     async def release_hold(self, seq: int) -> None:
         """Removes the hold on entry ``seq``."""
-        ...
 
     async def remove_payload(self, seq: int) -> None:
         """Deletes entry ``seq``'s payload (the database refuses while it is retained)."""
-        ...
 
 
 Work = Callable[[Tables], Coroutine[Any, Any, T]]
@@ -165,11 +154,9 @@ class Driver(Protocol):
             DuplicateIdempotencyKey, RetentionRefused, ArchiveUnavailable: the database's
                 errors, translated by `failure`.
         """
-        ...
 
     async def aclose(self) -> None:
         """Closes the connections."""
-        ...
 
 
 def failure(message: str, integrity: bool, write: bool) -> Exception:
@@ -187,6 +174,25 @@ def failure(message: str, integrity: bool, write: bool) -> Exception:
     if write:
         return ArchiveUnavailable(f"archive write could not be committed: {message}")
     return ArchiveUnavailable(f"archive read failed: {message}")
+
+
+def stored_entry(record: NewRecord, seq: int, retain_until: str) -> StoredRecord:
+    """``record`` as appended at ``seq``: payload present, no hold."""
+    return StoredRecord(
+        seq=seq,
+        record_id=record.record_id,
+        model_id=record.model_id,
+        decision_id=record.decision_id,
+        idempotency_key=record.idempotency_key,
+        request_sha256=record.request_sha256,
+        created_at=record.created_at,
+        decision=record.decision,
+        sha256=record.sha256,
+        canonical=record.canonical,
+        leaf_hash=record.leaf_hash,
+        kind=record.kind,
+        retain_until=retain_until,
+    )
 
 
 def parse_page_token(token: str) -> int | None:
@@ -251,21 +257,7 @@ class LogArchive:
         await tables.insert_entry(Entry(step.seq, record, step.root, retain_until, step.nodes))
         if signer.due(await tables.checkpoint(None), step.seq + 1, datetime.now(UTC)):
             await tables.insert_checkpoint(signer.sign(step.seq + 1, step.root))
-        stored = StoredRecord(
-            seq=step.seq,
-            record_id=record.record_id,
-            model_id=record.model_id,
-            decision_id=record.decision_id,
-            idempotency_key=record.idempotency_key,
-            request_sha256=record.request_sha256,
-            created_at=record.created_at,
-            decision=record.decision,
-            sha256=record.sha256,
-            canonical=record.canonical,
-            leaf_hash=step.leaf,
-            kind=record.kind,
-            retain_until=retain_until,
-        )
+        stored = stored_entry(record, step.seq, retain_until)
         return stored, (step.seq + 1, step.frontier)
 
     async def append(self, record: NewRecord) -> StoredRecord:
@@ -382,14 +374,21 @@ class LogArchive:
             return await tables.checkpoints()
 
         async def rows() -> AsyncGenerator[LogRow, None]:
-            start = 0
-            while True:
-                batch = await self._driver.run(_log_rows(start), write=False)
-                for row in batch:
-                    yield row
-                if len(batch) < READ_BATCH:
-                    return
-                start = batch[-1].seq + 1
+            # The next batch is read while the caller checks this one: reading and hashing
+            # overlap, so the audit costs about the larger of the two, not their sum.
+            pending = asyncio.ensure_future(self._driver.run(_log_rows(0), write=False))
+            try:
+                while True:
+                    batch = await pending
+                    if len(batch) == READ_BATCH:
+                        after = _log_rows(batch[-1].seq + 1)
+                        pending = asyncio.ensure_future(self._driver.run(after, write=False))
+                    for row in batch:
+                        yield row
+                    if len(batch) < READ_BATCH:
+                        return
+            finally:
+                pending.cancel()
 
         return LogRead(await self._driver.run(everything, write=False), rows())
 

@@ -19,7 +19,7 @@ Proof orders and shapes are those of the reference tree the tests compare agains
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from expound.archive.merkle import EMPTY_ROOT, check_hash, node_hash
 
@@ -36,7 +36,6 @@ __all__ = [
     "keys_of",
     "largest_power_of_two_below",
     "plan_append",
-    "root_range",
 ]
 
 NodeKey = tuple[int, int]
@@ -80,11 +79,6 @@ def complete_parts(start: int, end: int) -> list[NodeKey]:
 def frontier_keys(size: int) -> list[NodeKey]:
     """The complete subtrees that make up a log of ``size`` leaves, left to right."""
     return complete_parts(0, size) if size else []
-
-
-def root_range(size: int) -> list[Range]:
-    """The one range whose hash is the root of a log of ``size`` leaves (none when empty)."""
-    return [(0, size)] if size else []
 
 
 def inclusion_ranges(index: int, size: int) -> list[Range]:
@@ -189,9 +183,8 @@ def fold_root(frontier: Sequence[bytes]) -> bytes:
     return root
 
 
-@dataclass(frozen=True)
-class LogAppend:
-    """What appending one leaf writes.
+class LogAppend(NamedTuple):
+    """What appending one leaf writes (a tuple: an audit builds one per entry).
 
     Attributes:
         seq: The leaf's 0-based index.

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from expound.archive.checkpoint import Checkpoint
-from expound.archive.engine import RETENTION_GUARD, Entry, Hold, LogArchive, Query, Work, open_log
+from expound.archive.engine import (
+    RETENTION_GUARD,
+    Entry,
+    Hold,
+    LogArchive,
+    Query,
+    Work,
+    open_log,
+    stored_entry,
+)
 from expound.archive.log import NodeKey
 from expound.archive.records import KIND_RECORD, StoredRecord
 from expound.archive.retention import RetentionPolicy
@@ -71,21 +80,7 @@ class _Tables:
             raise DuplicateIdempotencyKey(record.idempotency_key)
         if record.record_id in log.ids or entry.seq != len(log.entries):
             raise ValueError(f"entry {entry.seq} ({record.record_id}) is already taken")
-        stored = StoredRecord(
-            seq=entry.seq,
-            record_id=record.record_id,
-            model_id=record.model_id,
-            decision_id=record.decision_id,
-            idempotency_key=record.idempotency_key,
-            request_sha256=record.request_sha256,
-            created_at=record.created_at,
-            decision=record.decision,
-            sha256=record.sha256,
-            canonical=b"",
-            leaf_hash=record.leaf_hash,
-            kind=record.kind,
-            retain_until=entry.retain_until,
-        )
+        stored = stored_entry(record, entry.seq, entry.retain_until)
         log.entries.append((stored, entry.root_after))
         log.payloads[entry.seq] = record.canonical
         log.ids[record.record_id] = entry.seq

@@ -102,19 +102,15 @@ class RecordLog(Protocol):
                 against the stored record).
             ArchiveUnavailable: the record could not be committed.
         """
-        ...
 
     async def get(self, record_id: str) -> StoredRecord:
         """The record with that id (RecordNotFound otherwise)."""
-        ...
 
     async def find_by_idempotency_key(self, key: str) -> StoredRecord | None:
         """The record appended under ``key``, if any."""
-        ...
 
     async def list(self, where: RecordFilter, page_size: int, page_token: str) -> RecordPage:
         """A page of records matching ``where``, newest first."""
-        ...
 
     async def checkpoint(self, size: int = 0) -> Checkpoint | None:
         """The signed checkpoint at ``size``, or for 0 the latest, signed now if stale.
@@ -122,11 +118,9 @@ class RecordLog(Protocol):
         Returns None only for an empty log. Raises InvalidRequest when no checkpoint was
         signed at a non-zero ``size``.
         """
-        ...
 
     async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
         """``record``'s audit path to the latest checkpoint (signed now if none covers it)."""
-        ...
 
     async def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
         """Consistency between the checkpoints at both sizes (``new_size`` 0: the latest).
@@ -134,11 +128,9 @@ class RecordLog(Protocol):
         Raises InvalidRequest when a size has no signed checkpoint or ``old_size`` is the
         larger.
         """
-        ...
 
     async def aclose(self) -> None:
         """Releases the store."""
-        ...
 
 
 class RetentionAdmin(Protocol):
@@ -151,7 +143,6 @@ class RetentionAdmin(Protocol):
             RetentionRefused: A hold is placed on a record already held (the first hold and
                 its reason stand; release it first to change them).
         """
-        ...
 
     async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
         """Removes the payloads now past retain-until and not held, appending a tombstone each.
@@ -159,7 +150,6 @@ class RetentionAdmin(Protocol):
         With ``record_ids``, only those; one that may not expire yet raises
         RetentionRefused and nothing changes.
         """
-        ...
 
 
 class LogSource(Protocol):
@@ -167,7 +157,6 @@ class LogSource(Protocol):
 
     async def read_log(self) -> LogRead:
         """Every checkpoint and, streamed in ``seq`` order, every entry."""
-        ...
 
 
 class ArchiveStore(RecordLog, RetentionAdmin, LogSource, Protocol):

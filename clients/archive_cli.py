@@ -17,8 +17,8 @@ from pathlib import Path
 
 from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import Checkpoint, load_private_key, load_public_key, public_key_pem
+from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.clients.client import ExplainClient
-from expound.clients.verify import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.settings import Settings
 
 
