@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive
@@ -43,7 +44,9 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(settings.retention_months, dict(settings.retention_months_by_model))
 
 
-async def open_archive(settings: Settings, role: str = "service") -> LogArchive:
+async def open_archive(
+    settings: Settings, role: Literal["service", "retention", "audit"] = "service"
+) -> LogArchive:
     """Opens the configured store; close it with ``aclose``.
 
     Args:

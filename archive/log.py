@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from expound.archive.merkle import EMPTY_ROOT, check_hash, node_hash
+from expound.archive.merkle import EMPTY_ROOT, HASH_SIZE, check_hash, node_hash
 
 __all__ = [
     "LogAppend",
@@ -216,7 +216,8 @@ def plan_append(size: int, frontier: Sequence[bytes], leaf: bytes) -> LogAppend:
         ValueError: If the frontier does not have one hash per set bit of ``size``, or
             ``leaf`` is not a 32-byte hash.
     """
-    check_hash(leaf, "leaf")
+    if len(leaf) != HASH_SIZE:
+        check_hash(leaf, "leaf")
     if len(frontier) != size.bit_count():
         raise ValueError(f"a log of size {size} has {size.bit_count()} frontier hashes")
     hashes = list(frontier)
@@ -229,4 +230,4 @@ def plan_append(size: int, frontier: Sequence[bytes], leaf: bytes) -> LogAppend:
         level += 1
         nodes.append(((level, size >> level), merged))
     hashes.append(merged)
-    return LogAppend(seq=size, leaf=leaf, nodes=nodes, frontier=hashes, root=fold_root(hashes))
+    return LogAppend(size, leaf, nodes, hashes, fold_root(hashes))

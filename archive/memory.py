@@ -12,17 +12,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from expound.archive.adapter import RETENTION_GUARD, Entry, Hold, Query, Work
 from expound.archive.checkpoint import Checkpoint
-from expound.archive.engine import (
-    RETENTION_GUARD,
-    Entry,
-    Hold,
-    LogArchive,
-    Query,
-    Work,
-    open_log,
-    stored_entry,
-)
+from expound.archive.engine import LogArchive, open_log, stored_entry
 from expound.archive.log import NodeKey
 from expound.archive.records import KIND_RECORD, StoredRecord
 from expound.archive.retention import RetentionPolicy

@@ -23,8 +23,9 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from expound.archive.adapter import Work, failure
 from expound.archive.checkpoint import Checkpoint
-from expound.archive.engine import LogArchive, Work, failure, open_log
+from expound.archive.engine import LogArchive, open_log
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
 from expound.archive.sql import TABLES, Row, SqlTables

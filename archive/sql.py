@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
+from expound.archive.adapter import Entry, Hold, Query
 from expound.archive.checkpoint import Checkpoint
-from expound.archive.engine import Entry, Hold, Query
 from expound.archive.log import NodeKey
 from expound.archive.records import KIND_RECORD, StoredRecord
 from expound.archive.store import LogRow
@@ -207,10 +207,7 @@ class SqlTables:
             "LEFT JOIN payloads p ON p.seq = r.seq WHERE r.seq >= ? ORDER BY r.seq LIMIT ?",
             (start, limit),
         )
-        return [
-            LogRow(int(seq), bytes(leaf), bytes(root), None if body is None else bytes(body), kind)
-            for seq, leaf, root, body, kind in rows
-        ]
+        return list(map(LogRow._make, rows))
 
     async def hold(self, seq: int) -> Hold | None:
         rows = await self._cursor.rows("SELECT reason, placed_at FROM holds WHERE seq = ?", (seq,))

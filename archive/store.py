@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.records import NewRecord, StoredRecord
@@ -72,9 +72,12 @@ class ExpiryReport:
     tombstones: list[StoredRecord]
 
 
-@dataclass(frozen=True)
-class LogRow:
-    """One log entry as an audit reads it; ``canonical`` is None once expired."""
+class LogRow(NamedTuple):
+    """One log entry as an audit reads it; ``canonical`` is None once expired.
+
+    A tuple, not a dataclass: an audit builds one per entry, and a database row maps onto it
+    as it comes.
+    """
 
     seq: int
     leaf_hash: bytes

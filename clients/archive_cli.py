@@ -111,7 +111,9 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError("set EXPOUND_ARCHIVE_OWNER_DSN to the schema owner's DSN")
 
     def user_of(dsn: str) -> str | None:
-        return str(conninfo_to_dict(dsn).get("user") or "") or None if dsn else None
+        """The role a DSN logs in as, if it names one."""
+        user = conninfo_to_dict(dsn).get("user") if dsn else None
+        return str(user) if user else None
 
     service = args.service_role or user_of(settings.archive_dsn)
     retention = args.retention_role or user_of(settings.archive_retention_dsn)
