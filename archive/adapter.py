@@ -104,13 +104,18 @@ Work = Callable[[Tables], Coroutine[Any, Any, T]]
 class Driver(Protocol):
     """One database: runs work in transactions and owns the connections."""
 
-    async def run(self, work: Work[T], write: bool) -> T:
+    async def run(
+        self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None
+    ) -> T:
         """Runs ``work`` in one transaction, committing if it returns.
 
         Args:
             work: The unit of work.
             write: Whether it writes: it then holds the log's lock, one writer at a time
                 across every process that shares the database.
+            committed: Called with the result once it is committed, before this process's
+                next writer starts where the adapter can tell (so it finds the engine's
+                cache fresh).
 
         Raises:
             DuplicateIdempotencyKey, RetentionRefused, ArchiveUnavailable: the database's

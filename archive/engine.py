@@ -125,6 +125,9 @@ class LogArchive:
         nodes = await _nodes_in(tables, keys)
         return size, [nodes[key] for key in keys]
 
+    def _keep_frontier(self, committed: tuple[object, Frontier]) -> None:
+        self._frontier = committed[1]
+
     def _signing(self) -> CheckpointPolicy:
         if self._signer is None:
             raise ArchiveUnavailable("this archive was opened to be read, not written")
@@ -160,7 +163,7 @@ class LogArchive:
                 stored.append(entry)
             return stored, frontier
 
-        stored, self._frontier = await self._driver.run(work, write=True)
+        stored, _ = await self._driver.run(work, True, self._keep_frontier)
         return stored
 
     # -- checkpoints and proofs ----------------------------------------------------------
@@ -311,7 +314,7 @@ class LogArchive:
                 tombstones.append(stored)
             return ExpiryReport(due, tombstones), frontier
 
-        report, self._frontier = await self._driver.run(expire_due, write=True)
+        report, _ = await self._driver.run(expire_due, True, self._keep_frontier)
         return report
 
     async def aclose(self) -> None:

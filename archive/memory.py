@@ -176,17 +176,22 @@ class MemoryDriver:
         self._log = _Log()
         self._lock = asyncio.Lock()
 
-    async def run(self, work: Work[T], write: bool) -> T:
+    async def run(
+        self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None
+    ) -> T:
         tables = _Tables(self._log)
         if not write:
             return await work(tables)
         async with self._lock:
             try:
-                return await work(tables)
+                result = await work(tables)
             except BaseException:
                 for undo in reversed(tables.undo):
                     undo()
                 raise
+            if committed is not None:
+                committed(result)
+            return result
 
     async def aclose(self) -> None:
         """Nothing to release; the log lives as long as the store."""

@@ -170,18 +170,23 @@ class _Driver:
     def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
         self._pool = pool
 
-    async def run(self, work: Work[T], write: bool) -> T:
+    async def run(
+        self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None
+    ) -> T:
         try:
             async with self._pool.connection() as conn:
                 if not write:  # autocommit: a read costs no BEGIN and COMMIT round trips
                     return await work(SqlTables(_Cursor(conn)))
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                    return await work(SqlTables(_Cursor(conn)))
+                    result = await work(SqlTables(_Cursor(conn)))
         except psycopg.Error as exc:
             integrity = isinstance(exc, psycopg.IntegrityError)
             name = getattr(exc.diag, "constraint_name", None) or ""
             raise failure(f"{exc} {name}".strip(), integrity, write) from exc
+        if committed is not None:
+            committed(result)
+        return result
 
     async def aclose(self) -> None:
         await self._pool.close()

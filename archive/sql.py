@@ -76,8 +76,8 @@ def _checkpoint(row: Row) -> Checkpoint:
     return Checkpoint(str(log_id), int(size), bytes(root_hash), str(timestamp), bytes(signature))
 
 
-def _marks(count: int, mark: str = "?") -> str:
-    return ", ".join([mark] * count)
+def _marks(count: int) -> str:
+    return ", ".join(["?"] * count)
 
 
 class SqlTables:
@@ -101,9 +101,10 @@ class SqlTables:
                 leaves,
             )
         if inner:
+            # OR of key lookups, not a row-value IN list: SQLite scans the table for that.
+            lookups = " OR ".join(["(level = ? AND idx = ?)"] * len(inner))
             found += await self._cursor.rows(
-                "SELECT level, idx, hash FROM nodes WHERE (level, idx) IN "
-                f"(VALUES {_marks(len(inner), '(?, ?)')})",
+                f"SELECT level, idx, hash FROM nodes WHERE {lookups}",
                 [value for key in inner for value in key],
             )
         return {(int(level), int(index)): bytes(value) for level, index, value in found}

@@ -133,7 +133,9 @@ class _Driver:
         self._tables = SqlTables(_Cursor(conn))
         self._lock = threading.Lock()
 
-    def _transaction(self, work: Work[T], write: bool) -> T:
+    def _transaction(
+        self, work: Work[T], write: bool, committed: Callable[[T], object] | None
+    ) -> T:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -143,13 +145,17 @@ class _Driver:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+            if committed is not None:
+                committed(result)
             return result
 
-    async def run(self, work: Work[T], write: bool) -> T:
+    async def run(
+        self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None
+    ) -> T:
         try:
             if self._inline:
-                return self._transaction(work, write)
-            return await asyncio.to_thread(self._transaction, work, write)
+                return self._transaction(work, write, committed)
+            return await asyncio.to_thread(self._transaction, work, write, committed)
         except sqlite3.Error as exc:
             raise failure(str(exc), isinstance(exc, sqlite3.IntegrityError), write) from exc
 
