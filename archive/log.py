@@ -223,11 +223,13 @@ def plan_append(size: int, frontier: Sequence[bytes], leaf: bytes) -> LogAppend:
     hashes = list(frontier)
     merged = leaf
     nodes: list[tuple[NodeKey, bytes]] = []
-    carry, level = size, 0
-    while carry & 1:
-        merged = node_hash(hashes.pop(), merged)
-        carry >>= 1
+    level = 0
+    while (size >> level) & 1:
         level += 1
+        merged = node_hash(hashes.pop(), merged)
         nodes.append(((level, size >> level), merged))
     hashes.append(merged)
-    return LogAppend(size, leaf, nodes, hashes, fold_root(hashes))
+    root = merged
+    for subtree in reversed(hashes[:-1]):
+        root = node_hash(subtree, root)
+    return LogAppend(size, leaf, nodes, hashes, root)
