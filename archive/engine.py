@@ -170,11 +170,7 @@ class LogArchive:
 
     async def _covering(self, covering: int) -> Checkpoint | None:
         """The latest checkpoint, signing one now if it covers fewer than ``covering``."""
-
-        async def latest(tables: Tables) -> Checkpoint | None:
-            return await tables.checkpoint(None)
-
-        found = await self._driver.run(latest, write=False)
+        found = await self._driver.run(lambda tables: tables.checkpoint(None), write=False)
         if found is not None and found.size >= covering:
             return found
 
@@ -192,10 +188,8 @@ class LogArchive:
         return await self._driver.run(sign, write=True)
 
     async def _checkpoint_at(self, size: int, field_name: str) -> Checkpoint:
-        async def at(tables: Tables) -> Checkpoint | None:
-            return await tables.checkpoint(size)
-
-        return require_checkpoint(await self._driver.run(at, write=False), size, field_name)
+        found = await self._driver.run(lambda tables: tables.checkpoint(size), write=False)
+        return require_checkpoint(found, size, field_name)
 
     async def _read_nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
         return await self._driver.run(lambda tables: _nodes_in(tables, keys), write=False)
@@ -204,10 +198,7 @@ class LogArchive:
         if size:
             return await self._checkpoint_at(size, "new_size")
 
-        async def current(tables: Tables) -> int:
-            return await tables.size()
-
-        return await self._covering(await self._driver.run(current, write=False))
+        return await self._covering(await self._driver.run(lambda t: t.size(), write=False))
 
     async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
         checkpoint = await self._covering(record.seq + 1)
@@ -231,10 +222,7 @@ class LogArchive:
     # -- reads ---------------------------------------------------------------------------
 
     async def _select(self, query: Query) -> list[StoredRecord]:
-        async def select(tables: Tables) -> list[StoredRecord]:
-            return await tables.select(query)
-
-        return await self._driver.run(select, write=False)
+        return await self._driver.run(lambda tables: tables.select(query), write=False)
 
     async def get(self, record_id: str) -> StoredRecord:
         found = await self._select(Query(record_id=record_id))
@@ -255,9 +243,6 @@ class LogArchive:
         return RecordPage(rows, str(rows[-1].seq) if more else "")
 
     async def read_log(self) -> LogRead:
-        async def everything(tables: Tables) -> list[Checkpoint]:
-            return await tables.checkpoints()
-
         async def rows() -> AsyncGenerator[LogRow, None]:
             # The next batch is read while the caller checks this one: reading and hashing
             # overlap, so the audit costs about the larger of the two, not their sum.
@@ -275,7 +260,8 @@ class LogArchive:
             finally:
                 pending.cancel()
 
-        return LogRead(await self._driver.run(everything, write=False), rows())
+        checkpoints = await self._driver.run(lambda tables: tables.checkpoints(), write=False)
+        return LogRead(checkpoints, rows())
 
     # -- retention -----------------------------------------------------------------------
 
@@ -355,11 +341,8 @@ async def open_log(
         retention: How long payloads are kept.
     """
     try:
-
-        async def latest(tables: Tables) -> Checkpoint | None:
-            return await tables.checkpoint(None)
-
-        signer = None if signer_for is None else signer_for(await driver.run(latest, False))
+        latest = await driver.run(lambda tables: tables.checkpoint(None), write=False)
+        signer = None if signer_for is None else signer_for(latest)
     except BaseException:
         await driver.aclose()
         raise
