@@ -54,8 +54,9 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
-READ_BATCH = 2000
-"""Entries per read while an audit streams the log."""
+READ_BATCH = 200
+"""Entries per read while an audit streams the log: few enough that a batch's payloads are
+still in the CPU's cache when the audit hashes them (2000 was measurably slower)."""
 
 
 def stored_entry(record: NewRecord, seq: int, retain_until: str) -> StoredRecord:
