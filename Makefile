@@ -54,7 +54,7 @@ typecheck: setup
 # The edit-test loop: lint, types and the unit tier (fakes, SQLite, loopback gRPC; no vLLM,
 # no PostgreSQL, no crash loops).
 check: setup lint typecheck
-	$(BIN)/pytest -q tests/unit -m "not postgres and not slow"
+	$(BIN)/pytest -q tests/unit -m "not slow"
 
 # Everything, as CI runs it: the unit tier plus the integration tier (real vLLM, real
 # PostgreSQL, SIGKILL crash loops).

@@ -21,12 +21,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from expound.archive.audit import audit_log
+from expound.archive.audit import audit
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.records import NewRecord, canonical_json
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
-from expound.archive.sqlite import SqliteArchive, read_log
+from expound.archive.sqlite import open_sqlite
 from expound.archive.store import ArchiveStore
 
 RECORD_BYTES = 4000  # about the size of a real Explain record with four candidates
@@ -92,7 +92,8 @@ def _all() -> Any:
 async def _sqlite(folder: Path, key: Ed25519PrivateKey) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for writers in (1, 8):
-        store = SqliteArchive(folder / f"append-{writers}.sqlite3", _signer(key), RetentionPolicy())
+        path = folder / f"append-{writers}.sqlite3"
+        store = await open_sqlite(path, _signer(key), RetentionPolicy())
         try:
             results[f"writers_{writers}"] = await _appends(store, writers)
         finally:
@@ -103,7 +104,7 @@ async def _sqlite(folder: Path, key: Ed25519PrivateKey) -> dict[str, Any]:
 async def _postgres(key: Ed25519PrivateKey) -> dict[str, Any]:
     import psycopg
 
-    from expound.archive.postgres import PostgresArchive
+    from expound.archive.postgres import install_schema, open_postgres
 
     socket_dir = "/var/run/postgresql"
     database = f"expound_bench_{uuid.uuid4().hex[:8]}"
@@ -115,9 +116,11 @@ async def _postgres(key: Ed25519PrivateKey) -> dict[str, Any]:
     with admin:
         admin.execute(f'CREATE DATABASE "{database}"')
         try:
+            dsn = f"host={socket_dir} dbname={database}"
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as owner:
+                await install_schema(owner)
             for writers in (1, 8):
-                dsn = f"host={socket_dir} dbname={database}"
-                store = await PostgresArchive.open(dsn, _signer(key), RetentionPolicy())
+                store = await open_postgres(dsn, _signer(key), RetentionPolicy())
                 try:
                     results[f"writers_{writers}"] = await _appends(store, writers)
                 finally:
@@ -129,15 +132,18 @@ async def _postgres(key: Ed25519PrivateKey) -> dict[str, Any]:
 
 async def _audit(folder: Path, key: Ed25519PrivateKey) -> dict[str, Any]:
     path = folder / "audit.sqlite3"
-    store = SqliteArchive(path, _signer(key), RetentionPolicy())
+    store = await open_sqlite(path, _signer(key), RetentionPolicy())
     try:
         for start in range(0, AUDIT_RECORDS, 10_000):
             await store.append_batch([_record(n) for n in range(start, start + 10_000)])
     finally:
         await store.aclose()
     started = time.perf_counter()
-    rows, checkpoints = read_log(path)
-    report = audit_log(rows, checkpoints, key.public_key())
+    reader = await open_sqlite(path, None, RetentionPolicy())
+    try:
+        report = await audit(await reader.read_log(), key.public_key())
+    finally:
+        await reader.aclose()
     elapsed = time.perf_counter() - started
     assert report.ok and report.size == AUDIT_RECORDS, report.problem
     return {

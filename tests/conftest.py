@@ -16,8 +16,8 @@ from expound.models.training import build_demo_models
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2_grpc
-from tests.support.archive_backends import (  # noqa: F401  (the archive store fixtures)
-    backend,
+from tests.support.archive_backends import (  # noqa: F401  (the PostgreSQL fixtures)
+    postgres_roles,
     postgres_server,
     postgresql,
     postgresql_proc,

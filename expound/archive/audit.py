@@ -20,15 +20,16 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from expound.archive.checkpoint import Checkpoint, verify_checkpoint
-from expound.archive.merkle import Frontier, leaf_hash
+from expound.archive.log import fold_root, plan_append
+from expound.archive.merkle import leaf_hash
 from expound.archive.records import KIND_TOMBSTONE
-from expound.archive.rules import LogRow
+from expound.archive.store import LogRead, LogRow
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ class LogAuditor:
         """
         self._pending = sorted(checkpoints, key=lambda c: c.size)
         self._count = len(checkpoints)
-        self._frontier = Frontier()
+        self._size = 0
+        self._frontier: list[bytes] = []
+        self._root = fold_root([])
         self._position = 0
         self._verified_size = 0
         self._missing_payloads: set[int] = set()
@@ -87,17 +90,14 @@ class LogAuditor:
                 break
 
     def _fail(self, seq: int, problem: str) -> AuditReport:
-        self._failure = AuditReport(
-            self._frontier.size, self._count, seq, problem, self._frontier.root()
-        )
+        self._failure = AuditReport(self._size, self._count, seq, problem, self._root)
         return self._failure
 
     def check(self, row: LogRow) -> AuditReport | None:
         """Checks the next entry; returns the failure report once one is found."""
         if self._failure is not None:
             return self._failure
-        frontier = self._frontier
-        seq = frontier.size
+        seq = self._size
         if row.seq != seq:
             return self._fail(seq, f"entry {seq} is missing (found {row.seq} in its place)")
         if row.canonical is None:
@@ -108,19 +108,20 @@ class LogAuditor:
             expired_seq = _tombstoned(row.canonical)
             if expired_seq is not None:
                 self._missing_payloads.discard(expired_seq)
-        frontier.append(row.leaf_hash)
-        root = frontier.root()
+        step = plan_append(seq, self._frontier, row.leaf_hash)
+        self._size, self._frontier, self._root = seq + 1, step.frontier, step.root
+        root = step.root
         if not hmac.compare_digest(root, row.root_after):
             return self._fail(seq, f"the log root after entry {seq} differs from the one written")
         pending = self._pending
-        while self._position < len(pending) and pending[self._position].size == frontier.size:
+        while self._position < len(pending) and pending[self._position].size == self._size:
             if not hmac.compare_digest(pending[self._position].root_hash, root):
                 return self._fail(
                     self._verified_size,
-                    f"checkpoint at size {frontier.size} does not match the log: an entry "
+                    f"checkpoint at size {self._size} does not match the log: an entry "
                     f"from {self._verified_size} to {seq} was changed",
                 )
-            self._verified_size = frontier.size
+            self._verified_size = self._size
             self._position += 1
         return None
 
@@ -131,46 +132,29 @@ class LogAuditor:
         if self._missing_payloads:
             seq = min(self._missing_payloads)
             return self._fail(seq, f"entry {seq}'s payload is missing and no tombstone records it")
-        size = self._frontier.size
+        size = self._size
         if self._position < len(self._pending):
             return self._fail(
                 size,
                 f"checkpoint at size {self._pending[self._position].size} was signed but the "
                 f"log ends at {size}: entries from {size} on are missing",
             )
-        return AuditReport(size, self._count, None, "", self._frontier.root())
+        return AuditReport(size, self._count, None, "", self._root)
 
 
-def audit_log(
-    rows: Iterable[LogRow],
-    checkpoints: Sequence[Checkpoint],
-    public_key: Ed25519PublicKey | None = None,
-) -> AuditReport:
-    """Recomputes the log from ``rows`` and checks it against itself and its checkpoints.
+async def audit(log: LogRead, public_key: Ed25519PublicKey | None = None) -> AuditReport:
+    """Recomputes the log from its rows and checks it against itself and its checkpoints.
 
     Args:
-        rows: Every entry, in ``seq`` order as the store returns them.
-        checkpoints: Every stored checkpoint.
+        log: What a store's ``read_log`` returns; extra checkpoints kept outside the
+            database may be added to ``log.checkpoints``. The row stream is closed here.
         public_key: The log's key; when given, every checkpoint's signature is checked.
 
     Returns:
         The report; ``first_bad_seq`` names the first failing entry.
     """
-    auditor = LogAuditor(checkpoints, public_key)
-    for row in rows:
-        if auditor.check(row) is not None:
-            break
-    return auditor.finish()
-
-
-async def audit_stream(
-    rows: AsyncGenerator[LogRow, None],
-    checkpoints: Sequence[Checkpoint],
-    public_key: Ed25519PublicKey | None = None,
-) -> AuditReport:
-    """`audit_log` over rows a database streams asynchronously; closes the stream."""
-    auditor = LogAuditor(checkpoints, public_key)
-    async with contextlib.aclosing(rows):
+    auditor = LogAuditor(log.checkpoints, public_key)
+    async with contextlib.aclosing(log.rows) as rows:
         async for row in rows:
             if auditor.check(row) is not None:
                 break

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from expound.archive.checkpoint import Checkpoint
+from expound.archive.engine import LogArchive
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy, load_signing_key
-from expound.archive.store import ArchiveStore
 from expound.errors import ArchiveUnavailable
 from expound.settings import Settings
 
@@ -43,14 +44,25 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(settings.retention_months, dict(settings.retention_months_by_model))
 
 
-async def open_archive(settings: Settings) -> ArchiveStore:
-    """Opens the configured store; close it with ``aclose``."""
+async def open_archive(
+    settings: Settings, role: Literal["service", "retention", "audit"] = "service"
+) -> LogArchive:
+    """Opens the configured store; close it with ``aclose``.
+
+    Args:
+        settings: The service's settings.
+        role: PostgreSQL only: ``service`` connects with ``archive_dsn`` (INSERT and SELECT),
+            ``retention`` with ``archive_retention_dsn`` (holds and expiry; defaults to the
+            service DSN), ``audit`` with the service DSN but needs no signing key.
+    """
+    signer = None if role == "audit" else signer_for(settings)
     if settings.archive_backend == "postgres":
-        from expound.archive.postgres import PostgresArchive
+        from expound.archive.postgres import open_postgres
 
-        return await PostgresArchive.open(
-            settings.archive_dsn, signer_for(settings), retention_policy(settings)
-        )
-    from expound.archive.sqlite import SqliteArchive
+        dsn = settings.archive_dsn
+        if role == "retention":
+            dsn = settings.archive_retention_dsn or dsn
+        return await open_postgres(dsn, signer, retention_policy(settings))
+    from expound.archive.sqlite import open_sqlite
 
-    return SqliteArchive(settings.archive_path, signer_for(settings), retention_policy(settings))
+    return await open_sqlite(settings.archive_path, signer, retention_policy(settings))

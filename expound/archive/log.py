@@ -12,16 +12,16 @@ From the nodes alone, without reading every leaf:
   nodes (`complete_parts`), so roots and proofs cost O(log n) node reads.
 
 Every function here is pure: a store fetches the nodes the plans name, then hashes them.
-Proof orders and shapes are those of `expound.archive.merkle.MerkleTree`, which the tests
-compare against.
+Proof orders and shapes are those of the reference tree the tests compare against
+(tests/support/merkle_reference.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from expound.archive.merkle import EMPTY_ROOT, node_hash
+from expound.archive.merkle import EMPTY_ROOT, HASH_SIZE, check_hash, node_hash
 
 __all__ = [
     "LogAppend",
@@ -34,8 +34,8 @@ __all__ = [
     "hashes_of",
     "inclusion_ranges",
     "keys_of",
+    "largest_power_of_two_below",
     "plan_append",
-    "root_range",
 ]
 
 NodeKey = tuple[int, int]
@@ -45,7 +45,8 @@ Range = tuple[int, int]
 """``[start, end)`` of leaves: one node of an RFC 6962 tree, complete or not."""
 
 
-def _largest_power_of_two_below(n: int) -> int:
+def largest_power_of_two_below(n: int) -> int:
+    """The largest power of two strictly below ``n`` (``n`` >= 2): RFC 6962's split ``k``."""
     return 1 << ((n - 1).bit_length() - 1)
 
 
@@ -80,11 +81,6 @@ def frontier_keys(size: int) -> list[NodeKey]:
     return complete_parts(0, size) if size else []
 
 
-def root_range(size: int) -> list[Range]:
-    """The one range whose hash is the root of a log of ``size`` leaves (none when empty)."""
-    return [(0, size)] if size else []
-
-
 def inclusion_ranges(index: int, size: int) -> list[Range]:
     """The subtrees whose hashes form the audit path of leaf ``index`` in a tree of ``size``.
 
@@ -103,7 +99,7 @@ def inclusion_ranges(index: int, size: int) -> list[Range]:
     ranges: list[Range] = []
     start, end = 0, size
     while end - start > 1:
-        split = start + _largest_power_of_two_below(end - start)
+        split = start + largest_power_of_two_below(end - start)
         if index < split:
             ranges.append((split, end))
             end = split
@@ -135,7 +131,7 @@ def consistency_ranges(old_size: int, new_size: int) -> list[Range]:
     start, end = 0, new_size
     old_is_whole_subtree = True
     while old_size != end:
-        split = start + _largest_power_of_two_below(end - start)
+        split = start + largest_power_of_two_below(end - start)
         if old_size <= split:
             ranges.append((split, end))
             end = split
@@ -187,9 +183,8 @@ def fold_root(frontier: Sequence[bytes]) -> bytes:
     return root
 
 
-@dataclass(frozen=True)
-class LogAppend:
-    """What appending one leaf writes.
+class LogAppend(NamedTuple):
+    """What appending one leaf writes (a tuple: an audit builds one per entry).
 
     Attributes:
         seq: The leaf's 0-based index.
@@ -218,18 +213,23 @@ def plan_append(size: int, frontier: Sequence[bytes], leaf: bytes) -> LogAppend:
         The nodes to write and the new frontier and root.
 
     Raises:
-        ValueError: If the frontier does not have one hash per set bit of ``size``.
+        ValueError: If the frontier does not have one hash per set bit of ``size``, or
+            ``leaf`` is not a 32-byte hash.
     """
+    if len(leaf) != HASH_SIZE:
+        check_hash(leaf, "leaf")
     if len(frontier) != size.bit_count():
         raise ValueError(f"a log of size {size} has {size.bit_count()} frontier hashes")
     hashes = list(frontier)
     merged = leaf
     nodes: list[tuple[NodeKey, bytes]] = []
-    carry, level = size, 0
-    while carry & 1:
-        merged = node_hash(hashes.pop(), merged)
-        carry >>= 1
+    level = 0
+    while (size >> level) & 1:
         level += 1
+        merged = node_hash(hashes.pop(), merged)
         nodes.append(((level, size >> level), merged))
     hashes.append(merged)
-    return LogAppend(seq=size, leaf=leaf, nodes=nodes, frontier=hashes, root=fold_root(hashes))
+    root = merged
+    for subtree in reversed(hashes[:-1]):
+        root = node_hash(subtree, root)
+    return LogAppend(size, leaf, nodes, hashes, root)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from expound.archive.records import KIND_RECORD, StoredRecord
+from expound.errors import RetentionRefused
 from expound.times import format_utc, parse_utc
 
 DEFAULT_RETENTION_MONTHS = 25
@@ -37,3 +39,19 @@ class RetentionPolicy:
         """The retain-until time of a record of ``model_id`` created at ``created_at``."""
         months = self.months_by_model.get(model_id, self.default_months)
         return format_utc(add_months(parse_utc(created_at), months))
+
+
+def require_expirable(record: StoredRecord, now: str) -> None:
+    """Refuses to expire a payload that is held, retained, already gone or a tombstone.
+
+    Raises:
+        RetentionRefused: Naming why.
+    """
+    if record.kind != KIND_RECORD:
+        raise RetentionRefused(f"{record.record_id} is a {record.kind}, not a record")
+    if record.expired:
+        raise RetentionRefused(f"{record.record_id} has already expired")
+    if record.legal_hold:
+        raise RetentionRefused(f"{record.record_id} is under legal hold")
+    if record.retain_until > now:
+        raise RetentionRefused(f"{record.record_id} is retained until {record.retain_until}")

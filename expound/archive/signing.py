@@ -96,8 +96,3 @@ class CheckpointPolicy:
             )
         if not verify_checkpoint(self.key.public_key(), checkpoint):
             raise ValueError("the signing key did not sign this archive's checkpoints")
-
-
-def utc_now() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(UTC)

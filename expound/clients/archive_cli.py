@@ -2,6 +2,9 @@
 
 ``verify`` needs only a bundle and the public key; ``audit`` reads the database itself;
 ``public-key``, ``hold``, ``release`` and ``expire`` use the server's settings (EXPOUND_*).
+``init`` installs a PostgreSQL archive's schema as its owner (``EXPOUND_ARCHIVE_OWNER_DSN``)
+and grants the service and retention roles, the users of ``EXPOUND_ARCHIVE_DSN`` and
+``EXPOUND_ARCHIVE_RETENTION_DSN`` unless named.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from expound.archive.audit import AuditReport, audit_log, audit_stream
+from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import Checkpoint, load_private_key, load_public_key, public_key_pem
+from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.clients.client import ExplainClient
-from expound.clients.verify import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.settings import Settings
 
 
@@ -36,6 +39,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         help="a checkpoint JSON kept outside the database (repeatable): catches truncation",
     )
+
+    init = actions.add_parser(
+        "init", help="install the PostgreSQL archive schema as its owner and grant the roles"
+    )
+    init.add_argument("--service-role", help="default: the user of EXPOUND_ARCHIVE_DSN")
+    init.add_argument("--retention-role", help="default: the user of EXPOUND_ARCHIVE_RETENTION_DSN")
 
     verify = actions.add_parser("verify", help="check a proof bundle with the public key")
     verify.add_argument("bundle", type=Path, help="bundle JSON, or JSON lines of bundles")
@@ -73,24 +82,51 @@ def _print_report(report: AuditReport) -> int:
 async def _audit(args: argparse.Namespace, settings: Settings) -> int:
     public_key = load_public_key(args.public_key.read_bytes()) if args.public_key else None
     published = [Checkpoint.from_json(json.loads(path.read_text())) for path in args.checkpoint]
-    dsn = args.dsn or (settings.archive_dsn if settings.archive_backend == "postgres" else "")
-    if dsn and not args.db:
-        import psycopg
+    if args.dsn:
+        settings = settings.model_copy(
+            update={"archive_backend": "postgres", "archive_dsn": args.dsn}
+        )
+    elif args.db:
+        settings = settings.model_copy(
+            update={"archive_backend": "sqlite", "archive_path": args.db}
+        )
+    from expound.archive.factory import open_archive
 
-        from expound.archive.postgres import read_log as read_postgres
+    store = await open_archive(settings, role="audit")
+    try:
+        log = await store.read_log()
+        log.checkpoints.extend(published)
+        return _print_report(await audit(log, public_key))
+    finally:
+        await store.aclose()
 
-        async with await psycopg.AsyncConnection.connect(dsn) as conn:
-            rows, checkpoints = await read_postgres(conn)
-            report = await audit_stream(rows, [*checkpoints, *published], public_key)
-            return _print_report(report)
-    from expound.archive.sqlite import read_log as read_sqlite
 
-    path = args.db or settings.archive_path
-    if not path.exists():
-        raise OSError(f"no archive at {path}")
-    rows_, checkpoints_ = read_sqlite(path)
-    report = await asyncio.to_thread(audit_log, rows_, [*checkpoints_, *published], public_key)
-    return _print_report(report)
+async def _init(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from expound.archive.postgres import install_schema
+
+    if not settings.archive_owner_dsn:
+        raise ValueError("set EXPOUND_ARCHIVE_OWNER_DSN to the schema owner's DSN")
+
+    def user_of(dsn: str) -> str | None:
+        """The role a DSN logs in as, if it names one."""
+        user = conninfo_to_dict(dsn).get("user") if dsn else None
+        return str(user) if user else None
+
+    service = args.service_role or user_of(settings.archive_dsn)
+    retention = args.retention_role or user_of(settings.archive_retention_dsn)
+    owner = user_of(settings.archive_owner_dsn)
+    if service is None or service == owner:
+        raise ValueError("name a service role other than the owner (--service-role)")
+    async with await psycopg.AsyncConnection.connect(
+        settings.archive_owner_dsn, autocommit=True
+    ) as conn:
+        await install_schema(conn, service, retention)
+    print(f"archive schema installed; {service} may INSERT and SELECT", end="")
+    print(f"; {retention} may also DELETE payloads and holds" if retention else "")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -121,7 +157,7 @@ def _verify(args: argparse.Namespace) -> int:
 async def _administer(args: argparse.Namespace, settings: Settings) -> int:
     from expound.archive.factory import open_archive
 
-    archive = await open_archive(settings)
+    archive = await open_archive(settings, role="retention")
     try:
         if args.action == "hold":
             record = await archive.set_legal_hold(args.record_id, True, args.reason)
@@ -155,4 +191,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "audit":
         return asyncio.run(_audit(args, settings))
+    if args.action == "init":
+        return asyncio.run(_init(args, settings))
     return asyncio.run(_administer(args, settings))

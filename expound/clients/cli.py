@@ -16,9 +16,9 @@ from google.protobuf import json_format
 from pydantic import ValidationError
 
 from expound.clients import archive_cli, export
+from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
-from expound.clients.verify import bundle_from_record
 from expound.errors import ServiceError
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb

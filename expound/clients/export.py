@@ -1,6 +1,6 @@
 """``expound records export``: records with their proof bundles, as JSON lines or Parquet.
 
-Each exported row is one proof bundle (`expound.clients.verify`), oldest first, so the
+Each exported row is one proof bundle (`expound.clients.bundles`), oldest first, so the
 export verifies offline with ``expound archive verify EXPORT.jsonl --public-key PEM``. The
 Parquet file holds the same bundles as columns (``audit_path`` a list of hex strings,
 ``checkpoint`` its JSON text) plus the listing fields for filtering.
@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from expound.clients.bundles import bundle_from_record
 from expound.clients.client import ExplainClient
-from expound.clients.verify import bundle_from_record
 
 
 def exported_bundles(

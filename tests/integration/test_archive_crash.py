@@ -8,6 +8,7 @@ client was given must be in the archive, and the whole log must audit clean.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -22,9 +23,10 @@ from typing import Any
 import grpc
 import pytest
 
-from expound.archive.audit import audit_log
+from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import load_private_key
-from expound.archive.sqlite import read_log
+from expound.archive.retention import RetentionPolicy
+from expound.archive.sqlite import open_sqlite
 from expound.clients.client import ExplainClient
 from tests.conftest import GBM, ROOT
 
@@ -32,6 +34,18 @@ CYCLES = 4
 WRITERS = 4
 
 pytestmark = pytest.mark.slow
+
+
+async def audit_file(archive: Path, key_path: Path) -> tuple[AuditReport, set[str]]:
+    """The audit of the archive file, and the record ids it holds."""
+    store = await open_sqlite(archive, None, RetentionPolicy())
+    try:
+        report = await audit(await store.read_log(), load_private_key(key_path).public_key())
+        rows = (await store.read_log()).rows
+        stored = {json.loads(row.canonical)["record_id"] async for row in rows if row.canonical}
+    finally:
+        await store.aclose()
+    return report, stored
 
 
 def free_port() -> int:
@@ -109,11 +123,8 @@ def test_every_acknowledged_record_survives_sigkill(
         assert server.returncode == -signal.SIGKILL
 
     assert len(acked) >= CYCLES, "the stream never got going"
-    rows, checkpoints = read_log(archive)
-    report = audit_log(rows, checkpoints, load_private_key(key_path).public_key())
+    report, stored = asyncio.run(audit_file(archive, key_path))
     assert report.ok, report.problem
-    rows, _ = read_log(archive)
-    stored = {json.loads(row.canonical)["record_id"] for row in rows if row.canonical}
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged record(s) lost"
     assert report.size >= len(set(acked))

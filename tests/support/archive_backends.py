@@ -1,8 +1,10 @@
-"""Both archive stores behind one interface for tests, each on a fresh database.
+"""Every archive store behind one interface for tests, each on a fresh log.
 
-PostgreSQL: a local server on its Unix socket (scripts/ensure_postgres.sh installs and
-starts one when none answers; ``make test`` runs it first, and the first test that needs it
-runs it too) and a throwaway database per test from pytest-postgresql.
+Memory and SQLite serve the unit tier; PostgreSQL the integration tier: a local server on
+its Unix socket (scripts/ensure_postgres.sh installs and starts one when none answers),
+a throwaway database per test from pytest-postgresql, the schema installed by its owner as
+``expound archive init`` does, and the store connected as the service role (INSERT and
+SELECT only) over loopback TCP, or as the retention role for holds and expiry.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +23,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pytest_postgresql import factories
 
-from expound.archive.audit import AuditReport, audit_log, audit_stream
+from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import Checkpoint
-from expound.archive.postgres import PostgresArchive
-from expound.archive.postgres import read_log as read_postgres_log
+from expound.archive.engine import LogArchive
+from expound.archive.memory import MemoryDriver, open_memory
+from expound.archive.postgres import install_schema, open_postgres
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
-from expound.archive.sqlite import SqliteArchive
-from expound.archive.sqlite import read_log as read_sqlite_log
-from expound.archive.store import ArchiveStore
+from expound.archive.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCKET_DIR = os.environ.get("EXPOUND_PG_SOCKET_DIR", "/var/run/postgresql")
@@ -80,20 +82,35 @@ def fixed_signer(
 
 @dataclass
 class Backend:
-    """One store kind on one fresh database: opens stores, runs raw SQL, audits."""
+    """One store kind on one fresh log: opens stores, runs raw SQL, audits.
+
+    For PostgreSQL, ``dsn`` is the service role's, ``retention_dsn`` the retention role's
+    and ``owner_dsn`` the schema owner's (raw SQL runs as the owner, as a tamperer with
+    owner rights would).
+    """
 
     kind: str
     sqlite_path: Path | None = None
     dsn: str = ""
+    retention_dsn: str = ""
+    owner_dsn: str = ""
+    memory: MemoryDriver = field(default_factory=MemoryDriver)
 
     async def open(
-        self, signer_for: SignerFor, retention: RetentionPolicy | None = None
-    ) -> ArchiveStore:
+        self,
+        signer_for: SignerFor | None,
+        retention: RetentionPolicy | None = None,
+        role: str = "service",
+    ) -> LogArchive:
+        """A store over this backend's log (``role`` "retention": may hold and expire)."""
         policy = retention or RetentionPolicy()
+        if self.kind == "memory":
+            return await open_memory(signer_for, policy, self.memory)
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
-            return SqliteArchive(self.sqlite_path, signer_for, policy)
-        return await PostgresArchive.open(self.dsn, signer_for, policy)
+            return await open_sqlite(self.sqlite_path, signer_for, policy)
+        dsn = self.retention_dsn if role == "retention" else self.dsn
+        return await open_postgres(dsn, signer_for, policy)
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Runs one statement outside the store, as a tamperer with database access would."""
@@ -101,7 +118,8 @@ class Backend:
             assert self.sqlite_path is not None
             with sqlite3.connect(self.sqlite_path) as conn:
                 return conn.execute(statement, params).fetchall()
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        assert self.kind == "postgres", "the memory store has no SQL"
+        with psycopg.connect(self.owner_dsn, autocommit=True) as conn:
             cursor = conn.execute(statement.replace("?", "%s"), params)
             return cursor.fetchall() if cursor.description else []
 
@@ -119,23 +137,74 @@ class Backend:
     async def audit(
         self, public_key: Any = None, published: Sequence[Checkpoint] = ()
     ) -> AuditReport:
-        if self.kind == "sqlite":
-            assert self.sqlite_path is not None
-            rows, checkpoints = read_sqlite_log(self.sqlite_path)
-            return audit_log(rows, [*checkpoints, *published], public_key)
-        async with await psycopg.AsyncConnection.connect(self.dsn) as conn:
-            stream, checkpoints = await read_postgres_log(conn)
-            return await audit_stream(stream, [*checkpoints, *published], public_key)
+        store = await self.open(None)
+        try:
+            log = await store.read_log()
+            log.checkpoints.extend(published)
+            return await audit(log, public_key)
+        finally:
+            await store.aclose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", sqlite_path=tmp_path / "archive.sqlite3")
-        return
-    request.getfixturevalue("postgres_server")
-    conn: psycopg.Connection[Any] = request.getfixturevalue("postgresql")
-    info = conn.info
-    yield Backend(
-        "postgres", dsn=f"host={info.host} port={info.port} user={info.user} dbname={info.dbname}"
+@dataclass(frozen=True)
+class PostgresRoles:
+    """A fresh database with an owner and two login roles, no schema yet."""
+
+    owner_dsn: str
+    service: str
+    retention: str
+    service_dsn: str
+    retention_dsn: str
+
+
+@pytest.fixture
+def postgres_roles(
+    postgres_server: None, postgresql: psycopg.Connection[Any]
+) -> Iterator[PostgresRoles]:
+    """Roles for one test, dropped after it; they log in over loopback TCP."""
+    info = postgresql.info
+    owner = f"host={info.host} port={info.port} user={info.user} dbname={info.dbname}"
+    suffix = uuid.uuid4().hex[:8]
+    service, retention = f"expound_service_{suffix}", f"expound_retention_{suffix}"
+    password = uuid.uuid4().hex
+    with psycopg.connect(owner, autocommit=True) as admin:
+        for role in (service, retention):
+            admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+
+    def dsn(role: str) -> str:
+        return (
+            f"host=127.0.0.1 port={info.port} user={role} password={password} dbname={info.dbname}"
+        )
+
+    try:
+        yield PostgresRoles(owner, service, retention, dsn(service), dsn(retention))
+    finally:
+        with psycopg.connect(owner, autocommit=True) as admin:
+            for role in (service, retention):
+                admin.execute(f"DROP OWNED BY {role}")
+                admin.execute(f"DROP ROLE {role}")
+
+
+async def _postgres_backend(request: pytest.FixtureRequest) -> Backend:
+    roles: PostgresRoles = request.getfixturevalue("postgres_roles")
+    async with await psycopg.AsyncConnection.connect(roles.owner_dsn, autocommit=True) as init:
+        await install_schema(init, roles.service, roles.retention)
+    return Backend(
+        "postgres",
+        dsn=roles.service_dsn,
+        retention_dsn=roles.retention_dsn,
+        owner_dsn=roles.owner_dsn,
     )
+
+
+def backend_fixture(*kinds: str) -> Any:
+    """A ``backend`` fixture over the given store kinds, for one tier's test module."""
+
+    @pytest.fixture(params=kinds)
+    async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+        if request.param == "postgres":
+            yield await _postgres_backend(request)
+            return
+        yield Backend(request.param, sqlite_path=tmp_path / "archive.sqlite3")
+
+    return backend

@@ -13,13 +13,13 @@ import pytest
 from expound.archive.checkpoint import load_private_key, public_key_pem, verify_checkpoint
 from expound.archive.merkle import EMPTY_ROOT, leaf_hash, verify_consistency
 from expound.archive.store import RecordFilter
-from expound.clients.cli import main
-from expound.clients.verify import (
+from expound.clients.bundles import (
     BundleInvalid,
     bundle_from_record,
     checkpoint_from_pb,
     verify_bundle,
 )
+from expound.clients.cli import main
 from expound.server.app import RunningServer
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb

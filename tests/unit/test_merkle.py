@@ -1,4 +1,5 @@
-"""Tests for the RFC 6962 / RFC 9162 Merkle tree in `expound.archive.merkle`.
+"""RFC 6962 / RFC 9162 hashing and verification (`expound.archive.merkle`), the log's
+appends (`expound.archive.log.plan_append`) and the reference tree the tests use.
 
 Known-answer vectors are copied from transparency-dev/merkle (the Go library Trillian and
 Certificate Transparency use), Apache-2.0:
@@ -19,18 +20,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from expound.archive.log import plan_append
 from expound.archive.merkle import (
     EMPTY_ROOT,
-    Frontier,
-    MerkleTree,
-    consistency_proof,
-    inclusion_proof,
     leaf_hash,
     node_hash,
-    root_of,
     verify_consistency,
     verify_inclusion,
 )
+from tests.support.merkle_reference import (
+    MerkleTree,
+    consistency_proof,
+    inclusion_proof,
+    root_of,
+)
+
+
+def _append_all(leaves: list[bytes]) -> tuple[int, list[bytes], bytes]:
+    """Appends ``leaves`` one by one as the log does: size, frontier and root after."""
+    size, frontier, root = 0, list[bytes](), EMPTY_ROOT
+    for leaf in leaves:
+        step = plan_append(size, frontier, leaf)
+        assert step.seq == size
+        size, frontier, root = size + 1, step.frontier, step.root
+    return size, frontier, root
 
 
 def _h(hex_digest: str) -> bytes:
@@ -219,12 +232,7 @@ def test_root_of_matches_reference_roots(size: int) -> None:
 
 @pytest.mark.parametrize("size", range(len(ROOTS)))
 def test_frontier_matches_reference_compact_trees(size: int) -> None:
-    frontier = Frontier()
-    for leaf in LEAVES[:size]:
-        frontier.append(leaf)
-    assert frontier.size == size
-    assert frontier.to_hashes() == FRONTIERS[size]
-    assert frontier.root() == ROOTS[size]
+    assert _append_all(LEAVES[:size]) == (size, FRONTIERS[size], ROOTS[size])
 
 
 @pytest.mark.parametrize(("index", "size", "proof"), INCLUSION_VECTORS)
@@ -374,30 +382,25 @@ def test_merkle_tree_rejects_out_of_range_sizes() -> None:
 
 def test_leaf_hashes_must_be_sha256_digests() -> None:
     with pytest.raises(ValueError, match="32"):
-        Frontier().append(b"raw record bytes, not a leaf hash")
+        plan_append(0, [], b"raw record bytes, not a leaf hash")
     with pytest.raises(ValueError, match="32"):
         root_of([b"short"])
     with pytest.raises(ValueError, match="32"):
         MerkleTree([LEAVES[0], b"short"])
 
 
-def test_frontier_from_hashes_validates_count_and_length() -> None:
-    with pytest.raises(ValueError, match=r"popcount|expected"):
-        Frontier.from_hashes(3, [NODES[1][0]])
-    with pytest.raises(ValueError, match=r"popcount|expected"):
-        Frontier.from_hashes(0, [NODES[1][0]])
-    with pytest.raises(ValueError, match="negative"):
-        Frontier.from_hashes(-1, [])
-    with pytest.raises(ValueError, match="32"):
-        Frontier.from_hashes(1, [b"short"])
+def test_an_append_validates_the_frontier_count() -> None:
+    with pytest.raises(ValueError, match="frontier hashes"):
+        plan_append(3, [NODES[1][0]], LEAVES[3])
+    with pytest.raises(ValueError, match="frontier hashes"):
+        plan_append(0, [NODES[1][0]], LEAVES[0])
 
 
-def test_frontier_to_hashes_is_a_copy() -> None:
-    frontier = Frontier()
-    frontier.append(LEAVES[0])
-    exported = frontier.to_hashes()
-    exported.clear()
-    assert frontier.root() == ROOTS[1]
+def test_an_append_leaves_the_frontier_it_was_given_unchanged() -> None:
+    frontier = [LEAVES[0]]
+    step = plan_append(1, frontier, LEAVES[1])
+    assert frontier == [LEAVES[0]] and step.frontier == FRONTIERS[2]
+    assert step.root == ROOTS[2]
 
 
 # ---- properties ---------------------------------------------------------------------------
@@ -507,31 +510,26 @@ def test_tampered_consistency_never_verifies(data: st.DataObject, new_size: int)
 
 @settings(max_examples=30, deadline=None)
 @given(size=st.integers(min_value=0, max_value=70))
-def test_frontier_root_matches_root_of_at_every_size(size: int) -> None:
+def test_appended_root_matches_root_of_at_every_size(size: int) -> None:
     leaves = _leaves(size)
-    frontier = Frontier()
-    assert frontier.root() == EMPTY_ROOT
-    for count, leaf in enumerate(leaves, start=1):
-        frontier.append(leaf)
-        assert frontier.size == count
-        assert frontier.root() == root_of(leaves[:count])
-        assert len(frontier.to_hashes()) == count.bit_count()
+    assert _append_all([])[2] == EMPTY_ROOT
+    for count in range(1, size + 1):
+        appended, frontier, root = _append_all(leaves[:count])
+        assert appended == count
+        assert root == root_of(leaves[:count])
+        assert len(frontier) == count.bit_count()
 
 
 @settings(max_examples=30, deadline=None)
 @given(size=st.integers(min_value=0, max_value=70), extra=st.integers(0, 10))
-def test_frontier_round_trips_through_hashes(size: int, extra: int) -> None:
+def test_a_stored_frontier_keeps_growing_into_the_same_tree(size: int, extra: int) -> None:
     leaves = _leaves(size + extra)
-    original = Frontier()
-    for leaf in leaves[:size]:
-        original.append(leaf)
-    restored = Frontier.from_hashes(original.size, original.to_hashes())
-    assert restored.size == size
-    assert restored.root() == original.root()
-    # The restored frontier keeps growing into the same tree.
+    count, frontier, root = _append_all(leaves[:size])
+    assert count == size and root == root_of(leaves[:size])
     for leaf in leaves[size:]:
-        restored.append(leaf)
-    assert restored.root() == root_of(leaves)
+        step = plan_append(count, list(frontier), leaf)
+        count, frontier, root = count + 1, step.frontier, step.root
+    assert root == root_of(leaves)
 
 
 # ---- scale --------------------------------------------------------------------------------

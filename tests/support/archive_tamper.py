@@ -1,7 +1,8 @@
-"""Tampering with an archive, on both stores: the audit finds it and names the first bad seq.
+"""The databases' guards, and tampering past them: the audit names the first bad seq.
 
-Each test writes a real log through the store, then edits the database the way someone with
-owner rights could (dropping the append-only triggers first), then audits it.
+Written once; tests/unit runs it over SQLite, tests/integration over PostgreSQL. Each
+tampering test writes a real log through the store, then edits the database the way someone
+with owner rights could (dropping the append-only triggers first), then audits it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.merkle import leaf_hash
 from expound.archive.records import canonical_json
+from expound.errors import ArchiveUnavailable
 from tests.support.archive_backends import Backend, fixed_signer
-from tests.unit.test_archive_store import fill
+from tests.support.archive_contract import fill, new_record
+from tests.support.merkle_reference import MerkleTree
 
 SIZE = 12
 
@@ -113,16 +116,13 @@ async def test_a_replaced_record_with_a_matching_leaf_is_named(
 async def test_rewriting_every_stored_root_too_is_caught_by_the_signed_checkpoints(
     written: Backend, key: Ed25519PrivateKey
 ) -> None:
-    from expound.archive.merkle import Frontier
-
     forged = canonical_json({"schema": "test", "n": 6, "decision": "approve"})
     written.sql("UPDATE payloads SET canonical = ? WHERE seq = 6", (forged,))
     written.sql("UPDATE records SET leaf_hash = ? WHERE seq = 6", (leaf_hash(forged),))
-    frontier = Frontier()
     leaves = written.sql("SELECT seq, leaf_hash FROM records ORDER BY seq")
-    for seq, leaf in leaves:
-        frontier.append(bytes(leaf))
-        written.sql("UPDATE records SET root_after = ? WHERE seq = ?", (frontier.root(), seq))
+    tree = MerkleTree([bytes(leaf) for _, leaf in leaves])
+    for seq, _ in leaves:
+        written.sql("UPDATE records SET root_after = ? WHERE seq = ?", (tree.root(seq + 1), seq))
     report = await written.audit(key.public_key())
     # The last checkpoint that still verifies covers 0..4; the change lies in 5..8.
     assert report.first_bad_seq == 5
@@ -136,3 +136,44 @@ async def test_a_forged_checkpoint_fails_the_signature_check(
     report = await written.audit(key.public_key())
     assert not report.ok and "bad signature" in report.problem
     assert (await written.audit()).ok, "without the key only the hashes are checked"
+
+
+async def test_the_database_refuses_updates_and_deletes(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    store = await backend.open(fixed_signer(key, every_records=1))
+    try:
+        await fill(store, 2)
+    finally:
+        await store.aclose()
+    for statement in (
+        "UPDATE records SET decision = 'approve'",
+        "DELETE FROM records WHERE seq = 1",
+        "UPDATE payloads SET canonical = canonical",
+        "DELETE FROM payloads",
+        "DELETE FROM nodes",
+        "UPDATE checkpoints SET size = 9",
+        "DELETE FROM checkpoints",
+    ):
+        with pytest.raises(Exception, match=r"append-only|retained"):
+            backend.sql(statement)
+    assert len(backend.sql("SELECT * FROM payloads")) == 2
+
+
+async def test_a_store_that_cannot_commit_says_so(backend: Backend, key: Ed25519PrivateKey) -> None:
+    store = await backend.open(fixed_signer(key))
+    try:
+        await fill(store, 1)
+        if backend.kind == "sqlite":
+            backend.sql(
+                "CREATE TRIGGER full BEFORE INSERT ON payloads "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        else:
+            backend.sql("ALTER TABLE payloads ADD CONSTRAINT disk_full CHECK (seq < 1) NOT VALID")
+        with pytest.raises(ArchiveUnavailable):
+            await store.append(new_record(1))
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 1, "a failed append leaves nothing behind"
+    finally:
+        await store.aclose()

@@ -1,0 +1,114 @@
+"""The archive on PostgreSQL: the shared contract and tamper suites, and the roles.
+
+The contract runs as the service role (INSERT and SELECT only) on a schema its owner
+installed, as a deployment does after ``expound archive init``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from expound.archive.factory import open_archive
+from expound.archive.postgres import open_postgres
+from expound.archive.retention import RetentionPolicy
+from expound.clients.cli import main
+from expound.errors import ArchiveUnavailable
+from expound.server.app import running_server
+from expound.settings import Settings
+from expound.v1 import explain_pb2_grpc
+from tests.conftest import GBM
+from tests.support.archive_backends import PostgresRoles, backend_fixture, fixed_signer
+from tests.support.archive_contract import *  # noqa: F403  (the contract's tests)
+from tests.support.archive_contract import fill
+from tests.support.archive_tamper import *  # noqa: F403  (the guard and tamper tests)
+from tests.unit.test_server import request
+
+pytestmark = pytest.mark.postgres
+
+backend = backend_fixture("postgres")
+
+
+async def test_the_service_never_installs_the_schema(postgres_roles: PostgresRoles) -> None:
+    key = Ed25519PrivateKey.generate()
+    for dsn in (postgres_roles.service_dsn, postgres_roles.owner_dsn):
+        with pytest.raises(ArchiveUnavailable, match="expound archive init"):
+            await open_postgres(dsn, fixed_signer(key), RetentionPolicy())
+    with psycopg.connect(postgres_roles.owner_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('records')").fetchone() == (None,)
+
+
+async def _init(monkeypatch: pytest.MonkeyPatch, roles: PostgresRoles) -> None:
+    monkeypatch.setenv("EXPOUND_ARCHIVE_BACKEND", "postgres")
+    monkeypatch.setenv("EXPOUND_ARCHIVE_OWNER_DSN", roles.owner_dsn)
+    monkeypatch.setenv("EXPOUND_ARCHIVE_DSN", roles.service_dsn)
+    monkeypatch.setenv("EXPOUND_ARCHIVE_RETENTION_DSN", roles.retention_dsn)
+    assert await asyncio.to_thread(main, ["archive", "init"]) == 0
+
+
+async def test_after_init_the_service_role_may_only_insert_and_select(
+    postgres_roles: PostgresRoles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _init(monkeypatch, postgres_roles)
+    key = Ed25519PrivateKey.generate()
+    store = await open_postgres(postgres_roles.service_dsn, fixed_signer(key, 1), RetentionPolicy())
+    try:
+        await fill(store, 2)
+    finally:
+        await store.aclose()
+    with psycopg.connect(postgres_roles.service_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM records").fetchone() == (2,)
+        conn.execute("INSERT INTO holds (seq, reason, placed_at) VALUES (0, 'x', 'now')")
+        for statement in (
+            "UPDATE records SET decision = 'approve'",
+            "DELETE FROM payloads",
+            "DELETE FROM holds",
+            "TRUNCATE records CASCADE",
+            "ALTER TABLE records DISABLE TRIGGER USER",
+            "DROP TRIGGER records_append_only ON records",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with psycopg.connect(postgres_roles.retention_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM holds")  # releasing a hold is the retention role's
+        for statement in ("UPDATE records SET decision = 'x'", "TRUNCATE payloads"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+async def test_the_server_runs_as_the_service_role_and_retention_as_its_own(
+    postgres_roles: PostgresRoles,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    denied_applicant: dict[str, Any],
+) -> None:
+    await _init(monkeypatch, postgres_roles)
+    monkeypatch.setenv("EXPOUND_SIGNING_KEY_PATH", str(settings.signing_key_path))
+    monkeypatch.setenv("EXPOUND_RETENTION_MONTHS", "0")
+    served = settings.model_copy(
+        update={
+            "archive_backend": "postgres",
+            "archive_dsn": postgres_roles.service_dsn,
+            "retention_months": 0,
+        }
+    )
+    async with running_server(served) as running:
+        import grpc
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = explain_pb2_grpc.ExplainServiceStub(channel)
+            answer = await stub.Explain(request(GBM, denied_applicant, decision_id="pg-1"))
+        stored = await running.records.get_record(answer.record_id, include_proof=False)
+        assert stored[0].record_id == answer.record_id
+    as_service = await open_archive(served)
+    try:
+        with pytest.raises(ArchiveUnavailable, match="permission denied"):
+            await as_service.expire([answer.record_id])
+    finally:
+        await as_service.aclose()
+    assert await asyncio.to_thread(main, ["archive", "expire", answer.record_id]) == 0
+    assert await asyncio.to_thread(main, ["archive", "audit"]) == 0
