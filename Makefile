@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 models: $(MODEL_STAMP)
 
-$(MODEL_STAMP): $(STAMP) data/german_credit.csv models/training.py models/demo_schema.py
+$(MODEL_STAMP): $(STAMP) data/german_credit.csv expound/models/training.py expound/models/demo_schema.py
 	$(BIN)/python -m expound.models.training --data data/german_credit.csv --out $(MODELS)
 	touch $@
 
