@@ -39,7 +39,7 @@ class LoadedModel:
 
     def encode(self, features: dict[str, FeatureScalar]) -> npt.NDArray[np.float64]:
         """Encodes one validated row as a (1, n_features) matrix."""
-        return encode_rows(self.manifest.features, [features])
+        return encode_rows(self.manifest.features, [features], self.manifest.model_columns())
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def load_model(directory: Path) -> LoadedModel:
     background_rows = json.loads(
         _verified_bytes(directory / manifest.background, manifest.background_sha256, "background")
     )
-    scorer = load_scoring_model(manifest.kind, artifact)
-    background = encode_rows(manifest.features, background_rows)
+    scorer = load_scoring_model(manifest, directory)
+    background = encode_rows(manifest.features, background_rows, manifest.model_columns())
     return LoadedModel(manifest=manifest, scorer=scorer, background=background, directory=directory)
 
 
