@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, export
+from expound.clients import archive_cli, export, import_cli
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
 from expound.clients.verify import bundle_from_record
@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = model_actions.add_parser("show")
     show.add_argument("model_id")
     show.add_argument("--json", action="store_true")
+    import_cli.add_parser(model_actions)
 
     records = commands.add_parser("records", help="read archived records")
     record_actions = records.add_subparsers(dest="action", required=True)
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, ServiceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.command == "models" and args.action == "import":
+        return import_cli.run(args)
     handlers = {"explain": _cmd_explain, "models": _cmd_models, "records": _cmd_records}
     try:
         with ExplainClient(args.target, timeout=args.timeout) as client:

@@ -22,18 +22,17 @@ from expound.models.manifest import FeatureSpec
 def _column_values(spec: FeatureSpec, value: FeatureScalar) -> dict[str, float | int | str]:
     """The model columns one validated feature value fills."""
     if value is None:
-        if spec.onehot_columns is not None:
-            return {c: float("nan") for c in spec.columns()}
-        return {spec.name: float("nan")}
+        return {c: float("nan") for c in spec.columns()}
+    if spec.type == "category" and spec.onehot_columns is not None:
+        hot = spec.onehot_columns[(spec.categories or []).index(str(value))]
+        return {c: 1.0 if c == hot else 0.0 for c in spec.columns()}
+    (column,) = spec.columns()
     if spec.type == "category":
-        if spec.onehot_columns is not None:
-            hot = spec.onehot_columns[(spec.categories or []).index(str(value))]
-            return {c: 1.0 if c == hot else 0.0 for c in spec.columns()}
         code = spec.code_of(str(value))
-        return {spec.name: code if isinstance(code, str) else float(code)}
+        return {column: code if isinstance(code, str) else float(code)}
     if spec.type == "bool":
-        return {spec.name: 1.0 if value else 0.0}
-    return {spec.name: float(value)}
+        return {column: 1.0 if value else 0.0}
+    return {column: float(value)}
 
 
 def encode_rows(

@@ -46,6 +46,8 @@ class FeatureSpec(_Strict):
     # no column of its own).
     codes: list[CategoryCode] | None = None
     onehot_columns: list[str | None] | None = None
+    # The model's column for this feature when its name differs (e.g. "Age (years)").
+    column: str | None = None
 
     @model_validator(mode="after")
     def _categories_match_type(self) -> FeatureSpec:
@@ -64,6 +66,8 @@ class FeatureSpec(_Strict):
                 raise ValueError(f"{self.name}.{field}: entries must be unique")
         if self.codes is not None and self.onehot_columns is not None:
             raise ValueError(f"{self.name}: give codes or onehot_columns, not both")
+        if self.column is not None and self.onehot_columns is not None:
+            raise ValueError(f"{self.name}: give column or onehot_columns, not both")
         return self
 
     def code_of(self, category: str) -> CategoryCode:
@@ -76,7 +80,7 @@ class FeatureSpec(_Strict):
         """The model's input columns this feature fills, in its own order."""
         if self.onehot_columns is not None:
             return [c for c in self.onehot_columns if c is not None]
-        return [self.name]
+        return [self.column or self.name]
 
 
 class ReasonEntry(_Strict):
