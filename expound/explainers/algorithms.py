@@ -113,6 +113,23 @@ class TreeExplainer:
             self.background_sha256 = ""
         self.sampling_seed = 0
         self.library_version = f"{scorer.library_version}; shap {shap.__version__}"
+        if manifest.tree_shap == "interventional":
+            self._check_adds_up(model)
+
+    def _check_adds_up(self, model: LoadedModel) -> None:
+        # shap's own tree walker (used for interventional TreeSHAP) does not read every
+        # split kind, LightGBM's categorical splits among them; such a model gives values
+        # that do not add up, which is refused here at load rather than at every request.
+        row = model.background[:1]
+        raw = self.explain_row(row)
+        residual = (
+            raw.base_value + float(np.sum(raw.contributions)) - float(self._scorer.raw(row)[0])
+        )
+        if not abs(residual) <= 1e-6:
+            raise ModelIntegrityError(
+                f"model directory {model.directory}: tree_shap: interventional TreeSHAP does "
+                f"not add up for this model (residual {residual:.3g}); use path_dependent"
+            )
 
     def _prepared(self, rows: npt.NDArray[Any]) -> Any:
         data = self._scorer.model_input(rows)

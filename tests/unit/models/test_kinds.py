@@ -4,6 +4,7 @@ to the model's output, and the decision is the library's own predict_proba at 0.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -282,4 +283,33 @@ def test_any_predict_proba_classifier_through_the_sampling_explainer(
         lambda x: estimator.predict_proba(x)[:, 1],
         exact=False,
         rows=2,
+    )
+
+
+def test_interventional_treeshap_against_the_background_set(
+    credit_frame: tuple[pd.DataFrame, np.ndarray], sample: Path, tmp_path: Path
+) -> None:
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    frame, labels = credit_frame
+    estimator = GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=1)
+    estimator.fit(frame, labels)
+    skops.io.dump(estimator, tmp_path / "model.skops")
+    import_model(tmp_path / "model.skops", sample, tmp_path / "m", target="target")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["tree_shap"] = "interventional"
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    model = serve(tmp_path / "m")
+    assert model.explainer.algorithm == "treeshap-interventional"
+    assert model.explainer.background_sha256 == model.manifest.background_sha256
+    reference = shap.TreeExplainer(
+        estimator,
+        data=model.scorer.model_input(model.background),
+        feature_perturbation="interventional",
+    )
+    check(
+        model,
+        frame,
+        lambda x: shap_values(reference, x),
+        lambda x: estimator.predict_proba(x)[:, 1],
     )
