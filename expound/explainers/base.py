@@ -35,6 +35,7 @@ def attribute(
     except Exception as exc:  # foreign library errors are translated here, at the boundary
         raise AttributionError(f"{explainer.algorithm} failed: {type(exc).__name__}") from exc
     residual = raw.base_value + float(np.sum(raw.contributions)) - model_output
+    tolerance = max(tolerance, model.scorer.output_precision)
     if not np.isfinite(residual) or abs(residual) > tolerance:
         raise AttributionError(
             f"additivity violated: base + contributions - output = {residual:.3g} "

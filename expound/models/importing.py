@@ -106,7 +106,7 @@ def _lightgbm(path: Path) -> _Converted:
     unnamed = names == [f"Column_{j}" for j in range(len(names))]
     # LightGBM lists the values of its categorical features (numeric ones get a range).
     infos = booster.dump_model().get("feature_infos", {})
-    categorical = [name for name in names if "values" in infos.get(name, {})]
+    categorical = [name for name in names if infos.get(name, {}).get("values")]
     return _Converted("lightgbm", path.name, booster, None if unnamed else names, categorical, [])
 
 
