@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import shap
 
@@ -27,65 +26,7 @@ from expound.models.demo_schema import FEATURES
 from expound.models.importing import feature_value, todo_fields
 from expound.models.manifest import ModelManifest
 from expound.models.registry import load_model
-from tests.unit.models.conftest import CATEGORICAL, write_sample
-
-ONEHOT = ["purpose", "housing"]
-CODED = [name for name in CATEGORICAL if name not in ONEHOT]
-
-
-@pytest.fixture(scope="module")
-def outside(
-    credit_frame: tuple[pd.DataFrame, np.ndarray], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """The outside team's forest, pickled, and the sample of its inputs (label: good=1)."""
-    from sklearn.ensemble import RandomForestClassifier
-
-    frame, labels = credit_frame
-    data = frame.copy()
-    data[CODED] = data[CODED] + 1  # their codes start at 1
-    for name in ONEHOT:
-        categories = next(s for s in FEATURES if s.name == name).categories or []
-        for code, label in enumerate(categories):
-            data[f"{name}_{label}"] = (frame[name] == code).astype(np.int64)
-        data = data.drop(columns=[name])
-    good = 1 - labels
-    forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=7, n_jobs=1)
-    forest.fit(data, good)
-    root = tmp_path_factory.mktemp("outside")
-    (root / "forest.pkl").write_bytes(pickle.dumps(forest))
-    sample = write_sample(data, good, root / "sample.csv")
-    return {"root": root, "forest": forest, "data": data, "sample": sample}
-
-
-def _import(outside: dict[str, Any], out: Path, *extra: str) -> int:
-    return main(
-        [
-            "models",
-            "import",
-            str(outside["root"] / "forest.pkl"),
-            "--data",
-            str(outside["sample"]),
-            "--target",
-            "target",
-            "--out",
-            str(out),
-            "--categorical",
-            ",".join(CODED),
-            *extra,
-        ]
-    )
-
-
-@pytest.fixture(scope="module")
-def imported(outside: dict[str, Any]) -> Path:
-    """The forest imported with --trust-pickle, its decision rule and meaning declared."""
-    out = outside["root"] / "outside-forest"
-    assert _import(outside, out, "--trust-pickle") == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["score_meaning"] = "probability that the applicant repays (good credit)"
-    manifest["decision"]["adverse_when"] = "score_below"
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return out
+from tests.unit.models.conftest import import_outside
 
 
 def test_the_import_infers_codes_one_hot_groups_and_the_output_space(imported: Path) -> None:
@@ -191,7 +132,7 @@ def test_a_probability_model_declared_as_log_odds_is_refused(
 def test_a_pickle_is_read_only_with_the_trust_flag(
     outside: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _import(outside, tmp_path / "untrusted") == 2
+    assert import_outside(outside, tmp_path / "untrusted") == 2
     assert "--trust-pickle" in capsys.readouterr().err
 
 
