@@ -282,7 +282,7 @@ def infer_features(
             done.update(group)
             continue
         name, series = _feature_name(column), frame[column]
-        if column in categorical or series.dtype == object or str(series.dtype) == "string":
+        if column in categorical or not pd.api.types.is_numeric_dtype(series):
             specs.append(_category_spec(name, column, series))
         elif _is_binary(series):
             specs.append(

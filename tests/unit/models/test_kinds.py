@@ -318,3 +318,91 @@ def test_interventional_treeshap_against_the_background_set(
         lambda x: shap_values(reference, x),
         lambda x: estimator.predict_proba(x)[:, 1],
     )
+
+
+@pytest.fixture
+def string_coded(
+    credit_frame: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> tuple[pd.DataFrame, np.ndarray, Path]:
+    """The demo data with its categories as the source's own strings (e.g. "A14")."""
+    from expound.models.demo_schema import FEATURES
+
+    frame, labels = credit_frame
+    data = frame.copy()
+    for spec in FEATURES:
+        if spec.type == "category":
+            data[spec.name] = [f"A{code}" for code in frame[spec.name]]
+    return data, labels, write_sample(data, labels, tmp_path / "strings.csv")
+
+
+def test_catboost_with_string_categories(
+    string_coded: tuple[pd.DataFrame, np.ndarray, Path], tmp_path: Path
+) -> None:
+    import catboost
+
+    frame, labels, sample = string_coded
+    classifier = catboost.CatBoostClassifier(
+        iterations=40, depth=4, random_seed=1, verbose=0, thread_count=1, allow_writing_files=False
+    )
+    classifier.fit(frame, labels, cat_features=CATEGORICAL)
+    classifier.save_model(str(tmp_path / "model.cbm"), format="cbm")
+    import_model(tmp_path / "model.cbm", sample, tmp_path / "cb", target="target")
+    model = serve(tmp_path / "cb")
+    assert model.manifest.feature("housing").codes == ["A0", "A1", "A2"]
+    reference = shap.TreeExplainer(classifier)
+    check(
+        model,
+        frame,
+        lambda x: shap_values(reference, catboost.Pool(x, cat_features=CATEGORICAL)),
+        lambda x: classifier.predict_proba(x)[:, 1],
+    )
+
+
+def test_pipeline_with_ordinal_and_one_hot_encoding_of_strings(
+    string_coded: tuple[pd.DataFrame, np.ndarray, Path], tmp_path: Path
+) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    frame, labels, sample = string_coded
+    ordinal = ["savings", "employment_since"]
+    onehot = [c for c in CATEGORICAL if c not in ordinal]
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("onehot", OneHotEncoder(drop="first"), onehot),
+                        ("ordinal", OrdinalEncoder(), ordinal),
+                    ],
+                    remainder="passthrough",
+                ),
+            ),
+            ("classify", HistGradientBoostingClassifier(max_iter=30, random_state=1)),
+        ]
+    ).fit(frame, labels)
+    skops.io.dump(pipeline, tmp_path / "model.skops")
+    manifest = import_model(tmp_path / "model.skops", sample, tmp_path / "p", target="target")
+    assert (manifest.explainer, manifest.score.space) == ("tree", "log_odds")
+    model = serve(tmp_path / "p")
+    encode = pipeline[:-1]
+    reference = shap.TreeExplainer(pipeline[-1])
+    names = list(encode.get_feature_names_out())
+    source = [
+        next(
+            c
+            for c in frame.columns
+            if n.split("__", 1)[1] == c or n.split("__", 1)[1].startswith(c + "_")
+        )
+        for n in names
+    ]
+
+    def direct(x: pd.DataFrame) -> np.ndarray:
+        values = shap_values(reference, encode.transform(x))
+        summed = pd.Series(values, index=source).groupby(level=0).sum()
+        return summed.reindex(frame.columns).fillna(0.0).to_numpy()
+
+    check(model, frame, direct, lambda x: pipeline.predict_proba(x)[:, 1])
