@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,16 @@ from expound.models.training import load_applicants
 
 ROOT = Path(__file__).resolve().parents[3]
 CATEGORICAL = [spec.name for spec in FEATURES if spec.type == "category"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """OpenMP libraries (HistGradientBoosting, LightGBM, XGBoost) on one thread: on a busy
+    machine their spinning workers turn a 0.3 s fit into 30 s."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="session")
