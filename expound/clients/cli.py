@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, export
+from expound.clients import archive_cli, export, import_cli
 from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--adverse-value", default="1", help="the --target value of an adverse outcome"
     )
     check.add_argument("--tolerance", type=float, default=1e-6, help="additivity tolerance")
+    import_cli.add_parser(model_actions)
 
     records = commands.add_parser("records", help="read archived records")
     record_actions = records.add_subparsers(dest="action", required=True)
@@ -301,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "models" and args.action == "check":
         return _cmd_models_check(args)
+    if args.command == "models" and args.action == "import":
+        return import_cli.run(args)
     handlers = {"explain": _cmd_explain, "models": _cmd_models, "records": _cmd_records}
     try:
         with ExplainClient(args.target, timeout=args.timeout) as client:

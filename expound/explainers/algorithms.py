@@ -1,89 +1,190 @@
 """The three SHAP algorithms expound runs, chosen explicitly per model by its manifest.
 
-- ``tree``: exact TreeSHAP (path-dependent) through LightGBM's native ``pred_contrib``,
-  the same call ``shap.TreeExplainer`` makes for LightGBM boosters.
-- ``linear``: exact linear SHAP with ``shap.LinearExplainer`` over the pipeline's encoded
-  columns (interventional, against the background set); one-hot columns are summed back
-  to their original feature.
+- ``tree``: exact TreeSHAP through ``shap.TreeExplainer`` for every tree kind (LightGBM,
+  XGBoost, CatBoost, scikit-learn trees, forests and gradient boosting, alone or at the end
+  of a Pipeline): path-dependent by default, interventional against the background set when
+  the manifest's ``tree_shap`` says so.
+- ``linear``: exact linear SHAP with ``shap.LinearExplainer`` (interventional, against the
+  background set) for a linear classifier, alone or after a Pipeline's encoding.
 - ``sampling``: ``shap.PermutationExplainer`` with a fixed seed, for any other model.
+
+Every explainer answers per model column (the manifest's ``model_columns``); a Pipeline's
+encoded columns are summed back to the column they came from, which is exact for TreeSHAP
+and linear SHAP (SHAP values are additive over columns).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from expound.errors import ModelIntegrityError
-from expound.models.explainer import Explainer, FloatMatrix, RawAttribution
+from expound.models.explainer import Explainer, RawAttribution
 from expound.models.registry import LoadedModel
-from expound.models.scoring import LightGBMModel, SklearnModel
+from expound.models.scoring import SklearnModel
+
+
+def _encoded_column_sources(
+    transformer: Any, input_names: list[str] | None
+) -> npt.NDArray[np.intp] | None:
+    """Maps each output column of a Pipeline's encoding to its input column (None when the
+    encoding is not a ColumnTransformer of per-column steps, or there is no encoding)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    if transformer is None:
+        return None
+    last = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
+    if not isinstance(last, ColumnTransformer):
+        return None
+    sources: list[int] = []
+    for _name, step, columns in last.transformers_:
+        if step == "drop" or len(columns) == 0:
+            continue
+        indices = [
+            input_names.index(c) if isinstance(c, str) and input_names else int(c) for c in columns
+        ]
+        if isinstance(step, OneHotEncoder):
+            dropped = step.drop_idx_ if step.drop_idx_ is not None else [None] * len(indices)
+            for column, categories, drop in zip(indices, step.categories_, dropped, strict=True):
+                sources.extend([column] * (len(categories) - (drop is not None)))
+        else:
+            sources.extend(indices)
+    return np.asarray(sources, dtype=np.intp)
+
+
+def _sum_back(values: npt.NDArray[np.float64], sources: npt.NDArray[np.intp] | None, n: int) -> Any:
+    if sources is None:
+        return values
+    summed = np.zeros(n, dtype=np.float64)
+    np.add.at(summed, sources, values)
+    return summed
+
+
+def _one_output(values: Any, output: int) -> npt.NDArray[np.float64]:
+    """One row's SHAP values for the score's output (multi-output models give one set
+    per class)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 3:
+        array = array[..., output]
+    return np.asarray(array[0], dtype=np.float64)
+
+
+def _base_value(expected: Any, output: int) -> float:
+    flat = np.asarray(expected, dtype=np.float64).reshape(-1)
+    return float(flat[output] if flat.size > 1 else flat[0])
 
 
 class TreeExplainer:
-    """Exact path-dependent TreeSHAP via LightGBM's native contribution call."""
+    """Exact TreeSHAP through ``shap.TreeExplainer``, for every tree kind."""
 
-    algorithm = "treeshap-path-dependent"
-    sampling_seed = 0
-    # Path-dependent TreeSHAP takes its reference distribution from the trees' own cover
-    # counts (part of the artifact, hashed in the record); it uses no background set.
-    background_sha256 = ""
+    def __init__(self, model: LoadedModel) -> None:
+        import shap
 
-    def __init__(self, scorer: LightGBMModel) -> None:
-        self._booster = scorer.booster
-        self.library_version = scorer.library_version
+        scorer = model.scorer
+        manifest = model.manifest
+        self._scorer = scorer
+        self._transform = getattr(scorer, "transform", None)
+        self._output = manifest.score.output
+        self._n_columns = len(manifest.model_columns())
+        self._sources = _encoded_column_sources(
+            getattr(scorer, "pipeline", None)[:-1] if self._transform else None,  # type: ignore[index]
+            scorer.feature_names,
+        )
+        tree_model = getattr(scorer, "estimator", None)
+        if tree_model is None:
+            raise ModelIntegrityError(f"model {manifest.model_id}: a {scorer.kind} has no trees")
+        if manifest.tree_shap == "interventional":
+            data = self._prepared(model.background)
+            self._explainer = shap.TreeExplainer(
+                tree_model, data=data, feature_perturbation="interventional", model_output="raw"
+            )
+            self.algorithm = "treeshap-interventional"
+            self.background_sha256 = manifest.background_sha256
+        else:
+            self._explainer = shap.TreeExplainer(
+                tree_model, feature_perturbation="tree_path_dependent"
+            )
+            self.algorithm = "treeshap-path-dependent"
+            # Path-dependent TreeSHAP takes its reference distribution from the trees' own
+            # cover counts (part of the artifact, hashed in the record), not a background.
+            self.background_sha256 = ""
+        self.sampling_seed = 0
+        self.library_version = f"{scorer.library_version}; shap {shap.__version__}"
+        if manifest.tree_shap == "interventional":
+            self._check_adds_up(model)
 
-    def explain_row(self, row: FloatMatrix) -> RawAttribution:
-        contrib = np.asarray(self._booster.predict(row, pred_contrib=True), dtype=np.float64)[0]
-        return RawAttribution(contributions=contrib[:-1], base_value=float(contrib[-1]))
+    def _check_adds_up(self, model: LoadedModel) -> None:
+        # shap's own tree walker (used for interventional TreeSHAP) does not read every
+        # split kind, LightGBM's categorical splits among them; such a model gives values
+        # that do not add up, which is refused here at load rather than at every request.
+        row = model.background[:1]
+        raw = self.explain_row(row)
+        residual = (
+            raw.base_value + float(np.sum(raw.contributions)) - float(self._scorer.raw(row)[0])
+        )
+        if not abs(residual) <= 1e-6:
+            raise ModelIntegrityError(
+                f"model directory {model.directory}: tree_shap: interventional TreeSHAP does "
+                f"not add up for this model (residual {residual:.3g}); use path_dependent"
+            )
+
+    def _prepared(self, rows: npt.NDArray[Any]) -> Any:
+        data = self._scorer.model_input(rows)
+        return self._transform(data) if self._transform is not None else data
+
+    def explain_row(self, row: npt.NDArray[Any]) -> RawAttribution:
+        # check_additivity is off because expound checks additivity itself, against the
+        # scorer's own output, on every request (base.attribute); from_call only silences
+        # shap's notice that LightGBM binary output "has changed" (it has not, for one row).
+        values = self._explainer.shap_values(
+            self._prepared(row), check_additivity=False, from_call=True
+        )
+        contributions = _sum_back(_one_output(values, self._output), self._sources, self._n_columns)
+        return RawAttribution(
+            contributions=contributions,
+            base_value=_base_value(self._explainer.expected_value, self._output),
+        )
 
 
 class LinearExplainer:
-    """Exact linear SHAP over a one-hot/scaled pipeline, summed back per feature."""
+    """Exact linear SHAP over a linear classifier (after a Pipeline's encoding, if any)."""
 
     algorithm = "linear-shap-interventional"
     sampling_seed = 0
 
-    def __init__(
-        self, scorer: SklearnModel, background: FloatMatrix, background_sha256: str
-    ) -> None:
+    def __init__(self, scorer: SklearnModel, background: npt.NDArray[Any], sha256: str) -> None:
         import shap
 
-        encode = scorer.pipeline[:-1]
-        classifier = scorer.pipeline[-1]
-        self._encode = encode
-        self._column_feature = _encoded_column_features(encode.steps[-1][1])
-        encoded_background = encode.transform(background)
+        self._scorer = scorer
+        self._transform = scorer.transform
+        classifier = scorer.estimator
+        self._sources = _encoded_column_sources(
+            scorer.pipeline[:-1] if self._transform else None, scorer.feature_names
+        )
+        encoded_background = self._prepared(background)
         self._explainer = shap.LinearExplainer(
             (classifier.coef_[0], classifier.intercept_[0]),
             shap.maskers.Independent(encoded_background, max_samples=len(encoded_background)),
         )
-        self._n_features = background.shape[1]
+        self._n_columns = background.shape[1]
         self.library_version = f"shap {shap.__version__}; {scorer.library_version}"
-        self.background_sha256 = background_sha256
+        self.background_sha256 = sha256
 
-    def explain_row(self, row: FloatMatrix) -> RawAttribution:
-        encoded = self._encode.transform(row)
-        values = np.asarray(self._explainer.shap_values(encoded), dtype=np.float64)[0]
-        contributions = np.zeros(self._n_features, dtype=np.float64)
-        np.add.at(contributions, self._column_feature, values)
-        expected = np.asarray(self._explainer.expected_value, dtype=np.float64).reshape(-1)
-        return RawAttribution(contributions=contributions, base_value=float(expected[0]))
+    def _prepared(self, rows: npt.NDArray[Any]) -> Any:
+        data = self._scorer.model_input(rows)
+        encoded = self._transform(data) if self._transform is not None else data
+        return np.asarray(encoded, dtype=np.float64)
 
-
-def _encoded_column_features(transformer: object) -> npt.NDArray[np.intp]:
-    """Maps each output column of a fitted ColumnTransformer to its input feature index."""
-    from sklearn.preprocessing import OneHotEncoder
-
-    owners: list[int] = []
-    for _name, step, columns in transformer.transformers_:  # type: ignore[attr-defined]
-        if step == "drop" or len(columns) == 0:
-            continue
-        if isinstance(step, OneHotEncoder):
-            for column, categories in zip(columns, step.categories_, strict=True):
-                owners.extend([column] * len(categories))
-        else:
-            owners.extend(columns)
-    return np.asarray(owners, dtype=np.intp)
+    def explain_row(self, row: npt.NDArray[Any]) -> RawAttribution:
+        values = np.asarray(self._explainer.shap_values(self._prepared(row)), dtype=np.float64)
+        contributions = _sum_back(values[0], self._sources, self._n_columns)
+        return RawAttribution(
+            contributions=contributions,
+            base_value=_base_value(self._explainer.expected_value, 0),
+        )
 
 
 class SamplingExplainer:
@@ -103,7 +204,7 @@ class SamplingExplainer:
         self.library_version = f"shap {shap.__version__}; {model.scorer.library_version}"
         self.background_sha256 = background_sha256
 
-    def explain_row(self, row: FloatMatrix) -> RawAttribution:
+    def explain_row(self, row: npt.NDArray[Any]) -> RawAttribution:
         import shap
 
         # A fresh explainer per row, seeded: the same row always gets the same values,
@@ -120,14 +221,26 @@ def build_explainer(model: LoadedModel, algorithm: str | None = None) -> Explain
     """Builds the explainer the manifest names (or ``algorithm``, to override it)."""
     manifest = model.manifest
     chosen = algorithm or manifest.explainer
-    if chosen == "tree" and isinstance(model.scorer, LightGBMModel):
-        return TreeExplainer(model.scorer)
-    if chosen == "linear" and isinstance(model.scorer, SklearnModel):
-        return LinearExplainer(model.scorer, model.background, manifest.background_sha256)
+    if chosen == "tree":
+        try:
+            return TreeExplainer(model)
+        except Exception as exc:  # shap says "Model type not yet supported" and the like
+            raise ModelIntegrityError(
+                f"model directory {model.directory}: explainer: 'tree' does not apply to this "
+                f"{manifest.kind} model ({exc})"
+            ) from exc
+    scorer = model.scorer
+    if (
+        chosen == "linear"
+        and isinstance(scorer, SklearnModel)
+        and hasattr(scorer.estimator, "coef_")
+    ):
+        return LinearExplainer(scorer, model.background, manifest.background_sha256)
     if chosen == "sampling":
         return SamplingExplainer(
             model, manifest.background_sha256, manifest.sampling_seed, manifest.sampling_evaluations
         )
     raise ModelIntegrityError(
-        f"model {manifest.model_id}: explainer {chosen!r} does not apply to a {manifest.kind} model"
+        f"model directory {model.directory}: explainer: {chosen!r} does not apply to a "
+        f"{manifest.kind} model"
     )

@@ -12,6 +12,7 @@ import numpy as np
 
 from expound.domain import Attributions, FeatureAttribution, FeatureScalar
 from expound.errors import AttributionError
+from expound.models.encoding import column_owners
 from expound.models.explainer import Explainer
 from expound.models.registry import LoadedModel
 
@@ -34,20 +35,25 @@ def attribute(
     except Exception as exc:  # foreign library errors are translated here, at the boundary
         raise AttributionError(f"{explainer.algorithm} failed: {type(exc).__name__}") from exc
     residual = raw.base_value + float(np.sum(raw.contributions)) - model_output
+    tolerance = max(tolerance, model.scorer.output_precision)
     if not np.isfinite(residual) or abs(residual) > tolerance:
         raise AttributionError(
             f"additivity violated: base + contributions - output = {residual:.3g} "
             f"(tolerance {tolerance:g}, {explainer.algorithm})"
         )
     specs = model.manifest.features
-    order = sorted(range(len(specs)), key=lambda j: (-abs(float(raw.contributions[j])), j))
+    # One attribution per feature: a one-hot group's columns add up to its one value.
+    per_feature = np.zeros(len(specs), dtype=np.float64)
+    owners = column_owners(specs, model.manifest.model_columns())
+    np.add.at(per_feature, owners, raw.contributions)
+    order = sorted(range(len(specs)), key=lambda j: (-abs(float(per_feature[j])), j))
     rank_of = {j: rank for rank, j in enumerate(order, start=1)}
     items = [
         FeatureAttribution(
             feature=specs[j].name,
             description=specs[j].description,
             value=features[specs[j].name],
-            contribution=float(raw.contributions[j]),
+            contribution=float(per_feature[j]),
             rank=rank_of[j],
         )
         for j in order

@@ -27,11 +27,12 @@ class Factor:
     contribution: float
     rank: int  # by |contribution| among all features, 1 = largest
     importance: int | None  # position among the decision's reasons (or helping factors)
+    adverse_sign: float = 1.0  # the decision rule's: -1 when a lower score is adverse
 
     @property
     def raises_risk(self) -> bool:
         """True when it pushed toward the adverse outcome."""
-        return self.contribution > 0
+        return self.adverse_sign * self.contribution > 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def decision_facts(
             contribution=item.contribution,
             rank=item.rank,
             importance=importance.get(item.feature),
+            adverse_sign=manifest.decision.adverse_sign,
         )
     return DecisionFacts(
         model_id=manifest.model_id,

@@ -1,25 +1,27 @@
 """Prediction and principal reasons: the deterministic, legally operative part.
 
-Principal reasons (adverse-action reason codes) are the manifest's reason groups whose
-summed contribution pushes toward the adverse outcome, largest first, at most four. A
-protected feature is never a reason, nor counted inside a group. Favourable decisions get
-no adverse reasons.
+Principal reasons (adverse-action reason codes) are the manifest's reason groups whose net
+contribution (every unprotected member, whichever way it pushed) points toward the adverse
+outcome, largest first, at most four. Which way is adverse follows the decision rule: a
+higher raw output for ``score_at_or_above``, a lower one for ``score_below``. A protected
+feature is never a reason, nor counted inside a group. Favourable decisions get no adverse
+reasons.
 """
 
 from __future__ import annotations
 
 from expound.domain import Attributions, FeatureAttribution, Prediction, PrincipalReason
 from expound.models.manifest import ModelManifest
-from expound.models.scoring import sigmoid
+from expound.models.scoring import score_of
 
 MAX_PRINCIPAL_REASONS = 4
 
 
 def predict(manifest: ModelManifest, model_output: float) -> Prediction:
-    """The score (a probability of the adverse event) and the decision it implies."""
-    score = sigmoid(model_output)
+    """The score (the probability the manifest's ``score`` names) and its decision."""
+    score = score_of(manifest.score.space, model_output)
     rule = manifest.decision
-    adverse = score >= rule.threshold
+    adverse = rule.is_adverse(score)
     return Prediction(
         score=score,
         score_meaning=manifest.score_meaning,
@@ -36,16 +38,18 @@ def principal_reasons(
     if not prediction.adverse:
         return []
     protected = {spec.name for spec in manifest.features if spec.protected}
-    contribution = {item.feature: item.contribution for item in attributions.items}
+    sign = manifest.decision.adverse_sign
+    # Contributions toward the adverse outcome.
+    toward = {item.feature: sign * item.contribution for item in attributions.items}
     scored: list[tuple[float, int, list[str]]] = []
     for index, entry in enumerate(manifest.reasons):
-        adverse_features = [
-            name for name in entry.features if name not in protected and contribution[name] > 0
-        ]
-        total = sum(contribution[name] for name in adverse_features)
-        if total > 0:
-            adverse_features.sort(key=lambda name: -contribution[name])
-            scored.append((total, index, adverse_features))
+        members = [name for name in entry.features if name not in protected]
+        net = sum(toward[name] for name in members)
+        if net > 0:
+            adverse_features = sorted(
+                (name for name in members if toward[name] > 0), key=lambda name: -toward[name]
+            )
+            scored.append((net, index, adverse_features))
     scored.sort(key=lambda item: (-item[0], item[1]))
     return [
         PrincipalReason(
@@ -53,7 +57,7 @@ def principal_reasons(
             code=manifest.reasons[index].code,
             text=manifest.reasons[index].text,
             features=features,
-            contribution=total,
+            contribution=sign * total,
         )
         for rank, (total, index, features) in enumerate(scored[:MAX_PRINCIPAL_REASONS], start=1)
     ]
@@ -64,9 +68,10 @@ def favourable_factors(
 ) -> list[FeatureAttribution]:
     """The unprotected features that pushed hardest toward the favourable outcome."""
     protected = {spec.name for spec in manifest.features if spec.protected}
+    sign = manifest.decision.adverse_sign
     helping = [
         item
         for item in attributions.items
-        if item.contribution < 0 and item.feature not in protected
+        if sign * item.contribution < 0 and item.feature not in protected
     ]
     return helping[:limit]

@@ -18,7 +18,8 @@ FloatMatrix = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class RawAttribution:
-    """Per-feature contributions (manifest order) and the base value, in raw units."""
+    """Per-column contributions (the manifest's ``model_columns`` order) and the base value,
+    in raw units; one-hot columns are summed back to their feature afterwards."""
 
     contributions: npt.NDArray[np.float64]
     base_value: float
@@ -33,5 +34,5 @@ class Explainer(Protocol):
     sampling_seed: int
 
     def explain_row(self, row: FloatMatrix) -> RawAttribution:
-        """Contributions for a (1, n_features) encoded row."""
+        """Contributions for a (1, n_columns) encoded row."""
         ...

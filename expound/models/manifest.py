@@ -12,8 +12,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FeatureType = Literal["number", "integer", "category", "bool"]
-ModelKind = Literal["lightgbm", "sklearn"]
+ModelKind = Literal["lightgbm", "xgboost", "catboost", "sklearn"]
 ExplainerKind = Literal["tree", "linear", "sampling"]
+ScoreSpace = Literal["log_odds", "probability"]
+CategoryCode = int | str
+# Marks wording `expound models import` could not infer; a manifest that still holds a
+# string field equal to or starting with it is not ready to serve.
+TODO = "TODO"
 
 
 class _Strict(BaseModel):
@@ -35,6 +40,14 @@ class FeatureSpec(_Strict):
     actionable: bool = False
     nullable: bool = False
     aliases: list[str] = Field(default_factory=list)
+    # How the model sees a category: ``codes`` gives the value of each category (aligned
+    # with ``categories``; default: its position in the list); ``onehot_columns`` names the
+    # model's 0/1 column of each category instead (null for a reference category that has
+    # no column of its own).
+    codes: list[CategoryCode] | None = None
+    onehot_columns: list[str | None] | None = None
+    # The model's column for this feature when its name differs (e.g. "Age (years)").
+    column: str | None = None
 
     @model_validator(mode="after")
     def _categories_match_type(self) -> FeatureSpec:
@@ -42,7 +55,32 @@ class FeatureSpec(_Strict):
             raise ValueError(
                 f"{self.name}: categories are required for, and only for, type 'category'"
             )
+        count = len(self.categories or [])
+        for field, values in (("codes", self.codes), ("onehot_columns", self.onehot_columns)):
+            if values is None:
+                continue
+            if len(values) != count:
+                raise ValueError(f"{self.name}.{field}: one entry per category ({count})")
+            named = [v for v in values if v is not None]
+            if len(set(named)) != len(named):
+                raise ValueError(f"{self.name}.{field}: entries must be unique")
+        if self.codes is not None and self.onehot_columns is not None:
+            raise ValueError(f"{self.name}: give codes or onehot_columns, not both")
+        if self.column is not None and self.onehot_columns is not None:
+            raise ValueError(f"{self.name}: give column or onehot_columns, not both")
         return self
+
+    def code_of(self, category: str) -> CategoryCode:
+        """The value the model sees for ``category`` (a column code, not one-hot)."""
+        assert self.categories is not None
+        index = self.categories.index(category)
+        return self.codes[index] if self.codes is not None else index
+
+    def columns(self) -> list[str]:
+        """The model's input columns this feature fills, in its own order."""
+        if self.onehot_columns is not None:
+            return [c for c in self.onehot_columns if c is not None]
+        return [self.column or self.name]
 
 
 class ReasonEntry(_Strict):
@@ -53,13 +91,43 @@ class ReasonEntry(_Strict):
     features: list[str] = Field(min_length=1)
 
 
+class ScoreSpec(_Strict):
+    """Which of the model's outputs is the score, and in which space it is explained.
+
+    ``output`` is the class whose probability is the score (the column of
+    ``predict_proba``; boosters and log-odds have only class 1). ``space`` is the model's
+    raw output, which the attributions add up to: ``log_odds`` (boosters, linear models,
+    gradient boosting; score = sigmoid(raw)) or ``probability`` (forests, single trees,
+    any ``predict_proba``; score = raw).
+    """
+
+    output: int = Field(default=1, ge=0)
+    space: ScoreSpace = "log_odds"
+
+
 class DecisionRule(_Strict):
-    """How a score becomes a decision."""
+    """How a score becomes a decision, on either side of the threshold."""
 
     threshold: float = Field(gt=0, lt=1)
-    adverse_when: Literal["score_at_or_above"] = "score_at_or_above"
+    adverse_when: Literal["score_at_or_above", "score_below"] = "score_at_or_above"
     adverse_label: str = "decline"
     favourable_label: str = "approve"
+
+    @property
+    def adverse_sign(self) -> float:
+        """+1 when a higher raw output pushes toward the adverse outcome, else -1."""
+        return 1.0 if self.adverse_when == "score_at_or_above" else -1.0
+
+    def is_adverse(self, score: float) -> bool:
+        """Whether ``score`` falls on the adverse side of the threshold."""
+        if self.adverse_when == "score_at_or_above":
+            return score >= self.threshold
+        return score < self.threshold
+
+    def describe(self) -> str:
+        """The rule in one line, e.g. "score >= 0.5: decline"."""
+        operator = ">=" if self.adverse_when == "score_at_or_above" else "<"
+        return f"score {operator} {self.threshold:g}: {self.adverse_label}"
 
 
 class ModelManifest(_Strict):
@@ -72,8 +140,12 @@ class ModelManifest(_Strict):
     artifact: str
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     explainer: ExplainerKind
+    # TreeSHAP: path-dependent (the trees' own cover counts) or interventional (against
+    # the background set).
+    tree_shap: Literal["path_dependent", "interventional"] = "path_dependent"
     score_meaning: str
     units: str
+    score: ScoreSpec = Field(default_factory=ScoreSpec)
     decision: DecisionRule
     features: list[FeatureSpec] = Field(min_length=1)
     reasons: list[ReasonEntry] = Field(min_length=1)
@@ -82,6 +154,11 @@ class ModelManifest(_Strict):
     sampling_seed: int = 20240611
     sampling_evaluations: int = Field(default=2000, ge=100)
     training: dict[str, str | int | float] = Field(default_factory=dict)
+    # The model's input columns in the artifact's order (checked against the names the
+    # artifact records); default: each feature's columns in feature order.
+    columns: list[str] | None = None
+    # skops only: the exact types beyond skops' defaults this artifact may build.
+    trusted_types: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _reasons_cover_features(self) -> ModelManifest:
@@ -99,7 +176,21 @@ class ModelManifest(_Strict):
         unprotected = {f.name for f in self.features if not f.protected}
         if unprotected - seen:
             raise ValueError(f"features without a reason code: {sorted(unprotected - seen)}")
+        expanded = [c for spec in self.features for c in spec.columns()]
+        if len(set(expanded)) != len(expanded):
+            raise ValueError("a model column is filled by two features")
+        if self.columns is not None and sorted(self.columns) != sorted(expanded):
+            raise ValueError(
+                f"columns: {sorted(set(self.columns) ^ set(expanded))} are not the features' "
+                "columns (each feature's name, or its onehot_columns)"
+            )
         return self
+
+    def model_columns(self) -> list[str]:
+        """The model's input columns in the artifact's order."""
+        if self.columns is not None:
+            return list(self.columns)
+        return [c for spec in self.features for c in spec.columns()]
 
     def feature(self, name: str) -> FeatureSpec:
         """Returns the spec of feature ``name`` (KeyError if unknown)."""

@@ -53,7 +53,7 @@ class LoadedModel:
 
     def encode(self, features: dict[str, FeatureScalar]) -> npt.NDArray[np.float64]:
         """Encodes one validated row as a (1, n_features) matrix."""
-        return encode_rows(self.manifest.features, [features])
+        return encode_rows(self.manifest.features, [features], self.manifest.model_columns())
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,10 @@ class ReloadReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     unavailable: list[UnavailableModel] = field(default_factory=list)
+
+
+# A reason travels in gRPC trailers and log lines: name the first few, point to the rest.
+MAX_TODOS_SHOWN = 8
 
 
 def _refusal(directory: Path, problem: str) -> ModelIntegrityError:
@@ -130,7 +134,11 @@ def read_manifest(directory: Path) -> ModelManifest:
         raise _refusal(directory, f"invalid manifest: {MANIFEST} is not JSON ({exc})") from exc
     todos = todo_fields(document)
     if todos:
-        raise _refusal(directory, f"manifest has {len(todos)} TODO(s) left, in: {', '.join(todos)}")
+        shown = ", ".join(todos[:MAX_TODOS_SHOWN])
+        more = len(todos) - MAX_TODOS_SHOWN
+        if more > 0:
+            shown += f" and {more} more (`expound models check` lists them all)"
+        raise _refusal(directory, f"manifest has {len(todos)} TODO(s) left, in: {shown}")
     try:
         return ModelManifest.model_validate(document)
     except ValidationError as exc:
@@ -149,9 +157,9 @@ def load_model(directory: Path) -> LoadedModel:
         directory, manifest.background, manifest.background_sha256, "background"
     )
     try:
-        scorer = load_scoring_model(manifest.kind, directory / manifest.artifact)
-    except ModelIntegrityError as exc:
-        raise _refusal(directory, exc.message) from exc
+        scorer = load_scoring_model(manifest, directory)
+    except ModelIntegrityError:
+        raise  # already names the directory and the field
     except Exception as exc:  # the model libraries' own errors, translated at this boundary
         raise _refusal(
             directory,
@@ -159,7 +167,9 @@ def load_model(directory: Path) -> LoadedModel:
             f"{type(exc).__name__}: {exc}",
         ) from exc
     try:
-        background = encode_rows(manifest.features, json.loads(background_bytes))
+        background = encode_rows(
+            manifest.features, json.loads(background_bytes), manifest.model_columns()
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise _refusal(
             directory, f"background {manifest.background} does not fit the features: {exc!r}"
@@ -190,11 +200,12 @@ def serve_model(directory: Path, build_explainer: ExplainerFactory) -> ServedMod
             f"explainer {explainer.algorithm} fails on the first background row: "
             f"{type(exc).__name__}: {exc}",
         ) from exc
-    if warm.contributions.shape != (len(model.manifest.features),):
+    columns = len(model.manifest.model_columns())
+    if warm.contributions.shape != (columns,):
         raise _refusal(
             directory,
             f"explainer {explainer.algorithm} returned {warm.contributions.shape} "
-            f"contributions for {len(model.manifest.features)} features",
+            f"contributions for {columns} model columns",
         )
     return ServedModel(
         manifest=model.manifest,

@@ -10,7 +10,7 @@ pattern) is reported as a TODO rather than as a type error.
 
 from __future__ import annotations
 
-TODO_MARKER = "TODO"
+from expound.models.manifest import TODO
 
 
 def _item_label(index: int, item: object) -> str:
@@ -18,7 +18,7 @@ def _item_label(index: int, item: object) -> str:
     if isinstance(item, dict):
         for key in ("name", "code"):
             label = item.get(key)
-            if isinstance(label, str) and label and not label.startswith(TODO_MARKER):
+            if isinstance(label, str) and label and not label.startswith(TODO):
                 return label
     return str(index)
 
@@ -35,7 +35,7 @@ def todo_fields(document: object, path: str = "") -> list[str]:
         document order.
     """
     if isinstance(document, str):
-        return [path or "(manifest)"] if document.startswith(TODO_MARKER) else []
+        return [path or "(manifest)"] if document.startswith(TODO) else []
     found: list[str] = []
     if isinstance(document, dict):
         for key, value in document.items():

@@ -269,7 +269,7 @@ def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
         artifact_sha256=manifest.artifact_sha256,
         score_meaning=manifest.score_meaning,
         threshold=manifest.decision.threshold,
-        adverse_when=f"score >= {manifest.decision.threshold:g}: {manifest.decision.adverse_label}",
+        adverse_when=manifest.decision.describe(),
         explainer=explainer,
         units=manifest.units,
     )

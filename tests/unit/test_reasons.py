@@ -50,7 +50,11 @@ def _check_reasons(registry: ModelRegistry, model_id: str, applicant: dict[str, 
     for reason in reasons:
         assert not protected & set(reason.features)
         assert all(contribution[f] > 0 for f in reason.features)
-        assert reason.contribution == pytest.approx(sum(contribution[f] for f in reason.features))
+        entry = codes[reason.code]
+        members = [f for f in entry.features if f not in protected]
+        # A group's contribution is its NET effect: every unprotected member, either sign.
+        assert reason.contribution == pytest.approx(sum(contribution[f] for f in members))
+        assert set(reason.features) == {f for f in members if contribution[f] > 0}
         assert reason.text == codes[reason.code].text
     totals = [r.contribution for r in reasons]
     assert totals == sorted(totals, reverse=True)
@@ -60,11 +64,11 @@ def _check_reasons(registry: ModelRegistry, model_id: str, applicant: dict[str, 
     for entry in manifest.reasons:
         if entry.code in chosen:
             continue
-        left_out = sum(max(contribution[f], 0) for f in entry.features if f not in protected)
+        left_out = sum(contribution[f] for f in entry.features if f not in protected)
         if len(reasons) == MAX_PRINCIPAL_REASONS:
             assert left_out <= totals[-1] + 1e-12
         else:
-            assert left_out == 0
+            assert left_out <= 0
 
 
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
@@ -128,3 +132,20 @@ def test_protected_feature_is_never_a_reason_even_when_it_dominates(
     assert [r.code for r in reasons] == ["TRM02", "AMT05", "EMP07"]
     assert reasons[2].features == ["job", "employment_since"]
     assert reasons[2].contribution == pytest.approx(0.15)
+
+
+def test_a_reason_group_counts_its_net_effect_not_only_its_adverse_members(
+    registry: ModelRegistry,
+) -> None:
+    manifest = registry.get(GBM).manifest
+    contributions = {spec.name: 0.0 for spec in manifest.features}
+    # EMP07 groups job and employment_since: +0.197 and -0.090 net to 0.107.
+    contributions.update(job=0.197, employment_since=-0.090, duration_months=0.15)
+    attributions = _attributions(contributions)
+    prediction = Prediction(
+        score=0.9, score_meaning="", threshold=0.5, decision="decline", adverse=True
+    )
+    reasons = principal_reasons(manifest, attributions, prediction)
+    assert [r.code for r in reasons] == ["TRM02", "EMP07"]
+    assert reasons[1].contribution == pytest.approx(0.107)
+    assert reasons[1].features == ["job"]
