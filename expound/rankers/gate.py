@@ -12,6 +12,7 @@ the decision and are not checked for direction.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,
     Mention,
+    Spans,
     clauses,
     feature_terms,
     find_mentions,
@@ -141,10 +143,11 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     values = _value_spans(facts, lowered)
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
+    inside_values = Spans(values)
     mentions = [
         m
         for m in find_mentions(lowered, feature_terms(facts))
-        if not any(s <= m.start and m.end <= e for s, e in values)
+        if not inside_values.hold(m.start, m.end)
     ]
     reasons = phrase_spans({r.text for r in facts.reasons}, lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
@@ -152,7 +155,9 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     known = names + values
     # A feature named inside a reason's text ("length or type of employment") stands for
     # the reason's group, whose contribution is what a stated direction must match.
-    in_reason = {id(m) for m in mentions if any(s <= m.start and m.end <= e for s, e in reasons)}
+    inside_reasons = Spans(reasons)
+    in_reason = {id(m) for m in mentions if inside_reasons.hold(m.start, m.end)}
+    inside_known = Spans(known)
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
         (ViolationKind.UNUSED_FEATURE, words["unused_terms"], "not a feature of this model"),
@@ -160,7 +165,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         for match in pattern(terms).finditer(lowered):
             # "income" inside "instalment as a share of disposable income" names a feature,
             # "salary" inside a value's own description states that value.
-            if any(s <= match.start() and match.end() <= e for s, e in known):
+            if inside_known.hold(match.start(), match.end()):
                 continue
             verdict.violations.append(
                 Violation(kind, match.start(), match.end(), f"{match.group(0)!r}: {what}")
@@ -181,9 +186,19 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     _check_numbers(facts, lowered, verdict)
     hypothetical = pattern(words["hypotheticals"])
     factual: list[Mention] = []
+    # Masked once for the whole text, then sliced per clause: masking per clause was
+    # quadratic in the length of the candidate.
+    known_masked, names_masked = masked(lowered, known), masked(lowered, names)
+    # Clauses and mentions both run left to right: one walk pairs them.
+    pending = iter(mentions)
+    upcoming = next(pending, None)
     for start, end in clauses(lowered):
+        inside = []
+        while upcoming is not None and upcoming.start < end:
+            if upcoming.start >= start:
+                inside.append(upcoming)
+            upcoming = next(pending, None)
         clause = lowered[start:end]
-        inside = [m for m in mentions if start <= m.start < end]
         if not inside or hypothetical.search(clause):
             continue
         factual += inside
@@ -192,8 +207,8 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             clause,
             start,
             inside,
-            masked(lowered, known)[start:end],
-            masked(lowered, names)[start:end],
+            known_masked[start:end],
+            names_masked[start:end],
             in_reason,
             verdict,
         )
@@ -323,10 +338,18 @@ def _check_order(
     if not ordered:
         return
     importance = {f.feature: f.importance for f in ordered}
+    # Looked up by bisection: a scan of every clause and mention per cue was quadratic.
+    spans = clauses(text)
+    clause_starts = [s for s, _ in spans]
+    mention_starts = [m.start for m in mentions]
     for match in pattern(words["main_cues"]).finditer(text):
-        after = [m for m in mentions if m.start >= match.end()]
-        clause_end = next((e for s, e in clauses(text) if s <= match.start() < e), len(text))
-        first = next((m for m in after if m.start < clause_end), None)
+        at = bisect.bisect_right(clause_starts, match.start()) - 1
+        in_clause = at >= 0 and match.start() < spans[at][1]
+        clause_end = spans[at][1] if in_clause else len(text)
+        next_mention = bisect.bisect_left(mention_starts, match.end())
+        first = mentions[next_mention] if next_mention < len(mentions) else None
+        if first is not None and first.start >= clause_end:
+            first = None
         if first is not None and importance.get(first.feature) != 1:
             verdict.violations.append(
                 Violation(

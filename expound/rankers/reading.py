@@ -6,8 +6,11 @@ checks them against the facts. The word lists are data (rankers/lexicon.json).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -67,14 +70,30 @@ def feature_terms(facts: DecisionFacts) -> dict[str, str]:
 
 
 def find_mentions(text: str, terms: dict[str, str]) -> list[Mention]:
-    taken: list[tuple[int, int]] = []
-    mentions = []
-    for match in pattern(list(terms)).finditer(text):
-        if any(s < match.end() and match.start() < e for s, e in taken):
-            continue
-        taken.append((match.start(), match.end()))
-        mentions.append(Mention(terms[match.group(0)], match.start(), match.end()))
-    return mentions
+    """The feature mentions of ``text``, in order; matches never overlap (one scan)."""
+    return [
+        Mention(terms[match.group(0)], match.start(), match.end())
+        for match in pattern(list(terms)).finditer(text)
+    ]
+
+
+class Spans:
+    """Spans of a text, asked "does one of you hold [start, end)?" in logarithmic time.
+
+    The verifier asks this once per mention or match; a list scan per question made it
+    quadratic in the length of the candidate.
+    """
+
+    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
+        ordered = sorted(spans)
+        self._starts = [s for s, _ in ordered]
+        # The furthest end among the spans starting at or before each one.
+        self._reach = list(itertools.accumulate((e for _, e in ordered), max))
+
+    def hold(self, start: int, end: int) -> bool:
+        """True when some span starts at or before ``start`` and ends at or after ``end``."""
+        last = bisect.bisect_right(self._starts, start) - 1
+        return last >= 0 and self._reach[last] >= end
 
 
 def clauses(text: str) -> list[tuple[int, int]]:
