@@ -4,11 +4,18 @@ Drafting and the rubric judge both talk to the LLM through :class:`CompletionsCl
 Every failure is translated here, at the boundary, into an :class:`LLMError` whose reason
 the record keeps: connection refused or reset -> LLM_UNAVAILABLE; timeout ->
 DEADLINE_EXCEEDED; an HTTP error or an answer that is not JSON -> LLM_BAD_RESPONSE.
+
+Everything read from the LLM is bounded by what was asked for, so a misbehaving server
+costs a fallback, not memory or CPU: the body is streamed and dropped past
+:func:`max_response_bytes`; more choices than asked (``n`` per prompt), more tokens in a
+choice than ``max_tokens``, or more completion tokens in all than ``n * max_tokens`` are
+LLM_BAD_RESPONSE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -19,6 +26,23 @@ from expound.errors import LLMError
 LLM_UNAVAILABLE = "LLM_UNAVAILABLE"
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 LLM_BAD_RESPONSE = "LLM_BAD_RESPONSE"
+
+# The answer's room: its envelope, and per token asked for the token's text, logprob, top
+# logprobs and offset as vLLM writes them (about 70 bytes with logprobs=1), with margin.
+ENVELOPE_BYTES = 64 * 1024
+BYTES_PER_TOKEN = 512
+
+
+def choices_asked(body: dict[str, Any]) -> int:
+    """How many choices a completions request asks for: ``n`` per prompt."""
+    prompt = body.get("prompt")
+    prompts = len(prompt) if isinstance(prompt, list) else 1
+    return prompts * int(body.get("n", 1))
+
+
+def max_response_bytes(body: dict[str, Any]) -> int:
+    """The most bytes an honest answer to ``body`` needs."""
+    return ENVELOPE_BYTES + choices_asked(body) * int(body["max_tokens"]) * BYTES_PER_TOKEN
 
 
 class CompletionsClient:
@@ -49,23 +73,38 @@ class CompletionsClient:
         label = self._label
         try:
             async with asyncio.timeout(timeout_s), self._slots:
-                response = await self._client.post("/v1/completions", json=body, timeout=timeout_s)
+                status, content = await self._post(body, timeout_s)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise LLMError(f"{label} call exceeded {timeout_s:.1f} s", DEADLINE_EXCEEDED) from exc
         except httpx.TransportError as exc:
             raise LLMError(f"{label} unreachable: {type(exc).__name__}", LLM_UNAVAILABLE) from exc
-        if response.status_code != 200:
-            raise LLMError(
-                f"{label} answered HTTP {response.status_code}: {response.text[:200]}",
-                LLM_BAD_RESPONSE,
-            )
+        if status != 200:
+            raise LLMError(f"{label} answered HTTP {status}", LLM_BAD_RESPONSE)
         try:
-            payload = response.json()
+            payload = json.loads(content)
         except ValueError as exc:
             raise LLMError(f"{label} answered non-JSON: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
         if not isinstance(payload, dict):
             raise LLMError(f"{label} answered a JSON {type(payload).__name__}", LLM_BAD_RESPONSE)
+        _check_bounds(payload, body, label)
         return payload
+
+    async def _post(self, body: dict[str, Any], timeout_s: float) -> tuple[int, bytes]:
+        """The status and body of one POST, read no further than the answer's bound."""
+        limit = max_response_bytes(body)
+        async with self._client.stream(
+            "POST", "/v1/completions", json=body, timeout=timeout_s
+        ) as response:
+            if response.status_code != 200:
+                # An error body is neither read nor kept: it may be large, and it is the
+                # far end's words, not ours to archive.
+                return response.status_code, b""
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > limit:
+                    raise LLMError(f"{self._label} answer exceeded {limit} bytes", LLM_BAD_RESPONSE)
+            return response.status_code, bytes(content)
 
     async def check_health(self) -> bool:
         """True when the server's ``/health`` answers 200."""
@@ -78,3 +117,26 @@ class CompletionsClient:
     async def aclose(self) -> None:
         """Closes the HTTP connections."""
         await self._client.aclose()
+
+
+def _check_bounds(payload: dict[str, Any], body: dict[str, Any], label: str) -> None:
+    """Refuses an answer with more choices or tokens than ``body`` asked for."""
+    asked, max_tokens = choices_asked(body), int(body["max_tokens"])
+    choices = payload.get("choices")
+    if isinstance(choices, list) and len(choices) > asked:
+        raise LLMError(f"{label} answered {len(choices)} choices, {asked} asked", LLM_BAD_RESPONSE)
+    for choice in choices if isinstance(choices, list) else ():
+        logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+        tokens = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+        if isinstance(tokens, list) and len(tokens) > max_tokens:
+            raise LLMError(
+                f"{label} answered {len(tokens)} tokens in a choice, at most {max_tokens} asked",
+                LLM_BAD_RESPONSE,
+            )
+    usage = payload.get("usage")
+    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if isinstance(used, int) and used > asked * max_tokens:
+        raise LLMError(
+            f"{label} used {used} completion tokens, at most {asked * max_tokens} asked",
+            LLM_BAD_RESPONSE,
+        )

@@ -12,7 +12,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Literal
 
-Behaviour = Literal["hang", "drop", "garbage", "wrong_shape", "http_500"]
+Behaviour = Literal[
+    "hang", "drop", "garbage", "wrong_shape", "http_500", "many_choices", "huge_choices"
+]
+# "many_choices": 2,000 short choices whatever was asked; "huge_choices": four choices of
+# 7.5 MB each, written in chunks so the stub itself holds little.
+MANY_CHOICES = 2000
+HUGE_CHOICE_BYTES = 7_500_000
+CHUNK = b"x" * 65536
 
 
 async def _read_request(reader: asyncio.StreamReader) -> str:
@@ -32,6 +39,24 @@ def _response(status: str, body: bytes, content_type: str = "application/json") 
         f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode() + body
+
+
+async def _write_huge_choices(writer: asyncio.StreamWriter) -> None:
+    text_bytes = HUGE_CHOICE_BYTES // len(CHUNK) * len(CHUNK)
+    parts = [f'{{"index": {i}, "finish_reason": "stop", "text": "' for i in range(4)]
+    length = len('{"choices": [') + sum(len(p) + text_bytes + 2 for p in parts) + 2 * 3 + 2
+    writer.write(
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
+    )
+    writer.write(b'{"choices": [')
+    for i, part in enumerate(parts):
+        writer.write(part.encode())
+        for _ in range(text_bytes // len(CHUNK)):
+            writer.write(CHUNK)
+            await writer.drain()
+        writer.write(b'"}' + (b", " if i < 3 else b""))
+    writer.write(b"]}")
 
 
 @contextlib.asynccontextmanager
@@ -54,6 +79,12 @@ async def llm_stub(behaviour: Behaviour) -> AsyncIterator[str]:
                     return
                 elif behaviour == "garbage":
                     writer.write(_response("200 OK", b"<html>not json</html>"))
+                elif behaviour == "many_choices":
+                    choice = {"text": "Your application was declined.", "finish_reason": "stop"}
+                    choices = [{**choice, "index": i} for i in range(MANY_CHOICES)]
+                    writer.write(_response("200 OK", json.dumps({"choices": choices}).encode()))
+                elif behaviour == "huge_choices":
+                    await _write_huge_choices(writer)
                 elif behaviour == "wrong_shape":
                     body = json.dumps({"choices": [{"txt": "no text field"}]}).encode()
                     writer.write(_response("200 OK", body))

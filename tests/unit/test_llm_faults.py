@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from typing import Any
 
 import grpc
@@ -11,7 +12,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from expound.clients.client import explain_request
-from expound.llm.client import DEADLINE_EXCEEDED, LLM_BAD_RESPONSE, LLM_UNAVAILABLE
+from expound.errors import LLMError
+from expound.llm.client import (
+    DEADLINE_EXCEEDED,
+    LLM_BAD_RESPONSE,
+    LLM_UNAVAILABLE,
+    CompletionsClient,
+    max_response_bytes,
+)
 from expound.server.app import GENERATOR_HEALTH_NAME, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
@@ -82,6 +90,8 @@ async def test_vllm_stopped(settings: Settings, denied_applicant: dict[str, Any]
         ("garbage", LLM_BAD_RESPONSE),
         ("wrong_shape", LLM_BAD_RESPONSE),
         ("http_500", LLM_BAD_RESPONSE),
+        ("many_choices", LLM_BAD_RESPONSE),
+        ("huge_choices", LLM_BAD_RESPONSE),
     ],
 )
 async def test_vllm_misbehaving(
@@ -90,8 +100,10 @@ async def test_vllm_misbehaving(
     async with llm_stub(behaviour) as url:
         configured = _settings(settings, url)
         async with running_server(configured) as running:
-            response, _ = await _explain(running.port, denied_applicant, deadline_s=5)
+            response, elapsed = await _explain(running.port, denied_applicant, deadline_s=5)
             await _assert_fallback(response, reason, running.port)
+            # An oversized answer is refused as it arrives, not parsed and ranked.
+            assert elapsed < 2
 
 
 async def test_slow_vllm_answers_within_the_rpc_deadline(
@@ -103,3 +115,24 @@ async def test_slow_vllm_answers_within_the_rpc_deadline(
             response, elapsed = await _explain(running.port, denied_applicant, deadline_s=2.5)
             await _assert_fallback(response, DEADLINE_EXCEEDED, running.port)
             assert elapsed < 2.5
+
+
+@pytest.mark.parametrize("behaviour", ["many_choices", "huge_choices"])
+async def test_an_oversized_answer_is_refused_without_reading_it_all(
+    behaviour: Behaviour,
+) -> None:
+    body = {"model": "m", "prompt": "p", "n": 4, "max_tokens": 320}
+    async with llm_stub(behaviour) as url:
+        client = CompletionsClient(url)
+        tracemalloc.start()
+        try:
+            with pytest.raises(LLMError) as raised:
+                await client.complete(body, timeout_s=5)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await client.aclose()
+    assert raised.value.reason == LLM_BAD_RESPONSE
+    # Four 7.5 MB choices are 30 MB; what is read stops at the bound for 4 x 320 tokens.
+    assert max_response_bytes(body) < 1_000_000
+    assert peak < 4 * max_response_bytes(body), f"peak {peak} bytes"
