@@ -12,6 +12,7 @@ status code it maps to (by name, so this module imports no gRPC)::
     ├── AttributionError              INTERNAL  (additivity violated, explainer failed)
     ├── ArchiveUnavailable            UNAVAILABLE
     ├── RetentionRefused              FAILED_PRECONDITION  (before retain-until, or held)
+    ├── Overloaded                    RESOURCE_EXHAUSTED  (shed at admission -> RetryInfo)
     └── LLMError                      UNAVAILABLE  (LLM backend; handled as a fallback)
 
 The server's interceptor maps these, and only these, to status codes; anything else is
@@ -33,6 +34,7 @@ class StatusCode(Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     UNAVAILABLE = "UNAVAILABLE"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     INTERNAL = "INTERNAL"
 
 
@@ -104,6 +106,20 @@ class RetentionRefused(ServiceError):
     """A payload may not be removed yet: its retain-until date is ahead or it is held."""
 
     code = StatusCode.FAILED_PRECONDITION
+
+
+class Overloaded(ServiceError):
+    """The call was shed: too many calls at once, or no time left to answer in.
+
+    Answered at once, before any work; ``retry_after_s`` is the delay the caller is told to
+    wait (``google.rpc.RetryInfo``).
+    """
+
+    code = StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class LLMError(ServiceError):

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     additivity_tolerance: float = Field(default=1e-6, gt=0)
     max_question_chars: int = Field(default=2000, ge=1)
 
+    # admission (issue 12): calls beyond these bounds get RESOURCE_EXHAUSTED at once, with
+    # RetryInfo saying to retry after retry_after_s.
+    max_concurrent_explains: int = Field(default=64, ge=1)
+    # Explain calls that may wait for an LLM slot, beyond the llm_max_concurrency on it.
+    llm_max_queue: int = Field(default=60, ge=0)
+    retry_after_s: float = Field(default=1.0, gt=0)
+
     # drafting and ranking (issues 3 and 4)
     llm_mode: Literal["constrained", "free", "off"] = "constrained"
     llm_base_url: str = "http://127.0.0.1:8000"

@@ -3,7 +3,8 @@
 It never fails the RPC: if the LLM is down, slow or returns garbage, it returns no
 drafts and a fallback reason, and the pipeline answers with the deterministic
 explanation. The LLM gets what is left of the deadline, less a reserve for ranking and
-archiving. Ranking is the next stage (:mod:`expound.rankers`), not this one.
+archiving that grows with the calls in flight. Ranking is the next stage
+(:mod:`expound.rankers`), not this one.
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ from expound.llm.client import DEADLINE_EXCEEDED
 from expound.llm.draft import Draft
 
 DraftingMode = Literal["constrained", "free", "off"]
-# Time kept back from the deadline for ranking, archiving and the answer.
+# Time kept back from the deadline for ranking, archiving and the answer; and more per
+# call in flight beside this one: when the LLM hangs, the calls waiting on it time out
+# together and their records are committed one after another (about 5 ms each on SQLite).
 RESERVE_S = 0.5
+RESERVE_PER_CALL_S = 0.02
 MIN_LLM_S = 0.5
+
+
+def reserve_s(calls_beside: int) -> float:
+    """The time kept back from the deadline with ``calls_beside`` other calls in flight."""
+    return RESERVE_S + RESERVE_PER_CALL_S * calls_beside
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,18 @@ class Drafter:
         self._config = config
 
     async def draft(
-        self, facts: DecisionFacts, n: int, drafting_seed: int, time_left_s: float | None
+        self,
+        facts: DecisionFacts,
+        n: int,
+        drafting_seed: int,
+        time_left_s: float | None,
+        calls_beside: int = 0,
     ) -> Drafting:
-        """Drafts ``n`` candidates (seeded with ``drafting_seed``) within ``time_left_s``."""
+        """Drafts ``n`` candidates (seeded with ``drafting_seed``) within ``time_left_s``.
+
+        The LLM gets ``time_left_s`` less :func:`reserve_s` of ``calls_beside``, the other
+        calls in flight, and never more than the configured timeout.
+        """
         config = self._config
         if config.mode == "constrained":
             prompt, template = constrained_prompt(facts)
@@ -95,7 +113,7 @@ class Drafter:
             grammar, bank_id, bank_sha = None, "", ""
         budget = config.timeout_s
         if time_left_s is not None:
-            budget = min(budget, time_left_s - RESERVE_S)
+            budget = min(budget, time_left_s - reserve_s(calls_beside))
         sampling: dict[str, float | int | str] = {
             "n": n,
             "seed": drafting_seed,

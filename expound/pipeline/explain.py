@@ -4,6 +4,12 @@ select -> archive. No gRPC here.
 The servicer converts messages and calls this; everything a decision's record holds is
 decided here, in this order, and the answer exists only once its record is committed.
 Each stage is one call, timed under its name in the answer's ``timings``.
+
+Calls are admitted first (:mod:`expound.pipeline.admission`): beyond the bounds a call is
+shed at once. A caller that goes away cancels its call wherever it is (the LLM request
+is dropped); a call with less than ``MIN_COMMIT_S`` of its deadline left when its record
+is ready is shed rather than committed, so that a record is not written for an answer
+nobody is waiting for.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from dataclasses import dataclass
 from expound.archive.records import StoredRecord
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.domain import Audience, Candidate, ExplainRequest, Explanation, ResolvedRequest
-from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest
+from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest, Overloaded
 from expound.explainers.decision import decide
 from expound.explainers.facts import decision_facts
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter
 from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
+from expound.pipeline.admission import Admission, Ticket
 from expound.pipeline.record import build_record, request_fingerprint
 from expound.pipeline.selection import Selection, select
 from expound.rankers.base import Ranker
@@ -32,6 +39,8 @@ MAX_ID_CHARS = 200
 MAX_FEATURES = 1000
 # Records are RFC 8785 JSON, whose integers must be exact as IEEE doubles.
 MAX_SEED = 2**53 - 1
+# The least time left on the caller's deadline for which a record is committed.
+MIN_COMMIT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class PipelineConfig:
     default_seed: int
     additivity_tolerance: float
     max_question_chars: int
+    max_concurrent_explains: int = 64
+    # Calls drafting at once: on the LLM plus waiting for it.
+    max_llm_calls: int = 64
+    retry_after_s: float = 1.0
 
 
 class Pipeline:
@@ -64,6 +77,9 @@ class Pipeline:
         self._config = config
         self._drafter = drafter
         self._ranker = ranker
+        self.admission = Admission(
+            config.max_concurrent_explains, config.max_llm_calls, config.retry_after_s
+        )
 
     def _request_violations(self, request: ExplainRequest) -> list[FieldViolation]:
         config = self._config
@@ -124,7 +140,16 @@ class Pipeline:
             request: the decision to explain.
             time_left_s: what is left of the caller's deadline; the LLM gets this, less a
                 reserve for ranking and archiving. None: the LLM timeout from settings.
+
+        Raises:
+            Overloaded: shed at admission, or too little of the deadline left to commit.
         """
+        with self.admission.admitted(drafts=self._drafter is not None) as ticket:
+            return await self._explain(request, time_left_s, ticket)
+
+    async def _explain(
+        self, request: ExplainRequest, time_left_s: float | None, ticket: Ticket
+    ) -> Explanation:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         model = self._validated_model(request)
@@ -152,7 +177,9 @@ class Pipeline:
                 n=resolved.num_candidates,
                 drafting_seed=resolved.drafting_seed,
                 time_left_s=None if time_left_s is None else time_left_s - (mark - started),
+                calls_beside=self.admission.in_flight - 1,
             )
+            ticket.drafting_done()
             timings["draft"] = (time.perf_counter() - mark) * 1000
             mark = time.perf_counter()
             ranked = await self._ranker.rank(facts, drafting.drafts)
@@ -191,6 +218,12 @@ class Pipeline:
             drafting=selection.record if selection else None,
         )
         mark = time.perf_counter()
+        if time_left_s is not None and time_left_s - (mark - started) < MIN_COMMIT_S:
+            raise Overloaded(
+                "server busy: no time left to answer inside the deadline; "
+                f"retry in {self._config.retry_after_s:g} s",
+                self._config.retry_after_s,
+            )
         record = build_record(request, resolved, explanation, self._config.service_version)
         try:
             await self._archive.append(record)

@@ -39,6 +39,8 @@ SERVICE_NAME = explain_pb2.DESCRIPTOR.services_by_name["ExplainService"].full_na
 # Health of the LLM drafting backend; the service itself stays SERVING without it
 # (answers fall back to the deterministic explanation).
 GENERATOR_HEALTH_NAME = "expound.generator"
+# RPCs gRPC accepts beyond the Explain bound: shed calls, health checks, record reads.
+RPC_HEADROOM = 4096
 
 
 @dataclass
@@ -60,10 +62,14 @@ def create_server(
     health_servicer: health.aio.HealthServicer,
     max_message_bytes: int,
     reflect: bool,
+    max_concurrent_explains: int = 64,
 ) -> tuple[grpc.aio.Server, int]:
     """Creates (not starts) a server bound to ``address``; port 0 picks a free port."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
+        # Far above the Explain bound: the pipeline sheds with RESOURCE_EXHAUSTED and a
+        # retry delay; gRPC's own limit would answer without either.
+        maximum_concurrent_rpcs=max_concurrent_explains + RPC_HEADROOM,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 4 * max_message_bytes),
@@ -101,6 +107,9 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 default_seed=settings.default_seed,
                 additivity_tolerance=settings.additivity_tolerance,
                 max_question_chars=settings.max_question_chars,
+                max_concurrent_explains=settings.max_concurrent_explains,
+                max_llm_calls=settings.llm_max_concurrency + settings.llm_max_queue,
+                retry_after_s=settings.retry_after_s,
             ),
             drafter=language.drafter if language else None,
             ranker=language.ranker if language else None,
@@ -122,6 +131,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             health_servicer,
             settings.max_message_bytes,
             settings.reflection,
+            settings.max_concurrent_explains,
         )
         await server.start()
         await report_models(bool(registry.all()))

@@ -1,10 +1,11 @@
 """The boundary where exceptions become gRPC statuses, and the request id travels.
 
 Every unary handler is wrapped: a :class:`ServiceError` becomes its status code with a
-``google.rpc.Status`` carrying ``BadRequest`` field violations and ``RequestInfo``; any
-other exception becomes INTERNAL with a fixed message and the request id (logged with its
-traceback here, never sent). The request id comes from ``x-request-id`` metadata or is
-generated, lives in a contextvar for the call, and is returned as trailing metadata.
+``google.rpc.Status`` carrying ``BadRequest`` field violations, ``RetryInfo`` for a shed
+call, and ``RequestInfo``; any other exception becomes INTERNAL with a fixed message and
+the request id (logged with its traceback here, never sent). The request id comes from
+``x-request-id`` metadata or is generated, lives in a contextvar for the call, and is
+returned as trailing metadata.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from expound.errors import InvalidRequest, ServiceError, StatusCode
+from expound.errors import InvalidRequest, Overloaded, ServiceError, StatusCode
 
 log = logging.getLogger("expound.server")
 
@@ -32,6 +34,7 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
     StatusCode.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
     StatusCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
     StatusCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StatusCode.INTERNAL: grpc.StatusCode.INTERNAL,
 }
 
@@ -65,6 +68,10 @@ def status_for(error: ServiceError, request_id: str) -> status_pb2.Status:
                 )
             ),
         )
+    if isinstance(error, Overloaded):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=error.retry_after_s))
+        details.insert(0, _packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     message = error.message
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 3] + "..."

@@ -60,8 +60,14 @@ async def _write_huge_choices(writer: asyncio.StreamWriter) -> None:
 
 
 @contextlib.asynccontextmanager
-async def llm_stub(behaviour: Behaviour) -> AsyncIterator[str]:
-    """Serves ``behaviour`` for completions (health answers 200); yields the base URL."""
+async def llm_stub(
+    behaviour: Behaviour, hung_up: asyncio.Event | None = None
+) -> AsyncIterator[str]:
+    """Serves ``behaviour`` for completions (health answers 200); yields the base URL.
+
+    ``hung_up`` is set when the client closes a request the stub hangs on (the caller's
+    work was cancelled).
+    """
     requests = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -73,7 +79,11 @@ async def llm_stub(behaviour: Behaviour) -> AsyncIterator[str]:
             else:
                 requests += 1
                 if behaviour == "hang":
-                    await asyncio.sleep(3600)
+                    # Never answers; reading returns b"" once the client closes.
+                    await reader.read()
+                    if hung_up is not None:
+                        hung_up.set()
+                    return
                 elif behaviour == "drop":
                     writer.transport.abort()  # killed mid-request: no answer at all
                     return

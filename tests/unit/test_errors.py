@@ -11,7 +11,13 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 import expound.errors
-from expound.errors import FieldViolation, InvalidRequest, ModelNotFound, ServiceError
+from expound.errors import (
+    FieldViolation,
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    ServiceError,
+)
 from expound.server.errors import (
     GRPC_CODES,
     INTERNAL_MESSAGE,
@@ -49,7 +55,11 @@ def unpacked(status: status_pb2.Status) -> dict[str, Any]:
     """The status details by type name."""
     found: dict[str, Any] = {}
     for detail in status.details:
-        for kind in (error_details_pb2.BadRequest, error_details_pb2.RequestInfo):
+        for kind in (
+            error_details_pb2.BadRequest,
+            error_details_pb2.RequestInfo,
+            error_details_pb2.RetryInfo,
+        ):
             message = kind()
             if detail.Unpack(message):
                 found[kind.DESCRIPTOR.name] = message
@@ -106,6 +116,13 @@ def test_other_errors_carry_no_bad_request() -> None:
     status = status_for(ModelNotFound("unknown model 'x'"), "req-3")
     assert status.code == code_pb2.NOT_FOUND
     assert set(unpacked(status)) == {"RequestInfo"}
+
+
+def test_a_shed_call_carries_its_retry_delay() -> None:
+    status = status_for(Overloaded("server busy", retry_after_s=1.5), "req-5")
+    assert status.code == code_pb2.RESOURCE_EXHAUSTED
+    assert set(unpacked(status)) == {"RetryInfo", "RequestInfo"}
+    assert unpacked(status)["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 1.5
 
 
 def test_long_messages_are_cut_to_fit_the_trailer() -> None:
