@@ -260,6 +260,7 @@ SECTIONS: list[tuple[str, Section]] = [("shap", shap_stage), ("rpc", rpc_latency
 OPTIONAL_SECTIONS: list[tuple[str, str]] = [
     ("archive", "bench.archive_bench"),
     ("llm", "bench.llm_bench"),
+    ("overload", "bench.overload_bench"),
 ]
 
 

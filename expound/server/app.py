@@ -41,6 +41,10 @@ SERVICE_NAME = explain_pb2.DESCRIPTOR.services_by_name["ExplainService"].full_na
 GENERATOR_HEALTH_NAME = "expound.generator"
 # RPCs gRPC accepts beyond the Explain bound: shed calls, health checks, record reads.
 RPC_HEADROOM = 4096
+# Calls gRPC holds until the event loop takes them. Its defaults (1,000, then randomly
+# dropped up to 3,000) answer a burst with CANCELLED before the pipeline sees it; held,
+# each is shed by admission in microseconds with RESOURCE_EXHAUSTED and a retry delay.
+RPC_BACKLOG = 65536
 
 
 @dataclass
@@ -73,6 +77,8 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 4 * max_message_bytes),
+            ("grpc.server.max_pending_requests", RPC_BACKLOG),
+            ("grpc.server.max_pending_requests_hard_limit", RPC_BACKLOG),
         ],
     )
     explain_pb2_grpc.add_ExplainServiceServicer_to_server(servicer, server)
