@@ -19,6 +19,7 @@ from expound.clients.client import explain_request
 from expound.errors import Overloaded
 from expound.llm.client import DEADLINE_EXCEEDED
 from expound.pipeline.admission import Admission
+from expound.server import convert
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2_grpc
@@ -163,3 +164,14 @@ async def test_a_caller_that_goes_away_stops_its_work_and_leaves_no_record(
             await asyncio.sleep(0.2)
             assert running.pipeline.admission.in_flight == 0
             assert await archived(running) == 0
+
+
+async def test_a_call_without_time_left_to_commit_is_shed_and_leaves_no_record(
+    service: RunningServer, denied_applicant: dict[str, Any]
+) -> None:
+    request = convert.explain_request_from_pb(explain_request(GBM, denied_applicant))
+    with pytest.raises(Overloaded, match="no time left"):
+        await service.pipeline.explain(request, time_left_s=0.01)
+    assert await archived(service) == 0
+    await service.pipeline.explain(request, time_left_s=5.0)
+    assert await archived(service) == 1

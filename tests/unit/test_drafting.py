@@ -128,6 +128,13 @@ async def test_llm_gets_what_is_left_of_the_deadline(denied: DecisionFacts) -> N
     assert outcome.fallback_reason == DEADLINE_EXCEEDED and too_late.requests == []
 
 
+async def test_the_reserve_grows_with_the_calls_in_flight(denied: DecisionFacts) -> None:
+    generator = FakeGenerator(grammar_samples(denied, 2))
+    await drafter(generator).draft(denied, n=2, drafting_seed=1, time_left_s=5.0, calls_beside=50)
+    # 0.5 s, and 20 ms for each of the 50 other calls that will commit beside this one.
+    assert generator.requests[0].timeout_s == pytest.approx(5.0 - 0.5 - 50 * 0.02)
+
+
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
 @pytest.mark.parametrize("audience", list(Audience))
 def test_every_string_the_grammar_admits_is_faithful(
