@@ -14,7 +14,6 @@ A log that no other implementation agrees with proves nothing to anyone, so thes
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -535,10 +534,11 @@ def test_a_stored_frontier_keeps_growing_into_the_same_tree(size: int, extra: in
 # ---- scale --------------------------------------------------------------------------------
 
 
-def test_auditing_100k_records_is_fast() -> None:
+@pytest.mark.slow
+def test_every_proof_over_100k_records_verifies() -> None:
+    # How long an audit of 100k records takes is measured by `make bench`, not here.
     count = 100_000
     leaves = _leaves(count)
-    started = time.perf_counter()
     tree = MerkleTree(leaves)
     root = tree.root()
     assert root == root_of(leaves)
@@ -547,8 +547,6 @@ def test_auditing_100k_records_is_fast() -> None:
     for old_size in range(1, count, 997):
         proof = tree.consistency_proof(old_size)
         assert verify_consistency(old_size, count, tree.root(old_size), root, proof)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 10.0, f"audit of {count} records took {elapsed:.1f} s"
 
 
 def test_single_call_proofs_over_100k_leaves_do_not_recurse_deeply() -> None:

@@ -109,7 +109,7 @@ class _CountingExplainer:
 
 def test_every_explainer_is_warmed_at_load(models_dir: Path) -> None:
     registry = ModelRegistry.from_directory(
-        models_dir, lambda model: _CountingExplainer(build_explainer(model, "sampling"))
+        models_dir, lambda model: _CountingExplainer(build_explainer(model))
     )
     for model in registry.all():
         assert isinstance(model.explainer, _CountingExplainer)
