@@ -69,6 +69,23 @@ def _binary_margin(manifest: ModelManifest, directory: Path, library: str) -> No
         )
 
 
+def one_thread_booster(lightgbm: Any) -> Any:
+    """``lightgbm.Booster`` predicting on one thread unless told otherwise.
+
+    One row at a time gains nothing from threads, and on a busy machine LightGBM's OpenMP
+    team costs milliseconds a call (0.1 ms -> 8 ms measured at p95 for 100 trees). shap's
+    TreeExplainer calls ``predict(pred_contrib=True)`` itself, with no way to pass
+    ``num_threads``: the default is set here, on the booster class it calls.
+    """
+
+    class OneThreadBooster(lightgbm.Booster):  # type: ignore[misc]
+        def predict(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("num_threads", 1)
+            return super().predict(*args, **kwargs)
+
+    return OneThreadBooster
+
+
 class LightGBMModel:
     """A LightGBM booster (``lightgbm.train`` or ``LGBMClassifier.booster_``), text format."""
 
@@ -79,7 +96,7 @@ class LightGBMModel:
         import lightgbm
 
         _binary_margin(manifest, directory, "LightGBM")
-        self.booster = lightgbm.Booster(model_file=str(path))
+        self.booster = one_thread_booster(lightgbm)(model_file=str(path))
         self.library_version = f"lightgbm {lightgbm.__version__}"
         names = list(self.booster.feature_name())
         # LightGBM names unnamed columns Column_0, Column_1, ...: it recorded none.
