@@ -180,8 +180,17 @@ class TreeExplainer:
         return RawAttribution(
             contributions=contributions,
             base_value=_base_value(self._explainer.expected_value, self._output),
-            model_output=float(self._tree_predict(prepared)[0]) if self._tree_output else None,
+            model_output=self._model_output(prepared),
         )
+
+    def _model_output(self, prepared: Any) -> float | None:
+        if self._tree_output:
+            return float(self._tree_predict(prepared)[0])
+        if self._transform is None:
+            # The library's own output on the input built once for both calls (an XGBoost
+            # DMatrix or a CatBoost Pool costs as much to build as to predict one row).
+            return float(self._scorer.raw_input(prepared)[0])
+        return None
 
 
 class LinearExplainer:

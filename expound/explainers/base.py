@@ -33,8 +33,9 @@ def attribute(
         raw = explainer.explain_row(row)
     except Exception as exc:  # foreign library errors are translated here, at the boundary
         raise AttributionError(f"{explainer.algorithm} failed: {type(exc).__name__}") from exc
-    # An explainer that walked the model's trees itself gives their output too (checked equal
-    # to the library's on every background row at load); otherwise the library computes it.
+    # The explainer gives the output when it has the row in hand: the library's own on the
+    # input it built for its call, or shap's copy of the trees (checked equal to the
+    # library's on every background row at load); otherwise the library computes it here.
     model_output = (
         raw.model_output if raw.model_output is not None else float(model.scorer.raw(row)[0])
     )

@@ -22,8 +22,9 @@ class RawAttribution:
     in raw units; one-hot columns are summed back to their feature afterwards.
 
     ``model_output`` is the model's raw output for the row when the explainer computed it
-    itself, through a traversal of the model checked against the library's own output at
-    load; None means the caller asks the library.
+    with the row in hand: by the library on the input the explainer built, or through shap's
+    copy of the trees checked against the library's own output at load; None means the
+    caller asks the library.
     """
 
     contributions: npt.NDArray[np.float64]

@@ -42,6 +42,11 @@ class ScoringModel(Protocol):
         """Encoded rows as the library itself takes them (array or data frame)."""
         ...
 
+    def raw_input(self, data: Any) -> npt.NDArray[np.float64]:
+        """``raw`` for rows already in the library's form (``model_input``'s result): an
+        explainer that built that form once for its own call reuses it."""
+        ...
+
 
 def sigmoid(raw: float) -> float:
     """The probability for a log-odds value."""
@@ -109,9 +114,10 @@ class LightGBMModel:
         return np.asarray(rows, dtype=np.float64)
 
     def raw(self, rows: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        return np.asarray(
-            self.booster.predict(self.model_input(rows), raw_score=True), dtype=np.float64
-        )
+        return self.raw_input(self.model_input(rows))
+
+    def raw_input(self, data: Any) -> npt.NDArray[np.float64]:
+        return np.asarray(self.booster.predict(data, raw_score=True), dtype=np.float64)
 
 
 class XGBoostModel:
@@ -139,8 +145,10 @@ class XGBoostModel:
         return xgboost.DMatrix(matrix, feature_names=self.feature_names, nthread=1)
 
     def raw(self, rows: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        prediction = self.booster.predict(self.model_input(rows), output_margin=True)
-        return np.asarray(prediction, dtype=np.float64)
+        return self.raw_input(self.model_input(rows))
+
+    def raw_input(self, data: Any) -> npt.NDArray[np.float64]:
+        return np.asarray(self.booster.predict(data, output_margin=True), dtype=np.float64)
 
 
 class CatBoostModel:
@@ -177,7 +185,10 @@ class CatBoostModel:
         )
 
     def raw(self, rows: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        prediction = self.model.predict(self.model_input(rows), prediction_type="RawFormulaVal")
+        return self.raw_input(self.model_input(rows))
+
+    def raw_input(self, data: Any) -> npt.NDArray[np.float64]:
+        prediction = self.model.predict(data, prediction_type="RawFormulaVal")
         return np.asarray(prediction, dtype=np.float64).reshape(-1)
 
 
@@ -263,7 +274,9 @@ class SklearnModel:
     def raw(self, rows: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         if self._forest:
             return self._forest_proba(rows)
-        data = self.model_input(rows)
+        return self.raw_input(self.model_input(rows))
+
+    def raw_input(self, data: Any) -> npt.NDArray[np.float64]:
         if self._space == "log_odds":
             return np.asarray(self.pipeline.decision_function(data), dtype=np.float64)
         return np.asarray(self.pipeline.predict_proba(data), dtype=np.float64)[:, self._output]
