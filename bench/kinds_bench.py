@@ -225,6 +225,10 @@ def measure(name: str, trained: Trained, workdir: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # shap's note on LightGBM's output shape
         direct = shap.TreeExplainer(estimator)
+    if direct.model.model_type == "xgboost":
+        # shap turns the numpy row into a DMatrix with these arguments: one thread, as ours
+        # (XGBoost's default thread team costs milliseconds a row on a busy machine).
+        direct.model._xgb_dmatrix_props = {"nthread": 1}
     records = frame.head(ROWS).to_dict(orient="records")
     rows = [{s.name: feature_value(s, r) for s in model.manifest.features} for r in records]
     names = FIGURES
