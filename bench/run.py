@@ -20,6 +20,8 @@ Sections here (issue 2):
   off) on the models ``make models`` built. "non-SHAP" is each call's client-measured
   total minus the ``attribute`` stage timing its response reports: gRPC, validation,
   reasons, archive commit. Target: non-SHAP p50 <= 5 ms.
+- ``kinds`` (``bench/kinds_bench.py``, issue 9): the SHAP stage per row for every model
+  kind, 100 trees each, against a direct ``shap.TreeExplainer`` call on the same rows.
 """
 
 from __future__ import annotations
@@ -261,6 +263,7 @@ OPTIONAL_SECTIONS: list[tuple[str, str]] = [
     ("archive", "bench.archive_bench"),
     ("llm", "bench.llm_bench"),
     ("overload", "bench.overload_bench"),
+    ("kinds", "bench.kinds_bench"),
 ]
 
 

@@ -25,6 +25,10 @@ from expound.models.explainer import Explainer, RawAttribution
 from expound.models.registry import LoadedModel
 from expound.models.scoring import SklearnModel
 
+# How far shap's copy of a model's trees may be from the library's own output on a
+# background row: float64 sums of the same leaves in another order differ by ~1e-16.
+TREE_OUTPUT_TOLERANCE = 1e-9
+
 
 def _encoded_column_sources(
     transformer: Any, input_names: list[str] | None
@@ -87,6 +91,7 @@ class TreeExplainer:
         manifest = model.manifest
         self._scorer = scorer
         self._transform = getattr(scorer, "transform", None)
+        self._plain_rows = isinstance(scorer, SklearnModel) and self._transform is None
         self._output = manifest.score.output
         self._n_columns = len(manifest.model_columns())
         self._sources = _encoded_column_sources(
@@ -113,8 +118,35 @@ class TreeExplainer:
             self.background_sha256 = ""
         self.sampling_seed = 0
         self.library_version = f"{scorer.library_version}; shap {shap.__version__}"
+        # shap walks scikit-learn trees with its own copy of them ("internal"); the
+        # boosters' TreeSHAP runs in their own libraries, which give their own output.
+        self._tree_output = self._explainer.model.model_type == "internal"
+        if self._tree_output:
+            self._check_tree_output(model)
         if manifest.tree_shap == "interventional":
             self._check_adds_up(model)
+
+    def _check_tree_output(self, model: LoadedModel) -> None:
+        # The model output for the additivity check and the decision is read from shap's
+        # copy of the trees in the same pass as the SHAP values (C code, one row: about
+        # 20 us where a forest's own predict_proba costs 1 ms), so that copy must give the
+        # library's own output: checked here on every background row to 1e-9, and a model
+        # whose copy disagrees anywhere is refused.
+        ours = self._tree_predict(self._prepared(model.background))
+        library = np.asarray(self._scorer.raw(model.background), dtype=np.float64).reshape(-1)
+        worst = float(np.max(np.abs(ours - library))) if len(library) else 0.0
+        if not worst <= TREE_OUTPUT_TOLERANCE:
+            raise ModelIntegrityError(
+                f"model directory {model.directory}: explainer: shap's reading of this "
+                f"{model.manifest.kind} model's trees does not give the model's own output "
+                f"(largest difference {worst:.3g} over the background rows)"
+            )
+
+    def _tree_predict(self, prepared: Any) -> npt.NDArray[np.float64]:
+        """The score's output for prepared rows through shap's copy of the trees."""
+        predicted = np.asarray(self._explainer.model.predict(prepared), dtype=np.float64)
+        columns = predicted.reshape(len(predicted), -1)
+        return columns[:, self._output if columns.shape[1] > 1 else 0]
 
     def _check_adds_up(self, model: LoadedModel) -> None:
         # shap's own tree walker (used for interventional TreeSHAP) does not read every
@@ -132,21 +164,33 @@ class TreeExplainer:
             )
 
     def _prepared(self, rows: npt.NDArray[Any]) -> Any:
+        if self._plain_rows:
+            # shap reads a scikit-learn model's data frame as its values: skip building one.
+            return np.asarray(rows, dtype=np.float64)
         data = self._scorer.model_input(rows)
         return self._transform(data) if self._transform is not None else data
 
     def explain_row(self, row: npt.NDArray[Any]) -> RawAttribution:
         # check_additivity is off because expound checks additivity itself, against the
-        # scorer's own output, on every request (base.attribute); from_call only silences
+        # model's output, on every request (base.attribute); from_call only silences
         # shap's notice that LightGBM binary output "has changed" (it has not, for one row).
-        values = self._explainer.shap_values(
-            self._prepared(row), check_additivity=False, from_call=True
-        )
+        prepared = self._prepared(row)
+        values = self._explainer.shap_values(prepared, check_additivity=False, from_call=True)
         contributions = _sum_back(_one_output(values, self._output), self._sources, self._n_columns)
         return RawAttribution(
             contributions=contributions,
             base_value=_base_value(self._explainer.expected_value, self._output),
+            model_output=self._model_output(prepared),
         )
+
+    def _model_output(self, prepared: Any) -> float | None:
+        if self._tree_output:
+            return float(self._tree_predict(prepared)[0])
+        if self._transform is None:
+            # The library's own output on the input built once for both calls (an XGBoost
+            # DMatrix or a CatBoost Pool costs as much to build as to predict one row).
+            return float(self._scorer.raw_input(prepared)[0])
+        return None
 
 
 class LinearExplainer:

@@ -29,11 +29,16 @@ def attribute(
         AttributionError: the explainer failed or additivity is violated beyond tolerance.
     """
     row = model.encode(features)
-    model_output = float(model.scorer.raw(row)[0])
     try:
         raw = explainer.explain_row(row)
     except Exception as exc:  # foreign library errors are translated here, at the boundary
         raise AttributionError(f"{explainer.algorithm} failed: {type(exc).__name__}") from exc
+    # The explainer gives the output when it has the row in hand: the library's own on the
+    # input it built for its call, or shap's copy of the trees (checked equal to the
+    # library's on every background row at load); otherwise the library computes it here.
+    model_output = (
+        raw.model_output if raw.model_output is not None else float(model.scorer.raw(row)[0])
+    )
     residual = raw.base_value + float(np.sum(raw.contributions)) - model_output
     tolerance = max(tolerance, model.scorer.output_precision)
     if not np.isfinite(residual) or abs(residual) > tolerance:

@@ -19,10 +19,17 @@ FloatMatrix = npt.NDArray[np.float64]
 @dataclass(frozen=True)
 class RawAttribution:
     """Per-column contributions (the manifest's ``model_columns`` order) and the base value,
-    in raw units; one-hot columns are summed back to their feature afterwards."""
+    in raw units; one-hot columns are summed back to their feature afterwards.
+
+    ``model_output`` is the model's raw output for the row when the explainer computed it
+    with the row in hand: by the library on the input the explainer built, or through shap's
+    copy of the trees checked against the library's own output at load; None means the
+    caller asks the library.
+    """
 
     contributions: npt.NDArray[np.float64]
     base_value: float
+    model_output: float | None = None
 
 
 class Explainer(Protocol):
