@@ -6,11 +6,17 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+# gRPC's core logs at INFO what a peer sends, raw (a GOAWAY's debug text, newlines and
+# terminal escapes included: forged log lines). Only its errors belong in an operator's log,
+# and it reads the level once, on import: so before the first import of grpc in the process.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 from google.protobuf import json_format

@@ -123,9 +123,14 @@ def internal_status(request_id: str) -> status_pb2.Status:
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+def _printable_id(value: str) -> bool:
+    return 0 < len(value) <= 128 and value.isascii() and value.isprintable()
+
+
 def _request_id(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128:
+        # Printable ASCII only: the id is logged and echoed, and the caller chose it.
+        if key == "x-request-id" and isinstance(value, str) and _printable_id(value):
             return value
     return uuid.uuid4().hex
 

@@ -218,3 +218,14 @@ async def test_guarded_passes_answers_through() -> None:
     context = FakeContext()
     assert await guarded(handler)("question", context) == ("answer", "question")  # type: ignore[arg-type]
     assert context.aborted_with is None
+
+
+@pytest.mark.parametrize("chosen", ["a\nforged line", "\x1b[31mred", "caf\u00e9", "", "x" * 129])
+async def test_request_ids_a_caller_chose_are_kept_only_when_printable_ascii(chosen: str) -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        return request_id_var.get()
+
+    context = FakeContext(metadata=(("x-request-id", chosen),))
+    request_id = await guarded(handler)(object(), context)  # type: ignore[arg-type]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    assert dict(context.trailing)["x-request-id"] == request_id
