@@ -73,12 +73,25 @@ def cut_utf8(text: str, max_bytes: int) -> str:
     return encoded[: max_bytes - 3].decode("utf-8", "ignore") + "..."
 
 
+def cut_field(path: str, max_bytes: int = MAX_FIELD_BYTES) -> str:
+    """A field path cut like :func:`cut_utf8`, keeping a trailing key's brackets whole.
+
+    ``features[<a long name>]`` stays ``features[<its start>...]``, a path a client can parse.
+    """
+    opening = path.find("[")
+    if len(path.encode("utf-8")) <= max_bytes or opening < 0 or not path.endswith("]"):
+        return cut_utf8(path, max_bytes)
+    head = path[: opening + 1]
+    room = max_bytes - len(head.encode("utf-8")) - 1
+    return head + cut_utf8(path[opening + 1 : -1], room) + "]"
+
+
 def _bad_request(violations: list[FieldViolation], budget: int) -> error_details_pb2.BadRequest:
     """The violations that fit ``budget`` bytes (and MAX_VIOLATIONS), then "and N more"."""
     bad = error_details_pb2.BadRequest()
     for listed, violation in enumerate(violations):
         entry = error_details_pb2.BadRequest.FieldViolation(
-            field=cut_utf8(violation.field, MAX_FIELD_BYTES),
+            field=cut_field(violation.field),
             description=cut_utf8(violation.description, MAX_DESCRIPTION_BYTES),
         )
         # Room is kept for the summary entry (a field and a short description).

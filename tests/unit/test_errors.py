@@ -18,6 +18,7 @@ from expound.server.errors import (
     MAX_MESSAGE_BYTES,
     MAX_STATUS_BYTES,
     MAX_VIOLATIONS,
+    cut_field,
     cut_utf8,
     guarded,
     request_id_var,
@@ -123,6 +124,16 @@ def test_messages_are_cut_in_utf8_bytes_at_a_character_boundary() -> None:
     assert len(encoded) <= MAX_MESSAGE_BYTES and status.message.endswith("😀...")
     assert cut_utf8("é" * 10, 8) == "éé..."
     assert cut_utf8("short", 5) == "short"
+
+
+def test_long_field_paths_keep_their_brackets() -> None:
+    assert (
+        cut_field("features[" + "\U0001f600" * 100 + "]", 40)
+        == "features[" + "\U0001f600" * 6 + "...]"
+    )
+    assert len(cut_field("features[" + "x" * 500 + "]").encode()) == 128
+    assert cut_field("model_id" * 50, 20) == "model_idmodel_idm..."
+    assert cut_field("features[ok]") == "features[ok]"
 
 
 @pytest.mark.parametrize("count", [MAX_VIOLATIONS, MAX_VIOLATIONS + 1, 10_000])

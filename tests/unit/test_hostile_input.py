@@ -7,55 +7,17 @@ and long violation lists or long quoted ids made a trailer the client refused.
 
 from __future__ import annotations
 
-import base64
-import urllib.parse
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 from expound.clients.client import explain_request
 from expound.server.convert import feature_to_pb
 from expound.v1 import explain_pb2 as pb
 from tests.conftest import GBM
-
-# grpc's default limit on the metadata a client accepts (grpc.max_metadata_size).
-CLIENT_METADATA_LIMIT = 8 * 1024
-
-
-def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            return status_pb2.Status.FromString(value)
-    raise AssertionError(f"no rich status: {error.code()} {error.details()}")
-
-
-def trailer_bytes(error: grpc.aio.AioRpcError) -> int:
-    """The trailer's size as sent: binary values in base64, the message percent-encoded."""
-    size = len("grpc-message") + len(urllib.parse.quote(error.details() or "", safe=" "))
-    for key, value in error.trailing_metadata() or ():
-        text = base64.b64encode(value) if isinstance(value, bytes) else value.encode()
-        size += len(key) + len(text) + 32  # plus HPACK's per-entry overhead
-    return size
-
-
-def violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
-    found = []
-    for detail in rich_status(error).details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found += [(v.field, v.description) for v in bad.field_violations]
-    return found
-
-
-def request_id(error: grpc.aio.AioRpcError) -> str:
-    for detail in rich_status(error).details:
-        info = error_details_pb2.RequestInfo()
-        if detail.Unpack(info):
-            return str(info.request_id)
-    return ""
+from tests.support.wire_status import assert_receivable, request_id, violations
 
 
 def assert_documented(
@@ -63,9 +25,7 @@ def assert_documented(
 ) -> list[tuple[str, str]]:
     """``error`` has ``code``, a request id, fits the client's limit, names ``field``."""
     assert error.code() == code, f"{error.code()}: {error.details()}"
-    assert request_id(error) == dict(error.trailing_metadata() or ())["x-request-id"]
-    assert trailer_bytes(error) <= CLIENT_METADATA_LIMIT
-    assert "<class" not in (error.details() or "")
+    assert_receivable(error)
     found = violations(error)
     if field is not None:
         assert field in {f for f, _ in found}, found
