@@ -236,12 +236,22 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
     return 0
 
 
+def _moment(option: str, text: str) -> datetime | None:
+    """An ISO 8601 time option (None when empty); a bad one is an error naming ``option``."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option}: not an ISO 8601 time: {text!r}") from None
+
+
 def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.action == "export":
         bundles = export.exported_bundles(
             client,
-            since=datetime.fromisoformat(args.since) if args.since else None,
-            until=datetime.fromisoformat(args.until) if args.until else None,
+            since=_moment("--since", args.since),
+            until=_moment("--until", args.until),
             model_id=args.model,
         )
         write = export.write_parquet if args.format == "parquet" else export.write_jsonl
@@ -264,8 +274,8 @@ def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     page = client.list_records(
         model_id=args.model,
         decision_id=args.decision_id,
-        since=datetime.fromisoformat(args.since) if args.since else None,
-        until=datetime.fromisoformat(args.until) if args.until else None,
+        since=_moment("--since", args.since),
+        until=_moment("--until", args.until),
         page_size=args.page_size,
         page_token=args.page_token,
     )

@@ -115,8 +115,14 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         try:
             archive = await open_archive(settings)
         except (ArchiveUnavailable, OSError, ValueError, sqlite3.DatabaseError) as error:
+            # A DSN may hold a password: named by its setting, never quoted.
+            where = (
+                "EXPOUND_ARCHIVE_DSN"
+                if settings.archive_backend == "postgres"
+                else f"EXPOUND_ARCHIVE_PATH {settings.archive_path}"
+            )
             raise StartupError(
-                f"cannot open the archive (EXPOUND_ARCHIVE_PATH {settings.archive_path}, "
+                f"cannot open the archive ({where}, "
                 f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
             ) from error
         backends.push_async_callback(archive.aclose)

@@ -196,3 +196,11 @@ def test_explain_with_an_option_out_of_range(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}:" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_records_list_with_a_time_that_is_not_iso_8601(
+    capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    line = failed(capsys, "--target", "127.0.0.1:1", "records", "list", option, "yesterday")
+    assert f"{option}: not an ISO 8601 time: 'yesterday'" in line
