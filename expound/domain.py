@@ -106,7 +106,11 @@ class Candidate(_Frozen):
 
 
 class DraftRecord(_Frozen):
-    """One drafted candidate exactly as the model returned it, with its judgement."""
+    """One drafted candidate as it was judged, with its judgement.
+
+    ``text`` is the model's text, trimmed to its last complete sentence when the token
+    limit cut it (``finish_reason`` "length"); ``token_logprobs`` cover every token returned.
+    """
 
     index: int
     text: str

@@ -1,6 +1,12 @@
 """Service settings: the one place that lists every ``EXPOUND_*`` environment variable.
 
 Parsed once, in ``main``, and passed down; nothing reads the environment at import.
+
+Relative paths (``model_dir``, ``archive_path``, ``signing_key_path``) are resolved against
+``EXPOUND_HOME``, never the working directory, so ``expound serve`` finds the same files
+wherever it is started. The home defaults to the source checkout holding the package (the
+folder with ``pyproject.toml``, where ``make models`` writes) and, for an installed package,
+to ``~/.local/share/expound``.
 """
 
 from __future__ import annotations
@@ -8,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,3 +76,22 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     retention_months: int = Field(default=25, ge=0)
     retention_months_by_model: dict[str, int] = Field(default_factory=dict)
+
+    # home (issue 12): what relative paths are resolved against
+    home: Path = Field(default_factory=lambda: default_home())
+
+    @model_validator(mode="after")
+    def _resolve_against_home(self) -> Settings:
+        self.home = self.home.expanduser().absolute()
+        self.model_dir = self.home / self.model_dir.expanduser()
+        self.archive_path = self.home / self.archive_path.expanduser()
+        self.signing_key_path = self.home / self.signing_key_path.expanduser()
+        return self
+
+
+def default_home() -> Path:
+    """The source checkout holding this package, else ``~/.local/share/expound``."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    return Path.home() / ".local" / "share" / "expound"

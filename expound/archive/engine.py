@@ -78,11 +78,17 @@ def stored_entry(record: NewRecord, seq: int, retain_until: str) -> StoredRecord
     )
 
 
+MAX_PAGE_TOKEN = 2**63 - 1
+
+
 def parse_page_token(token: str) -> int | None:
     """The sequence number a page token continues below (None for the first page)."""
     if not token:
         return None
-    if not token.isdigit() or len(token) > 19:
+    # ASCII digits only: str.isdigit() also accepts '²' and '١٢٣', which int() refuses or
+    # reads as another number; and the sequence number must fit the stores' 64-bit integers.
+    valid = token.isascii() and token.isdigit() and len(token) <= 19
+    if not valid or int(token) > MAX_PAGE_TOKEN:
         raise InvalidRequest(
             "invalid page token", [FieldViolation("page_token", "not a token this service issued")]
         )

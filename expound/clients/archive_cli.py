@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import Checkpoint, load_private_key, load_public_key, public_key_pem
 from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.clients.client import ExplainClient
+from expound.errors import ServiceError
 from expound.settings import Settings
 
 
@@ -79,9 +81,16 @@ def _print_report(report: AuditReport) -> int:
     return 1
 
 
+def _published_checkpoint(path: Path) -> Checkpoint:
+    try:
+        return Checkpoint.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"--checkpoint {path}: not a checkpoint JSON: {error}") from error
+
+
 async def _audit(args: argparse.Namespace, settings: Settings) -> int:
     public_key = load_public_key(args.public_key.read_bytes()) if args.public_key else None
-    published = [Checkpoint.from_json(json.loads(path.read_text())) for path in args.checkpoint]
+    published = [_published_checkpoint(path) for path in args.checkpoint]
     if args.dsn:
         settings = settings.model_copy(
             update={"archive_backend": "postgres", "archive_dsn": args.dsn}
@@ -92,13 +101,20 @@ async def _audit(args: argparse.Namespace, settings: Settings) -> int:
         )
     from expound.archive.factory import open_archive
 
-    store = await open_archive(settings, role="audit")
+    # A DSN may hold a password: it is named by its option, never quoted.
+    where = "--dsn" if settings.archive_backend == "postgres" else str(settings.archive_path)
     try:
-        log = await store.read_log()
-        log.checkpoints.extend(published)
-        return _print_report(await audit(log, public_key))
-    finally:
-        await store.aclose()
+        store = await open_archive(settings, role="audit")
+        try:
+            log = await store.read_log()
+            log.checkpoints.extend(published)
+            report = await audit(log, public_key)
+        finally:
+            await store.aclose()
+    except (ServiceError, OSError, sqlite3.DatabaseError) as error:
+        # A corrupt or foreign file is named, not a traceback.
+        raise ValueError(f"cannot read the archive {where}: {error}") from error
+    return _print_report(report)
 
 
 async def _init(args: argparse.Namespace, settings: Settings) -> int:
@@ -186,7 +202,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     settings = Settings()
     if args.action == "public-key":
-        key = load_private_key(args.key or settings.signing_key_path)
+        path = args.key or settings.signing_key_path
+        if not path.exists():
+            raise ValueError(f"no signing key at {path} (--key or EXPOUND_SIGNING_KEY_PATH)")
+        key = load_private_key(path)
         sys.stdout.write(public_key_pem(key).decode("ascii"))
         return 0
     if args.action == "audit":

@@ -6,10 +6,17 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+# gRPC's core logs at INFO what a peer sends, raw (a GOAWAY's debug text, newlines and
+# terminal escapes included: forged log lines). Only its errors belong in an operator's log,
+# and it reads the level once, on import: so before the first import of grpc in the process.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 from google.protobuf import json_format
@@ -62,26 +69,92 @@ def _print_explanation(response: pb.ExplainResponse) -> None:
     print(f"\nrecord id: {response.record_id}")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _settings_error(error: ValidationError) -> str:
+    """A settings error naming each environment variable (the options set the same ones)."""
+    problems = [
+        f"EXPOUND_{'_'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}"
+        for problem in error.errors()
+    ]
+    return "invalid settings: " + "; ".join(problems)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    # Paths given on the command line are the caller's, relative to where it runs; those
+    # from the environment or the defaults are resolved against EXPOUND_HOME by Settings.
     overrides: dict[str, Any] = {}
     if args.port is not None:
         overrides["port"] = args.port
     if args.model_dir is not None:
-        overrides["model_dir"] = args.model_dir
+        overrides["model_dir"] = args.model_dir.absolute()
     if args.archive is not None:
-        overrides["archive_path"] = args.archive
-    settings = Settings(**overrides)
-    from expound.server.app import serve
+        overrides["archive_path"] = args.archive.absolute()
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        print(f"error: {_settings_error(error)}", file=sys.stderr)
+        return 2
+    from expound.server.app import StartupError, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # One line per LLM call and health probe is noise at INFO; failures still show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as error:
+        print(f"error: {_one_line(str(error))}", file=sys.stderr)
+        return 2
     return 0
 
 
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def _applicant(path: Path) -> dict[str, Any]:
+    """The feature values of ``--applicant``: a JSON object of strings, numbers, booleans, null.
+
+    Raises:
+        ValueError: Naming the option and the file, for a file that cannot be read, is not
+            JSON, or is not such an object.
+    """
+    try:
+        features = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"--applicant {path}: {error.strerror or error}") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"--applicant {path}: not valid JSON: {error}") from error
+    if not isinstance(features, dict):
+        kind = _JSON_TYPES.get(type(features), "a number or null")
+        raise ValueError(f"--applicant {path}: expected a JSON object of features, got {kind}")
+    for name, value in features.items():
+        if isinstance(value, (dict, list)):
+            raise ValueError(
+                f"--applicant {path}: feature {name!r} is {_JSON_TYPES[type(value)]}; "
+                "feature values are strings, numbers, booleans or null"
+            )
+    return features
+
+
+def _whole_number(maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer from 0 to ``maximum`` (the wire field's range)."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not 0 <= number <= maximum:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {maximum}, not {number}")
+        return number
+
+    return parse
+
+
 def _cmd_explain(args: argparse.Namespace, client: ExplainClient) -> int:
-    features = json.loads(Path(args.applicant).read_text())
+    features = _applicant(Path(args.applicant))
     response = client.explain(
         args.model,
         features,
@@ -163,12 +236,22 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
     return 0
 
 
+def _moment(option: str, text: str) -> datetime | None:
+    """An ISO 8601 time option (None when empty); a bad one is an error naming ``option``."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option}: not an ISO 8601 time: {text!r}") from None
+
+
 def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.action == "export":
         bundles = export.exported_bundles(
             client,
-            since=datetime.fromisoformat(args.since) if args.since else None,
-            until=datetime.fromisoformat(args.until) if args.until else None,
+            since=_moment("--since", args.since),
+            until=_moment("--until", args.until),
             model_id=args.model,
         )
         write = export.write_parquet if args.format == "parquet" else export.write_jsonl
@@ -191,8 +274,8 @@ def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     page = client.list_records(
         model_id=args.model,
         decision_id=args.decision_id,
-        since=datetime.fromisoformat(args.since) if args.since else None,
-        until=datetime.fromisoformat(args.until) if args.until else None,
+        since=_moment("--since", args.since),
+        until=_moment("--until", args.until),
         page_size=args.page_size,
         page_token=args.page_token,
     )
@@ -226,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--question", default="")
     explain.add_argument("--decision-id", default="")
     explain.add_argument("--idempotency-key", default="")
-    explain.add_argument("--candidates", type=int, default=0)
-    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("--candidates", type=_whole_number(2**32 - 1), default=0)
+    explain.add_argument("--seed", type=_whole_number(2**64 - 1), default=0)
     explain.add_argument("--json", action="store_true", help="print the full response as JSON")
 
     models = commands.add_parser("models", help="list, show, check or reload models")
@@ -285,11 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``expound`` command."""
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        try:
-            return _cmd_serve(args)
-        except ValidationError as exc:
-            print(f"error: invalid settings: {exc}", file=sys.stderr)
-            return 2
+        return _cmd_serve(args)
     if args.command == "archive":
         try:
             return archive_cli.run(args)
@@ -297,8 +376,11 @@ def main(argv: list[str] | None = None) -> int:
             details = error_details(error)
             print(f"error: {details.code}: {details.message}", file=sys.stderr)
             return 1
+        except ValidationError as error:
+            print(f"error: {_settings_error(error)}", file=sys.stderr)
+            return 2
         except (OSError, ValueError, ServiceError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_one_line(str(exc))}", file=sys.stderr)
             return 2
     if args.command == "models" and args.action == "check":
         return _cmd_models_check(args)
@@ -315,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {field}: {description}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
 
 

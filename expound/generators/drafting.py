@@ -10,6 +10,7 @@ archiving that grows with the calls in flight. Ranking is the next stage
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -50,14 +51,12 @@ class DraftingConfig:
 class Drafting:
     """What the drafting stage produced.
 
-    ``drafts`` are ready to rank (cut-off tails trimmed); ``raw_text`` keeps each draft's
-    text exactly as the model returned it, by index, for the record. ``fallback_reason``
-    is set, and ``drafts`` empty, when the LLM gave no usable answer.
+    ``drafts`` are ready to rank, and to archive as judged (cut-off tails trimmed).
+    ``fallback_reason`` is set, and ``drafts`` empty, when the LLM gave no usable answer.
     """
 
     record: DraftingRecord
     drafts: list[Draft] = field(default_factory=list)
-    raw_text: dict[int, str] = field(default_factory=dict)
     fallback_reason: str = ""
 
     @property
@@ -66,20 +65,41 @@ class Drafting:
         return f"{self.record.generator}/{self.record.mode}"
 
 
+# The end of a sentence: a terminator, any closing quotes or brackets, then white space
+# ("3.5" ends nothing). Not the end of the text: where the token limit cut, "by 0." may be
+# the start of "by 0.5", so a cut draft's last sentence counts only if something followed.
+SENTENCE_END = re.compile(r"""[.!?\u2026\u3002]+["'\u2019\u201d)\]]*(?=\s)""")
+
+
 def complete_sentences(draft: Draft) -> Draft:
     """A draft cut off by the token limit, trimmed to its last complete sentence.
 
     Each sentence a grammar admits is a whole, true statement; a half sentence is not
-    ("... by 0."), so the cut tail is dropped rather than judged. The record keeps the
-    text exactly as the model returned it.
+    ("... by 0."), so the cut tail is dropped rather than judged. Any terminator counts
+    (". ", ".\n", '." ', "?", "!", an ellipsis). The trimmed text is what is judged, shown
+    and archived: a verdict is always about the text it is stored with.
     """
     if draft.finish_reason != "length":
         return draft
-    end = max(draft.text.rfind(". "), draft.text.rfind("? "), draft.text.rfind("! "))
-    if draft.text.endswith((".", "?", "!")):
-        end = len(draft.text) - 1
-    trimmed = draft.text[: end + 1] if end >= 0 else ""
+    ends = [match.end() for match in SENTENCE_END.finditer(draft.text)]
+    trimmed = draft.text[: ends[-1]] if ends else ""
     return replace(draft, text=trimmed)
+
+
+# An LLM failure's message may quote what the LLM server sent (an HTTP error body, a
+# malformed answer); the record is archived and served by GetRecord, so it keeps only a
+# short excerpt, on one line, of printable characters.
+MAX_RECORDED_ERROR_BYTES = 160
+
+
+def recorded_error(message: str) -> str:
+    """``message`` as the drafting record keeps it: one printable line, at most 160 bytes."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in message)
+    line = " ".join(printable.split())
+    encoded = line.encode("utf-8")
+    if len(encoded) <= MAX_RECORDED_ERROR_BYTES:
+        return line
+    return encoded[: MAX_RECORDED_ERROR_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 
 class Drafter:
@@ -149,7 +169,7 @@ class Drafter:
             drafts = await self._generator.generate(request)
         except LLMError as error:
             return Drafting(
-                record=record.model_copy(update={"error": error.message}),
+                record=record.model_copy(update={"error": recorded_error(error.message)}),
                 fallback_reason=error.reason,
             )
         return Drafting(
@@ -161,5 +181,4 @@ class Drafter:
                 }
             ),
             drafts=[complete_sentences(d) for d in drafts.drafts],
-            raw_text={d.index: d.text for d in drafts.drafts},
         )

@@ -55,7 +55,7 @@ def select(drafting: Drafting, ranked: list[RankedDraft], ranker: str) -> Select
             "drafts": [
                 DraftRecord(
                     index=r.draft.index,
-                    text=drafting.raw_text[r.draft.index],
+                    text=r.draft.text,
                     token_logprobs=r.draft.token_logprobs,
                     finish_reason=r.draft.finish_reason,
                     passed=r.verdict.passed,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 import expound
 from expound.archive.factory import open_archive
+from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
 from expound.pipeline.assembly import language_stages, watch_health
@@ -47,6 +49,10 @@ RPC_HEADROOM = 4096
 RPC_BACKLOG = 65536
 
 
+class StartupError(Exception):
+    """The server cannot start; the message is one line naming the setting, file or port."""
+
+
 @dataclass
 class RunningServer:
     """A started server: where it listens and what it serves."""
@@ -68,7 +74,12 @@ def create_server(
     reflect: bool,
     max_concurrent_explains: int = 64,
 ) -> tuple[grpc.aio.Server, int]:
-    """Creates (not starts) a server bound to ``address``; port 0 picks a free port."""
+    """Creates (not starts) a server bound to ``address``; port 0 picks a free port.
+
+    Raises:
+        StartupError: If the address cannot be bound (a port in use is refused: without
+            ``grpc.so_reuseport`` off, a second server would share it and split the calls).
+    """
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],
         # Far above the Explain bound: the pipeline sheds with RESOURCE_EXHAUSTED and a
@@ -79,6 +90,7 @@ def create_server(
             ("grpc.max_send_message_length", 4 * max_message_bytes),
             ("grpc.server.max_pending_requests", RPC_BACKLOG),
             ("grpc.server.max_pending_requests_hard_limit", RPC_BACKLOG),
+            ("grpc.so_reuseport", 0),
         ],
     )
     explain_pb2_grpc.add_ExplainServiceServicer_to_server(servicer, server)
@@ -87,20 +99,44 @@ def create_server(
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot bind {address}")
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpc's only sign of a failed bind
+        raise StartupError(
+            f"cannot listen on {address} (EXPOUND_HOST, EXPOUND_PORT or --port): "
+            "the port is in use or the address is not this machine's"
+        ) from error
     return server, port
 
 
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """Starts the whole service on ``settings`` and stops it in order on exit."""
-    registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
+    """Starts the whole service on ``settings`` and stops it in order on exit.
+
+    Raises:
+        StartupError: If the model directory, the archive or its signing key, or the port
+            cannot be used.
+    """
+    try:
+        registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
+    except ModelIntegrityError as error:
+        raise StartupError(f"EXPOUND_MODEL_DIR: {error}") from error
     log_unavailable(registry)
     async with contextlib.AsyncExitStack() as backends:
         # Unwound in reverse: the drafting backend closes before the archive.
-        archive = await open_archive(settings)
+        try:
+            archive = await open_archive(settings)
+        except (ArchiveUnavailable, OSError, ValueError, sqlite3.DatabaseError) as error:
+            # A DSN may hold a password: named by its setting, never quoted.
+            where = (
+                "EXPOUND_ARCHIVE_DSN"
+                if settings.archive_backend == "postgres"
+                else f"EXPOUND_ARCHIVE_PATH {settings.archive_path}"
+            )
+            raise StartupError(
+                f"cannot open the archive ({where}, "
+                f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
+            ) from error
         backends.push_async_callback(archive.aclose)
         language = await backends.enter_async_context(language_stages(settings))
         pipeline = Pipeline(

@@ -20,6 +20,7 @@ from expound.domain import (
 from expound.errors import FieldViolation, InvalidRequest
 from expound.models.manifest import ModelManifest
 from expound.models.registry import ReloadReport, ServedModel, UnavailableModel
+from expound.pipeline.explain import MAX_FEATURES
 from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
 
@@ -59,6 +60,11 @@ def feature_to_pb(value: FeatureScalar) -> pb.FeatureValue:
 
 def explain_request_from_pb(message: pb.ExplainRequest) -> ExplainRequest:
     """Converts an ExplainRequest; unset feature values and unknown audiences are violations."""
+    if len(message.features) > MAX_FEATURES:
+        # Refused before anything is built per feature: 10,000 of them make no useful answer.
+        raise InvalidRequest(
+            "invalid request", [FieldViolation("features", f"more than {MAX_FEATURES} entries")]
+        )
     violations: list[FieldViolation] = []
     features: dict[str, FeatureScalar] = {}
     for name, value in message.features.items():
@@ -88,10 +94,30 @@ def _timestamp(rfc3339: str) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def rfc3339_from_pb(stamp: timestamp_pb2.Timestamp) -> str:
-    """A wire timestamp as the archive's RFC 3339 text ("" when unset)."""
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+
+
+def rfc3339_from_pb(stamp: timestamp_pb2.Timestamp, field_name: str) -> str:
+    """A wire timestamp as the archive's RFC 3339 text ("" when unset).
+
+    Raises:
+        InvalidRequest: Naming ``field_name`` when the timestamp is outside the range
+            google.protobuf.Timestamp allows (seconds in years 1 to 9999, nanos 0 to 999,999,999).
+    """
     if stamp.seconds == 0 and stamp.nanos == 0:
         return ""
+    if not MIN_TIMESTAMP_SECONDS <= stamp.seconds <= MAX_TIMESTAMP_SECONDS:
+        raise InvalidRequest(
+            f"{field_name} out of range",
+            [FieldViolation(field_name, "seconds must be within years 0001 to 9999")],
+        )
+    if not 0 <= stamp.nanos <= 999_999_999:
+        raise InvalidRequest(
+            f"{field_name} out of range",
+            [FieldViolation(field_name, "nanos must be within 0 to 999999999")],
+        )
     return format_utc(stamp.ToDatetime(tzinfo=UTC))
 
 
@@ -233,8 +259,8 @@ def record_filter_from_pb(message: pb.ListRecordsRequest) -> RecordFilter:
     return RecordFilter(
         model_id=message.model_id,
         decision_id=message.decision_id,
-        since=rfc3339_from_pb(message.since),
-        until=rfc3339_from_pb(message.until),
+        since=rfc3339_from_pb(message.since, "since"),
+        until=rfc3339_from_pb(message.until, "until"),
     )
 
 

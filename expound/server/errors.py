@@ -6,6 +6,14 @@ call, and ``RequestInfo``; any other exception becomes INTERNAL with a fixed mes
 the request id (logged with its traceback here, never sent). The request id comes from
 ``x-request-id`` metadata or is generated, lives in a contextvar for the call, and is
 returned as trailing metadata.
+
+Request bytes are decoded inside the wrapper too, so undecodable bytes are INVALID_ARGUMENT
+with a request id like any other bad input (gRPC's own decoding would answer UNKNOWN).
+
+The whole status travels in trailing metadata, which clients refuse beyond 8 KiB by default;
+messages may quote the caller's input. So the message, each violation's field and
+description are cut to a number of UTF-8 bytes, and violations are listed while the encoded
+status stays within a byte budget (at most ``MAX_VIOLATIONS``), then summed up in one more.
 """
 
 from __future__ import annotations
@@ -14,15 +22,17 @@ import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from expound.errors import InvalidRequest, Overloaded, ServiceError, StatusCode
+from expound.errors import FieldViolation, InvalidRequest, Overloaded, ServiceError, StatusCode
 
 log = logging.getLogger("expound.server")
 
@@ -39,9 +49,14 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
 }
 
 INTERNAL_MESSAGE = "internal error"
-# Status messages travel in trailing metadata, which clients refuse beyond 16 KiB; error
-# messages may quote the caller's input (an unknown id), so they are cut to this length.
-MAX_MESSAGE_CHARS = 1000
+# Byte budgets (UTF-8) of what the trailer carries. grpc-message percent-encodes non-ASCII
+# bytes (3 bytes each) and grpc-status-details-bin is base64 (4 per 3) of a status that
+# repeats the message: 512 + 3 * 512 + 4/3 * 3072 bytes, plus the request id, fit 8 KiB.
+MAX_MESSAGE_BYTES = 512
+MAX_FIELD_BYTES = 128
+MAX_DESCRIPTION_BYTES = 256
+MAX_STATUS_BYTES = 3072
+MAX_VIOLATIONS = 50
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -50,32 +65,70 @@ def _packed(message: Any) -> any_pb2.Any:
     return packed
 
 
-def status_for(error: ServiceError, request_id: str) -> status_pb2.Status:
-    """The rich status of a service error, with field violations and the request id."""
-    code = GRPC_CODES[error.code]
-    details = [_packed(error_details_pb2.RequestInfo(request_id=request_id))]
-    if isinstance(error, InvalidRequest):
-        details.insert(
-            0,
-            _packed(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
-                        )
-                        for v in error.violations
-                    ]
-                )
-            ),
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes at a character boundary.
+
+    A cut text ends in "..." (counted in the bytes).
+    """
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode("utf-8", "ignore") + "..."
+
+
+def cut_field(path: str, max_bytes: int = MAX_FIELD_BYTES) -> str:
+    """A field path cut like :func:`cut_utf8`, keeping a trailing key's brackets whole.
+
+    ``features[<a long name>]`` stays ``features[<its start>...]``, a path a client can parse.
+    """
+    opening = path.find("[")
+    if len(path.encode("utf-8")) <= max_bytes or opening < 0 or not path.endswith("]"):
+        return cut_utf8(path, max_bytes)
+    head = path[: opening + 1]
+    room = max_bytes - len(head.encode("utf-8")) - 1
+    return head + cut_utf8(path[opening + 1 : -1], room) + "]"
+
+
+def _bad_request(violations: list[FieldViolation], budget: int) -> error_details_pb2.BadRequest:
+    """The violations that fit ``budget`` bytes (and MAX_VIOLATIONS), then "and N more"."""
+    bad = error_details_pb2.BadRequest()
+    for listed, violation in enumerate(violations):
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=cut_field(violation.field),
+            description=cut_utf8(violation.description, MAX_DESCRIPTION_BYTES),
         )
+        # Room is kept for the summary entry (a field and a short description).
+        room = budget - MAX_FIELD_BYTES - 40
+        if listed == MAX_VIOLATIONS or bad.ByteSize() + entry.ByteSize() + 8 > room:
+            bad.field_violations.add(
+                field=entry.field, description=f"and {len(violations) - listed} more"
+            )
+            break
+        bad.field_violations.append(entry)
+    return bad
+
+
+def status_for(error: ServiceError, request_id: str) -> status_pb2.Status:
+    """The rich status of a service error, with field violations and the request id.
+
+    The status is bounded (see the module docstring): a long list of violations keeps its
+    first entries and ends with one whose description says how many more there were.
+    """
+    code = GRPC_CODES[error.code]
+    status = status_pb2.Status(
+        code=code.value[0],
+        message=cut_utf8(error.message, MAX_MESSAGE_BYTES),
+        details=[_packed(error_details_pb2.RequestInfo(request_id=request_id))],
+    )
+    if isinstance(error, InvalidRequest):
+        # Any adds the type URL (about 60 bytes) and tags around the BadRequest.
+        budget = MAX_STATUS_BYTES - status.ByteSize() - 80
+        status.details.insert(0, _packed(_bad_request(error.violations, budget)))
     if isinstance(error, Overloaded):
         delay = duration_pb2.Duration()
         delay.FromTimedelta(timedelta(seconds=error.retry_after_s))
-        details.insert(0, _packed(error_details_pb2.RetryInfo(retry_delay=delay)))
-    message = error.message
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
-    return status_pb2.Status(code=code.value[0], message=message, details=details)
+        status.details.insert(0, _packed(error_details_pb2.RetryInfo(retry_delay=delay)))
+    return status
 
 
 def internal_status(request_id: str) -> status_pb2.Status:
@@ -90,21 +143,62 @@ def internal_status(request_id: str) -> status_pb2.Status:
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+def _printable_id(value: str) -> bool:
+    return 0 < len(value) <= 128 and value.isascii() and value.isprintable()
+
+
 def _request_id(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128:
+        # Printable ASCII only: the id is logged and echoed, and the caller chose it.
+        if key == "x-request-id" and isinstance(value, str) and _printable_id(value):
             return value
     return uuid.uuid4().hex
 
 
-def guarded(handler: Handler) -> Handler:
-    """Wraps a unary handler so only documented statuses leave it."""
+Deserializer = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class _AbortStatus(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def _with_request_id(status: status_pb2.Status, request_id: str) -> grpc.Status:
+    """The status to abort with; its trailer keeps ``x-request-id`` (aborting replaces it)."""
+    plain = rpc_status.to_status(status)
+    return _AbortStatus(
+        plain.code, plain.details, (*plain.trailing_metadata, ("x-request-id", request_id))
+    )
+
+
+def _decoded(request: bytes, deserialize: Deserializer) -> Any:
+    try:
+        return deserialize(request)
+    except DecodeError as error:
+        raise InvalidRequest(
+            "request is not a valid protobuf message",
+            [FieldViolation("", "the request bytes do not decode as this method's message")],
+        ) from error
+
+
+def guarded(handler: Handler, deserialize: Deserializer | None = None) -> Handler:
+    """Wraps a unary handler so only documented statuses leave it.
+
+    Args:
+        handler: The servicer method.
+        deserialize: When given, the wrapper receives the raw request bytes and decodes
+            them with this, inside the guard (undecodable bytes are INVALID_ARGUMENT).
+    """
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         request_id = _request_id(context)
         token = request_id_var.set(request_id)
         context.set_trailing_metadata((("x-request-id", request_id),))
         try:
+            if deserialize is not None:
+                request = _decoded(request, deserialize)
             return await handler(request, context)
         except ServiceError as error:
             status = status_for(error, request_id)
@@ -115,13 +209,17 @@ def guarded(handler: Handler) -> Handler:
             status = internal_status(request_id)
         finally:
             request_id_var.reset(token)
-        await context.abort_with_status(rpc_status.to_status(status))
+        await context.abort_with_status(_with_request_id(status, request_id))
 
     return wrapper
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Applies :func:`guarded` to every unary-unary method of the service."""
+    """Applies :func:`guarded` to every unary-unary method of the service.
+
+    The handler is registered without a request deserializer (gRPC hands over the bytes),
+    and :func:`guarded` decodes them with the method's own.
+    """
 
     async def intercept_service(
         self,
@@ -132,7 +230,6 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            guarded(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            guarded(handler.unary_unary, handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

@@ -4,6 +4,7 @@ tests)."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,12 +14,17 @@ from hypothesis import strategies as st
 from expound.domain import Audience
 from expound.errors import LLMError
 from expound.explainers.facts import DecisionFacts
-from expound.generators.base import DraftRequest
-from expound.generators.drafting import Drafter, DraftingConfig
+from expound.generators.base import DraftRequest, Drafts
+from expound.generators.drafting import (
+    MAX_RECORDED_ERROR_BYTES,
+    Drafter,
+    DraftingConfig,
+    complete_sentences,
+)
 from expound.generators.fake import FakeGenerator
 from expound.generators.grammar import build_grammar, phrase_bank
 from expound.generators.prompting import constrained_prompt, free_prompt
-from expound.llm.client import DEADLINE_EXCEEDED, LLM_UNAVAILABLE
+from expound.llm.client import DEADLINE_EXCEEDED, LLM_BAD_RESPONSE, LLM_UNAVAILABLE
 from expound.llm.draft import Draft
 from expound.models.registry import ModelRegistry
 from expound.pipeline.selection import ALL_UNFAITHFUL, Selection, select
@@ -213,8 +219,6 @@ def test_grammar_renders_as_ebnf(denied: DecisionFacts) -> None:
 async def test_a_draft_cut_by_the_token_limit_is_judged_on_its_complete_sentences(
     denied: DecisionFacts,
 ) -> None:
-    from expound.generators.drafting import complete_sentences
-
     whole = grammar_samples(denied, 1)[0]
     second_stop = whole.index(". ", whole.index(". ") + 2)
     cut = whole[: second_stop + 20]  # mid-sentence, as at max_tokens
@@ -223,3 +227,55 @@ async def test_a_draft_cut_by_the_token_limit_is_judged_on_its_complete_sentence
     assert verify(denied, trimmed.text).passed
     unchanged = Draft(text=cut, finish_reason="stop")
     assert complete_sentences(unchanged) is unchanged
+
+
+class CutGenerator(FakeGenerator):
+    """Answers like FakeGenerator, every draft cut by the token limit."""
+
+    async def generate(self, request: DraftRequest) -> Drafts:
+        drafts = await super().generate(request)
+        cut = [replace(d, finish_reason="length") for d in drafts.drafts]
+        return replace(drafts, drafts=cut)
+
+
+@pytest.mark.parametrize(
+    ("cut", "kept"),
+    [
+        ("One. Two.\nThree is ha", "One. Two."),
+        ('He said "no." Then', 'He said "no."'),
+        ("Is it? Yes! And the", "Is it? Yes!"),
+        ("Wait\u2026 then", "Wait\u2026"),
+        ("The rate rose by 3.5 points and", ""),
+        ("It lowered the score by 0.", ""),  # the cut may be inside "0.5"
+        ("First. It lowered the score by 0.", "First."),
+    ],
+)
+def test_a_cut_draft_is_trimmed_after_its_last_complete_sentence(cut: str, kept: str) -> None:
+    assert complete_sentences(Draft(text=cut, finish_reason="length")).text == kept
+
+
+async def test_a_false_value_beyond_the_trim_is_neither_judged_nor_archived(
+    denied: DecisionFacts,
+) -> None:
+    whole = grammar_samples(denied, 1)[0]
+    first_stop = whole.index(". ") + 1
+    # Free text: a true first sentence, then a line break and a false claim cut mid-way.
+    cut = whole[:first_stop] + "\nYour application was approved because your income is 99"
+    outcome = await draft_and_rank(CutGenerator([cut]), denied, n=1)
+    (recorded,) = outcome.record.drafts
+    (candidate,) = outcome.candidates
+    assert recorded.text == candidate.text == whole[:first_stop]
+    assert recorded.passed == candidate.faithful == verify(denied, recorded.text).passed
+    assert "approved" not in recorded.text
+
+
+async def test_an_llm_error_body_is_archived_as_a_short_printable_line(
+    denied: DecisionFacts,
+) -> None:
+    body = '{"error": "boom"}\n2026-01-01 ERROR forged\x1b[31m' + "\u00e9" * 10_000
+    failing = FakeGenerator(error=LLMError(f"LLM answered HTTP 500: {body}", LLM_BAD_RESPONSE))
+    outcome = await draft_and_rank(failing, denied, n=2)
+    error = outcome.record.error
+    assert error.startswith('LLM answered HTTP 500: {"error": "boom"} 2026-01-01 ERROR forged')
+    assert len(error.encode("utf-8")) <= MAX_RECORDED_ERROR_BYTES and error.endswith("...")
+    assert error.isprintable() and outcome.fallback_reason == LLM_BAD_RESPONSE

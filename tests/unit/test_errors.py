@@ -21,7 +21,11 @@ from expound.errors import (
 from expound.server.errors import (
     GRPC_CODES,
     INTERNAL_MESSAGE,
-    MAX_MESSAGE_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_STATUS_BYTES,
+    MAX_VIOLATIONS,
+    cut_field,
+    cut_utf8,
     guarded,
     request_id_var,
     status_for,
@@ -127,8 +131,50 @@ def test_a_shed_call_carries_its_retry_delay() -> None:
 
 def test_long_messages_are_cut_to_fit_the_trailer() -> None:
     status = status_for(ModelNotFound("unknown model " + "m" * 50_000), "req-4")
-    assert len(status.message) == MAX_MESSAGE_CHARS
+    assert len(status.message) == MAX_MESSAGE_BYTES
     assert status.message.startswith("unknown model mmm") and status.message.endswith("...")
+
+
+def test_messages_are_cut_in_utf8_bytes_at_a_character_boundary() -> None:
+    status = status_for(ModelNotFound("unknown record " + "😀" * 1200), "req-4")
+    encoded = status.message.encode("utf-8")
+    assert len(encoded) <= MAX_MESSAGE_BYTES and status.message.endswith("😀...")
+    assert cut_utf8("é" * 10, 8) == "éé..."
+    assert cut_utf8("short", 5) == "short"
+
+
+def test_long_field_paths_keep_their_brackets() -> None:
+    assert (
+        cut_field("features[" + "\U0001f600" * 100 + "]", 40)
+        == "features[" + "\U0001f600" * 6 + "...]"
+    )
+    assert len(cut_field("features[" + "x" * 500 + "]").encode()) == 128
+    assert cut_field("model_id" * 50, 20) == "model_idmodel_idm..."
+    assert cut_field("features[ok]") == "features[ok]"
+
+
+@pytest.mark.parametrize("count", [MAX_VIOLATIONS, MAX_VIOLATIONS + 1, 10_000])
+def test_violations_are_bounded_then_summed_up(count: int) -> None:
+    violations = [FieldViolation(f"features[f{i}]", "unknown feature") for i in range(count)]
+    status = status_for(InvalidRequest("bad", violations), "req-6")
+    listed = unpacked(status)["BadRequest"].field_violations
+    assert status.ByteSize() <= MAX_STATUS_BYTES
+    if count == MAX_VIOLATIONS:
+        assert [v.field for v in listed] == [v.field for v in violations]
+        return
+    assert len(listed) == MAX_VIOLATIONS + 1
+    assert [v.field for v in listed[:-1]] == [v.field for v in violations[:MAX_VIOLATIONS]]
+    assert listed[-1].description == f"and {count - MAX_VIOLATIONS} more"
+
+
+def test_long_violations_are_cut_and_fewer_listed_to_fit_the_budget() -> None:
+    violations = [FieldViolation("😀" * 500 + str(i), "é" * 2000) for i in range(200)]
+    status = status_for(InvalidRequest("😀" * 2000, violations), "r" * 128)
+    assert status.ByteSize() <= MAX_STATUS_BYTES
+    listed = unpacked(status)["BadRequest"].field_violations
+    assert 2 <= len(listed) < MAX_VIOLATIONS
+    assert listed[-1].description == f"and {200 - len(listed) + 1} more"
+    assert unpacked(status)["RequestInfo"].request_id == "r" * 128
 
 
 class AbortedCall(Exception):
@@ -200,3 +246,14 @@ async def test_guarded_passes_answers_through() -> None:
     context = FakeContext()
     assert await guarded(handler)("question", context) == ("answer", "question")  # type: ignore[arg-type]
     assert context.aborted_with is None
+
+
+@pytest.mark.parametrize("chosen", ["a\nforged line", "\x1b[31mred", "caf\u00e9", "", "x" * 129])
+async def test_request_ids_a_caller_chose_are_kept_only_when_printable_ascii(chosen: str) -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        return request_id_var.get()
+
+    context = FakeContext(metadata=(("x-request-id", chosen),))
+    request_id = await guarded(handler)(object(), context)  # type: ignore[arg-type]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    assert dict(context.trailing)["x-request-id"] == request_id

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from expound.clients.client import explain_request
-from expound.server.app import SERVICE_NAME, RunningServer
+from expound.server.app import SERVICE_NAME, RunningServer, StartupError, running_server
 from expound.server.convert import feature_to_pb
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
@@ -341,3 +341,15 @@ async def test_records_written_before_the_seed_rename_still_read(
     assert "seed" not in written
     written["seed"] = written.pop("sampling_seed")
     assert Attributions.model_validate(written) == answer.attributions
+
+
+async def test_a_second_server_on_the_same_port_is_refused(
+    service: RunningServer, settings: Settings, tmp_path: Any
+) -> None:
+    # Without grpc.so_reuseport off, both would listen and the kernel would split the calls.
+    second = settings.model_copy(
+        update={"port": service.port, "archive_path": tmp_path / "second.sqlite3"}
+    )
+    with pytest.raises(StartupError, match=f"127.0.0.1:{service.port}.*in use"):
+        async with running_server(second):
+            pass

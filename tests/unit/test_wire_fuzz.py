@@ -1,12 +1,16 @@
-"""Malformed Explain requests over the real socket: only documented codes, one record per OK.
+"""Malformed requests over the real socket: only documented codes, one record per OK.
 
 Hypothesis drives a synchronous client in a worker thread while the server runs in the
-test's event loop. Each request starts from a valid applicant and is then bent: wrong or
-unknown model ids, missing, extra and ill-typed features, unset values, NaN and infinities,
-out-of-range numbers, huge strings, unknown audiences, too many candidates, seeds beyond
-what a JSON record can hold, reused idempotency keys. After every call the archive is read
-back: an answered call added exactly one record (none for an idempotent replay), a refused
-call added none.
+test's event loop. Each Explain request starts from a valid applicant and is then bent:
+wrong or unknown model ids, missing, extra and ill-typed features (up to 10,000 of them:
+huge violation lists), unset values, NaN and infinities, out-of-range numbers, huge strings,
+unknown audiences, too many candidates, seeds beyond what a JSON record can hold, reused
+idempotency keys. After every call the archive is read back: an answered call added
+exactly one record (none for an idempotent replay), a refused call added none.
+
+Two more families: ListRecords with timestamps of any seconds and nanos and page tokens of
+any text (Unicode digits, beyond int64), and raw bytes sent to every method. Every error
+must carry the request id and fit the client's default 8 KiB metadata limit.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import math
 import re
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, example, given
@@ -36,6 +42,7 @@ from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import EXAMPLES, GBM, LOGISTIC
+from tests.support.wire_status import assert_receivable
 
 DOCUMENTED = {
     grpc.StatusCode.OK,
@@ -112,7 +119,7 @@ def features(draw: st.DrawFn, bend: bool) -> dict[str, pb.FeatureValue]:
             values[spec.name] = draw(bad_value(spec))
     names = st.one_of(st.text(max_size=20), huge_text)
     values.update(draw(st.dictionaries(names, any_value(), max_size=3)))
-    many = draw(st.sampled_from([0, 0, 0, 0, 50, 1500]))
+    many = draw(st.sampled_from([0, 0, 0, 0, 50, 990, 1500, 10_000]))
     values.update({f"extra_{i}": feature_to_pb(float(i)) for i in range(many)})
     return values
 
@@ -162,6 +169,14 @@ def nan_amount() -> pb.ExplainRequest:
     return message
 
 
+def unset_unknowns(count: int) -> pb.ExplainRequest:
+    """The denied applicant with ``count`` unknown, unset, long emoji-named features."""
+    message = denied()
+    for i in range(count):
+        message.features["\U0001f600" * 40 + str(i)].CopyFrom(UNSET)
+    return message
+
+
 def record_ids(archive: Path) -> set[str]:
     with sqlite3.connect(archive) as conn:
         return {row[0] for row in conn.execute("SELECT record_id FROM records")}
@@ -198,6 +213,7 @@ def fuzz(port: int, archive: Path, max_message_bytes: int) -> tuple[Counter[str]
     @example((denied(seed=2**64 - 1), {"seed"}))
     @example((denied(audience=99), {"audience"}))
     @example((nan_amount(), {"features"}))
+    @example((unset_unknowns(900), {"features"}))
     @given(explain_requests())
     def only_documented_codes(drawn: tuple[pb.ExplainRequest, set[str]]) -> None:
         request, bent = drawn
@@ -209,6 +225,8 @@ def fuzz(port: int, archive: Path, max_message_bytes: int) -> tuple[Counter[str]
             code = error.code()  # type: ignore[attr-defined]
             assert code in DOCUMENTED, f"{code}: {error.details()}"  # type: ignore[attr-defined]
             assert (code == grpc.StatusCode.RESOURCE_EXHAUSTED) == oversized, error
+            if not oversized:  # refused by gRPC itself, before any handler ran
+                assert_receivable(error)
             if not bent:
                 assert code == grpc.StatusCode.ALREADY_EXISTS, f"valid request refused: {error}"
             if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -246,3 +264,91 @@ async def test_malformed_requests_get_documented_codes(
     assert record_ids(settings.archive_path) == answered
     # The strategies must reach every branch, or the property proves little.
     assert {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED"} <= set(codes), codes
+
+
+def stamps() -> st.SearchStrategy[timestamp_pb2.Timestamp]:
+    """Timestamps of any seconds and nanos, the valid range's edges and year 999 included."""
+    seconds = st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.sampled_from([0, -30_641_760_000, -62_135_596_800, 253_402_300_799, 10**12]),
+    )
+    nanos = st.one_of(st.just(0), st.integers(-(2**31), 2**31 - 1))
+    return st.builds(timestamp_pb2.Timestamp, seconds=seconds, nanos=nanos)
+
+
+page_tokens = st.one_of(
+    st.just(""),
+    st.integers(0, 2**70).map(str),
+    st.text(alphabet=st.characters(categories=["Nd", "No"]), max_size=25),
+    st.text(max_size=30),
+    st.sampled_from(["\u00b2", "\u0661\u0662\u0663", "9223372036854775808", "9" * 5000]),
+)
+list_requests = st.builds(
+    pb.ListRecordsRequest,
+    model_id=st.one_of(st.just(""), st.just(GBM), st.text(max_size=20)),
+    since=stamps(),
+    until=stamps(),
+    page_size=st.integers(0, 2**32 - 1),
+    page_token=page_tokens,
+)
+METHODS = [
+    "Explain",
+    "GetRecord",
+    "ListRecords",
+    "GetCheckpoint",
+    "GetConsistencyProof",
+    "ListModels",
+    "GetModel",
+]
+
+
+def fuzz_reads(port: int) -> Counter[str]:
+    """ListRecords over timestamps and page tokens, and raw bytes to every method."""
+    codes: Counter[str] = Counter()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = explain_pb2_grpc.ExplainServiceStub(channel)
+
+    def answered(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            assert code in DOCUMENTED, f"{code}: {error.details()}"  # type: ignore[attr-defined]
+            assert_receivable(error)
+            codes[code.name] += 1
+            return
+        codes["OK"] += 1
+
+    settings = hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+    @settings
+    @example(pb.ListRecordsRequest(since=timestamp_pb2.Timestamp(seconds=10**12)))
+    @example(pb.ListRecordsRequest(until=timestamp_pb2.Timestamp(seconds=1, nanos=-1)))
+    @example(pb.ListRecordsRequest(page_token="\u00b2"))
+    @given(list_requests)
+    def list_records(request: pb.ListRecordsRequest) -> None:
+        answered(lambda: stub.ListRecords(request, timeout=30))
+
+    @settings
+    @example("Explain", b"\x07")
+    @given(st.sampled_from(METHODS), st.binary(max_size=64))
+    def raw_bytes(method: str, body: bytes) -> None:
+        call = channel.unary_unary(f"/expound.v1.ExplainService/{method}")
+        answered(lambda: call(body, timeout=30))
+
+    try:
+        list_records()
+        raw_bytes()
+    finally:
+        channel.close()
+    return codes
+
+
+@pytest.mark.slow
+async def test_hostile_reads_and_raw_bytes_get_documented_codes(service: RunningServer) -> None:
+    codes = await asyncio.to_thread(fuzz_reads, service.port)
+    assert {"OK", "INVALID_ARGUMENT"} <= set(codes), codes
