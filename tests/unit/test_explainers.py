@@ -69,6 +69,7 @@ def test_linear_explainer_sums_one_hot_columns_back(registry: ModelRegistry) -> 
     assert len(result.contributions) == len(model.manifest.features)
 
 
+@pytest.mark.slow
 def test_sampling_explainer_is_seeded_and_agrees_with_exact_linear_shap(
     registry: ModelRegistry,
 ) -> None:
