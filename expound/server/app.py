@@ -183,6 +183,9 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 status = serving if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
                 await health_servicer.set(GENERATOR_HEALTH_NAME, status)
 
+            # Known from the first moment: NOT_SERVING until the first probe answers, never
+            # NOT_FOUND for a service name the README documents.
+            await report(False)
             watcher = asyncio.create_task(
                 watch_health(language.generator, report, settings.llm_health_interval_s)
             )

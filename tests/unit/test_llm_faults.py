@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import tracemalloc
 from typing import Any
@@ -81,6 +82,23 @@ async def test_vllm_stopped(settings: Settings, denied_applicant: dict[str, Any]
             assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
             service = await health.Check(health_pb2.HealthCheckRequest(service=""))
             assert service.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_the_generator_health_is_known_before_its_first_probe_answers(
+    settings: Settings,
+) -> None:
+    # A server that accepts connections but never answers: the first probe takes its full
+    # timeout, and until then the documented service name must still answer a status.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        configured = _settings(settings, f"http://127.0.0.1:{silent.getsockname()[1]}")
+        async with running_server(configured) as running:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                answer = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=GENERATOR_HEALTH_NAME)
+                )
+            assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @pytest.mark.parametrize(
