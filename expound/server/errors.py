@@ -47,6 +47,8 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
     StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StatusCode.INTERNAL: grpc.StatusCode.INTERNAL,
 }
+# Codes that mean the service failed, not the caller: logged at WARNING with their cause.
+SERVER_SIDE = frozenset({StatusCode.UNAVAILABLE, StatusCode.INTERNAL})
 
 INTERNAL_MESSAGE = "internal error"
 # Byte budgets (UTF-8) of what the trailer carries. grpc-message percent-encodes non-ASCII
@@ -183,6 +185,26 @@ def _decoded(request: bytes, deserialize: Deserializer) -> Any:
         ) from error
 
 
+def _log_service_error(error: ServiceError, request_id: str) -> None:
+    """One line per refused call; a server-side failure at WARNING with its real cause.
+
+    The cause chain is what the caller never sees (e.g. SQLITE_FULL behind "archive write
+    could not be committed"); an operator needs it. Text is ``%r``-quoted, so what a caller
+    sent can never forge a log line.
+    """
+    cause = error.__cause__
+    if error.code in SERVER_SIDE:
+        log.warning(
+            "%s %r request id %s cause %r",
+            error.code.name,
+            error.message,
+            request_id,
+            f"{type(cause).__name__}: {cause}" if cause is not None else "",
+        )
+    else:
+        log.info("%s %r request id %s", error.code.name, error.message[:200], request_id)
+
+
 def guarded(handler: Handler, deserialize: Deserializer | None = None) -> Handler:
     """Wraps a unary handler so only documented statuses leave it.
 
@@ -202,6 +224,7 @@ def guarded(handler: Handler, deserialize: Deserializer | None = None) -> Handle
             return await handler(request, context)
         except ServiceError as error:
             status = status_for(error, request_id)
+            _log_service_error(error, request_id)
         except grpc.aio.AbortError:
             raise
         except Exception:

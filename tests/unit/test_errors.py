@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
+import sqlite3
 from typing import Any
 
 import grpc
@@ -12,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 import expound.errors
 from expound.errors import (
+    ArchiveUnavailable,
     FieldViolation,
     InvalidRequest,
     ModelNotFound,
@@ -222,6 +225,39 @@ async def test_guarded_sends_the_service_errors_status_with_the_callers_request_
     assert unpacked(status)["BadRequest"].field_violations[0].field == "model_id"
     assert context.trailing == (("x-request-id", "req-5"),)
     assert request_id_var.get() == ""
+
+
+async def test_a_failed_commit_is_logged_with_its_real_cause_and_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as exc:
+            raise ArchiveUnavailable("archive write could not be committed") from exc
+
+    context = FakeContext(metadata=(("x-request-id", "req-full"),))
+    with caplog.at_level(logging.INFO, logger="expound.server"), pytest.raises(AbortedCall):
+        await guarded(handler)(object(), context)  # type: ignore[arg-type]
+    (line,) = [r for r in caplog.records if "req-full" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert "UNAVAILABLE" in line.getMessage()
+    assert "OperationalError: database or disk is full" in line.getMessage()
+    assert "disk is full" not in str(sent_status(context))  # the cause stays in the log
+
+
+async def test_a_refused_call_is_one_log_line_that_quotes_what_the_caller_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(request: Any, context: Any) -> Any:
+        raise InvalidRequest("unknown model 'x\n[forged] line'", [FieldViolation("model_id", "?")])
+
+    context = FakeContext(metadata=(("x-request-id", "req-bad"),))
+    with caplog.at_level(logging.INFO, logger="expound.server"), pytest.raises(AbortedCall):
+        await guarded(handler)(object(), context)  # type: ignore[arg-type]
+    (line,) = [r for r in caplog.records if "req-bad" in r.getMessage()]
+    assert line.levelno == logging.INFO and "INVALID_ARGUMENT" in line.getMessage()
+    assert "\n" not in line.getMessage()
 
 
 async def test_guarded_generates_a_request_id_and_hides_foreign_errors() -> None:
