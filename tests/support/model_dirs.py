@@ -9,9 +9,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from expound.models.explainer import Explainer, FloatMatrix, RawAttribution
 from expound.models.training import GBM_ID, LOGISTIC_ID
 
 ARTIFACT = "model.lgb.txt"
+
+
+class WrappedExplainer:
+    """A real explainer seen through a test's wrapper: same identity, same rows explained.
+
+    Tests subclass it and override `explain_row` to count, hold or bend the calls.
+    """
+
+    def __init__(self, inner: Explainer) -> None:
+        self._inner = inner
+        self.algorithm = inner.algorithm
+        self.library_version = inner.library_version
+        self.background_sha256 = inner.background_sha256
+        self.sampling_seed = inner.sampling_seed
+
+    def explain_row(self, row: FloatMatrix) -> RawAttribution:
+        return self._inner.explain_row(row)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from expound.explainers.decision import decide
 from expound.models.explainer import Explainer, FloatMatrix, RawAttribution
 from expound.models.registry import LoadedModel, ModelRegistry
 from expound.models.training import GBM_ID
-from tests.support.model_dirs import BROKEN_REASONS, mixed_models
+from tests.support.model_dirs import BROKEN_REASONS, WrappedExplainer, mixed_models
 
 TARGET = "defaulted"
 
@@ -111,15 +111,8 @@ def test_invalid_sample_values_are_named_by_line_and_field(
     assert "sample: 2 of 3 row(s) explained" in out
 
 
-class _OffByOne:
+class _OffByOne(WrappedExplainer):
     """An explainer whose base value is one unit off: additivity fails on every row."""
-
-    def __init__(self, inner: Explainer) -> None:
-        self._inner = inner
-        self.algorithm = inner.algorithm
-        self.library_version = inner.library_version
-        self.background_sha256 = inner.background_sha256
-        self.sampling_seed = inner.sampling_seed
 
     def explain_row(self, row: FloatMatrix) -> RawAttribution:
         raw = self._inner.explain_row(row)

@@ -16,6 +16,7 @@ from expound.models.todos import todo_fields
 from expound.models.training import GBM_ID, LOGISTIC_ID
 from tests.support.model_dirs import (
     BROKEN_REASONS,
+    WrappedExplainer,
     copy_model,
     mixed_models,
     read_manifest,
@@ -91,15 +92,11 @@ def test_todo_fields_are_found_anywhere_and_only_at_the_start() -> None:
     ]
 
 
-class _CountingExplainer:
+class _CountingExplainer(WrappedExplainer):
     """Wraps a real explainer and counts the rows it explains."""
 
     def __init__(self, inner: Explainer) -> None:
-        self._inner = inner
-        self.algorithm = inner.algorithm
-        self.library_version = inner.library_version
-        self.background_sha256 = inner.background_sha256
-        self.sampling_seed = inner.sampling_seed
+        super().__init__(inner)
         self.rows = 0
 
     def explain_row(self, row: FloatMatrix) -> RawAttribution:

@@ -31,7 +31,13 @@ from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, LOGISTIC, ROOT
-from tests.support.model_dirs import BROKEN_REASONS, copy_model, mixed_models, retrained_artifact
+from tests.support.model_dirs import (
+    BROKEN_REASONS,
+    WrappedExplainer,
+    copy_model,
+    mixed_models,
+    retrained_artifact,
+)
 
 
 def record_model(record: pb.Record) -> tuple[str, str]:
@@ -79,15 +85,11 @@ async def test_a_server_over_bad_directories_serves_the_good_ones_and_says_why(
         assert status.status == health_pb2.HealthCheckResponse.SERVING
 
 
-class _GatedExplainer:
+class _GatedExplainer(WrappedExplainer):
     """A real explainer that, once armed, holds its call until released."""
 
     def __init__(self, inner: Explainer) -> None:
-        self._inner = inner
-        self.algorithm = inner.algorithm
-        self.library_version = inner.library_version
-        self.background_sha256 = inner.background_sha256
-        self.sampling_seed = inner.sampling_seed
+        super().__init__(inner)
         self.armed = False
         self.entered = threading.Event()
         self.release = threading.Event()
