@@ -18,7 +18,6 @@ status stays within a byte budget (at most ``MAX_VIOLATIONS``), then summed up i
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,10 +32,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from expound.errors import FieldViolation, InvalidRequest, Overloaded, ServiceError, StatusCode
+from expound.server.calling import request_id_var
 
 log = logging.getLogger("expound.server")
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
     StatusCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,

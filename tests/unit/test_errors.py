@@ -21,6 +21,7 @@ from expound.errors import (
     Overloaded,
     ServiceError,
 )
+from expound.server.calling import request_id_var
 from expound.server.errors import (
     GRPC_CODES,
     INTERNAL_MESSAGE,
@@ -30,7 +31,6 @@ from expound.server.errors import (
     cut_field,
     cut_utf8,
     guarded,
-    request_id_var,
     status_for,
 )
 

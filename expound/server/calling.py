@@ -1,0 +1,26 @@
+"""Who is calling, for the length of one call: the request id and the caller's principal.
+
+Set by the call's guard (:mod:`expound.server.errors`) before the handler runs, read by
+the servicer (which passes the principal on explicitly: the pipeline, the archive and the
+record reads never read context variables) and by the access log.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+# The principal of a call nobody authenticated (authentication off, on loopback only).
+ANONYMOUS = "anonymous"
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+principal_var: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default=ANONYMOUS)
+
+
+def current_request_id() -> str:
+    """The request id of the call being served ("" outside a call)."""
+    return request_id_var.get()
+
+
+def current_principal() -> str:
+    """The principal of the call being served (:data:`ANONYMOUS` when unauthenticated)."""
+    return principal_var.get()
