@@ -204,11 +204,13 @@ def _log_service_error(error: ServiceError, request_id: str) -> None:
         log.info("%s %r request id %s", error.code.name, error.message[:200], request_id)
 
 
-def guarded(handler: Handler, deserialize: Deserializer | None = None) -> Handler:
+def guarded(handler: Handler, deserialize: Deserializer | None = None, method: str = "") -> Handler:
     """Wraps a unary handler so only documented statuses leave it.
 
     Args:
         handler: The servicer method.
+        method: The full method name (``/expound.v1.ExplainService/Explain``), for access
+            control and the access log.
         deserialize: When given, the wrapper receives the raw request bytes and decodes
             them with this, inside the guard (undecodable bytes are INVALID_ARGUMENT).
     """
@@ -252,6 +254,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            guarded(handler.unary_unary, handler.request_deserializer),
+            guarded(
+                handler.unary_unary,
+                handler.request_deserializer,
+                handler_call_details.method,
+            ),
             response_serializer=handler.response_serializer,
         )
