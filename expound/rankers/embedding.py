@@ -8,7 +8,6 @@ as the model card prescribes. Sync and CPU-bound: the ranker runs it off the eve
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +19,7 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.llm.draft import Draft
 from expound.rankers.base import RankedDraft
-from expound.rankers.scoring import NAME, Weights, audience_weights, rank_drafts
+from expound.rankers.scoring import NAME, Weights, audience_weights, rank_drafts, rank_off_loop
 
 DEFAULT_QUESTION = {
     Audience.APPLICANT: "Why was this decision made about my application, and what could I do?",
@@ -139,7 +138,9 @@ class EmbeddingRanker:
 
     async def rank(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
         """Ranks ``drafts`` for ``facts`` off the event loop."""
-        return await asyncio.to_thread(self.rank_sync, facts, drafts)
+        return await rank_off_loop(
+            facts, drafts, lambda texts: self._relevance(facts, texts), self._weights
+        )
 
     def rank_sync(self, facts: DecisionFacts, drafts: list[Draft]) -> list[RankedDraft]:
         """The ranking itself (sync, CPU-bound)."""

@@ -9,7 +9,6 @@ candidate are JSON strings inside ``<data>``, never instructions.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from typing import Any
@@ -21,7 +20,7 @@ from expound.explainers.facts import DecisionFacts
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.llm.draft import Draft
 from expound.rankers.base import RankedDraft
-from expound.rankers.scoring import NAME, Weights, audience_weights, rank_drafts
+from expound.rankers.scoring import NAME, Weights, audience_weights, rank_off_loop
 
 RUBRIC = """You grade explanations of credit decisions.
 Score 5: directly answers the reader's question, in words fit for the audience, and names
@@ -105,9 +104,7 @@ class JudgeRanker:
         except LLMError:
             # No judge, no relevance signal: neutral scores; the gate still decides.
             relevance = [0.5] * len(drafts)
-        return await asyncio.to_thread(
-            rank_drafts, facts, drafts, lambda _texts: relevance, self._weights
-        )
+        return await rank_off_loop(facts, drafts, lambda _texts: relevance, self._weights)
 
     async def aclose(self) -> None:
         """Closes the judge's connections."""

@@ -14,7 +14,9 @@ Weights are per audience (settings); every component score is returned and archi
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -35,6 +37,31 @@ NAME = "scoring/v1"
 Weights = Mapping[str, Mapping[str, float]]
 
 
+class Abandoned(Exception):
+    """The caller went away while its drafts were being ranked; the ranking stopped."""
+
+
+async def rank_off_loop(
+    facts: DecisionFacts,
+    drafts: list[Draft],
+    relevance: Callable[[list[str]], list[float]],
+    weights: Weights,
+) -> list[RankedDraft]:
+    """:func:`rank_drafts` in a worker thread that stops when the awaiting call is cancelled.
+
+    A thread cannot be killed: when the caller goes away (the call's task is cancelled),
+    the thread is told to stop and gives up at its next check, between one draft's
+    verification and the next and before the second model runs, instead of verifying and
+    embedding drafts nobody will read.
+    """
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(rank_drafts, facts, drafts, relevance, weights, stop)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
 def audience_weights(overrides: Weights | None = None) -> dict[str, dict[str, float]]:
     """The default weights per audience with ``overrides`` (from settings) filled in."""
     overrides = overrides or {}
@@ -46,6 +73,7 @@ def rank_drafts(
     drafts: list[Draft],
     relevance: Callable[[list[str]], list[float]],
     weights: Weights,
+    stop: threading.Event | None = None,
 ) -> list[RankedDraft]:
     """Gates, scores and orders ``drafts`` (sync, CPU-bound).
 
@@ -54,11 +82,19 @@ def rank_drafts(
         drafts: the drafts to rank.
         relevance: the second model: one score in [0, 1] per draft text.
         weights: component weights per audience.
+        stop: when set (the caller went away), the ranking stops at its next check.
+
+    Raises:
+        Abandoned: ``stop`` was set before the ranking finished.
     """
     if not drafts:
         return []
     started = time.perf_counter()
-    verdicts = [verify(facts, d.text) for d in drafts]
+    verdicts = []
+    for draft in drafts:
+        _check(stop)
+        verdicts.append(verify(facts, draft.text))
+    _check(stop)
     relevant_scores = relevance([d.text for d in drafts])
     audience = facts.audience.value
     weight = weights[audience]
@@ -80,6 +116,11 @@ def rank_drafts(
         RankedDraft(draft, verdict, {**components, "ranking_ms": elapsed}, rank)
         for rank, (draft, verdict, components) in enumerate(scored, start=1)
     ]
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Abandoned("the caller went away; ranking stopped")
 
 
 def _fluency(draft: Draft) -> float:
