@@ -13,8 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -28,7 +26,8 @@ from expound.archive.checkpoint import load_private_key
 from expound.archive.retention import RetentionPolicy
 from expound.archive.sqlite import open_sqlite
 from expound.clients.client import ExplainClient
-from tests.conftest import GBM, ROOT
+from tests.conftest import GBM
+from tests.support.server_process import free_port, start_server
 
 CYCLES = 4
 WRITERS = 4
@@ -46,30 +45,6 @@ async def audit_file(archive: Path, key_path: Path) -> tuple[AuditReport, set[st
     finally:
         await store.aclose()
     return report, stored
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "expound"), "serve"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and server.poll() is None:
-        if f"serving on 127.0.0.1:{env['EXPOUND_PORT']}" in log.read_text():
-            return server
-        time.sleep(0.05)
-    server.kill()
-    server.wait()
-    raise AssertionError(f"server did not start:\n{log.read_text()}")
 
 
 def stream_explains(
