@@ -89,6 +89,12 @@ class ModelIntegrityError(ServiceError):
 
     code = StatusCode.FAILED_PRECONDITION
 
+    @classmethod
+    def of(cls, directory: object, *problem: str) -> ModelIntegrityError:
+        """The refusal of model directory ``directory``: the problem, after the manifest
+        field it concerns when there is one (``of(d, "score.space", "no predict_proba")``)."""
+        return cls(": ".join((f"model directory {directory}", *problem)))
+
 
 class AttributionError(ServiceError):
     """Attributions could not be computed or failed the additivity check."""

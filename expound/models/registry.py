@@ -91,19 +91,17 @@ class ReloadReport:
 MAX_TODOS_SHOWN = 8
 
 
-def _refusal(directory: Path, problem: str) -> ModelIntegrityError:
-    return ModelIntegrityError(f"model directory {directory}: {problem}")
-
-
 def _verified_bytes(directory: Path, name: str, expected_sha256: str, what: str) -> bytes:
     path = directory / name
     try:
         content = path.read_bytes()
     except OSError as exc:
-        raise _refusal(directory, f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise ModelIntegrityError.of(
+            directory, f"cannot read {what} {path}: {exc.strerror}"
+        ) from exc
     actual = hashlib.sha256(content).hexdigest()
     if actual != expected_sha256:
-        raise _refusal(
+        raise ModelIntegrityError.of(
             directory,
             f"{what} {path} has sha256 {actual}, manifest says {expected_sha256} "
             f"(field {what}_sha256)",
@@ -127,22 +125,28 @@ def read_manifest(directory: Path) -> ModelManifest:
     try:
         text = (directory / MANIFEST).read_text()
     except OSError as exc:
-        raise _refusal(directory, f"cannot read {MANIFEST}: {exc.strerror}") from exc
+        raise ModelIntegrityError.of(directory, f"cannot read {MANIFEST}: {exc.strerror}") from exc
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _refusal(directory, f"invalid manifest: {MANIFEST} is not JSON ({exc})") from exc
+        raise ModelIntegrityError.of(
+            directory, f"invalid manifest: {MANIFEST} is not JSON ({exc})"
+        ) from exc
     todos = todo_fields(document)
     if todos:
         shown = ", ".join(todos[:MAX_TODOS_SHOWN])
         more = len(todos) - MAX_TODOS_SHOWN
         if more > 0:
             shown += f" and {more} more (`expound models check` lists them all)"
-        raise _refusal(directory, f"manifest has {len(todos)} TODO(s) left, in: {shown}")
+        raise ModelIntegrityError.of(
+            directory, f"manifest has {len(todos)} TODO(s) left, in: {shown}"
+        )
     try:
         return ModelManifest.model_validate(document)
     except ValidationError as exc:
-        raise _refusal(directory, f"invalid manifest: {_validation_problems(exc)}") from exc
+        raise ModelIntegrityError.of(
+            directory, f"invalid manifest: {_validation_problems(exc)}"
+        ) from exc
 
 
 def load_model(directory: Path) -> LoadedModel:
@@ -161,7 +165,7 @@ def load_model(directory: Path) -> LoadedModel:
     except ModelIntegrityError:
         raise  # already names the directory and the field
     except Exception as exc:  # the model libraries' own errors, translated at this boundary
-        raise _refusal(
+        raise ModelIntegrityError.of(
             directory,
             f"cannot load artifact {manifest.artifact} as {manifest.kind}: "
             f"{type(exc).__name__}: {exc}",
@@ -171,7 +175,7 @@ def load_model(directory: Path) -> LoadedModel:
             manifest.features, json.loads(background_bytes), manifest.model_columns()
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise _refusal(
+        raise ModelIntegrityError.of(
             directory, f"background {manifest.background} does not fit the features: {exc!r}"
         ) from exc
     return LoadedModel(manifest=manifest, scorer=scorer, background=background, directory=directory)
@@ -191,18 +195,18 @@ def serve_model(directory: Path, build_explainer: ExplainerFactory) -> ServedMod
     try:
         explainer = build_explainer(model)
     except ModelIntegrityError as exc:
-        raise _refusal(directory, exc.message) from exc
+        raise ModelIntegrityError.of(directory, exc.message) from exc
     try:
         warm = explainer.explain_row(model.background[:1])
     except Exception as exc:  # the explainer libraries' own errors, translated here
-        raise _refusal(
+        raise ModelIntegrityError.of(
             directory,
             f"explainer {explainer.algorithm} fails on the first background row: "
             f"{type(exc).__name__}: {exc}",
         ) from exc
     columns = len(model.manifest.model_columns())
     if warm.contributions.shape != (columns,):
-        raise _refusal(
+        raise ModelIntegrityError.of(
             directory,
             f"explainer {explainer.algorithm} returned {warm.contributions.shape} "
             f"contributions for {columns} model columns",
@@ -309,7 +313,7 @@ class ModelRegistry:
                     else:
                         model = serve_model(directory, self._build_explainer)
                     if model.manifest.model_id in served:
-                        raise _refusal(
+                        raise ModelIntegrityError.of(
                             directory,
                             f"model id {model.manifest.model_id} is already served from "
                             f"{served[model.manifest.model_id].directory}",

@@ -58,15 +58,10 @@ def score_of(space: ScoreSpace, raw: float) -> float:
     return sigmoid(raw) if space == "log_odds" else float(raw)
 
 
-def refuse(directory: Path, field: str, problem: str) -> ModelIntegrityError:
-    """The error for a model directory whose ``field`` does not fit its artifact."""
-    return ModelIntegrityError(f"model directory {directory}: {field}: {problem}")
-
-
 def _binary_margin(manifest: ModelManifest, directory: Path, library: str) -> None:
     """A binary booster has one output, the log-odds of class 1."""
     if manifest.score.space != "log_odds" or manifest.score.output != 1:
-        raise refuse(
+        raise ModelIntegrityError.of(
             directory,
             "score",
             f"a binary {library} model outputs the log-odds of class 1; "
@@ -210,7 +205,7 @@ class SklearnModel:
         untrusted = set(skops.io.get_untrusted_types(file=path))
         extra = untrusted - set(manifest.trusted_types)
         if extra:
-            raise refuse(
+            raise ModelIntegrityError.of(
                 directory,
                 "trusted_types",
                 f"{path.name} needs types the manifest does not trust: {sorted(extra)}",
@@ -225,7 +220,7 @@ class SklearnModel:
         estimator = self.pipeline[-1] if hasattr(self.pipeline, "steps") else self.pipeline
         method = "decision_function" if self._space == "log_odds" else "predict_proba"
         if not hasattr(estimator, method):
-            raise refuse(
+            raise ModelIntegrityError.of(
                 directory,
                 "score.space",
                 f"{type(estimator).__name__} has no {method}; "
@@ -237,11 +232,11 @@ class SklearnModel:
             )
         classes = len(getattr(estimator, "classes_", []))
         if self._space == "log_odds" and (classes != 2 or self._output != 1):
-            raise refuse(
+            raise ModelIntegrityError.of(
                 directory, "score.output", "log-odds are of class 1 of a binary classifier"
             )
         if self._space == "probability" and self._output >= classes:
-            raise refuse(
+            raise ModelIntegrityError.of(
                 directory, "score.output", f"the model has {classes} classes, no {self._output}"
             )
         is_pipeline = hasattr(self.pipeline, "steps")
@@ -295,7 +290,7 @@ def load_scoring_model(manifest: ModelManifest, directory: Path) -> ScoringModel
     scorer: ScoringModel = loaders[manifest.kind](path, manifest, directory)
     expected = manifest.model_columns()
     if scorer.n_columns != len(expected):
-        raise refuse(
+        raise ModelIntegrityError.of(
             directory,
             "columns",
             f"the artifact takes {scorer.n_columns} columns, the manifest gives {len(expected)}",
@@ -304,7 +299,7 @@ def load_scoring_model(manifest: ModelManifest, directory: Path) -> ScoringModel
         where = next(
             j for j, (a, b) in enumerate(zip(scorer.feature_names, expected, strict=True)) if a != b
         )
-        raise refuse(
+        raise ModelIntegrityError.of(
             directory,
             "columns",
             f"column {where} is {expected[where]!r} in the manifest but "
