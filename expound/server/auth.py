@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 import grpc
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from expound.errors import PermissionDenied, Unauthenticated
 from expound.server import tls
@@ -97,11 +99,19 @@ class JwtVerifier:
             raise ValueError(
                 f"EXPOUND_JWT_PUBLIC_KEY_FILE {path}: cannot read: {error.strerror or error}"
             ) from error
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             raise ValueError(f"EXPOUND_JWT_PUBLIC_KEY_FILE {path}: not a PEM public key") from error
+        families = _key_families(self._key)
+        # Only the algorithms of the key's own family: a token naming another (RS256 on an
+        # Ed25519 key) is refused as an algorithm mismatch, never tried with the wrong key.
+        self._algorithms = [a for a in settings.jwt_algorithms if a.startswith(families)]
+        if not self._algorithms:
+            raise ValueError(
+                f"EXPOUND_JWT_ALGORITHMS {settings.jwt_algorithms}: none verifies with the "
+                f"{type(self._key).__name__} in EXPOUND_JWT_PUBLIC_KEY_FILE {path}"
+            )
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
-        self._algorithms = list(settings.jwt_algorithms)
         self._principal_claim = settings.jwt_principal_claim
         self._roles_claim = settings.jwt_roles_claim
         self._leeway = settings.jwt_leeway_s
@@ -122,7 +132,8 @@ class JwtVerifier:
                 leeway=self._leeway,
                 options={"require": ["exp", "iss", "aud", self._principal_claim]},
             )
-        except jwt.InvalidTokenError as error:
+        except (jwt.PyJWTError, ValueError, TypeError) as error:
+            # PyJWT's own errors, and any a malformed token raises in a key's verifier.
             raise _Refused(f"JWT refused: {type(error).__name__}: {error}") from error
         principal = claims.get(self._principal_claim)
         if not isinstance(principal, str) or not principal:
@@ -134,6 +145,17 @@ class JwtVerifier:
             else frozenset()
         )
         return principal, roles
+
+
+def _key_families(key: PublicKeyTypes) -> tuple[str, ...]:
+    """The prefixes of the JWT algorithm names that verify with a key of this type."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return ("RS", "PS")
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return ("ES",)
+    if isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        return ("EdDSA",)
+    return ()
 
 
 def authentication_enabled(settings: Settings) -> bool:

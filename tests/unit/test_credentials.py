@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from expound.clients.cli import main
 from expound.server.app import RunningServer, running_server
@@ -65,7 +65,7 @@ async def server(settings: Settings, tmp_path: Path) -> AsyncIterator[Server]:
             "jwt_public_key_file": issuer.public_key_file,
             "jwt_issuer": ISSUER,
             "jwt_audience": AUDIENCE,
-            "jwt_algorithms": ["EdDSA"],
+            "jwt_algorithms": ["EdDSA", "RS256"],
             "jwt_roles_claim": "roles",
             "jwt_leeway_s": 0.0,
             "policy_file": policy,
@@ -158,6 +158,10 @@ def bad_jwts(issuer: Issuer) -> dict[str, str]:
             {**claims}, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA"
         ),
         "a static-token prefix": TOKEN_PREFIX + good,
+        # An algorithm the configuration allows but the issuer's (Ed25519) key cannot verify.
+        "RS256 on an Ed25519 key": jwt.encode(
+            {**claims}, rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"
+        ),
     }
 
 

@@ -24,7 +24,7 @@ from expound.server.app import StartupError, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
-from tests.support.security import Pki, spiffe_id, write_policy
+from tests.support.security import Issuer, Pki, spiffe_id, write_policy
 
 
 @pytest.fixture
@@ -139,6 +139,7 @@ async def test_tls_files_that_cannot_be_used_are_one_line_naming_the_setting(
     garbage.write_text("not a certificate\n")
     empty = tmp_path / "empty-tokens"
     empty.write_text("")
+    ed25519_public = Issuer(tmp_path).public_key_file
     cases = [
         ({"tls_cert_file": pki.server_cert}, "EXPOUND_TLS_KEY_FILE is not set"),
         ({"tls_key_file": pki.server_key}, "EXPOUND_TLS_CERT_FILE is not set"),
@@ -186,6 +187,15 @@ async def test_tls_files_that_cannot_be_used_are_one_line_naming_the_setting(
                 "jwt_algorithms": ["HS256", "none"],
             },
             "EXPOUND_JWT_ALGORITHMS: ['HS256', 'none'] not allowed",
+        ),
+        (
+            {
+                "jwt_public_key_file": ed25519_public,
+                "jwt_issuer": "i",
+                "jwt_audience": "a",
+                "jwt_algorithms": ["ES256"],
+            },
+            "EXPOUND_JWT_ALGORITHMS ['ES256']: none verifies with the",
         ),
     ]
     for update, expected in cases:
