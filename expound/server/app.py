@@ -29,7 +29,12 @@ from expound.models.registry import ModelRegistry
 from expound.pipeline.assembly import insecure_llm_key, language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
-from expound.server.auth import AccessControl, build_access, exposure_problem
+from expound.server.auth import (
+    AccessControl,
+    build_access,
+    describe_security,
+    exposure_problem,
+)
 from expound.server.errors import ErrorInterceptor
 from expound.server.reloading import ModelReloader, log_unavailable
 from expound.server.servicer import ExplainServicer
@@ -259,8 +264,10 @@ async def serve(settings: Settings) -> None:
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
             f"archive: {settings.archive_path})\n"
+            f"  security: {describe_security(settings)}\n"
             f"  try: .venv/bin/expound explain --model german-credit-gbm "
-            f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}",
+            f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}"
+            + (" --tls-ca CA_FILE --token TOKEN" if settings.tls_cert_file else ""),
             flush=True,
         )
         await stop.wait()

@@ -13,7 +13,8 @@ handler runs. Authentication, in this order:
 Then the policy (:mod:`expound.server.policy`) gives the principal's roles (plus, when
 ``EXPOUND_JWT_ROLES_CLAIM`` is set, the policy's roles that the token's claim names), and the
 RPC needs a role that grants it: else PERMISSION_DENIED. Both refusals tell the caller
-nothing but the code and the request id; the reason is logged here, at WARNING.
+nothing but the code and the request id; the reason is the error's cause, which the
+call guard logs at WARNING.
 
 Health checks (``grpc.health.v1.Health``) are open: standard probes carry no credentials and
 learn only SERVING or NOT_SERVING. With authentication off (no client CA, no tokens, no JWT
@@ -39,7 +40,6 @@ from expound.errors import PermissionDenied, Unauthenticated
 from expound.server import tls
 from expound.server.calling import (
     ANONYMOUS,
-    current_request_id,
     own_records_only_var,
     principal_var,
 )
@@ -60,8 +60,9 @@ ALLOWED_JWT_ALGORITHMS = frozenset(
 )
 
 
-class _Refused(Exception):
-    """Internal: why a credential was refused (logged, never sent)."""
+class AccessRefusal(Exception):
+    """Why a call was refused: the cause of its Unauthenticated or PermissionDenied, logged
+    by the call guard and never sent."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class JwtVerifier:
         """The principal and the claimed roles of a valid token.
 
         Raises:
-            _Refused: Naming the failed check (for the log only).
+            AccessRefusal: Naming the failed check (for the log only).
         """
         try:
             claims = jwt.decode(
@@ -134,10 +135,10 @@ class JwtVerifier:
             )
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             # PyJWT's own errors, and any a malformed token raises in a key's verifier.
-            raise _Refused(f"JWT refused: {type(error).__name__}: {error}") from error
+            raise AccessRefusal(f"JWT refused: {type(error).__name__}: {error}") from error
         principal = claims.get(self._principal_claim)
         if not isinstance(principal, str) or not principal:
-            raise _Refused(f"JWT claim {self._principal_claim!r} is not a non-empty string")
+            raise AccessRefusal(f"JWT claim {self._principal_claim!r} is not a non-empty string")
         claimed = claims.get(self._roles_claim, []) if self._roles_claim else []
         roles = (
             frozenset(r for r in claimed if isinstance(r, str))
@@ -192,28 +193,28 @@ class AccessControl:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _Refused("authorization header is not 'Bearer <token>'")
+            raise AccessRefusal("authorization header is not 'Bearer <token>'")
         if token.startswith(TOKEN_PREFIX) and self._tokens is not None:
             principal = self._tokens.principal_of(token)
             if principal is None:
-                raise _Refused("unknown or revoked static token")
+                raise AccessRefusal("unknown or revoked static token")
             return Caller(principal, self.policy.roles_of(principal))
         if self._jwt is not None and token.count(".") == 2:
             principal, claimed = self._jwt.verify(token)
             return Caller(
                 principal, self.policy.roles_of(principal) | (claimed & self.policy.roles)
             )
-        raise _Refused("bearer token of no configured kind")
+        raise AccessRefusal("bearer token of no configured kind")
 
     def authenticate(self, context: grpc.aio.ServicerContext) -> Caller:
         """The caller of ``context``.
 
         Raises:
-            _Refused: No valid credential.
+            AccessRefusal: No valid credential.
         """
         headers = [v for k, v in context.invocation_metadata() or () if k == "authorization"]
         if len(headers) > 1:
-            raise _Refused("more than one authorization header")
+            raise AccessRefusal("more than one authorization header")
         if headers:
             header = headers[0]
             return self._bearer(header if isinstance(header, str) else "")
@@ -221,9 +222,9 @@ class AccessControl:
             pem = context.auth_context().get("x509_pem_cert")
             principal = tls.certificate_identity(bytes(pem[0])) if pem else ""
             if not principal:
-                raise _Refused("client certificate names no identity")
+                raise AccessRefusal("client certificate names no identity")
             return Caller(principal, self.policy.roles_of(principal))
-        raise _Refused("no credential")
+        raise AccessRefusal("no credential")
 
     def authorize(self, method: str, context: grpc.aio.ServicerContext) -> tuple[str, Access]:
         """The principal of the call and its access to ``method``.
@@ -234,28 +235,21 @@ class AccessControl:
         """
         if method.startswith(HEALTH_PREFIX):
             return ANONYMOUS, Access.ALL
+        # The reason rides on the error as its cause: the call guard logs it in the call's
+        # one refusal line; the caller gets the code and the request id only.
         try:
             caller = self.authenticate(context)
-        except _Refused as refused:
-            log.warning(
-                "UNAUTHENTICATED %s request id %s peer %s: %s",
-                method,
-                current_request_id(),
-                context.peer(),
-                refused,
-            )
-            raise Unauthenticated() from None
+        except AccessRefusal as refused:
+            reason = AccessRefusal(f"{method}: {refused}; peer {context.peer()}")
+            raise Unauthenticated() from reason
         rpc = rpc_name(method)
         access = self.policy.access(caller.roles, rpc) if rpc else Access.NONE
         if access is Access.NONE:
-            log.warning(
-                "PERMISSION_DENIED %s request id %s principal %r roles %s",
-                method,
-                current_request_id(),
-                caller.principal,
-                sorted(caller.roles),
+            reason = AccessRefusal(
+                f"{method}: principal {caller.principal!r} roles {sorted(caller.roles)} "
+                f"not allowed; peer {context.peer()}"
             )
-            raise PermissionDenied()
+            raise PermissionDenied() from reason
         return caller.principal, access
 
 
@@ -338,3 +332,23 @@ def exposure_problem(settings: Settings, tls_on: bool) -> str | None:
         "EXPOUND_TLS_CERT_FILE/EXPOUND_TLS_KEY_FILE and EXPOUND_TLS_CLIENT_CA_FILE, "
         "EXPOUND_TOKENS_FILE or EXPOUND_JWT_PUBLIC_KEY_FILE, or EXPOUND_INSECURE=true"
     )
+
+
+def describe_security(settings: Settings) -> str:
+    """One line for the start-up banner: transport, credentials, policy."""
+    transport = "TLS" if settings.tls_cert_file else "plaintext"
+    if settings.tls_client_ca_file:
+        transport += " with client certificates (mTLS)"
+    if not authentication_enabled(settings):
+        return f"{transport}; authentication off (every caller is {ANONYMOUS}, every role)"
+    kinds = [
+        kind
+        for kind, setting in (
+            ("client certificates", settings.tls_client_ca_file),
+            ("static tokens", settings.tokens_file),
+            ("JWTs", settings.jwt_public_key_file),
+        )
+        if setting
+    ]
+    policy = settings.policy_file or "the default policy"
+    return f"{transport}; principals from {', '.join(kinds)}; roles from {policy}"

@@ -51,6 +51,8 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
 }
 # Codes that mean the service failed, not the caller: logged at WARNING with their cause.
 SERVER_SIDE = frozenset({StatusCode.UNAVAILABLE, StatusCode.INTERNAL})
+# Refused access, logged at WARNING with its cause (why; the caller is told nothing).
+ACCESS_REFUSED = frozenset({StatusCode.UNAUTHENTICATED, StatusCode.PERMISSION_DENIED})
 
 INTERNAL_MESSAGE = "internal error"
 # Byte budgets (UTF-8) of what the trailer carries. grpc-message percent-encodes non-ASCII
@@ -188,14 +190,15 @@ def _decoded(request: bytes, deserialize: Deserializer) -> Any:
 
 
 def _log_service_error(error: ServiceError, request_id: str) -> None:
-    """One line per refused call; a server-side failure at WARNING with its real cause.
+    """One line per refused call; a server-side failure or refused access at WARNING with its
+    real cause.
 
     The cause chain is what the caller never sees (e.g. SQLITE_FULL behind "archive write
     could not be committed"); an operator needs it. Text is ``%r``-quoted, so what a caller
     sent can never forge a log line.
     """
     cause = error.__cause__
-    if error.code in SERVER_SIDE:
+    if error.code in SERVER_SIDE or error.code in ACCESS_REFUSED:
         log.warning(
             "%s %r request id %s cause %r",
             error.code.name,
