@@ -21,9 +21,11 @@ import pytest
 from expound.llm.client import CompletionsClient, tls_transport
 from expound.pipeline.assembly import insecure_llm_key
 from expound.server.app import StartupError, running_server
+from expound.server.tls import certificate_identity
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
+from scripts.make_test_ca import issue
 from tests.support.security import Issuer, Pki, spiffe_id, write_policy
 
 
@@ -311,3 +313,13 @@ async def test_the_llm_client_trusts_the_ca_bundle_it_is_given(pki: Pki, tmp_pat
     garbage.write_text("nope")
     with pytest.raises(ValueError, match=f"EXPOUND_LLM_CA_FILE {garbage}"):
         tls_transport(garbage)
+
+
+def test_a_certificate_names_its_principal_by_uri_then_dns_then_common_name(pki: Pki) -> None:
+    def identity(**names: tuple[str, ...]) -> str:
+        return certificate_identity(issue(pki.ca, "the-cn", **names).cert_pem)
+
+    assert identity(uris=("spiffe://x/a",), dns=("a.example",)) == "spiffe://x/a"
+    assert identity(dns=("a.example", "b.example"), ips=("10.0.0.1",)) == "a.example"
+    assert identity(ips=("10.0.0.1",)) == "the-cn"
+    assert identity() == "the-cn"
