@@ -28,6 +28,7 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -76,14 +77,12 @@ class Caller:
 class JwtVerifier:
     """Verifies OIDC/JWT bearer tokens against one issuer's public key."""
 
-    def __init__(self, settings: Settings) -> None:
-        """Loads the key and checks the pinned settings.
+    def __init__(self, settings: Settings, path: Path) -> None:
+        """Loads the issuer's key from ``path`` and checks the pinned settings.
 
         Raises:
             ValueError: One line naming the setting that is missing or unsafe.
         """
-        path = settings.jwt_public_key_file
-        assert path is not None
         if not settings.jwt_issuer or not settings.jwt_audience:
             raise ValueError(
                 "EXPOUND_JWT_PUBLIC_KEY_FILE needs EXPOUND_JWT_ISSUER and EXPOUND_JWT_AUDIENCE"
@@ -219,8 +218,8 @@ class AccessControl:
             header = headers[0]
             return self._bearer(header if isinstance(header, str) else "")
         if self._mtls:
-            pem = context.auth_context().get("x509_pem_cert")
-            principal = tls.certificate_identity(bytes(pem[0])) if pem else ""
+            pem = next(iter(context.auth_context().get("x509_pem_cert", ())), b"")
+            principal = tls.certificate_identity(bytes(pem)) if pem else ""
             if not principal:
                 raise AccessRefusal("client certificate names no identity")
             return Caller(principal, self.policy.roles_of(principal))
@@ -306,7 +305,8 @@ def build_access(settings: Settings) -> AccessControl | None:
         return None
     policy = load_policy(settings.policy_file)
     tokens = TokenFile(settings.tokens_file) if settings.tokens_file else None
-    verifier = JwtVerifier(settings) if settings.jwt_public_key_file else None
+    key_file = settings.jwt_public_key_file
+    verifier = JwtVerifier(settings, key_file) if key_file else None
     return AccessControl(policy, tokens, verifier, mtls=settings.tls_client_ca_file is not None)
 
 
