@@ -13,6 +13,8 @@ status code it maps to (by name, so this module imports no gRPC)::
     ├── ArchiveUnavailable            UNAVAILABLE
     ├── RetentionRefused              FAILED_PRECONDITION  (before retain-until, or held)
     ├── Overloaded                    RESOURCE_EXHAUSTED  (shed at admission -> RetryInfo)
+    ├── Unauthenticated               UNAUTHENTICATED  (no valid credential)
+    ├── PermissionDenied              PERMISSION_DENIED  (the caller's roles do not allow it)
     └── LLMError                      UNAVAILABLE  (LLM backend; handled as a fallback)
 
 The server's interceptor maps these, and only these, to status codes; anything else is
@@ -36,6 +38,8 @@ class StatusCode(Enum):
     UNAVAILABLE = "UNAVAILABLE"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     INTERNAL = "INTERNAL"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,28 @@ class Overloaded(ServiceError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(ServiceError):
+    """The call carries no valid credential.
+
+    The caller is told only that (and the request id); which check failed is logged on the
+    server, never sent: an attacker learns nothing about which part of a token was wrong.
+    """
+
+    code = StatusCode.UNAUTHENTICATED
+
+    def __init__(self, message: str = "unauthenticated") -> None:
+        super().__init__(message)
+
+
+class PermissionDenied(ServiceError):
+    """The caller is authenticated, but none of its roles allows this RPC."""
+
+    code = StatusCode.PERMISSION_DENIED
+
+    def __init__(self, message: str = "permission denied") -> None:
+        super().__init__(message)
 
 
 class LLMError(ServiceError):

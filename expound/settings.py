@@ -77,6 +77,29 @@ class Settings(BaseSettings):
     retention_months: int = Field(default=25, ge=0)
     retention_months_by_model: dict[str, int] = Field(default_factory=dict)
 
+    # transport security and access control (issue 11). TLS on the gRPC port when a
+    # certificate and key are set; mTLS (client certificates required) when a client CA is.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    # Static bearer tokens, stored hashed (see expound.server.tokens); the file is reread
+    # when it changes, so removing a line revokes its token without a restart.
+    tokens_file: Path | None = None
+    # OIDC/JWT bearer tokens, verified against the issuer's public key (PEM).
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_public_key_file: Path | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    jwt_principal_claim: str = "sub"
+    jwt_roles_claim: str = ""  # when set, roles named in this claim are granted too
+    jwt_leeway_s: float = Field(default=30.0, ge=0)
+    # Principals -> roles -> RPCs; unset: the default policy shipped with the package.
+    policy_file: Path | None = None
+    # Serve without authentication on a non-loopback address (refused unless this says so).
+    insecure: bool = False
+    # CA bundle (PEM) trusted for https:// LLM and judge base URLs, beside the system's.
+    llm_ca_file: Path | None = None
+
     # home (issue 12): what relative paths are resolved against
     home: Path = Field(default_factory=lambda: default_home())
 
@@ -86,7 +109,38 @@ class Settings(BaseSettings):
         self.model_dir = self.home / self.model_dir.expanduser()
         self.archive_path = self.home / self.archive_path.expanduser()
         self.signing_key_path = self.home / self.signing_key_path.expanduser()
+        for name in _OPTIONAL_PATHS:
+            path = getattr(self, name)
+            if path is not None:
+                setattr(self, name, self.home / path.expanduser())
         return self
+
+
+# Optional files, resolved against the home like the paths above.
+_OPTIONAL_PATHS = (
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tokens_file",
+    "jwt_public_key_file",
+    "policy_file",
+    "llm_ca_file",
+)
+
+
+class ClientSettings(BaseSettings):
+    """What the ``expound`` client commands read from the environment to dial a server.
+
+    Each has a command-line option of the same name (``--tls-ca``, ``--cert``, ``--key``,
+    ``--token``) that takes precedence.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EXPOUND_", extra="ignore")
+
+    tls_ca: Path | None = None  # CA bundle that signed the server's certificate
+    client_cert: Path | None = None  # client certificate (PEM) for mTLS
+    client_key: Path | None = None  # its private key (PEM)
+    token: str = ""  # bearer token (static token or JWT)
 
 
 def default_home() -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import Checkpoint, load_private_key, load_public_key, public_key_pem
+from expound.clients.auth_cli import security_from
 from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.clients.client import ExplainClient
 from expound.errors import ServiceError
@@ -196,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "verify":
         return _verify(args)
     if args.action == "checkpoint":
-        with ExplainClient(args.target, timeout=args.timeout) as client:
+        security = security_from(args)
+        with ExplainClient(args.target, timeout=args.timeout, security=security) as client:
             checkpoint = checkpoint_from_pb(client.get_checkpoint())
         print(json.dumps(checkpoint.to_json(), indent=2))
         return 0

@@ -22,7 +22,7 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, export, import_cli
+from expound.clients import archive_cli, auth_cli, export, import_cli
 from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
@@ -295,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="expound", description=__doc__)
     parser.add_argument("--target", default=DEFAULT_TARGET, help="server address (host:port)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-call deadline, seconds")
+    auth_cli.add_security_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server (settings from EXPOUND_* env)")
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     notice.add_argument("record_id")
     notice.add_argument("--out", type=Path, help="file to write (default: stdout)")
     archive_cli.add_parser(commands)
+    auth_cli.add_parser(commands)
     return parser
 
 
@@ -382,13 +384,20 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, ServiceError) as exc:
             print(f"error: {_one_line(str(exc))}", file=sys.stderr)
             return 2
+    if args.command == "auth":
+        try:
+            return auth_cli.run(args)
+        except ValueError as exc:
+            print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+            return 2
     if args.command == "models" and args.action == "check":
         return _cmd_models_check(args)
     if args.command == "models" and args.action == "import":
         return import_cli.run(args)
     handlers = {"explain": _cmd_explain, "models": _cmd_models, "records": _cmd_records}
     try:
-        with ExplainClient(args.target, timeout=args.timeout) as client:
+        security = auth_cli.security_from(args)
+        with ExplainClient(args.target, timeout=args.timeout, security=security) as client:
             return handlers[args.command](args, client)
     except grpc.RpcError as error:
         details = error_details(error)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -66,11 +68,89 @@ def explain_request(
     )
 
 
+@dataclass(frozen=True)
+class ChannelSecurity:
+    """How a client proves the server and itself: TLS, a client certificate, a token.
+
+    TLS is on when ``tls_ca`` or ``cert`` is set (``tls_ca`` unset: the system's CAs).
+    """
+
+    tls_ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    token: str = ""
+
+    @property
+    def tls(self) -> bool:
+        """Whether the channel speaks TLS."""
+        return self.tls_ca is not None or self.cert is not None
+
+
+def _read(path: Path, option: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{option} {path}: {error.strerror or error}") from error
+
+
+def _loopback_target(target: str) -> bool:
+    host = target.rsplit(":", 1)[0].strip("[]") if ":" in target else target
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        metadata = (*(details.metadata or ()), self._header)
+        return continuation(details._replace(metadata=metadata), request)
+
+
+def open_channel(target: str, security: ChannelSecurity | None = None) -> grpc.Channel:
+    """A channel to ``target``: plaintext, TLS (with a client certificate), a token.
+
+    Raises:
+        ValueError: Naming the option: a certificate without its key (or the reverse), a
+            file that cannot be read, or a token that would travel in clear to another host.
+    """
+    security = security or ChannelSecurity()
+    if (security.cert is None) != (security.key is None):
+        raise ValueError("--cert and --key go together (EXPOUND_CLIENT_CERT, EXPOUND_CLIENT_KEY)")
+    if security.token and not security.tls and not _loopback_target(target):
+        raise ValueError(
+            f"--token: refusing to send a token in clear to {target}; give --tls-ca (or --cert)"
+        )
+    if security.tls:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(security.tls_ca, "--tls-ca") if security.tls_ca else None,
+            private_key=_read(security.key, "--key") if security.key else None,
+            certificate_chain=_read(security.cert, "--cert") if security.cert else None,
+        )
+        channel = grpc.secure_channel(target, credentials)
+    else:
+        channel = grpc.insecure_channel(target)
+    if security.token:
+        return grpc.intercept_channel(channel, _BearerToken(security.token))
+    return channel
+
+
 class ExplainClient:
     """Calls one expound server. Use as a context manager to close the channel."""
 
-    def __init__(self, target: str, timeout: float = 30.0) -> None:
-        self._channel = grpc.insecure_channel(target)
+    def __init__(
+        self, target: str, timeout: float = 30.0, security: ChannelSecurity | None = None
+    ) -> None:
+        self._channel = open_channel(target, security)
         self._stub = explain_pb2_grpc.ExplainServiceStub(self._channel)
         self._timeout = timeout
 

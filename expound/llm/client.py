@@ -15,8 +15,12 @@ LLM_BAD_RESPONSE.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import ssl
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -43,6 +47,39 @@ def choices_asked(body: dict[str, Any]) -> int:
 def max_response_bytes(body: dict[str, Any]) -> int:
     """The most bytes an honest answer to ``body`` needs."""
     return ENVELOPE_BYTES + choices_asked(body) * int(body["max_tokens"]) * BYTES_PER_TOKEN
+
+
+def tls_transport(ca_file: Path | None) -> httpx.AsyncHTTPTransport | None:
+    """A transport trusting ``ca_file`` (PEM) beside the system's CAs; None without one.
+
+    Raises:
+        ValueError: Naming ``EXPOUND_LLM_CA_FILE`` when the file cannot be read or parsed.
+    """
+    if ca_file is None:
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"EXPOUND_LLM_CA_FILE {ca_file}: not a readable PEM CA bundle") from error
+    return httpx.AsyncHTTPTransport(verify=context)
+
+
+def sends_key_in_clear(base_url: str) -> bool:
+    """True when a key sent to ``base_url`` would cross a network unencrypted.
+
+    Plain ``http://`` is fine only to this machine (loopback address or ``localhost``).
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 class CompletionsClient:

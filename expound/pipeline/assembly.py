@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from expound.generators.base import Generator
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.llm.client import sends_key_in_clear, tls_transport
 from expound.rankers.base import Ranker
 from expound.rankers.embedding import (
     Embedder,
@@ -29,6 +30,22 @@ def build_embedder(settings: Settings) -> Embedder:
     return SentenceCachedEmbedder(MiniLMEmbedder())
 
 
+def insecure_llm_key(settings: Settings) -> str | None:
+    """Why the LLM API key would leak (sent over plain http to another host), or None."""
+    if not settings.llm_api_key or settings.llm_mode == "off":
+        return None
+    urls = [("EXPOUND_LLM_BASE_URL", settings.llm_base_url)]
+    if settings.ranker_relevance == "judge" and settings.judge_base_url:
+        urls.append(("EXPOUND_JUDGE_BASE_URL", settings.judge_base_url))
+    for name, url in urls:
+        if sends_key_in_clear(url):
+            return (
+                f"{name} {url} is plain http to another host: EXPOUND_LLM_API_KEY would be "
+                "sent in clear; use https:// (EXPOUND_LLM_CA_FILE for a private CA)"
+            )
+    return None
+
+
 def build_ranker(settings: Settings) -> Ranker:
     """The ranker settings name, with their audience weights (defaults filled in)."""
     weights = settings.rank_weights
@@ -38,6 +55,7 @@ def build_ranker(settings: Settings) -> Ranker:
             settings.judge_model or settings.llm_model,
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
+            transport=tls_transport(settings.llm_ca_file),
         )
         return JudgeRanker(judge, weights)
     return EmbeddingRanker(build_embedder(settings), weights)
@@ -63,6 +81,7 @@ async def language_stages(settings: Settings) -> AsyncIterator[LanguageStages | 
         settings.llm_model,
         api_key=settings.llm_api_key,
         max_concurrency=settings.llm_max_concurrency,
+        transport=tls_transport(settings.llm_ca_file),
     )
     try:
         ranker = await asyncio.to_thread(build_ranker, settings)

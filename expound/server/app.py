@@ -26,12 +26,19 @@ from expound.archive.factory import open_archive
 from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
-from expound.pipeline.assembly import language_stages, watch_health
+from expound.pipeline.assembly import insecure_llm_key, language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
+from expound.server.auth import (
+    AccessControl,
+    build_access,
+    describe_security,
+    exposure_problem,
+)
 from expound.server.errors import ErrorInterceptor
 from expound.server.reloading import ModelReloader, log_unavailable
 from expound.server.servicer import ExplainServicer
+from expound.server.tls import server_credentials
 from expound.settings import Settings
 from expound.v1 import explain_pb2, explain_pb2_grpc
 
@@ -73,15 +80,20 @@ def create_server(
     max_message_bytes: int,
     reflect: bool,
     max_concurrent_explains: int = 64,
+    credentials: grpc.ServerCredentials | None = None,
+    access: AccessControl | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Creates (not starts) a server bound to ``address``; port 0 picks a free port.
+
+    With ``credentials`` the port speaks TLS only; with ``access`` every call but health
+    checks is authenticated and checked against the policy.
 
     Raises:
         StartupError: If the address cannot be bound (a port in use is refused: without
             ``grpc.so_reuseport`` off, a second server would share it and split the calls).
     """
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(access)],
         # Far above the Explain bound: the pipeline sheds with RESOURCE_EXHAUSTED and a
         # retry delay; gRPC's own limit would answer without either.
         maximum_concurrent_rpcs=max_concurrent_explains + RPC_HEADROOM,
@@ -100,7 +112,10 @@ def create_server(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as error:  # grpc's only sign of a failed bind
         raise StartupError(
             f"cannot listen on {address} (EXPOUND_HOST, EXPOUND_PORT or --port): "
@@ -114,9 +129,11 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Starts the whole service on ``settings`` and stops it in order on exit.
 
     Raises:
-        StartupError: If the model directory, the archive or its signing key, or the port
-            cannot be used.
+        StartupError: If the model directory, the archive or its signing key, the port, a
+            TLS, token, JWT or policy file cannot be used, or serving would be unsafe (no
+            authentication on a non-loopback address, an LLM key sent in clear).
     """
+    credentials, access = _security(settings)
     try:
         registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
     except ModelIntegrityError as error:
@@ -138,7 +155,10 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
             ) from error
         backends.push_async_callback(archive.aclose)
-        language = await backends.enter_async_context(language_stages(settings))
+        try:
+            language = await backends.enter_async_context(language_stages(settings))
+        except ValueError as error:  # EXPOUND_LLM_CA_FILE cannot be used
+            raise StartupError(str(error)) from error
         pipeline = Pipeline(
             registry,
             archive,
@@ -174,6 +194,8 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             settings.max_message_bytes,
             settings.reflection,
             settings.max_concurrent_explains,
+            credentials,
+            access,
         )
         await server.start()
         await report_models(bool(registry.all()))
@@ -197,6 +219,21 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)
+
+
+def _security(
+    settings: Settings,
+) -> tuple[grpc.ServerCredentials | None, AccessControl | None]:
+    """The port's TLS credentials and the access control, checked before anything starts."""
+    try:
+        credentials = server_credentials(settings)
+        access = build_access(settings)
+    except ValueError as error:
+        raise StartupError(str(error)) from error
+    problem = exposure_problem(settings, credentials is not None) or insecure_llm_key(settings)
+    if problem:
+        raise StartupError(problem)
+    return credentials, access
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:
@@ -227,8 +264,10 @@ async def serve(settings: Settings) -> None:
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
             f"archive: {settings.archive_path})\n"
+            f"  security: {describe_security(settings)}\n"
             f"  try: .venv/bin/expound explain --model german-credit-gbm "
-            f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}",
+            f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}"
+            + (" --tls-ca CA_FILE --token TOKEN" if settings.tls_cert_file else ""),
             flush=True,
         )
         await stop.wait()

@@ -14,6 +14,10 @@ ANONYMOUS = "anonymous"
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 principal_var: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default=ANONYMOUS)
+# True when the caller's role lets it read only the records it created (the analyst's).
+own_records_only_var: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "own_records_only", default=False
+)
 
 
 def current_request_id() -> str:

@@ -32,6 +32,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from expound.errors import FieldViolation, InvalidRequest, Overloaded, ServiceError, StatusCode
+from expound.server.auth import AccessControl, admitted
 from expound.server.calling import request_id_var
 
 log = logging.getLogger("expound.server")
@@ -45,9 +46,13 @@ GRPC_CODES: dict[StatusCode, grpc.StatusCode] = {
     StatusCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StatusCode.INTERNAL: grpc.StatusCode.INTERNAL,
+    StatusCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    StatusCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
 }
 # Codes that mean the service failed, not the caller: logged at WARNING with their cause.
 SERVER_SIDE = frozenset({StatusCode.UNAVAILABLE, StatusCode.INTERNAL})
+# Refused access, logged at WARNING with its cause (why; the caller is told nothing).
+ACCESS_REFUSED = frozenset({StatusCode.UNAUTHENTICATED, StatusCode.PERMISSION_DENIED})
 
 INTERNAL_MESSAGE = "internal error"
 # Byte budgets (UTF-8) of what the trailer carries. grpc-message percent-encodes non-ASCII
@@ -185,14 +190,15 @@ def _decoded(request: bytes, deserialize: Deserializer) -> Any:
 
 
 def _log_service_error(error: ServiceError, request_id: str) -> None:
-    """One line per refused call; a server-side failure at WARNING with its real cause.
+    """One line per refused call; a server-side failure or refused access at WARNING with its
+    real cause.
 
     The cause chain is what the caller never sees (e.g. SQLITE_FULL behind "archive write
     could not be committed"); an operator needs it. Text is ``%r``-quoted, so what a caller
     sent can never forge a log line.
     """
     cause = error.__cause__
-    if error.code in SERVER_SIDE:
+    if error.code in SERVER_SIDE or error.code in ACCESS_REFUSED:
         log.warning(
             "%s %r request id %s cause %r",
             error.code.name,
@@ -204,7 +210,12 @@ def _log_service_error(error: ServiceError, request_id: str) -> None:
         log.info("%s %r request id %s", error.code.name, error.message[:200], request_id)
 
 
-def guarded(handler: Handler, deserialize: Deserializer | None = None, method: str = "") -> Handler:
+def guarded(
+    handler: Handler,
+    deserialize: Deserializer | None = None,
+    method: str = "",
+    access: AccessControl | None = None,
+) -> Handler:
     """Wraps a unary handler so only documented statuses leave it.
 
     Args:
@@ -213,6 +224,8 @@ def guarded(handler: Handler, deserialize: Deserializer | None = None, method: s
             control and the access log.
         deserialize: When given, the wrapper receives the raw request bytes and decodes
             them with this, inside the guard (undecodable bytes are INVALID_ARGUMENT).
+        access: When given, the call is authenticated and its role checked before its
+            request is even decoded (UNAUTHENTICATED, PERMISSION_DENIED).
     """
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -220,9 +233,10 @@ def guarded(handler: Handler, deserialize: Deserializer | None = None, method: s
         token = request_id_var.set(request_id)
         context.set_trailing_metadata((("x-request-id", request_id),))
         try:
-            if deserialize is not None:
-                request = _decoded(request, deserialize)
-            return await handler(request, context)
+            with admitted(access, method, context):
+                if deserialize is not None:
+                    request = _decoded(request, deserialize)
+                return await handler(request, context)
         except ServiceError as error:
             status = status_for(error, request_id)
             _log_service_error(error, request_id)
@@ -245,6 +259,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     and :func:`guarded` decodes them with the method's own.
     """
 
+    def __init__(self, access: AccessControl | None = None) -> None:
+        self._access = access
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -258,6 +275,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 handler.unary_unary,
                 handler.request_deserializer,
                 handler_call_details.method,
+                self._access,
             ),
             response_serializer=handler.response_serializer,
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import grpc
 
-from expound.errors import FieldViolation, InvalidRequest
+from expound.errors import FieldViolation, InvalidRequest, RecordNotFound
 from expound.models.registry import ModelRegistry, ServedModel, UnavailableModel
 from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import RecordService
 from expound.server import convert
+from expound.server.auth import record_visible
 from expound.server.reloading import ModelReloader
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -41,6 +42,9 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext
     ) -> pb.Record:
         record, proof = await self._records.get_record(request.record_id, request.include_proof)
+        if not record_visible(record):
+            # Answered as for an unknown id: another principal's record is not confirmed.
+            raise RecordNotFound(f"no record {request.record_id!r}")
         return convert.record_to_pb(record, proof)
 
     async def GetConsistencyProof(
@@ -61,7 +65,7 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
             convert.record_filter_from_pb(request), request.page_size, request.page_token
         )
         return pb.ListRecordsResponse(
-            records=[convert.summary_to_pb(r) for r in page.records],
+            records=[convert.summary_to_pb(r) for r in page.records if record_visible(r)],
             next_page_token=page.next_page_token,
         )
 

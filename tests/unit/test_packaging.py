@@ -135,6 +135,8 @@ def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
     assert "expound/generators/phrasebanks/applicant.json" in names or any(
         n.startswith("expound/generators/phrasebanks/") for n in names
     )
+    # The default access policy, read when EXPOUND_POLICY_FILE is unset.
+    assert "expound/server/policy.toml" in names
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
