@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     retention_months: int = Field(default=25, ge=0)
     retention_months_by_model: dict[str, int] = Field(default_factory=dict)
 
+    # observability (issue 12): Prometheus metrics at http://metrics_host:metrics_port/metrics
+    # (0: none; the host defaults to EXPOUND_HOST), traces over OTLP/gRPC when an endpoint is
+    # set, log lines as JSON or text.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = ""
+    metrics_archive_interval_s: float = Field(default=15.0, gt=0)
+    otlp_endpoint: str = ""
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # home (issue 12): what relative paths are resolved against
     home: Path = Field(default_factory=lambda: default_home())
 

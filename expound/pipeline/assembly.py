@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from expound.generators.base import Generator
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.observability.hooks import NO_OBSERVER, Observer
 from expound.rankers.base import Ranker
 from expound.rankers.embedding import (
     Embedder,
@@ -29,7 +30,7 @@ def build_embedder(settings: Settings) -> Embedder:
     return SentenceCachedEmbedder(MiniLMEmbedder())
 
 
-def build_ranker(settings: Settings) -> Ranker:
+def build_ranker(settings: Settings, observer: Observer = NO_OBSERVER) -> Ranker:
     """The ranker settings name, with their audience weights (defaults filled in)."""
     weights = settings.rank_weights
     if settings.ranker_relevance == "judge":
@@ -38,6 +39,7 @@ def build_ranker(settings: Settings) -> Ranker:
             settings.judge_model or settings.llm_model,
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
+            observer=observer,
         )
         return JudgeRanker(judge, weights)
     return EmbeddingRanker(build_embedder(settings), weights)
@@ -53,7 +55,9 @@ class LanguageStages:
 
 
 @contextlib.asynccontextmanager
-async def language_stages(settings: Settings) -> AsyncIterator[LanguageStages | None]:
+async def language_stages(
+    settings: Settings, observer: Observer = NO_OBSERVER
+) -> AsyncIterator[LanguageStages | None]:
     """Drafting and ranking for the lifetime of a server (None when drafting is off)."""
     if settings.llm_mode == "off":
         yield None
@@ -63,9 +67,10 @@ async def language_stages(settings: Settings) -> AsyncIterator[LanguageStages | 
         settings.llm_model,
         api_key=settings.llm_api_key,
         max_concurrency=settings.llm_max_concurrency,
+        observer=observer,
     )
     try:
-        ranker = await asyncio.to_thread(build_ranker, settings)
+        ranker = await asyncio.to_thread(build_ranker, settings, observer)
         config = DraftingConfig(
             mode=settings.llm_mode,
             max_tokens=settings.llm_max_tokens,

@@ -20,12 +20,15 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 
 import expound
 from expound.archive.factory import open_archive
 from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
+from expound.observability.metrics import MetricsEndpoint, serve_metrics
+from expound.observability.telemetry import Telemetry, build_telemetry
 from expound.pipeline.assembly import language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
@@ -64,6 +67,8 @@ class RunningServer:
     records: RecordService
     health: health.aio.HealthServicer
     reloader: ModelReloader
+    telemetry: Telemetry
+    metrics_port: int = 0  # where /metrics is served (0: not served)
 
 
 def create_server(
@@ -73,6 +78,7 @@ def create_server(
     max_message_bytes: int,
     reflect: bool,
     max_concurrent_explains: int = 64,
+    telemetry: Telemetry | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Creates (not starts) a server bound to ``address``; port 0 picks a free port.
 
@@ -80,8 +86,13 @@ def create_server(
         StartupError: If the address cannot be bound (a port in use is refused: without
             ``grpc.so_reuseport`` off, a second server would share it and split the calls).
     """
+    # The trace interceptor (if any) goes first, so the call's span encloses the guard.
+    interceptors = [
+        *(telemetry.interceptors() if telemetry else ()),
+        ErrorInterceptor(telemetry.call_done if telemetry else None),
+    ]
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=interceptors,
         # Far above the Explain bound: the pipeline sheds with RESOURCE_EXHAUSTED and a
         # retry delay; gRPC's own limit would answer without either.
         maximum_concurrent_rpcs=max_concurrent_explains + RPC_HEADROOM,
@@ -109,21 +120,51 @@ def create_server(
     return server, port
 
 
-@contextlib.asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """Starts the whole service on ``settings`` and stops it in order on exit.
+def start_metrics(settings: Settings, telemetry: Telemetry) -> MetricsEndpoint | None:
+    """Serves the telemetry's metrics where ``settings`` say (None when they are off).
 
     Raises:
-        StartupError: If the model directory, the archive or its signing key, or the port
-            cannot be used.
+        StartupError: If the metrics address cannot be bound.
+    """
+    if telemetry.metrics is None:
+        return None
+    host = settings.metrics_host or settings.host
+    try:
+        return serve_metrics(telemetry.metrics.registry, host, settings.metrics_port)
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve metrics on {host}:{settings.metrics_port} (EXPOUND_METRICS_HOST, "
+            f"EXPOUND_METRICS_PORT; 0 turns metrics off): {error.strerror or error}"
+        ) from error
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    settings: Settings, tracer_provider: TracerProvider | None = None
+) -> AsyncIterator[RunningServer]:
+    """Starts the whole service on ``settings`` and stops it in order on exit.
+
+    Args:
+        settings: the service's settings.
+        tracer_provider: where spans go instead of the OTLP exporter settings name (tests).
+
+    Raises:
+        StartupError: If the model directory, the archive or its signing key, the port or
+            the metrics port cannot be used.
     """
     try:
         registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
     except ModelIntegrityError as error:
         raise StartupError(f"EXPOUND_MODEL_DIR: {error}") from error
     log_unavailable(registry)
+    telemetry = build_telemetry(settings, tracer_provider)
     async with contextlib.AsyncExitStack() as backends:
-        # Unwound in reverse: the drafting backend closes before the archive.
+        # Unwound in reverse: the drafting backend closes before the archive, buffered
+        # spans are exported last.
+        backends.callback(telemetry.shutdown)
+        metrics = start_metrics(settings, telemetry)
+        if metrics is not None:
+            backends.callback(metrics.close)
         try:
             archive = await open_archive(settings)
         except (ArchiveUnavailable, OSError, ValueError, sqlite3.DatabaseError) as error:
@@ -138,7 +179,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
             ) from error
         backends.push_async_callback(archive.aclose)
-        language = await backends.enter_async_context(language_stages(settings))
+        language = await backends.enter_async_context(language_stages(settings, telemetry))
         pipeline = Pipeline(
             registry,
             archive,
@@ -155,6 +196,10 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             ),
             drafter=language.drafter if language else None,
             ranker=language.ranker if language else None,
+            observer=telemetry,
+        )
+        telemetry.watch_admission(
+            lambda: pipeline.admission.in_flight, lambda: pipeline.admission.drafting
         )
         records = RecordService(archive)
         health_servicer = health.aio.HealthServicer()
@@ -174,8 +219,14 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             settings.max_message_bytes,
             settings.reflection,
             settings.max_concurrent_explains,
+            telemetry,
         )
         await server.start()
+        if telemetry.metrics is not None:
+            probe = asyncio.create_task(
+                telemetry.watch_archive(archive.head, settings.metrics_archive_interval_s)
+            )
+            backends.push_async_callback(_cancelled, probe)
         await report_models(bool(registry.all()))
         if language is not None:
 
@@ -192,7 +243,15 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             backends.push_async_callback(_cancelled, watcher)
         try:
             yield RunningServer(
-                server, port, registry, pipeline, records, health_servicer, reloader
+                server,
+                port,
+                registry,
+                pipeline,
+                records,
+                health_servicer,
+                reloader,
+                telemetry,
+                metrics.port if metrics is not None else 0,
             )
         finally:
             await health_servicer.enter_graceful_shutdown()
@@ -223,10 +282,16 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signal.SIGHUP, reload_models)
         models = ", ".join(m.manifest.model_id for m in running.registry.all())
         unavailable = len(running.registry.unavailable())
+        metrics_host = settings.metrics_host or settings.host
+        metrics = (
+            f"http://{metrics_host}:{running.metrics_port}/metrics"
+            if running.metrics_port
+            else "off"
+        )
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
-            f"archive: {settings.archive_path})\n"
+            f"archive: {settings.archive_path}; metrics: {metrics})\n"
             f"  try: .venv/bin/expound explain --model german-credit-gbm "
             f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}",
             flush=True,

@@ -19,6 +19,7 @@ status stays within a byte budget (at most ``MAX_VIOLATIONS``), then summed up i
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -189,22 +190,41 @@ def _log_service_error(error: ServiceError, request_id: str) -> None:
 
     The cause chain is what the caller never sees (e.g. SQLITE_FULL behind "archive write
     could not be committed"); an operator needs it. Text is ``%r``-quoted, so what a caller
-    sent can never forge a log line.
+    sent can never forge a log line; the JSON format escapes it besides, and carries the
+    code and cause as fields of their own.
     """
     cause = error.__cause__
     if error.code in SERVER_SIDE:
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else ""
         log.warning(
             "%s %r request id %s cause %r",
             error.code.name,
             error.message,
             request_id,
-            f"{type(cause).__name__}: {cause}" if cause is not None else "",
+            why,
+            extra={"code": error.code.name, "cause": why},
         )
     else:
-        log.info("%s %r request id %s", error.code.name, error.message[:200], request_id)
+        log.info(
+            "%s %r request id %s",
+            error.code.name,
+            error.message[:200],
+            request_id,
+            extra={"code": error.code.name},
+        )
 
 
-def guarded(handler: Handler, deserialize: Deserializer | None = None, method: str = "") -> Handler:
+# Called as each call ends: (method, code name, perf_counter at start, response or None,
+# context, request id). The server's Telemetry counts, times, traces and logs the call.
+CallDone = Callable[[str, str, float, Any, grpc.aio.ServicerContext, str], None]
+
+
+def guarded(
+    handler: Handler,
+    deserialize: Deserializer | None = None,
+    method: str = "",
+    call_done: CallDone | None = None,
+) -> Handler:
     """Wraps a unary handler so only documented statuses leave it.
 
     Args:
@@ -213,25 +233,37 @@ def guarded(handler: Handler, deserialize: Deserializer | None = None, method: s
             control and the access log.
         deserialize: When given, the wrapper receives the raw request bytes and decodes
             them with this, inside the guard (undecodable bytes are INVALID_ARGUMENT).
+        call_done: Told how every call ended (metrics, trace, access log), refused ones too.
     """
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
         request_id = _request_id(context)
         token = request_id_var.set(request_id)
         context.set_trailing_metadata((("x-request-id", request_id),))
+        # A call that ends otherwise (the caller went away) is CANCELLED.
+        code, response = "CANCELLED", None
         try:
             if deserialize is not None:
                 request = _decoded(request, deserialize)
-            return await handler(request, context)
+            response = await handler(request, context)
+            code = "OK"
+            return response
         except ServiceError as error:
+            code = error.code.name
             status = status_for(error, request_id)
             _log_service_error(error, request_id)
         except grpc.aio.AbortError:
+            aborted = context.code()  # the handler aborted itself, with its own code
+            code = aborted.name if isinstance(aborted, grpc.StatusCode) else "UNKNOWN"
             raise
         except Exception:
+            code = "INTERNAL"
             log.exception("unexpected error, request id %s", request_id)
             status = internal_status(request_id)
         finally:
+            if call_done is not None:
+                call_done(method, code, started, response, context, request_id)
             request_id_var.reset(token)
         await context.abort_with_status(_with_request_id(status, request_id))
 
@@ -244,6 +276,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     The handler is registered without a request deserializer (gRPC hands over the bytes),
     and :func:`guarded` decodes them with the method's own.
     """
+
+    def __init__(self, call_done: CallDone | None = None) -> None:
+        self._call_done = call_done
 
     async def intercept_service(
         self,
@@ -258,6 +293,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 handler.unary_unary,
                 handler.request_deserializer,
                 handler_call_details.method,
+                self._call_done,
             ),
             response_serializer=handler.response_serializer,
         )
