@@ -101,4 +101,3 @@ def configure_logging(
     root.setLevel(level)
     # One line per LLM call and health probe is noise at INFO; failures still show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return handler
