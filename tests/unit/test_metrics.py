@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 
+import expound
 from expound.archive.memory import open_memory
 from expound.clients.client import explain_request
 from expound.domain import ExplainRequest
@@ -30,9 +37,9 @@ from expound.server.app import RunningServer, StartupError, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
-from tests.conftest import GBM
+from tests.conftest import GBM, ROOT
 from tests.support.archive_backends import fixed_signer
-from tests.support.scrape import eventually, free_port, scrape
+from tests.support.scrape import eventually, free_port, parse, scrape
 
 
 @pytest.fixture
@@ -202,3 +209,39 @@ async def test_llm_latency_and_tokens_come_from_each_answer() -> None:
     assert value("expound_llm_request_duration_seconds_count", ok) == 2
     assert value("expound_llm_request_duration_seconds_count", failed) == 1
     assert value("expound_llm_request_duration_seconds_sum", ok) > 0
+
+
+@pytest.mark.slow  # a server process of its own: about 6 s
+def test_serve_as_an_operator_starts_it_serves_metrics_and_logs_json(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("EXPOUND_")
+    }
+    environment |= {
+        "PYTHONPATH": str(ROOT),
+        "EXPOUND_LLM_MODE": "off",
+        "EXPOUND_GRACE_SECONDS": "0",
+        "EXPOUND_SIGNING_KEY_PATH": str(tmp_path / "key.pem"),
+        "EXPOUND_METRICS_PORT": str(metrics_port),
+    }
+    paths = ["--model-dir", str(models_dir), "--archive", str(tmp_path / "a.sqlite3")]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "expound.clients.cli", "serve", "--port", "0", *paths],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline().decode()
+        assert f"metrics: http://127.0.0.1:{metrics_port}/metrics" in banner, banner
+        page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert parse(page).value("expound_build_info", version=expound.__version__) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr.decode()
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]  # JSON by default
+    assert any(line["message"] == "shutting down" for line in lines)
