@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -245,3 +246,40 @@ def test_serve_as_an_operator_starts_it_serves_metrics_and_logs_json(
     assert server.returncode == 0, stderr.decode()
     lines = [json.loads(line) for line in stderr.decode().splitlines()]  # JSON by default
     assert any(line["message"] == "shutting down" for line in lines)
+
+
+DASHBOARD = ROOT / "ops" / "grafana" / "expound.json"
+# Words of PromQL that look like names: functions, aggregations and their modifiers.
+PROMQL_WORDS = frozenset(
+    {"sum", "max", "min", "count", "avg", "rate", "increase", "histogram_quantile", "by",
+     "without", "le"}
+)  # fmt: skip
+
+
+def _queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+async def test_every_dashboard_query_uses_metrics_the_service_serves(
+    metered: RunningServer, denied_applicant: dict[str, Any]
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{metered.port}") as channel:
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        await stub.Explain(explain_request(GBM, denied_applicant))
+    served = await scrape(metered.metrics_port)
+    queries = _queries()
+    assert len(queries) >= 10
+    for query in queries:
+        # Label values and ranges ("[$__rate_interval]") are not names; nor are the labels
+        # grouped by or matched on, checked below.
+        bare = re.sub(r'"[^"]*"|\[[^\]]*\]', "", query)
+        grouped = re.findall(r"by \(([^)]*)\)", bare) + re.findall(r"\{([^}]*)\}", bare)
+        labels = {label.strip(" =~!") for group in grouped for label in group.split(",")}
+        names_only = re.sub(r"by \([^)]*\)|\{[^}]*\}", " ", bare)
+        names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", names_only)) - PROMQL_WORDS
+        assert names and all(n.startswith("expound_") for n in names), (query, names)
+        assert names <= served.names, (query, names - served.names)
+        # Where the scrape has samples to show a metric's labels, the query uses only those.
+        for name in names & served.labels.keys():
+            assert labels - {"le", ""} <= served.labels[name], (query, name)
