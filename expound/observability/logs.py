@@ -29,6 +29,7 @@ CONTEXT_FIELDS = ("request_id", "principal")
 ACCESS_FIELDS = ("rpc", "code", "latency_ms", "record_id", "peer")
 EXTRA_FIELDS = ("cause",)
 _TEXT_FIELDS = CONTEXT_FIELDS + ACCESS_FIELDS + EXTRA_FIELDS
+_LEADING = frozenset({"time", "level", "logger", "message", *CONTEXT_FIELDS})
 
 
 class CallContextFilter(logging.Filter):
@@ -54,9 +55,13 @@ class ExpoundJsonFormatter(JsonFormatter):
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        """Writes ``time`` first, then python-json-logger's fields and the record's extras."""
+        """Writes ``time``, level, logger, message, the call's ids, then the other fields."""
         log_data["time"] = format_utc(datetime.fromtimestamp(record.created, UTC))
         super().add_fields(log_data, record, message_dict)
+        # The call's ids right after the message, whatever order the extras came in.
+        rest = [key for key in log_data if key not in _LEADING]
+        for key in rest:
+            log_data[key] = log_data.pop(key)
 
 
 class ExpoundTextFormatter(logging.Formatter):
