@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -118,3 +120,57 @@ async def test_an_llm_request_is_a_client_span_under_the_draft_stage(
     assert http.parent.span_id == draft.context.span_id
     assert http.attributes is not None
     assert "http://llm.test/v1/completions" in http.attributes.values()
+
+
+class _Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    """An OTLP/gRPC trace collector on loopback that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[_Collector, int]]:
+    collector = _Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield collector, port
+    finally:
+        server.stop(None)
+
+
+async def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(
+    settings: Settings, collector: tuple[_Collector, int], denied_applicant: dict[str, Any]
+) -> None:
+    received, port = collector
+    settings = settings.model_copy(update={"otlp_endpoint": f"http://127.0.0.1:{port}"})
+    async with (
+        running_server(settings) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        await stub.Explain(
+            explain_request(GBM, denied_applicant), metadata=(("x-request-id", "otlp-1"),)
+        )
+    # Leaving the server flushed the batch of spans to the collector.
+    spans = {}
+    for request in received.requests:
+        for resource_spans in request.resource_spans:
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            assert resource["service.name"] == "expound"
+            for scope_spans in resource_spans.scope_spans:
+                spans.update({span.name: span for span in scope_spans.spans})
+    rpc = spans[EXPLAIN]
+    assert {a.key: a.value.string_value for a in rpc.attributes}[REQUEST_ID_ATTRIBUTE] == "otlp-1"
+    for stage in ("validate", "decide", "select", "archive"):
+        assert spans[stage].parent_span_id == rpc.span_id
+        assert spans[stage].trace_id == rpc.trace_id
