@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -283,3 +284,28 @@ async def test_every_dashboard_query_uses_metrics_the_service_serves(
         # Where the scrape has samples to show a metric's labels, the query uses only those.
         for name in names & served.labels.keys():
             assert labels - {"le", ""} <= served.labels[name], (query, name)
+
+
+async def test_a_failed_commit_is_counted_and_logged_with_its_cause(
+    metered: RunningServer,
+    settings: Settings,
+    denied_applicant: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The archive file is the fixture's settings' one; the metered server opened it.
+    with sqlite3.connect(settings.archive_path) as conn:
+        conn.execute(
+            "CREATE TRIGGER full_disk BEFORE INSERT ON records "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{metered.port}") as channel:
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Explain(explain_request(GBM, denied_applicant))
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    seen = await scrape(metered.metrics_port)
+    assert seen.value("expound_archive_appends_total", outcome="failed") == 1
+    assert seen.value("expound_archive_appends_total", outcome="committed") == 0
+    assert seen.value("expound_calls_total", rpc="Explain", code="UNAVAILABLE") == 1
+    (line,) = [r for r in caplog.records if getattr(r, "code", "") == "UNAVAILABLE"]
+    assert "disk is full" in line.cause
