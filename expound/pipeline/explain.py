@@ -172,12 +172,11 @@ class Pipeline:
         started = time.perf_counter()
         with self._stage("validate", timings):
             model = self._validated_model(request)
-            stored = None
             if request.idempotency_key:
                 stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+                if stored is not None:
+                    return await self._replay(request, stored)
             resolved = self._resolved(request)
-        if stored is not None:
-            return await self._replay(request, stored)
 
         with self._stage("decide"):
             decision = await asyncio.to_thread(
