@@ -40,6 +40,7 @@ class Telemetry(Observer):
         self.metrics = metrics
         self.tracing = tracing
         self._checkpoint_at: float | None = None
+        self._log_size = 0
 
     # -- the server side --------------------------------------------------------------
 
@@ -112,7 +113,7 @@ class Telemetry(Observer):
             except Exception as error:  # a probe must never stop; the next one may succeed
                 log.warning("archive metrics probe failed: %s", type(error).__name__)
             else:
-                metrics.archive_records.set(seen.size)
+                self._saw_log_size(seen.size)
                 if seen.checkpoint is not None:
                     self._checkpoint_at = parse_utc(seen.checkpoint.timestamp).timestamp()
             await asyncio.sleep(interval_s)
@@ -145,7 +146,14 @@ class Telemetry(Observer):
     def archived(self, log_size: int) -> None:
         if self.metrics is not None:
             self.metrics.committed.inc()
-            self.metrics.archive_records.set(log_size)
+            self._saw_log_size(log_size)
+
+    def _saw_log_size(self, size: int) -> None:
+        # The log only grows; commits finishing out of order must not move the gauge back.
+        if size > self._log_size:
+            self._log_size = size
+            if self.metrics is not None:
+                self.metrics.archive_records.set(size)
 
     def archive_failed(self) -> None:
         if self.metrics is not None:
