@@ -208,6 +208,7 @@ async def _rpc_all(applicants: list[dict[str, Any]], workdir: Path) -> list[dict
         signing_key_path=workdir / "signing-key.pem",
         grace_seconds=0.5,
         llm_mode="off",  # the LLM stage is measured on its own; this is everything else
+        metrics_port=0,  # measured in the telemetry section; the default port may be taken
     )
     async with running_server(settings) as running:
         return [await _rpc_run(c, running.port, applicants) for c in RPC_CONCURRENCY]

@@ -36,7 +36,9 @@ _CODE_VALUES = {code.name: code.value[0] for code in grpc.StatusCode}
 class Telemetry(Observer):
     """Metrics, traces and the access log of one server (each part optional but the log)."""
 
-    def __init__(self, metrics: ServiceMetrics | None = None, tracing: Tracing | None = None):
+    def __init__(
+        self, metrics: ServiceMetrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.metrics = metrics
         self.tracing = tracing
         self._checkpoint_at: float | None = None
