@@ -62,6 +62,7 @@ async def _serve(models: str, scenario: str, conn: Connection) -> None:
         archive_path=home / "archive.sqlite3",
         signing_key_path=home / "key.pem",
         grace_seconds=1.0,
+        metrics_port=0,  # no /metrics: the default port may be a running server's
         **update,
     )
     async with running_server(settings) as running:

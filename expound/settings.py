@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     # CA bundle (PEM) trusted for https:// LLM and judge base URLs, beside the system's.
     llm_ca_file: Path | None = None
 
+    # observability (issue 12): Prometheus metrics at http://metrics_host:metrics_port/metrics
+    # (0: none; the host defaults to EXPOUND_HOST), traces over OTLP/gRPC when an endpoint is
+    # set, log lines as JSON or text.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = ""
+    metrics_archive_interval_s: float = Field(default=15.0, gt=0)
+    otlp_endpoint: str = ""
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # home (issue 12): what relative paths are resolved against
     home: Path = Field(default_factory=lambda: default_home())
 

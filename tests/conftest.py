@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from tests.support.archive_backends import (  # noqa: F401  (the PostgreSQL fixt
 
 # The real vLLM server fixture (``vllm_url``) for the integration tests.
 pytest_plugins = ["tests.support.vllm_server"]
+
+# Metrics are served on a fixed port by default (9464): a test server, in this process or a
+# child (`expound serve`), serves none unless its test asks, so parallel runs never collide.
+os.environ.setdefault("EXPOUND_METRICS_PORT", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

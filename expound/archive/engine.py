@@ -36,6 +36,7 @@ from expound.archive.store import (
     DuplicateIdempotencyKey,
     ExpiryReport,
     InclusionProof,
+    LogHead,
     LogRead,
     LogRow,
     RecordFilter,
@@ -206,6 +207,12 @@ class LogArchive:
             return await self._checkpoint_at(size, "new_size")
 
         return await self._covering(await self._driver.run(lambda t: t.size(), write=False))
+
+    async def head(self) -> LogHead:
+        async def read(tables: Tables) -> LogHead:
+            return LogHead(await tables.size(), await tables.checkpoint(None))
+
+        return await self._driver.run(read, write=False)
 
     async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
         checkpoint = await self._covering(record.seq + 1)

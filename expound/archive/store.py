@@ -94,6 +94,14 @@ class LogRead:
     rows: AsyncGenerator[LogRow, None]
 
 
+@dataclass(frozen=True)
+class LogHead:
+    """How far the log has grown: its size and its latest signed checkpoint (for metrics)."""
+
+    size: int
+    checkpoint: Checkpoint | None
+
+
 class RecordLog(Protocol):
     """The request path: append, read and prove. Never updates or deletes."""
 
@@ -121,6 +129,9 @@ class RecordLog(Protocol):
         Returns None only for an empty log. Raises InvalidRequest when no checkpoint was
         signed at a non-zero ``size``.
         """
+
+    async def head(self) -> LogHead:
+        """The log's size and latest checkpoint, read only (never signs one)."""
 
     async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
         """``record``'s audit path to the latest checkpoint (signed now if none covers it)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
 from expound.errors import ServiceError
+from expound.observability.logs import configure_logging
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 
@@ -99,9 +99,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from expound.server.app import StartupError, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per LLM call and health probe is noise at INFO; failures still show.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings.log_format, settings.log_level)
     try:
         asyncio.run(serve(settings))
     except StartupError as error:

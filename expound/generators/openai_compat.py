@@ -17,6 +17,7 @@ from expound.errors import LLMError
 from expound.generators.base import DraftRequest, Drafts
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.llm.draft import Draft
+from expound.observability.hooks import NO_OBSERVER, Observer
 
 
 class OpenAICompatGenerator:
@@ -29,8 +30,11 @@ class OpenAICompatGenerator:
         api_key: str = "",
         max_concurrency: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
-        self._client = CompletionsClient(base_url, api_key, max_concurrency, transport)
+        self._client = CompletionsClient(
+            base_url, api_key, max_concurrency, transport, observer=observer
+        )
         self._model = model
         self.name = f"openai-compat:{model}"
 

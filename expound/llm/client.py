@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from expound.errors import LLMError
+from expound.observability.hooks import LLM_OK, NO_OBSERVER, Observer
 
 # Fallback reasons recorded when the LLM gives no usable answer.
 LLM_UNAVAILABLE = "LLM_UNAVAILABLE"
@@ -92,21 +94,43 @@ class CompletionsClient:
         max_concurrency: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
         label: str = "LLM",
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, transport=transport
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            transport=observer.llm_transport(transport),
         )
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._label = label  # names the caller in error messages ("LLM", "judge")
+        self._label = label  # names the caller in error messages and metrics ("LLM", "judge")
+        self._observer = observer
 
     async def complete(self, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """The JSON answer to one completions request.
+        """The JSON answer to one completions request, reported to the observer.
 
         Raises:
             LLMError: unreachable, too slow, an HTTP error or an answer that is not a JSON
                 object; the reason says which.
         """
+        started = time.perf_counter()
+        try:
+            payload = await self._complete(body, timeout_s)
+        except LLMError as error:
+            self._observer.llm_call(self._label, time.perf_counter() - started, error.reason)
+            raise
+        usage = payload.get("usage")
+        tokens = usage if isinstance(usage, dict) else {}
+        self._observer.llm_call(
+            self._label,
+            time.perf_counter() - started,
+            LLM_OK,
+            _count(tokens.get("prompt_tokens")),
+            _count(tokens.get("completion_tokens")),
+        )
+        return payload
+
+    async def _complete(self, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         label = self._label
         try:
             async with asyncio.timeout(timeout_s), self._slots:
@@ -154,6 +178,11 @@ class CompletionsClient:
     async def aclose(self) -> None:
         """Closes the HTTP connections."""
         await self._client.aclose()
+
+
+def _count(value: object) -> int:
+    """A token count as the answer reported it; 0 for anything but a non-negative integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _check_bounds(payload: dict[str, Any], body: dict[str, Any], label: str) -> None:

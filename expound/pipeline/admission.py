@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 
 from expound.errors import Overloaded
+from expound.observability.hooks import NO_OBSERVER, SHED_CALLS, SHED_LLM_QUEUE, Observer
 
 
 class Ticket:
@@ -31,12 +32,19 @@ class Ticket:
 class Admission:
     """Bounds the Explain calls in flight and the calls drafting (on the LLM or queued)."""
 
-    def __init__(self, max_calls: int, max_llm_calls: int, retry_after_s: float) -> None:
+    def __init__(
+        self,
+        max_calls: int,
+        max_llm_calls: int,
+        retry_after_s: float,
+        observer: Observer = NO_OBSERVER,
+    ) -> None:
         self.max_calls = max_calls
         self.max_llm_calls = max_llm_calls
         self.retry_after_s = retry_after_s
         self.in_flight = 0
         self.drafting = 0
+        self._observer = observer
 
     @contextlib.contextmanager
     def admitted(self, drafts: bool) -> Iterator[Ticket]:
@@ -49,12 +57,14 @@ class Admission:
             Overloaded: the bound on calls, or on the LLM queue, is reached.
         """
         if self.in_flight >= self.max_calls:
+            self._observer.shed(SHED_CALLS)
             raise Overloaded(
                 f"server busy: {self.max_calls} Explain calls in flight; "
                 f"retry in {self.retry_after_s:g} s",
                 self.retry_after_s,
             )
         if drafts and self.drafting >= self.max_llm_calls:
+            self._observer.shed(SHED_LLM_QUEUE)
             raise Overloaded(
                 f"server busy: the LLM queue is full ({self.max_llm_calls} calls); "
                 f"retry in {self.retry_after_s:g} s",

@@ -11,6 +11,7 @@ from expound.generators.base import Generator
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.llm.client import sends_key_in_clear, tls_transport
+from expound.observability.hooks import NO_OBSERVER, Observer
 from expound.rankers.base import Ranker
 from expound.rankers.embedding import (
     Embedder,
@@ -46,7 +47,7 @@ def insecure_llm_key(settings: Settings) -> str | None:
     return None
 
 
-def build_ranker(settings: Settings) -> Ranker:
+def build_ranker(settings: Settings, observer: Observer = NO_OBSERVER) -> Ranker:
     """The ranker settings name, with their audience weights (defaults filled in)."""
     weights = settings.rank_weights
     if settings.ranker_relevance == "judge":
@@ -56,6 +57,7 @@ def build_ranker(settings: Settings) -> Ranker:
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
             transport=tls_transport(settings.llm_ca_file),
+            observer=observer,
         )
         return JudgeRanker(judge, weights)
     return EmbeddingRanker(build_embedder(settings), weights)
@@ -71,7 +73,9 @@ class LanguageStages:
 
 
 @contextlib.asynccontextmanager
-async def language_stages(settings: Settings) -> AsyncIterator[LanguageStages | None]:
+async def language_stages(
+    settings: Settings, observer: Observer = NO_OBSERVER
+) -> AsyncIterator[LanguageStages | None]:
     """Drafting and ranking for the lifetime of a server (None when drafting is off)."""
     if settings.llm_mode == "off":
         yield None
@@ -82,9 +86,10 @@ async def language_stages(settings: Settings) -> AsyncIterator[LanguageStages | 
         api_key=settings.llm_api_key,
         max_concurrency=settings.llm_max_concurrency,
         transport=tls_transport(settings.llm_ca_file),
+        observer=observer,
     )
     try:
-        ranker = await asyncio.to_thread(build_ranker, settings)
+        ranker = await asyncio.to_thread(build_ranker, settings, observer)
         config = DraftingConfig(
             mode=settings.llm_mode,
             max_tokens=settings.llm_max_tokens,

@@ -3,7 +3,9 @@ select -> archive. No gRPC here.
 
 The servicer converts messages and calls this; everything a decision's record holds is
 decided here, in this order, and the answer exists only once its record is committed.
-Each stage is one call, timed under its name in the answer's ``timings``.
+Each stage is one call, timed under its name in the answer's ``timings``, and reported to
+the pipeline's observer (:mod:`expound.observability.hooks`: a span per stage, metrics per
+answer; nothing by default). The pipeline itself imports no metrics or tracing library.
 
 Calls are admitted first (:mod:`expound.pipeline.admission`): beyond the bounds a call is
 shed at once. A caller that goes away cancels its call wherever it is (the LLM request
@@ -15,20 +17,24 @@ nobody is waiting for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from expound.archive.records import StoredRecord
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.domain import Audience, Candidate, ExplainRequest, Explanation, ResolvedRequest
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest, Overloaded
-from expound.explainers.decision import decide
+from expound.explainers.decision import Decision, decide
 from expound.explainers.facts import decision_facts
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter
+from expound.models.manifest import ModelManifest
 from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
+from expound.observability.hooks import NO_OBSERVER, SHED_DEADLINE, Observer
 from expound.pipeline.admission import Admission, Ticket
 from expound.pipeline.record import build_record, request_fingerprint
 from expound.pipeline.selection import Selection, select
@@ -69,6 +75,7 @@ class Pipeline:
         config: PipelineConfig,
         drafter: Drafter | None = None,
         ranker: Ranker | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         if (drafter is None) != (ranker is None):
             raise ValueError("drafting and ranking run together or not at all")
@@ -77,8 +84,9 @@ class Pipeline:
         self._config = config
         self._drafter = drafter
         self._ranker = ranker
+        self._observer = observer
         self.admission = Admission(
-            config.max_concurrent_explains, config.max_llm_calls, config.retry_after_s
+            config.max_concurrent_explains, config.max_llm_calls, config.retry_after_s, observer
         )
 
     def _request_violations(self, request: ExplainRequest) -> list[FieldViolation]:
@@ -132,7 +140,7 @@ class Pipeline:
         return stored.explanation()
 
     async def explain(
-        self, request: ExplainRequest, time_left_s: float | None = None
+        self, request: ExplainRequest, time_left_s: float | None = None, request_id: str = ""
     ) -> Explanation:
         """Explains one decision and commits its record before returning it.
 
@@ -140,51 +148,109 @@ class Pipeline:
             request: the decision to explain.
             time_left_s: what is left of the caller's deadline; the LLM gets this, less a
                 reserve for ranking and archiving. None: the LLM timeout from settings.
+            request_id: the call's request id, kept in the record.
 
         Raises:
             Overloaded: shed at admission, or too little of the deadline left to commit.
         """
         with self.admission.admitted(drafts=self._drafter is not None) as ticket:
-            return await self._explain(request, time_left_s, ticket)
+            return await self._explain(request, time_left_s, ticket, request_id)
+
+    @contextlib.contextmanager
+    def _stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+        """One stage: the observer's context around it (a span), its time into ``timings``."""
+        mark = time.perf_counter()
+        with self._observer.stage(name):
+            yield
+        if timings is not None:
+            timings[name] = (time.perf_counter() - mark) * 1000
 
     async def _explain(
-        self, request: ExplainRequest, time_left_s: float | None, ticket: Ticket
+        self, request: ExplainRequest, time_left_s: float | None, ticket: Ticket, request_id: str
     ) -> Explanation:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        model = self._validated_model(request)
-        if request.idempotency_key:
-            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
-            if stored is not None:
-                return await self._replay(request, stored)
-        resolved = self._resolved(request)
-        timings["validate"] = (time.perf_counter() - started) * 1000
+        with self._stage("validate", timings):
+            model = self._validated_model(request)
+            if request.idempotency_key:
+                stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+                if stored is not None:
+                    return await self._replay(request, stored)
+            resolved = self._resolved(request)
 
-        decision = await asyncio.to_thread(
-            decide, model, request.features, self._config.additivity_tolerance
-        )
+        with self._stage("decide"):
+            decision = await asyncio.to_thread(
+                decide, model, request.features, self._config.additivity_tolerance
+            )
         timings.update(decision.timings_ms)
         manifest = model.manifest
 
         selection: Selection | None = None
+        rejections: list[str] = []
         if self._drafter is not None and self._ranker is not None:
-            mark = time.perf_counter()
-            facts = decision_facts(manifest, decision, resolved.audience, request.question)
-            timings["facts"] = (time.perf_counter() - mark) * 1000
-            mark = time.perf_counter()
-            drafting = await self._drafter.draft(
-                facts,
-                n=resolved.num_candidates,
-                drafting_seed=resolved.drafting_seed,
-                time_left_s=None if time_left_s is None else time_left_s - (mark - started),
-                calls_beside=self.admission.in_flight - 1,
-            )
-            ticket.drafting_done()
-            timings["draft"] = (time.perf_counter() - mark) * 1000
-            mark = time.perf_counter()
-            ranked = await self._ranker.rank(facts, drafting.drafts)
-            timings["rank"] = (time.perf_counter() - mark) * 1000
+            with self._stage("facts", timings):
+                facts = decision_facts(manifest, decision, resolved.audience, request.question)
+            with self._stage("draft", timings):
+                drafting = await self._drafter.draft(
+                    facts,
+                    n=resolved.num_candidates,
+                    drafting_seed=resolved.drafting_seed,
+                    time_left_s=(
+                        None
+                        if time_left_s is None
+                        else time_left_s - (time.perf_counter() - started)
+                    ),
+                    calls_beside=self.admission.in_flight - 1,
+                )
+                ticket.drafting_done()
+            with self._stage("rank", timings):
+                ranked = await self._ranker.rank(facts, drafting.drafts)
             selection = select(drafting, ranked, self._ranker.name)
+            rejections = [
+                kind
+                for r in ranked
+                if not r.verdict.passed
+                for kind in dict.fromkeys(v.kind.value for v in r.verdict.violations)
+            ]
+        with self._stage("select"):
+            explanation = self._answer(request, resolved, manifest, decision, selection, timings)
+        mark = time.perf_counter()
+        if time_left_s is not None and time_left_s - (mark - started) < MIN_COMMIT_S:
+            self._observer.shed(SHED_DEADLINE)
+            raise Overloaded(
+                "server busy: no time left to answer inside the deadline; "
+                f"retry in {self._config.retry_after_s:g} s",
+                self._config.retry_after_s,
+            )
+        record = build_record(
+            request, resolved, explanation, self._config.service_version, request_id
+        )
+        try:
+            with self._stage("archive"):
+                committed = await self._archive.append(record)
+        except DuplicateIdempotencyKey:
+            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+            assert stored is not None
+            return await self._replay(request, stored)
+        except Exception:
+            self._observer.archive_failed()
+            raise
+        timings["archive"] = (time.perf_counter() - mark) * 1000
+        self._observer.archived(committed.seq + 1)
+        self._observer.explained(timings, explanation.fallback_reason, rejections)
+        # The archived record holds the timings up to the commit; the answer adds its cost.
+        return explanation.model_copy(update={"timings_ms": dict(timings)})
+
+    def _answer(
+        self,
+        request: ExplainRequest,
+        resolved: ResolvedRequest,
+        manifest: ModelManifest,
+        decision: Decision,
+        selection: Selection | None,
+        timings: dict[str, float],
+    ) -> Explanation:
+        """The answer: the selected candidate, or the deterministic explanation of record."""
         candidates = list(selection.candidates) if selection else []
         selected = selection.selected if selection else None
         if selected is None:
@@ -198,8 +264,7 @@ class Pipeline:
                 generator=GENERATOR_ID,
             )
             candidates.append(selected)
-
-        explanation = Explanation(
+        return Explanation(
             record_id=str(uuid.uuid4()),
             model_id=manifest.model_id,
             model_version=manifest.version,
@@ -217,20 +282,3 @@ class Pipeline:
             created_at=utc_now(),
             drafting=selection.record if selection else None,
         )
-        mark = time.perf_counter()
-        if time_left_s is not None and time_left_s - (mark - started) < MIN_COMMIT_S:
-            raise Overloaded(
-                "server busy: no time left to answer inside the deadline; "
-                f"retry in {self._config.retry_after_s:g} s",
-                self._config.retry_after_s,
-            )
-        record = build_record(request, resolved, explanation, self._config.service_version)
-        try:
-            await self._archive.append(record)
-        except DuplicateIdempotencyKey:
-            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
-            assert stored is not None
-            return await self._replay(request, stored)
-        timings["archive"] = (time.perf_counter() - mark) * 1000
-        # The archived record holds the timings up to the commit; the answer adds its cost.
-        return explanation.model_copy(update={"timings_ms": dict(timings)})

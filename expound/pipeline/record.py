@@ -13,7 +13,9 @@ import hashlib
 from expound.archive.records import NewRecord, canonical_json
 from expound.domain import ExplainRequest, Explanation, ResolvedRequest
 
-RECORD_SCHEMA = "expound.record/v2"
+# v3: v2 and the request id of the call that wrote the record (v2 records stay readable:
+# nothing reads the record by its schema's fields but the response).
+RECORD_SCHEMA = "expound.record/v3"
 
 
 def request_fingerprint(request: ExplainRequest) -> str:
@@ -26,14 +28,24 @@ def build_record(
     resolved: ResolvedRequest,
     explanation: Explanation,
     service_version: str,
+    request_id: str = "",
 ) -> NewRecord:
-    """Assembles the canonical record of one answered Explain call."""
+    """Assembles the canonical record of one answered Explain call.
+
+    Args:
+        request: the request as received.
+        resolved: the values its unspecified fields resolved to.
+        explanation: the answer.
+        service_version: the running service's version.
+        request_id: the call's request id, which joins the record to its log lines and trace.
+    """
     fingerprint = request_fingerprint(request)
     body = {
         "schema": RECORD_SCHEMA,
         "record_id": explanation.record_id,
         "created_at": explanation.created_at,
         "service_version": service_version,
+        "request_id": request_id,
         "request": request.model_dump(mode="json"),
         "request_sha256": fingerprint,
         "resolved": resolved.model_dump(mode="json"),

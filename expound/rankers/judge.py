@@ -19,6 +19,7 @@ from expound.errors import LLMError
 from expound.explainers.facts import DecisionFacts
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.llm.draft import Draft
+from expound.observability.hooks import NO_OBSERVER, Observer
 from expound.rankers.base import RankedDraft
 from expound.rankers.scoring import NAME, Weights, audience_weights, rank_off_loop
 
@@ -46,8 +47,11 @@ class RubricJudge:
         api_key: str = "",
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
-        self._client = CompletionsClient(base_url, api_key, transport=transport, label="judge")
+        self._client = CompletionsClient(
+            base_url, api_key, transport=transport, label="judge", observer=observer
+        )
         self._model = model
         self._timeout_s = timeout_s
         self.name = f"judge:{model}"

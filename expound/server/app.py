@@ -20,12 +20,15 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 
 import expound
 from expound.archive.factory import open_archive
 from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
+from expound.observability.metrics import MetricsEndpoint, serve_metrics
+from expound.observability.telemetry import Telemetry, build_telemetry
 from expound.pipeline.assembly import insecure_llm_key, language_stages, watch_health
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.records import RecordService
@@ -71,6 +74,8 @@ class RunningServer:
     records: RecordService
     health: health.aio.HealthServicer
     reloader: ModelReloader
+    telemetry: Telemetry
+    metrics_port: int = 0  # where /metrics is served (0: not served)
 
 
 def create_server(
@@ -82,6 +87,7 @@ def create_server(
     max_concurrent_explains: int = 64,
     credentials: grpc.ServerCredentials | None = None,
     access: AccessControl | None = None,
+    telemetry: Telemetry | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Creates (not starts) a server bound to ``address``; port 0 picks a free port.
 
@@ -92,8 +98,13 @@ def create_server(
         StartupError: If the address cannot be bound (a port in use is refused: without
             ``grpc.so_reuseport`` off, a second server would share it and split the calls).
     """
+    # The trace interceptor (if any) goes first, so the call's span encloses the guard.
+    interceptors = [
+        *(telemetry.interceptors() if telemetry else ()),
+        ErrorInterceptor(access, telemetry.call_done if telemetry else None),
+    ]
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(access)],
+        interceptors=interceptors,
         # Far above the Explain bound: the pipeline sheds with RESOURCE_EXHAUSTED and a
         # retry delay; gRPC's own limit would answer without either.
         maximum_concurrent_rpcs=max_concurrent_explains + RPC_HEADROOM,
@@ -124,14 +135,38 @@ def create_server(
     return server, port
 
 
-@contextlib.asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """Starts the whole service on ``settings`` and stops it in order on exit.
+def start_metrics(settings: Settings, telemetry: Telemetry) -> MetricsEndpoint | None:
+    """Serves the telemetry's metrics where ``settings`` say (None when they are off).
 
     Raises:
-        StartupError: If the model directory, the archive or its signing key, the port, a
-            TLS, token, JWT or policy file cannot be used, or serving would be unsafe (no
-            authentication on a non-loopback address, an LLM key sent in clear).
+        StartupError: If the metrics address cannot be bound.
+    """
+    if telemetry.metrics is None:
+        return None
+    host = settings.metrics_host or settings.host
+    try:
+        return serve_metrics(telemetry.metrics.registry, host, settings.metrics_port)
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve metrics on {host}:{settings.metrics_port} (EXPOUND_METRICS_HOST, "
+            f"EXPOUND_METRICS_PORT; 0 turns metrics off): {error.strerror or error}"
+        ) from error
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    settings: Settings, tracer_provider: TracerProvider | None = None
+) -> AsyncIterator[RunningServer]:
+    """Starts the whole service on ``settings`` and stops it in order on exit.
+
+    Args:
+        settings: the service's settings.
+        tracer_provider: where spans go instead of the OTLP exporter settings name (tests).
+
+    Raises:
+        StartupError: If the model directory, the archive or its signing key, the port, the
+            metrics port, a TLS, token, JWT or policy file cannot be used, or serving would
+            be unsafe (no authentication on a non-loopback address, an LLM key sent in clear).
     """
     credentials, access = _security(settings)
     try:
@@ -139,8 +174,14 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     except ModelIntegrityError as error:
         raise StartupError(f"EXPOUND_MODEL_DIR: {error}") from error
     log_unavailable(registry)
+    telemetry = build_telemetry(settings, tracer_provider)
     async with contextlib.AsyncExitStack() as backends:
-        # Unwound in reverse: the drafting backend closes before the archive.
+        # Unwound in reverse: the drafting backend closes before the archive, buffered
+        # spans are exported last.
+        backends.callback(telemetry.shutdown)
+        metrics = start_metrics(settings, telemetry)
+        if metrics is not None:
+            backends.callback(metrics.close)
         try:
             archive = await open_archive(settings)
         except (ArchiveUnavailable, OSError, ValueError, sqlite3.DatabaseError) as error:
@@ -156,7 +197,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             ) from error
         backends.push_async_callback(archive.aclose)
         try:
-            language = await backends.enter_async_context(language_stages(settings))
+            language = await backends.enter_async_context(language_stages(settings, telemetry))
         except ValueError as error:  # EXPOUND_LLM_CA_FILE cannot be used
             raise StartupError(str(error)) from error
         pipeline = Pipeline(
@@ -175,6 +216,10 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             ),
             drafter=language.drafter if language else None,
             ranker=language.ranker if language else None,
+            observer=telemetry,
+        )
+        telemetry.watch_admission(
+            lambda: pipeline.admission.in_flight, lambda: pipeline.admission.drafting
         )
         records = RecordService(archive)
         health_servicer = health.aio.HealthServicer()
@@ -196,8 +241,14 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             settings.max_concurrent_explains,
             credentials,
             access,
+            telemetry,
         )
         await server.start()
+        if telemetry.metrics is not None:
+            probe = asyncio.create_task(
+                telemetry.watch_archive(archive.head, settings.metrics_archive_interval_s)
+            )
+            backends.push_async_callback(_cancelled, probe)
         await report_models(bool(registry.all()))
         if language is not None:
 
@@ -214,7 +265,15 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
             backends.push_async_callback(_cancelled, watcher)
         try:
             yield RunningServer(
-                server, port, registry, pipeline, records, health_servicer, reloader
+                server,
+                port,
+                registry,
+                pipeline,
+                records,
+                health_servicer,
+                reloader,
+                telemetry,
+                metrics.port if metrics is not None else 0,
             )
         finally:
             await health_servicer.enter_graceful_shutdown()
@@ -260,10 +319,16 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signal.SIGHUP, reload_models)
         models = ", ".join(m.manifest.model_id for m in running.registry.all())
         unavailable = len(running.registry.unavailable())
+        metrics_host = settings.metrics_host or settings.host
+        metrics = (
+            f"http://{metrics_host}:{running.metrics_port}/metrics"
+            if running.metrics_port
+            else "off"
+        )
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
-            f"archive: {settings.archive_path})\n"
+            f"archive: {settings.archive_path}; metrics: {metrics})\n"
             f"  security: {describe_security(settings)}\n"
             f"  try: .venv/bin/expound explain --model german-credit-gbm "
             f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}"

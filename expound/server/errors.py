@@ -18,7 +18,9 @@ status stays within a byte budget (at most ``MAX_VIOLATIONS``), then summed up i
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -195,19 +197,33 @@ def _log_service_error(error: ServiceError, request_id: str) -> None:
 
     The cause chain is what the caller never sees (e.g. SQLITE_FULL behind "archive write
     could not be committed"); an operator needs it. Text is ``%r``-quoted, so what a caller
-    sent can never forge a log line.
+    sent can never forge a log line; the JSON format escapes it besides, and carries the
+    code and cause as fields of their own.
     """
     cause = error.__cause__
     if error.code in SERVER_SIDE or error.code in ACCESS_REFUSED:
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else ""
         log.warning(
             "%s %r request id %s cause %r",
             error.code.name,
             error.message,
             request_id,
-            f"{type(cause).__name__}: {cause}" if cause is not None else "",
+            why,
+            extra={"code": error.code.name, "cause": why},
         )
     else:
-        log.info("%s %r request id %s", error.code.name, error.message[:200], request_id)
+        log.info(
+            "%s %r request id %s",
+            error.code.name,
+            error.message[:200],
+            request_id,
+            extra={"code": error.code.name},
+        )
+
+
+# Called as each call ends: (method, code name, perf_counter at start, response or None,
+# context, request id). The server's Telemetry counts, times, traces and logs the call.
+CallDone = Callable[[str, str, float, Any, grpc.aio.ServicerContext, str], None]
 
 
 def guarded(
@@ -215,6 +231,7 @@ def guarded(
     deserialize: Deserializer | None = None,
     method: str = "",
     access: AccessControl | None = None,
+    call_done: CallDone | None = None,
 ) -> Handler:
     """Wraps a unary handler so only documented statuses leave it.
 
@@ -226,26 +243,42 @@ def guarded(
             them with this, inside the guard (undecodable bytes are INVALID_ARGUMENT).
         access: When given, the call is authenticated and its role checked before its
             request is even decoded (UNAUTHENTICATED, PERMISSION_DENIED).
+        call_done: Told how every call ended (metrics, trace, access log), refused ones too,
+            while the call's principal is still set.
     """
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
         request_id = _request_id(context)
         token = request_id_var.set(request_id)
         context.set_trailing_metadata((("x-request-id", request_id),))
+        # A call that ends otherwise (the caller went away) is CANCELLED.
+        code, response = "CANCELLED", None
+        # The principal stays set until the call is reported: the scope closes last.
+        scope = contextlib.ExitStack()
         try:
-            with admitted(access, method, context):
-                if deserialize is not None:
-                    request = _decoded(request, deserialize)
-                return await handler(request, context)
+            scope.enter_context(admitted(access, method, context))
+            if deserialize is not None:
+                request = _decoded(request, deserialize)
+            response = await handler(request, context)
+            code = "OK"
+            return response
         except ServiceError as error:
+            code = error.code.name
             status = status_for(error, request_id)
             _log_service_error(error, request_id)
         except grpc.aio.AbortError:
+            aborted = context.code()  # the handler aborted itself, with its own code
+            code = aborted.name if isinstance(aborted, grpc.StatusCode) else "UNKNOWN"
             raise
         except Exception:
+            code = "INTERNAL"
             log.exception("unexpected error, request id %s", request_id)
             status = internal_status(request_id)
         finally:
+            if call_done is not None:
+                call_done(method, code, started, response, context, request_id)
+            scope.close()
             request_id_var.reset(token)
         await context.abort_with_status(_with_request_id(status, request_id))
 
@@ -259,8 +292,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     and :func:`guarded` decodes them with the method's own.
     """
 
-    def __init__(self, access: AccessControl | None = None) -> None:
+    def __init__(
+        self, access: AccessControl | None = None, call_done: CallDone | None = None
+    ) -> None:
         self._access = access
+        self._call_done = call_done
 
     async def intercept_service(
         self,
@@ -276,6 +312,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 handler.request_deserializer,
                 handler_call_details.method,
                 self._access,
+                self._call_done,
             ),
             response_serializer=handler.response_serializer,
         )

@@ -10,6 +10,7 @@ from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import RecordService
 from expound.server import convert
 from expound.server.auth import record_visible
+from expound.server.calling import current_request_id
 from expound.server.reloading import ModelReloader
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -34,7 +35,9 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExplainResponse:
         explanation = await self._pipeline.explain(
-            convert.explain_request_from_pb(request), time_left_s=context.time_remaining()
+            convert.explain_request_from_pb(request),
+            time_left_s=context.time_remaining(),
+            request_id=current_request_id(),
         )
         return convert.explanation_to_pb(explanation)
 

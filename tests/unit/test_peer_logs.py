@@ -49,6 +49,7 @@ def test_goaway_debug_text_is_not_logged(models_dir: Path, tmp_path: Path) -> No
         "EXPOUND_LLM_MODE": "off",
         "EXPOUND_GRACE_SECONDS": "0",
         "EXPOUND_SIGNING_KEY_PATH": str(tmp_path / "key.pem"),
+        "EXPOUND_METRICS_PORT": "0",
     }
     paths = ["--model-dir", str(models_dir), "--archive", str(tmp_path / "a.sqlite3")]
     server = subprocess.Popen(
