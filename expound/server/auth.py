@@ -1,6 +1,6 @@
 """Who is calling, and may they: authentication and the role check of every RPC.
 
-The call guard (:func:`expound.server.errors.guarded`) calls :func:`admitted` before the
+The call guard (:func:`expound.server.errors.guarded`) calls :func:`admit` before the
 handler runs. Authentication, in this order:
 
 1. an ``authorization: Bearer <token>`` header: a static token (``exp_...``, checked against
@@ -23,10 +23,9 @@ key: loopback only, or ``EXPOUND_INSECURE``) every caller is ``anonymous`` with 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -225,8 +224,16 @@ class AccessControl:
             return Caller(principal, self.policy.roles_of(principal))
         raise AccessRefusal("no credential")
 
-    def authorize(self, method: str, context: grpc.aio.ServicerContext) -> tuple[str, Access]:
+    def authorize(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        on_principal: Callable[[str], object] | None = None,
+    ) -> tuple[str, Access]:
         """The principal of the call and its access to ``method``.
+
+        ``on_principal`` is told the principal once it is authenticated, before its roles
+        are checked.
 
         Raises:
             Unauthenticated: No valid credential.
@@ -241,6 +248,8 @@ class AccessControl:
         except AccessRefusal as refused:
             reason = AccessRefusal(f"{method}: {refused}; peer {context.peer()}")
             raise Unauthenticated() from reason
+        if on_principal is not None:
+            on_principal(caller.principal)
         rpc = rpc_name(method)
         access = self.policy.access(caller.roles, rpc) if rpc else Access.NONE
         if access is Access.NONE:
@@ -252,28 +261,23 @@ class AccessControl:
         return caller.principal, access
 
 
-@contextlib.contextmanager
-def admitted(
-    access: AccessControl | None, method: str, context: grpc.aio.ServicerContext
-) -> Iterator[None]:
-    """Authorizes the call and, for its length, sets its principal and record scope.
+def admit(access: AccessControl | None, method: str, context: grpc.aio.ServicerContext) -> None:
+    """Authorizes the call and sets its principal and record scope for the rest of it.
 
-    With ``access`` None (authentication off) the principal stays ``anonymous``.
+    The principal is set as soon as it is known, before the role check, so the refusal of
+    an authenticated caller is logged and counted under its name. The call guard restores
+    the variables when the call has been reported. With ``access`` None (authentication
+    off) the principal stays ``anonymous``.
 
     Raises:
         Unauthenticated: No valid credential.
         PermissionDenied: No role of the caller grants the RPC.
     """
     if access is None:
-        yield
         return
-    principal, granted = access.authorize(method, context)
-    tokens = principal_var.set(principal), own_records_only_var.set(granted is Access.OWN)
-    try:
-        yield
-    finally:
-        principal_var.reset(tokens[0])
-        own_records_only_var.reset(tokens[1])
+    principal, granted = access.authorize(method, context, on_principal=principal_var.set)
+    principal_var.set(principal)
+    own_records_only_var.set(granted is Access.OWN)
 
 
 def record_owner(record: StoredRecord) -> str:

@@ -18,7 +18,6 @@ status stays within a byte budget (at most ``MAX_VIOLATIONS``), then summed up i
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -34,8 +33,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from expound.errors import FieldViolation, InvalidRequest, Overloaded, ServiceError, StatusCode
-from expound.server.auth import AccessControl, admitted
-from expound.server.calling import request_id_var
+from expound.server.auth import AccessControl, admit
+from expound.server.calling import (
+    ANONYMOUS,
+    own_records_only_var,
+    principal_var,
+    request_id_var,
+)
 
 log = logging.getLogger("expound.server")
 
@@ -254,10 +258,12 @@ def guarded(
         context.set_trailing_metadata((("x-request-id", request_id),))
         # A call that ends otherwise (the caller went away) is CANCELLED.
         code, response = "CANCELLED", None
-        # The principal stays set until the call is reported: the scope closes last.
-        scope = contextlib.ExitStack()
+        # Whatever the call sets (its principal, its record scope) stays set until the call
+        # has been reported, and is undone after.
+        principal_token = principal_var.set(ANONYMOUS)
+        scope_token = own_records_only_var.set(False)
         try:
-            scope.enter_context(admitted(access, method, context))
+            admit(access, method, context)
             if deserialize is not None:
                 request = _decoded(request, deserialize)
             response = await handler(request, context)
@@ -278,7 +284,8 @@ def guarded(
         finally:
             if call_done is not None:
                 call_done(method, code, started, response, context, request_id)
-            scope.close()
+            own_records_only_var.reset(scope_token)
+            principal_var.reset(principal_token)
             request_id_var.reset(token)
         await context.abort_with_status(_with_request_id(status, request_id))
 

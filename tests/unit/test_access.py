@@ -199,3 +199,33 @@ async def test_an_analyst_reads_its_own_records(
     assert got.record_id == mine.record_id
     listed = await stub.ListRecords(pb.ListRecordsRequest(), metadata=analyst)
     assert [r.record_id for r in listed.records] == [mine.record_id]
+
+
+async def test_the_access_log_names_the_authenticated_principal(
+    secured: Secured, tls_channel: grpc.aio.Channel
+) -> None:
+    import io
+    import json
+    import logging
+
+    from expound.observability.logs import log_handler
+
+    stream = io.StringIO()
+    handler = log_handler("json", stream)
+    logger = logging.getLogger("expound")
+    level = logger.level
+    logging.getLogger().addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        await call(tls_channel, "ListModels", bearer(secured.tokens["auditor"]))
+        await call(tls_channel, "ReloadModels", bearer(secured.tokens["decider"]))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logger.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = {line["rpc"]: line for line in lines if line["logger"] == "expound.access"}
+    # The principal is still set when the call is reported, refused calls included.
+    assert access["ListModels"]["principal"] == "auditor"
+    assert access["ListModels"]["code"] == "OK"
+    assert access["ReloadModels"]["principal"] == "decider"
+    assert access["ReloadModels"]["code"] == "PERMISSION_DENIED"
