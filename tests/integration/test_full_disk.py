@@ -13,6 +13,7 @@ no transaction is active", with no log line at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import signal
@@ -76,12 +77,16 @@ def test_a_full_disk_fails_calls_cleanly_logs_the_cause_and_recovers(
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
-    lines = log.read_text().splitlines()
+    # The server logs JSON, one object per line (the start-up banner is plain text).
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     for error in refused:
-        (line,) = [line for line in lines if request_id(error) in line]
-        assert "WARNING" in line and "UNAVAILABLE" in line, line
-        assert "cause 'OperationalError: disk I/O error'" in line, line
-        assert "cannot rollback" not in line, line
+        mine = [line for line in lines if line.get("request_id") == request_id(error)]
+        (refusal,) = [line for line in mine if line["logger"] == "expound.server"]
+        assert (refusal["level"], refusal["code"]) == ("WARNING", "UNAVAILABLE"), refusal
+        assert refusal["cause"] == "OperationalError: disk I/O error", refusal
+        assert "cannot rollback" not in refusal["message"], refusal
+        (access,) = [line for line in mine if line["logger"] == "expound.access"]
+        assert access["code"] == "UNAVAILABLE" and access["rpc"] == "Explain"
     report, stored = asyncio.run(audit_file(archive, key_path))
     assert report.ok, report.problem
     assert stored == set(acked)
