@@ -62,8 +62,9 @@ test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
 	$(BIN)/pytest
 
+# SECTIONS="overload auth" runs only those sections (the others stay in latest.json).
 bench: setup models vllm
-	scripts/with_vllm.sh $(BIN)/python -m bench.run
+	scripts/with_vllm.sh $(BIN)/python -m bench.run $(SECTIONS)
 
 # Faithfulness of drafted explanations and the verifier's mutation suite, against the LLM
 # at EXPOUND_LLM_BASE_URL if it answers, else the embedded vLLM, started for the run.

@@ -330,7 +330,7 @@ def print_table(results: dict[str, Any]) -> None:
     rows = [
         row
         for name, section in results.items()
-        if name != "machine" and isinstance(section, dict)
+        if name not in ("machine", "machine_by_section") and isinstance(section, dict)
         for row in table_rows(name, section)
     ]
     width = max((len(row["metric"]) for row in rows), default=10)
@@ -342,14 +342,33 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{row['metric']:<{width}}  {shown:>12}  {unit:<8}  {target}".rstrip())
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs every section, or only those named (``python -m bench.run overload auth``).
+
+    A partial run replaces only its sections in ``latest.json``, each section keeping the
+    machine it was measured on under ``machine_by_section``.
+    """
+    wanted = list(sys.argv[1:] if argv is None else argv)
+    sections = available_sections()
+    unknown = set(wanted) - {name for name, _ in sections}
+    if unknown:
+        names = ", ".join(name for name, _ in sections)
+        raise SystemExit(f"no section {sorted(unknown)}; sections: {names}")
     if not (MODELS / TREE_MODEL / "manifest.json").is_file():
         raise SystemExit(f"no demo models under {MODELS}: run `make models` first")
-    results: dict[str, Any] = {"machine": machine()}
-    for name, section in available_sections():
+    here = machine()
+    results: dict[str, Any] = {"machine": here}
+    if wanted and RESULTS.is_file():
+        results = json.loads(RESULTS.read_text())
+        results.setdefault("machine_by_section", {})
+    for name, section in sections:
+        if wanted and name not in wanted:
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = section()
-    results["machine"]["load_average_after"] = list(os.getloadavg())
+        if wanted:
+            results.setdefault("machine_by_section", {})[name] = here
+    here["load_average_after"] = list(os.getloadavg())
     print_table(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
