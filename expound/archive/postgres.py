@@ -8,9 +8,10 @@ and TRUNCATE of entries, nodes and checkpoints; a payload can be deleted only pa
 retain-until time and while not held.
 
 Roles: `install_schema` (``expound archive init``, run with the owner's DSN) creates the
-tables and grants the service role INSERT and SELECT only, and the retention role also
-DELETE on payloads and holds. The service never installs the schema: it connects as the
-service role, which cannot alter, disable or bypass what the owner installed.
+tables and grants the service role INSERT and SELECT only, plus the one owner's function
+that removes a payload past retention and not held. The service never installs the schema:
+it connects as the service role, which cannot alter, disable or bypass what the owner
+installed; holds, releases and expiry are its RPCs, so no admin needs database rights.
 """
 
 from __future__ import annotations
@@ -36,23 +37,27 @@ T = TypeVar("T")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq bigint PRIMARY KEY CHECK (seq >= 0),
-    kind text NOT NULL CHECK (kind IN ('record', 'tombstone')),
+    kind text NOT NULL CHECK (kind IN ('record', 'tombstone', 'hold', 'release')),
     record_id text NOT NULL UNIQUE,
     model_id text NOT NULL,
     decision_id text NOT NULL,
-    idempotency_key text UNIQUE,
+    principal text NOT NULL,
+    idempotency_key text,
     request_sha256 text NOT NULL,
     created_at text COLLATE "C" NOT NULL,
     decision text NOT NULL,
     sha256 text NOT NULL,
     leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32),
     root_after bytea NOT NULL CHECK (length(root_after) = 32),
-    retain_until text COLLATE "C" NOT NULL
+    retain_until text COLLATE "C" NOT NULL,
+    target_seq bigint REFERENCES records (seq),
+    CONSTRAINT records_idempotency_key UNIQUE (principal, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS records_model_seq ON records (model_id, seq);
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision_id);
 CREATE INDEX IF NOT EXISTS records_created ON records (created_at);
 CREATE INDEX IF NOT EXISTS records_retain ON records (retain_until);
+CREATE INDEX IF NOT EXISTS records_target ON records (target_seq) WHERE target_seq IS NOT NULL;
 CREATE TABLE IF NOT EXISTS payloads (
     seq bigint PRIMARY KEY REFERENCES records (seq),
     canonical bytea NOT NULL
@@ -68,12 +73,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     log_id text NOT NULL,
     root_hash bytea NOT NULL,
     timestamp text NOT NULL,
-    signature bytea NOT NULL
+    signature bytea NOT NULL,
+    key_id bytea NOT NULL
 );
-CREATE TABLE IF NOT EXISTS holds (
-    seq bigint PRIMARY KEY REFERENCES records (seq),
-    reason text NOT NULL,
-    placed_at text NOT NULL
+CREATE TABLE IF NOT EXISTS access_log (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at text NOT NULL,
+    principal text NOT NULL,
+    rpc text NOT NULL,
+    request_id text NOT NULL,
+    record_ids text NOT NULL
 );
 CREATE OR REPLACE FUNCTION expound_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -81,19 +90,31 @@ BEGIN
 END $$;
 CREATE OR REPLACE FUNCTION expound_payload_retained() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF (SELECT retain_until FROM records WHERE seq = OLD.seq)
-            > to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-        OR EXISTS (SELECT 1 FROM holds WHERE seq = OLD.seq) THEN
+    IF (SELECT kind <> 'record'
+            OR retain_until > to_char(clock_timestamp() AT TIME ZONE 'UTC',
+                                      'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+        FROM records WHERE seq = OLD.seq)
+        OR EXISTS (SELECT 1 FROM records h WHERE h.kind = 'hold' AND h.target_seq = OLD.seq
+            AND NOT EXISTS (SELECT 1 FROM records x WHERE x.kind = 'release'
+                            AND x.target_seq = h.seq)) THEN
         RAISE EXCEPTION 'payload is retained or on legal hold'
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN OLD;
 END $$;
+-- The one way the service role removes a payload: as the owner, through the guard above.
+CREATE OR REPLACE FUNCTION expound_remove_payload(entry bigint) RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM public.payloads WHERE seq = entry;
+$$;
+REVOKE ALL ON FUNCTION expound_remove_payload(bigint) FROM PUBLIC;
 CREATE OR REPLACE TRIGGER records_append_only BEFORE UPDATE OR DELETE ON records
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE ON nodes
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
+    FOR EACH ROW EXECUTE FUNCTION expound_append_only();
+CREATE OR REPLACE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER payloads_no_update BEFORE UPDATE ON payloads
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
@@ -106,6 +127,8 @@ CREATE OR REPLACE TRIGGER payloads_no_truncate BEFORE TRUNCATE ON payloads
 CREATE OR REPLACE TRIGGER nodes_no_truncate BEFORE TRUNCATE ON nodes
     FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
+CREATE OR REPLACE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log
     FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
 """
 
@@ -121,31 +144,30 @@ NOT_INSTALLED = (
 )
 
 
-async def install_schema(
-    conn: Conn, service_role: str | None = None, retention_role: str | None = None
-) -> None:
-    """Creates the archive's tables and triggers (idempotent) and grants the roles.
+async def install_schema(conn: Conn, service_role: str | None = None) -> None:
+    """Creates the archive's tables and triggers (idempotent) and grants the service role.
 
     Run as the schema's owner. The service role gets SELECT and INSERT on every table and
-    nothing else; the retention role also gets DELETE on payloads and holds (expiry and
-    releasing holds), which the triggers still restrict.
+    nothing else; it removes an expired payload only through `expound_remove_payload`,
+    which runs as the owner behind the retention and legal-hold guard. Holds, releases and
+    expiry are the service's RPCs, so no other role needs more.
 
     Args:
         conn: A connection of the owner, outside a transaction.
         service_role: The role the service connects as, if any.
-        retention_role: The role that runs expiry and holds, if any.
     """
     await conn.execute(SCHEMA)
-    tables = sql.SQL(", ").join(sql.Identifier(name) for name in TABLES)
-    for role in (service_role, retention_role):
-        if role:
-            await conn.execute(
-                sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(tables, sql.Identifier(role))
-            )
-    if retention_role:
+    if service_role:
+        role = sql.Identifier(service_role)
+        tables = sql.SQL(", ").join(sql.Identifier(name) for name in TABLES)
+        await conn.execute(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(tables, role))
         await conn.execute(
-            sql.SQL("GRANT DELETE ON payloads, holds TO {}").format(sql.Identifier(retention_role))
+            sql.SQL("GRANT EXECUTE ON FUNCTION expound_remove_payload(bigint) TO {}").format(role)
         )
+
+
+class _Tables(SqlTables):
+    REMOVE_PAYLOAD = "SELECT expound_remove_payload(?)"
 
 
 class _Cursor:
@@ -176,10 +198,10 @@ class _Driver:
         try:
             async with self._pool.connection() as conn:
                 if not write:  # autocommit: a read costs no BEGIN and COMMIT round trips
-                    return await work(SqlTables(_Cursor(conn)))
+                    return await work(_Tables(_Cursor(conn)))
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                    result = await work(SqlTables(_Cursor(conn)))
+                    result = await work(_Tables(_Cursor(conn)))
         except psycopg.Error as exc:
             integrity = isinstance(exc, psycopg.IntegrityError)
             name = getattr(exc.diag, "constraint_name", None) or ""

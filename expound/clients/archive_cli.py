@@ -1,10 +1,12 @@
 """``expound archive ...``: audit, verify and administer the compliance archive.
 
-``verify`` needs only a bundle and the public key; ``audit`` reads the database itself;
-``public-key``, ``hold``, ``release`` and ``expire`` use the server's settings (EXPOUND_*).
+``verify`` needs only a bundle and the public key; ``audit`` reads the database itself and
+needs the public key (or an explicit ``--no-signature-check``). ``hold``, ``release``,
+``expire``, ``history`` and ``access-log`` are clients of the service's RPCs: the service
+signs every event with its own key, so no admin command needs the private key or write
+access to the database. ``public-key`` prints the public half of the key in the settings.
 ``init`` installs a PostgreSQL archive's schema as its owner (``EXPOUND_ARCHIVE_OWNER_DSN``)
-and grants the service and retention roles, the users of ``EXPOUND_ARCHIVE_DSN`` and
-``EXPOUND_ARCHIVE_RETENTION_DSN`` unless named.
+and grants the service role, the user of ``EXPOUND_ARCHIVE_DSN`` unless named.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bu
 from expound.clients.client import ExplainClient
 from expound.errors import ServiceError
 from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+
+ADMIN_ACTIONS = ("hold", "release", "expire", "history", "access-log")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +38,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source = audit.add_mutually_exclusive_group()
     source.add_argument("--db", type=Path, help="SQLite archive file")
     source.add_argument("--dsn", help="PostgreSQL archive (libpq conninfo or URL)")
-    audit.add_argument("--public-key", type=Path, help="also check checkpoint signatures")
+    signatures = audit.add_mutually_exclusive_group(required=True)
+    signatures.add_argument(
+        "--public-key", type=Path, help="the log's public key: checks every checkpoint's signature"
+    )
+    signatures.add_argument(
+        "--no-signature-check",
+        action="store_true",
+        help="check only the hashes: checkpoints re-signed with another key then pass",
+    )
     audit.add_argument(
         "--checkpoint",
         type=Path,
@@ -46,7 +59,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "init", help="install the PostgreSQL archive schema as its owner and grant the roles"
     )
     init.add_argument("--service-role", help="default: the user of EXPOUND_ARCHIVE_DSN")
-    init.add_argument("--retention-role", help="default: the user of EXPOUND_ARCHIVE_RETENTION_DSN")
 
     verify = actions.add_parser("verify", help="check a proof bundle with the public key")
     verify.add_argument("bundle", type=Path, help="bundle JSON, or JSON lines of bundles")
@@ -59,15 +71,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     key = actions.add_parser("public-key", help="print the signing key's public half (PEM)")
     key.add_argument("--key", type=Path, help="private key file (default: settings)")
 
-    hold = actions.add_parser("hold", help="place a legal hold on a record")
+    hold = actions.add_parser("hold", help="place a legal hold on a record (via the service)")
     hold.add_argument("record_id")
     hold.add_argument("--reason", required=True)
     release = actions.add_parser("release", help="release a record's legal hold")
     release.add_argument("record_id")
+    release.add_argument("--reason", required=True)
     expire = actions.add_parser(
         "expire", help="remove payloads past retention (all due, or the ones named)"
     )
     expire.add_argument("record_ids", nargs="*")
+    expire.add_argument("--reason", default="", help="default: retention period ended")
+    history = actions.add_parser("history", help="a record's holds, releases and expiry")
+    history.add_argument("record_id")
+    access = actions.add_parser(
+        "access-log", help="who read which records, as JSON lines (for auditors)"
+    )
+    access.add_argument("--after", type=int, default=0, help="continue after this entry")
 
 
 def _print_report(report: AuditReport) -> int:
@@ -132,16 +152,15 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
         return str(user) if user else None
 
     service = args.service_role or user_of(settings.archive_dsn)
-    retention = args.retention_role or user_of(settings.archive_retention_dsn)
     owner = user_of(settings.archive_owner_dsn)
     if service is None or service == owner:
         raise ValueError("name a service role other than the owner (--service-role)")
     async with await psycopg.AsyncConnection.connect(
         settings.archive_owner_dsn, autocommit=True
     ) as conn:
-        await install_schema(conn, service, retention)
-    print(f"archive schema installed; {service} may INSERT and SELECT", end="")
-    print(f"; {retention} may also DELETE payloads and holds" if retention else "")
+        await install_schema(conn, service)
+    print(f"archive schema installed; {service} may INSERT and SELECT (and expire through")
+    print("the owner's guarded function); holds and expiry are the service's RPCs")
     return 0
 
 
@@ -170,24 +189,55 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-async def _administer(args: argparse.Namespace, settings: Settings) -> int:
-    from expound.archive.factory import open_archive
+def _event_line(event: pb.RecordEvent) -> str:
+    return json.dumps(
+        {
+            "seq": event.seq,
+            "kind": event.kind,
+            "event_id": event.event_id,
+            "record_id": event.record_id,
+            "actor": event.actor,
+            "reason": event.reason,
+            "created_at": event.created_at,
+            "target_seq": event.target_seq,
+            "hold_event_id": event.hold_event_id,
+        }
+    )
 
-    archive = await open_archive(settings, role="retention")
-    try:
+
+def _administer(args: argparse.Namespace) -> int:
+    with ExplainClient(args.target, timeout=args.timeout) as client:
         if args.action == "hold":
-            record = await archive.set_legal_hold(args.record_id, True, args.reason)
-            print(f"held {record.record_id} (seq {record.seq})")
+            event = client.place_hold(args.record_id, args.reason)
+            print(f"held {event.record_id}: hold {event.event_id} (seq {event.seq})")
         elif args.action == "release":
-            record = await archive.set_legal_hold(args.record_id, False, "")
-            print(f"released {record.record_id}; retained until {record.retain_until}")
+            event = client.release_hold(args.record_id, args.reason)
+            print(f"released hold {event.hold_event_id} on {event.record_id} (seq {event.seq})")
+        elif args.action == "history":
+            for event in client.record_history(args.record_id):
+                print(_event_line(event))
+        elif args.action == "access-log":
+            after = args.after
+            while True:
+                page = client.access_log(after)
+                for entry in page.entries:
+                    line = {
+                        "seq": entry.seq,
+                        "at": entry.at,
+                        "principal": entry.principal,
+                        "rpc": entry.rpc,
+                        "request_id": entry.request_id,
+                        "record_ids": list(entry.record_ids),
+                    }
+                    print(json.dumps(line))
+                if not page.next_after_seq:
+                    break
+                after = page.next_after_seq
         else:
-            report = await archive.expire(args.record_ids or None)
-            for expired, tombstone in zip(report.expired, report.tombstones, strict=True):
-                print(f"expired {expired.record_id} (seq {expired.seq}); tombstone {tombstone.seq}")
-            print(f"{len(report.expired)} payload(s) removed")
-    finally:
-        await archive.aclose()
+            tombstones = client.expire_records(args.record_ids, args.reason)
+            for tombstone in tombstones:
+                print(f"expired {tombstone.record_id}; tombstone seq {tombstone.seq}")
+            print(f"{len(tombstones)} payload(s) removed")
     return 0
 
 
@@ -200,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
             checkpoint = checkpoint_from_pb(client.get_checkpoint())
         print(json.dumps(checkpoint.to_json(), indent=2))
         return 0
+    if args.action in ADMIN_ACTIONS:
+        return _administer(args)
     settings = Settings()
     if args.action == "public-key":
         path = args.key or settings.signing_key_path
@@ -210,6 +262,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "audit":
         return asyncio.run(_audit(args, settings))
-    if args.action == "init":
-        return asyncio.run(_init(args, settings))
-    return asyncio.run(_administer(args, settings))
+    return asyncio.run(_init(args, settings))

@@ -33,6 +33,7 @@ from expound.pipeline.admission import Admission, Ticket
 from expound.pipeline.record import build_record, request_fingerprint
 from expound.pipeline.selection import Selection, select
 from expound.rankers.base import Ranker
+from expound.server.calling import ANONYMOUS
 from expound.times import utc_now
 
 MAX_ID_CHARS = 200
@@ -132,12 +133,17 @@ class Pipeline:
         return stored.explanation()
 
     async def explain(
-        self, request: ExplainRequest, time_left_s: float | None = None
+        self,
+        request: ExplainRequest,
+        time_left_s: float | None = None,
+        principal: str = ANONYMOUS,
     ) -> Explanation:
         """Explains one decision and commits its record before returning it.
 
         Args:
             request: the decision to explain.
+            principal: the caller; its idempotency keys are its own, and the record
+                names it.
             time_left_s: what is left of the caller's deadline; the LLM gets this, less a
                 reserve for ranking and archiving. None: the LLM timeout from settings.
 
@@ -145,16 +151,20 @@ class Pipeline:
             Overloaded: shed at admission, or too little of the deadline left to commit.
         """
         with self.admission.admitted(drafts=self._drafter is not None) as ticket:
-            return await self._explain(request, time_left_s, ticket)
+            return await self._explain(request, time_left_s, ticket, principal)
 
     async def _explain(
-        self, request: ExplainRequest, time_left_s: float | None, ticket: Ticket
+        self,
+        request: ExplainRequest,
+        time_left_s: float | None,
+        ticket: Ticket,
+        principal: str,
     ) -> Explanation:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         model = self._validated_model(request)
         if request.idempotency_key:
-            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+            stored = await self._archive.find_by_idempotency_key(principal, request.idempotency_key)
             if stored is not None:
                 return await self._replay(request, stored)
         resolved = self._resolved(request)
@@ -224,11 +234,13 @@ class Pipeline:
                 f"retry in {self._config.retry_after_s:g} s",
                 self._config.retry_after_s,
             )
-        record = build_record(request, resolved, explanation, self._config.service_version)
+        record = build_record(
+            request, resolved, explanation, self._config.service_version, principal
+        )
         try:
             await self._archive.append(record)
         except DuplicateIdempotencyKey:
-            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+            stored = await self._archive.find_by_idempotency_key(principal, request.idempotency_key)
             assert stored is not None
             return await self._replay(request, stored)
         timings["archive"] = (time.perf_counter() - mark) * 1000

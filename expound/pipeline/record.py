@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 
-from expound.archive.records import NewRecord, canonical_json
+from expound.archive.records import KIND_RECORD, NewRecord, canonical_json
 from expound.domain import ExplainRequest, Explanation, ResolvedRequest
 
-RECORD_SCHEMA = "expound.record/v2"
+RECORD_SCHEMA = "expound.record/v3"
 
 
 def request_fingerprint(request: ExplainRequest) -> str:
@@ -26,26 +26,27 @@ def build_record(
     resolved: ResolvedRequest,
     explanation: Explanation,
     service_version: str,
+    principal: str,
 ) -> NewRecord:
-    """Assembles the canonical record of one answered Explain call."""
-    fingerprint = request_fingerprint(request)
+    """Assembles the canonical record of one answered Explain call.
+
+    The fields the archive indexes (ids, the caller's principal and idempotency key, the
+    decision) are top-level fields of the hashed record, so the audit covers every column.
+    """
     body = {
         "schema": RECORD_SCHEMA,
+        "kind": KIND_RECORD,
         "record_id": explanation.record_id,
         "created_at": explanation.created_at,
+        "model_id": explanation.model_id,
+        "decision_id": explanation.decision_id,
+        "decision": explanation.prediction.decision,
+        "principal": principal,
+        "idempotency_key": request.idempotency_key,
         "service_version": service_version,
         "request": request.model_dump(mode="json"),
-        "request_sha256": fingerprint,
+        "request_sha256": request_fingerprint(request),
         "resolved": resolved.model_dump(mode="json"),
         "response": explanation.model_dump(mode="json"),
     }
-    return NewRecord(
-        record_id=explanation.record_id,
-        model_id=explanation.model_id,
-        decision_id=explanation.decision_id,
-        idempotency_key=request.idempotency_key,
-        request_sha256=fingerprint,
-        created_at=explanation.created_at,
-        decision=explanation.prediction.decision,
-        canonical=canonical_json(body),
-    )
+    return NewRecord.from_body(body)

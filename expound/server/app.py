@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 import expound
 from expound.archive.factory import open_archive
+from expound.archive.signing import publish_checkpoints
 from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
@@ -138,6 +139,13 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
                 f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
             ) from error
         backends.push_async_callback(archive.aclose)
+        # Reads never sign: checkpoints follow the writer's schedule, and the last entries
+        # are covered before the archive closes.
+        backends.push_async_callback(archive.publish_checkpoint, True)
+        checkpoints = asyncio.create_task(
+            publish_checkpoints(archive.publish_checkpoint, settings.checkpoint_every_seconds)
+        )
+        backends.push_async_callback(_cancelled, checkpoints)
         language = await backends.enter_async_context(language_stages(settings))
         pipeline = Pipeline(
             registry,

@@ -26,6 +26,7 @@ from tests.support.archive_backends import PostgresRoles, backend_fixture, fixed
 from tests.support.archive_contract import *  # noqa: F403  (the contract's tests)
 from tests.support.archive_contract import fill
 from tests.support.archive_tamper import *  # noqa: F403  (the guard and tamper tests)
+from tests.support.callers import TEST_CALLER
 from tests.unit.test_server import request
 
 pytestmark = pytest.mark.postgres
@@ -102,7 +103,9 @@ async def test_the_server_runs_as_the_service_role_and_retention_as_its_own(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = explain_pb2_grpc.ExplainServiceStub(channel)
             answer = await stub.Explain(request(GBM, denied_applicant, decision_id="pg-1"))
-        stored = await running.records.get_record(answer.record_id, include_proof=False)
+        stored = await running.records.get_record(
+            answer.record_id, include_proof=False, caller=TEST_CALLER
+        )
         assert stored[0].record_id == answer.record_id
     as_service = await open_archive(served)
     try:
