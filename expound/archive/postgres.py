@@ -103,9 +103,10 @@ BEGIN
     RETURN OLD;
 END $$;
 -- The one way the service role removes a payload: as the owner, through the guard above.
+-- Its search path is the one the schema was installed with, never the caller's.
 CREATE OR REPLACE FUNCTION expound_remove_payload(entry bigint) RETURNS void
-    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    DELETE FROM public.payloads WHERE seq = entry;
+    LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DELETE FROM payloads WHERE seq = entry;
 $$;
 REVOKE ALL ON FUNCTION expound_remove_payload(bigint) FROM PUBLIC;
 CREATE OR REPLACE TRIGGER records_append_only BEFORE UPDATE OR DELETE ON records
