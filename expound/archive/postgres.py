@@ -16,6 +16,7 @@ installed; holds, releases and expiry are its RPCs, so no admin needs database r
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from expound.archive.sql import TABLES, Row, SqlTables
 from expound.errors import ArchiveUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("expound.archive")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -139,6 +141,16 @@ Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 LOCK_KEY = int.from_bytes(
     uuid.uuid5(uuid.NAMESPACE_URL, "expound:archive-log").bytes[:8], "big", signed=True
 )
+PRIVILEGED = (
+    "SELECT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = "
+    "'records'::regclass), 'USAGE') OR has_table_privilege('records', 'UPDATE') "
+    "OR has_table_privilege('payloads', 'DELETE'), current_user"
+)
+"""Whether the connected role owns the archive or may change it beyond INSERT and SELECT."""
+OVERPRIVILEGED = (
+    "the archive is connected as %s, which owns the schema or may UPDATE or DELETE it: "
+    "connect as the INSERT and SELECT role that `expound archive init` granted"
+)
 NOT_INSTALLED = (
     "the archive schema is not installed in this database: run `expound archive init` "
     "with the owner's DSN (EXPOUND_ARCHIVE_OWNER_DSN) first"
@@ -244,6 +256,10 @@ async def open_postgres(
         await pool.open(wait=True, timeout=30)
         async with pool.connection() as conn:
             found = await (await conn.execute("SELECT to_regclass('records')")).fetchone()
+            if found is not None and found[0] is not None:
+                privileged = await (await conn.execute(PRIVILEGED)).fetchone()
+                if privileged is not None and privileged[0]:
+                    log.warning(OVERPRIVILEGED, privileged[1])
     except psycopg.Error as exc:
         await pool.close()
         raise ArchiveUnavailable(f"archive database: {exc}") from exc

@@ -126,3 +126,11 @@ async def publish_checkpoints(
             await publish()
         except ServiceError as error:
             log.warning("could not sign a checkpoint: %s", error)
+
+
+async def publish_final(publish: Callable[[bool], Awaitable[Checkpoint | None]]) -> None:
+    """Signs the entries no checkpoint covers yet, as the service stops (logged if it fails)."""
+    try:
+        await publish(True)
+    except ServiceError as error:
+        log.warning("could not sign the last checkpoint: %s", error)

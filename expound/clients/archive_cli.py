@@ -19,7 +19,13 @@ import sys
 from pathlib import Path
 
 from expound.archive.audit import AuditReport, audit
-from expound.archive.checkpoint import Checkpoint, load_private_key, load_public_key, public_key_pem
+from expound.archive.checkpoint import (
+    Checkpoint,
+    load_private_key,
+    load_public_key,
+    public_key_pem,
+    verifier_key,
+)
 from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.clients.client import ExplainClient
 from expound.errors import ServiceError
@@ -64,12 +70,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument("bundle", type=Path, help="bundle JSON, or JSON lines of bundles")
     verify.add_argument("--public-key", type=Path, required=True)
 
-    actions.add_parser(
+    checkpoint = actions.add_parser(
         "checkpoint", help="fetch the server's latest signed checkpoint as JSON, to keep"
+    )
+    checkpoint.add_argument(
+        "--note", action="store_true", help="print the C2SP signed note instead (for witnesses)"
     )
 
     key = actions.add_parser("public-key", help="print the signing key's public half (PEM)")
     key.add_argument("--key", type=Path, help="private key file (default: settings)")
+    key.add_argument(
+        "--vkey",
+        action="store_true",
+        help="print the C2SP signed-note verifier key (name+id+key) instead of PEM",
+    )
 
     hold = actions.add_parser("hold", help="place a legal hold on a record (via the service)")
     hold.add_argument("record_id")
@@ -248,7 +262,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "checkpoint":
         with ExplainClient(args.target, timeout=args.timeout) as client:
             checkpoint = checkpoint_from_pb(client.get_checkpoint())
-        print(json.dumps(checkpoint.to_json(), indent=2))
+        if args.note:
+            sys.stdout.write(checkpoint.note())
+        else:
+            print(json.dumps(checkpoint.to_json(), indent=2))
         return 0
     if args.action in ADMIN_ACTIONS:
         return _administer(args)
@@ -258,7 +275,10 @@ def run(args: argparse.Namespace) -> int:
         if not path.exists():
             raise ValueError(f"no signing key at {path} (--key or EXPOUND_SIGNING_KEY_PATH)")
         key = load_private_key(path)
-        sys.stdout.write(public_key_pem(key).decode("ascii"))
+        if args.vkey:
+            print(verifier_key(settings.archive_log_id, key.public_key()))
+        else:
+            sys.stdout.write(public_key_pem(key).decode("ascii"))
         return 0
     if args.action == "audit":
         return asyncio.run(_audit(args, settings))

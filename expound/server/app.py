@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 import expound
 from expound.archive.factory import open_archive
-from expound.archive.signing import publish_checkpoints
+from expound.archive.signing import publish_checkpoints, publish_final
 from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
@@ -141,7 +141,7 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
         backends.push_async_callback(archive.aclose)
         # Reads never sign: checkpoints follow the writer's schedule, and the last entries
         # are covered before the archive closes.
-        backends.push_async_callback(archive.publish_checkpoint, True)
+        backends.push_async_callback(publish_final, archive.publish_checkpoint)
         checkpoints = asyncio.create_task(
             publish_checkpoints(archive.publish_checkpoint, settings.checkpoint_every_seconds)
         )

@@ -7,6 +7,7 @@ installed, as a deployment does after ``expound archive init``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ async def _init(monkeypatch: pytest.MonkeyPatch, roles: PostgresRoles) -> None:
 
 
 async def test_after_init_the_service_role_may_only_insert_and_select(
-    postgres_roles: PostgresRoles, monkeypatch: pytest.MonkeyPatch
+    postgres_roles: PostgresRoles,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await _init(monkeypatch, postgres_roles)
     key = Ed25519PrivateKey.generate()
@@ -81,6 +84,12 @@ async def test_after_init_the_service_role_may_only_insert_and_select(
         # Its one way to remove a payload is the owner's function, behind the guard.
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="retained"):
             conn.execute("SELECT expound_remove_payload(0)")
+    for dsn, warned in ((postgres_roles.service_dsn, False), (postgres_roles.owner_dsn, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="expound.archive"):
+            store = await open_postgres(dsn, None, RetentionPolicy())
+            await store.aclose()
+        assert ("owns the schema or may UPDATE" in caplog.text) is warned, dsn
     with psycopg.connect(postgres_roles.other_dsn, autocommit=True) as conn:
         for statement in ("SELECT count(*) FROM records", "SELECT expound_remove_payload(0)"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -24,6 +24,7 @@ from expound.server.app import RunningServer
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from tests.conftest import GBM
+from tests.support import signed_note
 from tests.support.callers import TEST_CALLER
 from tests.unit.test_server import request
 
@@ -166,6 +167,14 @@ async def test_archive_commands_verify_and_audit(
     args = ["archive", "audit", "--db", str(settings.archive_path), "--public-key", str(pem)]
     assert await cli([*args, "--checkpoint", str(kept)]) == 0
     assert capsys.readouterr().out.startswith("ok: 3 entries")
+
+    # What a witness needs: the signed note and the verifier key, checked independently.
+    assert await cli([*target, "archive", "checkpoint", "--note"]) == 0
+    note = capsys.readouterr().out
+    assert await cli(["archive", "public-key", "--vkey"]) == 0
+    vkey = signed_note.parse_verifier_key(capsys.readouterr().out.strip())
+    head = signed_note.parse_checkpoint(signed_note.open_note(note, [vkey]))
+    assert (head.origin, head.size) == (settings.archive_log_id, 3)
 
 
 async def _first_record_id(service: RunningServer) -> str:
