@@ -350,7 +350,8 @@ class LogArchive:
             if record_ids is None:
                 due = await tables.select(Query(expirable_at=now))
             else:
-                due = [await _get_in(tables, record_id) for record_id in record_ids]
+                # Each record once: a name given twice must not log two tombstones.
+                due = [await _get_in(tables, record_id) for record_id in dict.fromkeys(record_ids)]
             frontier = await self._frontier_in(tables)
             tombstones = []
             for record in due:

@@ -260,7 +260,9 @@ async def test_retention_refuses_early_or_held_expiry_and_tombstones_the_rest(
         assert (await backend.audit(key.public_key())).ok
 
         await store.release_hold(held.record_id, "counsel", "settled")
-        assert [r.record_id for r in (await store.expire("clerk")).expired] == [held.record_id]
+        twice = await store.expire("clerk", [held.record_id, held.record_id])
+        assert [r.record_id for r in twice.expired] == [held.record_id]
+        assert len(twice.tombstones) == 1
         assert (await backend.audit(key.public_key())).ok
     finally:
         await store.aclose()
