@@ -133,6 +133,7 @@ CREATE OR REPLACE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log
     FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
+COMMENT ON TABLE records IS 'expound archive schema 3';
 """
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -151,6 +152,14 @@ OVERPRIVILEGED = (
     "the archive is connected as %s, which owns the schema or may UPDATE or DELETE it: "
     "connect as the INSERT and SELECT role that `expound archive init` granted"
 )
+SCHEMA_VERSION = "expound archive schema 3"
+"""The comment `install_schema` puts on the records table; the service opens only this one."""
+VERSION_QUERY = "SELECT obj_description(to_regclass('records'), 'pg_class')"
+OLD_SCHEMA = (
+    "this database holds an archive of an earlier schema (found {found!r}, not "
+    f"{SCHEMA_VERSION!r}), before holds were log events and idempotency keys per principal; "
+    "it cannot be served: audit it with the version that wrote it, then start a new archive"
+)
 NOT_INSTALLED = (
     "the archive schema is not installed in this database: run `expound archive init` "
     "with the owner's DSN (EXPOUND_ARCHIVE_OWNER_DSN) first"
@@ -168,7 +177,15 @@ async def install_schema(conn: Conn, service_role: str | None = None) -> None:
     Args:
         conn: A connection of the owner, outside a transaction.
         service_role: The role the service connects as, if any.
+
+    Raises:
+        ArchiveUnavailable: The database holds an archive of an earlier schema version.
     """
+    found = await (await conn.execute("SELECT to_regclass('records')")).fetchone()
+    if found is not None and found[0] is not None:
+        version = await (await conn.execute(VERSION_QUERY)).fetchone()
+        if version is None or version[0] != SCHEMA_VERSION:
+            raise ArchiveUnavailable(OLD_SCHEMA.format(found=version[0] if version else None))
     await conn.execute(SCHEMA)
     if service_role:
         role = sql.Identifier(service_role)
@@ -242,8 +259,10 @@ async def open_postgres(
         max_connections: Pool size.
 
     Raises:
-        ArchiveUnavailable: If the database cannot be reached or has no archive schema.
+        ArchiveUnavailable: If the database cannot be reached or has no archive schema (or
+            one of an earlier version).
     """
+    version: tuple[Any, ...] | None = None
 
     async def configure(conn: Conn) -> None:
         await conn.set_autocommit(True)
@@ -257,6 +276,7 @@ async def open_postgres(
         async with pool.connection() as conn:
             found = await (await conn.execute("SELECT to_regclass('records')")).fetchone()
             if found is not None and found[0] is not None:
+                version = await (await conn.execute(VERSION_QUERY)).fetchone()
                 privileged = await (await conn.execute(PRIVILEGED)).fetchone()
                 if privileged is not None and privileged[0]:
                     log.warning(OVERPRIVILEGED, privileged[1])
@@ -269,4 +289,7 @@ async def open_postgres(
     if found is None or found[0] is None:
         await pool.close()
         raise ArchiveUnavailable(NOT_INSTALLED)
+    if version is None or version[0] != SCHEMA_VERSION:
+        await pool.close()
+        raise ArchiveUnavailable(OLD_SCHEMA.format(found=version[0] if version else None))
     return await open_log(_Driver(pool), signer_for, retention)

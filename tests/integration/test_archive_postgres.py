@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from expound.archive.checkpoint import load_private_key, public_key_pem
-from expound.archive.postgres import open_postgres
+from expound.archive.postgres import install_schema, open_postgres
 from expound.archive.retention import RetentionPolicy
 from expound.clients.cli import main
 from expound.errors import ArchiveUnavailable
@@ -45,6 +45,22 @@ async def test_the_service_never_installs_the_schema(postgres_roles: PostgresRol
             await open_postgres(dsn, fixed_signer(key), RetentionPolicy())
     with psycopg.connect(postgres_roles.owner_dsn) as conn:
         assert conn.execute("SELECT to_regclass('records')").fetchone() == (None,)
+
+
+async def test_an_archive_of_an_earlier_schema_is_refused(
+    postgres_roles: PostgresRoles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _init(monkeypatch, postgres_roles)
+    key = Ed25519PrivateKey.generate()
+    with psycopg.connect(postgres_roles.owner_dsn, autocommit=True) as conn:
+        conn.execute("COMMENT ON TABLE records IS NULL")  # as schema 2 left it
+    with pytest.raises(ArchiveUnavailable, match="earlier schema"):
+        await open_postgres(postgres_roles.service_dsn, fixed_signer(key), RetentionPolicy())
+    async with await psycopg.AsyncConnection.connect(
+        postgres_roles.owner_dsn, autocommit=True
+    ) as owner:
+        with pytest.raises(ArchiveUnavailable, match="earlier schema"):
+            await install_schema(owner, postgres_roles.service)
 
 
 async def _init(monkeypatch: pytest.MonkeyPatch, roles: PostgresRoles) -> None:
