@@ -196,6 +196,32 @@ async def install_schema(conn: Conn, service_role: str | None = None) -> None:
         )
 
 
+async def ensure_service_role(conn: Conn, role: str) -> bool:
+    """Creates the service's login role when it does not exist yet; True if created.
+
+    The role gets no password and no privileges here: `install_schema` grants it INSERT and
+    SELECT, and the operator gives it a password or a client certificate.
+
+    Raises:
+        ArchiveUnavailable: The owner may not create roles (then create it as a superuser).
+    """
+    exists = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    if await exists.fetchone() is not None:
+        return False
+    try:
+        await conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                sql.Identifier(role)
+            )
+        )
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ArchiveUnavailable(
+            f"the schema owner may not create the role {role!r}: create it as a superuser "
+            "(CREATE ROLE ... LOGIN), then run init again"
+        ) from exc
+    return True
+
+
 class _Tables(SqlTables):
     REMOVE_PAYLOAD = "SELECT expound_remove_payload(?)"
 

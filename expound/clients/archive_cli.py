@@ -62,7 +62,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
 
     init = actions.add_parser(
-        "init", help="install the PostgreSQL archive schema as its owner and grant the roles"
+        "init",
+        help="install the PostgreSQL archive schema as its owner; create and grant the service "
+        "role",
     )
     init.add_argument("--service-role", help="default: the user of EXPOUND_ARCHIVE_DSN")
 
@@ -155,7 +157,7 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from expound.archive.postgres import install_schema
+    from expound.archive.postgres import ensure_service_role, install_schema
 
     if not settings.archive_owner_dsn:
         raise ValueError("set EXPOUND_ARCHIVE_OWNER_DSN to the schema owner's DSN")
@@ -172,7 +174,10 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
         settings.archive_owner_dsn, autocommit=True
     ) as conn:
+        created = await ensure_service_role(conn, service)
         await install_schema(conn, service)
+    if created:
+        print(f"created the login role {service}: give it a password or a client certificate")
     print(f"archive schema installed; {service} may INSERT and SELECT (and expire through")
     print("the owner's guarded function); holds and expiry are the service's RPCs")
     return 0

@@ -63,6 +63,31 @@ async def test_an_archive_of_an_earlier_schema_is_refused(
             await install_schema(owner, postgres_roles.service)
 
 
+async def test_init_creates_a_missing_service_role_with_insert_and_select_only(
+    postgres_roles: PostgresRoles,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    role = f"{postgres_roles.service}_new"
+    monkeypatch.setenv("EXPOUND_ARCHIVE_OWNER_DSN", postgres_roles.owner_dsn)
+    try:
+        assert await asyncio.to_thread(main, ["archive", "init", "--service-role", role]) == 0
+        assert f"created the login role {role}" in capsys.readouterr().out
+        with psycopg.connect(postgres_roles.owner_dsn, autocommit=True) as conn:
+            grants = conn.execute(
+                "SELECT DISTINCT privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee = %s",
+                (role,),
+            ).fetchall()
+            assert sorted(grant for (grant,) in grants) == ["INSERT", "SELECT"]
+        assert await asyncio.to_thread(main, ["archive", "init", "--service-role", role]) == 0
+        assert "created" not in capsys.readouterr().out, "an existing role is kept"
+    finally:
+        with psycopg.connect(postgres_roles.owner_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
 async def _init(monkeypatch: pytest.MonkeyPatch, roles: PostgresRoles) -> None:
     monkeypatch.setenv("EXPOUND_ARCHIVE_BACKEND", "postgres")
     monkeypatch.setenv("EXPOUND_ARCHIVE_OWNER_DSN", roles.owner_dsn)
