@@ -158,14 +158,21 @@ class LogArchive:
     ) -> tuple[StoredRecord, Frontier]:
         signer = self._signing()
         if record.kind == KIND_RECORD:
-            # The retain-until time is part of the hashed payload, so the audit covers it.
-            record = record.sealed(self._retention.retain_until(record.model_id, record.created_at))
+            # The retain-until time is part of the hashed payload, so the audit covers it;
+            # the log's policy decides it (a record built with it is not serialised again).
+            retain_until = self.retain_until(record.model_id, record.created_at)
+            if record.retain_until != retain_until:
+                record = record.sealed(retain_until)
         step = plan_append(*frontier, record.leaf_hash)
         await tables.insert_entry(Entry(step.seq, record, step.root, step.nodes))
         if signer.due(await tables.checkpoint(None), step.seq + 1, datetime.now(UTC)):
             await tables.insert_checkpoint(signer.sign(step.seq + 1, step.root))
         stored = stored_entry(record, step.seq)
         return stored, (step.seq + 1, step.frontier)
+
+    def retain_until(self, model_id: str, created_at: str) -> str:
+        """The retain-until time this log gives a record of ``model_id`` made at ``created_at``."""
+        return self._retention.retain_until(model_id, created_at)
 
     async def append(self, record: NewRecord) -> StoredRecord:
         try:

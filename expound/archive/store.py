@@ -139,6 +139,10 @@ class RecordLog(Protocol):
             ArchiveUnavailable: the record could not be committed.
         """
 
+    def retain_until(self, model_id: str, created_at: str) -> str:
+        """The retain-until time `append` will give such a record (build it in)."""
+        ...
+
     async def get(self, record_id: str) -> StoredRecord:
         """The record with that id (RecordNotFound otherwise)."""
 

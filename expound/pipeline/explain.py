@@ -234,8 +234,9 @@ class Pipeline:
                 f"retry in {self._config.retry_after_s:g} s",
                 self._config.retry_after_s,
             )
+        retain_until = self._archive.retain_until(explanation.model_id, explanation.created_at)
         record = build_record(
-            request, resolved, explanation, self._config.service_version, principal
+            request, resolved, explanation, self._config.service_version, principal, retain_until
         )
         try:
             await self._archive.append(record)

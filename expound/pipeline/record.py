@@ -27,6 +27,7 @@ def build_record(
     explanation: Explanation,
     service_version: str,
     principal: str,
+    retain_until: str,
 ) -> NewRecord:
     """Assembles the canonical record of one answered Explain call.
 
@@ -43,6 +44,7 @@ def build_record(
         "decision": explanation.prediction.decision,
         "principal": principal,
         "idempotency_key": request.idempotency_key,
+        "retain_until": retain_until,
         "service_version": service_version,
         "request": request.model_dump(mode="json"),
         "request_sha256": request_fingerprint(request),

@@ -268,6 +268,24 @@ async def test_retention_refuses_early_or_held_expiry_and_tombstones_the_rest(
         await store.aclose()
 
 
+async def test_the_log_decides_the_retention_date_it_hashes(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    store = await backend.open(fixed_signer(key), RetentionPolicy(default_months=25))
+    try:
+        record = new_record(1)
+        due = store.retain_until(record.model_id, record.created_at)
+        early = record.sealed("2000-01-01T00:00:00.000000Z")
+        stored = await store.append(early)
+        assert stored.retain_until == stored.body()["retain_until"] == due
+        assert stored.leaf_hash != early.leaf_hash, "an early date was replaced, then hashed"
+        other = new_record(2)
+        built = other.sealed(store.retain_until(other.model_id, other.created_at))
+        assert (await store.append(built)).leaf_hash == built.leaf_hash, "kept as built"
+    finally:
+        await store.aclose()
+
+
 async def test_holds_and_releases_are_signed_log_events_with_their_history(
     backend: Backend, key: Ed25519PrivateKey
 ) -> None:
