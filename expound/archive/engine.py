@@ -1,7 +1,9 @@
 """The archive's one log engine, over thin adapters for SQLite, PostgreSQL and memory.
 
 Everything the archive does is written here once: appends (with the cached frontier and the
-checkpoint signed when one is due), proofs, listing, holds, expiry and the audit's read. An
+checkpoint signed when one is due, or when the service's schedule calls), proofs, listing,
+holds, releases and expiries (each a log entry naming its actor), the access log and the
+audit's read. Reads never sign. An
 adapter (`expound.archive.adapter`) only runs a unit of work in one transaction over its
 tables (taking the log's write lock for writes) and turns its database's errors into ours;
 the model is Trillian Tessera, whose storage drivers share one integration of entries into

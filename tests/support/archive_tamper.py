@@ -2,7 +2,11 @@
 
 Written once; tests/unit runs it over SQLite, tests/integration over PostgreSQL. Each
 tampering test writes a real log through the store, then edits the database the way someone
-with owner rights could (dropping the append-only triggers first), then audits it.
+with owner rights could (dropping the append-only triggers first), then audits it: rows
+deleted, reordered or replaced, payloads flipped or removed, roots rewritten, checkpoints
+forged, every column beside a payload forged (the issue's cases: a decision served by
+ListRecords, retain_until set to 2000-01-01 with the triggers recreated, which expiry
+refuses), a hold deleted, an expired row altered.
 """
 
 from __future__ import annotations
