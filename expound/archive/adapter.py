@@ -89,8 +89,11 @@ class Tables(Protocol):
     async def insert_access(self, entry: AccessEntry) -> None:
         """Appends one access-log entry (its ``seq`` is assigned by the store)."""
 
-    async def access_rows(self, after: int, limit: int) -> list[AccessEntry]:
-        """Up to ``limit`` access-log entries with ``seq`` above ``after``, in order."""
+    async def access_rows(self, after: int, limit: int, record_id: str) -> list[AccessEntry]:
+        """Up to ``limit`` access-log entries with ``seq`` above ``after``, in order.
+
+        With ``record_id``, only the reads whose answer held that record.
+        """
 
 
 Work = Callable[[Tables], Coroutine[Any, Any, T]]

@@ -381,11 +381,16 @@ class LogArchive:
         await self._driver.run(lambda tables: tables.insert_access(entry), write=True)
 
     async def read_access_log(
-        self, after: int = 0, limit: int = 1000
+        self, after: int = 0, limit: int = 1000, record_id: str = ""
     ) -> builtins.list[AccessEntry]:
-        """Access-log entries with ``seq`` above ``after``, oldest first."""
+        """Access-log entries with ``seq`` above ``after``, oldest first.
+
+        With ``record_id``, only the reads whose answer held that record: who saw it.
+        """
         size = min(max(limit, 1), MAX_ACCESS_PAGE)
-        return await self._driver.run(lambda tables: tables.access_rows(after, size), write=False)
+        return await self._driver.run(
+            lambda tables: tables.access_rows(after, size, record_id), write=False
+        )
 
     async def aclose(self) -> None:
         await self._driver.aclose()

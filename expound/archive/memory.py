@@ -203,8 +203,13 @@ class _Tables:
         access.append(replace(entry, seq=len(access) + 1))
         self.undo.append(access.pop)
 
-    async def access_rows(self, after: int, limit: int) -> list[AccessEntry]:
-        return self._log.access[max(after, 0) : max(after, 0) + limit]
+    async def access_rows(self, after: int, limit: int, record_id: str) -> list[AccessEntry]:
+        found = [
+            entry
+            for entry in self._log.access[max(after, 0) :]
+            if not record_id or record_id in entry.record_ids
+        ]
+        return found[:limit]
 
 
 class MemoryDriver:

@@ -83,9 +83,15 @@ CREATE TABLE IF NOT EXISTS access_log (
     at text NOT NULL,
     principal text NOT NULL,
     rpc text NOT NULL,
-    request_id text NOT NULL,
-    record_ids text NOT NULL
+    request_id text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS access_records (
+    access_seq bigint NOT NULL REFERENCES access_log (seq),
+    position integer NOT NULL CHECK (position >= 0),
+    record_id text NOT NULL,
+    PRIMARY KEY (access_seq, position)
+);
+CREATE INDEX IF NOT EXISTS access_records_record ON access_records (record_id, access_seq);
 CREATE OR REPLACE FUNCTION expound_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'records are append-only' USING ERRCODE = 'integrity_constraint_violation';
@@ -119,6 +125,8 @@ CREATE OR REPLACE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON che
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
+CREATE OR REPLACE TRIGGER access_records_append_only BEFORE UPDATE OR DELETE ON access_records
+    FOR EACH ROW EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER payloads_no_update BEFORE UPDATE ON payloads
     FOR EACH ROW EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER payloads_retained BEFORE DELETE ON payloads
@@ -132,6 +140,8 @@ CREATE OR REPLACE TRIGGER nodes_no_truncate BEFORE TRUNCATE ON nodes
 CREATE OR REPLACE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
 CREATE OR REPLACE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log
+    FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
+CREATE OR REPLACE TRIGGER access_records_no_truncate BEFORE TRUNCATE ON access_records
     FOR EACH STATEMENT EXECUTE FUNCTION expound_append_only();
 COMMENT ON TABLE records IS 'expound archive schema 3';
 """

@@ -7,7 +7,6 @@ locking and the error translation differ between the two databases.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
@@ -17,7 +16,7 @@ from expound.archive.log import NodeKey
 from expound.archive.records import INDEXED, KIND_HOLD, KIND_RECORD, KIND_RELEASE, StoredRecord
 from expound.archive.store import AccessEntry, LogRow
 
-TABLES = ("records", "payloads", "nodes", "checkpoints", "access_log")
+TABLES = ("records", "payloads", "nodes", "checkpoints", "access_log", "access_records")
 
 
 def held(seq: str) -> str:
@@ -42,7 +41,7 @@ INSERT_RECORD = (
 )
 LOG_COLUMNS = ", ".join(f"r.{name}" for name in INDEXED) + ", r.sha256"
 CHECKPOINT_COLUMNS = "log_id, size, root_hash, timestamp, signature, key_id"
-ACCESS_COLUMNS = "seq, at, principal, rpc, request_id, record_ids"
+ACCESS_COLUMNS = "seq, at, principal, rpc, request_id"
 
 Row = tuple[Any, ...]
 
@@ -104,10 +103,9 @@ def _checkpoint(row: Row) -> Checkpoint:
     )
 
 
-def _access(row: Row) -> AccessEntry:
-    seq, at, principal, rpc, request_id, record_ids = row
-    ids = tuple(str(value) for value in json.loads(record_ids))
-    return AccessEntry(str(at), str(principal), str(rpc), str(request_id), ids, int(seq))
+def _access(row: Row, record_ids: tuple[str, ...]) -> AccessEntry:
+    seq, at, principal, rpc, request_id = row
+    return AccessEntry(str(at), str(principal), str(rpc), str(request_id), record_ids, int(seq))
 
 
 def _marks(count: int) -> str:
@@ -271,21 +269,32 @@ class SqlTables:
         await self._cursor.run(self.REMOVE_PAYLOAD, (seq,))
 
     async def insert_access(self, entry: AccessEntry) -> None:
-        await self._cursor.run(
-            "INSERT INTO access_log (at, principal, rpc, request_id, record_ids) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                entry.at,
-                entry.principal,
-                entry.rpc,
-                entry.request_id,
-                json.dumps(list(entry.record_ids)),
-            ),
+        (row,) = await self._cursor.rows(
+            "INSERT INTO access_log (at, principal, rpc, request_id) VALUES (?, ?, ?, ?) "
+            "RETURNING seq",
+            (entry.at, entry.principal, entry.rpc, entry.request_id),
         )
+        if entry.record_ids:
+            await self._cursor.run_many(
+                "INSERT INTO access_records (access_seq, position, record_id) VALUES (?, ?, ?)",
+                [(row[0], position, record) for position, record in enumerate(entry.record_ids)],
+            )
 
-    async def access_rows(self, after: int, limit: int) -> list[AccessEntry]:
-        rows = await self._cursor.rows(
-            f"SELECT {ACCESS_COLUMNS} FROM access_log WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return list(map(_access, rows))
+    async def access_rows(self, after: int, limit: int, record_id: str) -> list[AccessEntry]:
+        statement = f"SELECT {ACCESS_COLUMNS} FROM access_log WHERE seq > ?"
+        params: list[object] = [after]
+        if record_id:
+            statement += " AND seq IN (SELECT access_seq FROM access_records WHERE record_id = ?)"
+            params.append(record_id)
+        rows = await self._cursor.rows(f"{statement} ORDER BY seq LIMIT ?", [*params, limit])
+        if not rows:
+            return []
+        read: dict[int, list[str]] = {int(row[0]): [] for row in rows}
+        for seq, record in await self._cursor.rows(
+            "SELECT access_seq, record_id FROM access_records WHERE access_seq BETWEEN ? AND ? "
+            "ORDER BY access_seq, position",
+            (rows[0][0], rows[-1][0]),
+        ):
+            if int(seq) in read:
+                read[int(seq)].append(str(record))
+        return [_access(row, tuple(read[int(row[0])])) for row in rows]

@@ -78,9 +78,15 @@ CREATE TABLE IF NOT EXISTS access_log (
     at TEXT NOT NULL,
     principal TEXT NOT NULL,
     rpc TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    record_ids TEXT NOT NULL
+    request_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS access_records (
+    access_seq INTEGER NOT NULL REFERENCES access_log (seq),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (access_seq, position)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_records_record ON access_records (record_id, access_seq);
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -104,6 +110,10 @@ BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
 BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
+BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_records_no_update BEFORE UPDATE ON access_records
+BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_records_no_delete BEFORE DELETE ON access_records
 BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
 """
 

@@ -216,8 +216,11 @@ class AccessLog(Protocol):
     async def log_access(self, entry: AccessEntry) -> None:
         """Appends one read."""
 
-    async def read_access_log(self, after: int = 0, limit: int = 1000) -> list[AccessEntry]:
-        """Entries with ``seq`` above ``after``, oldest first."""
+    async def read_access_log(
+        self, after: int = 0, limit: int = 1000, record_id: str = ""
+    ) -> list[AccessEntry]:
+        """Entries with ``seq`` above ``after``, oldest first (only those that read
+        ``record_id``, when given)."""
 
 
 class LogSource(Protocol):

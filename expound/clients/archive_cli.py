@@ -104,6 +104,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "access-log", help="who read which records, as JSON lines (for auditors)"
     )
     access.add_argument("--after", type=int, default=0, help="continue after this entry")
+    access.add_argument("--record-id", default="", help="only the reads of this record")
 
 
 def _print_report(report: AuditReport) -> int:
@@ -238,7 +239,7 @@ def _administer(args: argparse.Namespace) -> int:
         elif args.action == "access-log":
             after = args.after
             while True:
-                page = client.access_log(after)
+                page = client.access_log(after, record_id=args.record_id)
                 for entry in page.entries:
                     line = {
                         "seq": entry.seq,

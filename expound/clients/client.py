@@ -198,10 +198,12 @@ class ExplainClient:
         )
         return list(history.events)
 
-    def access_log(self, after_seq: int = 0, page_size: int = 0) -> pb.ListAccessLogResponse:
-        """One page of the access log after entry ``after_seq``."""
+    def access_log(
+        self, after_seq: int = 0, page_size: int = 0, record_id: str = ""
+    ) -> pb.ListAccessLogResponse:
+        """One page of the access log after entry ``after_seq`` (only reads of ``record_id``)."""
         response: pb.ListAccessLogResponse = self._stub.ListAccessLog(
-            pb.ListAccessLogRequest(after_seq=after_seq, page_size=page_size),
+            pb.ListAccessLogRequest(after_seq=after_seq, page_size=page_size, record_id=record_id),
             timeout=self._timeout,
         )
         return response

@@ -47,8 +47,8 @@ def _check_size(value: int, field: str) -> None:
         raise InvalidRequest("invalid request", [FieldViolation(field, "out of range")])
 
 
-def _check_record_id(record_id: str, field: str = "record_id") -> None:
-    if not record_id:
+def _check_record_id(record_id: str, field: str = "record_id", required: bool = True) -> None:
+    if required and not record_id:
         raise InvalidRequest("invalid request", [FieldViolation(field, "required")])
     if len(record_id) > MAX_ID_CHARS:
         raise InvalidRequest(
@@ -139,14 +139,19 @@ class RecordService:
         _check_record_id(record_id)
         return await self._archive.history(record_id)
 
-    async def access_log(self, after: int, page_size: int) -> tuple[list[AccessEntry], int]:
+    async def access_log(
+        self, after: int, page_size: int, record_id: str = ""
+    ) -> tuple[list[AccessEntry], int]:
         """A page of the access log after entry ``after``, and where the next one starts.
+
+        With ``record_id``, only the reads that returned that record: who saw it.
 
         Returns:
             The entries and the ``after`` of the next page (0 when this one is the last).
         """
         _check_size(after, "after_seq")
         size = min(page_size or DEFAULT_ACCESS_PAGE, MAX_ACCESS_PAGE)
-        entries = await self._archive.read_access_log(after, size)
+        _check_record_id(record_id, required=False)
+        entries = await self._archive.read_access_log(after, size, record_id)
         more = len(entries) == size
         return entries, entries[-1].seq if more and entries else 0

@@ -129,7 +129,9 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     async def ListAccessLog(
         self, request: pb.ListAccessLogRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAccessLogResponse:
-        entries, after = await self._records.access_log(request.after_seq, request.page_size)
+        entries, after = await self._records.access_log(
+            request.after_seq, request.page_size, request.record_id
+        )
         return pb.ListAccessLogResponse(
             entries=[convert.access_entry_to_pb(e) for e in entries], next_after_seq=after
         )

@@ -477,12 +477,14 @@ class RecordHistory(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[RecordEvent, _Mapping]]] = ...) -> None: ...
 
 class ListAccessLogRequest(_message.Message):
-    __slots__ = ("after_seq", "page_size")
+    __slots__ = ("after_seq", "page_size", "record_id")
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     after_seq: int
     page_size: int
-    def __init__(self, after_seq: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+    record_id: str
+    def __init__(self, after_seq: _Optional[int] = ..., page_size: _Optional[int] = ..., record_id: _Optional[str] = ...) -> None: ...
 
 class AccessLogEntry(_message.Message):
     __slots__ = ("seq", "at", "principal", "rpc", "request_id", "record_ids")

@@ -198,7 +198,8 @@ class ExplainServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAccessLog(self, request, context):
-        """The access log: who read which records (GetRecord, ListRecords), when, in which call.
+        """The access log: who read which records (GetRecord, ListRecords), when, in which call;
+        or, given a record id, who saw that record.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -361,6 +361,12 @@ async def test_the_access_log_keeps_every_read_in_order(
         assert [replace(e, seq=0) for e in read] == entries
         assert [e.seq for e in await store.read_access_log(after=3)] == [4, 5]
         assert [e.seq for e in await store.read_access_log(after=1, limit=2)] == [2, 3]
+        await store.log_access(AccessEntry(utc_now(), "auditor-5", "ListRecords", "req-5", ()))
+        assert (await store.read_access_log(after=5))[0].record_ids == ()
+        who = await store.read_access_log(record_id="x")
+        assert [e.principal for e in who] == [f"auditor-{n}" for n in range(5)]
+        assert [e.seq for e in await store.read_access_log(record_id="r-3")] == [4]
+        assert [e.seq for e in await store.read_access_log(after=4, record_id="r-3")] == []
     finally:
         await store.aclose()
 

@@ -306,6 +306,8 @@ async def test_the_database_refuses_updates_and_deletes(
         "DELETE FROM checkpoints",
         "UPDATE access_log SET principal = 'nobody'",
         "DELETE FROM access_log",
+        "UPDATE access_records SET record_id = 'other'",
+        "DELETE FROM access_records",
     ):
         with pytest.raises(Exception, match=r"append-only|retained"):
             backend.sql(statement)

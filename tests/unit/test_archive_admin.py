@@ -160,6 +160,8 @@ async def test_reads_of_records_are_in_the_access_log_with_their_request_id(
     assert [e.seq for e in page.entries] == [1] and page.next_after_seq == 1
     rest = await stub.ListAccessLog(pb.ListAccessLogRequest(after_seq=1))
     assert [e.seq for e in rest.entries] == [2]
+    who = await stub.ListAccessLog(pb.ListAccessLogRequest(record_id=ids[1]))
+    assert [(e.seq, e.rpc) for e in who.entries] == [(2, "ListRecords")]
 
 
 async def test_a_hundred_checkpoint_reads_write_no_row(

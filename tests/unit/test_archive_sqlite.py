@@ -49,7 +49,8 @@ async def test_proof_and_lookup_queries_search_by_key_never_scan(tmp_path: Path)
     await tables.select(Query(listing=RecordFilter(model_id="m"), below=10, limit=5))
     await tables.select(Query(about_seq=3))
     await tables.active_hold(3)
-    await tables.access_rows(10, 5)
+    await tables.access_rows(10, 5, "")
+    await tables.access_rows(10, 5, "r")
     with sqlite3.connect(path) as conn:
         for statement, params in recorder.statements:
             plan = " ".join(
