@@ -170,20 +170,7 @@ class StoredRecord:
 
     def columns(self) -> Columns:
         """The row's columns in `columns_of` order."""
-        return (
-            self.kind,
-            self.record_id,
-            self.model_id,
-            self.decision_id,
-            self.principal,
-            self.idempotency_key,
-            self.request_sha256,
-            self.created_at,
-            self.decision,
-            self.retain_until,
-            self.target_seq,
-            self.sha256,
-        )
+        return (*(getattr(self, name) for name in INDEXED), self.sha256)
 
 
 def column_mismatch(columns: Columns, expected: Columns) -> str:
