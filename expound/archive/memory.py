@@ -150,6 +150,7 @@ class _Tables:
                 record.kind == KIND_RECORD,
                 not listing.model_id or record.model_id == listing.model_id,
                 not listing.decision_id or record.decision_id == listing.decision_id,
+                not listing.principal or record.principal == listing.principal,
                 not listing.since or record.created_at >= listing.since,
                 not listing.until or record.created_at < listing.until,
             ]

@@ -232,6 +232,7 @@ class SqlTables:
             for clause, value in [
                 ("r.model_id = ?", listing.model_id),
                 ("r.decision_id = ?", listing.decision_id),
+                ("r.principal = ?", listing.principal),
                 ("r.created_at >= ?", listing.since),
                 ("r.created_at < ?", listing.until),
             ]:

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_model_seq ON records (model_id, seq);
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision_id);
+CREATE INDEX IF NOT EXISTS records_principal_seq ON records (principal, seq);
 CREATE INDEX IF NOT EXISTS records_created ON records (created_at);
 CREATE INDEX IF NOT EXISTS records_retain ON records (retain_until);
 CREATE INDEX IF NOT EXISTS records_target ON records (target_seq) WHERE target_seq IS NOT NULL;

@@ -31,6 +31,7 @@ class RecordFilter:
 
     model_id: str = ""
     decision_id: str = ""
+    principal: str = ""  # whose records (an analyst sees their own)
     since: str = ""  # RFC 3339 UTC, inclusive
     until: str = ""  # RFC 3339 UTC, exclusive
 

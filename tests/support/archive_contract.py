@@ -386,6 +386,9 @@ async def test_list_pages_newest_first_with_filters(
         second = await store.list(RecordFilter(model_id="a"), 2, first.next_page_token)
         assert [r.record_id for r in second.records] == [records[1].record_id]
         assert second.next_page_token == ""
+        mine = await store.append(new_record(7, model_id="a", principal="analyst-1"))
+        (own,) = (await store.list(RecordFilter(principal="analyst-1"), 10, "")).records
+        assert own.record_id == mine.record_id
         (one,) = (await store.list(RecordFilter(decision_id="d-4"), 0, "")).records
         assert one.record_id == records[4].record_id and one.canonical == records[4].canonical
         with pytest.raises(InvalidRequest, match="page token"):
