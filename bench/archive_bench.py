@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from expound.archive.audit import audit
 from expound.archive.checkpoint import Checkpoint
-from expound.archive.records import NewRecord, canonical_json
+from expound.archive.records import NewRecord
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
 from expound.archive.sqlite import open_sqlite
@@ -37,10 +37,19 @@ AUDIT_RECORDS = 100_000
 def _record(n: int) -> NewRecord:
     record_id = str(uuid.uuid4())
     created = "2026-01-01T00:00:00.000000Z"
-    body = {"record_id": record_id, "n": n, "padding": "x" * RECORD_BYTES}
-    return NewRecord(
-        record_id, "bench", f"d{n}", "", "0" * 64, created, "decline", canonical_json(body)
-    )
+    body = {
+        "kind": "record",
+        "record_id": record_id,
+        "created_at": created,
+        "model_id": "bench",
+        "decision_id": f"d{n}",
+        "decision": "decline",
+        "principal": "bench",
+        "request_sha256": "0" * 64,
+        "n": n,
+        "padding": "x" * RECORD_BYTES,
+    }
+    return NewRecord.from_body(body)
 
 
 def _signer(key: Ed25519PrivateKey) -> Any:
@@ -74,6 +83,8 @@ async def _appends(store: ArchiveStore, writers: int) -> dict[str, float]:
     elapsed = time.perf_counter() - started
     figures = _percentiles(latencies)
     figures["appends_per_s"] = round(len(latencies) / elapsed, 1)
+    # As the service's checkpoint task does on its schedule (reads never sign).
+    await store.publish_checkpoint(force=True)
     proofs: list[float] = []
     for record in (await store.list(_all(), 100, "")).records:
         started = time.perf_counter()

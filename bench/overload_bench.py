@@ -30,6 +30,7 @@ import grpc
 from bench.run import DATA, MODELS, TREE_MODEL
 from expound.archive.store import RecordFilter
 from expound.clients.client import explain_request
+from expound.pipeline.records import Caller
 from expound.server.app import running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2_grpc
@@ -70,7 +71,9 @@ async def _serve(models: str, scenario: str, conn: Connection) -> None:
         await asyncio.to_thread(conn.recv)  # the client is done
         records, token = 0, ""
         while True:
-            page = await running.records.list_records(RecordFilter(), 500, token)
+            page = await running.records.list_records(
+                RecordFilter(), 500, token, Caller("bench", "")
+            )
             records, token = records + len(page.records), page.next_page_token
             if not token:
                 break

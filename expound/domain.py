@@ -11,6 +11,8 @@ from enum import StrEnum
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 FeatureScalar = float | str | bool | None
+# The principal of a call nobody authenticated (authentication off, on loopback only).
+ANONYMOUS = "anonymous"
 
 
 class Audience(StrEnum):

@@ -64,12 +64,12 @@ class Settings(BaseSettings):
     # archive (issue 5)
     archive_backend: Literal["sqlite", "postgres"] = "sqlite"
     # PostgreSQL roles (libpq conninfo or URL each): the service connects as a role that may
-    # only INSERT and SELECT; `expound archive init` installs the schema as its owner; holds
-    # and expiry run as the retention role, which may also DELETE payloads and holds.
+    # only INSERT and SELECT (expiry goes through the owner's guarded function); `expound
+    # archive init` installs the schema as its owner. Holds and expiry are the service's RPCs.
     archive_dsn: str = ""
     archive_owner_dsn: str = ""
-    archive_retention_dsn: str = ""
-    archive_log_id: str = Field(default="expound-archive", min_length=1, pattern=r"^[ -~]+$")
+    # The checkpoints' origin and the signing key's name: printable ASCII, no space or "+".
+    archive_log_id: str = Field(default="expound-archive", min_length=1, pattern=r"^[!-*,-~]+$")
     signing_key_path: Path = Path("var/archive-signing-key.pem")
     signing_key_create: bool = True  # create the key if absent, only for a never-signed log
     checkpoint_every_records: int = Field(default=1000, ge=1)

@@ -70,6 +70,8 @@ def settings(models_dir: Path, tmp_path: Path) -> Settings:
         signing_key_path=tmp_path / "archive-signing-key.pem",
         reflection=True,
         grace_seconds=0.5,
+        # Every append signs a checkpoint, so proofs are ready at once (reads never sign).
+        checkpoint_every_records=1,
         # Drafting has its own tests (fake generator; real vLLM in test_vllm_integration).
         llm_mode="off",
     )

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.log import NodeKey
 from expound.archive.records import NewRecord, StoredRecord
-from expound.archive.store import DuplicateIdempotencyKey, LogRow, RecordFilter
+from expound.archive.store import AccessEntry, DuplicateIdempotencyKey, LogRow, RecordFilter
 from expound.errors import ArchiveUnavailable, RetentionRefused
 
 T = TypeVar("T")
@@ -26,13 +26,17 @@ RETENTION_GUARD = "payload is retained or on legal hold"
 class Query:
     """Which entries `Tables.select` returns; empty fields do not filter.
 
-    ``listing`` selects records (not tombstones) matching it, newest first; every other
-    query returns entries oldest first. ``expirable_at`` selects records whose payload is
-    present, not held and retained until no later than that time.
+    ``listing`` selects records (not events) matching it, newest first; every other
+    query returns entries oldest first. ``idempotency_key`` goes with ``principal`` (keys
+    are per principal). ``expirable_at`` selects records whose payload is present, not held
+    and retained until no later than that time. ``about_seq`` selects the events on that
+    entry: its holds, their releases, its tombstone.
     """
 
     record_id: str = ""
     idempotency_key: str = ""
+    principal: str = ""
+    about_seq: int | None = None
     listing: RecordFilter | None = None
     below: int | None = None
     expirable_at: str = ""
@@ -46,16 +50,7 @@ class Entry:
     seq: int
     record: NewRecord
     root_after: bytes
-    retain_until: str
     nodes: list[tuple[NodeKey, bytes]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Hold:
-    """A legal hold as placed."""
-
-    reason: str
-    placed_at: str
 
 
 class Tables(Protocol):
@@ -85,17 +80,20 @@ class Tables(Protocol):
     async def log_rows(self, start: int, limit: int) -> list[LogRow]:
         """Up to ``limit`` entries from ``seq`` >= ``start``, in order, as an audit reads them."""
 
-    async def hold(self, seq: int) -> Hold | None:
-        """The hold on entry ``seq``, if any."""
-
-    async def place_hold(self, seq: int, hold: Hold) -> None:
-        """Places a hold on entry ``seq`` (none is there)."""
-
-    async def release_hold(self, seq: int) -> None:
-        """Removes the hold on entry ``seq``."""
+    async def active_hold(self, seq: int) -> StoredRecord | None:
+        """The hold event on entry ``seq`` that no release names, if any."""
 
     async def remove_payload(self, seq: int) -> None:
         """Deletes entry ``seq``'s payload (the database refuses while it is retained)."""
+
+    async def insert_access(self, entry: AccessEntry) -> None:
+        """Appends one access-log entry (its ``seq`` is assigned by the store)."""
+
+    async def access_rows(self, after: int, limit: int, record_id: str) -> list[AccessEntry]:
+        """Up to ``limit`` access-log entries with ``seq`` above ``after``, in order.
+
+        With ``record_id``, only the reads whose answer held that record.
+        """
 
 
 Work = Callable[[Tables], Coroutine[Any, Any, T]]

@@ -12,7 +12,14 @@ What each check catches, and the sequence number it names:
   its size: this catches even a rewrite of every stored root, naming the first entry the
   last good checkpoint does not cover; a checkpoint larger than the log names the first
   missing entry of a truncated tail;
-* a payload may be missing only once a tombstone leaf names it.
+* every column stored beside a payload (kind, ids, principal, idempotency key, times,
+  decision, retain-until, the event's target, sha256) must be what the payload says: a
+  forged ``decision`` or ``retain_until`` names its row;
+* an event (hold, release, tombstone) must name an earlier entry;
+* a payload may be missing only once a tombstone leaf names it, with the expired row's
+  leaf hash and columns as they were: a row altered after its payload expired is named.
+
+Holds and releases are entries of the log, so deleting one shows as a missing entry.
 """
 
 from __future__ import annotations
@@ -28,7 +35,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from expound.archive.checkpoint import Checkpoint, verify_checkpoint
 from expound.archive.log import fold_root, plan_append
 from expound.archive.merkle import leaf_hash
-from expound.archive.records import KIND_TOMBSTONE
+from expound.archive.records import (
+    INDEXED,
+    KIND_RECORD,
+    KIND_TOMBSTONE,
+    Columns,
+    column_mismatch,
+    columns_of,
+)
 from expound.archive.store import LogRead, LogRow
 
 
@@ -56,10 +70,15 @@ class AuditReport:
         return self.first_bad_seq is None
 
 
-def _tombstoned(canonical: bytes) -> int | None:
-    body = json.loads(canonical)
-    seq = body.get("expired_seq")
-    return seq if isinstance(seq, int) else None
+_TARGET = INDEXED.index("target_seq")
+
+
+def _body(canonical: bytes) -> dict[str, object] | None:
+    try:
+        body = json.loads(canonical)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 class LogAuditor:
@@ -81,7 +100,8 @@ class LogAuditor:
         self._root = fold_root([])
         self._position = 0
         self._verified_size = 0
-        self._missing_payloads: set[int] = set()
+        # Expired entries not yet named by a tombstone: their leaf hash and stored columns.
+        self._missing_payloads: dict[int, tuple[bytes, Columns]] = {}
         self._failure: AuditReport | None = None
         for checkpoint in self._pending:
             if public_key is not None and not verify_checkpoint(public_key, checkpoint):
@@ -101,13 +121,11 @@ class LogAuditor:
         if row.seq != seq:
             return self._fail(seq, f"entry {seq} is missing (found {row.seq} in its place)")
         if row.canonical is None:
-            self._missing_payloads.add(seq)
-        elif not hmac.compare_digest(leaf_hash(row.canonical), row.leaf_hash):
-            return self._fail(seq, f"entry {seq}'s payload does not hash to its leaf")
-        if row.kind == KIND_TOMBSTONE and row.canonical is not None:
-            expired_seq = _tombstoned(row.canonical)
-            if expired_seq is not None:
-                self._missing_payloads.discard(expired_seq)
+            self._missing_payloads[seq] = (row.leaf_hash, row.columns)
+        else:
+            problem = self._check_payload(seq, row)
+            if problem is not None:
+                return problem
         step = plan_append(seq, self._frontier, row.leaf_hash)
         self._size, self._frontier, self._root = seq + 1, step.frontier, step.root
         root = step.root
@@ -123,6 +141,42 @@ class LogAuditor:
                 )
             self._verified_size = self._size
             self._position += 1
+        return None
+
+    def _check_payload(self, seq: int, row: LogRow) -> AuditReport | None:
+        canonical = row.canonical
+        assert canonical is not None
+        if not hmac.compare_digest(leaf_hash(canonical), row.leaf_hash):
+            return self._fail(seq, f"entry {seq}'s payload does not hash to its leaf")
+        body = _body(canonical)
+        if body is None:
+            return self._fail(seq, f"entry {seq}'s payload is not a JSON object")
+        altered = column_mismatch(row.columns, columns_of(body, canonical))
+        if altered:
+            return self._fail(seq, f"entry {seq}'s {altered} column differs from its payload")
+        target = row.columns[_TARGET]
+        kind = row.columns[0]
+        if kind != KIND_RECORD and not (isinstance(target, int) and 0 <= target < seq):
+            return self._fail(seq, f"entry {seq} is a {kind} that names no earlier entry")
+        if kind == KIND_TOMBSTONE:
+            assert isinstance(target, int)
+            return self._check_tombstone(seq, target, body)
+        return None
+
+    def _check_tombstone(
+        self, seq: int, target: int, body: dict[str, object]
+    ) -> AuditReport | None:
+        expired = self._missing_payloads.pop(target, None)
+        if expired is None:
+            return None  # its payload is still there (checked as any other)
+        leaf, columns = expired
+        named = body.get("expired_columns")
+        named_columns = tuple(named) if isinstance(named, list) else ()
+        if body.get("expired_leaf_hash") != leaf.hex() or named_columns != columns:
+            return self._fail(
+                target,
+                f"entry {target}'s row differs from what its tombstone (entry {seq}) recorded",
+            )
         return None
 
     def finish(self) -> AuditReport:

@@ -4,20 +4,30 @@ A checkpoint commits the log operator to one state of the log: its id, its size 
 Merkle root at a point in time. Anyone holding the public key can check a checkpoint, then
 check inclusion and consistency proofs against it (see `expound.archive.merkle`).
 
-The signed bytes are the *checkpoint body*, a fixed UTF-8 text of five lines, each ended by
-``\\n``::
+Checkpoints are C2SP tlog-checkpoint notes (https://c2sp.org/tlog-checkpoint), signed as
+C2SP signed notes (https://c2sp.org/signed-note), so standard witnesses and verifiers check
+them. The signed text is, each line ended by ``\n``::
 
-    expound-checkpoint/v1
-    <log_id>
+    <origin: the log id>
     <size, decimal, no sign or leading zeros>
     <root hash, standard base64 with padding>
-    <timestamp, RFC 3339 in UTC ending in "Z">
+    timestamp <RFC 3339 in UTC ending in "Z">       (one extension line)
 
-Fields that could make two different checkpoints share one body (a log id holding a newline,
-a timestamp in another zone) are refused, so one body always means one checkpoint.
+and the signed note appends a blank line and ``— <key name> <base64(key id || signature)>``,
+where the key name is the origin and the key id is the first 4 bytes of
+SHA-256(name || 0x0A || 0x01 || Ed25519 public key). The log id is therefore a key name:
+printable ASCII without spaces or ``+``.
+
+Checkpoints signed before this format (``key_id`` empty) signed the five-line body
+``expound-checkpoint/v1``, log id, size, base64 root, timestamp; `verify_checkpoint` still
+reads them, so published checkpoints and proof bundles stay verifiable.
+
+Fields that could make two different checkpoints share one text (a log id holding a newline,
+a timestamp in another zone) are refused, so one text always means one checkpoint.
 
 In JSON (`Checkpoint.to_json`) every byte string is lowercase hex: ``root_hash`` (64 hex
-digits) and ``signature`` (128 hex digits); numbers and text are as in the dataclass.
+digits), ``signature`` (128) and ``key_id`` (8, absent for the old format); numbers and
+text are as in the dataclass.
 
 Private keys are unencrypted PKCS#8 PEM files that only their owner may read: `load_private_key`
 refuses a file that its group or other users can access in any way, and
@@ -27,12 +37,13 @@ refuses a file that its group or other users can access in any way, and
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -44,30 +55,59 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from expound.times import parse_utc
 
 __all__ = [
-    "BODY_HEADER",
+    "LEGACY_HEADER",
     "Checkpoint",
+    "Signer",
     "checkpoint_body",
     "generate_private_key_file",
+    "key_id_of",
     "load_private_key",
     "load_public_key",
     "public_key_pem",
     "sign_checkpoint",
+    "verifier_key",
     "verify_checkpoint",
 ]
 
-BODY_HEADER = "expound-checkpoint/v1"
-"""First line of every checkpoint body; names the format and its version."""
+LEGACY_HEADER = "expound-checkpoint/v1"
+"""First line of the bodies signed before checkpoints were C2SP notes (still verified)."""
+SIGNATURE_PREFIX = "\u2014 "
+"""A signed note's signature lines start with an em dash and a space."""
+ED25519_ALGORITHM = b"\x01"
+"""The signed-note signature type byte of Ed25519."""
+_KEY_ID_SIZE = 4
+
+
+class Signer(Protocol):
+    """An Ed25519 signing key, wherever it lives (a file today; a KMS or HSM tomorrow).
+
+    `cryptography`'s Ed25519PrivateKey is one, as `load_private_key` returns it. Its name
+    in a signed note is the log id.
+    """
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The public half, for verifiers."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """A 64-byte Ed25519 signature over ``data``."""
+        ...
+
 
 _ROOT_HASH_SIZE = 32
 _SIGNATURE_SIZE = 64
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
 _HEX = re.compile(r"[0-9a-f]*")
 _JSON_FIELDS = frozenset({"log_id", "size", "root_hash", "timestamp", "signature"})
+_KEY_NAME = re.compile(r"[!-*,-~]+")  # printable ASCII without space or "+"
 
 
 def _check_fields(log_id: str, size: int, root_hash: bytes, timestamp: str) -> None:
-    if not isinstance(log_id, str) or not log_id or not log_id.isprintable():
-        raise ValueError(f"log_id must be non-empty printable text on one line, got {log_id!r}")
+    if not isinstance(log_id, str) or not _KEY_NAME.fullmatch(log_id):
+        raise ValueError(
+            f"log_id must be printable ASCII without spaces or '+' (a signed-note key name), "
+            f"got {log_id!r}"
+        )
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ValueError(f"size must be a non-negative integer, got {size!r}")
     if not isinstance(root_hash, bytes) or len(root_hash) != _ROOT_HASH_SIZE:
@@ -84,23 +124,44 @@ def _check_fields(log_id: str, size: int, root_hash: bytes, timestamp: str) -> N
 
 
 def checkpoint_body(log_id: str, size: int, root_hash: bytes, timestamp: str) -> bytes:
-    """Returns the exact bytes a checkpoint signature covers (format in the module docstring).
+    """Returns the C2SP checkpoint text a signature covers (format in the module docstring).
 
     Args:
-        log_id: Name of the log; printable text without line breaks.
+        log_id: The log's origin, also the signing key's name.
         size: Number of leaves in the log.
         root_hash: The 32-byte Merkle root at that size.
         timestamp: RFC 3339 time in UTC, ending in ``Z`` (see `expound.times.format_utc`).
 
     Returns:
-        The UTF-8 body.
+        The UTF-8 text.
 
     Raises:
-        ValueError: If a field is invalid or could make the body ambiguous.
+        ValueError: If a field is invalid or could make the text ambiguous.
     """
     _check_fields(log_id, size, root_hash, timestamp)
     root = base64.b64encode(root_hash).decode("ascii")
-    return f"{BODY_HEADER}\n{log_id}\n{size}\n{root}\n{timestamp}\n".encode()
+    return f"{log_id}\n{size}\n{root}\ntimestamp {timestamp}\n".encode()
+
+
+def legacy_checkpoint_body(log_id: str, size: int, root_hash: bytes, timestamp: str) -> bytes:
+    """The ``expound-checkpoint/v1`` body that checkpoints without a key id signed."""
+    _check_fields(log_id, size, root_hash, timestamp)
+    root = base64.b64encode(root_hash).decode("ascii")
+    return f"{LEGACY_HEADER}\n{log_id}\n{size}\n{root}\n{timestamp}\n".encode()
+
+
+def key_id_of(name: str, public_key: Ed25519PublicKey) -> bytes:
+    """The signed-note key id: SHA-256(name || 0x0A || 0x01 || public key), first 4 bytes."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    digest = hashlib.sha256(name.encode() + b"\n" + ED25519_ALGORITHM + raw).digest()
+    return digest[:_KEY_ID_SIZE]
+
+
+def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
+    """The signed-note verifier key ``<name>+<hex key id>+<base64(0x01 || key)>``."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    encoded = base64.b64encode(ED25519_ALGORITHM + raw).decode("ascii")
+    return f"{name}+{key_id_of(name, public_key).hex()}+{encoded}"
 
 
 @dataclass(frozen=True)
@@ -112,7 +173,9 @@ class Checkpoint:
         size: Number of leaves.
         root_hash: 32-byte Merkle root over those leaves.
         timestamp: When it was signed, RFC 3339 in UTC ending in ``Z``.
-        signature: 64-byte Ed25519 signature over `checkpoint_body` of the other fields.
+        signature: 64-byte Ed25519 signature over `body`.
+        key_id: The signed-note key id of the signing key; empty for a checkpoint signed
+            in the old ``expound-checkpoint/v1`` format.
     """
 
     log_id: str
@@ -120,20 +183,37 @@ class Checkpoint:
     root_hash: bytes
     timestamp: str
     signature: bytes
+    key_id: bytes = b""
 
     def body(self) -> bytes:
-        """Returns the signed bytes of this checkpoint (see `checkpoint_body`)."""
+        """Returns the signed bytes: the C2SP text, or the old body for an old checkpoint."""
+        if not self.key_id:
+            return legacy_checkpoint_body(self.log_id, self.size, self.root_hash, self.timestamp)
         return checkpoint_body(self.log_id, self.size, self.root_hash, self.timestamp)
 
+    def note(self) -> str:
+        """The C2SP signed note: the checkpoint text, a blank line, its signature line.
+
+        Raises:
+            ValueError: For a checkpoint in the old format, which is no signed note.
+        """
+        if len(self.key_id) != _KEY_ID_SIZE:
+            raise ValueError("a checkpoint in the old expound-checkpoint/v1 format has no note")
+        signature = base64.b64encode(self.key_id + self.signature).decode("ascii")
+        return f"{self.body().decode()}\n{SIGNATURE_PREFIX}{self.log_id} {signature}\n"
+
     def to_json(self) -> dict[str, Any]:
-        """Returns a JSON-ready dict; ``root_hash`` and ``signature`` are lowercase hex."""
-        return {
+        """Returns a JSON-ready dict; byte strings are lowercase hex (no ``key_id`` if old)."""
+        data: dict[str, Any] = {
             "log_id": self.log_id,
             "size": self.size,
             "root_hash": self.root_hash.hex(),
             "timestamp": self.timestamp,
             "signature": self.signature.hex(),
         }
+        if self.key_id:
+            data["key_id"] = self.key_id.hex()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Checkpoint:
@@ -151,14 +231,15 @@ class Checkpoint:
             ValueError: If a field is missing, unknown, of the wrong type or malformed.
         """
         missing = sorted(_JSON_FIELDS - data.keys())
-        unknown = sorted(data.keys() - _JSON_FIELDS)
+        unknown = sorted(data.keys() - _JSON_FIELDS - {"key_id"})
         if missing or unknown:
             raise ValueError(f"checkpoint JSON: missing fields {missing}, unknown fields {unknown}")
         root_hash = _from_hex(data["root_hash"], "root_hash", _ROOT_HASH_SIZE)
         signature = _from_hex(data["signature"], "signature", _SIGNATURE_SIZE)
         log_id, size, timestamp = data["log_id"], data["size"], data["timestamp"]
+        key_id = _from_hex(data["key_id"], "key_id", _KEY_ID_SIZE) if "key_id" in data else b""
         _check_fields(log_id, size, root_hash, timestamp)
-        return cls(log_id, size, root_hash, timestamp, signature)
+        return cls(log_id, size, root_hash, timestamp, signature, key_id)
 
 
 def _from_hex(value: object, name: str, size: int) -> bytes:
@@ -168,12 +249,12 @@ def _from_hex(value: object, name: str, size: int) -> bytes:
 
 
 def sign_checkpoint(
-    key: Ed25519PrivateKey, log_id: str, size: int, root_hash: bytes, timestamp: str
+    key: Signer, log_id: str, size: int, root_hash: bytes, timestamp: str
 ) -> Checkpoint:
     """Signs a checkpoint.
 
     Args:
-        key: The log's signing key.
+        key: The log's signing key (an Ed25519PrivateKey or any `Signer`).
         log_id: Name of the log.
         size: Number of leaves.
         root_hash: 32-byte Merkle root over those leaves.
@@ -186,7 +267,8 @@ def sign_checkpoint(
         ValueError: If a field is invalid (see `checkpoint_body`).
     """
     body = checkpoint_body(log_id, size, root_hash, timestamp)
-    return Checkpoint(log_id, size, root_hash, timestamp, key.sign(body))
+    key_id = key_id_of(log_id, key.public_key())
+    return Checkpoint(log_id, size, root_hash, timestamp, key.sign(body), key_id)
 
 
 def verify_checkpoint(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
@@ -204,6 +286,8 @@ def verify_checkpoint(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> b
     except ValueError:
         return False
     if len(checkpoint.signature) != _SIGNATURE_SIZE:
+        return False
+    if checkpoint.key_id and checkpoint.key_id != key_id_of(checkpoint.log_id, public_key):
         return False
     try:
         public_key.verify(checkpoint.signature, body)

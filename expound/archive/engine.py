@@ -1,7 +1,9 @@
 """The archive's one log engine, over thin adapters for SQLite, PostgreSQL and memory.
 
 Everything the archive does is written here once: appends (with the cached frontier and the
-checkpoint signed when one is due), proofs, listing, holds, expiry and the audit's read. An
+checkpoint signed when one is due, or when the service's schedule calls), proofs, listing,
+holds, releases and expiries (each a log entry naming its actor), the access log and the
+audit's read. Reads never sign. An
 adapter (`expound.archive.adapter`) only runs a unit of work in one transaction over its
 tables (taking the log's write lock for writes) and turns its database's errors into ours;
 the model is Trillian Tessera, whose storage drivers share one integration of entries into
@@ -11,12 +13,13 @@ the tree.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import uuid
-from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from expound.archive.adapter import Driver, Entry, Hold, Query, Tables, Work
+from expound.archive.adapter import Driver, Entry, Query, Tables, Work
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.log import (
     NodeKey,
@@ -28,10 +31,19 @@ from expound.archive.log import (
     keys_of,
     plan_append,
 )
-from expound.archive.records import NewRecord, StoredRecord, build_tombstone
+from expound.archive.records import (
+    KIND_RECORD,
+    EventFacts,
+    NewRecord,
+    StoredRecord,
+    build_hold,
+    build_release,
+    build_tombstone,
+)
 from expound.archive.retention import RetentionPolicy, require_expirable
 from expound.archive.signing import CheckpointPolicy
 from expound.archive.store import (
+    AccessEntry,
     ConsistencyProof,
     DuplicateIdempotencyKey,
     ExpiryReport,
@@ -55,12 +67,13 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+MAX_ACCESS_PAGE = 10_000
 READ_BATCH = 200
 """Entries per read while an audit streams the log: few enough that a batch's payloads are
 still in the CPU's cache when the audit hashes them (2000 was measurably slower)."""
 
 
-def stored_entry(record: NewRecord, seq: int, retain_until: str) -> StoredRecord:
+def stored_entry(record: NewRecord, seq: int) -> StoredRecord:
     """``record`` as appended at ``seq``: payload present, no hold."""
     return StoredRecord(
         seq=seq,
@@ -75,7 +88,9 @@ def stored_entry(record: NewRecord, seq: int, retain_until: str) -> StoredRecord
         canonical=record.canonical,
         leaf_hash=record.leaf_hash,
         kind=record.kind,
-        retain_until=retain_until,
+        retain_until=record.retain_until,
+        principal=record.principal,
+        target_seq=record.target_seq,
     )
 
 
@@ -145,19 +160,28 @@ class LogArchive:
         self, tables: Tables, record: NewRecord, frontier: Frontier
     ) -> tuple[StoredRecord, Frontier]:
         signer = self._signing()
+        if record.kind == KIND_RECORD:
+            # The retain-until time is part of the hashed payload, so the audit covers it;
+            # the log's policy decides it (a record built with it is not serialised again).
+            retain_until = self.retain_until(record.model_id, record.created_at)
+            if record.retain_until != retain_until:
+                record = record.sealed(retain_until)
         step = plan_append(*frontier, record.leaf_hash)
-        retain_until = self._retention.retain_until(record.model_id, record.created_at)
-        await tables.insert_entry(Entry(step.seq, record, step.root, retain_until, step.nodes))
+        await tables.insert_entry(Entry(step.seq, record, step.root, step.nodes))
         if signer.due(await tables.checkpoint(None), step.seq + 1, datetime.now(UTC)):
             await tables.insert_checkpoint(signer.sign(step.seq + 1, step.root))
-        stored = stored_entry(record, step.seq, retain_until)
+        stored = stored_entry(record, step.seq)
         return stored, (step.seq + 1, step.frontier)
+
+    def retain_until(self, model_id: str, created_at: str) -> str:
+        """The retain-until time this log gives a record of ``model_id`` made at ``created_at``."""
+        return self._retention.retain_until(model_id, created_at)
 
     async def append(self, record: NewRecord) -> StoredRecord:
         try:
             (stored,) = await self.append_batch([record])
         except DuplicateIdempotencyKey as exc:
-            raise DuplicateIdempotencyKey(record.idempotency_key) from exc
+            raise DuplicateIdempotencyKey(f"{record.principal}: {record.idempotency_key}") from exc
         return stored
 
     async def append_batch(self, records: Sequence[NewRecord]) -> list[StoredRecord]:
@@ -176,20 +200,30 @@ class LogArchive:
 
     # -- checkpoints and proofs ----------------------------------------------------------
 
-    async def _covering(self, covering: int) -> Checkpoint | None:
-        """The latest checkpoint, signing one now if it covers fewer than ``covering``."""
-        found = await self._driver.run(lambda tables: tables.checkpoint(None), write=False)
-        if found is not None and found.size >= covering:
-            return found
+    async def _latest(self) -> Checkpoint | None:
+        return await self._driver.run(lambda tables: tables.checkpoint(None), write=False)
+
+    async def publish_checkpoint(self, force: bool = False) -> Checkpoint | None:
+        """Signs a checkpoint over the whole log when one is due: the writer's schedule.
+
+        Reads never sign: the service calls this on a timer (and appends sign when due),
+        so a checkpoint covers every entry within ``every_seconds``.
+
+        Args:
+            force: Sign whenever the log grew since the last checkpoint, due or not.
+
+        Returns:
+            The checkpoint signed now, or None when none was due (or the log is empty).
+        """
 
         async def sign(tables: Tables) -> Checkpoint | None:
-            found = await tables.checkpoint(None)
-            if found is not None and found.size >= covering:
-                return found
+            signer = self._signing()
+            latest = await tables.checkpoint(None)
             size, frontier = await self._frontier_in(tables)
-            if size == 0:
+            grew = size > (latest.size if latest else 0)
+            if not grew or not (force or signer.due(latest, size, datetime.now(UTC))):
                 return None
-            signed = self._signing().sign(size, fold_root(frontier))
+            signed = signer.sign(size, fold_root(frontier))
             await tables.insert_checkpoint(signed)
             return signed
 
@@ -205,8 +239,7 @@ class LogArchive:
     async def checkpoint(self, size: int = 0) -> Checkpoint | None:
         if size:
             return await self._checkpoint_at(size, "new_size")
-
-        return await self._covering(await self._driver.run(lambda t: t.size(), write=False))
+        return await self._latest()
 
     async def head(self) -> LogHead:
         async def read(tables: Tables) -> LogHead:
@@ -215,8 +248,12 @@ class LogArchive:
         return await self._driver.run(read, write=False)
 
     async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
-        checkpoint = await self._covering(record.seq + 1)
-        assert checkpoint is not None  # the log holds ``record``
+        checkpoint = await self._latest()
+        if checkpoint is None or checkpoint.size <= record.seq:
+            raise ArchiveUnavailable(
+                f"entry {record.seq} is not yet covered by a signed checkpoint; the service "
+                "signs one within its checkpoint interval: retry then"
+            )
         ranges = inclusion_ranges(record.seq, checkpoint.size)
         nodes = await self._read_nodes(keys_of(ranges))
         return InclusionProof(record.seq, record.leaf_hash, hashes_of(ranges, nodes), checkpoint)
@@ -244,9 +281,14 @@ class LogArchive:
             raise RecordNotFound(f"no record {record_id!r}")
         return found[0]
 
-    async def find_by_idempotency_key(self, key: str) -> StoredRecord | None:
-        found = await self._select(Query(idempotency_key=key))
+    async def find_by_idempotency_key(self, principal: str, key: str) -> StoredRecord | None:
+        found = await self._select(Query(idempotency_key=key, principal=principal))
         return found[0] if found else None
+
+    async def history(self, record_id: str) -> list[StoredRecord]:
+        """The events on a record, oldest first: holds, their releases, its tombstone."""
+        record = await self.get(record_id)
+        return await self._select(Query(about_seq=record.seq))
 
     async def list(self, where: RecordFilter, page_size: int, page_token: str) -> RecordPage:
         below = parse_page_token(page_token)
@@ -279,37 +321,59 @@ class LogArchive:
 
     # -- retention -----------------------------------------------------------------------
 
-    async def set_legal_hold(self, record_id: str, held: bool, reason: str) -> StoredRecord:
-        async def change(tables: Tables) -> StoredRecord:
+    async def _append_event(self, build: Callable[[Tables], Awaitable[NewRecord]]) -> StoredRecord:
+        async def work(tables: Tables) -> tuple[StoredRecord, Frontier]:
+            event = await build(tables)
+            return await self._append_in(tables, event, await self._frontier_in(tables))
+
+        stored, _ = await self._driver.run(work, True, self._keep_frontier)
+        return stored
+
+    async def place_hold(self, record_id: str, actor: str, reason: str) -> StoredRecord:
+        async def hold(tables: Tables) -> NewRecord:
             record = await _get_in(tables, record_id)
-            placed = await tables.hold(record.seq)
-            if held and placed is not None:
+            if record.kind != KIND_RECORD or record.expired:
+                state = "expired" if record.expired else f"a {record.kind}"
+                raise RetentionRefused(f"{record_id} is {state}: nothing to hold")
+            placed = await tables.active_hold(record.seq)
+            if placed is not None:
                 raise RetentionRefused(
-                    f"{record_id} is already under legal hold since {placed.placed_at} "
-                    f"({placed.reason}); release it to place another"
+                    f"{record_id} is already under legal hold {placed.record_id} since "
+                    f"{placed.created_at} ({placed.body().get('reason', '')}); release it "
+                    "to place another"
                 )
-            if held:
-                await tables.place_hold(record.seq, Hold(reason, utc_now()))
-            elif placed is not None:
-                await tables.release_hold(record.seq)
-            return await _get_in(tables, record_id)
+            return build_hold(record, _facts(actor, reason))
 
-        return await self._driver.run(change, write=True)
+        return await self._append_event(hold)
 
-    async def expire(self, record_ids: Sequence[str] | None = None) -> ExpiryReport:
+    async def release_hold(self, record_id: str, actor: str, reason: str) -> StoredRecord:
+        async def release(tables: Tables) -> NewRecord:
+            record = await _get_in(tables, record_id)
+            placed = await tables.active_hold(record.seq)
+            if placed is None:
+                raise RetentionRefused(f"{record_id} is not under legal hold")
+            return build_release(record, placed, _facts(actor, reason))
+
+        return await self._append_event(release)
+
+    async def expire(
+        self, actor: str, record_ids: Sequence[str] | None = None, reason: str = ""
+    ) -> ExpiryReport:
         now = utc_now()
+        why = reason or "retention period ended"
 
         async def expire_due(tables: Tables) -> tuple[ExpiryReport, Frontier]:
             if record_ids is None:
                 due = await tables.select(Query(expirable_at=now))
             else:
-                due = [await _get_in(tables, record_id) for record_id in record_ids]
+                # Each record once: a name given twice must not log two tombstones.
+                due = [await _get_in(tables, record_id) for record_id in dict.fromkeys(record_ids)]
             frontier = await self._frontier_in(tables)
             tombstones = []
             for record in due:
                 require_expirable(record, now)
                 await tables.remove_payload(record.seq)
-                tombstone = build_tombstone(record, str(uuid.uuid4()), now)
+                tombstone = build_tombstone(record, _facts(actor, why, now))
                 stored, frontier = await self._append_in(tables, tombstone, frontier)
                 tombstones.append(stored)
             return ExpiryReport(due, tombstones), frontier
@@ -317,8 +381,30 @@ class LogArchive:
         report, _ = await self._driver.run(expire_due, True, self._keep_frontier)
         return report
 
+    # -- the access log ------------------------------------------------------------------
+
+    async def log_access(self, entry: AccessEntry) -> None:
+        """Appends one read of records to the access log (append-only, in the database)."""
+        await self._driver.run(lambda tables: tables.insert_access(entry), write=True)
+
+    async def read_access_log(
+        self, after: int = 0, limit: int = 1000, record_id: str = ""
+    ) -> builtins.list[AccessEntry]:
+        """Access-log entries with ``seq`` above ``after``, oldest first.
+
+        With ``record_id``, only the reads whose answer held that record: who saw it.
+        """
+        size = min(max(limit, 1), MAX_ACCESS_PAGE)
+        return await self._driver.run(
+            lambda tables: tables.access_rows(after, size, record_id), write=False
+        )
+
     async def aclose(self) -> None:
         await self._driver.aclose()
+
+
+def _facts(actor: str, reason: str, at: str = "") -> EventFacts:
+    return EventFacts(str(uuid.uuid4()), actor, reason, at or utc_now())
 
 
 async def _nodes_in(tables: Tables, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:

@@ -45,24 +45,20 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
 
 
 async def open_archive(
-    settings: Settings, role: Literal["service", "retention", "audit"] = "service"
+    settings: Settings, role: Literal["service", "audit"] = "service"
 ) -> LogArchive:
     """Opens the configured store; close it with ``aclose``.
 
     Args:
         settings: The service's settings.
-        role: PostgreSQL only: ``service`` connects with ``archive_dsn`` (INSERT and SELECT),
-            ``retention`` with ``archive_retention_dsn`` (holds and expiry; defaults to the
-            service DSN), ``audit`` with the service DSN but needs no signing key.
+        role: ``service`` signs with the settings' key; ``audit`` opens the log to be read,
+            with no signing key (and, for SQLite, the file read-only).
     """
     signer = None if role == "audit" else signer_for(settings)
     if settings.archive_backend == "postgres":
         from expound.archive.postgres import open_postgres
 
-        dsn = settings.archive_dsn
-        if role == "retention":
-            dsn = settings.archive_retention_dsn or dsn
-        return await open_postgres(dsn, signer, retention_policy(settings))
+        return await open_postgres(settings.archive_dsn, signer, retention_policy(settings))
     from expound.archive.sqlite import open_sqlite
 
     return await open_sqlite(settings.archive_path, signer, retention_policy(settings))

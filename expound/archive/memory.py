@@ -12,14 +12,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from expound.archive.adapter import RETENTION_GUARD, Entry, Hold, Query, Work
+from expound.archive.adapter import RETENTION_GUARD, Entry, Query, Work
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive, open_log, stored_entry
 from expound.archive.log import NodeKey
-from expound.archive.records import KIND_RECORD, StoredRecord
+from expound.archive.records import KIND_HOLD, KIND_RECORD, KIND_RELEASE, StoredRecord
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
-from expound.archive.store import DuplicateIdempotencyKey, LogRow
+from expound.archive.store import AccessEntry, DuplicateIdempotencyKey, LogRow
 from expound.errors import RetentionRefused
 from expound.times import utc_now
 
@@ -32,9 +32,11 @@ class _Log:
     payloads: dict[int, bytes] = field(default_factory=dict)
     nodes: dict[NodeKey, bytes] = field(default_factory=dict)
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
-    holds: dict[int, Hold] = field(default_factory=dict)
-    keys: dict[str, int] = field(default_factory=dict)
+    holds: dict[int, int] = field(default_factory=dict)  # held seq -> its hold's seq
+    events: dict[int, list[int]] = field(default_factory=dict)  # seq -> events on it
+    keys: dict[tuple[str, str], int] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
+    access: list[AccessEntry] = field(default_factory=list)
 
 
 class _Tables:
@@ -68,27 +70,55 @@ class _Tables:
 
     async def insert_entry(self, entry: Entry) -> None:
         log, record = self._log, entry.record
-        if record.idempotency_key in log.keys:
+        key = (record.principal, record.idempotency_key)
+        if record.idempotency_key and key in log.keys:
             raise DuplicateIdempotencyKey(record.idempotency_key)
         if record.record_id in log.ids or entry.seq != len(log.entries):
             raise ValueError(f"entry {entry.seq} ({record.record_id}) is already taken")
-        stored = stored_entry(record, entry.seq, entry.retain_until)
+        stored = stored_entry(record, entry.seq)
         log.entries.append((stored, entry.root_after))
         log.payloads[entry.seq] = record.canonical
         log.ids[record.record_id] = entry.seq
         if record.idempotency_key:
-            log.keys[record.idempotency_key] = entry.seq
+            log.keys[key] = entry.seq
         log.nodes.update(entry.nodes)
+        undo_holds = self._index_event(stored)
 
         def undo() -> None:
+            undo_holds()
             log.entries.pop()
             log.payloads.pop(entry.seq)
             log.ids.pop(record.record_id)
-            log.keys.pop(record.idempotency_key, None)
-            for key, _ in entry.nodes:
-                log.nodes.pop(key)
+            log.keys.pop(key, None)
+            for node, _ in entry.nodes:
+                log.nodes.pop(node)
 
         self.undo.append(undo)
+
+    def _index_event(self, event: StoredRecord) -> Callable[[], object]:
+        """Indexes a hold, release or tombstone as the databases' queries find them."""
+        log, target = self._log, event.target_seq
+        if target is None:
+            return lambda: None
+        about = log.entries[target][0].target_seq if event.kind == KIND_RELEASE else target
+        assert about is not None
+        log.events.setdefault(about, []).append(event.seq)
+        if event.kind == KIND_HOLD:
+            log.holds[target] = event.seq
+        released = []
+        if event.kind == KIND_RELEASE:
+            released = [held for held, hold in log.holds.items() if hold == target]
+            for held in released:
+                log.holds.pop(held)
+
+        def undo() -> None:
+            log.events[about].pop()
+            if event.kind == KIND_HOLD:
+                log.holds.pop(target)
+            if event.kind == KIND_RELEASE:
+                log.holds.update(dict.fromkeys(released, target))
+
+        return undo
 
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         if checkpoint.size in self._log.checkpoints:
@@ -110,7 +140,9 @@ class _Tables:
         listing = query.listing
         checks = [
             not query.record_id or record.record_id == query.record_id,
-            not query.idempotency_key or record.idempotency_key == query.idempotency_key,
+            not query.idempotency_key
+            or (record.principal, record.idempotency_key)
+            == (query.principal, query.idempotency_key),
             query.below is None or record.seq < query.below,
         ]
         if listing is not None:
@@ -118,6 +150,7 @@ class _Tables:
                 record.kind == KIND_RECORD,
                 not listing.model_id or record.model_id == listing.model_id,
                 not listing.decision_id or record.decision_id == listing.decision_id,
+                not listing.principal or record.principal == listing.principal,
                 not listing.since or record.created_at >= listing.since,
                 not listing.until or record.created_at < listing.until,
             ]
@@ -131,9 +164,12 @@ class _Tables:
 
     async def select(self, query: Query) -> list[StoredRecord]:
         log = self._log
-        if query.record_id or query.idempotency_key:
+        if query.about_seq is not None:
+            candidates = list(log.events.get(query.about_seq, []))
+        elif query.record_id or query.idempotency_key:
             seq = log.ids.get(query.record_id) if query.record_id else None
-            seq = log.keys.get(query.idempotency_key) if seq is None else seq
+            if seq is None:
+                seq = log.keys.get((query.principal, query.idempotency_key))
             candidates = [] if seq is None else [seq]
         else:
             candidates = list(range(len(log.entries)))
@@ -144,29 +180,37 @@ class _Tables:
 
     async def log_rows(self, start: int, limit: int) -> list[LogRow]:
         return [
-            LogRow(seq, record.leaf_hash, root, self._log.payloads.get(seq), record.kind)
+            LogRow(seq, record.leaf_hash, root, self._log.payloads.get(seq), record.columns())
             for seq, (record, root) in enumerate(
                 self._log.entries[start : start + limit], start=start
             )
         ]
 
-    async def hold(self, seq: int) -> Hold | None:
-        return self._log.holds.get(seq)
-
-    async def place_hold(self, seq: int, hold: Hold) -> None:
-        self._log.holds[seq] = hold
-        self.undo.append(lambda: self._log.holds.pop(seq))
-
-    async def release_hold(self, seq: int) -> None:
-        hold = self._log.holds.pop(seq)
-        self.undo.append(lambda: self._log.holds.__setitem__(seq, hold))
+    async def active_hold(self, seq: int) -> StoredRecord | None:
+        hold = self._log.holds.get(seq)
+        return None if hold is None else self._stored(hold)
 
     async def remove_payload(self, seq: int) -> None:
         # The databases' delete guard on payloads, as a trigger would apply it.
-        if self._log.entries[seq][0].retain_until > utc_now() or seq in self._log.holds:
+        record = self._log.entries[seq][0]
+        retained = record.kind != KIND_RECORD or record.retain_until > utc_now()
+        if retained or seq in self._log.holds:
             raise RetentionRefused(f"payload may not be removed: {RETENTION_GUARD}")
         payload = self._log.payloads.pop(seq)
         self.undo.append(lambda: self._log.payloads.__setitem__(seq, payload))
+
+    async def insert_access(self, entry: AccessEntry) -> None:
+        access = self._log.access
+        access.append(replace(entry, seq=len(access) + 1))
+        self.undo.append(access.pop)
+
+    async def access_rows(self, after: int, limit: int, record_id: str) -> list[AccessEntry]:
+        found = [
+            entry
+            for entry in self._log.access[max(after, 0) :]
+            if not record_id or record_id in entry.record_ids
+        ]
+        return found[:limit]
 
 
 class MemoryDriver:

@@ -1,13 +1,26 @@
-"""Archived records: what is kept for every Explain answer, as canonical JSON.
+"""Log entries: what is kept for every Explain answer and every act on a record.
 
-A record is RFC 8785 (JCS) canonical JSON of a plain dict, never pickle; its sha256 is
-over exactly those bytes, so anyone can recompute it from the stored text.
+An entry is RFC 8785 (JCS) canonical JSON of a plain dict, never pickle; its sha256 is over
+exactly those bytes, so anyone can recompute it from the stored text. Every column a store
+keeps beside the payload (`INDEXED`) is a top-level field of the payload itself, read by
+`columns_of`: the stores index what the payload says, and the audit checks each row's
+columns against its payload (an expired record's against its tombstone, which copies them).
+
+Kinds of entry, one log and one sequence:
+
+* ``record``: an answered Explain call;
+* ``hold``: a legal hold placed on a record (``target_seq`` the record's seq);
+* ``release``: the release of a hold (``target_seq`` the hold's seq);
+* ``tombstone``: the expiry of a record's payload (``target_seq`` the record's seq).
+
+Events name their actor in ``principal``, their reason and time, and the record they act on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +29,31 @@ import rfc8785
 from expound.archive import merkle
 from expound.domain import Explanation
 
-TOMBSTONE_SCHEMA = "expound.tombstone/v1"
+TOMBSTONE_SCHEMA = "expound.tombstone/v2"
+HOLD_SCHEMA = "expound.hold/v1"
+RELEASE_SCHEMA = "expound.release/v1"
 KIND_RECORD = "record"
 KIND_TOMBSTONE = "tombstone"
+KIND_HOLD = "hold"
+KIND_RELEASE = "release"
+KINDS = (KIND_RECORD, KIND_TOMBSTONE, KIND_HOLD, KIND_RELEASE)
+
+INDEXED = (
+    "kind",
+    "record_id",
+    "model_id",
+    "decision_id",
+    "principal",
+    "idempotency_key",
+    "request_sha256",
+    "created_at",
+    "decision",
+    "retain_until",
+    "target_seq",
+)
+"""The payload fields every store keeps as columns, in this order, then ``sha256``."""
+
+Columns = tuple[object, ...]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -26,9 +61,25 @@ def canonical_json(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
+def columns_of(body: Mapping[str, Any], canonical: bytes) -> Columns:
+    """The columns a store keeps for a payload: its `INDEXED` fields, then its sha256.
+
+    A missing field reads as "" (``target_seq``: None), so a payload without it cannot
+    match a row that claims a value.
+    """
+    values: list[object] = [body.get(name, "") for name in INDEXED[:-1]]
+    values.append(body.get("target_seq"))
+    values.append(hashlib.sha256(canonical).hexdigest())
+    return tuple(values)
+
+
 @dataclass(frozen=True)
 class NewRecord:
-    """A record ready to append: its canonical bytes and the columns indexed beside them."""
+    """An entry ready to append: its canonical bytes and the columns read from them.
+
+    Build one with `NewRecord.from_body`; a record's ``retain_until`` is set by the log
+    when it appends it (`sealed`), from its retention policy.
+    """
 
     record_id: str
     model_id: str
@@ -39,6 +90,38 @@ class NewRecord:
     decision: str
     canonical: bytes
     kind: str = KIND_RECORD
+    principal: str = ""
+    retain_until: str = ""
+    target_seq: int | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> NewRecord:
+        """The entry of ``body``, every column taken from it."""
+        canonical = canonical_json(dict(body))
+        kind, record_id, model_id, decision_id, principal, key, request_sha, created = (
+            str(body.get(name, "")) for name in INDEXED[:8]
+        )
+        target = body.get("target_seq")
+        return cls(
+            record_id=record_id,
+            model_id=model_id,
+            decision_id=decision_id,
+            idempotency_key=key,
+            request_sha256=request_sha,
+            created_at=created,
+            decision=str(body.get("decision", "")),
+            canonical=canonical,
+            kind=kind,
+            principal=principal,
+            retain_until=str(body.get("retain_until", "")),
+            target_seq=target if isinstance(target, int) else None,
+        )
+
+    def sealed(self, retain_until: str) -> NewRecord:
+        """This entry with its retain-until time written into the payload."""
+        body = json.loads(self.canonical)
+        body["retain_until"] = retain_until
+        return NewRecord.from_body(body)
 
     @property
     def sha256(self) -> str:
@@ -56,8 +139,7 @@ class StoredRecord:
     """A committed log entry with its position in the log.
 
     ``seq`` is the 0-based leaf index. An expired record keeps its row and ``leaf_hash``
-    but not its payload: ``canonical`` is empty and ``expired`` is true. A ``tombstone``
-    entry is the leaf that logged such an expiry.
+    but not its payload: ``canonical`` is empty and ``expired`` is true.
     """
 
     seq: int
@@ -75,35 +157,83 @@ class StoredRecord:
     retain_until: str = ""
     legal_hold: bool = False
     expired: bool = False
+    principal: str = ""
+    target_seq: int | None = None
 
     def explanation(self) -> Explanation:
         """The Explain answer this record holds."""
         return Explanation.model_validate(json.loads(self.canonical)["response"])
 
+    def body(self) -> dict[str, Any]:
+        """The payload as JSON (empty once expired)."""
+        return json.loads(self.canonical) if self.canonical else {}
 
-def build_tombstone(expired: StoredRecord, tombstone_id: str, expired_at: str) -> NewRecord:
-    """The log entry that records the expiry of ``expired``'s payload.
+    def columns(self) -> Columns:
+        """The row's columns in `columns_of` order."""
+        return (*(getattr(self, name) for name in INDEXED), self.sha256)
 
-    It names the expired leaf by index and hash, so the log itself says which payload was
-    removed and when, and every proof over the old leaf still verifies.
-    """
-    body = {
-        "schema": TOMBSTONE_SCHEMA,
-        "record_id": tombstone_id,
-        "created_at": expired_at,
-        "expired_record_id": expired.record_id,
-        "expired_seq": expired.seq,
-        "expired_leaf_hash": expired.leaf_hash.hex(),
-        "retain_until": expired.retain_until,
+
+def column_mismatch(columns: Columns, expected: Columns) -> str:
+    """The first column whose value differs from ``expected`` ("" when all agree)."""
+    for name, found, wanted in zip((*INDEXED, "sha256"), columns, expected, strict=True):
+        if found != wanted:
+            return name
+    return ""
+
+
+def _event(schema: str, kind: str, target: StoredRecord, event: EventFacts) -> dict[str, Any]:
+    return {
+        "schema": schema,
+        "kind": kind,
+        "record_id": event.event_id,
+        "created_at": event.at,
+        "principal": event.actor,
+        "reason": event.reason,
+        "model_id": target.model_id,
+        "decision_id": target.decision_id,
     }
-    return NewRecord(
-        record_id=tombstone_id,
-        model_id=expired.model_id,
-        decision_id=expired.decision_id,
-        idempotency_key="",
-        request_sha256="",
-        created_at=expired_at,
-        decision="",
-        canonical=canonical_json(body),
-        kind=KIND_TOMBSTONE,
-    )
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """Who acts on a record, when, why, and the new entry's id."""
+
+    event_id: str
+    actor: str
+    reason: str
+    at: str
+
+
+def build_hold(record: StoredRecord, event: EventFacts) -> NewRecord:
+    """The entry that places a legal hold on ``record``."""
+    body = _event(HOLD_SCHEMA, KIND_HOLD, record, event)
+    body |= {"target_seq": record.seq, "target_record_id": record.record_id}
+    return NewRecord.from_body(body)
+
+
+def build_release(record: StoredRecord, hold: StoredRecord, event: EventFacts) -> NewRecord:
+    """The entry that releases ``hold``, the legal hold on ``record``."""
+    body = _event(RELEASE_SCHEMA, KIND_RELEASE, record, event)
+    body |= {
+        "target_seq": hold.seq,
+        "target_record_id": record.record_id,
+        "hold_record_id": hold.record_id,
+    }
+    return NewRecord.from_body(body)
+
+
+def build_tombstone(expired: StoredRecord, event: EventFacts) -> NewRecord:
+    """The entry that records the expiry of ``expired``'s payload.
+
+    It names the expired leaf by index and hash and copies its columns, so the log itself
+    says which payload was removed and when, every proof over the old leaf still
+    verifies, and the audit still checks the expired row's columns.
+    """
+    body = _event(TOMBSTONE_SCHEMA, KIND_TOMBSTONE, expired, event)
+    body |= {
+        "target_seq": expired.seq,
+        "expired_record_id": expired.record_id,
+        "expired_leaf_hash": expired.leaf_hash.hex(),
+        "expired_columns": list(expired.columns()),
+    }
+    return NewRecord.from_body(body)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from expound.archive.records import KIND_RECORD, StoredRecord
+from expound.archive.records import KIND_RECORD, StoredRecord, column_mismatch, columns_of
 from expound.errors import RetentionRefused
 from expound.times import format_utc, parse_utc
 
@@ -42,7 +42,10 @@ class RetentionPolicy:
 
 
 def require_expirable(record: StoredRecord, now: str) -> None:
-    """Refuses to expire a payload that is held, retained, already gone or a tombstone.
+    """Refuses to expire a payload that is held, retained, already gone or not a record.
+
+    The row's columns must agree with its payload: a retain-until date (or any column)
+    altered in the database is refused, never acted on.
 
     Raises:
         RetentionRefused: Naming why.
@@ -51,6 +54,12 @@ def require_expirable(record: StoredRecord, now: str) -> None:
         raise RetentionRefused(f"{record.record_id} is a {record.kind}, not a record")
     if record.expired:
         raise RetentionRefused(f"{record.record_id} has already expired")
+    altered = column_mismatch(record.columns(), columns_of(record.body(), record.canonical))
+    if altered:
+        raise RetentionRefused(
+            f"{record.record_id} (seq {record.seq}): its {altered} column disagrees with its "
+            "archived payload; the archive was altered: nothing expires, run the audit"
+        )
     if record.legal_hold:
         raise RetentionRefused(f"{record.record_id} is under legal hold")
     if record.retain_until > now:

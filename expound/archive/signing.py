@@ -1,13 +1,20 @@
 """Who signs the archive's checkpoints, and when.
 
-The signing key lives in a file outside the database (`expound.archive.checkpoint` checks
-its mode). A store signs a checkpoint inside the append that makes one due: every
-``every_records`` leaves, or on the first append ``every_seconds`` after the last one.
+The key is reached through one small interface, `Signer` (its public key, and signing
+bytes), so a KMS or PKCS#11 module can stand in for today's implementation: a key file
+outside the database (`expound.archive.checkpoint` checks its mode). The key's name in a
+signed note is the log id (the C2SP convention: the origin names its key).
+
+Checkpoints are signed on the writer's schedule, never by a read: inside the append that
+makes one due (every ``every_records`` leaves, or ``every_seconds`` after the last one),
+and by the service's `publish_checkpoints` task, so a quiet log is covered too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +23,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from expound.archive.checkpoint import (
     Checkpoint,
+    Signer,
     generate_private_key_file,
     load_private_key,
     sign_checkpoint,
     verify_checkpoint,
 )
+from expound.archive.files import private_directory
+from expound.errors import ServiceError
 from expound.times import format_utc, parse_utc
 
 log = logging.getLogger("expound.archive")
@@ -43,7 +53,7 @@ def load_signing_key(path: Path, create: bool) -> Ed25519PrivateKey:
         ValueError: If the file is not an Ed25519 PEM key.
     """
     if not path.exists() and create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         log.warning("created a new archive signing key at %s", path)
         return generate_private_key_file(path)
     return load_private_key(path)
@@ -54,14 +64,14 @@ class CheckpointPolicy:
     """Signs checkpoints of one log.
 
     Attributes:
-        log_id: The log's name, in every checkpoint.
+        log_id: The log's name (the checkpoint's origin and the key's name).
         key: The signing key.
         every_records: Sign once this many leaves are not yet covered.
         every_seconds: Sign on an append this long after the last checkpoint.
     """
 
     log_id: str
-    key: Ed25519PrivateKey
+    key: Signer
     every_records: int
     every_seconds: float
 
@@ -96,3 +106,31 @@ class CheckpointPolicy:
             )
         if not verify_checkpoint(self.key.public_key(), checkpoint):
             raise ValueError("the signing key did not sign this archive's checkpoints")
+
+
+async def publish_checkpoints(
+    publish: Callable[[], Awaitable[Checkpoint | None]], every_seconds: float
+) -> None:
+    """Signs a checkpoint whenever one is due, until cancelled: the writer's schedule.
+
+    Polls four times per interval, so every entry is covered within 1.25 intervals even
+    when no append comes after it. A failure is logged and retried at the next poll.
+
+    Args:
+        publish: The store's ``publish_checkpoint``.
+        every_seconds: The checkpoint interval.
+    """
+    while True:
+        await asyncio.sleep(every_seconds / 4)
+        try:
+            await publish()
+        except ServiceError as error:
+            log.warning("could not sign a checkpoint: %s", error)
+
+
+async def publish_final(publish: Callable[[bool], Awaitable[Checkpoint | None]]) -> None:
+    """Signs the entries no checkpoint covers yet, as the service stops (logged if it fails)."""
+    try:
+        await publish(True)
+    except ServiceError as error:
+        log.warning("could not sign the last checkpoint: %s", error)

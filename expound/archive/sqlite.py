@@ -11,6 +11,7 @@ retain-until time and while no legal hold is placed on it. The log itself is
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from expound.archive.adapter import Work, failure
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive, open_log
+from expound.archive.files import private_directory, private_umask
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
 from expound.archive.sql import Row, SqlTables
@@ -27,28 +29,33 @@ from expound.errors import ArchiveUnavailable
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY CHECK (seq >= 0),
-    kind TEXT NOT NULL CHECK (kind IN ('record', 'tombstone')),
+    kind TEXT NOT NULL CHECK (kind IN ('record', 'tombstone', 'hold', 'release')),
     record_id TEXT NOT NULL UNIQUE,
     model_id TEXT NOT NULL,
     decision_id TEXT NOT NULL,
-    idempotency_key TEXT UNIQUE,
+    principal TEXT NOT NULL,
+    idempotency_key TEXT,
     request_sha256 TEXT NOT NULL,
     created_at TEXT NOT NULL,
     decision TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
     root_after BLOB NOT NULL CHECK (length(root_after) = 32),
-    retain_until TEXT NOT NULL
+    retain_until TEXT NOT NULL,
+    target_seq INTEGER REFERENCES records (seq),
+    CONSTRAINT records_idempotency_key UNIQUE (principal, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS records_model_seq ON records (model_id, seq);
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision_id);
+CREATE INDEX IF NOT EXISTS records_principal_seq ON records (principal, seq);
 CREATE INDEX IF NOT EXISTS records_created ON records (created_at);
 CREATE INDEX IF NOT EXISTS records_retain ON records (retain_until);
+CREATE INDEX IF NOT EXISTS records_target ON records (target_seq) WHERE target_seq IS NOT NULL;
 CREATE TABLE IF NOT EXISTS payloads (
     seq INTEGER PRIMARY KEY REFERENCES records (seq),
     canonical BLOB NOT NULL
@@ -64,13 +71,23 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     log_id TEXT NOT NULL,
     root_hash BLOB NOT NULL,
     timestamp TEXT NOT NULL,
-    signature BLOB NOT NULL
+    signature BLOB NOT NULL,
+    key_id BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS holds (
-    seq INTEGER PRIMARY KEY REFERENCES records (seq),
-    reason TEXT NOT NULL,
-    placed_at TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS access_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    rpc TEXT NOT NULL,
+    request_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS access_records (
+    access_seq INTEGER NOT NULL REFERENCES access_log (seq),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (access_seq, position)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_records_record ON access_records (record_id, access_seq);
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -78,9 +95,10 @@ BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS payloads_no_update BEFORE UPDATE ON payloads
 BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS payloads_retained BEFORE DELETE ON payloads
-WHEN (SELECT retain_until FROM records WHERE seq = OLD.seq)
-        > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-    OR EXISTS (SELECT 1 FROM holds WHERE seq = OLD.seq)
+WHEN (SELECT kind <> 'record' OR retain_until > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        FROM records WHERE seq = OLD.seq)
+    OR EXISTS (SELECT 1 FROM records h WHERE h.kind = 'hold' AND h.target_seq = OLD.seq
+        AND NOT EXISTS (SELECT 1 FROM records x WHERE x.kind = 'release' AND x.target_seq = h.seq))
 BEGIN SELECT RAISE(ABORT, 'payload is retained or on legal hold'); END;
 CREATE TRIGGER IF NOT EXISTS nodes_no_update BEFORE UPDATE ON nodes
 BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
@@ -90,6 +108,14 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
+BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
+BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_records_no_update BEFORE UPDATE ON access_records
+BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_records_no_delete BEFORE DELETE ON access_records
+BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
 """
 
 
@@ -169,9 +195,15 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
             raise ArchiveUnavailable(f"no archive at {path}")
         uri = f"file:{path}?mode=ro"
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    private_directory(path.parent)
+    # Owner-only from the first byte: the database, its WAL and its shared-memory file
+    # hold applicants' personal data (SQLite creates the -wal and -shm files with the
+    # database file's mode).
+    with private_umask():
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    os.chmod(path, 0o600)
     conn.execute("PRAGMA synchronous=FULL")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     has_tables = conn.execute(
@@ -181,7 +213,8 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
         conn.close()
         raise ArchiveUnavailable(
             f"{path} holds archive schema version {version}, not {SCHEMA_VERSION}; "
-            "it predates the Merkle log and cannot be served"
+            "it predates holds as log events and per-principal idempotency and cannot be "
+            "served: audit it with that version, then start a new archive"
         )
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

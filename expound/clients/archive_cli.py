@@ -1,10 +1,12 @@
 """``expound archive ...``: audit, verify and administer the compliance archive.
 
-``verify`` needs only a bundle and the public key; ``audit`` reads the database itself;
-``public-key``, ``hold``, ``release`` and ``expire`` use the server's settings (EXPOUND_*).
+``verify`` needs only a bundle and the public key; ``audit`` reads the database itself and
+needs the public key (or an explicit ``--no-signature-check``). ``hold``, ``release``,
+``expire``, ``history`` and ``access-log`` are clients of the service's RPCs: the service
+signs every event with its own key, so no admin command needs the private key or write
+access to the database. ``public-key`` prints the public half of the key in the settings.
 ``init`` installs a PostgreSQL archive's schema as its owner (``EXPOUND_ARCHIVE_OWNER_DSN``)
-and grants the service and retention roles, the users of ``EXPOUND_ARCHIVE_DSN`` and
-``EXPOUND_ARCHIVE_RETENTION_DSN`` unless named.
+and grants the service role, the user of ``EXPOUND_ARCHIVE_DSN`` unless named.
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ import sys
 from pathlib import Path
 
 from expound.archive.audit import AuditReport, audit
-from expound.archive.checkpoint import Checkpoint, load_private_key, load_public_key, public_key_pem
+from expound.archive.checkpoint import (
+    Checkpoint,
+    load_private_key,
+    load_public_key,
+    public_key_pem,
+    verifier_key,
+)
 from expound.clients.auth_cli import security_from
 from expound.clients.bundles import BundleInvalid, checkpoint_from_pb, verify_bundle
 from expound.clients.client import ExplainClient
 from expound.errors import ServiceError
 from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+
+ADMIN_ACTIONS = ("hold", "release", "expire", "history", "access-log")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +45,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source = audit.add_mutually_exclusive_group()
     source.add_argument("--db", type=Path, help="SQLite archive file")
     source.add_argument("--dsn", help="PostgreSQL archive (libpq conninfo or URL)")
-    audit.add_argument("--public-key", type=Path, help="also check checkpoint signatures")
+    signatures = audit.add_mutually_exclusive_group(required=True)
+    signatures.add_argument(
+        "--public-key", type=Path, help="the log's public key: checks every checkpoint's signature"
+    )
+    signatures.add_argument(
+        "--no-signature-check",
+        action="store_true",
+        help="check only the hashes: checkpoints re-signed with another key then pass",
+    )
     audit.add_argument(
         "--checkpoint",
         type=Path,
@@ -44,31 +63,49 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
 
     init = actions.add_parser(
-        "init", help="install the PostgreSQL archive schema as its owner and grant the roles"
+        "init",
+        help="install the PostgreSQL archive schema as its owner; create and grant the service "
+        "role",
     )
     init.add_argument("--service-role", help="default: the user of EXPOUND_ARCHIVE_DSN")
-    init.add_argument("--retention-role", help="default: the user of EXPOUND_ARCHIVE_RETENTION_DSN")
 
     verify = actions.add_parser("verify", help="check a proof bundle with the public key")
     verify.add_argument("bundle", type=Path, help="bundle JSON, or JSON lines of bundles")
     verify.add_argument("--public-key", type=Path, required=True)
 
-    actions.add_parser(
+    checkpoint = actions.add_parser(
         "checkpoint", help="fetch the server's latest signed checkpoint as JSON, to keep"
+    )
+    checkpoint.add_argument(
+        "--note", action="store_true", help="print the C2SP signed note instead (for witnesses)"
     )
 
     key = actions.add_parser("public-key", help="print the signing key's public half (PEM)")
     key.add_argument("--key", type=Path, help="private key file (default: settings)")
+    key.add_argument(
+        "--vkey",
+        action="store_true",
+        help="print the C2SP signed-note verifier key (name+id+key) instead of PEM",
+    )
 
-    hold = actions.add_parser("hold", help="place a legal hold on a record")
+    hold = actions.add_parser("hold", help="place a legal hold on a record (via the service)")
     hold.add_argument("record_id")
     hold.add_argument("--reason", required=True)
     release = actions.add_parser("release", help="release a record's legal hold")
     release.add_argument("record_id")
+    release.add_argument("--reason", required=True)
     expire = actions.add_parser(
         "expire", help="remove payloads past retention (all due, or the ones named)"
     )
     expire.add_argument("record_ids", nargs="*")
+    expire.add_argument("--reason", default="", help="default: retention period ended")
+    history = actions.add_parser("history", help="a record's holds, releases and expiry")
+    history.add_argument("record_id")
+    access = actions.add_parser(
+        "access-log", help="who read which records, as JSON lines (for auditors)"
+    )
+    access.add_argument("--after", type=int, default=0, help="continue after this entry")
+    access.add_argument("--record-id", default="", help="only the reads of this record")
 
 
 def _print_report(report: AuditReport) -> int:
@@ -122,7 +159,7 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from expound.archive.postgres import install_schema
+    from expound.archive.postgres import ensure_service_role, install_schema
 
     if not settings.archive_owner_dsn:
         raise ValueError("set EXPOUND_ARCHIVE_OWNER_DSN to the schema owner's DSN")
@@ -133,16 +170,18 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
         return str(user) if user else None
 
     service = args.service_role or user_of(settings.archive_dsn)
-    retention = args.retention_role or user_of(settings.archive_retention_dsn)
     owner = user_of(settings.archive_owner_dsn)
     if service is None or service == owner:
         raise ValueError("name a service role other than the owner (--service-role)")
     async with await psycopg.AsyncConnection.connect(
         settings.archive_owner_dsn, autocommit=True
     ) as conn:
-        await install_schema(conn, service, retention)
-    print(f"archive schema installed; {service} may INSERT and SELECT", end="")
-    print(f"; {retention} may also DELETE payloads and holds" if retention else "")
+        created = await ensure_service_role(conn, service)
+        await install_schema(conn, service)
+    if created:
+        print(f"created the login role {service}: give it a password or a client certificate")
+    print(f"archive schema installed; {service} may INSERT and SELECT (and expire through")
+    print("the owner's guarded function); holds and expiry are the service's RPCs")
     return 0
 
 
@@ -171,24 +210,56 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-async def _administer(args: argparse.Namespace, settings: Settings) -> int:
-    from expound.archive.factory import open_archive
+def _event_line(event: pb.RecordEvent) -> str:
+    return json.dumps(
+        {
+            "seq": event.seq,
+            "kind": event.kind,
+            "event_id": event.event_id,
+            "record_id": event.record_id,
+            "actor": event.actor,
+            "reason": event.reason,
+            "created_at": event.created_at,
+            "target_seq": event.target_seq,
+            "hold_event_id": event.hold_event_id,
+        }
+    )
 
-    archive = await open_archive(settings, role="retention")
-    try:
+
+def _administer(args: argparse.Namespace) -> int:
+    security = security_from(args)
+    with ExplainClient(args.target, timeout=args.timeout, security=security) as client:
         if args.action == "hold":
-            record = await archive.set_legal_hold(args.record_id, True, args.reason)
-            print(f"held {record.record_id} (seq {record.seq})")
+            event = client.place_hold(args.record_id, args.reason)
+            print(f"held {event.record_id}: hold {event.event_id} (seq {event.seq})")
         elif args.action == "release":
-            record = await archive.set_legal_hold(args.record_id, False, "")
-            print(f"released {record.record_id}; retained until {record.retain_until}")
+            event = client.release_hold(args.record_id, args.reason)
+            print(f"released hold {event.hold_event_id} on {event.record_id} (seq {event.seq})")
+        elif args.action == "history":
+            for event in client.record_history(args.record_id):
+                print(_event_line(event))
+        elif args.action == "access-log":
+            after = args.after
+            while True:
+                page = client.access_log(after, record_id=args.record_id)
+                for entry in page.entries:
+                    line = {
+                        "seq": entry.seq,
+                        "at": entry.at,
+                        "principal": entry.principal,
+                        "rpc": entry.rpc,
+                        "request_id": entry.request_id,
+                        "record_ids": list(entry.record_ids),
+                    }
+                    print(json.dumps(line))
+                if not page.next_after_seq:
+                    break
+                after = page.next_after_seq
         else:
-            report = await archive.expire(args.record_ids or None)
-            for expired, tombstone in zip(report.expired, report.tombstones, strict=True):
-                print(f"expired {expired.record_id} (seq {expired.seq}); tombstone {tombstone.seq}")
-            print(f"{len(report.expired)} payload(s) removed")
-    finally:
-        await archive.aclose()
+            tombstones = client.expire_records(args.record_ids, args.reason)
+            for tombstone in tombstones:
+                print(f"expired {tombstone.record_id}; tombstone seq {tombstone.seq}")
+            print(f"{len(tombstones)} payload(s) removed")
     return 0
 
 
@@ -200,18 +271,24 @@ def run(args: argparse.Namespace) -> int:
         security = security_from(args)
         with ExplainClient(args.target, timeout=args.timeout, security=security) as client:
             checkpoint = checkpoint_from_pb(client.get_checkpoint())
-        print(json.dumps(checkpoint.to_json(), indent=2))
+        if args.note:
+            sys.stdout.write(checkpoint.note())
+        else:
+            print(json.dumps(checkpoint.to_json(), indent=2))
         return 0
+    if args.action in ADMIN_ACTIONS:
+        return _administer(args)
     settings = Settings()
     if args.action == "public-key":
         path = args.key or settings.signing_key_path
         if not path.exists():
             raise ValueError(f"no signing key at {path} (--key or EXPOUND_SIGNING_KEY_PATH)")
         key = load_private_key(path)
-        sys.stdout.write(public_key_pem(key).decode("ascii"))
+        if args.vkey:
+            print(verifier_key(settings.archive_log_id, key.public_key()))
+        else:
+            sys.stdout.write(public_key_pem(key).decode("ascii"))
         return 0
     if args.action == "audit":
         return asyncio.run(_audit(args, settings))
-    if args.action == "init":
-        return asyncio.run(_init(args, settings))
-    return asyncio.run(_administer(args, settings))
+    return asyncio.run(_init(args, settings))

@@ -10,7 +10,7 @@ A bundle is one JSON object, written by ``expound records get ID --proof`` and b
       "leaf_hash": "<64 hex>",        SHA-256(0x00 || record bytes)
       "leaf_index": 17,               the record's 0-based position in the log
       "audit_path": ["<64 hex>", ...],
-      "checkpoint": {"log_id", "size", "root_hash", "timestamp", "signature"}
+      "checkpoint": {"log_id", "size", "root_hash", "timestamp", "signature", "key_id"}
     }
 
 `verify_bundle` checks, in order: the checkpoint's Ed25519 signature, that the record
@@ -55,6 +55,7 @@ def checkpoint_from_pb(message: pb.SignedCheckpoint) -> Checkpoint:
         bytes(message.root_hash),
         message.timestamp,
         bytes(message.signature),
+        bytes(message.key_id),
     )
 
 

@@ -249,3 +249,41 @@ class ExplainClient:
             pb.ReloadModelsRequest(), timeout=self._timeout
         )
         return report
+
+    def place_hold(self, record_id: str, reason: str) -> pb.RecordEvent:
+        """Places a legal hold on a record (a signed log event naming this caller)."""
+        event: pb.RecordEvent = self._stub.PlaceHold(
+            pb.PlaceHoldRequest(record_id=record_id, reason=reason), timeout=self._timeout
+        )
+        return event
+
+    def release_hold(self, record_id: str, reason: str) -> pb.RecordEvent:
+        """Releases a record's legal hold (a signed log event naming the hold)."""
+        event: pb.RecordEvent = self._stub.ReleaseHold(
+            pb.ReleaseHoldRequest(record_id=record_id, reason=reason), timeout=self._timeout
+        )
+        return event
+
+    def expire_records(self, record_ids: list[str], reason: str = "") -> list[pb.RecordEvent]:
+        """Expires the named records (none named: every one due); returns the tombstones."""
+        response: pb.ExpireRecordsResponse = self._stub.ExpireRecords(
+            pb.ExpireRecordsRequest(record_ids=record_ids, reason=reason), timeout=self._timeout
+        )
+        return list(response.tombstones)
+
+    def record_history(self, record_id: str) -> list[pb.RecordEvent]:
+        """The events on a record, oldest first."""
+        history: pb.RecordHistory = self._stub.GetRecordHistory(
+            pb.GetRecordHistoryRequest(record_id=record_id), timeout=self._timeout
+        )
+        return list(history.events)
+
+    def access_log(
+        self, after_seq: int = 0, page_size: int = 0, record_id: str = ""
+    ) -> pb.ListAccessLogResponse:
+        """One page of the access log after entry ``after_seq`` (only reads of ``record_id``)."""
+        response: pb.ListAccessLogResponse = self._stub.ListAccessLog(
+            pb.ListAccessLogRequest(after_seq=after_seq, page_size=page_size, record_id=record_id),
+            timeout=self._timeout,
+        )
+        return response

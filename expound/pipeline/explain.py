@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 from expound.archive.records import StoredRecord
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
-from expound.domain import Audience, Candidate, ExplainRequest, Explanation, ResolvedRequest
+from expound.domain import (
+    ANONYMOUS,
+    Audience,
+    Candidate,
+    ExplainRequest,
+    Explanation,
+    ResolvedRequest,
+)
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest, Overloaded
 from expound.explainers.decision import Decision, decide
 from expound.explainers.facts import decision_facts
@@ -140,12 +147,18 @@ class Pipeline:
         return stored.explanation()
 
     async def explain(
-        self, request: ExplainRequest, time_left_s: float | None = None, request_id: str = ""
+        self,
+        request: ExplainRequest,
+        time_left_s: float | None = None,
+        request_id: str = "",
+        principal: str = ANONYMOUS,
     ) -> Explanation:
         """Explains one decision and commits its record before returning it.
 
         Args:
             request: the decision to explain.
+            principal: the caller; its idempotency keys are its own, and the record
+                names it.
             time_left_s: what is left of the caller's deadline; the LLM gets this, less a
                 reserve for ranking and archiving. None: the LLM timeout from settings.
             request_id: the call's request id, kept in the record.
@@ -154,7 +167,7 @@ class Pipeline:
             Overloaded: shed at admission, or too little of the deadline left to commit.
         """
         with self.admission.admitted(drafts=self._drafter is not None) as ticket:
-            return await self._explain(request, time_left_s, ticket, request_id)
+            return await self._explain(request, time_left_s, ticket, request_id, principal)
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
@@ -166,14 +179,21 @@ class Pipeline:
             timings[name] = (time.perf_counter() - mark) * 1000
 
     async def _explain(
-        self, request: ExplainRequest, time_left_s: float | None, ticket: Ticket, request_id: str
+        self,
+        request: ExplainRequest,
+        time_left_s: float | None,
+        ticket: Ticket,
+        request_id: str,
+        principal: str,
     ) -> Explanation:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         with self._stage("validate", timings):
             model = self._validated_model(request)
             if request.idempotency_key:
-                stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+                stored = await self._archive.find_by_idempotency_key(
+                    principal, request.idempotency_key
+                )
                 if stored is not None:
                     return await self._replay(request, stored)
             resolved = self._resolved(request)
@@ -222,14 +242,21 @@ class Pipeline:
                 f"retry in {self._config.retry_after_s:g} s",
                 self._config.retry_after_s,
             )
+        retain_until = self._archive.retain_until(explanation.model_id, explanation.created_at)
         record = build_record(
-            request, resolved, explanation, self._config.service_version, request_id
+            request,
+            resolved,
+            explanation,
+            self._config.service_version,
+            principal,
+            retain_until,
+            request_id,
         )
         try:
             with self._stage("archive"):
                 committed = await self._archive.append(record)
         except DuplicateIdempotencyKey:
-            stored = await self._archive.find_by_idempotency_key(request.idempotency_key)
+            stored = await self._archive.find_by_idempotency_key(principal, request.idempotency_key)
             assert stored is not None
             return await self._replay(request, stored)
         except Exception:

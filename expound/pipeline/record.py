@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 
-from expound.archive.records import NewRecord, canonical_json
+from expound.archive.records import KIND_RECORD, NewRecord, canonical_json
 from expound.domain import ExplainRequest, Explanation, ResolvedRequest
 
-# v3: v2 and the request id of the call that wrote the record (v2 records stay readable:
-# nothing reads the record by its schema's fields but the response).
+# v3: v2 plus the archive's indexed columns as top-level fields (so the audit covers them)
+# and the request id of the call that wrote the record.
 RECORD_SCHEMA = "expound.record/v3"
 
 
@@ -28,36 +28,32 @@ def build_record(
     resolved: ResolvedRequest,
     explanation: Explanation,
     service_version: str,
+    principal: str,
+    retain_until: str,
     request_id: str = "",
 ) -> NewRecord:
     """Assembles the canonical record of one answered Explain call.
 
-    Args:
-        request: the request as received.
-        resolved: the values its unspecified fields resolved to.
-        explanation: the answer.
-        service_version: the running service's version.
-        request_id: the call's request id, which joins the record to its log lines and trace.
+    The fields the archive indexes (ids, the caller's principal and idempotency key, the
+    decision) are top-level fields of the hashed record, so the audit covers every column;
+    the request id joins the record to its call's log lines and trace.
     """
-    fingerprint = request_fingerprint(request)
     body = {
         "schema": RECORD_SCHEMA,
+        "kind": KIND_RECORD,
         "record_id": explanation.record_id,
         "created_at": explanation.created_at,
+        "model_id": explanation.model_id,
+        "decision_id": explanation.decision_id,
+        "decision": explanation.prediction.decision,
+        "principal": principal,
+        "idempotency_key": request.idempotency_key,
+        "retain_until": retain_until,
         "service_version": service_version,
         "request_id": request_id,
         "request": request.model_dump(mode="json"),
-        "request_sha256": fingerprint,
+        "request_sha256": request_fingerprint(request),
         "resolved": resolved.model_dump(mode="json"),
         "response": explanation.model_dump(mode="json"),
     }
-    return NewRecord(
-        record_id=explanation.record_id,
-        model_id=explanation.model_id,
-        decision_id=explanation.decision_id,
-        idempotency_key=request.idempotency_key,
-        request_sha256=fingerprint,
-        created_at=explanation.created_at,
-        decision=explanation.prediction.decision,
-        canonical=canonical_json(body),
-    )
+    return NewRecord.from_body(body)

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import expound
 from expound.archive.factory import open_archive
+from expound.archive.signing import publish_checkpoints, publish_final
 from expound.errors import ArchiveUnavailable, ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.models.registry import ModelRegistry
@@ -196,6 +197,13 @@ async def running_server(
                 f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
             ) from error
         backends.push_async_callback(archive.aclose)
+        # Reads never sign: checkpoints follow the writer's schedule, and the last entries
+        # are covered before the archive closes.
+        backends.push_async_callback(publish_final, archive.publish_checkpoint)
+        checkpoints = asyncio.create_task(
+            publish_checkpoints(archive.publish_checkpoint, settings.checkpoint_every_seconds)
+        )
+        backends.push_async_callback(_cancelled, checkpoints)
         try:
             language = await backends.enter_async_context(language_stages(settings, telemetry))
         except ValueError as error:  # EXPOUND_LLM_CA_FILE cannot be used

@@ -28,7 +28,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grpc
 import jwt
@@ -46,9 +45,6 @@ from expound.server.calling import (
 from expound.server.policy import Access, Policy, load_policy, rpc_name
 from expound.server.tokens import TOKEN_PREFIX, TokenFile
 from expound.settings import Settings
-
-if TYPE_CHECKING:
-    from expound.archive.records import StoredRecord
 
 log = logging.getLogger("expound.server")
 
@@ -278,25 +274,6 @@ def admit(access: AccessControl | None, method: str, context: grpc.aio.ServicerC
     principal, granted = access.authorize(method, context, on_principal=principal_var.set)
     principal_var.set(principal)
     own_records_only_var.set(granted is Access.OWN)
-
-
-def record_owner(record: StoredRecord) -> str:
-    """The principal that created ``record`` ("" where the record names none).
-
-    The one place an own-records check learns a record's creator: the principal the
-    archive keeps with the record (in its hashed payload). A record that names none
-    belongs to no analyst.
-    """
-    return str(getattr(record, "principal", ""))
-
-
-def record_visible(record: StoredRecord) -> bool:
-    """Whether the caller may read ``record``.
-
-    Any record, unless the caller's grant is own-records-only (the analyst's): then only
-    the records whose principal is the caller's.
-    """
-    return not own_records_only_var.get() or record_owner(record) == principal_var.get()
 
 
 def build_access(settings: Settings) -> AccessControl | None:

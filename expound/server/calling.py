@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextvars
 
-# The principal of a call nobody authenticated (authentication off, on loopback only).
-ANONYMOUS = "anonymous"
+from expound.domain import ANONYMOUS
+
+__all__ = ["ANONYMOUS", "current_principal", "current_request_id"]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 principal_var: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default=ANONYMOUS)

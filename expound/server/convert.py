@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.records import KIND_RECORD, StoredRecord
-from expound.archive.store import ConsistencyProof, InclusionProof, RecordFilter
+from expound.archive.store import AccessEntry, ConsistencyProof, InclusionProof, RecordFilter
 from expound.domain import (
     Attributions,
     Audience,
@@ -191,13 +191,45 @@ def explanation_to_pb(explanation: Explanation) -> pb.ExplainResponse:
 
 
 def checkpoint_to_pb(checkpoint: Checkpoint) -> pb.SignedCheckpoint:
-    """A signed checkpoint, field for field."""
+    """A signed checkpoint, field for field, with its C2SP signed note."""
     return pb.SignedCheckpoint(
         log_id=checkpoint.log_id,
         size=checkpoint.size,
         root_hash=checkpoint.root_hash,
         timestamp=checkpoint.timestamp,
         signature=checkpoint.signature,
+        key_id=checkpoint.key_id,
+        note=checkpoint.note() if checkpoint.key_id else "",
+    )
+
+
+def event_to_pb(event: StoredRecord) -> pb.RecordEvent:
+    """A hold, release or tombstone as the log holds it."""
+    body = event.body()
+    record_id = body.get("target_record_id") or body.get("expired_record_id") or ""
+    return pb.RecordEvent(
+        seq=event.seq,
+        event_id=event.record_id,
+        kind=event.kind,
+        record_id=str(record_id),
+        actor=event.principal,
+        reason=str(body.get("reason", "")),
+        created_at=event.created_at,
+        target_seq=event.target_seq or 0,
+        hold_event_id=str(body.get("hold_record_id", "")),
+        canonical_json=event.canonical.decode("utf-8"),
+    )
+
+
+def access_entry_to_pb(entry: AccessEntry) -> pb.AccessLogEntry:
+    """One access-log entry."""
+    return pb.AccessLogEntry(
+        seq=entry.seq,
+        at=entry.at,
+        principal=entry.principal,
+        rpc=entry.rpc,
+        request_id=entry.request_id,
+        record_ids=list(entry.record_ids),
     )
 
 
@@ -234,6 +266,7 @@ def record_to_pb(record: StoredRecord, proof: InclusionProof | None = None) -> p
         retain_until=record.retain_until,
         legal_hold=record.legal_hold,
         expired=record.expired,
+        principal=record.principal,
     )
     if record.kind == KIND_RECORD and not record.expired:
         message.response.CopyFrom(explanation_to_pb(record.explanation()))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import grpc
 
-from expound.errors import FieldViolation, InvalidRequest, RecordNotFound
+from expound.errors import FieldViolation, InvalidRequest
 from expound.models.registry import ModelRegistry, ServedModel, UnavailableModel
 from expound.pipeline.explain import Pipeline
-from expound.pipeline.records import RecordService
+from expound.pipeline.records import Caller, RecordService
 from expound.server import convert
-from expound.server.auth import record_visible
-from expound.server.calling import current_request_id
+from expound.server.calling import current_principal, current_request_id, own_records_only_var
 from expound.server.reloading import ModelReloader
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -38,16 +37,16 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
             convert.explain_request_from_pb(request),
             time_left_s=context.time_remaining(),
             request_id=current_request_id(),
+            principal=current_principal(),
         )
         return convert.explanation_to_pb(explanation)
 
     async def GetRecord(
         self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext
     ) -> pb.Record:
-        record, proof = await self._records.get_record(request.record_id, request.include_proof)
-        if not record_visible(record):
-            # Answered as for an unknown id: another principal's record is not confirmed.
-            raise RecordNotFound(f"no record {request.record_id!r}")
+        record, proof = await self._records.get_record(
+            request.record_id, request.include_proof, _caller()
+        )
         return convert.record_to_pb(record, proof)
 
     async def GetConsistencyProof(
@@ -65,10 +64,13 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         self, request: pb.ListRecordsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRecordsResponse:
         page = await self._records.list_records(
-            convert.record_filter_from_pb(request), request.page_size, request.page_token
+            convert.record_filter_from_pb(request),
+            request.page_size,
+            request.page_token,
+            _caller(),
         )
         return pb.ListRecordsResponse(
-            records=[convert.summary_to_pb(r) for r in page.records if record_visible(r)],
+            records=[convert.summary_to_pb(r) for r in page.records],
             next_page_token=page.next_page_token,
         )
 
@@ -92,3 +94,50 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         self, request: pb.ReloadModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadModelsResponse:
         return convert.reload_report_to_pb(await self._reloader.reload())
+
+    async def PlaceHold(
+        self, request: pb.PlaceHoldRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordEvent:
+        event = await self._records.place_hold(
+            request.record_id, request.reason, current_principal()
+        )
+        return convert.event_to_pb(event)
+
+    async def ReleaseHold(
+        self, request: pb.ReleaseHoldRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordEvent:
+        event = await self._records.release_hold(
+            request.record_id, request.reason, current_principal()
+        )
+        return convert.event_to_pb(event)
+
+    async def ExpireRecords(
+        self, request: pb.ExpireRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExpireRecordsResponse:
+        report = await self._records.expire(
+            list(request.record_ids), request.reason, current_principal()
+        )
+        return pb.ExpireRecordsResponse(
+            tombstones=[convert.event_to_pb(t) for t in report.tombstones]
+        )
+
+    async def GetRecordHistory(
+        self, request: pb.GetRecordHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordHistory:
+        events = await self._records.history(request.record_id)
+        return pb.RecordHistory(events=[convert.event_to_pb(e) for e in events])
+
+    async def ListAccessLog(
+        self, request: pb.ListAccessLogRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccessLogResponse:
+        entries, after = await self._records.access_log(
+            request.after_seq, request.page_size, request.record_id
+        )
+        return pb.ListAccessLogResponse(
+            entries=[convert.access_entry_to_pb(e) for e in entries], next_after_seq=after
+        )
+
+
+def _caller() -> Caller:
+    """The call being served, as the access log records it."""
+    return Caller(current_principal(), current_request_id(), own_records_only_var.get())

@@ -195,18 +195,22 @@ class GetRecordRequest(_message.Message):
     def __init__(self, record_id: _Optional[str] = ..., include_proof: _Optional[bool] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
-    __slots__ = ("log_id", "size", "root_hash", "timestamp", "signature")
+    __slots__ = ("log_id", "size", "root_hash", "timestamp", "signature", "key_id", "note")
     LOG_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     log_id: str
     size: int
     root_hash: bytes
     timestamp: str
     signature: bytes
-    def __init__(self, log_id: _Optional[str] = ..., size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., timestamp: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    key_id: bytes
+    note: str
+    def __init__(self, log_id: _Optional[str] = ..., size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., timestamp: _Optional[str] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., note: _Optional[str] = ...) -> None: ...
 
 class InclusionProof(_message.Message):
     __slots__ = ("leaf_index", "tree_size", "leaf_hash", "audit_path", "checkpoint")
@@ -247,7 +251,7 @@ class GetCheckpointRequest(_message.Message):
     def __init__(self, size: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("record_id", "model_id", "decision_id", "created_at", "sha256", "canonical_json", "response", "proof", "seq", "kind", "retain_until", "legal_hold", "expired")
+    __slots__ = ("record_id", "model_id", "decision_id", "created_at", "sha256", "canonical_json", "response", "proof", "seq", "kind", "retain_until", "legal_hold", "expired", "principal")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +265,7 @@ class Record(_message.Message):
     RETAIN_UNTIL_FIELD_NUMBER: _ClassVar[int]
     LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
     EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     model_id: str
     decision_id: str
@@ -274,7 +279,8 @@ class Record(_message.Message):
     retain_until: str
     legal_hold: bool
     expired: bool
-    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., canonical_json: _Optional[str] = ..., response: _Optional[_Union[ExplainResponse, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., retain_until: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., expired: _Optional[bool] = ...) -> None: ...
+    principal: str
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., canonical_json: _Optional[str] = ..., response: _Optional[_Union[ExplainResponse, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., retain_until: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., expired: _Optional[bool] = ..., principal: _Optional[str] = ...) -> None: ...
 
 class ListRecordsRequest(_message.Message):
     __slots__ = ("model_id", "decision_id", "since", "until", "page_size", "page_token")
@@ -403,3 +409,103 @@ class ModelInfo(_message.Message):
     available: bool
     unavailable_reason: str
     def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
+
+class PlaceHoldRequest(_message.Message):
+    __slots__ = ("record_id", "reason")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    reason: str
+    def __init__(self, record_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReleaseHoldRequest(_message.Message):
+    __slots__ = ("record_id", "reason")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    reason: str
+    def __init__(self, record_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RecordEvent(_message.Message):
+    __slots__ = ("seq", "event_id", "kind", "record_id", "actor", "reason", "created_at", "target_seq", "hold_event_id", "canonical_json")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    event_id: str
+    kind: str
+    record_id: str
+    actor: str
+    reason: str
+    created_at: str
+    target_seq: int
+    hold_event_id: str
+    canonical_json: str
+    def __init__(self, seq: _Optional[int] = ..., event_id: _Optional[str] = ..., kind: _Optional[str] = ..., record_id: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[str] = ..., target_seq: _Optional[int] = ..., hold_event_id: _Optional[str] = ..., canonical_json: _Optional[str] = ...) -> None: ...
+
+class ExpireRecordsRequest(_message.Message):
+    __slots__ = ("record_ids", "reason")
+    RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    record_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, record_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExpireRecordsResponse(_message.Message):
+    __slots__ = ("tombstones",)
+    TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
+    tombstones: _containers.RepeatedCompositeFieldContainer[RecordEvent]
+    def __init__(self, tombstones: _Optional[_Iterable[_Union[RecordEvent, _Mapping]]] = ...) -> None: ...
+
+class GetRecordHistoryRequest(_message.Message):
+    __slots__ = ("record_id",)
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    def __init__(self, record_id: _Optional[str] = ...) -> None: ...
+
+class RecordHistory(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordEvent, _Mapping]]] = ...) -> None: ...
+
+class ListAccessLogRequest(_message.Message):
+    __slots__ = ("after_seq", "page_size", "record_id")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    page_size: int
+    record_id: str
+    def __init__(self, after_seq: _Optional[int] = ..., page_size: _Optional[int] = ..., record_id: _Optional[str] = ...) -> None: ...
+
+class AccessLogEntry(_message.Message):
+    __slots__ = ("seq", "at", "principal", "rpc", "request_id", "record_ids")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    RPC_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    at: str
+    principal: str
+    rpc: str
+    request_id: str
+    record_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seq: _Optional[int] = ..., at: _Optional[str] = ..., principal: _Optional[str] = ..., rpc: _Optional[str] = ..., request_id: _Optional[str] = ..., record_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListAccessLogResponse(_message.Message):
+    __slots__ = ("entries", "next_after_seq")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AccessLogEntry]
+    next_after_seq: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[AccessLogEntry, _Mapping]]] = ..., next_after_seq: _Optional[int] = ...) -> None: ...

@@ -74,6 +74,31 @@ class ExplainServiceStub:
                 request_serializer=expound_dot_v1_dot_explain__pb2.ReloadModelsRequest.SerializeToString,
                 response_deserializer=expound_dot_v1_dot_explain__pb2.ReloadModelsResponse.FromString,
                 _registered_method=True)
+        self.PlaceHold = channel.unary_unary(
+                '/expound.v1.ExplainService/PlaceHold',
+                request_serializer=expound_dot_v1_dot_explain__pb2.PlaceHoldRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.RecordEvent.FromString,
+                _registered_method=True)
+        self.ReleaseHold = channel.unary_unary(
+                '/expound.v1.ExplainService/ReleaseHold',
+                request_serializer=expound_dot_v1_dot_explain__pb2.ReleaseHoldRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.RecordEvent.FromString,
+                _registered_method=True)
+        self.ExpireRecords = channel.unary_unary(
+                '/expound.v1.ExplainService/ExpireRecords',
+                request_serializer=expound_dot_v1_dot_explain__pb2.ExpireRecordsRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.ExpireRecordsResponse.FromString,
+                _registered_method=True)
+        self.GetRecordHistory = channel.unary_unary(
+                '/expound.v1.ExplainService/GetRecordHistory',
+                request_serializer=expound_dot_v1_dot_explain__pb2.GetRecordHistoryRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.RecordHistory.FromString,
+                _registered_method=True)
+        self.ListAccessLog = channel.unary_unary(
+                '/expound.v1.ExplainService/ListAccessLog',
+                request_serializer=expound_dot_v1_dot_explain__pb2.ListAccessLogRequest.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.ListAccessLogResponse.FromString,
+                _registered_method=True)
 
 
 class ExplainServiceServicer:
@@ -101,7 +126,8 @@ class ExplainServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCheckpoint(self, request, context):
-        """Returns a signed checkpoint of the archive log (the latest, signed now if stale).
+        """Returns a signed checkpoint of the archive log (the latest signed; a read never signs:
+        the service signs on its own schedule, within EXPOUND_CHECKPOINT_EVERY_SECONDS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +159,47 @@ class ExplainServiceServicer:
         """Rereads the model directory: added, changed and removed models take effect for the
         calls that start after it; calls in flight finish on the version they started with.
         FAILED_PRECONDITION when the directory is missing or empty (nothing changes then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlaceHold(self, request, context):
+        """Places a legal hold on a record: a signed event in the archive log naming the caller,
+        the reason and the time. FAILED_PRECONDITION when the record is already held (the
+        message names that hold: release it first), expired, or not a record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseHold(self, request, context):
+        """Releases a record's legal hold: a signed event naming the hold it releases.
+        FAILED_PRECONDITION when the record is not held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireRecords(self, request, context):
+        """Removes the payloads past their retention date and not held (all due ones, or those
+        named: then one that may not expire yet fails the call and nothing changes), each
+        logged by a signed tombstone event. The leaf hashes stay, so every proof still holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecordHistory(self, request, context):
+        """The events on a record, oldest first: holds, releases, its tombstone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccessLog(self, request, context):
+        """The access log: who read which records (GetRecord, ListRecords), when, in which call;
+        or, given a record id, who saw that record.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,6 +247,31 @@ def add_ExplainServiceServicer_to_server(servicer, server):
                     servicer.ReloadModels,
                     request_deserializer=expound_dot_v1_dot_explain__pb2.ReloadModelsRequest.FromString,
                     response_serializer=expound_dot_v1_dot_explain__pb2.ReloadModelsResponse.SerializeToString,
+            ),
+            'PlaceHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceHold,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.PlaceHoldRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.RecordEvent.SerializeToString,
+            ),
+            'ReleaseHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseHold,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.ReleaseHoldRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.RecordEvent.SerializeToString,
+            ),
+            'ExpireRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireRecords,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.ExpireRecordsRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.ExpireRecordsResponse.SerializeToString,
+            ),
+            'GetRecordHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecordHistory,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.GetRecordHistoryRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.RecordHistory.SerializeToString,
+            ),
+            'ListAccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessLog,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.ListAccessLogRequest.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.ListAccessLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +490,141 @@ class ExplainService:
             '/expound.v1.ExplainService/ReloadModels',
             expound_dot_v1_dot_explain__pb2.ReloadModelsRequest.SerializeToString,
             expound_dot_v1_dot_explain__pb2.ReloadModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/PlaceHold',
+            expound_dot_v1_dot_explain__pb2.PlaceHoldRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.RecordEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/ReleaseHold',
+            expound_dot_v1_dot_explain__pb2.ReleaseHoldRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.RecordEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/ExpireRecords',
+            expound_dot_v1_dot_explain__pb2.ExpireRecordsRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.ExpireRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecordHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/GetRecordHistory',
+            expound_dot_v1_dot_explain__pb2.GetRecordHistoryRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.RecordHistory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/expound.v1.ExplainService/ListAccessLog',
+            expound_dot_v1_dot_explain__pb2.ListAccessLogRequest.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.ListAccessLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,7 @@ Memory and SQLite serve the unit tier; PostgreSQL the integration tier: a local 
 its Unix socket (scripts/ensure_postgres.sh installs and starts one when none answers),
 a throwaway database per test from pytest-postgresql, the schema installed by its owner as
 ``expound archive init`` does, and the store connected as the service role (INSERT and
-SELECT only) over loopback TCP, or as the retention role for holds and expiry.
+SELECT only, expiry through the owner's guarded function) over loopback TCP.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from expound.archive.memory import MemoryDriver, open_memory
 from expound.archive.postgres import install_schema, open_postgres
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
+from expound.archive.sqlite import SCHEMA as SQLITE_SCHEMA
 from expound.archive.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,15 +85,13 @@ def fixed_signer(
 class Backend:
     """One store kind on one fresh log: opens stores, runs raw SQL, audits.
 
-    For PostgreSQL, ``dsn`` is the service role's, ``retention_dsn`` the retention role's
-    and ``owner_dsn`` the schema owner's (raw SQL runs as the owner, as a tamperer with
-    owner rights would).
+    For PostgreSQL, ``dsn`` is the service role's and ``owner_dsn`` the schema owner's (raw
+    SQL runs as the owner, as a tamperer with owner rights would).
     """
 
     kind: str
     sqlite_path: Path | None = None
     dsn: str = ""
-    retention_dsn: str = ""
     owner_dsn: str = ""
     memory: MemoryDriver = field(default_factory=MemoryDriver)
 
@@ -100,17 +99,15 @@ class Backend:
         self,
         signer_for: SignerFor | None,
         retention: RetentionPolicy | None = None,
-        role: str = "service",
     ) -> LogArchive:
-        """A store over this backend's log (``role`` "retention": may hold and expire)."""
+        """A store over this backend's log."""
         policy = retention or RetentionPolicy()
         if self.kind == "memory":
             return await open_memory(signer_for, policy, self.memory)
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
             return await open_sqlite(self.sqlite_path, signer_for, policy)
-        dsn = self.retention_dsn if role == "retention" else self.dsn
-        return await open_postgres(dsn, signer_for, policy)
+        return await open_postgres(self.dsn, signer_for, policy)
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Runs one statement outside the store, as a tamperer with database access would."""
@@ -131,8 +128,18 @@ class Backend:
         else:
             for table in ("records", "payloads", "nodes", "checkpoints"):
                 self.sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-            for table in ("payloads", "holds"):
-                self.sql(f"ALTER TABLE {table} DROP CONSTRAINT {table}_seq_fkey")
+            self.sql("ALTER TABLE payloads DROP CONSTRAINT payloads_seq_fkey")
+            self.sql("ALTER TABLE records DROP CONSTRAINT records_target_seq_fkey")
+
+    def restore_guards(self) -> None:
+        """Puts the triggers back, as a tamperer covering their tracks would."""
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            with sqlite3.connect(self.sqlite_path) as conn:
+                conn.executescript(SQLITE_SCHEMA)
+        else:
+            for table in ("records", "payloads", "nodes", "checkpoints"):
+                self.sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
     async def audit(
         self, public_key: Any = None, published: Sequence[Checkpoint] = ()
@@ -148,13 +155,16 @@ class Backend:
 
 @dataclass(frozen=True)
 class PostgresRoles:
-    """A fresh database with an owner and two login roles, no schema yet."""
+    """A fresh database with an owner and two login roles, no schema yet.
+
+    ``init`` grants the service role; ``other`` is a login role it grants nothing.
+    """
 
     owner_dsn: str
     service: str
-    retention: str
+    other: str
     service_dsn: str
-    retention_dsn: str
+    other_dsn: str
 
 
 @pytest.fixture
@@ -165,10 +175,10 @@ def postgres_roles(
     info = postgresql.info
     owner = f"host={info.host} port={info.port} user={info.user} dbname={info.dbname}"
     suffix = uuid.uuid4().hex[:8]
-    service, retention = f"expound_service_{suffix}", f"expound_retention_{suffix}"
+    service, other = f"expound_service_{suffix}", f"expound_other_{suffix}"
     password = uuid.uuid4().hex
     with psycopg.connect(owner, autocommit=True) as admin:
-        for role in (service, retention):
+        for role in (service, other):
             admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
 
     def dsn(role: str) -> str:
@@ -177,10 +187,10 @@ def postgres_roles(
         )
 
     try:
-        yield PostgresRoles(owner, service, retention, dsn(service), dsn(retention))
+        yield PostgresRoles(owner, service, other, dsn(service), dsn(other))
     finally:
         with psycopg.connect(owner, autocommit=True) as admin:
-            for role in (service, retention):
+            for role in (service, other):
                 admin.execute(f"DROP OWNED BY {role}")
                 admin.execute(f"DROP ROLE {role}")
 
@@ -188,13 +198,8 @@ def postgres_roles(
 async def _postgres_backend(request: pytest.FixtureRequest) -> Backend:
     roles: PostgresRoles = request.getfixturevalue("postgres_roles")
     async with await psycopg.AsyncConnection.connect(roles.owner_dsn, autocommit=True) as init:
-        await install_schema(init, roles.service, roles.retention)
-    return Backend(
-        "postgres",
-        dsn=roles.service_dsn,
-        retention_dsn=roles.retention_dsn,
-        owner_dsn=roles.owner_dsn,
-    )
+        await install_schema(init, roles.service)
+    return Backend("postgres", dsn=roles.service_dsn, owner_dsn=roles.owner_dsn)
 
 
 def backend_fixture(*kinds: str) -> Any:

@@ -8,36 +8,46 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from expound.archive import merkle
 from expound.archive.checkpoint import verify_checkpoint
 from expound.archive.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
-from expound.archive.records import KIND_TOMBSTONE, NewRecord, canonical_json
+from expound.archive.records import (
+    KIND_HOLD,
+    KIND_RECORD,
+    KIND_RELEASE,
+    KIND_TOMBSTONE,
+    NewRecord,
+    StoredRecord,
+)
 from expound.archive.retention import RetentionPolicy
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
-from expound.errors import InvalidRequest, RetentionRefused
+from expound.errors import ArchiveUnavailable, InvalidRequest, RetentionRefused
 from expound.times import utc_now
 from tests.support.archive_backends import Backend, fixed_signer
 from tests.support.merkle_reference import MerkleTree
 
 
-def new_record(n: int, key: str = "", model_id: str = "m1") -> NewRecord:
-    created = utc_now()
-    record_id = str(uuid.uuid4())
-    body = {"schema": "test", "record_id": record_id, "n": n, "created_at": created}
-    return NewRecord(
-        record_id=record_id,
-        model_id=model_id,
-        decision_id=f"d-{n}",
-        idempotency_key=key,
-        request_sha256="0" * 64,
-        created_at=created,
-        decision="decline",
-        canonical=canonical_json(body),
-    )
+def new_record(n: int, key: str = "", model_id: str = "m1", principal: str = "p1") -> NewRecord:
+    body = {
+        "schema": "test",
+        "kind": KIND_RECORD,
+        "record_id": str(uuid.uuid4()),
+        "created_at": utc_now(),
+        "model_id": model_id,
+        "decision_id": f"d-{n}",
+        "decision": "decline",
+        "principal": principal,
+        "idempotency_key": key,
+        "request_sha256": "0" * 64,
+        "n": n,
+    }
+    return NewRecord.from_body(body)
 
 
 @pytest.fixture
@@ -45,11 +55,9 @@ def key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-async def fill(store: ArchiveStore, count: int) -> list[NewRecord]:
-    records = [new_record(n) for n in range(count)]
-    for record in records:
-        await store.append(record)
-    return records
+async def fill(store: ArchiveStore, count: int) -> list[StoredRecord]:
+    """Appends ``count`` records; returns them as appended (retain-until sealed in)."""
+    return [await store.append(new_record(n)) for n in range(count)]
 
 
 async def checkpoint_sizes(store: ArchiveStore) -> list[int]:
@@ -65,6 +73,7 @@ async def test_appends_form_a_merkle_log_with_signed_checkpoints(
         stored = [await store.get(r.record_id) for r in records]
         assert [s.seq for s in stored] == list(range(11))
         assert [s.leaf_hash for s in stored] == [r.leaf_hash for r in records]
+        assert all(merkle.leaf_hash(s.canonical) == s.leaf_hash for s in stored)
         tree = MerkleTree([r.leaf_hash for r in records])
         checkpoints = (await store.read_log()).checkpoints
         assert [(c.size, c.root_hash) for c in checkpoints] == [
@@ -72,8 +81,10 @@ async def test_appends_form_a_merkle_log_with_signed_checkpoints(
             (5, tree.root(5)),
             (9, tree.root(9)),
         ]
-        latest = await store.checkpoint()
+        assert (await store.checkpoint()) == checkpoints[-1], "a read signs nothing"
+        latest = await store.publish_checkpoint(force=True)
         assert latest is not None and latest.size == 11 and latest.root_hash == tree.root()
+        assert (await store.checkpoint()) == latest
         assert verify_checkpoint(key.public_key(), latest)
         assert (await backend.audit(key.public_key())).ok
     finally:
@@ -86,6 +97,11 @@ async def test_every_inclusion_proof_verifies_against_a_signed_checkpoint(
     store = await backend.open(fixed_signer(key, every_records=5))
     try:
         records = await fill(store, 13)
+        with pytest.raises(ArchiveUnavailable, match="not yet covered"):
+            await store.prove_inclusion(records[12])
+        assert (await store.publish_checkpoint()) is None, "not due: 2 of 5, and no time"
+        signed = await store.publish_checkpoint(force=True)
+        assert signed is not None and signed.size == 13
         for record in records:
             stored = await store.get(record.record_id)
             proof = await store.prove_inclusion(stored)
@@ -172,12 +188,30 @@ async def test_a_reused_idempotency_key_is_reported_and_nothing_is_written(
 ) -> None:
     store = await backend.open(fixed_signer(key))
     try:
-        await store.append(new_record(1, key="k"))
+        first = await store.append(new_record(1, key="k"))
         with pytest.raises(DuplicateIdempotencyKey):
             await store.append(new_record(2, key="k"))
         await store.append(new_record(3))
         assert (await backend.audit(key.public_key())).size == 2
-        assert (await store.find_by_idempotency_key("k")) is not None
+        found = await store.find_by_idempotency_key("p1", "k")
+        assert found is not None and found.record_id == first.record_id
+    finally:
+        await store.aclose()
+
+
+async def test_idempotency_keys_are_per_principal(backend: Backend, key: Ed25519PrivateKey) -> None:
+    store = await backend.open(fixed_signer(key))
+    try:
+        alice = await store.append(new_record(1, key="k", principal="alice"))
+        bob = await store.append(new_record(1, key="k", principal="bob"))
+        assert alice.record_id != bob.record_id
+        found = await store.find_by_idempotency_key("bob", "k")
+        assert found is not None and found.record_id == bob.record_id
+        assert found.principal == "bob"
+        assert await store.find_by_idempotency_key("carol", "k") is None
+        with pytest.raises(DuplicateIdempotencyKey):
+            await store.append(new_record(2, key="k", principal="alice"))
+        assert (await backend.audit(key.public_key())).ok
     finally:
         await store.aclose()
 
@@ -194,58 +228,145 @@ async def test_retention_refuses_early_or_held_expiry_and_tombstones_the_rest(
     backend: Backend, key: Ed25519PrivateKey
 ) -> None:
     retention = RetentionPolicy(default_months=25, months_by_model={"short": 0})
-    store = await backend.open(fixed_signer(key, every_records=2), retention, role="retention")
+    store = await backend.open(fixed_signer(key, every_records=2), retention)
     try:
-        kept = new_record(0, model_id="long")
-        held = new_record(1, model_id="short")
-        due = new_record(2, model_id="short")
-        for record in (kept, held, due):
-            await store.append(record)
-        assert (await store.get(kept.record_id)).retain_until[:4] == str(datetime.now(UTC).year + 2)
-        await store.set_legal_hold(held.record_id, True, "litigation 42")
+        kept, held, due = [
+            await store.append(new_record(n, model_id=model))
+            for n, model in enumerate(("long", "short", "short"))
+        ]
+        assert kept.retain_until[:4] == str(datetime.now(UTC).year + 2)
+        assert kept.body()["retain_until"] == kept.retain_until, "the payload holds the date"
+        await store.place_hold(held.record_id, "counsel", "litigation 42")
         with pytest.raises(RetentionRefused, match="retained until"):
-            await store.expire([kept.record_id])
+            await store.expire("clerk", [kept.record_id])
         with pytest.raises(RetentionRefused, match="legal hold"):
-            await store.expire([held.record_id])
+            await store.expire("clerk", [held.record_id])
 
-        report = await store.expire()
+        report = await store.expire("clerk")
         assert [r.record_id for r in report.expired] == [due.record_id]
         gone = await store.get(due.record_id)
         assert gone.expired and gone.canonical == b"" and gone.leaf_hash == due.leaf_hash
         (tombstone,) = report.tombstones
-        assert tombstone.kind == KIND_TOMBSTONE and tombstone.seq == 3
+        assert tombstone.kind == KIND_TOMBSTONE and tombstone.seq == 4
+        assert (tombstone.principal, tombstone.target_seq) == ("clerk", due.seq)
+        assert tombstone.body()["reason"] == "retention period ended"
         assert (await store.get(held.record_id)).legal_hold
 
+        await store.publish_checkpoint(force=True)
         proof = await store.prove_inclusion(gone)
         assert verify_inclusion(
             due.leaf_hash, 2, proof.checkpoint.size, proof.audit_path, proof.checkpoint.root_hash
         )
         assert (await backend.audit(key.public_key())).ok
 
-        await store.set_legal_hold(held.record_id, False, "")
-        assert [r.record_id for r in (await store.expire()).expired] == [held.record_id]
+        await store.release_hold(held.record_id, "counsel", "settled")
+        twice = await store.expire("clerk", [held.record_id, held.record_id])
+        assert [r.record_id for r in twice.expired] == [held.record_id]
+        assert len(twice.tombstones) == 1
         assert (await backend.audit(key.public_key())).ok
     finally:
         await store.aclose()
 
 
-async def test_a_second_hold_is_refused_and_the_first_reason_stands(
+async def test_the_log_decides_the_retention_date_it_hashes(
     backend: Backend, key: Ed25519PrivateKey
 ) -> None:
-    store = await backend.open(fixed_signer(key), role="retention")
+    store = await backend.open(fixed_signer(key), RetentionPolicy(default_months=25))
+    try:
+        record = new_record(1)
+        due = store.retain_until(record.model_id, record.created_at)
+        early = record.sealed("2000-01-01T00:00:00.000000Z")
+        stored = await store.append(early)
+        assert stored.retain_until == stored.body()["retain_until"] == due
+        assert stored.leaf_hash != early.leaf_hash, "an early date was replaced, then hashed"
+        other = new_record(2)
+        built = other.sealed(store.retain_until(other.model_id, other.created_at))
+        assert (await store.append(built)).leaf_hash == built.leaf_hash, "kept as built"
+    finally:
+        await store.aclose()
+
+
+async def test_holds_and_releases_are_signed_log_events_with_their_history(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    store = await backend.open(fixed_signer(key, every_records=1))
     try:
         (record,) = await fill(store, 1)
-        held = await store.set_legal_hold(record.record_id, True, "litigation 42")
-        assert held.legal_hold
-        with pytest.raises(RetentionRefused, match=r"already under legal hold .*litigation 42"):
-            await store.set_legal_hold(record.record_id, True, "another matter")
+        hold = await store.place_hold(record.record_id, "counsel", "litigation 42")
+        assert (hold.kind, hold.seq, hold.target_seq, hold.principal) == (
+            KIND_HOLD,
+            1,
+            record.seq,
+            "counsel",
+        )
+        assert hold.body()["reason"] == "litigation 42"
         assert (await store.get(record.record_id)).legal_hold
-        released = await store.set_legal_hold(record.record_id, False, "")
-        assert not released.legal_hold
-        assert not (await store.set_legal_hold(record.record_id, False, "")).legal_hold
-        again = await store.set_legal_hold(record.record_id, True, "another matter")
-        assert again.legal_hold
-        assert (await backend.audit(key.public_key())).ok, "holds are not log entries"
+        with pytest.raises(RetentionRefused, match=rf"already under legal hold {hold.record_id}"):
+            await store.place_hold(record.record_id, "another", "another matter")
+        release = await store.release_hold(record.record_id, "counsel", "settled")
+        assert (release.kind, release.target_seq) == (KIND_RELEASE, hold.seq)
+        assert release.body()["hold_record_id"] == hold.record_id
+        assert not (await store.get(record.record_id)).legal_hold
+        with pytest.raises(RetentionRefused, match="not under legal hold"):
+            await store.release_hold(record.record_id, "counsel", "again")
+        again = await store.place_hold(record.record_id, "another", "another matter")
+        assert (await store.get(record.record_id)).legal_hold
+
+        history = await store.history(record.record_id)
+        assert [(e.kind, e.principal) for e in history] == [
+            (KIND_HOLD, "counsel"),
+            (KIND_RELEASE, "counsel"),
+            (KIND_HOLD, "another"),
+        ]
+        assert history[-1].record_id == again.record_id
+        with pytest.raises(RetentionRefused, match="nothing to hold"):
+            await store.place_hold(hold.record_id, "counsel", "a hold on a hold")
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 4, "every act is an entry the audit proves"
+    finally:
+        await store.aclose()
+
+
+async def test_checkpoint_reads_never_write(backend: Backend, key: Ed25519PrivateKey) -> None:
+    store = await backend.open(fixed_signer(key, every_records=1000, every_seconds=3600))
+    try:
+        await fill(store, 3)
+        assert await checkpoint_sizes(store) == [1]
+        for _ in range(100):
+            latest = await store.checkpoint()
+            assert latest is not None and latest.size == 1
+        assert await checkpoint_sizes(store) == [1], "100 reads signed nothing"
+        assert (await store.publish_checkpoint(force=True)) is not None
+        assert await checkpoint_sizes(store) == [1, 3]
+        assert (await store.publish_checkpoint(force=True)) is None, "the log did not grow"
+    finally:
+        await store.aclose()
+
+
+async def test_the_access_log_keeps_every_read_in_order(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    from expound.archive.store import AccessEntry
+
+    store = await backend.open(fixed_signer(key))
+    try:
+        entries = [
+            AccessEntry(utc_now(), f"auditor-{n}", "GetRecord", f"req-{n}", (f"r-{n}", "x"))
+            for n in range(5)
+        ]
+        for entry in entries:
+            await store.log_access(entry)
+        read = await store.read_access_log()
+        assert [e.seq for e in read] == [1, 2, 3, 4, 5]
+        assert [replace(e, seq=0) for e in read] == entries
+        assert [e.seq for e in await store.read_access_log(after=3)] == [4, 5]
+        assert [e.seq for e in await store.read_access_log(after=1, limit=2)] == [2, 3]
+        await store.log_access(AccessEntry(utc_now(), "auditor-5", "ListRecords", "req-5", ()))
+        assert (await store.read_access_log(after=5))[0].record_ids == ()
+        who = await store.read_access_log(record_id="x")
+        assert [e.principal for e in who] == [f"auditor-{n}" for n in range(5)]
+        assert [e.seq for e in await store.read_access_log(record_id="r-3")] == [4]
+        assert [e.seq for e in await store.read_access_log(after=4, record_id="r-3")] == []
     finally:
         await store.aclose()
 
@@ -257,14 +378,17 @@ async def test_list_pages_newest_first_with_filters(
 
     store = await backend.open(fixed_signer(key))
     try:
-        records = [new_record(n, model_id="a" if n % 2 else "b") for n in range(7)]
-        for record in records:
-            await store.append(record)
+        records = [
+            await store.append(new_record(n, model_id="a" if n % 2 else "b")) for n in range(7)
+        ]
         first = await store.list(RecordFilter(model_id="a"), 2, "")
         assert [r.record_id for r in first.records] == [records[5].record_id, records[3].record_id]
         second = await store.list(RecordFilter(model_id="a"), 2, first.next_page_token)
         assert [r.record_id for r in second.records] == [records[1].record_id]
         assert second.next_page_token == ""
+        mine = await store.append(new_record(7, model_id="a", principal="analyst-1"))
+        (own,) = (await store.list(RecordFilter(principal="analyst-1"), 10, "")).records
+        assert own.record_id == mine.record_id
         (one,) = (await store.list(RecordFilter(decision_id="d-4"), 0, "")).records
         assert one.record_id == records[4].record_id and one.canonical == records[4].canonical
         with pytest.raises(InvalidRequest, match="page token"):
@@ -281,10 +405,10 @@ async def test_an_empty_log_has_no_checkpoint_and_unknown_records_are_not_found(
     store = await backend.open(fixed_signer(key))
     try:
         assert await store.checkpoint() is None
-        assert await store.find_by_idempotency_key("nobody") is None
+        assert await store.find_by_idempotency_key("p1", "nobody") is None
         with pytest.raises(RecordNotFound):
             await store.get("no-such-record")
         with pytest.raises(RecordNotFound):
-            await store.expire(["no-such-record"])
+            await store.expire("clerk", ["no-such-record"])
     finally:
         await store.aclose()

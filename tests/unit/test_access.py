@@ -18,7 +18,6 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from expound.archive.records import StoredRecord
 from expound.server.app import RunningServer, running_server
 from expound.server.policy import RPCS, SERVICE, load_policy
 from expound.settings import Settings
@@ -38,6 +37,11 @@ ALLOWED: dict[str, set[str]] = {
     "ListModels": {"analyst", "auditor", "operator"},
     "GetModel": {"analyst", "auditor", "operator"},
     "ReloadModels": {"operator"},
+    "PlaceHold": {"records-admin"},
+    "ReleaseHold": {"records-admin"},
+    "ExpireRecords": {"records-admin"},
+    "GetRecordHistory": {"records-admin", "auditor"},
+    "ListAccessLog": {"auditor"},
 }
 CALLERS = (*ROLES, "nobody", None)  # "nobody": a valid token whose principal has no role
 
@@ -180,10 +184,6 @@ async def test_only_the_auditor_reads_a_record_another_principal_made(
     assert list((await stub.ListRecords(pb.ListRecordsRequest(), metadata=analyst)).records) == []
 
 
-@pytest.mark.skipif(
-    "principal" not in {f.name for f in dataclasses.fields(StoredRecord)},
-    reason="records carry their principal once the archive records it (issue 11, archive part)",
-)
 async def test_an_analyst_reads_its_own_records(
     secured: Secured, tls_channel: grpc.aio.Channel, denied_applicant: dict[str, Any]
 ) -> None:
@@ -195,10 +195,38 @@ async def test_an_analyst_reads_its_own_records(
     await stub.Explain(
         explain_request(GBM, denied_applicant), metadata=bearer(secured.tokens["decider"])
     )
+    decider = bearer(secured.tokens["decider"])
+    for _ in range(3):  # newer records of another principal, ahead of the analyst's
+        await stub.Explain(explain_request(GBM, denied_applicant), metadata=decider)
     got = await stub.GetRecord(pb.GetRecordRequest(record_id=mine.record_id), metadata=analyst)
     assert got.record_id == mine.record_id
-    listed = await stub.ListRecords(pb.ListRecordsRequest(), metadata=analyst)
+    # Filtered in the query: a page of one holds the analyst's record, not an empty page
+    # of someone else's.
+    listed = await stub.ListRecords(pb.ListRecordsRequest(page_size=1), metadata=analyst)
     assert [r.record_id for r in listed.records] == [mine.record_id]
+    assert listed.next_page_token == ""
+
+
+async def test_a_refused_read_is_not_logged_as_a_read(
+    secured: Secured, tls_channel: grpc.aio.Channel, denied_applicant: dict[str, Any]
+) -> None:
+    from expound.clients.client import explain_request
+
+    stub = explain_pb2_grpc.ExplainServiceStub(tls_channel)
+    made = await stub.Explain(
+        explain_request(GBM, denied_applicant), metadata=bearer(secured.tokens["decider"])
+    )
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetRecord(
+            pb.GetRecordRequest(record_id=made.record_id),
+            metadata=bearer(secured.tokens["analyst"]),
+        )
+    auditor = bearer(secured.tokens["auditor"])
+    await stub.GetRecord(pb.GetRecordRequest(record_id=made.record_id), metadata=auditor)
+    log = await stub.ListAccessLog(
+        pb.ListAccessLogRequest(record_id=made.record_id), metadata=auditor
+    )
+    assert [(e.principal, e.rpc) for e in log.entries] == [("auditor", "GetRecord")]
 
 
 async def test_the_access_log_names_the_authenticated_principal(

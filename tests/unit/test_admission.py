@@ -24,6 +24,7 @@ from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM
+from tests.support.callers import TEST_CALLER
 from tests.support.llm_stub import llm_stub
 
 
@@ -31,7 +32,7 @@ async def archived(running: RunningServer) -> int:
     """How many records the server's archive holds."""
     count, token = 0, ""
     while True:
-        page = await running.records.list_records(RecordFilter(), 500, token)
+        page = await running.records.list_records(RecordFilter(), 500, token, TEST_CALLER)
         count += len(page.records)
         token = page.next_page_token
         if not token:

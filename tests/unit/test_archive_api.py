@@ -24,6 +24,8 @@ from expound.server.app import RunningServer
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from tests.conftest import GBM
+from tests.support import signed_note
+from tests.support.callers import TEST_CALLER
 from tests.unit.test_server import request
 
 
@@ -166,11 +168,19 @@ async def test_archive_commands_verify_and_audit(
     assert await cli([*args, "--checkpoint", str(kept)]) == 0
     assert capsys.readouterr().out.startswith("ok: 3 entries")
 
+    # What a witness needs: the signed note and the verifier key, checked independently.
+    assert await cli([*target, "archive", "checkpoint", "--note"]) == 0
+    note = capsys.readouterr().out
+    assert await cli(["archive", "public-key", "--vkey"]) == 0
+    vkey = signed_note.parse_verifier_key(capsys.readouterr().out.strip())
+    head = signed_note.parse_checkpoint(signed_note.open_note(note, [vkey]))
+    assert (head.origin, head.size) == (settings.archive_log_id, 3)
+
 
 async def _first_record_id(service: RunningServer) -> str:
     from expound.archive.store import RecordFilter
 
-    page = await service.records.list_records(RecordFilter(), 1, "")
+    page = await service.records.list_records(RecordFilter(), 1, "", TEST_CALLER)
     return page.records[0].record_id
 
 
@@ -193,6 +203,7 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         retention_months=0,
         llm_mode="off",
         grace_seconds=0.5,
+        checkpoint_every_records=1,
     )
     for name, value in (
         ("ARCHIVE_PATH", settings.archive_path),
@@ -207,7 +218,7 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         for n in range(3):
             explain = [*target, "explain", "--model", GBM, "--applicant", str(applicant)]
             assert await cli([*explain, "--decision-id", f"loan-{n}"]) == 0
-        page = await service.records.list_records(RecordFilter(), 10, "")
+        page = await service.records.list_records(RecordFilter(), 10, "", TEST_CALLER)
         held, due, _ = [r.record_id for r in page.records]
         pem = tmp_path / "pub.pem"
         capsys.readouterr()
@@ -219,7 +230,9 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         html = notice.read_text()
         assert "Notice of action taken" in html and "decline" in html and due in html
         record = json.loads(
-            (await service.records.get_record(due, include_proof=False))[0].canonical
+            (await service.records.get_record(due, include_proof=False, caller=TEST_CALLER))[
+                0
+            ].canonical
         )
         for reason in record["response"]["principal_reasons"]:
             assert reason["text"].split("'")[0][:30] in html
@@ -237,12 +250,21 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         bundle = dict(rows[1], checkpoint=json.loads(rows[1]["checkpoint"]))
         assert verify_bundle(bundle, pem.read_bytes()).leaf_index == 1
 
-        assert await cli(["archive", "hold", held, "--reason", "dispute 7"]) == 0
-        assert await cli(["archive", "expire", held]) == 2
+        capsys.readouterr()
+        assert await cli([*target, "archive", "hold", held, "--reason", "dispute 7"]) == 0
+        assert f"held {held}" in capsys.readouterr().out
+        assert await cli([*target, "archive", "expire", held]) == 1
         assert "legal hold" in capsys.readouterr().err
-        assert await cli(["archive", "expire"]) == 0
+        assert await cli([*target, "archive", "expire"]) == 0
         assert "2 payload(s) removed" in capsys.readouterr().out
-        gone, _ = await service.records.get_record(due, include_proof=False)
+        assert await cli([*target, "archive", "history", held]) == 0
+        (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert (event["kind"], event["actor"], event["reason"]) == (
+            "hold",
+            "anonymous",
+            "dispute 7",
+        )
+        gone, _ = await service.records.get_record(due, include_proof=False, caller=TEST_CALLER)
         assert gone.expired and gone.canonical == b""
         assert await cli([*target, "records", "notice", due]) == 2
         assert await cli([*target, "records", "get", due, "--proof"]) == 0
@@ -252,4 +274,8 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         assert "payload expired" in capsys.readouterr().out
         args = ["archive", "audit", "--db", str(settings.archive_path), "--public-key", str(pem)]
         assert await cli(args) == 0
-        assert capsys.readouterr().out.startswith("ok: 5 entries")
+        assert capsys.readouterr().out.startswith("ok: 6 entries")
+        with pytest.raises(SystemExit) as usage:
+            await cli(["archive", "audit", "--db", str(settings.archive_path)])
+        assert usage.value.code == 2
+        assert "--public-key --no-signature-check" in capsys.readouterr().err.replace("|", " ")

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from expound.archive.adapter import Query
@@ -13,6 +14,7 @@ from expound.archive.retention import RetentionPolicy
 from expound.archive.sql import Row, SqlTables
 from expound.archive.sqlite import open_sqlite
 from expound.archive.store import RecordFilter
+from expound.errors import ArchiveUnavailable
 from tests.support.archive_backends import fixed_signer
 
 
@@ -43,11 +45,25 @@ async def test_proof_and_lookup_queries_search_by_key_never_scan(tmp_path: Path)
     await tables.checkpoint(8)
     await tables.log_rows(1000, 10)
     await tables.select(Query(record_id="r"))
-    await tables.select(Query(idempotency_key="k"))
+    await tables.select(Query(idempotency_key="k", principal="p"))
     await tables.select(Query(listing=RecordFilter(model_id="m"), below=10, limit=5))
+    await tables.select(Query(listing=RecordFilter(principal="p"), below=10, limit=5))
+    await tables.select(Query(about_seq=3))
+    await tables.active_hold(3)
+    await tables.access_rows(10, 5, "")
+    await tables.access_rows(10, 5, "r")
     with sqlite3.connect(path) as conn:
         for statement, params in recorder.statements:
             plan = " ".join(
                 row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)
             )
             assert "SCAN" not in plan, (statement, plan)
+
+
+async def test_an_archive_of_an_earlier_schema_is_refused_not_served(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    with sqlite3.connect(path) as conn:  # what schema version 2 left: no principal column
+        conn.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, idempotency_key TEXT UNIQUE)")
+        conn.execute("PRAGMA user_version = 2")
+    with pytest.raises(ArchiveUnavailable, match="schema version 2, not 3"):
+        await open_sqlite(path, fixed_signer(Ed25519PrivateKey.generate()), RetentionPolicy())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import stat
@@ -19,13 +20,16 @@ from expound.archive.checkpoint import (
     Checkpoint,
     checkpoint_body,
     generate_private_key_file,
+    key_id_of,
     load_private_key,
     load_public_key,
     public_key_pem,
     sign_checkpoint,
+    verifier_key,
     verify_checkpoint,
 )
 from expound.times import format_utc, utc_now
+from tests.support import signed_note
 
 ROOT = bytes.fromhex("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")
 TIMESTAMP = "2025-01-02T03:04:05.123456Z"
@@ -41,15 +45,74 @@ def checkpoint(key: Ed25519PrivateKey) -> Checkpoint:
     return sign_checkpoint(key, "expound/test-log", 8, ROOT, TIMESTAMP)
 
 
-def test_body_format_is_fixed() -> None:
+def test_body_is_a_c2sp_checkpoint() -> None:
     body = checkpoint_body("expound/test-log", 8, ROOT, TIMESTAMP)
     assert body == (
-        b"expound-checkpoint/v1\n"
         b"expound/test-log\n"
         b"8\n"
         b"XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
-        b"2025-01-02T03:04:05.123456Z\n"
+        b"timestamp 2025-01-02T03:04:05.123456Z\n"
     )
+
+
+def test_an_independent_signed_note_verifier_accepts_the_note(
+    key: Ed25519PrivateKey, checkpoint: Checkpoint
+) -> None:
+    vkey = signed_note.parse_verifier_key(verifier_key("expound/test-log", key.public_key()))
+    note = checkpoint.note()
+    text = signed_note.open_note(note, [vkey])
+    head = signed_note.parse_checkpoint(text)
+    assert (head.origin, head.size, head.root_hash) == ("expound/test-log", 8, ROOT)
+    assert head.extensions == [f"timestamp {TIMESTAMP}"]
+    # The key id is the spec's: SHA-256(name || 0x0A || 0x01 || key)[:4].
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert checkpoint.key_id == hashlib.sha256(b"expound/test-log\n\x01" + raw).digest()[:4]
+
+    other = signed_note.parse_verifier_key(
+        verifier_key("expound/test-log", Ed25519PrivateKey.generate().public_key())
+    )
+    with pytest.raises(signed_note.NoteError, match="no known key"):
+        signed_note.open_note(note, [other])
+    forged = note.replace("\n8\n", "\n9\n", 1)
+    with pytest.raises(signed_note.NoteError, match="does not verify"):
+        signed_note.open_note(forged, [vkey])
+
+
+def test_a_known_go_sumdb_note_verifies_with_the_independent_verifier() -> None:
+    """The reference verifier passes the example of golang.org/x/mod/sumdb/note's docs."""
+    vkey = signed_note.parse_verifier_key(
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    )
+    note = (
+        "If you think cryptography is the answer to your problem,\n"
+        "then you don't know what your problem is.\n"
+        "\n"
+        "\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNX"
+        "gKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+    )
+    assert signed_note.open_note(note, [vkey]).startswith("If you think cryptography")
+
+
+def test_checkpoints_signed_in_the_old_format_still_verify(key: Ed25519PrivateKey) -> None:
+    body = (
+        b"expound-checkpoint/v1\nexpound/test-log\n8\n"
+        b"XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n2025-01-02T03:04:05.123456Z\n"
+    )
+    old = Checkpoint("expound/test-log", 8, ROOT, TIMESTAMP, key.sign(body))
+    assert verify_checkpoint(key.public_key(), old)
+    assert "key_id" not in old.to_json()
+    assert Checkpoint.from_json(old.to_json()) == old
+    assert not verify_checkpoint(key.public_key(), dataclasses.replace(old, size=9))
+    with pytest.raises(ValueError, match="no note"):
+        old.note()
+    # An old signature does not pass as a new one, nor the other way round.
+    as_new = dataclasses.replace(old, key_id=key_id_of("expound/test-log", key.public_key()))
+    assert not verify_checkpoint(key.public_key(), as_new)
+
+
+def test_a_key_id_of_another_key_fails(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None:
+    other = key_id_of("expound/test-log", Ed25519PrivateKey.generate().public_key())
+    assert not verify_checkpoint(key.public_key(), dataclasses.replace(checkpoint, key_id=other))
 
 
 def test_sign_then_verify(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None:
@@ -101,6 +164,7 @@ def test_json_round_trip(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None
         "root_hash": ROOT.hex(),
         "timestamp": TIMESTAMP,
         "signature": checkpoint.signature.hex(),
+        "key_id": checkpoint.key_id.hex(),
     }
     # Through real JSON text, not just the dict.
     decoded = Checkpoint.from_json(json.loads(json.dumps(encoded)))
@@ -118,6 +182,7 @@ def test_json_round_trip(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None
         ({"root_hash": ROOT.hex()[:-2]}, "root_hash"),
         ({"root_hash": ROOT.hex().upper()}, "root_hash"),
         ({"signature": "00"}, "signature"),
+        ({"key_id": "abc"}, "key_id"),
         ({"log_id": 7}, "log_id"),
         ({"timestamp": "2025-01-02 03:04:05"}, "timestamp"),
         ({"extra": 1}, "extra"),
@@ -143,6 +208,8 @@ def test_from_json_rejects_missing_field(checkpoint: Checkpoint) -> None:
     [
         ("", 1, ROOT, TIMESTAMP, "log_id"),
         ("two\nlines", 1, ROOT, TIMESTAMP, "log_id"),
+        ("with space", 1, ROOT, TIMESTAMP, "log_id"),
+        ("a+b", 1, ROOT, TIMESTAMP, "log_id"),
         ("log", -1, ROOT, TIMESTAMP, "size"),
         ("log", 1, ROOT[:16], TIMESTAMP, "root_hash"),
         ("log", 1, ROOT, "2025-01-02T03:04:05+01:00", "timestamp"),

@@ -201,6 +201,8 @@ async def test_the_record_keeps_the_request_as_received_and_what_was_resolved(
     record = await stub.GetRecord(pb.GetRecordRequest(record_id=unspecified.record_id))
     body = json.loads(record.canonical_json)
     assert body["schema"] == "expound.record/v3"
+    assert (body["principal"], body["decision"]) == ("anonymous", "decline")
+    assert body["retain_until"] == record.retain_until
     sent = body["request"]
     assert sent["audience"] is None
     assert sent["num_candidates"] == 0 and sent["drafting_seed"] == 0
