@@ -54,6 +54,8 @@ class ServiceError(Exception):
     """Base of every error expound reports to a caller."""
 
     code: StatusCode = StatusCode.INTERNAL
+    # When set, the caller is told to retry after this many seconds (google.rpc.RetryInfo).
+    retry_after_s: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -129,7 +131,7 @@ class Overloaded(ServiceError):
 
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
-        self.retry_after_s = retry_after_s
+        self.retry_after_s: float | None = retry_after_s
 
 
 class Unauthenticated(ServiceError):

@@ -250,10 +250,13 @@ class LogArchive:
     async def prove_inclusion(self, record: StoredRecord) -> InclusionProof:
         checkpoint = await self._latest()
         if checkpoint is None or checkpoint.size <= record.seq:
-            raise ArchiveUnavailable(
+            uncovered = ArchiveUnavailable(
                 f"entry {record.seq} is not yet covered by a signed checkpoint; the service "
                 "signs one within its checkpoint interval: retry then"
             )
+            # The checkpoint task polls four times per interval.
+            uncovered.retry_after_s = self._signer.every_seconds / 4 if self._signer else 1.0
+            raise uncovered
         ranges = inclusion_ranges(record.seq, checkpoint.size)
         nodes = await self._read_nodes(keys_of(ranges))
         return InclusionProof(record.seq, record.leaf_hash, hashes_of(ranges, nodes), checkpoint)

@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from expound.errors import FieldViolation, InvalidRequest, Overloaded, ServiceError, StatusCode
+from expound.errors import FieldViolation, InvalidRequest, ServiceError, StatusCode
 from expound.server.auth import AccessControl, admit
 from expound.server.calling import (
     ANONYMOUS,
@@ -136,7 +136,7 @@ def status_for(error: ServiceError, request_id: str) -> status_pb2.Status:
         # Any adds the type URL (about 60 bytes) and tags around the BadRequest.
         budget = MAX_STATUS_BYTES - status.ByteSize() - 80
         status.details.insert(0, _packed(_bad_request(error.violations, budget)))
-    if isinstance(error, Overloaded):
+    if error.retry_after_s is not None:
         delay = duration_pb2.Duration()
         delay.FromTimedelta(timedelta(seconds=error.retry_after_s))
         status.details.insert(0, _packed(error_details_pb2.RetryInfo(retry_delay=delay)))

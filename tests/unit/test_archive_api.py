@@ -279,3 +279,40 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
             await cli(["archive", "audit", "--db", str(settings.archive_path)])
         assert usage.value.code == 2
         assert "--public-key --no-signature-check" in capsys.readouterr().err.replace("|", " ")
+
+
+async def test_a_proof_not_yet_covered_says_when_to_retry(
+    settings: Settings, denied_applicant: dict[str, Any]
+) -> None:
+    import grpc
+
+    from expound.server.app import running_server
+    from expound.v1 import explain_pb2_grpc
+    from tests.support.wire_status import assert_receivable, rich_status
+
+    # Checkpoints by count only after 1,000 records, by time every 40 s: the first append
+    # signs one (none was due yet), the second record has none yet, and a read does not
+    # sign one.
+    quiet = settings.model_copy(
+        update={"checkpoint_every_records": 1000, "checkpoint_every_seconds": 40.0}
+    )
+    async with (
+        running_server(quiet) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        _, record_id = await explain_some(stub, denied_applicant, 2)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetRecord(pb.GetRecordRequest(record_id=record_id, include_proof=True))
+    error = caught.value
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "not yet covered by a signed checkpoint" in (error.details() or "")
+    assert_receivable(error)
+    from google.rpc import error_details_pb2
+
+    delays = []
+    for detail in rich_status(error).details:
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(retry):
+            delays.append(retry.retry_delay.ToTimedelta().total_seconds())
+    assert delays == [10.0]  # a quarter of the interval: when the checkpoint task looks
