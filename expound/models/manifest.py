@@ -25,6 +25,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RecourseSpec(_Strict):
+    """How an applicant may change one actionable feature, for counterfactual recourse.
+
+    Numbers move on the grid ``minimum``, ``minimum + step``, ... ``maximum``; categories
+    move along ``order`` (a ladder, worst to best or as the lender ranks them) one rung
+    at a time. ``direction`` says which way: ``increase`` (up the grid or the ladder),
+    ``decrease`` or ``either``. The normalised size of a change is the distance moved over
+    the whole range (numbers) or the number of rungs over the ladder's length.
+    """
+
+    direction: Literal["increase", "decrease", "either"]
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = Field(default=None, gt=0)
+    order: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _grid_or_ladder(self) -> RecourseSpec:
+        numeric = (self.minimum, self.maximum, self.step)
+        if self.order is not None:
+            if any(v is not None for v in numeric):
+                raise ValueError("recourse: give order (categories) or a grid, not both")
+            if len(self.order) < 2 or len(set(self.order)) != len(self.order):
+                raise ValueError("recourse.order: at least two distinct categories")
+        elif any(v is None for v in numeric):
+            raise ValueError("recourse: a number needs minimum, maximum and step")
+        elif self.maximum <= self.minimum:  # type: ignore[operator]
+            raise ValueError("recourse: maximum must exceed minimum")
+        return self
+
+
 class FeatureSpec(_Strict):
     """One input feature as the applicant's data provides it (before any encoding)."""
 
@@ -48,6 +79,9 @@ class FeatureSpec(_Strict):
     onehot_columns: list[str | None] | None = None
     # The model's column for this feature when its name differs (e.g. "Age (years)").
     column: str | None = None
+    # How recourse may change it (None: never changed; only actionable, unprotected
+    # features may declare one).
+    recourse: RecourseSpec | None = None
 
     @model_validator(mode="after")
     def _categories_match_type(self) -> FeatureSpec:
@@ -68,7 +102,22 @@ class FeatureSpec(_Strict):
             raise ValueError(f"{self.name}: give codes or onehot_columns, not both")
         if self.column is not None and self.onehot_columns is not None:
             raise ValueError(f"{self.name}: give column or onehot_columns, not both")
+        if self.recourse is not None:
+            self._check_recourse(self.recourse)
         return self
+
+    def _check_recourse(self, recourse: RecourseSpec) -> None:
+        if self.protected or not self.actionable:
+            raise ValueError(
+                f"{self.name}.recourse: only an actionable, unprotected feature may change"
+            )
+        if self.type == "bool":
+            raise ValueError(f"{self.name}.recourse: a yes/no feature has no recourse grid")
+        if (self.type == "category") != (recourse.order is not None):
+            raise ValueError(f"{self.name}.recourse: categories take an order, numbers a grid")
+        unknown = set(recourse.order or []) - set(self.categories or [])
+        if unknown:
+            raise ValueError(f"{self.name}.recourse.order: unknown categories {sorted(unknown)}")
 
     def code_of(self, category: str) -> CategoryCode:
         """The value the model sees for ``category`` (a column code, not one-hot)."""
