@@ -22,10 +22,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from expound.domain import Attributions, Audience, FeatureScalar, Prediction, PrincipalReason
+from expound.explainers.decision import Decision
 from expound.explainers.reasons import favourable_factors
-from expound.explainers.recourse import Recourse
-from expound.explainers.reference import ReferenceSample
+from expound.explainers.recourse import Recourse, search_recourse
+from expound.explainers.reference import ReferenceSample, reference_sample
 from expound.models.manifest import FeatureSpec, ModelManifest
+from expound.models.registry import LoadedModel
 
 PLAN_FACTORS = 4
 MAX_APPLICANT_LEADS = 3
@@ -198,4 +200,26 @@ def content_plan(
             mean_score=round(reference.mean_score, 4),
         ),
         recourse=recourse if prediction.adverse else None,
+    )
+
+
+def plan_decision(
+    model: LoadedModel,
+    features: dict[str, FeatureScalar],
+    decision: Decision,
+    audience: Audience,
+) -> ContentPlan:
+    """The plan stage: the reference sample's context and, for an adverse decision, the
+    recourse search, then :func:`content_plan`. Sync and CPU-bound (the model scores the
+    recourse grid): the pipeline runs it off the event loop."""
+    prediction = decision.prediction
+    recourse = search_recourse(model, features) if prediction.adverse else None
+    return content_plan(
+        model.manifest,
+        prediction,
+        decision.attributions,
+        decision.principal_reasons,
+        audience,
+        reference_sample(model),
+        recourse,
     )

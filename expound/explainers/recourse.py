@@ -4,8 +4,8 @@ An exact search over the manifest's recourse grid (``FeatureSpec.recourse``): ev
 change of one actionable feature, then every pair of changes of two, each in the declared
 direction and within the declared bounds, is encoded and scored by the model itself in one
 batch. Protected features and features without a recourse block never change. Among the
-changes that flip the decision, one-feature changes come first, then pairs, each smallest
-normalised change first; a pair is kept only when neither of its two changes flips the
+changes that flip the decision, the smallest normalised change comes first (one feature
+before two on a tie); a pair is kept only when neither of its two changes flips the
 decision alone. Each counterfactual kept is then re-scored on its own through the full
 encode-and-score path and recorded with the score it got: a text may state only such a
 recorded, verified counterfactual.
@@ -187,7 +187,7 @@ def search_recourse(
             cost = sum(m.cost for m in combo)
             if key not in best or (cost, order) < best[key][:2]:
                 best[key] = (cost, order, combo)
-        flipped = sorted(best.values(), key=lambda item: (len(item[2]), item[0], item[1]))
+        flipped = sorted(best.values(), key=lambda item: (item[0], len(item[2]), item[1]))
     counterfactuals = []
     for cost, _, combo in flipped[:limit]:
         changed = dict(features) | {m.feature: m.value for m in combo}

@@ -25,6 +25,7 @@ from expound.domain import Audience, Candidate, ExplainRequest, Explanation, Res
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest, Overloaded
 from expound.explainers.decision import decide
 from expound.explainers.facts import decision_facts
+from expound.explainers.plan import plan_decision
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter
 from expound.models.registry import ModelRegistry, ServedModel
@@ -166,11 +167,17 @@ class Pipeline:
         timings.update(decision.timings_ms)
         manifest = model.manifest
 
+        mark = time.perf_counter()
+        plan = await asyncio.to_thread(
+            plan_decision, model, request.features, decision, resolved.audience
+        )
+        timings["plan"] = (time.perf_counter() - mark) * 1000
+        mark = time.perf_counter()
+        facts = decision_facts(manifest, decision, resolved.audience, request.question, plan)
+        timings["facts"] = (time.perf_counter() - mark) * 1000
+
         selection: Selection | None = None
         if self._drafter is not None and self._ranker is not None:
-            mark = time.perf_counter()
-            facts = decision_facts(manifest, decision, resolved.audience, request.question)
-            timings["facts"] = (time.perf_counter() - mark) * 1000
             mark = time.perf_counter()
             drafting = await self._drafter.draft(
                 facts,
@@ -191,7 +198,7 @@ class Pipeline:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
             selected = Candidate(
-                text=deterministic_explanation(manifest, decision, resolved.audience),
+                text=deterministic_explanation(facts),
                 rank=len(candidates) + 1,
                 deterministic=True,
                 faithful=True,
@@ -224,7 +231,9 @@ class Pipeline:
                 f"retry in {self._config.retry_after_s:g} s",
                 self._config.retry_after_s,
             )
-        record = build_record(request, resolved, explanation, self._config.service_version)
+        record = build_record(
+            request, resolved, explanation, self._config.service_version, plan=plan
+        )
         try:
             await self._archive.append(record)
         except DuplicateIdempotencyKey:

@@ -12,6 +12,7 @@ import hashlib
 
 from expound.archive.records import NewRecord, canonical_json
 from expound.domain import ExplainRequest, Explanation, ResolvedRequest
+from expound.explainers.plan import ContentPlan
 
 RECORD_SCHEMA = "expound.record/v2"
 
@@ -26,8 +27,13 @@ def build_record(
     resolved: ResolvedRequest,
     explanation: Explanation,
     service_version: str,
+    plan: ContentPlan | None = None,
 ) -> NewRecord:
-    """Assembles the canonical record of one answered Explain call."""
+    """Assembles the canonical record of one answered Explain call.
+
+    ``plan`` is the decision's content plan (its reference sample by hash, the verified
+    counterfactuals): what the texts were written from and checked against.
+    """
     fingerprint = request_fingerprint(request)
     body = {
         "schema": RECORD_SCHEMA,
@@ -39,6 +45,8 @@ def build_record(
         "resolved": resolved.model_dump(mode="json"),
         "response": explanation.model_dump(mode="json"),
     }
+    if plan is not None:
+        body["plan"] = plan.model_dump(mode="json")
     return NewRecord(
         record_id=explanation.record_id,
         model_id=explanation.model_id,

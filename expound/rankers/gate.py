@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.recourse import Counterfactual
+from expound.rankers import claims
 from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,
@@ -48,7 +50,24 @@ class ViolationKind(StrEnum):
     PROTECTED_ATTRIBUTE = "PROTECTED_ATTRIBUTE"
     WRONG_ORDER = "WRONG_ORDER"
     WRONG_DECISION = "WRONG_DECISION"
+    WRONG_CONTEXT = "WRONG_CONTEXT"
+    WRONG_COUNTERFACTUAL = "WRONG_COUNTERFACTUAL"
+    WRONG_METHOD = "WRONG_METHOD"
+    PLAN_NOT_COVERED = "PLAN_NOT_COVERED"
+    # A claim the verifier cannot read (a direction in words it does not know, a context
+    # number tied to no factor): the candidate is unverified, never faithful.
+    UNVERIFIABLE = "UNVERIFIABLE"
     EMPTY = "EMPTY"
+
+
+PROBLEM_KINDS = {
+    "context": ViolationKind.WRONG_CONTEXT,
+    "counterfactual": ViolationKind.WRONG_COUNTERFACTUAL,
+    "method": ViolationKind.WRONG_METHOD,
+    "coverage": ViolationKind.PLAN_NOT_COVERED,
+    "unreadable": ViolationKind.UNVERIFIABLE,
+}
+SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,8 @@ class Verdict:
     stated_values: dict[str, bool] = field(default_factory=dict)  # feature -> value correct
     coverage: float = 0.0
     words: int = 0
+    # The recorded counterfactuals the text states (each matched to the record).
+    counterfactuals: list[Counterfactual] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -87,7 +108,25 @@ def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
     for factor in facts.factors.values():
         # As stated directly, and as phrases write it inside parentheses.
         phrases |= {factor.value_text, parenthesis_free(factor.value_text)}
+    for quoted in _plan_value_texts(facts):
+        phrases |= {quoted, parenthesis_free(quoted)}
     return phrase_spans(phrases, text)
+
+
+def _plan_value_texts(facts: DecisionFacts) -> list[str]:
+    """Values the plan records beside the applicant's: typical values, counterfactual ones."""
+    plan = facts.plan
+    if plan is None:
+        return []
+    manifest = facts.manifest
+    texts = [
+        value_text(manifest.feature(p.feature), p.typical_favourable)
+        for p in plan.factors
+        if p.typical_favourable is not None
+    ]
+    for counterfactual in plan.recourse.counterfactuals if plan.recourse else []:
+        texts += [value_text(manifest.feature(c.feature), c.after) for c in counterfactual.changes]
+    return texts
 
 
 def _allowed_numbers(facts: DecisionFacts) -> list[float]:
@@ -109,7 +148,47 @@ def _allowed_numbers(facts: DecisionFacts) -> list[float]:
         numbers += [parse_number(m.group(0)) for t in texts for m in NUMBER.finditer(t)]
     for reason in facts.reasons:
         numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+    return numbers + _plan_numbers(facts)
+
+
+def _plan_numbers(facts: DecisionFacts) -> list[float]:
+    """The numbers the plan records: context, base rate, counterfactuals."""
+    plan = facts.plan
+    if plan is None:
+        return []
+    numbers: list[float] = []
+    for planned in plan.factors:
+        if planned.percentile is not None:
+            numbers.append(float(planned.percentile))
+        if isinstance(planned.typical_favourable, (int, float)):
+            numbers.append(float(planned.typical_favourable))
+    if plan.reference is not None:
+        share = plan.reference.favourable_share * 100
+        numbers += [share, 100 - share, plan.reference.mean_score, float(plan.reference.rows)]
+    for counterfactual in plan.recourse.counterfactuals if plan.recourse else []:
+        numbers.append(counterfactual.score)
+        for change in counterfactual.changes:
+            if isinstance(change.after, (int, float)) and not isinstance(change.after, bool):
+                numbers.append(float(change.after))
+    for quoted in _plan_value_texts(facts):
+        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(quoted)]
     return numbers
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
+    verdict.violations += [
+        Violation(PROBLEM_KINDS[p.kind], p.start, p.end, p.message) for p in problems
+    ]
 
 
 def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | None:
@@ -214,6 +293,14 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         )
     # Advice ("you could look at the loan purpose") states no order of importance.
     _check_order(facts, lowered, factual, verdict)
+    named = {
+        (a, b): {m.feature for m in mentions if a <= m.start < b} for a, b in _sentences(lowered)
+    }
+    problems, verdict.counterfactuals = claims.counterfactual_problems(facts, lowered, named)
+    _add(verdict, problems)
+    _add(verdict, claims.base_rate_problems(facts, lowered))
+    _add(verdict, claims.method_problems(facts, lowered))
+    _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
 
@@ -284,6 +371,26 @@ def _check_clause(
     verdict: Verdict,
 ) -> None:
     stated = stated_direction(masked)
+    # A feature named outside a reason's text is the subject; else the reason's own.
+    subjects = [m.feature for m in inside if id(m) not in in_reason] or [m.feature for m in inside]
+    _add(verdict, claims.context_problems(facts, clause, offset, subjects))
+    # Context claims are read above; what is left of the clause states the factor's value.
+    cut = claims.typical_cut(clause)
+    numbers_only = _blank(numbers_only[:cut], claims.percentile_spans(clause))
+    masked_value = _blank(masked[:cut], claims.percentile_spans(clause))
+    if stated is None and subjects:
+        shares = [(m.start(), m.end()) for m in claims.SHARE.finditer(masked)]
+        hint = claims.DIRECTION_HINTS.search(_blank(masked, shares))
+        if hint is not None:
+            verdict.violations.append(
+                Violation(
+                    ViolationKind.UNVERIFIABLE,
+                    offset + hint.start(),
+                    offset + hint.end(),
+                    f"{hint.group(0)!r} may state a direction of {subjects[0]} the verifier "
+                    "cannot read",
+                )
+            )
     for mention in inside:
         factor = facts.factors[mention.feature]
         if stated is not None:
@@ -302,7 +409,7 @@ def _check_clause(
                         f"risk; its contribution was {factor.contribution:+.3f}",
                     )
                 )
-        category_ok = _category_claims(facts, masked, mention.feature)
+        category_ok = _category_claims(facts, masked_value, mention.feature)
         number_ok = _numeric_value_ok(factor.number, numbers_only)
         for ok in (category_ok, number_ok):
             if ok is None:
@@ -317,6 +424,13 @@ def _check_clause(
                         f"states a value of {mention.feature} other than {factor.value_text!r}",
                     )
                 )
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (min(end, len(chars)) - start) if start < len(chars) else ""
+    return "".join(chars)
 
 
 def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:
