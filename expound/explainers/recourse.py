@@ -206,7 +206,11 @@ def search_recourse(
             )
         )
     return Recourse(
-        searched_features=sorted({m.feature for m in moves}),
+        searched_features=sorted(
+            s.name
+            for s in manifest.features
+            if s.recourse is not None and s.actionable and not s.protected
+        ),
         rows_scored=len(combos) + len(counterfactuals),
         counterfactuals=[c for c in counterfactuals if c.flips],
         elapsed_ms=(time.perf_counter() - started) * 1000,

@@ -278,7 +278,11 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
                 inside.append(upcoming)
             upcoming = next(pending, None)
         clause = lowered[start:end]
-        if not inside or hypothetical.search(clause):
+        if hypothetical.search(clause):
+            continue
+        if not inside:
+            # A percentile, typical value or share with no factor named: unreadable.
+            _add(verdict, claims.context_problems(facts, clause, start, []))
             continue
         factual += inside
         _check_clause(
@@ -293,9 +297,14 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         )
     # Advice ("you could look at the loan purpose") states no order of importance.
     _check_order(facts, lowered, factual, verdict)
-    named = {
-        (a, b): {m.feature for m in mentions if a <= m.start < b} for a, b in _sentences(lowered)
-    }
+    # Each mention placed in its sentence by bisection: a scan per sentence was quadratic.
+    sentences = _sentences(lowered)
+    starts = [a for a, _ in sentences]
+    named: dict[tuple[int, int], set[str]] = {span: set() for span in sentences}
+    for mention in mentions:
+        at = bisect.bisect_right(starts, mention.start) - 1
+        if at >= 0:
+            named[sentences[at]].add(mention.feature)
     problems, verdict.counterfactuals = claims.counterfactual_problems(facts, lowered, named)
     _add(verdict, problems)
     _add(verdict, claims.base_rate_problems(facts, lowered))

@@ -1,0 +1,240 @@
+"""Counterfactual recourse: exact, declared, re-scored; and the manifest's recourse block."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from expound.domain import Audience
+from expound.explainers.algorithms import build_explainer
+from expound.explainers.decision import decide
+from expound.explainers.facts import decision_facts
+from expound.explainers.plan import plan_decision
+from expound.explainers.recourse import search_recourse
+from expound.generators.deterministic import NO_RECOURSE, deterministic_explanation
+from expound.models.manifest import FeatureSpec, RecourseSpec
+from expound.models.registry import ModelRegistry, ServedModel, serve_model
+from expound.rankers.gate import verify
+from tests.conftest import GBM, LOGISTIC
+from tests.support.model_dirs import read_manifest, write_manifest
+
+
+def denied_rows(model: ServedModel, count: int) -> list[dict[str, Any]]:
+    rows = json.loads((model.directory / model.manifest.background).read_text())
+    return [r for r in rows if decide(model, r, 1e-6).prediction.adverse][:count]
+
+
+def grid_moves(model: ServedModel, row: dict[str, Any]) -> list[tuple[str, Any, float]]:
+    """Every declared single change, enumerated here independently of the search."""
+    moves = []
+    for spec in model.manifest.features:
+        recourse = spec.recourse
+        if recourse is None:
+            continue
+        if recourse.order is not None:
+            if row[spec.name] not in recourse.order:
+                continue
+            here = recourse.order.index(row[spec.name])
+            for j, category in enumerate(recourse.order):
+                ok = (j > here and recourse.direction != "decrease") or (
+                    j < here and recourse.direction != "increase"
+                )
+                if ok:
+                    moves.append((spec.name, category, abs(j - here) / (len(recourse.order) - 1)))
+            continue
+        assert recourse.minimum is not None and recourse.maximum is not None
+        assert recourse.step is not None
+        value = float(row[spec.name])
+        point = recourse.minimum
+        while point <= recourse.maximum + 1e-9:
+            up, down = point > value, point < value
+            if (up and recourse.direction != "decrease") or (
+                down and recourse.direction != "increase"
+            ):
+                cost = abs(point - value) / (recourse.maximum - recourse.minimum)
+                moves.append((spec.name, point, cost))
+            point += recourse.step
+    return moves
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_every_counterfactual_flips_when_rescored_and_changes_only_what_is_declared(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    model = registry.get(model_id)
+    declared = {s.name: s for s in model.manifest.features if s.recourse is not None}
+    found = 0
+    for row in denied_rows(model, 15):
+        recourse = search_recourse(model, row)
+        assert recourse.searched_features == sorted(declared)
+        for counterfactual in recourse.counterfactuals:
+            found += 1
+            assert 1 <= len(counterfactual.changes) <= 2
+            changed = dict(row)
+            for change in counterfactual.changes:
+                spec = declared[change.feature]
+                assert not spec.protected and spec.actionable
+                assert change.before == row[change.feature] != change.after
+                changed[change.feature] = change.after
+            prediction = decide(model, changed, 1e-6).prediction
+            assert counterfactual.flips and not prediction.adverse
+            assert prediction.score == pytest.approx(counterfactual.score, abs=1e-12)
+    assert found >= 10
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_the_search_is_exact_no_smaller_single_change_flips(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    model = registry.get(model_id)
+    for row in denied_rows(model, 8):
+        recourse = search_recourse(model, row)
+        flipping = [
+            (cost, name, value)
+            for name, value, cost in grid_moves(model, row)
+            if not decide(model, dict(row) | {name: value}, 1e-6).prediction.adverse
+        ]
+        if not flipping:
+            assert all(len(c.changes) == 2 for c in recourse.counterfactuals)
+            continue
+        cheapest = min(flipping)[0]
+        assert recourse.counterfactuals, row
+        assert recourse.counterfactuals[0].distance <= cheapest + 1e-6
+        singles = [c for c in recourse.counterfactuals if len(c.changes) == 1]
+        if singles:
+            assert singles[0].distance == pytest.approx(cheapest, abs=1e-6)
+        # Smallest normalised change first.
+        distances = [c.distance for c in recourse.counterfactuals]
+        assert distances == sorted(distances)
+
+
+def test_a_pair_is_kept_only_when_neither_change_flips_alone(registry: ModelRegistry) -> None:
+    model = registry.get(GBM)
+    for row in denied_rows(model, 15):
+        for counterfactual in search_recourse(model, row).counterfactuals:
+            if len(counterfactual.changes) != 2:
+                continue
+            for change in counterfactual.changes:
+                alone = dict(row) | {change.feature: change.after}
+                assert decide(model, alone, 1e-6).prediction.adverse
+
+
+def test_approvals_get_no_recourse(
+    registry: ModelRegistry, approved_applicant: dict[str, Any]
+) -> None:
+    model = registry.get(GBM)
+    decision = decide(model, approved_applicant, 1e-6)
+    assert plan_decision(model, approved_applicant, decision, Audience.APPLICANT).recourse is None
+
+
+def _model_with(models_dir: Path, tmp_path: Path, recourse: dict[str, Any]) -> ServedModel:
+    directory = tmp_path / GBM
+    shutil.copytree(models_dir / GBM, directory)
+    manifest = read_manifest(directory)
+    for feature in manifest["features"]:
+        feature["recourse"] = recourse.get(feature["name"])
+    write_manifest(directory, manifest)
+    return serve_model(directory, build_explainer)
+
+
+def test_no_declared_recourse_searches_nothing_and_says_nothing(
+    models_dir: Path, tmp_path: Path, denied_applicant: dict[str, Any]
+) -> None:
+    model = _model_with(models_dir, tmp_path, {})
+    decision = decide(model, denied_applicant, 1e-6)
+    plan = plan_decision(model, denied_applicant, decision, Audience.APPLICANT)
+    assert plan.recourse is not None
+    assert plan.recourse.searched_features == [] and plan.recourse.counterfactuals == []
+    facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "", plan)
+    text = deterministic_explanation(facts)
+    assert "instead of" not in text and NO_RECOURSE not in text
+    assert verify(facts, text).passed
+
+
+def test_none_found_is_said_honestly(
+    models_dir: Path, tmp_path: Path, denied_applicant: dict[str, Any]
+) -> None:
+    # One rung of the instalment band is all this model may change: not enough to flip.
+    model = _model_with(
+        models_dir,
+        tmp_path,
+        {"installment_rate": {"direction": "decrease", "minimum": 2, "maximum": 3, "step": 1}},
+    )
+    decision = decide(model, denied_applicant, 1e-6)
+    plan = plan_decision(model, denied_applicant, decision, Audience.APPLICANT)
+    assert plan.recourse is not None and plan.recourse.searched_features == ["installment_rate"]
+    assert plan.recourse.counterfactuals == []
+    facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "", plan)
+    text = deterministic_explanation(facts)
+    assert NO_RECOURSE in text
+    verdict = verify(facts, text)
+    assert verdict.passed, verdict.violations
+
+
+def test_search_budget_on_the_demo_models(registry: ModelRegistry) -> None:
+    # The budget is ~20 ms a search; this bound only catches an order-of-magnitude
+    # regression on a loaded CI machine (figures: README, "Recourse").
+    import time
+
+    for model_id in (GBM, LOGISTIC):
+        model = registry.get(model_id)
+        rows = denied_rows(model, 10)
+        search_recourse(model, rows[0])
+        started = time.perf_counter()
+        for row in rows:
+            search_recourse(model, row)
+        per_search_ms = (time.perf_counter() - started) * 1000 / len(rows)
+        assert per_search_ms < 200, (model_id, per_search_ms)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        (
+            {"name": "age", "type": "integer", "protected": True, "actionable": True},
+            "only an actionable, unprotected",
+        ),
+        ({"name": "term", "type": "integer"}, "only an actionable, unprotected"),
+        ({"name": "phone", "type": "bool", "actionable": True}, "yes/no"),
+    ],
+)
+def test_recourse_only_for_actionable_unprotected_features(
+    spec: dict[str, Any], problem: str
+) -> None:
+    grid = {"direction": "decrease", "minimum": 1, "maximum": 4, "step": 1}
+    with pytest.raises(ValidationError, match=problem):
+        FeatureSpec.model_validate({"description": "a feature", "recourse": grid} | spec)
+
+
+def test_recourse_blocks_are_checked() -> None:
+    with pytest.raises(ValidationError, match="minimum, maximum and step"):
+        RecourseSpec(direction="decrease", minimum=1)
+    with pytest.raises(ValidationError, match="maximum must exceed"):
+        RecourseSpec(direction="decrease", minimum=4, maximum=1, step=1)
+    with pytest.raises(ValidationError, match="not both"):
+        RecourseSpec(direction="increase", order=["a", "b"], step=1)
+    category = {
+        "name": "savings",
+        "type": "category",
+        "description": "savings",
+        "categories": ["low", "high"],
+        "actionable": True,
+    }
+    with pytest.raises(ValidationError, match="unknown categories"):
+        FeatureSpec.model_validate(
+            category | {"recourse": {"direction": "increase", "order": ["low", "huge"]}}
+        )
+    with pytest.raises(ValidationError, match="categories take an order"):
+        FeatureSpec.model_validate(
+            category
+            | {"recourse": {"direction": "increase", "minimum": 0, "maximum": 1, "step": 1}}
+        )
+    accepted = FeatureSpec.model_validate(
+        category | {"recourse": {"direction": "increase", "order": ["low", "high"]}}
+    )
+    assert accepted.recourse is not None and accepted.recourse.order == ["low", "high"]
