@@ -108,8 +108,6 @@ def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
     for factor in facts.factors.values():
         # As stated directly, and as phrases write it inside parentheses.
         phrases |= {factor.value_text, parenthesis_free(factor.value_text)}
-    for quoted in _plan_value_texts(facts):
-        phrases |= {quoted, parenthesis_free(quoted)}
     return phrase_spans(phrases, text)
 
 
@@ -236,7 +234,13 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # the reason's group, whose contribution is what a stated direction must match.
     inside_reasons = Spans(reasons)
     in_reason = {id(m) for m in mentions if inside_reasons.hold(m.start, m.end)}
-    inside_known = Spans(known)
+    # Values the plan quotes (typical, counterfactual) may hold such words too ("salary
+    # paid in"); they are not masked for the value checks, where they would hide a wrong
+    # value of the applicant's.
+    plan_values = phrase_spans(
+        {t for q in _plan_value_texts(facts) for t in (q, parenthesis_free(q))}, lowered
+    )
+    inside_known = Spans(known + plan_values)
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
         (ViolationKind.UNUSED_FEATURE, words["unused_terms"], "not a feature of this model"),

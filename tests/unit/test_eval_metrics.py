@@ -9,11 +9,13 @@ import pytest
 from bench.eval import (
     counterfactual_validity,
     drafting_summary,
+    eval_decisions,
     plan_coverage,
     summarise,
     table,
     text_metrics,
 )
+from bench.eval_texts import faithful_and_mutants
 from expound.domain import Audience
 from expound.generators.deterministic import deterministic_explanation
 from expound.models.registry import ModelRegistry
@@ -112,3 +114,17 @@ def test_summarise_means_the_new_metrics_over_the_texts_that_have_them() -> None
     assert summary["counterfactual_validity"] == 1.0
     assert summary["counterfactual_validity_texts"] == 1
     assert summary["words"] == 75
+
+
+def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRegistry) -> None:
+    decisions = eval_decisions(registry)
+    assert {facts.audience for facts, _ in decisions} == set(Audience)
+    for variant, (facts, deterministic) in enumerate(decisions):
+        assert verify(facts, deterministic).passed
+        faithful, mutants = faithful_and_mutants(facts, variant)
+        verdict = verify(facts, faithful)
+        assert verdict.passed, (faithful, verdict.violations)
+        if facts.audience is not Audience.APPLICANT:
+            assert plan_coverage(facts, faithful, verdict.mentioned) == 1.0
+        for kind, text in mutants.items():
+            assert not verify(facts, text).passed, (kind, text)
