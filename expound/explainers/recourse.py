@@ -188,23 +188,26 @@ def search_recourse(
             if key not in best or (cost, order) < best[key][:2]:
                 best[key] = (cost, order, combo)
         flipped = sorted(best.values(), key=lambda item: (item[0], len(item[2]), item[1]))
+    chosen = flipped[:limit]
+    changed_rows = [dict(features) | {m.feature: m.value for m in combo} for _, _, combo in chosen]
     counterfactuals = []
-    for cost, _, combo in flipped[:limit]:
-        changed = dict(features) | {m.feature: m.value for m in combo}
-        # Re-scored alone, through the same encoding the service uses for a request.
-        raw = float(model.scorer.raw(model.encode(changed))[0])
-        score = score_of(manifest.score.space, raw)
-        counterfactuals.append(
-            Counterfactual(
-                changes=[
-                    Change(feature=m.feature, before=features[m.feature], after=m.value)
-                    for m in combo
-                ],
-                score=score,
-                flips=not rule.is_adverse(score),
-                distance=round(cost, 6),
+    if chosen:
+        # Re-scored apart from the search, each row encoded from its feature values the way
+        # the service encodes a request (one batch: the scorer's fixed cost paid once).
+        encoded = np.vstack([model.encode(row) for row in changed_rows])
+        rescored = [score_of(manifest.score.space, float(r)) for r in model.scorer.raw(encoded)]
+        for (cost, _, combo), score in zip(chosen, rescored, strict=True):
+            counterfactuals.append(
+                Counterfactual(
+                    changes=[
+                        Change(feature=m.feature, before=features[m.feature], after=m.value)
+                        for m in combo
+                    ],
+                    score=score,
+                    flips=not rule.is_adverse(score),
+                    distance=round(cost, 6),
+                )
             )
-        )
     return Recourse(
         searched_features=sorted(
             s.name
