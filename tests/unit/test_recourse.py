@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -19,6 +20,7 @@ from expound.explainers.recourse import search_recourse
 from expound.generators.deterministic import NO_RECOURSE, deterministic_explanation
 from expound.models.manifest import FeatureSpec, RecourseSpec
 from expound.models.registry import ModelRegistry, ServedModel, serve_model
+from expound.models.scoring import score_of
 from expound.rankers.gate import verify
 from tests.conftest import GBM, LOGISTIC
 from tests.support.model_dirs import read_manifest, write_manifest
@@ -111,6 +113,37 @@ def test_the_search_is_exact_no_smaller_single_change_flips(
         # Smallest normalised change first.
         distances = [c.distance for c in recourse.counterfactuals]
         assert distances == sorted(distances)
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_the_first_counterfactual_is_the_smallest_of_all_singles_and_pairs(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    model = registry.get(model_id)
+    rule = model.manifest.decision
+    pairs_first = 0
+    for row in denied_rows(model, 8):
+        moves = grid_moves(model, row)
+        combos = [[m] for m in moves] + [
+            [a, b] for i, a in enumerate(moves) for b in moves[i + 1 :] if a[0] != b[0]
+        ]
+        changed = [dict(row) | {name: value for name, value, _ in combo} for combo in combos]
+        encoded = np.vstack([model.encode(c) for c in changed])
+        scores = [score_of(model.manifest.score.space, float(r)) for r in model.scorer.raw(encoded)]
+        costs = [
+            sum(cost for _, _, cost in combo)
+            for combo, score in zip(combos, scores, strict=True)
+            if not rule.is_adverse(score)
+        ]
+        recourse = search_recourse(model, row)
+        if not costs:
+            assert recourse.counterfactuals == []
+            continue
+        assert recourse.counterfactuals[0].distance == pytest.approx(min(costs), abs=1e-6)
+        pairs_first += len(recourse.counterfactuals[0].changes) == 2
+    if model_id == LOGISTIC:
+        # The case that tells "smallest first" from "one feature first" occurs here.
+        assert pairs_first > 0
 
 
 def test_a_pair_is_kept_only_when_neither_change_flips_alone(registry: ModelRegistry) -> None:
