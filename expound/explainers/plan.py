@@ -42,6 +42,25 @@ SHARE_WORDS: tuple[tuple[float, float, str], ...] = (
     (0.60, 0.80, "most"),
     (0.80, 1.01, "nearly all"),
 )
+# Magnitude words a text may use of one factor, with the range of shares each needs: a
+# "slight" effect is under 15% of the total push, a "strong" one at least 20%.
+MAGNITUDE_WORDS: tuple[tuple[tuple[str, ...], float, float], ...] = (
+    (("slightly", "marginally", "a little", "somewhat", "a small effect"), 0.0, 0.15),
+    (
+        (
+            "strongly",
+            "heavily",
+            "substantially",
+            "greatly",
+            "considerably",
+            "sharply",
+            "a large effect",
+            "a strong effect",
+        ),
+        0.20,
+        1.01,
+    ),
+)
 # Algorithms whose attributions are exact SHAP values (the others are estimates).
 EXACT_ALGORITHMS = ("treeshap-", "linear-shap-")
 

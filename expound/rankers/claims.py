@@ -14,7 +14,12 @@ import re
 from dataclasses import dataclass
 
 from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
-from expound.explainers.plan import SHARE_WORDS, attribution_method, share_range
+from expound.explainers.plan import (
+    MAGNITUDE_WORDS,
+    SHARE_WORDS,
+    attribution_method,
+    share_range,
+)
 from expound.explainers.recourse import Counterfactual
 from expound.rankers.reading import NUMBER, number_supported, parse_number, pattern
 
@@ -29,6 +34,10 @@ BASE_RATE = re.compile(
     r"(?<![\w.])(\d{1,3}(?:\.\d+)?)%\s+of\s+(?:the\s+)?(?:decisions|applications|applicants)"
     r"(?:\s+(?:were|was|are|is))?\s+(?P<side>favourable|favorable|approved|adverse|declined)"
 )
+MAGNITUDES = [
+    (re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b"), low, high)
+    for words, low, high in MAGNITUDE_WORDS
+]
 MEAN_SCORE = re.compile(r"\b(?:mean|average)\s+score\s+(?:was|is|of)\s+(\d+(?:\.\d+)?)")
 COUNTERFACTUAL = re.compile(r"\binstead of\b|\bwould have been\b|\bhad been\b")
 NO_RECOURSE = re.compile(r"\bno (?:single )?change\b[^.]*\bwould\b")
@@ -96,6 +105,13 @@ def context_problems(
     typical = TYPICAL.search(clause)
     if typical is not None:
         problems += _typical_problems(facts, clause, offset, subject, typical)
+    for finder, low, high in MAGNITUDES:
+        for match in finder.finditer(clause):
+            if subject is None:
+                fail("unreadable", match, f"{match.group(0)!r} with no factor named")
+            elif not low <= round(share_of(facts, subject), 4) < high:
+                share = share_of(facts, subject)
+                fail("context", match, f"{match.group(0)!r}: {subject} was {share:.0%} of the push")
     for match in SHARE.finditer(clause):
         if subject is None:
             fail("unreadable", match, "a share of the push with no factor named")

@@ -210,3 +210,21 @@ def test_deterministic_texts_follow_the_plan(
         assert "could make a difference" not in text
         if facts.prediction.adverse and facts.plan.recourse and facts.plan.recourse.counterfactuals:
             assert verdict.counterfactuals == facts.plan.recourse.counterfactuals[:1]
+
+
+def test_magnitude_words_must_fit_the_share(denied: DecisionFacts) -> None:
+    total = sum(abs(i.contribution) for i in denied.attributions.items)
+    shares = {name: abs(f.contribution) / total for name, f in denied.factors.items()}
+    assert shares["duration_months"] >= 0.20
+    passes(denied, "The length of the loan term raised the risk strongly.")
+    slight = "The length of the loan term raised the risk slightly."
+    assert ViolationKind.WRONG_CONTEXT in kinds(denied, slight)
+    small = min(
+        (name for name in shares if not denied.manifest.feature(name).protected),
+        key=lambda name: shares[name],
+    )
+    description = denied.manifest.feature(small).description
+    direction = "raised" if denied.factors[small].raises_risk else "lowered"
+    passes(denied, f"The {description} {direction} the risk slightly.")
+    strong = f"The {description} {direction} the risk heavily."
+    assert ViolationKind.WRONG_CONTEXT in kinds(denied, strong)
