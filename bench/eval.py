@@ -402,16 +402,25 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
                 target = TARGETS[key] if who == "selected" else ""
                 rows.append(_row(f"{mode}: {who} {key}", summary[key], target))
             rows.append(_row(f"{mode}: {who} words", summary["words"]))
+            if "truncated_rate" in summary:
+                rows.append(_row(f"{mode}: {who} ran out of tokens", summary["truncated_rate"]))
         for audience, by_audience in section["selected_by_audience"].items():
+            planned = audience != Audience.APPLICANT.value
             rows.append(_row(f"{mode}: selected words, {audience.lower()}", by_audience["words"]))
             rows.append(
                 _row(
                     f"{mode}: selected plan coverage, {audience.lower()}",
                     by_audience["plan_coverage"],
+                    "= 1.00" if planned else "",
                 )
             )
-            if "truncated_rate" in summary:
-                rows.append(_row(f"{mode}: {who} ran out of tokens", summary["truncated_rate"]))
+            rows.append(
+                _row(
+                    f"{mode}: selected top-4 coverage, {audience.lower()}",
+                    by_audience["top4_mentioned"],
+                    ">= 0.95" if planned else "",
+                )
+            )
     suite = results["mutations"]
     rows.append(_row("mutations: faithful texts pass", suite["faithful_pass_rate"], "1.00"))
     for kind, rate in suite["rejection_rate"].items():

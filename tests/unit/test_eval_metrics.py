@@ -69,6 +69,7 @@ def test_a_run_where_every_call_fell_back_is_reported(
     assert rows["constrained: selected plan_coverage (n=1)"] == 1.0
     assert rows["free: fallback rate (0 decisions)"] is None
     assert rows["constrained: selected words, analyst"] == len(text.split())
+    assert rows["constrained: selected top-4 coverage, analyst"] == selected["top4_mentioned"]
 
 
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
