@@ -37,7 +37,12 @@ A text with no feature in T carrying that kind of claim has no score for it; mea
 over the texts that have one, and the count is reported. Also, per text: the share of
 the top 4 it mentions; hallucinated features (any UNUSED_FEATURE or PROTECTED_ATTRIBUTE
 violation); principal-reason coverage (``Verdict.coverage``, weighted by |contribution|);
-words; whether the model stopped on its own or ran out of tokens. The selected text is
+words; whether the model stopped on its own or ran out of tokens; plan coverage (the share
+of the content plan's factors the text names, a reason's code or text naming its features;
+target 1.00 for analyst and compliance); counterfactual validity (of the counterfactuals the
+text states, the share that match the recorded ones and, re-scored by the model from the
+decision's own values, flip it at the recorded score). Words, plan coverage and top-4
+coverage are also reported per audience. The selected text is
 the service's answer: the top faithful draft, or the deterministic explanation on
 fallback. Fallback rate is the share of decisions answered with the deterministic text.
 

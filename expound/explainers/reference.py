@@ -74,6 +74,7 @@ class ReferenceSample:
         return self.favourable_rows / self.rows
 
 
+MAX_CACHED = 64
 _cache: dict[tuple[str, str, str], ReferenceSample] = {}
 _lock = threading.Lock()
 
@@ -120,4 +121,7 @@ def reference_sample(model: LoadedModel) -> ReferenceSample:
     )
     with _lock:
         _cache[key] = sample
+        # Reloads bring new versions; the oldest entries go (dicts keep insertion order).
+        while len(_cache) > MAX_CACHED:
+            del _cache[next(iter(_cache))]
     return sample

@@ -8,6 +8,13 @@ claim that contradicts the facts is a typed violation with its text span. Mentio
 protected attributes or of features the model does not use fail the candidate outright.
 Hypothetical clauses ("a shorter term could lower the risk") make no claims of fact about
 the decision and are not checked for direction.
+
+The claims a content plan makes possible are read in :mod:`expound.rankers.claims` and
+checked against the plan recorded with the decision: percentiles, typical values, share
+and magnitude words, the base rate, counterfactuals (only recorded, re-scored ones),
+"exact" attributions (only from exact algorithms) and, for analyst and compliance texts,
+coverage of the plan. The gate fails closed: a clause naming a factor with a direction word
+it cannot read, or a context claim tied to no factor, makes the candidate unverifiable.
 """
 
 from __future__ import annotations
