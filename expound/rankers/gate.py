@@ -147,6 +147,7 @@ def _allowed_numbers(facts: DecisionFacts) -> list[float]:
     ]
     for factor in facts.factors.values():
         numbers += [factor.contribution, abs(factor.contribution)]
+        numbers.append(claims.share_of(facts, factor.feature) * 100)
         if factor.number is not None:
             numbers.append(factor.number)
         texts = [factor.value_text, factor.description]
@@ -444,6 +445,52 @@ def _check_clause(
                         f"states a value of {mention.feature} other than {factor.value_text!r}",
                     )
                 )
+    _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
+
+
+def _decision_numbers(facts: DecisionFacts) -> list[float]:
+    """Numbers any clause may state: the score, threshold, base value, output, reasons."""
+    prediction, attributions = facts.prediction, facts.attributions
+    numbers = [
+        prediction.score,
+        prediction.score * 100,
+        prediction.threshold,
+        prediction.threshold * 100,
+        attributions.base_value,
+        attributions.model_output,
+        float(len(facts.reasons)),
+    ]
+    for reason in facts.reasons:
+        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+    return numbers
+
+
+def _check_clause_numbers(
+    facts: DecisionFacts, offset: int, inside: list[Mention], numbers: str, verdict: Verdict
+) -> None:
+    """Fail closed: every number of a clause naming factors is one of theirs (value,
+    contribution) or of the decision; any other number cannot be read as a claim."""
+    allowed = _decision_numbers(facts)
+    for mention in inside:
+        factor = facts.factors[mention.feature]
+        share = claims.share_of(facts, mention.feature)
+        allowed += [factor.contribution, abs(factor.contribution), share * 100]
+        if factor.number is not None:
+            allowed.append(factor.number)
+        for text in (factor.value_text, factor.description):
+            allowed += [parse_number(m.group(0)) for m in NUMBER.finditer(text)]
+    markers = {m.start(1) for m in LIST_MARKER.finditer(numbers)}
+    for match in NUMBER.finditer(numbers):
+        if match.start() in markers or number_supported(match.group(0), allowed):
+            continue
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset + match.start(),
+                offset + match.end(),
+                f"{match.group(0)} is no number of {', '.join(m.feature for m in inside)}",
+            )
+        )
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:

@@ -228,3 +228,20 @@ def test_magnitude_words_must_fit_the_share(denied: DecisionFacts) -> None:
     passes(denied, f"The {description} {direction} the risk slightly.")
     strong = f"The {description} {direction} the risk heavily."
     assert ViolationKind.WRONG_CONTEXT in kinds(denied, strong)
+
+
+def test_a_number_that_is_not_the_factors_own_fails_closed(denied: DecisionFacts) -> None:
+    term = denied.factors["duration_months"]
+    checking = denied.factors["checking_account"]
+    own = f"The length of the loan term (48 months) raised the risk by {term.contribution:.3f}."
+    passes(denied, own)
+    total = sum(abs(i.contribution) for i in denied.attributions.items)
+    passes(
+        denied,
+        f"The length of the loan term accounted for {abs(term.contribution) / total:.0%} "
+        "of the total push.",
+    )
+    # Another factor's magnitude, true of the decision but not of this factor.
+    borrowed = f"Your checking account raised the risk by {term.contribution:.3f}."
+    assert abs(term.contribution - checking.contribution) > 0.01
+    assert ViolationKind.UNVERIFIABLE in kinds(denied, borrowed)
