@@ -37,6 +37,9 @@ from expound.models.registry import LoadedModel
 from expound.models.scoring import score_of
 
 MAX_COUNTERFACTUALS = 3
+# The most rows one search scores (a few milliseconds on the demo models' few hundred):
+# beyond it, only the cheapest pairs are tried and the search records it is not exhaustive.
+MAX_ROWS = 20_000
 
 
 class _Frozen(BaseModel):
@@ -65,6 +68,9 @@ class Recourse(_Frozen):
 
     method: str = "exact-grid/v1"
     searched_features: list[str]
+    # False when the grid had more pairs than one search scores: only the cheapest were
+    # tried, so "no change flips the decision" may not be said.
+    exhaustive: bool = True
     rows_scored: int
     counterfactuals: list[Counterfactual]
     elapsed_ms: float
@@ -143,6 +149,34 @@ def _apply(row: npt.NDArray[Any], moves: tuple[_Move, ...]) -> npt.NDArray[Any]:
     return changed
 
 
+def _cheapest_pairs(moves: list[_Move], budget: int) -> tuple[list[tuple[_Move, ...]], bool]:
+    """Every pair of changes of two features, or, beyond ``budget``, the ``budget``
+    cheapest ones (then False: the search is exact only among changes that small)."""
+    groups: dict[str, list[_Move]] = {}
+    for move in moves:
+        groups.setdefault(move.feature, []).append(move)
+    blocks = list(itertools.combinations(groups.values(), 2))
+    if sum(len(a) * len(b) for a, b in blocks) <= budget:
+        return [(a, b) for left, right in blocks for a in left for b in right], True
+    if budget <= 0:
+        return [], False
+    # Pair costs block by block as arrays: a Python tuple per pair would take seconds.
+    costs = [
+        (np.array([m.cost for m in left])[:, None] + np.array([m.cost for m in right])).ravel()
+        for left, right in blocks
+    ]
+    flat = np.concatenate(costs)
+    keep = np.argpartition(flat, budget - 1)[:budget]
+    starts = np.cumsum([0, *(len(c) for c in costs)])
+    pairs: list[tuple[_Move, ...]] = []
+    for index in sorted(int(k) for k in keep):
+        block = int(np.searchsorted(starts, index, side="right")) - 1
+        left, right = blocks[block]
+        a, b = divmod(index - int(starts[block]), len(right))
+        pairs.append((left[a], right[b]))
+    return pairs, False
+
+
 def search_recourse(
     model: LoadedModel,
     features: dict[str, FeatureScalar],
@@ -164,8 +198,9 @@ def search_recourse(
     rule = manifest.decision
     base = model.encode(features)[0]
     moves = _moves(manifest, features)
+    pairs, exhaustive = _cheapest_pairs(moves, MAX_ROWS - len(moves))
     combos: list[tuple[_Move, ...]] = [(m,) for m in moves]
-    combos += [(a, b) for a, b in itertools.combinations(moves, 2) if a.feature != b.feature]
+    combos += pairs
     flipped: list[tuple[float, int, tuple[_Move, ...]]] = []
     if combos:
         matrix = np.stack([_apply(base, combo) for combo in combos])
@@ -214,6 +249,7 @@ def search_recourse(
             for s in manifest.features
             if s.recourse is not None and s.actionable and not s.protected
         ),
+        exhaustive=exhaustive,
         rows_scored=len(combos) + len(counterfactuals),
         counterfactuals=[c for c in counterfactuals if c.flips],
         elapsed_ms=(time.perf_counter() - started) * 1000,

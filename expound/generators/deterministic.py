@@ -90,7 +90,8 @@ def _recourse(facts: DecisionFacts, plan: ContentPlan) -> list[str]:
     if recourse is None or not recourse.searched_features:
         return []
     if not recourse.counterfactuals:
-        return [NO_RECOURSE]
+        # "None" only of a search that tried every declared change.
+        return [NO_RECOURSE] if recourse.exhaustive else []
     return [counterfactual_sentence(facts, recourse.counterfactuals[0])]
 
 

@@ -16,6 +16,8 @@ ModelKind = Literal["lightgbm", "xgboost", "catboost", "sklearn"]
 ExplainerKind = Literal["tree", "linear", "sampling"]
 ScoreSpace = Literal["log_odds", "probability"]
 CategoryCode = int | str
+# The most values one feature's recourse grid may hold (a search scores pairs of them).
+MAX_RECOURSE_POINTS = 1000
 # Marks wording `expound models import` could not infer; a manifest that still holds a
 # string field equal to or starting with it is not ready to serve.
 TODO = "TODO"
@@ -115,6 +117,17 @@ class FeatureSpec(_Strict):
             raise ValueError(f"{self.name}.recourse: a yes/no feature has no recourse grid")
         if (self.type == "category") != (recourse.order is not None):
             raise ValueError(f"{self.name}.recourse: categories take an order, numbers a grid")
+        if recourse.step is not None:
+            assert recourse.minimum is not None and recourse.maximum is not None
+            grid = (recourse.minimum, recourse.maximum, recourse.step)
+            if self.type == "integer" and not all(float(v).is_integer() for v in grid):
+                raise ValueError(f"{self.name}.recourse: an integer moves on an integer grid")
+            points = (recourse.maximum - recourse.minimum) / recourse.step + 1
+            if points > MAX_RECOURSE_POINTS:
+                raise ValueError(
+                    f"{self.name}.recourse: {points:.0f} grid points; at most "
+                    f"{MAX_RECOURSE_POINTS} (a coarser step)"
+                )
         unknown = set(recourse.order or []) - set(self.categories or [])
         if unknown:
             raise ValueError(f"{self.name}.recourse.order: unknown categories {sorted(unknown)}")

@@ -230,7 +230,7 @@ def counterfactual_problems(
     for (start, end), features in mentioned_in.items():
         sentence = text[start:end]
         if NO_RECOURSE.search(sentence):
-            if recourse is None or recorded:
+            if recourse is None or recorded or not recourse.exhaustive:
                 problems.append(
                     Problem("counterfactual", start, end, "a recorded counterfactual exists")
                 )

@@ -267,7 +267,75 @@ def test_recourse_blocks_are_checked() -> None:
             category
             | {"recourse": {"direction": "increase", "minimum": 0, "maximum": 1, "step": 1}}
         )
+    number = {"name": "term", "type": "integer", "description": "term", "actionable": True}
+    with pytest.raises(ValidationError, match="integer grid"):
+        FeatureSpec.model_validate(
+            number
+            | {"recourse": {"direction": "decrease", "minimum": 1, "maximum": 4, "step": 0.5}}
+        )
+    with pytest.raises(ValidationError, match="grid points"):
+        FeatureSpec.model_validate(
+            number
+            | {"recourse": {"direction": "decrease", "minimum": 1, "maximum": 5000, "step": 1}}
+        )
     accepted = FeatureSpec.model_validate(
         category | {"recourse": {"direction": "increase", "order": ["low", "high"]}}
     )
     assert accepted.recourse is not None and accepted.recourse.order == ["low", "high"]
+
+
+def test_beyond_the_row_budget_the_cheapest_pairs_are_tried_and_said_so(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from expound.explainers import recourse as module
+
+    model = registry.get(LOGISTIC)
+    row = denied_rows(model, 1)[0]
+    moves = module._moves(model.manifest, row)
+    everything, exhaustive = module._cheapest_pairs(moves, 10**9)
+    assert exhaustive
+    costs = sorted(sum(m.cost for m in pair) for pair in everything)
+    budget = len(everything) // 5
+    chosen, exhaustive = module._cheapest_pairs(moves, budget)
+    assert not exhaustive and len(chosen) == budget
+    # Exactly the cheapest: the largest chosen cost is the budget-th smallest of all.
+    assert max(sum(m.cost for m in pair) for pair in chosen) == pytest.approx(costs[budget - 1])
+    monkeypatch.setattr(module, "MAX_ROWS", len(moves) + budget)
+    limited = module.search_recourse(model, row)
+    assert not limited.exhaustive
+    assert limited.rows_scored <= len(moves) + budget + module.MAX_COUNTERFACTUALS
+    for counterfactual in limited.counterfactuals:
+        changed = dict(row) | {c.feature: c.after for c in counterfactual.changes}
+        assert not decide(model, changed, 1e-6).prediction.adverse
+
+
+def test_a_search_that_was_not_exhaustive_never_says_none_was_found(
+    models_dir: Path,
+    tmp_path: Path,
+    denied_applicant: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from expound.explainers import recourse as module
+
+    model = _model_with(
+        models_dir,
+        tmp_path,
+        {
+            "installment_rate": {"direction": "decrease", "minimum": 2, "maximum": 3, "step": 1},
+            "existing_credits": {"direction": "decrease", "minimum": 1, "maximum": 2, "step": 1},
+        },
+    )
+    applicant = denied_applicant | {"existing_credits": 2}
+    # Two single changes and no room for their pair: the search cannot be exhaustive.
+    monkeypatch.setattr(module, "MAX_ROWS", 2)
+    decision = decide(model, applicant, 1e-6)
+    assert decision.prediction.adverse
+    plan = plan_decision(model, applicant, decision, Audience.APPLICANT)
+    assert plan.recourse is not None and not plan.recourse.exhaustive
+    assert plan.recourse.counterfactuals == []
+    facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "", plan)
+    assert NO_RECOURSE not in deterministic_explanation(facts)
+    from expound.rankers.gate import ViolationKind
+
+    kinds = {v.kind for v in verify(facts, NO_RECOURSE).violations}
+    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds
