@@ -30,29 +30,60 @@ def _direction(planned: PlannedFactor) -> str:
     return "raised the risk" if planned.direction == "adverse" else "lowered the risk"
 
 
+def _typical(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
+    """The typical value among favourable decisions, when it differs from the applicant's."""
+    if planned.typical_favourable is None:
+        return None
+    spec = facts.manifest.feature(planned.feature)
+    typical = parenthesis_free(value_text(spec, planned.typical_favourable))
+    return (
+        None if typical == parenthesis_free(facts.factors[planned.feature].value_text) else typical
+    )
+
+
+def _percentile(planned: PlannedFactor) -> str | None:
+    if planned.percentile is None:
+        return None
+    return f"at the {_ordinal(planned.percentile)} percentile of the reference sample"
+
+
 def _context(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
     """Sentences placing one factor's value in the reference sample and the whole push."""
     factor = facts.factors[planned.feature]
-    spec = facts.manifest.feature(planned.feature)
-    sentences = []
     value = parenthesis_free(factor.value_text)
-    if planned.percentile is not None:
-        sentences.append(
-            f"The {factor.description} of {value} is at the "
-            f"{_ordinal(planned.percentile)} percentile of the reference sample."
-        )
-    if planned.typical_favourable is not None:
-        typical = parenthesis_free(value_text(spec, planned.typical_favourable))
-        if typical != value:
-            sentences.append(
-                f"Among favourable decisions in the reference sample, the typical "
-                f"{factor.description} is {typical}."
-            )
+    named = (
+        f"The {factor.description} ({value})"
+        if factor.number is None
+        else f"The {factor.description} of {value}"
+    )
+    placed = _percentile(planned)
+    sentences = []
     if planned.share_words is not None:
+        where = f", {placed}," if placed else ""
+        sentences.append(f"{named}{where} accounted for {planned.share_words} of the total push.")
+    elif placed:
+        sentences.append(f"{named} is {placed}.")
+    typical = _typical(facts, planned)
+    if typical is not None:
         sentences.append(
-            f"The {factor.description} accounted for {planned.share_words} of the total push."
+            f"Among favourable decisions in the reference sample, the typical "
+            f"{factor.description} is {typical}."
         )
     return sentences
+
+
+def _context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
+    """The same context as trailing phrases of the factor's own sentence (analysts)."""
+    parts = []
+    if planned.share_words is not None:
+        parts.append(f"{planned.share_words} of the total push")
+    placed = _percentile(planned)
+    if placed is not None:
+        parts.append(placed)
+    typical = _typical(facts, planned)
+    if typical is not None:
+        parts.append(f"typically {typical} among favourable decisions")
+    return "".join(f", {part}" for part in parts)
 
 
 def _ordinal(number: int) -> str:
@@ -125,9 +156,8 @@ def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
         factor = facts.factors[planned.feature]
         sentences.append(
             f"{planned.feature} = {parenthesis_free(factor.value_text)} {_direction(planned)} "
-            f"by {abs(planned.contribution):.3f}."
+            f"by {abs(planned.contribution):.3f}{_context_inline(facts, planned)}."
         )
-        sentences += _context(facts, planned)
     return " ".join([*sentences, *_base_rate(plan), *_recourse(facts, plan), _method(facts)])
 
 

@@ -118,19 +118,23 @@ def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
     return phrase_spans(phrases, text)
 
 
-def _plan_value_texts(facts: DecisionFacts) -> list[str]:
-    """Values the plan records beside the applicant's: typical values, counterfactual ones."""
+def _plan_value_texts(facts: DecisionFacts) -> list[tuple[str, str]]:
+    """Values the plan records beside the applicant's, by feature: typical values and
+    counterfactual ones."""
     plan = facts.plan
     if plan is None:
         return []
     manifest = facts.manifest
     texts = [
-        value_text(manifest.feature(p.feature), p.typical_favourable)
+        (p.feature, value_text(manifest.feature(p.feature), p.typical_favourable))
         for p in plan.factors
         if p.typical_favourable is not None
     ]
     for counterfactual in plan.recourse.counterfactuals if plan.recourse else []:
-        texts += [value_text(manifest.feature(c.feature), c.after) for c in counterfactual.changes]
+        texts += [
+            (c.feature, value_text(manifest.feature(c.feature), c.after))
+            for c in counterfactual.changes
+        ]
     return texts
 
 
@@ -176,7 +180,7 @@ def _plan_numbers(facts: DecisionFacts) -> list[float]:
         for change in counterfactual.changes:
             if isinstance(change.after, (int, float)) and not isinstance(change.after, bool):
                 numbers.append(float(change.after))
-    for quoted in _plan_value_texts(facts):
+    for _, quoted in _plan_value_texts(facts):
         numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(quoted)]
     return numbers
 
@@ -197,8 +201,19 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     ]
 
 
-def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | None:
-    """Whether the clause names the feature's actual category (None: names none)."""
+def _category_claims(
+    facts: DecisionFacts,
+    clause: str,
+    feature: str,
+    plain: str = "",
+    around: tuple[int, int] | None = None,
+) -> bool | None:
+    """Whether the clause names the feature's actual category (None: names none).
+
+    ``clause`` has feature names blanked; a category phrase that holds the feature's own
+    name ("no checking account" around "checking account") is read in ``plain``, the
+    clause as written, around the mention's span ``around``.
+    """
     spec = facts.manifest.feature(feature)
     if spec.type != "category":
         return None
@@ -211,6 +226,13 @@ def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | 
         phrases = [p for p in phrases if len(p) > 3]
         if phrases and pattern(phrases).search(clause):
             named.add(category)
+        elif phrases and around is not None:
+            start, end = around
+            if any(
+                m.start() <= start and m.end() >= end and m.end() - m.start() > end - start
+                for m in pattern(phrases).finditer(plain)
+            ):
+                named.add(category)
     if not named:
         return None
     return actual in named
@@ -229,10 +251,20 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
     inside_values = Spans(values)
+    # Values the plan quotes (typical, counterfactual) hold names of other features too;
+    # a feature named inside a quoted value of its own is still a mention of it.
+    quoted: dict[str, list[tuple[int, int]]] = {}
+    for feature, text in _plan_value_texts(facts):
+        spans = phrase_spans({text, parenthesis_free(text)}, lowered)
+        quoted.setdefault(feature, []).extend(spans)
+    inside_quoted = {feature: Spans(spans) for feature, spans in quoted.items()}
     mentions = [
         m
         for m in find_mentions(lowered, feature_terms(facts))
         if not inside_values.hold(m.start, m.end)
+        and not any(
+            f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
+        )
     ]
     reasons = phrase_spans({r.text for r in facts.reasons}, lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
@@ -245,9 +277,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # Values the plan quotes (typical, counterfactual) may hold such words too ("salary
     # paid in"); they are not masked for the value checks, where they would hide a wrong
     # value of the applicant's.
-    plan_values = phrase_spans(
-        {t for q in _plan_value_texts(facts) for t in (q, parenthesis_free(q))}, lowered
-    )
+    plan_values = [span for spans in quoted.values() for span in spans]
     inside_known = Spans(known + plan_values)
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
@@ -430,7 +460,10 @@ def _check_clause(
                         f"risk; its contribution was {factor.contribution:+.3f}",
                     )
                 )
-        category_ok = _category_claims(facts, masked_value, mention.feature)
+        around = (mention.start - offset, mention.end - offset)
+        category_ok = _category_claims(
+            facts, masked_value, mention.feature, clause[: len(masked_value)], around
+        )
         number_ok = _numeric_value_ok(factor.number, numbers_only)
         for ok in (category_ok, number_ok):
             if ok is None:

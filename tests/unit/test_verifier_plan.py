@@ -245,3 +245,25 @@ def test_a_number_that_is_not_the_factors_own_fails_closed(denied: DecisionFacts
     borrowed = f"Your checking account raised the risk by {term.contribution:.3f}."
     assert abs(term.contribution - checking.contribution) > 0.01
     assert ViolationKind.UNVERIFIABLE in kinds(denied, borrowed)
+
+
+def test_a_quoted_typical_value_neither_hides_a_wrong_value_nor_names_another_feature(
+    denied: DecisionFacts, registry: ModelRegistry, approved_applicant: dict[str, Any]
+) -> None:
+    assert denied.plan is not None
+    checking = denied.plan.factor("checking_account")
+    assert checking is not None and checking.typical_favourable == "no_account"
+    # The typical value stated as the applicant's own is a wrong value, not a quotation.
+    wrong = "You had no checking account, which raised the risk."
+    assert ViolationKind.WRONG_VALUE in kinds(denied, wrong)
+    # "existing credits paid back on time so far", quoted as a typical credit history,
+    # does not name the feature existing_credits.
+    analyst = facts_for(registry, GBM, approved_applicant, Audience.ANALYST)
+    assert analyst.plan is not None
+    history = analyst.plan.factor("credit_history")
+    assert history is not None and history.typical_favourable == "existing_paid_duly"
+    text = deterministic_explanation(analyst)
+    assert "typically existing credits paid back on time so far" in text
+    verdict = verify(analyst, text)
+    assert verdict.passed, verdict.violations
+    assert "existing_credits" not in verdict.mentioned
