@@ -1,5 +1,5 @@
-"""The explain pipeline, stage by stage: validate -> decide -> facts -> draft -> rank ->
-select -> archive. No gRPC here.
+"""The explain pipeline, stage by stage: validate -> decide -> plan -> facts -> draft ->
+rank -> select -> archive. No gRPC here.
 
 The servicer converts messages and calls this; everything a decision's record holds is
 decided here, in this order, and the answer exists only once its record is committed.
