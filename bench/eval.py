@@ -37,7 +37,12 @@ A text with no feature in T carrying that kind of claim has no score for it; mea
 over the texts that have one, and the count is reported. Also, per text: the share of
 the top 4 it mentions; hallucinated features (any UNUSED_FEATURE or PROTECTED_ATTRIBUTE
 violation); principal-reason coverage (``Verdict.coverage``, weighted by |contribution|);
-words; whether the model stopped on its own or ran out of tokens. The selected text is
+words; whether the model stopped on its own or ran out of tokens; plan coverage (the share
+of the content plan's factors the text names, a reason's code or text naming its features;
+target 1.00 for analyst and compliance); counterfactual validity (of the counterfactuals the
+text states, the share that match the recorded ones and, re-scored by the model from the
+decision's own values, flip it at the recorded score). Words, plan coverage and top-4
+coverage are also reported per audience. The selected text is
 the service's answer: the top faithful draft, or the deterministic explanation on
 fallback. Fallback rate is the share of decisions answered with the deterministic text.
 
@@ -65,15 +70,16 @@ from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
+from expound.explainers.plan import plan_decision
 from expound.generators.deterministic import deterministic_explanation
 from expound.generators.drafting import Drafter, DraftingConfig, DraftingMode
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.llm.draft import Draft
-from expound.models.registry import ModelRegistry
+from expound.models.registry import ModelRegistry, ServedModel
 from expound.pipeline.assembly import build_ranker
 from expound.pipeline.selection import select
 from expound.rankers.base import Ranker
-from expound.rankers.gate import ViolationKind, verify
+from expound.rankers.gate import Verdict, ViolationKind, verify
 from expound.settings import Settings
 
 RESULTS = ROOT / "bench" / "results" / "eval.json"
@@ -90,6 +96,8 @@ TARGETS = {
     "hallucinated_rate": "= 0",
     "coverage": ">= 0.9",
     "fallback_rate": "< 0.05 (constrained)",
+    "plan_coverage": "= 1.00 (analyst, compliance)",
+    "counterfactual_validity": "= 1.00",
 }
 
 
@@ -109,16 +117,58 @@ def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
                 continue
             taken[adverse] += 1
             for audience in Audience:
-                facts = decision_facts(model.manifest, decision, audience, "")
-                text = deterministic_explanation(model.manifest, decision, audience)
+                plan = plan_decision(model, rows[index], decision, audience)
+                facts = decision_facts(model.manifest, decision, audience, "", plan)
+                text = deterministic_explanation(facts)
                 decisions.append((facts, text))
             if all(count >= PER_OUTCOME for count in taken.values()):
                 break
     return decisions
 
 
-def text_metrics(facts: DecisionFacts, text: str) -> dict[str, Any]:
-    """The claims of one text scored against its decision (see the module docstring)."""
+def plan_coverage(facts: DecisionFacts, text: str, mentioned: list[str]) -> float | None:
+    """The share of the plan's factors a text names (a reason's code or text names the
+    reason's features); None without a plan."""
+    if facts.plan is None or not facts.plan.factors:
+        return None
+    lowered = text.lower()
+    covered = set(mentioned)
+    for reason in facts.reasons:
+        if reason.code.lower() in lowered or reason.text.lower() in lowered:
+            covered |= set(reason.features)
+    return sum(p.feature in covered for p in facts.plan.factors) / len(facts.plan.factors)
+
+
+def counterfactual_validity(
+    facts: DecisionFacts, verdict: Verdict, model: ServedModel | None
+) -> float | None:
+    """Of the counterfactuals a text states, the share that match the record and, re-scored
+    now by the model from the decision's own values, flip it at the recorded score.
+    None when the text states none."""
+    unmatched = sum(v.kind is ViolationKind.WRONG_COUNTERFACTUAL for v in verdict.violations)
+    total = unmatched + len(verdict.counterfactuals)
+    if total == 0:
+        return None
+    if model is None:
+        # Matched to the record, which holds only counterfactuals re-scored at plan time.
+        return len(verdict.counterfactuals) / total
+    row = {item.feature: item.value for item in facts.attributions.items}
+    valid = 0
+    for counterfactual in verdict.counterfactuals:
+        changed = row | {c.feature: c.after for c in counterfactual.changes}
+        prediction = decide(model, changed, 1e-6).prediction
+        rescored_ok = abs(prediction.score - counterfactual.score) <= 1e-9
+        valid += (not prediction.adverse) and rescored_ok
+    return valid / total
+
+
+def text_metrics(
+    facts: DecisionFacts, text: str, model: ServedModel | None = None
+) -> dict[str, Any]:
+    """The claims of one text scored against its decision (see the module docstring).
+
+    ``model`` re-scores the counterfactuals the text states (without it, a counterfactual
+    is valid when it matches the record, re-scored when the plan was made)."""
     verdict = verify(facts, text)
     top = [f.feature for f in facts.top]
     mentioned = [name for name in verdict.mentioned if name in top]
@@ -142,6 +192,8 @@ def text_metrics(facts: DecisionFacts, text: str) -> dict[str, Any]:
         "rank_accuracy": share(ranks),
         "rank_accuracy_absolute": share(absolute),
         "top4_mentioned": len(mentioned) / max(1, len(top)),
+        "plan_coverage": plan_coverage(facts, text, verdict.mentioned),
+        "counterfactual_validity": counterfactual_validity(facts, verdict, model),
         "hallucinated": any(v.kind in HALLUCINATION for v in verdict.violations),
         "coverage": verdict.coverage,
         "words": verdict.words,
@@ -149,17 +201,35 @@ def text_metrics(facts: DecisionFacts, text: str) -> dict[str, Any]:
     }
 
 
+SCORED_KEYS = (
+    "sign_accuracy",
+    "value_accuracy",
+    "rank_accuracy",
+    "rank_accuracy_absolute",
+    "plan_coverage",
+    "counterfactual_validity",
+)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over texts (each metric over the texts that have it, with their count)."""
+    """Means over texts (each metric over the texts that have it, with their count).
+
+    A mode that produced no texts (every call failed, or none was run) has every figure
+    None, never a division by zero: the run is reported, not lost.
+    """
     summary: dict[str, Any] = {"texts": len(rows)}
-    for key in ("sign_accuracy", "value_accuracy", "rank_accuracy", "rank_accuracy_absolute"):
-        scored = [r[key] for r in rows if r[key] is not None]
-        summary[key] = round(statistics.fmean(scored), 4) if scored else None
+    for key in SCORED_KEYS:
+        scored = [r[key] for r in rows if r.get(key) is not None]
+        summary[key] = _mean(scored)
         summary[f"{key}_texts"] = len(scored)
     for key in ("top4_mentioned", "coverage", "words"):
-        summary[key] = round(statistics.fmean(r[key] for r in rows), 4) if rows else None
-    summary["hallucinated_rate"] = round(sum(r["hallucinated"] for r in rows) / len(rows), 4)
-    summary["passed_rate"] = round(sum(r["passed"] for r in rows) / len(rows), 4)
+        summary[key] = _mean([r[key] for r in rows])
+    summary["hallucinated_rate"] = _mean([float(r["hallucinated"]) for r in rows])
+    summary["passed_rate"] = _mean([float(r["passed"]) for r in rows])
     truncated = [r for r in rows if "finish_reason" in r]
     if truncated:
         summary["truncated_rate"] = round(
@@ -173,6 +243,7 @@ async def _draft_all(
     ranker: Ranker,
     mode: DraftingMode,
     decisions: list[tuple[DecisionFacts, str]],
+    registry: ModelRegistry | None = None,
 ) -> list[dict[str, Any]]:
     generator = OpenAICompatGenerator(
         settings.llm_base_url, settings.llm_model, api_key=settings.llm_api_key
@@ -187,6 +258,7 @@ async def _draft_all(
     out = []
     try:
         for number, (facts, fallback_text) in enumerate(decisions):
+            model = registry.get(facts.model_id) if registry is not None else None
             started = time.perf_counter()
             drafting = await drafter.draft(facts, CANDIDATES, settings.default_seed + number, None)
             outcome = select(drafting, await ranker.rank(facts, drafting.drafts), ranker.name)
@@ -194,11 +266,11 @@ async def _draft_all(
             finish = {d.text: d.finish_reason for d in outcome.record.drafts}
             candidates = []
             for candidate in outcome.candidates:
-                row = text_metrics(facts, candidate.text)
+                row = text_metrics(facts, candidate.text, model)
                 row |= {"text": candidate.text, "finish_reason": finish.get(candidate.text, "")}
                 candidates.append(row)
             selected_text = outcome.selected.text if outcome.selected else fallback_text
-            selected = text_metrics(facts, selected_text) | {"text": selected_text}
+            selected = text_metrics(facts, selected_text, model) | {"text": selected_text}
             if outcome.selected:
                 selected["finish_reason"] = finish.get(selected_text, "")
             out.append(
@@ -232,7 +304,9 @@ def drafting_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "decisions": len(runs),
         "fallback_rate": round(sum(fallbacks.values()) / len(runs), 4) if runs else None,
         "fallback_reasons": dict(fallbacks),
-        "seconds_per_decision_p50": round(statistics.median(r["seconds"] for r in runs), 3),
+        "seconds_per_decision_p50": (
+            round(statistics.median(r["seconds"] for r in runs), 3) if runs else None
+        ),
         "selected": summarise([run["selected"] for run in runs]),
         "selected_drafted_only": summarise(drafted) if drafted else None,
         "candidates": summarise([c for run in runs for c in run["candidates"]]),
@@ -321,12 +395,37 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             for key in ("rank_accuracy_absolute", "top4_mentioned", "passed_rate"):
                 rows.append(_row(f"{mode}: {who} {key}", summary[key]))
+            for key in ("plan_coverage", "counterfactual_validity"):
+                rows.append(
+                    _row(
+                        f"{mode}: {who} {key} (n={summary[f'{key}_texts']})",
+                        summary[key],
+                        TARGETS[key] if who == "selected" else "",
+                    )
+                )
             for key in ("hallucinated_rate", "coverage"):
                 target = TARGETS[key] if who == "selected" else ""
                 rows.append(_row(f"{mode}: {who} {key}", summary[key], target))
             rows.append(_row(f"{mode}: {who} words", summary["words"]))
             if "truncated_rate" in summary:
                 rows.append(_row(f"{mode}: {who} ran out of tokens", summary["truncated_rate"]))
+        for audience, by_audience in section["selected_by_audience"].items():
+            planned = audience != Audience.APPLICANT.value
+            rows.append(_row(f"{mode}: selected words, {audience.lower()}", by_audience["words"]))
+            rows.append(
+                _row(
+                    f"{mode}: selected plan coverage, {audience.lower()}",
+                    by_audience["plan_coverage"],
+                    "= 1.00" if planned else "",
+                )
+            )
+            rows.append(
+                _row(
+                    f"{mode}: selected top-4 coverage, {audience.lower()}",
+                    by_audience["top4_mentioned"],
+                    ">= 0.95" if planned else "",
+                )
+            )
     suite = results["mutations"]
     rows.append(_row("mutations: faithful texts pass", suite["faithful_pass_rate"], "1.00"))
     for kind, rate in suite["rejection_rate"].items():
@@ -402,7 +501,7 @@ def main() -> None:
     ]
     for mode, chosen in passes:
         print(f"drafting ({mode}) ...", file=sys.stderr, flush=True)
-        runs[mode] = asyncio.run(_draft_all(settings, ranker, mode, chosen))
+        runs[mode] = asyncio.run(_draft_all(settings, ranker, mode, chosen, registry))
         results[mode] = drafting_summary(runs[mode])
     results["runs"] = runs
     results["machine"]["load_average_after"] = list(os.getloadavg())

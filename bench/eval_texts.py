@@ -2,9 +2,10 @@
 
 The templates live in ``bench/eval_texts.json`` (written for the eval only, apart from the
 verifier's test texts and the drafting phrase banks). For each decision one faithful text
-is filled from its facts: the decision, then up to three factors in their order of
-importance (the principal reasons' lead features for a denial, the helping factors for an
-approval), each with its value and a phrase of its true direction. Each mutant changes
+is filled from its facts: the decision, then its factors in their order of importance
+(applicants: up to three principal reasons' lead features for a denial, helping factors
+for an approval; analysts and compliance: the content plan's factors of both directions
+as well), each with its value and a phrase of its true direction. Each mutant changes
 exactly one claim:
 
 - ``direction``: the first factor's direction phrase swapped for its opposite;
@@ -23,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts, Factor, value_text
 
 TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
@@ -45,10 +47,21 @@ class _Slot:
 
 
 def lead_factors(facts: DecisionFacts) -> list[Factor]:
-    """The factors an explanation states, most important first."""
+    """The factors an explanation states, most important first: for analysts the plan
+    (both directions, by |contribution|); for compliance the reasons' (or helping) factors
+    and the rest of the plan, in the decision's order of importance; otherwise up to three
+    reasons' lead features or helping factors."""
     if facts.prediction.adverse:
-        return [facts.factors[r.features[0]] for r in facts.reasons][:MAX_FACTORS]
-    return facts.ordered[:MAX_FACTORS]
+        leads = [facts.factors[r.features[0]] for r in facts.reasons][:MAX_FACTORS]
+    else:
+        leads = facts.ordered[:MAX_FACTORS]
+    if facts.plan is None or facts.audience is Audience.APPLICANT:
+        return leads
+    planned = [facts.factors[p.feature] for p in facts.plan.factors]
+    if facts.audience is Audience.ANALYST:
+        return planned
+    chosen = {f.feature: f for f in [*leads, *planned]}
+    return sorted(chosen.values(), key=lambda f: (f.importance or len(facts.factors), f.rank))
 
 
 def _wrong_value(facts: DecisionFacts, factor: Factor) -> str | None:

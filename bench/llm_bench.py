@@ -40,6 +40,7 @@ from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
+from expound.explainers.plan import plan_decision
 from expound.generators.base import DraftRequest, Drafts
 from expound.generators.grammar import build_grammar
 from expound.generators.openai_compat import OpenAICompatGenerator
@@ -67,7 +68,8 @@ def declined_decision(registry: ModelRegistry) -> tuple[DecisionFacts, list[dict
     for index, features in enumerate(rows):
         decision = decide(model, features, 1e-6)
         if decision.prediction.adverse:
-            facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "")
+            plan = plan_decision(model, features, decision, Audience.APPLICANT)
+            facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "", plan)
             return facts, rows[index + 1 :]
     raise RuntimeError("no declined applicant in the demo data")
 
@@ -168,7 +170,8 @@ def _new_decisions(model: MiniLMEmbedder, weights: dict[str, dict[str, float]]) 
     for index, features in enumerate(applicant_rows()[200 : 200 + NEW_DECISIONS_WARM + RANK_RUNS]):
         audience = list(Audience)[index % 3]
         decision = decide(model_entry, features, 1e-6)
-        facts = decision_facts(model_entry.manifest, decision, audience, "")
+        plan = plan_decision(model_entry, features, decision, audience)
+        facts = decision_facts(model_entry.manifest, decision, audience, "", plan)
         grammar = build_grammar(facts)
         candidates = [Draft(text=grammar.sample(rng), index=i) for i in range(4)]
         started = time.perf_counter()

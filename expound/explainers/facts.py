@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from expound.domain import Attributions, Audience, Prediction, PrincipalReason
 from expound.explainers.decision import Decision
+from expound.explainers.plan import ContentPlan
 from expound.explainers.reasons import favourable_factors
 from expound.models.manifest import FeatureSpec, ModelManifest
 
@@ -47,6 +48,7 @@ class DecisionFacts:
     audience: Audience
     question: str
     factors: dict[str, Factor]
+    plan: ContentPlan | None = None
 
     @property
     def ordered(self) -> list[Factor]:
@@ -85,13 +87,25 @@ def parenthesis_free(value: str) -> str:
 
 
 def decision_facts(
-    manifest: ModelManifest, decision: Decision, audience: Audience, question: str
+    manifest: ModelManifest,
+    decision: Decision,
+    audience: Audience,
+    question: str,
+    plan: ContentPlan | None = None,
 ) -> DecisionFacts:
-    """Collects the facts of one decision."""
+    """Collects the facts of one decision.
+
+    Importance follows the plan for analysts (the top factors of both directions, by
+    |contribution|), the principal reasons for adverse decisions otherwise, and the
+    favourable factors for approvals.
+    """
     prediction, attributions = decision.prediction, decision.attributions
     reasons = decision.principal_reasons
     importance: dict[str, int] = {}
-    if prediction.adverse:
+    if plan is not None and audience is Audience.ANALYST:
+        for position, planned in enumerate(plan.factors, start=1):
+            importance[planned.feature] = position
+    elif prediction.adverse:
         for reason in reasons:
             for name in reason.features:
                 importance.setdefault(name, reason.rank)
@@ -125,4 +139,5 @@ def decision_facts(
         audience=audience,
         question=question,
         factors=factors,
+        plan=plan,
     )

@@ -1,78 +1,227 @@
-"""The deterministic explanation, written from the decision, reasons and attributions.
+"""The deterministic explanation, written from the decision's facts and its content plan.
 
 It is the explanation of record whenever no drafted candidate is usable, so it states
-only what the numbers say, in words fitted to the audience.
+only what the numbers say, in words fitted to the audience, following the plan: the
+factors of both directions in the plan's order, each with its share of the total push in
+words and its value in context (percentile in the reference sample, typical value among
+favourable decisions), the base rate, and, for adverse decisions, the verified
+counterfactual the recourse search recorded (or, honestly, that none was found).
 """
 
 from __future__ import annotations
 
-from expound.domain import Audience, FeatureScalar, PrincipalReason
-from expound.explainers.decision import Decision
-from expound.explainers.facts import value_text as describe_value
-from expound.explainers.reasons import favourable_factors
-from expound.models.manifest import ModelManifest
+from expound.domain import Audience, PrincipalReason
+from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.plan import ContentPlan, PlannedFactor
+from expound.explainers.recourse import Counterfactual
 
-GENERATOR_ID = "deterministic/v1"
+GENERATOR_ID = "deterministic/v2"
 
 
-def _reason_clause(
-    manifest: ModelManifest, reason: PrincipalReason, values: dict[str, FeatureScalar]
-) -> str:
-    specs = [manifest.feature(name) for name in reason.features]
+def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
     details = ", ".join(
-        f"{spec.description}: {describe_value(spec, values[spec.name])}" for spec in specs
+        f"{facts.factors[name].description}: {facts.factors[name].value_text}"
+        for name in reason.features
     )
     return f"{reason.text} ({details})"
 
 
-def deterministic_explanation(
-    manifest: ModelManifest, decision: Decision, audience: Audience
-) -> str:
-    """Writes the explanation of one decision for one audience."""
-    prediction, attributions = decision.prediction, decision.attributions
-    reasons = decision.principal_reasons
-    values = {item.feature: item.value for item in attributions.items}
-    if audience is Audience.ANALYST:
-        # Protected attributes stay in the attribution table, never in the narrative.
-        unprotected = [i for i in attributions.items if not manifest.feature(i.feature).protected]
-        top = "; ".join(
-            f"{item.feature}={describe_value(manifest.feature(item.feature), item.value)} "
-            f"{item.contribution:+.3f}"
-            for item in unprotected[:5]
+def _direction(planned: PlannedFactor) -> str:
+    return "raised the risk" if planned.direction == "adverse" else "lowered the risk"
+
+
+def _typical(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
+    """The typical value among favourable decisions, when it differs from the applicant's."""
+    if planned.typical_favourable is None:
+        return None
+    spec = facts.manifest.feature(planned.feature)
+    typical = parenthesis_free(value_text(spec, planned.typical_favourable))
+    return (
+        None if typical == parenthesis_free(facts.factors[planned.feature].value_text) else typical
+    )
+
+
+def _percentile(planned: PlannedFactor) -> str | None:
+    if planned.percentile is None:
+        return None
+    return f"at the {_ordinal(planned.percentile)} percentile of the reference sample"
+
+
+def _context(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
+    """Sentences placing one factor's value in the reference sample and the whole push."""
+    factor = facts.factors[planned.feature]
+    value = parenthesis_free(factor.value_text)
+    named = (
+        f"The {factor.description} ({value})"
+        if factor.number is None
+        else f"The {factor.description} of {value}"
+    )
+    placed = _percentile(planned)
+    sentences = []
+    if planned.share_words is not None:
+        where = f", {placed}," if placed else ""
+        sentences.append(f"{named}{where} accounted for {planned.share_words} of the total push.")
+    elif placed:
+        sentences.append(f"{named} is {placed}.")
+    typical = _typical(facts, planned)
+    if typical is not None:
+        sentences.append(
+            f"Among favourable decisions in the reference sample, the typical "
+            f"{factor.description} is {typical}."
         )
-        return (
-            f"Decision: {prediction.decision} (score {prediction.score:.3f}, threshold "
-            f"{prediction.threshold:.2f}; {prediction.score_meaning}). Base value "
-            f"{attributions.base_value:+.3f}, model output {attributions.model_output:+.3f} "
-            f"{attributions.units}. Contributions by size: {top}."
+    return sentences
+
+
+def _context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
+    """The same context as trailing phrases of the factor's own sentence (analysts)."""
+    parts = []
+    if planned.share_words is not None:
+        parts.append(f"{planned.share_words} of the total push")
+    placed = _percentile(planned)
+    if placed is not None:
+        parts.append(placed)
+    typical = _typical(facts, planned)
+    if typical is not None:
+        parts.append(f"typically {typical} among favourable decisions")
+    return "".join(f", {part}" for part in parts)
+
+
+def _ordinal(number: int) -> str:
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+def counterfactual_sentence(facts: DecisionFacts, counterfactual: Counterfactual) -> str:
+    """States one recorded, re-scored counterfactual (the gate checks it against the record)."""
+    manifest = facts.manifest
+    changes = " and ".join(
+        f"the {manifest.feature(c.feature).description} at "
+        f"{parenthesis_free(value_text(manifest.feature(c.feature), c.after))} instead of "
+        f"{parenthesis_free(value_text(manifest.feature(c.feature), c.before))}"
+        for c in counterfactual.changes
+    )
+    rule = manifest.decision
+    side = "below" if rule.adverse_when == "score_at_or_above" else "at or above"
+    return (
+        f"With {changes}, the score would have been {counterfactual.score:.3f}, {side} the "
+        f"{rule.threshold:.2f} threshold."
+    )
+
+
+NO_RECOURSE = (
+    "No change of one or two of the factors you can act on would have changed the decision "
+    "on its own."
+)
+
+
+def _recourse(facts: DecisionFacts, plan: ContentPlan) -> list[str]:
+    recourse = plan.recourse
+    if recourse is None or not recourse.searched_features:
+        return []
+    if not recourse.counterfactuals:
+        # "None" only of a search that tried every declared change.
+        return [NO_RECOURSE] if recourse.exhaustive else []
+    return [counterfactual_sentence(facts, recourse.counterfactuals[0])]
+
+
+def _base_rate(plan: ContentPlan) -> list[str]:
+    if plan.reference is None:
+        return []
+    reference = plan.reference
+    share = round(reference.favourable_share * 100)
+    return [
+        f"In the reference sample of {reference.rows} applications, {share}% of decisions "
+        f"were favourable and the mean score was {reference.mean_score:.3f}."
+    ]
+
+
+def _method(facts: DecisionFacts) -> str:
+    algorithm = facts.attributions.algorithm
+    if facts.plan is not None and facts.plan.attribution_method == "exact":
+        return f"Attributions are exact SHAP values ({algorithm})."
+    return f"Attributions are estimated SHAP values ({algorithm})."
+
+
+def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
+    prediction, attributions = facts.prediction, facts.attributions
+    sentences = [
+        f"Decision: {prediction.decision} (score {prediction.score:.3f}, threshold "
+        f"{prediction.threshold:.2f}; {prediction.score_meaning}).",
+        f"Base value {attributions.base_value:+.3f}, model output "
+        f"{attributions.model_output:+.3f} {attributions.units}.",
+    ]
+    for planned in plan.factors:
+        factor = facts.factors[planned.feature]
+        sentences.append(
+            f"{planned.feature} = {parenthesis_free(factor.value_text)} {_direction(planned)} "
+            f"by {abs(planned.contribution):.3f}{_context_inline(facts, planned)}."
         )
-    if audience is Audience.COMPLIANCE:
-        if not reasons:
-            return (
-                f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."
-            )
-        listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in reasons)
-        return f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
-    if prediction.adverse:
-        clauses = [_reason_clause(manifest, r, values) for r in reasons]
-        text = "Your application was declined. The main reasons, most important first: "
-        text += "; ".join(f"{i}. {c}" for i, c in enumerate(clauses, start=1)) + "."
-        actionable = [
-            manifest.feature(name).description
-            for r in reasons
-            for name in r.features
-            if manifest.feature(name).actionable
+    return " ".join([*sentences, *_base_rate(plan), *_recourse(facts, plan), _method(facts)])
+
+
+def _factor_list(facts: DecisionFacts, factors: list[PlannedFactor]) -> str:
+    return "; ".join(
+        f"the {facts.factors[p.feature].description} "
+        f"({parenthesis_free(facts.factors[p.feature].value_text)}) {_direction(p)}"
+        for p in factors
+    )
+
+
+def _compliance(facts: DecisionFacts, plan: ContentPlan) -> str:
+    prediction = facts.prediction
+    if facts.reasons:
+        listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in facts.reasons)
+        opening = f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
+    else:
+        opening = f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."
+    sentences = [opening]
+    if plan.factors:
+        sentences.append(f"Factors by size of contribution: {_factor_list(facts, plan.factors)}.")
+    return " ".join([*sentences, *_recourse(facts, plan), _method(facts)])
+
+
+def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
+    leads = [p for p in plan.factors if p.role == "principal"]
+    others = [p for p in plan.factors if p.role == "counterweight"]
+    if facts.prediction.adverse:
+        clauses = [_reason_clause(facts, r) for r in facts.reasons]
+        sentences = [
+            "Your application was declined. The main reasons, most important first: "
+            + "; ".join(f"{i}. {c}" for i, c in enumerate(clauses, start=1))
+            + "."
         ]
-        if actionable:
-            text += " What you could change: " + ", ".join(actionable[:3]) + "."
-        return text
-    helping = favourable_factors(manifest, attributions)
-    text = "Your application was approved."
-    if helping:
-        listed = "; ".join(
-            f"{manifest.feature(item.feature).description}: "
-            f"{describe_value(manifest.feature(item.feature), item.value)}"
-            for item in helping
+    else:
+        sentences = ["Your application was approved."]
+        if leads:
+            listed = "; ".join(
+                f"{facts.factors[p.feature].description}: {facts.factors[p.feature].value_text}"
+                for p in leads
+            )
+            sentences.append(f"The factors that helped most: {listed}.")
+    # Context for the leading factor only: an applicant's text stays short.
+    for planned in leads[:1]:
+        sentences += _context(facts, planned)
+    for planned in others:
+        factor = facts.factors[planned.feature]
+        verb = (
+            "counted in your favour" if planned.direction == "favourable" else "counted against you"
         )
-        text += f" The factors that helped most: {listed}."
-    return text
+        sentences.append(
+            f"In the opposite direction, the {factor.description} "
+            f"({parenthesis_free(factor.value_text)}) {verb}."
+        )
+    return " ".join([*sentences, *_recourse(facts, plan)])
+
+
+def deterministic_explanation(facts: DecisionFacts) -> str:
+    """Writes the explanation of one decision for its audience, following its plan."""
+    plan = facts.plan
+    if plan is None:
+        raise ValueError("the deterministic explanation follows a content plan; facts have none")
+    if facts.audience is Audience.ANALYST:
+        return _analyst(facts, plan)
+    if facts.audience is Audience.COMPLIANCE:
+        return _compliance(facts, plan)
+    return _applicant(facts, plan)

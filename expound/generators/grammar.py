@@ -97,7 +97,10 @@ def _factor_phrases(bank: dict[str, Any], factor: Factor) -> list[Sequence_]:
 
 
 def _lead_factors(facts: DecisionFacts) -> list[Factor]:
-    """One factor per principal reason (its strongest feature), or the helping factors."""
+    """The analyst's plan (both directions, by |contribution|); otherwise one factor per
+    principal reason (its strongest feature), or the helping factors."""
+    if facts.plan is not None and facts.audience is Audience.ANALYST:
+        return [facts.factors[p.feature] for p in facts.plan.factors][:MAX_FACTORS]
     if facts.prediction.adverse:
         return [facts.factors[reason.features[0]] for reason in facts.reasons][:MAX_FACTORS]
     return facts.ordered[:MAX_FACTORS]
@@ -137,6 +140,7 @@ def build_grammar(facts: DecisionFacts) -> Grammar:
     )
     if facts.audience is Audience.COMPLIANCE:
         statements = _compliance_statements(grammar, bank, facts, first_key, next_key)
+        statements += _plan_remainder(grammar, facts)
     else:
         statements = _factor_statements(grammar, bank, facts, first_key, next_key, rationale)
     body += statements
@@ -168,6 +172,10 @@ def _factor_statements(
     for position, factor in enumerate(_lead_factors(facts), start=1):
         phrase = grammar.add(f"factor{position}", _factor_phrases(bank, factor))
         magnitude = f"{abs(factor.contribution):.3f}"
+        if facts.audience is Audience.ANALYST:
+            # The analyst's plan runs in both directions: each factor's own templates.
+            side = "adverse" if factor.raises_risk else "favourable"
+            first_key, next_key = f"first_{side}", f"next_{side}"
         templates = bank[first_key] if position == 1 else bank[next_key]
         alternatives: list[Sequence_] = []
         for template in templates:
@@ -203,3 +211,24 @@ def _compliance_statements(
         ]
         statements.append(grammar.add(f"statement{reason.rank}", filled))
     return statements
+
+
+def _plan_remainder(grammar: Grammar, facts: DecisionFacts) -> list[Item]:
+    """The plan's factors the compliance statements leave out (those pushing the other
+    way, above all), stated once with their directions: the gate requires the whole plan."""
+    if facts.plan is None:
+        return []
+    stated = (
+        {name for reason in facts.reasons for name in reason.features}
+        if facts.prediction.adverse
+        else {f.feature for f in _lead_factors(facts)}
+    )
+    rest = [facts.factors[p.feature] for p in facts.plan.factors if p.feature not in stated]
+    if not rest:
+        return []
+    listed = "; ".join(
+        f"the {f.description} ({parenthesis_free(f.value_text)}) "
+        f"{'raised' if f.raises_risk else 'lowered'} the risk"
+        for f in rest
+    )
+    return [grammar.add("plan_rest", [(f" Factors by size of contribution: {listed}.",)])]

@@ -6,7 +6,7 @@ its source column and each short category name to the source text.
 
 from __future__ import annotations
 
-from expound.models.manifest import FeatureSpec, ReasonEntry
+from expound.models.manifest import FeatureSpec, ReasonEntry, RecourseSpec
 
 F = FeatureSpec
 
@@ -23,6 +23,9 @@ FEATURES: list[FeatureSpec] = [
             "no_account": "no checking account",
         },
         actionable=True,
+        recourse=RecourseSpec(
+            direction="increase", order=["overdrawn", "below_200_dm", "200_dm_or_more"]
+        ),
         aliases=["checking account", "current account", "account balance"],
     ),
     F(
@@ -33,6 +36,7 @@ FEATURES: list[FeatureSpec] = [
         minimum=1,
         maximum=120,
         actionable=True,
+        recourse=RecourseSpec(direction="decrease", minimum=6, maximum=72, step=6),
         aliases=["loan term", "duration", "repayment period", "term"],
     ),
     F(
@@ -82,6 +86,7 @@ FEATURES: list[FeatureSpec] = [
         minimum=100,
         maximum=50000,
         actionable=True,
+        recourse=RecourseSpec(direction="decrease", minimum=500, maximum=20000, step=500),
         aliases=["loan amount", "amount requested", "credit amount", "amount borrowed"],
     ),
     F(
@@ -103,6 +108,10 @@ FEATURES: list[FeatureSpec] = [
             "none_or_unknown": "no savings or unknown",
         },
         actionable=True,
+        recourse=RecourseSpec(
+            direction="increase",
+            order=["below_100_dm", "100_to_500_dm", "500_to_1000_dm", "1000_dm_or_more"],
+        ),
         aliases=["savings", "savings balance", "bonds"],
     ),
     F(
@@ -133,6 +142,7 @@ FEATURES: list[FeatureSpec] = [
         minimum=1,
         maximum=4,
         actionable=True,
+        recourse=RecourseSpec(direction="decrease", minimum=1, maximum=4, step=1),
         aliases=["instalment rate", "installment rate", "repayment burden", "instalment"],
     ),
     F(
@@ -192,6 +202,7 @@ FEATURES: list[FeatureSpec] = [
         maximum=10,
         unit="credits",
         actionable=True,
+        recourse=RecourseSpec(direction="decrease", minimum=1, maximum=4, step=1),
         aliases=["existing credits", "number of credits", "other credits at this bank"],
     ),
     F(

@@ -208,7 +208,10 @@ def _onehot_groups(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[st
 
 
 def _describe(column: str) -> str:
-    return f"{TODO}: describe {column!r} as a sentence reads it; is it protected? actionable?"
+    return (
+        f"{TODO}: describe {column!r} as a sentence reads it; is it protected? actionable "
+        "(then declare its recourse)?"
+    )
 
 
 def _number_spec(name: str, column: str, series: pd.Series) -> FeatureSpec:

@@ -16,6 +16,8 @@ ModelKind = Literal["lightgbm", "xgboost", "catboost", "sklearn"]
 ExplainerKind = Literal["tree", "linear", "sampling"]
 ScoreSpace = Literal["log_odds", "probability"]
 CategoryCode = int | str
+# The most values one feature's recourse grid may hold (a search scores pairs of them).
+MAX_RECOURSE_POINTS = 1000
 # Marks wording `expound models import` could not infer; a manifest that still holds a
 # string field equal to or starting with it is not ready to serve.
 TODO = "TODO"
@@ -23,6 +25,37 @@ TODO = "TODO"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecourseSpec(_Strict):
+    """How an applicant may change one actionable feature, for counterfactual recourse.
+
+    Numbers move on the grid ``minimum``, ``minimum + step``, ... ``maximum``; categories
+    move along ``order`` (a ladder, worst to best or as the lender ranks them) one rung
+    at a time. ``direction`` says which way: ``increase`` (up the grid or the ladder),
+    ``decrease`` or ``either``. The normalised size of a change is the distance moved over
+    the whole range (numbers) or the number of rungs over the ladder's length.
+    """
+
+    direction: Literal["increase", "decrease", "either"]
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = Field(default=None, gt=0)
+    order: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _grid_or_ladder(self) -> RecourseSpec:
+        numeric = (self.minimum, self.maximum, self.step)
+        if self.order is not None:
+            if any(v is not None for v in numeric):
+                raise ValueError("recourse: give order (categories) or a grid, not both")
+            if len(self.order) < 2 or len(set(self.order)) != len(self.order):
+                raise ValueError("recourse.order: at least two distinct categories")
+        elif any(v is None for v in numeric):
+            raise ValueError("recourse: a number needs minimum, maximum and step")
+        elif self.maximum <= self.minimum:  # type: ignore[operator]
+            raise ValueError("recourse: maximum must exceed minimum")
+        return self
 
 
 class FeatureSpec(_Strict):
@@ -48,6 +81,9 @@ class FeatureSpec(_Strict):
     onehot_columns: list[str | None] | None = None
     # The model's column for this feature when its name differs (e.g. "Age (years)").
     column: str | None = None
+    # How recourse may change it (None: never changed; only actionable, unprotected
+    # features may declare one).
+    recourse: RecourseSpec | None = None
 
     @model_validator(mode="after")
     def _categories_match_type(self) -> FeatureSpec:
@@ -68,7 +104,33 @@ class FeatureSpec(_Strict):
             raise ValueError(f"{self.name}: give codes or onehot_columns, not both")
         if self.column is not None and self.onehot_columns is not None:
             raise ValueError(f"{self.name}: give column or onehot_columns, not both")
+        if self.recourse is not None:
+            self._check_recourse(self.recourse)
         return self
+
+    def _check_recourse(self, recourse: RecourseSpec) -> None:
+        if self.protected or not self.actionable:
+            raise ValueError(
+                f"{self.name}.recourse: only an actionable, unprotected feature may change"
+            )
+        if self.type == "bool":
+            raise ValueError(f"{self.name}.recourse: a yes/no feature has no recourse grid")
+        if (self.type == "category") != (recourse.order is not None):
+            raise ValueError(f"{self.name}.recourse: categories take an order, numbers a grid")
+        if recourse.step is not None:
+            assert recourse.minimum is not None and recourse.maximum is not None
+            grid = (recourse.minimum, recourse.maximum, recourse.step)
+            if self.type == "integer" and not all(float(v).is_integer() for v in grid):
+                raise ValueError(f"{self.name}.recourse: an integer moves on an integer grid")
+            points = (recourse.maximum - recourse.minimum) / recourse.step + 1
+            if points > MAX_RECOURSE_POINTS:
+                raise ValueError(
+                    f"{self.name}.recourse: {points:.0f} grid points; at most "
+                    f"{MAX_RECOURSE_POINTS} (a coarser step)"
+                )
+        unknown = set(recourse.order or []) - set(self.categories or [])
+        if unknown:
+            raise ValueError(f"{self.name}.recourse.order: unknown categories {sorted(unknown)}")
 
     def code_of(self, category: str) -> CategoryCode:
         """The value the model sees for ``category`` (a column code, not one-hot)."""

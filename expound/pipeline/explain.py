@@ -1,5 +1,5 @@
-"""The explain pipeline, stage by stage: validate -> decide -> facts -> draft -> rank ->
-select -> archive. No gRPC here.
+"""The explain pipeline, stage by stage: validate -> decide -> plan -> facts -> draft ->
+rank -> select -> archive. No gRPC here.
 
 The servicer converts messages and calls this; everything a decision's record holds is
 decided here, in this order, and the answer exists only once its record is committed.
@@ -35,10 +35,10 @@ from expound.domain import (
 )
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest, Overloaded
 from expound.explainers.decision import Decision, decide
-from expound.explainers.facts import decision_facts
+from expound.explainers.facts import DecisionFacts, decision_facts
+from expound.explainers.plan import plan_decision
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter
-from expound.models.manifest import ModelManifest
 from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
 from expound.observability.hooks import NO_OBSERVER, SHED_DEADLINE, Observer
@@ -205,11 +205,16 @@ class Pipeline:
         timings.update(decision.timings_ms)
         manifest = model.manifest
 
+        with self._stage("plan", timings):
+            plan = await asyncio.to_thread(
+                plan_decision, model, request.features, decision, resolved.audience
+            )
+        with self._stage("facts", timings):
+            facts = decision_facts(manifest, decision, resolved.audience, request.question, plan)
+
         selection: Selection | None = None
         rejections: list[str] = []
         if self._drafter is not None and self._ranker is not None:
-            with self._stage("facts", timings):
-                facts = decision_facts(manifest, decision, resolved.audience, request.question)
             with self._stage("draft", timings):
                 drafting = await self._drafter.draft(
                     facts,
@@ -233,7 +238,7 @@ class Pipeline:
                 for kind in dict.fromkeys(v.kind.value for v in r.verdict.violations)
             ]
         with self._stage("select"):
-            explanation = self._answer(request, resolved, manifest, decision, selection, timings)
+            explanation = self._answer(request, resolved, facts, decision, selection, timings)
         mark = time.perf_counter()
         if time_left_s is not None and time_left_s - (mark - started) < MIN_COMMIT_S:
             self._observer.shed(SHED_DEADLINE)
@@ -251,6 +256,7 @@ class Pipeline:
             principal,
             retain_until,
             request_id,
+            plan,
         )
         try:
             with self._stage("archive"):
@@ -272,19 +278,20 @@ class Pipeline:
         self,
         request: ExplainRequest,
         resolved: ResolvedRequest,
-        manifest: ModelManifest,
+        facts: DecisionFacts,
         decision: Decision,
         selection: Selection | None,
         timings: dict[str, float],
     ) -> Explanation:
         """The answer: the selected candidate, or the deterministic explanation of record."""
+        manifest = facts.manifest
         candidates = list(selection.candidates) if selection else []
         selected = selection.selected if selection else None
         if selected is None:
             # The deterministic explanation is the explanation of record when drafting is
             # off, failed, or produced nothing faithful.
             selected = Candidate(
-                text=deterministic_explanation(manifest, decision, resolved.audience),
+                text=deterministic_explanation(facts),
                 rank=len(candidates) + 1,
                 deterministic=True,
                 faithful=True,

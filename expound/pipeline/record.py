@@ -12,9 +12,10 @@ import hashlib
 
 from expound.archive.records import KIND_RECORD, NewRecord, canonical_json
 from expound.domain import ExplainRequest, Explanation, ResolvedRequest
+from expound.explainers.plan import ContentPlan
 
-# v3: v2 plus the archive's indexed columns as top-level fields (so the audit covers them)
-# and the request id of the call that wrote the record.
+# v3: v2 plus the archive's indexed columns as top-level fields (so the audit covers them),
+# the request id of the call that wrote the record, and the decision's content plan.
 RECORD_SCHEMA = "expound.record/v3"
 
 
@@ -31,12 +32,15 @@ def build_record(
     principal: str,
     retain_until: str,
     request_id: str = "",
+    plan: ContentPlan | None = None,
 ) -> NewRecord:
     """Assembles the canonical record of one answered Explain call.
 
     The fields the archive indexes (ids, the caller's principal and idempotency key, the
     decision) are top-level fields of the hashed record, so the audit covers every column;
-    the request id joins the record to its call's log lines and trace.
+    the request id joins the record to its call's log lines and trace. ``plan`` is the
+    decision's content plan (its reference sample by hash, the verified counterfactuals):
+    what the texts were written from and checked against.
     """
     body = {
         "schema": RECORD_SCHEMA,
@@ -56,4 +60,6 @@ def build_record(
         "resolved": resolved.model_dump(mode="json"),
         "response": explanation.model_dump(mode="json"),
     }
+    if plan is not None:
+        body["plan"] = plan.model_dump(mode="json")
     return NewRecord.from_body(body)

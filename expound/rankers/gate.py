@@ -8,6 +8,13 @@ claim that contradicts the facts is a typed violation with its text span. Mentio
 protected attributes or of features the model does not use fail the candidate outright.
 Hypothetical clauses ("a shorter term could lower the risk") make no claims of fact about
 the decision and are not checked for direction.
+
+The claims a content plan makes possible are read in :mod:`expound.rankers.claims` and
+checked against the plan recorded with the decision: percentiles, typical values, share
+and magnitude words, the base rate, counterfactuals (only recorded, re-scored ones),
+"exact" attributions (only from exact algorithms) and, for analyst and compliance texts,
+coverage of the plan. The gate fails closed: a clause naming a factor with a direction word
+it cannot read, or a context claim tied to no factor, makes the candidate unverifiable.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.recourse import Counterfactual
+from expound.rankers import claims
 from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,
@@ -48,7 +57,24 @@ class ViolationKind(StrEnum):
     PROTECTED_ATTRIBUTE = "PROTECTED_ATTRIBUTE"
     WRONG_ORDER = "WRONG_ORDER"
     WRONG_DECISION = "WRONG_DECISION"
+    WRONG_CONTEXT = "WRONG_CONTEXT"
+    WRONG_COUNTERFACTUAL = "WRONG_COUNTERFACTUAL"
+    WRONG_METHOD = "WRONG_METHOD"
+    PLAN_NOT_COVERED = "PLAN_NOT_COVERED"
+    # A claim the verifier cannot read (a direction in words it does not know, a context
+    # number tied to no factor): the candidate is unverified, never faithful.
+    UNVERIFIABLE = "UNVERIFIABLE"
     EMPTY = "EMPTY"
+
+
+PROBLEM_KINDS = {
+    "context": ViolationKind.WRONG_CONTEXT,
+    "counterfactual": ViolationKind.WRONG_COUNTERFACTUAL,
+    "method": ViolationKind.WRONG_METHOD,
+    "coverage": ViolationKind.PLAN_NOT_COVERED,
+    "unreadable": ViolationKind.UNVERIFIABLE,
+}
+SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,8 @@ class Verdict:
     stated_values: dict[str, bool] = field(default_factory=dict)  # feature -> value correct
     coverage: float = 0.0
     words: int = 0
+    # The recorded counterfactuals the text states (each matched to the record).
+    counterfactuals: list[Counterfactual] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -90,6 +118,26 @@ def _value_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
     return phrase_spans(phrases, text)
 
 
+def _plan_value_texts(facts: DecisionFacts) -> list[tuple[str, str]]:
+    """Values the plan records beside the applicant's, by feature: typical values and
+    counterfactual ones."""
+    plan = facts.plan
+    if plan is None:
+        return []
+    manifest = facts.manifest
+    texts = [
+        (p.feature, value_text(manifest.feature(p.feature), p.typical_favourable))
+        for p in plan.factors
+        if p.typical_favourable is not None
+    ]
+    for counterfactual in plan.recourse.counterfactuals if plan.recourse else []:
+        texts += [
+            (c.feature, value_text(manifest.feature(c.feature), c.after))
+            for c in counterfactual.changes
+        ]
+    return texts
+
+
 def _allowed_numbers(facts: DecisionFacts) -> list[float]:
     prediction, attributions = facts.prediction, facts.attributions
     numbers = [
@@ -103,17 +151,69 @@ def _allowed_numbers(facts: DecisionFacts) -> list[float]:
     ]
     for factor in facts.factors.values():
         numbers += [factor.contribution, abs(factor.contribution)]
+        numbers.append(claims.share_of(facts, factor.feature) * 100)
         if factor.number is not None:
             numbers.append(factor.number)
         texts = [factor.value_text, factor.description]
         numbers += [parse_number(m.group(0)) for t in texts for m in NUMBER.finditer(t)]
     for reason in facts.reasons:
         numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+    return numbers + _plan_numbers(facts)
+
+
+def _plan_numbers(facts: DecisionFacts) -> list[float]:
+    """The numbers the plan records: context, base rate, counterfactuals."""
+    plan = facts.plan
+    if plan is None:
+        return []
+    numbers: list[float] = []
+    for planned in plan.factors:
+        if planned.percentile is not None:
+            numbers.append(float(planned.percentile))
+        if isinstance(planned.typical_favourable, (int, float)):
+            numbers.append(float(planned.typical_favourable))
+    if plan.reference is not None:
+        share = plan.reference.favourable_share * 100
+        numbers += [share, 100 - share, plan.reference.mean_score, float(plan.reference.rows)]
+    for counterfactual in plan.recourse.counterfactuals if plan.recourse else []:
+        numbers.append(counterfactual.score)
+        for change in counterfactual.changes:
+            if isinstance(change.after, (int, float)) and not isinstance(change.after, bool):
+                numbers.append(float(change.after))
+    for _, quoted in _plan_value_texts(facts):
+        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(quoted)]
     return numbers
 
 
-def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | None:
-    """Whether the clause names the feature's actual category (None: names none)."""
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
+    verdict.violations += [
+        Violation(PROBLEM_KINDS[p.kind], p.start, p.end, p.message) for p in problems
+    ]
+
+
+def _category_claims(
+    facts: DecisionFacts,
+    clause: str,
+    feature: str,
+    plain: str = "",
+    around: tuple[int, int] | None = None,
+) -> bool | None:
+    """Whether the clause names the feature's actual category (None: names none).
+
+    ``clause`` has feature names blanked; a category phrase that holds the feature's own
+    name ("no checking account" around "checking account") is read in ``plain``, the
+    clause as written, around the mention's span ``around``.
+    """
     spec = facts.manifest.feature(feature)
     if spec.type != "category":
         return None
@@ -126,6 +226,13 @@ def _category_claims(facts: DecisionFacts, clause: str, feature: str) -> bool | 
         phrases = [p for p in phrases if len(p) > 3]
         if phrases and pattern(phrases).search(clause):
             named.add(category)
+        elif phrases and around is not None:
+            start, end = around
+            if any(
+                m.start() <= start and m.end() >= end and m.end() - m.start() > end - start
+                for m in pattern(phrases).finditer(plain)
+            ):
+                named.add(category)
     if not named:
         return None
     return actual in named
@@ -144,10 +251,20 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
     inside_values = Spans(values)
+    # Values the plan quotes (typical, counterfactual) hold names of other features too;
+    # a feature named inside a quoted value of its own is still a mention of it.
+    quoted: dict[str, list[tuple[int, int]]] = {}
+    for feature, text in _plan_value_texts(facts):
+        spans = phrase_spans({text, parenthesis_free(text)}, lowered)
+        quoted.setdefault(feature, []).extend(spans)
+    inside_quoted = {feature: Spans(spans) for feature, spans in quoted.items()}
     mentions = [
         m
         for m in find_mentions(lowered, feature_terms(facts))
         if not inside_values.hold(m.start, m.end)
+        and not any(
+            f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
+        )
     ]
     reasons = phrase_spans({r.text for r in facts.reasons}, lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
@@ -157,7 +274,11 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # the reason's group, whose contribution is what a stated direction must match.
     inside_reasons = Spans(reasons)
     in_reason = {id(m) for m in mentions if inside_reasons.hold(m.start, m.end)}
-    inside_known = Spans(known)
+    # Values the plan quotes (typical, counterfactual) may hold such words too ("salary
+    # paid in"); they are not masked for the value checks, where they would hide a wrong
+    # value of the applicant's.
+    plan_values = [span for spans in quoted.values() for span in spans]
+    inside_known = Spans(known + plan_values)
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
         (ViolationKind.UNUSED_FEATURE, words["unused_terms"], "not a feature of this model"),
@@ -199,7 +320,11 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
                 inside.append(upcoming)
             upcoming = next(pending, None)
         clause = lowered[start:end]
-        if not inside or hypothetical.search(clause):
+        if hypothetical.search(clause):
+            continue
+        if not inside:
+            # A percentile, typical value or share with no factor named: unreadable.
+            _add(verdict, claims.context_problems(facts, clause, start, []))
             continue
         factual += inside
         _check_clause(
@@ -214,6 +339,19 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         )
     # Advice ("you could look at the loan purpose") states no order of importance.
     _check_order(facts, lowered, factual, verdict)
+    # Each mention placed in its sentence by bisection: a scan per sentence was quadratic.
+    sentences = _sentences(lowered)
+    starts = [a for a, _ in sentences]
+    named: dict[tuple[int, int], set[str]] = {span: set() for span in sentences}
+    for mention in mentions:
+        at = bisect.bisect_right(starts, mention.start) - 1
+        if at >= 0:
+            named[sentences[at]].add(mention.feature)
+    problems, verdict.counterfactuals = claims.counterfactual_problems(facts, lowered, named)
+    _add(verdict, problems)
+    _add(verdict, claims.base_rate_problems(facts, lowered))
+    _add(verdict, claims.method_problems(facts, lowered))
+    _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
 
@@ -284,6 +422,26 @@ def _check_clause(
     verdict: Verdict,
 ) -> None:
     stated = stated_direction(masked)
+    # A feature named outside a reason's text is the subject; else the reason's own.
+    subjects = [m.feature for m in inside if id(m) not in in_reason] or [m.feature for m in inside]
+    _add(verdict, claims.context_problems(facts, clause, offset, subjects))
+    # Context claims are read above; what is left of the clause states the factor's value.
+    cut = claims.typical_cut(clause)
+    numbers_only = _blank(numbers_only[:cut], claims.percentile_spans(clause))
+    masked_value = _blank(masked[:cut], claims.percentile_spans(clause))
+    if stated is None and subjects:
+        shares = [(m.start(), m.end()) for m in claims.SHARE.finditer(masked)]
+        hint = claims.DIRECTION_HINTS.search(_blank(masked, shares))
+        if hint is not None:
+            verdict.violations.append(
+                Violation(
+                    ViolationKind.UNVERIFIABLE,
+                    offset + hint.start(),
+                    offset + hint.end(),
+                    f"{hint.group(0)!r} may state a direction of {subjects[0]} the verifier "
+                    "cannot read",
+                )
+            )
     for mention in inside:
         factor = facts.factors[mention.feature]
         if stated is not None:
@@ -302,7 +460,10 @@ def _check_clause(
                         f"risk; its contribution was {factor.contribution:+.3f}",
                     )
                 )
-        category_ok = _category_claims(facts, masked, mention.feature)
+        around = (mention.start - offset, mention.end - offset)
+        category_ok = _category_claims(
+            facts, masked_value, mention.feature, clause[: len(masked_value)], around
+        )
         number_ok = _numeric_value_ok(factor.number, numbers_only)
         for ok in (category_ok, number_ok):
             if ok is None:
@@ -317,6 +478,59 @@ def _check_clause(
                         f"states a value of {mention.feature} other than {factor.value_text!r}",
                     )
                 )
+    _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
+
+
+def _decision_numbers(facts: DecisionFacts) -> list[float]:
+    """Numbers any clause may state: the score, threshold, base value, output, reasons."""
+    prediction, attributions = facts.prediction, facts.attributions
+    numbers = [
+        prediction.score,
+        prediction.score * 100,
+        prediction.threshold,
+        prediction.threshold * 100,
+        attributions.base_value,
+        attributions.model_output,
+        float(len(facts.reasons)),
+    ]
+    for reason in facts.reasons:
+        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+    return numbers
+
+
+def _check_clause_numbers(
+    facts: DecisionFacts, offset: int, inside: list[Mention], numbers: str, verdict: Verdict
+) -> None:
+    """Fail closed: every number of a clause naming factors is one of theirs (value,
+    contribution) or of the decision; any other number cannot be read as a claim."""
+    allowed = _decision_numbers(facts)
+    for mention in inside:
+        factor = facts.factors[mention.feature]
+        share = claims.share_of(facts, mention.feature)
+        allowed += [factor.contribution, abs(factor.contribution), share * 100]
+        if factor.number is not None:
+            allowed.append(factor.number)
+        for text in (factor.value_text, factor.description):
+            allowed += [parse_number(m.group(0)) for m in NUMBER.finditer(text)]
+    markers = {m.start(1) for m in LIST_MARKER.finditer(numbers)}
+    for match in NUMBER.finditer(numbers):
+        if match.start() in markers or number_supported(match.group(0), allowed):
+            continue
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset + match.start(),
+                offset + match.end(),
+                f"{match.group(0)} is no number of {', '.join(m.feature for m in inside)}",
+            )
+        )
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (min(end, len(chars)) - start) if start < len(chars) else ""
+    return "".join(chars)
 
 
 def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:

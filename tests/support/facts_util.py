@@ -7,6 +7,7 @@ from typing import Any
 from expound.domain import Audience
 from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
+from expound.explainers.plan import plan_decision
 from expound.models.registry import ModelRegistry
 
 
@@ -19,4 +20,5 @@ def facts_for(
 ) -> DecisionFacts:
     model = registry.get(model_id)
     decision = decide(model, applicant, additivity_tolerance=1e-6)
-    return decision_facts(model.manifest, decision, audience, question)
+    plan = plan_decision(model, applicant, decision, audience)
+    return decision_facts(model.manifest, decision, audience, question, plan)

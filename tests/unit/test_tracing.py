@@ -85,8 +85,15 @@ async def test_one_explain_is_an_rpc_span_with_a_child_per_stage(
         for s in exporter.get_finished_spans()
         if s.parent is not None and s.parent.span_id == rpc.context.span_id
     ]
-    # LLM off: no facts, draft or rank stage.
-    assert [s.name for s in children] == ["validate", "decide", "select", "archive"]
+    # LLM off: no draft or rank stage (the plan and facts feed the deterministic text).
+    assert [s.name for s in children] == [
+        "validate",
+        "decide",
+        "plan",
+        "facts",
+        "select",
+        "archive",
+    ]
     for child in children:
         assert child.context is not None and child.context.trace_id == rpc.context.trace_id
         assert rpc.start_time is not None and child.start_time is not None
@@ -171,6 +178,6 @@ async def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(
                 spans.update({span.name: span for span in scope_spans.spans})
     rpc = spans[EXPLAIN]
     assert {a.key: a.value.string_value for a in rpc.attributes}[REQUEST_ID_ATTRIBUTE] == "otlp-1"
-    for stage in ("validate", "decide", "select", "archive"):
+    for stage in ("validate", "decide", "plan", "facts", "select", "archive"):
         assert spans[stage].parent_span_id == rpc.span_id
         assert spans[stage].trace_id == rpc.trace_id

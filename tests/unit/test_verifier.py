@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from expound.domain import Audience
-from expound.explainers.decision import Decision
 from expound.explainers.facts import DecisionFacts
 from expound.generators.deterministic import deterministic_explanation
 from expound.models.registry import ModelRegistry
@@ -17,10 +16,6 @@ from tests.support.facts_util import facts_for
 
 # Facts of the denied example on the tree model: loan term 48 months (rank 1, raises risk),
 # checking account overdrawn (2), employment below 1 year (3), savings below 100 DM (4).
-
-
-def decision_of(facts: DecisionFacts) -> Decision:
-    return Decision(facts.prediction, facts.attributions, facts.reasons)
 
 
 @pytest.fixture
@@ -138,7 +133,7 @@ def test_deterministic_explanations_pass_the_gate(
 ) -> None:
     for applicant in (denied_applicant, approved_applicant):
         facts = facts_for(registry, model_id, applicant, audience)
-        text = deterministic_explanation(facts.manifest, decision_of(facts), audience)
+        text = deterministic_explanation(facts)
         verdict = verify(facts, text)
         assert verdict.passed, (text, verdict.violations)
         if audience is Audience.APPLICANT:
@@ -188,7 +183,7 @@ def test_deterministic_explanations_pass_for_many_applicants(
     for row in rows:
         for audience in Audience:
             facts = facts_for(registry, model_id, row, audience)
-            text = deterministic_explanation(facts.manifest, decision_of(facts), audience)
+            text = deterministic_explanation(facts)
             verdict = verify(facts, text)
             assert verdict.passed, (text, verdict.violations)
 

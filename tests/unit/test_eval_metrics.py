@@ -1,0 +1,131 @@
+"""The eval's summaries and plan metrics (bench/eval.py), without any LLM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.eval import (
+    counterfactual_validity,
+    drafting_summary,
+    eval_decisions,
+    plan_coverage,
+    summarise,
+    table,
+    text_metrics,
+)
+from bench.eval_texts import faithful_and_mutants
+from expound.domain import Audience
+from expound.generators.deterministic import deterministic_explanation
+from expound.models.registry import ModelRegistry
+from expound.rankers.gate import verify
+from tests.conftest import GBM, LOGISTIC
+from tests.support.facts_util import facts_for
+
+
+def test_summarise_reports_an_empty_mode_instead_of_crashing() -> None:
+    summary = summarise([])
+    assert summary["texts"] == 0
+    for key in ("passed_rate", "hallucinated_rate", "plan_coverage", "words", "coverage"):
+        assert summary[key] is None
+    assert summary["plan_coverage_texts"] == 0
+
+
+def test_a_run_where_every_call_fell_back_is_reported(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant, Audience.ANALYST)
+    text = deterministic_explanation(facts)
+    selected = text_metrics(facts, text, registry.get(GBM)) | {"text": text}
+    runs = [
+        {
+            "model_id": GBM,
+            "decision": "decline",
+            "audience": "ANALYST",
+            "fallback_reason": "DEADLINE_EXCEEDED",
+            "seconds": 20.0,
+            "selected": selected,
+            "candidates": [],
+        }
+    ]
+    constrained = drafting_summary(runs)
+    assert constrained["fallback_rate"] == 1.0
+    assert constrained["candidates"]["texts"] == 0
+    assert constrained["selected_drafted_only"] is None
+    results = {
+        "constrained": constrained,
+        "free": drafting_summary([]),
+        "mutations": {
+            "faithful_pass_rate": 1.0,
+            "rejection_rate": {},
+            "mutants": {},
+            "ranker_faithful_first_rate": 1.0,
+            "decisions_with_a_passing_mutant": 0,
+            "ranker_faithful_first_rate_there": None,
+        },
+    }
+    rows = {row["metric"]: row["value"] for row in table(results)}
+    assert rows["constrained: selected plan_coverage (n=1)"] == 1.0
+    assert rows["free: fallback rate (0 decisions)"] is None
+    assert rows["constrained: selected words, analyst"] == len(text.split())
+    assert rows["constrained: selected top-4 coverage, analyst"] == selected["top4_mentioned"]
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_plan_coverage_and_counterfactual_validity(
+    registry: ModelRegistry, denied_applicant: dict[str, Any], model_id: str
+) -> None:
+    model = registry.get(model_id)
+    facts = facts_for(registry, model_id, denied_applicant, Audience.ANALYST)
+    assert facts.plan is not None and facts.plan.recourse is not None
+    text = deterministic_explanation(facts)
+    verdict = verify(facts, text)
+    assert plan_coverage(facts, text, verdict.mentioned) == 1.0
+    assert counterfactual_validity(facts, verdict, model) == 1.0
+    # Half the plan named: half the coverage.
+    half = [p.feature for p in facts.plan.factors[:2]]
+    assert plan_coverage(facts, "", half) == pytest.approx(0.5)
+    # A stated counterfactual that is not the recorded one is invalid.
+    first = facts.plan.recourse.counterfactuals[0]
+    altered = text.replace(f"{first.score:.3f}", f"{first.score - 0.2:.3f}")
+    assert counterfactual_validity(facts, verify(facts, altered), model) == 0.0
+    # A text that states none has no figure.
+    assert counterfactual_validity(facts, verify(facts, "Decision: decline."), model) is None
+
+
+def test_summarise_means_the_new_metrics_over_the_texts_that_have_them() -> None:
+    base = {
+        "passed": True,
+        "sign_accuracy": None,
+        "value_accuracy": None,
+        "rank_accuracy": None,
+        "rank_accuracy_absolute": None,
+        "top4_mentioned": 1.0,
+        "hallucinated": False,
+        "coverage": 1.0,
+        "words": 100,
+    }
+    rows = [
+        base | {"plan_coverage": 1.0, "counterfactual_validity": None},
+        base | {"plan_coverage": 0.5, "counterfactual_validity": 1.0, "words": 50},
+    ]
+    summary = summarise(rows)
+    assert summary["plan_coverage"] == 0.75 and summary["plan_coverage_texts"] == 2
+    assert summary["counterfactual_validity"] == 1.0
+    assert summary["counterfactual_validity_texts"] == 1
+    assert summary["words"] == 75
+
+
+def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRegistry) -> None:
+    decisions = eval_decisions(registry)
+    assert {facts.audience for facts, _ in decisions} == set(Audience)
+    for variant, (facts, deterministic) in enumerate(decisions):
+        assert verify(facts, deterministic).passed
+        faithful, mutants = faithful_and_mutants(facts, variant)
+        verdict = verify(facts, faithful)
+        assert verdict.passed, (faithful, verdict.violations)
+        if facts.audience is not Audience.APPLICANT:
+            assert plan_coverage(facts, faithful, verdict.mentioned) == 1.0
+        for kind, text in mutants.items():
+            assert not verify(facts, text).passed, (kind, text)
