@@ -55,6 +55,7 @@ async def _servers(workdir: Path) -> AsyncIterator[dict[str, tuple[int, Any]]]:
             signing_key_path=workdir / f"{name}-signing-key.pem",
             grace_seconds=0.5,
             llm_mode="off",
+            metrics_port=0,  # two servers at once; telemetry is measured in its own section
             **security,
         )
 
