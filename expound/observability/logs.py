@@ -1,7 +1,7 @@
 """Log lines an operator can parse: JSON (the server's default) or text, one line per event.
 
 Every line carries the call's request id and principal when it is written inside a call
-(:class:`CallContextFilter` reads them from :mod:`expound.server.calling`). The access log
+(:class:`CallContextFilter` reads them from :mod:`expound.calling`). The access log
 (logger ``expound.access``) is one line per call: RPC, code, latency, record id, peer.
 
 Nothing a caller sends can forge a line: in JSON every value is a JSON string escaped by the
@@ -18,7 +18,7 @@ from typing import Any, Literal, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from expound.server.calling import current_principal, current_request_id
+from expound.calling import current_principal, current_request_id
 from expound.times import format_utc
 
 LogFormat = Literal["json", "text"]

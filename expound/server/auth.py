@@ -35,13 +35,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from expound.errors import PermissionDenied, Unauthenticated
-from expound.server import tls
-from expound.server.calling import (
+from expound.calling import (
     ANONYMOUS,
     own_records_only_var,
     principal_var,
 )
+from expound.errors import PermissionDenied, Unauthenticated
+from expound.server import tls
 from expound.server.policy import Access, Policy, load_policy, rpc_name
 from expound.server.tokens import TOKEN_PREFIX, TokenFile
 from expound.settings import Settings

@@ -32,14 +32,14 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from expound.errors import FieldViolation, InvalidRequest, ServiceError, StatusCode
-from expound.server.auth import AccessControl, admit
-from expound.server.calling import (
+from expound.calling import (
     ANONYMOUS,
     own_records_only_var,
     principal_var,
     request_id_var,
 )
+from expound.errors import FieldViolation, InvalidRequest, ServiceError, StatusCode
+from expound.server.auth import AccessControl, admit
 
 log = logging.getLogger("expound.server")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 
+from expound.calling import current_principal, current_request_id, own_records_only_var
 from expound.errors import FieldViolation, InvalidRequest
 from expound.models.registry import ModelRegistry, ServedModel, UnavailableModel
 from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import Caller, RecordService
 from expound.server import convert
-from expound.server.calling import current_principal, current_request_id, own_records_only_var
 from expound.server.reloading import ModelReloader
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc

@@ -13,6 +13,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 import expound.errors
+from expound.calling import request_id_var
 from expound.errors import (
     ArchiveUnavailable,
     FieldViolation,
@@ -21,7 +22,6 @@ from expound.errors import (
     Overloaded,
     ServiceError,
 )
-from expound.server.calling import request_id_var
 from expound.server.errors import (
     GRPC_CODES,
     INTERNAL_MESSAGE,
