@@ -1,0 +1,400 @@
+"""``expound explain-batch``: a table of applicants through ExplainBatch into Parquet, resumable.
+
+The input is a CSV or Parquet file, one row per decision: an id column (``--id-column``,
+unique, kept as text) and one column per feature (an empty cell is an explicit null). Each
+row is sent as a :class:`BatchItem` whose id is the row's id and whose ``decision_id`` is
+that id too, so the archived record can be found by it.
+
+The output is a Parquet *dataset*: a folder of part files (``part-00000.parquet``, ...),
+each written whole to a temporary name and renamed into place, so a part is either all
+there or absent. Results are flushed as a part every ``flush_rows`` results or
+``flush_seconds``; a kill loses at most the results not yet flushed. On restart the ids in
+the existing parts are skipped (an id is done once it has a row, answered or failed: a
+failed item's row says why), so every id is in the output exactly once.
+
+A result lost in a kill was archived all the same. Its retry must not archive the
+decision twice, so every item carries an idempotency key derived from the input file,
+the model and the row id: the server replays the record it made the first time (same
+record id). What-if runs archive nothing and need no key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from expound.clients.client import explain_request
+from expound.domain import FeatureScalar
+from expound.v1 import explain_pb2 as pb
+
+# The Parquet columns of one result, typed: a failed item has nulls where an answer would be.
+RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("record_id", pa.string()),
+        pa.field("archived", pa.bool_()),
+        pa.field("decision", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("adverse", pa.bool_()),
+        pa.field("reason_codes", pa.list_(pa.string())),
+        pa.field("reasons", pa.list_(pa.string())),
+        pa.field("selected_text", pa.string()),
+        pa.field("fallback", pa.bool_()),
+        pa.field("error_code", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("error_fields", pa.list_(pa.string())),  # "field: description" each
+    ]
+)
+PART_GLOB = "part-*.parquet"
+_CODE_NAMES = {number: name for name, number in code_pb2.Code.items()}
+
+
+class BatchInputError(ValueError):
+    """The input or output cannot be used; the message names the file and what is wrong."""
+
+
+def read_rows(path: Path, id_column: str) -> pd.DataFrame:
+    """The input table, ids as text, one row per decision.
+
+    Raises:
+        BatchInputError: An unreadable file, a missing id column, empty or repeated ids.
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype={id_column: str}, keep_default_na=True)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise BatchInputError(f"{path}: expected a .csv or .parquet file")
+    except (OSError, ValueError, pa.ArrowException) as error:
+        if isinstance(error, BatchInputError):
+            raise
+        raise BatchInputError(f"{path}: cannot read: {error}") from error
+    if id_column not in frame.columns:
+        raise BatchInputError(
+            f"{path}: no id column {id_column!r} (columns: {', '.join(map(str, frame.columns))}); "
+            "name it with --id-column"
+        )
+    ids = frame[id_column]
+    if ids.isna().any() or (ids.astype(str).str.len() == 0).any():
+        raise BatchInputError(f"{path}: column {id_column!r} has empty ids")
+    frame[id_column] = ids.astype(str)
+    repeated = frame[id_column][frame[id_column].duplicated()].unique()
+    if len(repeated):
+        shown = ", ".join(repr(i) for i in repeated[:5])
+        raise BatchInputError(f"{path}: {len(repeated)} id(s) repeated in {id_column!r}: {shown}")
+    return frame
+
+
+def _scalar(value: Any) -> FeatureScalar:
+    """A cell as a feature value: NaN/None is an explicit null, numpy scalars plain Python."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def done_ids(out: Path) -> set[str]:
+    """The ids already in the output dataset (none when it does not exist yet).
+
+    Raises:
+        BatchInputError: ``out`` exists and is not a folder of result parts.
+    """
+    if not out.exists():
+        return set()
+    if not out.is_dir():
+        raise BatchInputError(f"{out}: exists and is not a results folder")
+    ids: set[str] = set()
+    for part in sorted(out.glob(PART_GLOB)):
+        ids.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+    return ids
+
+
+def batch_key_prefix(path: Path, model_id: str) -> str:
+    """A prefix for the items' idempotency keys: the input's bytes and the model."""
+    digest = hashlib.sha256(model_id.encode() + b"\n")
+    with path.open("rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return f"batch-{digest.hexdigest()[:24]}"
+
+
+def _violations(status: status_pb2.Status) -> list[str]:
+    found = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found += [f"{v.field}: {v.description}" for v in bad.field_violations]
+    return found
+
+
+def result_row(result: pb.BatchResult) -> dict[str, Any]:
+    """One output row from one result."""
+    if result.HasField("error"):
+        return {
+            "id": result.item_id,
+            "error_code": _CODE_NAMES.get(result.error.code, str(result.error.code)),
+            "error_message": result.error.message,
+            "error_fields": _violations(result.error),
+        }
+    response = result.response
+    return {
+        "id": result.item_id,
+        "record_id": response.record_id,
+        "archived": response.archived,
+        "decision": response.prediction.decision,
+        "score": response.prediction.score,
+        "adverse": response.prediction.adverse,
+        "reason_codes": [r.code for r in response.principal_reasons],
+        "reasons": [r.text for r in response.principal_reasons],
+        "selected_text": response.selected.text,
+        "fallback": response.fallback,
+        "error_code": None,
+        "error_message": None,
+        "error_fields": None,
+    }
+
+
+class PartWriter:
+    """Writes result rows into a Parquet dataset folder, one whole part at a time."""
+
+    def __init__(self, out: Path, flush_rows: int, flush_seconds: float) -> None:
+        self._out = out
+        self._flush_rows = flush_rows
+        self._flush_seconds = flush_seconds
+        self._rows: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        out.mkdir(parents=True, exist_ok=True)
+        # Part names are not reused across runs: a resumed run adds after the last one.
+        taken = [int(p.stem.split("-")[1]) for p in out.glob(PART_GLOB) if p.stem[5:].isdigit()]
+        self._next = max(taken, default=-1) + 1
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Adds a row; writes a part when enough rows or time have gathered."""
+        self._rows.append(row)
+        if (
+            len(self._rows) >= self._flush_rows
+            or time.monotonic() - self._last_flush >= self._flush_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes the gathered rows as one part (atomically: temporary file, then rename)."""
+        self._last_flush = time.monotonic()
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=RESULT_SCHEMA)
+        final = self._out / f"part-{self._next:05d}.parquet"
+        temporary = self._out / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(table, temporary)
+        with temporary.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, final)
+        directory = os.open(self._out, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
+        self._next += 1
+        self._rows = []
+
+
+@dataclass
+class BatchReport:
+    """What one run did."""
+
+    total: int  # rows in the input
+    skipped: int  # already in the output
+    answered: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # failures by status code
+    seconds: float = 0.0
+
+
+def batch_items(
+    rows: pd.DataFrame,
+    model_id: str,
+    id_column: str,
+    skip: set[str],
+    what_if: bool,
+    key_prefix: str,
+    audience: int = 0,
+) -> Iterator[pb.BatchItem]:
+    """The items still to do, in the input's order."""
+    features = [c for c in rows.columns if c != id_column]
+    for record in rows.to_dict("records"):
+        item_id = str(record[id_column])
+        if item_id in skip:
+            continue
+        values = {str(name): _scalar(record[name]) for name in features}
+        key = "" if what_if else f"{key_prefix}-{hashlib.sha256(item_id.encode()).hexdigest()[:32]}"
+        yield pb.BatchItem(
+            item_id=item_id,
+            request=explain_request(
+                model_id,
+                values,
+                decision_id=item_id,
+                idempotency_key=key,
+                what_if=what_if,
+                audience=audience,
+            ),
+        )
+
+
+class Window:
+    """At most ``size`` items sent and not yet answered: the client's side of the bound."""
+
+    def __init__(self, size: int) -> None:
+        self._room = threading.Semaphore(size)
+        self._closed = False
+
+    def sending(self, items: Iterable[pb.BatchItem]) -> Iterator[pb.BatchItem]:
+        """``items``, each released only when there is room (gRPC reads this on its thread)."""
+        for item in items:
+            self._room.acquire()
+            if self._closed:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stops sending: the call is over (gRPC's sending thread must not wait forever)."""
+        self._closed = True
+        self._room.release()
+
+    def answered(self) -> None:
+        """One result came back: room for one more item."""
+        self._room.release()
+
+
+class Progress:
+    """A tqdm bar on a terminal; elsewhere a plain line on stderr every few seconds."""
+
+    def __init__(self, total: int, done: int, stream: TextIO = sys.stderr) -> None:
+        self._stream = stream
+        self._total = total
+        self._count = done
+        self._started = time.monotonic()
+        self._printed = self._started
+        self._bar: Any = None
+        if stream.isatty():
+            from tqdm import tqdm  # type: ignore[import-untyped]
+
+            self._bar = tqdm(total=total, initial=done, unit="decision", file=stream)
+
+    def advance(self, failed: int) -> None:
+        """One more result (``failed``: failures so far)."""
+        self._count += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            return
+        now = time.monotonic()
+        if now - self._printed >= 2.0 or self._count == self._total:
+            self._printed = now
+            rate = self._count / max(now - self._started, 1e-9)
+            print(
+                f"explain-batch: {self._count}/{self._total} done, {failed} failed, {rate:.0f}/s",
+                file=self._stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Ends the bar."""
+        if self._bar is not None:
+            self._bar.close()
+
+
+Streamer = Callable[[Iterable[pb.BatchItem]], Iterable[pb.BatchResult]]
+
+
+def run_batch(
+    stream: Streamer,
+    source: Path,
+    out: Path,
+    model_id: str,
+    *,
+    id_column: str = "id",
+    what_if: bool = False,
+    concurrency: int = 16,
+    audience: int = 0,
+    flush_rows: int = 500,
+    flush_seconds: float = 5.0,
+    progress: TextIO | None = sys.stderr,
+) -> BatchReport:
+    """Explains every row of ``source`` not yet in ``out`` and appends the results there.
+
+    Args:
+        stream: Sends items and yields their results (``ExplainClient.explain_batch``).
+        concurrency: Items sent and not yet answered at most (the server bounds its own
+            window too, EXPOUND_BATCH_MAX_IN_FLIGHT).
+        progress: Where the progress goes (None: nowhere).
+
+    Raises:
+        BatchInputError: The input or the output folder cannot be used.
+        grpc.RpcError: The call failed as a whole (the results so far are flushed first).
+    """
+    if concurrency < 1 or flush_rows < 1:
+        raise BatchInputError("--concurrency and --flush-rows must be at least 1")
+    started = time.perf_counter()
+    rows = read_rows(source, id_column)
+    skip = done_ids(out)
+    report = BatchReport(total=len(rows), skipped=len(skip & set(rows[id_column])))
+    writer = PartWriter(out, flush_rows, flush_seconds)
+    window = Window(concurrency)
+    bar = Progress(report.total, report.skipped, progress) if progress is not None else None
+    prefix = "" if what_if else batch_key_prefix(source, model_id)
+    items = batch_items(rows, model_id, id_column, skip, what_if, prefix, audience)
+    try:
+        for result in stream(window.sending(items)):
+            window.answered()
+            writer.add(result_row(result))
+            if result.HasField("error"):
+                report.failed += 1
+                name = _CODE_NAMES.get(result.error.code, str(result.error.code))
+                report.errors[name] = report.errors.get(name, 0) + 1
+            else:
+                report.answered += 1
+            if bar is not None:
+                bar.advance(report.failed)
+    finally:
+        window.close()
+        writer.flush()
+        if bar is not None:
+            bar.close()
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def read_results(out: Path) -> pd.DataFrame:
+    """The output dataset as one DataFrame (for tests, notebooks and the bench)."""
+    parts = sorted(out.glob(PART_GLOB))
+    if not parts:
+        return RESULT_SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables(pq.read_table(p) for p in parts).to_pandas()
+
+
+def summary(report: BatchReport) -> str:
+    """One line saying what the run did."""
+    errors = ", ".join(f"{n} {code}" for code, n in sorted(report.errors.items()))
+    rate = (report.answered + report.failed) / report.seconds if report.seconds else 0.0
+    return (
+        f"{report.answered} answered, {report.failed} failed"
+        f"{f' ({errors})' if errors else ''}, {report.skipped} already done of "
+        f"{report.total}; {rate:.0f} decisions/s"
+    )
