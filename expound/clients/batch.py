@@ -182,6 +182,8 @@ class PartWriter:
         self._rows: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
         out.mkdir(parents=True, exist_ok=True)
+        for leftover in out.glob(".part-*.tmp"):  # a part a kill interrupted: never renamed
+            leftover.unlink()
         # Part names are not reused across runs: a resumed run adds after the last one.
         taken = [int(p.stem.split("-")[1]) for p in out.glob(PART_GLOB) if p.stem[5:].isdigit()]
         self._next = max(taken, default=-1) + 1

@@ -122,6 +122,6 @@ def test_unusable_inputs_are_refused_naming_the_file(tmp_path: Path) -> None:
         read_rows(source, "id")
     with pytest.raises(BatchInputError, match="no id column 'applicant'"):
         read_rows(source, "applicant")
-    with pytest.raises(BatchInputError, match="expected a .csv or .parquet file"):
+    with pytest.raises(BatchInputError, match=r"expected a \.csv or \.parquet file"):
         read_rows(tmp_path / "rows.xlsx", "id")
     assert main(["explain-batch", str(source), "--model", GBM, "--out", str(tmp_path / "o")]) == 2
