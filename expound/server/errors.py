@@ -3,10 +3,10 @@
 Every handler is wrapped, unary ones by :func:`guarded` and the batch stream by
 :func:`guarded_stream` (same request id, access check, report): a :class:`ServiceError`
 becomes its status code with a ``google.rpc.Status`` carrying ``BadRequest`` field
-violations, ``RetryInfo`` for a shed call, and ``RequestInfo``; any other exception becomes INTERNAL with a fixed message and
-the request id (logged with its traceback here, never sent). The request id comes from
-``x-request-id`` metadata or is generated, lives in a contextvar for the call, and is
-returned as trailing metadata.
+violations, ``RetryInfo`` for a shed call, and ``RequestInfo``; any other exception becomes
+INTERNAL with a fixed message and the request id (logged with its traceback here, never
+sent). The request id comes from ``x-request-id`` metadata or is generated, lives in a
+contextvar for the call, and is returned as trailing metadata.
 
 Request bytes are decoded inside the wrapper too, so undecodable bytes are INVALID_ARGUMENT
 with a request id like any other bad input (gRPC's own decoding would answer UNKNOWN).
