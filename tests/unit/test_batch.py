@@ -221,3 +221,38 @@ async def test_in_order_ends_with_the_error_reading_the_items_raised() -> None:
         async for result in in_order(broken(), work, limit=2):
             results.append(result)
     assert results == [1]
+
+
+async def test_an_undecodable_item_ends_the_stream_with_invalid_argument_and_its_request_id(
+    channel: grpc.aio.Channel, denied_applicant: dict[str, Any]
+) -> None:
+    raw = channel.stream_stream("/expound.v1.ExplainService/ExplainBatch")
+    good = pb.BatchItem(item_id="ok", request=explain_request(GBM, denied_applicant))
+    call = raw(
+        iter([good.SerializeToString(), b"\xff\xff\xff"]), metadata=(("x-request-id", "r-9"),)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(caught.value.trailing_metadata())["x-request-id"] == "r-9"
+    assert violations_of(rich_status(caught.value))[0][0] == ""
+
+
+async def test_a_caller_that_goes_away_stops_the_batch(
+    stub: Stub, service: RunningServer, denied_applicant: dict[str, Any]
+) -> None:
+    request = explain_request(GBM, denied_applicant)
+    items = (pb.BatchItem(item_id=str(n), request=request) for n in range(2000))
+    call = stub.ExplainBatch(items)
+    assert (await call.read()).item_id == "0"
+    call.cancel()
+    admission = service.pipeline.admission
+    for _ in range(200):
+        if admission.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert admission.in_flight == 0
+    await asyncio.sleep(0.2)  # nothing more is explained once the call is gone
+    archived = len(await archived_ids(stub))
+    assert 1 <= archived < 100
