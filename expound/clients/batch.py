@@ -59,6 +59,9 @@ RESULT_SCHEMA = pa.schema(
     ]
 )
 PART_GLOB = "part-*.parquet"
+# Statuses that say "not now" rather than "not this item": such an item is sent again.
+RETRYABLE = frozenset({code_pb2.RESOURCE_EXHAUSTED, code_pb2.UNAVAILABLE})
+DEFAULT_RETRY_S = 1.0
 _CODE_NAMES = {number: name for name, number in code_pb2.Code.items()}
 
 
@@ -227,6 +230,7 @@ class BatchReport:
     answered: int = 0
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # failures by status code
+    retried: int = 0  # items sent again after a retryable status
     seconds: float = 0.0
 
 
@@ -238,12 +242,13 @@ def batch_items(
     what_if: bool,
     key_prefix: str,
     audience: int = 0,
+    only: set[str] | None = None,
 ) -> Iterator[pb.BatchItem]:
-    """The items still to do, in the input's order."""
+    """The items still to do, in the input's order (``only``: just these ids)."""
     features = [c for c in rows.columns if c != id_column]
     for record in rows.to_dict("records"):
         item_id = str(record[id_column])
-        if item_id in skip:
+        if item_id in skip or (only is not None and item_id not in only):
             continue
         values = {str(name): _scalar(record[name]) for name in features}
         key = "" if what_if else f"{key_prefix}-{hashlib.sha256(item_id.encode()).hexdigest()[:32]}"
@@ -325,6 +330,15 @@ class Progress:
 Streamer = Callable[[Iterable[pb.BatchItem]], Iterable[pb.BatchResult]]
 
 
+def retry_delay_s(status: status_pb2.Status) -> float:
+    """The delay a status's RetryInfo asks for (else :data:`DEFAULT_RETRY_S`)."""
+    for detail in status.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return float(info.retry_delay.ToTimedelta().total_seconds())
+    return DEFAULT_RETRY_S
+
+
 def run_batch(
     stream: Streamer,
     source: Path,
@@ -337,14 +351,20 @@ def run_batch(
     audience: int = 0,
     flush_rows: int = 500,
     flush_seconds: float = 5.0,
+    retries: int = 5,
     progress: TextIO | None = sys.stderr,
 ) -> BatchReport:
     """Explains every row of ``source`` not yet in ``out`` and appends the results there.
+
+    An item answered RESOURCE_EXHAUSTED or UNAVAILABLE (the server was busy) is not
+    written: once the stream ends, such items are sent again after the delay their status
+    asks for, up to ``retries`` more passes; only then is the status written as their result.
 
     Args:
         stream: Sends items and yields their results (``ExplainClient.explain_batch``).
         concurrency: Items sent and not yet answered at most (the server bounds its own
             window too, EXPOUND_BATCH_MAX_IN_FLIGHT).
+        retries: Passes over the items the server was too busy for.
         progress: Where the progress goes (None: nowhere).
 
     Raises:
@@ -358,24 +378,41 @@ def run_batch(
     skip = done_ids(out)
     report = BatchReport(total=len(rows), skipped=len(skip & set(rows[id_column])))
     writer = PartWriter(out, flush_rows, flush_seconds)
-    window = Window(concurrency)
     bar = Progress(report.total, report.skipped, progress) if progress is not None else None
     prefix = "" if what_if else batch_key_prefix(source, model_id)
-    items = batch_items(rows, model_id, id_column, skip, what_if, prefix, audience)
+    only: set[str] | None = None  # None: every row not yet done
     try:
-        for result in stream(window.sending(items)):
-            window.answered()
-            writer.add(result_row(result))
-            if result.HasField("error"):
-                report.failed += 1
-                name = _CODE_NAMES.get(result.error.code, str(result.error.code))
-                report.errors[name] = report.errors.get(name, 0) + 1
-            else:
-                report.answered += 1
-            if bar is not None:
-                bar.advance(report.failed)
+        for attempt in range(retries + 1):
+            final = attempt == retries
+            retry: set[str] = set()
+            delay = 0.0
+            window = Window(concurrency)
+            items = batch_items(rows, model_id, id_column, skip, what_if, prefix, audience, only)
+            try:
+                for result in stream(window.sending(items)):
+                    window.answered()
+                    if not final and result.HasField("error") and result.error.code in RETRYABLE:
+                        retry.add(result.item_id)
+                        delay = max(delay, retry_delay_s(result.error))
+                        continue
+                    writer.add(result_row(result))
+                    if result.HasField("error"):
+                        report.failed += 1
+                        name = _CODE_NAMES.get(result.error.code, str(result.error.code))
+                        report.errors[name] = report.errors.get(name, 0) + 1
+                    else:
+                        report.answered += 1
+                    if bar is not None:
+                        bar.advance(report.failed)
+            finally:
+                window.close()
+            if not retry:
+                break
+            report.retried += len(retry)
+            only = retry
+            writer.flush()  # what is done is on disk before the wait
+            time.sleep(delay)
     finally:
-        window.close()
         writer.flush()
         if bar is not None:
             bar.close()
@@ -395,8 +432,9 @@ def summary(report: BatchReport) -> str:
     """One line saying what the run did."""
     errors = ", ".join(f"{n} {code}" for code, n in sorted(report.errors.items()))
     rate = (report.answered + report.failed) / report.seconds if report.seconds else 0.0
+    retried = f"{report.retried} sent again (server busy); " if report.retried else ""
     return (
         f"{report.answered} answered, {report.failed} failed"
         f"{f' ({errors})' if errors else ''}, {report.skipped} already done of "
-        f"{report.total}; {rate:.0f} decisions/s"
+        f"{report.total}; {retried}{rate:.0f} decisions/s"
     )

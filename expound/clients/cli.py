@@ -185,6 +185,7 @@ def _cmd_explain_batch(args: argparse.Namespace, client: ExplainClient) -> int:
             concurrency=args.concurrency,
             audience=AUDIENCES[args.audience],
             flush_rows=args.flush_rows,
+            retries=args.retries,
         )
     except grpc.RpcError:
         print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
@@ -360,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number(1_000_000),
         default=500,
         help="results per Parquet part (a kill loses at most the unflushed ones; 5 s at most)",
+    )
+    explain_batch.add_argument(
+        "--retries",
+        type=_whole_number(100),
+        default=5,
+        help="passes over the items the server was too busy for (RESOURCE_EXHAUSTED, "
+        "UNAVAILABLE), each after the delay it asked for",
     )
 
     models = commands.add_parser("models", help="list, show, check or reload models")

@@ -13,7 +13,8 @@ import pytest
 from expound.clients.batch import RESULT_SCHEMA, BatchInputError, read_results, read_rows
 from expound.clients.cli import main
 from expound.models.training import load_applicants
-from expound.server.app import RunningServer
+from expound.server.app import RunningServer, running_server
+from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, ROOT
@@ -125,3 +126,28 @@ def test_unusable_inputs_are_refused_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(BatchInputError, match=r"expected a \.csv or \.parquet file"):
         read_rows(tmp_path / "rows.xlsx", "id")
     assert main(["explain-batch", str(source), "--model", GBM, "--out", str(tmp_path / "o")]) == 2
+
+
+async def test_items_the_server_was_too_busy_for_are_sent_again(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One Explain at a time, three items of the call at once: most are shed on a pass.
+    busy = settings.model_copy(
+        update={"max_concurrent_explains": 1, "batch_max_in_flight": 3, "retry_after_s": 0.01}
+    )
+    source = tmp_path / "applicants.csv"
+    ids = applicants_csv(source, rows=12)
+    async with running_server(busy) as server:
+        args = (str(source), "--model", GBM, "--id-column", "applicant")
+        # Without retries the shed items are written as such ...
+        once = tmp_path / "once"
+        assert await run_cli(server, *args, "--out", str(once), "--retries", "0") == 0
+        shed = read_results(once)
+        assert (shed["error_code"] == "RESOURCE_EXHAUSTED").sum() >= 1
+        # ... with them, they are sent again until answered, and each id is written once.
+        again = tmp_path / "again"
+        assert await run_cli(server, *args, "--out", str(again), "--retries", "50") == 0
+        results = read_results(again)
+        assert sorted(results["id"]) == sorted(ids)
+        assert list(results["error_code"].dropna()) == ["INVALID_ARGUMENT"]  # row BAD_ROW
+        assert "sent again (server busy)" in capsys.readouterr().err
