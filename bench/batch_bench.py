@@ -101,7 +101,8 @@ def unary_main(target: str, source: Path, out: Path) -> None:
     """The ``unary`` client: one Explain call per row, one at a time, the same output."""
     import hashlib
 
-    from expound.clients.batch import PartWriter, batch_items, read_rows, result_row
+    from expound.clients.batch import batch_items, read_rows
+    from expound.clients.batch_results import PartWriter, result_row
     from expound.clients.client import ExplainClient
     from expound.v1 import explain_pb2 as pb
 
@@ -120,7 +121,7 @@ def run() -> dict[str, Any]:
     """The section: throughput and peak RSS of both modes, and the server's."""
     import pandas as pd
 
-    from expound.clients.batch import read_results
+    from expound.clients.batch_results import read_results
 
     applicants = applicant_rows()
     with tempfile.TemporaryDirectory(prefix="expound-batch-bench-") as tmp:

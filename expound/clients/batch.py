@@ -5,12 +5,11 @@ unique, kept as text) and one column per feature (an empty cell is an explicit n
 row is sent as a :class:`BatchItem` whose id is the row's id and whose ``decision_id`` is
 that id too, so the archived record can be found by it.
 
-The output is a Parquet *dataset*: a folder of part files (``part-00000.parquet``, ...),
-each written whole to a temporary name and renamed into place, so a part is either all
-there or absent. Results are flushed as a part every ``flush_rows`` results or
-``flush_seconds``; a kill loses at most the results not yet flushed. On restart the ids in
-the existing parts are skipped (an id is done once it has a row, answered or failed: a
-failed item's row says why), so every id is in the output exactly once.
+The output is a Parquet dataset (:mod:`expound.clients.batch_results`): a folder of part
+files each written whole, flushed every ``flush_rows`` results or ``flush_seconds``; a kill
+loses at most the results not yet flushed. On restart the ids in the existing parts are
+skipped (an id is done once it has a row, answered or failed: a failed item's row says
+why), so every id is in the output exactly once.
 
 A result lost in a kill was archived all the same. Its retry must not archive the
 decision twice, so every item carries an idempotency key derived from the input file,
@@ -21,11 +20,9 @@ record id). What-if runs archive nothing and need no key.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,40 +30,22 @@ from typing import Any, TextIO
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from expound.clients.batch_results import (
+    CODE_NAMES,
+    BatchInputError,
+    PartWriter,
+    done_ids,
+    result_row,
+)
 from expound.clients.client import explain_request
 from expound.domain import FeatureScalar
 from expound.v1 import explain_pb2 as pb
 
-# The Parquet columns of one result, typed: a failed item has nulls where an answer would be.
-RESULT_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("record_id", pa.string()),
-        pa.field("archived", pa.bool_()),
-        pa.field("decision", pa.string()),
-        pa.field("score", pa.float64()),
-        pa.field("adverse", pa.bool_()),
-        pa.field("reason_codes", pa.list_(pa.string())),
-        pa.field("reasons", pa.list_(pa.string())),
-        pa.field("selected_text", pa.string()),
-        pa.field("fallback", pa.bool_()),
-        pa.field("error_code", pa.string()),
-        pa.field("error_message", pa.string()),
-        pa.field("error_fields", pa.list_(pa.string())),  # "field: description" each
-    ]
-)
-PART_GLOB = "part-*.parquet"
 # Statuses that say "not now" rather than "not this item": such an item is sent again.
 RETRYABLE = frozenset({code_pb2.RESOURCE_EXHAUSTED, code_pb2.UNAVAILABLE})
 DEFAULT_RETRY_S = 1.0
-_CODE_NAMES = {number: name for name, number in code_pb2.Code.items()}
-
-
-class BatchInputError(ValueError):
-    """The input or output cannot be used; the message names the file and what is wrong."""
 
 
 def read_rows(path: Path, id_column: str) -> pd.DataFrame:
@@ -114,22 +93,6 @@ def _scalar(value: Any) -> FeatureScalar:
     return str(value)
 
 
-def done_ids(out: Path) -> set[str]:
-    """The ids already in the output dataset (none when it does not exist yet).
-
-    Raises:
-        BatchInputError: ``out`` exists and is not a folder of result parts.
-    """
-    if not out.exists():
-        return set()
-    if not out.is_dir():
-        raise BatchInputError(f"{out}: exists and is not a results folder")
-    ids: set[str] = set()
-    for part in sorted(out.glob(PART_GLOB)):
-        ids.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
-    return ids
-
-
 def batch_key_prefix(path: Path, model_id: str) -> str:
     """A prefix for the items' idempotency keys: the input's bytes and the model."""
     digest = hashlib.sha256(model_id.encode() + b"\n")
@@ -137,88 +100,6 @@ def batch_key_prefix(path: Path, model_id: str) -> str:
         for block in iter(lambda: source.read(1 << 20), b""):
             digest.update(block)
     return f"batch-{digest.hexdigest()[:24]}"
-
-
-def _violations(status: status_pb2.Status) -> list[str]:
-    found = []
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found += [f"{v.field}: {v.description}" for v in bad.field_violations]
-    return found
-
-
-def result_row(result: pb.BatchResult) -> dict[str, Any]:
-    """One output row from one result."""
-    if result.HasField("error"):
-        return {
-            "id": result.item_id,
-            "error_code": _CODE_NAMES.get(result.error.code, str(result.error.code)),
-            "error_message": result.error.message,
-            "error_fields": _violations(result.error),
-        }
-    response = result.response
-    return {
-        "id": result.item_id,
-        "record_id": response.record_id,
-        "archived": response.archived,
-        "decision": response.prediction.decision,
-        "score": response.prediction.score,
-        "adverse": response.prediction.adverse,
-        "reason_codes": [r.code for r in response.principal_reasons],
-        "reasons": [r.text for r in response.principal_reasons],
-        "selected_text": response.selected.text,
-        "fallback": response.fallback,
-        "error_code": None,
-        "error_message": None,
-        "error_fields": None,
-    }
-
-
-class PartWriter:
-    """Writes result rows into a Parquet dataset folder, one whole part at a time."""
-
-    def __init__(self, out: Path, flush_rows: int, flush_seconds: float) -> None:
-        self._out = out
-        self._flush_rows = flush_rows
-        self._flush_seconds = flush_seconds
-        self._rows: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
-        out.mkdir(parents=True, exist_ok=True)
-        for leftover in out.glob(".part-*.tmp"):  # a part a kill interrupted: never renamed
-            leftover.unlink()
-        # Part names are not reused across runs: a resumed run adds after the last one.
-        taken = [int(p.stem.split("-")[1]) for p in out.glob(PART_GLOB) if p.stem[5:].isdigit()]
-        self._next = max(taken, default=-1) + 1
-
-    def add(self, row: dict[str, Any]) -> None:
-        """Adds a row; writes a part when enough rows or time have gathered."""
-        self._rows.append(row)
-        if (
-            len(self._rows) >= self._flush_rows
-            or time.monotonic() - self._last_flush >= self._flush_seconds
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        """Writes the gathered rows as one part (atomically: temporary file, then rename)."""
-        self._last_flush = time.monotonic()
-        if not self._rows:
-            return
-        table = pa.Table.from_pylist(self._rows, schema=RESULT_SCHEMA)
-        final = self._out / f"part-{self._next:05d}.parquet"
-        temporary = self._out / f".{final.name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, temporary)
-        with temporary.open("rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, final)
-        directory = os.open(self._out, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash
-        finally:
-            os.close(directory)
-        self._next += 1
-        self._rows = []
 
 
 @dataclass
@@ -398,7 +279,7 @@ def run_batch(
                     writer.add(result_row(result))
                     if result.HasField("error"):
                         report.failed += 1
-                        name = _CODE_NAMES.get(result.error.code, str(result.error.code))
+                        name = CODE_NAMES.get(result.error.code, str(result.error.code))
                         report.errors[name] = report.errors.get(name, 0) + 1
                     else:
                         report.answered += 1
@@ -418,14 +299,6 @@ def run_batch(
             bar.close()
         report.seconds = time.perf_counter() - started
     return report
-
-
-def read_results(out: Path) -> pd.DataFrame:
-    """The output dataset as one DataFrame (for tests, notebooks and the bench)."""
-    parts = sorted(out.glob(PART_GLOB))
-    if not parts:
-        return RESULT_SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables(pq.read_table(p) for p in parts).to_pandas()
 
 
 def summary(report: BatchReport) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from expound.clients.batch import read_results
+from expound.clients.batch_results import read_results
 from expound.models.training import load_applicants
 from expound.server.app import RunningServer
 from expound.v1 import explain_pb2 as pb

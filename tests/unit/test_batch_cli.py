@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 
-from expound.clients.batch import RESULT_SCHEMA, BatchInputError, read_results, read_rows
+from expound.clients.batch import read_rows
+from expound.clients.batch_results import RESULT_SCHEMA, BatchInputError, read_results
 from expound.clients.cli import main
 from expound.models.training import load_applicants
 from expound.server.app import RunningServer, running_server
