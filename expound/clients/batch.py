@@ -36,6 +36,7 @@ from expound.clients.batch_results import (
     CODE_NAMES,
     BatchInputError,
     PartWriter,
+    claim_output,
     done_ids,
     result_row,
 )
@@ -257,6 +258,7 @@ def run_batch(
     started = time.perf_counter()
     rows = read_rows(source, id_column)
     skip = done_ids(out)
+    claim_output(out, model_id, what_if)
     report = BatchReport(total=len(rows), skipped=len(skip & set(rows[id_column])))
     writer = PartWriter(out, flush_rows, flush_seconds)
     bar = Progress(report.total, report.skipped, progress) if progress is not None else None

@@ -7,6 +7,7 @@ run. The ids in the parts are what a resumed run skips.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -44,6 +45,33 @@ CODE_NAMES = {number: name for name, number in code_pb2.Code.items()}
 
 class BatchInputError(ValueError):
     """The input or output cannot be used; the message names the file and what is wrong."""
+
+
+RUN_FILE = "batch.json"
+
+
+def claim_output(out: Path, model_id: str, what_if: bool) -> None:
+    """Marks ``out`` as the results of ``model_id`` (what-if or not), or checks it is.
+
+    A resumed run must add to results of the same kind: archived decisions and what-if
+    answers, or two models' answers, never share a folder.
+
+    Raises:
+        BatchInputError: ``out`` holds results of another model or of the other mode.
+    """
+    wanted = {"model_id": model_id, "what_if": what_if}
+    marker = out / RUN_FILE
+    if marker.exists():
+        found = json.loads(marker.read_text(encoding="utf-8"))
+        if found != wanted:
+            raise BatchInputError(
+                f"{out}: holds results of model {found.get('model_id')!r} "
+                f"(what-if: {found.get('what_if')}); this run is {model_id!r} "
+                f"(what-if: {what_if}): choose another --out"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
 
 
 def done_ids(out: Path) -> set[str]:

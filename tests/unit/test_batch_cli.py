@@ -115,6 +115,9 @@ async def test_a_what_if_batch_archives_nothing(
     assert len(answered) == 11 and not answered["archived"].any()
     assert (answered["record_id"] == "").all()
     assert await records_by_decision(stub) == {}
+    # Archived answers are never added to a what-if folder (nor another model's).
+    assert await run_cli(service, *args) == 2
+    assert len(read_results(out)) == 12
 
 
 def test_unusable_inputs_are_refused_naming_the_file(tmp_path: Path) -> None:
