@@ -26,6 +26,9 @@ Sections here (issue 2):
   against plaintext, same run, interleaved, 1 and 8 clients. Target: <= 1 ms added at 1.
 - ``telemetry`` (``bench/telemetry_bench.py``, issue 12): Explain p50 with metrics and
   tracing on against both off, interleaved in one run. Target: at most 0.3 ms added.
+- ``batch`` (``bench/batch_bench.py``, issue 13): 10,000 LLM-off decisions from a CSV
+  through ``expound explain-batch`` against the same decisions one unary call at a time,
+  same run: decisions/s and peak RSS of each client and of the server.
 """
 
 from __future__ import annotations
@@ -271,6 +274,7 @@ OPTIONAL_SECTIONS: list[tuple[str, str]] = [
     ("kinds", "bench.kinds_bench"),
     ("auth", "bench.auth_bench"),
     ("telemetry", "bench.telemetry_bench"),
+    ("batch", "bench.batch_bench"),
 ]
 
 

@@ -21,6 +21,13 @@ own_records_only_var: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+# True when the caller may ask for what-if answers, which are not archived (the policy's
+# what_if roles; everyone with authentication off).
+what_if_allowed_var: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "what_if_allowed", default=True
+)
+
+
 def current_request_id() -> str:
     """The request id of the call being served ("" outside a call)."""
     return request_id_var.get()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # Explain calls that may wait for an LLM slot, beyond the llm_max_concurrency on it.
     llm_max_queue: int = Field(default=60, ge=0)
     retry_after_s: float = Field(default=1.0, gt=0)
+    # ExplainBatch (issue 13): items of one call explained at once; each still passes the
+    # admission above, so keep it below max_concurrent_explains.
+    batch_max_in_flight: int = Field(default=8, ge=1)
 
     # drafting and ranking (issues 3 and 4)
     llm_mode: Literal["constrained", "free", "off"] = "constrained"

@@ -12,6 +12,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from google.rpc import status_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,8 @@ GENERATED = ("explain_pb2.py", "explain_pb2.pyi", "explain_pb2_grpc.py")
 def generate(out_dir: Path) -> None:
     """Writes the generated modules into out_dir (which must exist)."""
     include = str(resources.files("grpc_tools") / "_proto")
+    # google/rpc/status.proto ships with googleapis-common-protos (beside its status_pb2).
+    googleapis = str(Path(status_pb2.__file__).resolve().parents[2])
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         code = protoc.main(
@@ -29,6 +32,7 @@ def generate(out_dir: Path) -> None:
                 "protoc",
                 f"-I{PROTO_ROOT}",
                 f"-I{include}",
+                f"-I{googleapis}",
                 f"--python_out={tmp}",
                 f"--pyi_out={tmp}",
                 f"--grpc_python_out={tmp}",

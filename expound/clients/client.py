@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,17 +103,24 @@ def _loopback_target(target: str) -> bool:
         return False
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor):
-    """Adds ``authorization: Bearer <token>`` to every call."""
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call, the batch stream's too."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
+    def _with_token(self, details: Any) -> Any:
+        return details._replace(metadata=(*(details.metadata or ()), self._header))
+
     def intercept_unary_unary(
         self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
     ) -> Any:
-        metadata = (*(details.metadata or ()), self._header)
-        return continuation(details._replace(metadata=metadata), request)
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_stream(
+        self, continuation: Callable[[Any, Any], Any], details: Any, requests: Any
+    ) -> Any:
+        return continuation(self._with_token(details), requests)
 
 
 def open_channel(target: str, security: ChannelSecurity | None = None) -> grpc.Channel:
@@ -175,8 +182,9 @@ class ExplainClient:
         idempotency_key: str = "",
         num_candidates: int = 0,
         seed: int = 0,
+        what_if: bool = False,
     ) -> pb.ExplainResponse:
-        """Explains one decision."""
+        """Explains one decision (``what_if``: without archiving it; the analyst's role)."""
         request = explain_request(
             model_id,
             features,
@@ -186,9 +194,29 @@ class ExplainClient:
             idempotency_key=idempotency_key,
             num_candidates=num_candidates,
             seed=seed,
+            what_if=what_if,
         )
         response: pb.ExplainResponse = self._stub.Explain(request, timeout=self._timeout)
         return response
+
+    def explain_batch(
+        self, items: Iterable[pb.BatchItem], timeout: float | None = None
+    ) -> Iterator[pb.BatchResult]:
+        """Explains many decisions over one ExplainBatch call.
+
+        Results come in the order of ``items``, each with its item id and either its
+        response or the status its unary call would have had. ``items`` is read on gRPC's
+        own thread as the server takes them; bound what is in flight there (see
+        :class:`expound.clients.batch.Window`).
+
+        Args:
+            timeout: For the whole call (None: no deadline; a batch may take long).
+
+        Raises:
+            grpc.RpcError: The call failed as a whole (e.g. UNAUTHENTICATED, UNAVAILABLE).
+        """
+        results: Iterator[pb.BatchResult] = self._stub.ExplainBatch(iter(items), timeout=timeout)
+        return results
 
     def get_record(self, record_id: str, include_proof: bool = False) -> pb.Record:
         """One archived record, with its inclusion proof on request."""

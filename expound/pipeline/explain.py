@@ -12,6 +12,9 @@ shed at once. A caller that goes away cancels its call wherever it is (the LLM r
 is dropped); a call with less than ``MIN_COMMIT_S`` of its deadline left when its record
 is ready is shed rather than committed, so that a record is not written for an answer
 nobody is waiting for.
+
+A what-if call (an analyst exploring) runs every stage but the archive: no record, no
+idempotency, an empty record id. Whether the caller may ask for one is the server's check.
 """
 
 from __future__ import annotations
@@ -152,6 +155,7 @@ class Pipeline:
         time_left_s: float | None = None,
         request_id: str = "",
         principal: str = ANONYMOUS,
+        what_if: bool = False,
     ) -> Explanation:
         """Explains one decision and commits its record before returning it.
 
@@ -162,12 +166,14 @@ class Pipeline:
             time_left_s: what is left of the caller's deadline; the LLM gets this, less a
                 reserve for ranking and archiving. None: the LLM timeout from settings.
             request_id: the call's request id, kept in the record.
+            what_if: explain without archiving: nothing is committed, the idempotency key
+                is ignored, and the answer's record id is empty.
 
         Raises:
             Overloaded: shed at admission, or too little of the deadline left to commit.
         """
         with self.admission.admitted(drafts=self._drafter is not None) as ticket:
-            return await self._explain(request, time_left_s, ticket, request_id, principal)
+            return await self._explain(request, time_left_s, ticket, request_id, principal, what_if)
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
@@ -185,12 +191,13 @@ class Pipeline:
         ticket: Ticket,
         request_id: str,
         principal: str,
+        what_if: bool,
     ) -> Explanation:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         with self._stage("validate", timings):
             model = self._validated_model(request)
-            if request.idempotency_key:
+            if request.idempotency_key and not what_if:
                 stored = await self._archive.find_by_idempotency_key(
                     principal, request.idempotency_key
                 )
@@ -239,6 +246,9 @@ class Pipeline:
             ]
         with self._stage("select"):
             explanation = self._answer(request, resolved, facts, decision, selection, timings)
+        if what_if:
+            self._observer.explained(timings, explanation.fallback_reason, rejections)
+            return explanation.model_copy(update={"record_id": "", "timings_ms": dict(timings)})
         mark = time.perf_counter()
         if time_left_s is not None and time_left_s - (mark - started) < MIN_COMMIT_S:
             self._observer.shed(SHED_DEADLINE)

@@ -239,7 +239,9 @@ async def running_server(
             await health_servicer.set(SERVICE_NAME, status)
 
         reloader = ModelReloader(registry, report_models)
-        servicer = ExplainServicer(pipeline, records, registry, reloader)
+        servicer = ExplainServicer(
+            pipeline, records, registry, reloader, settings.batch_max_in_flight
+        )
         server, port = create_server(
             f"{settings.host}:{settings.port}",
             servicer,

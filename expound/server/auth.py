@@ -39,6 +39,7 @@ from expound.calling import (
     ANONYMOUS,
     own_records_only_var,
     principal_var,
+    what_if_allowed_var,
 )
 from expound.errors import PermissionDenied, Unauthenticated
 from expound.server import tls
@@ -225,8 +226,9 @@ class AccessControl:
         method: str,
         context: grpc.aio.ServicerContext,
         on_principal: Callable[[str], object] | None = None,
-    ) -> tuple[str, Access]:
-        """The principal of the call and its access to ``method``.
+    ) -> tuple[str, Access, bool]:
+        """The principal of the call, its access to ``method``, and whether it may ask for
+        what-if (unarchived) answers.
 
         ``on_principal`` is told the principal once it is authenticated, before its roles
         are checked.
@@ -236,7 +238,7 @@ class AccessControl:
             PermissionDenied: No role of the caller grants the RPC.
         """
         if method.startswith(HEALTH_PREFIX):
-            return ANONYMOUS, Access.ALL
+            return ANONYMOUS, Access.ALL, False
         # The reason rides on the error as its cause: the call guard logs it in the call's
         # one refusal line; the caller gets the code and the request id only.
         try:
@@ -254,11 +256,12 @@ class AccessControl:
                 f"not allowed; peer {context.peer()}"
             )
             raise PermissionDenied() from reason
-        return caller.principal, access
+        return caller.principal, access, self.policy.what_if(caller.roles)
 
 
 def admit(access: AccessControl | None, method: str, context: grpc.aio.ServicerContext) -> None:
-    """Authorizes the call and sets its principal and record scope for the rest of it.
+    """Authorizes the call and sets its principal, record scope and what-if grant for the
+    rest of it.
 
     The principal is set as soon as it is known, before the role check, so the refusal of
     an authenticated caller is logged and counted under its name. The call guard restores
@@ -271,9 +274,10 @@ def admit(access: AccessControl | None, method: str, context: grpc.aio.ServicerC
     """
     if access is None:
         return
-    principal, granted = access.authorize(method, context, on_principal=principal_var.set)
+    principal, granted, what_if = access.authorize(method, context, on_principal=principal_var.set)
     principal_var.set(principal)
     own_records_only_var.set(granted is Access.OWN)
+    what_if_allowed_var.set(what_if)
 
 
 def build_access(settings: Settings) -> AccessControl | None:

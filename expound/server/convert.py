@@ -156,8 +156,9 @@ def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
     )
 
 
-def explanation_to_pb(explanation: Explanation) -> pb.ExplainResponse:
-    """Converts the pipeline's answer to an ExplainResponse."""
+def explanation_to_pb(explanation: Explanation, archived: bool = True) -> pb.ExplainResponse:
+    """Converts the pipeline's answer to an ExplainResponse (``archived``: False for a
+    what-if answer, which has no record)."""
     prediction = explanation.prediction
     return pb.ExplainResponse(
         record_id=explanation.record_id,
@@ -187,6 +188,7 @@ def explanation_to_pb(explanation: Explanation) -> pb.ExplainResponse:
         fallback_reason=explanation.fallback_reason,
         timings=[pb.StageTiming(stage=k, millis=v) for k, v in explanation.timings_ms.items()],
         created_at=_timestamp(explanation.created_at),
+        archived=archived,
     )
 
 

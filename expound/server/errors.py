@@ -1,11 +1,12 @@
 """The boundary where exceptions become gRPC statuses, and the request id travels.
 
-Every unary handler is wrapped: a :class:`ServiceError` becomes its status code with a
-``google.rpc.Status`` carrying ``BadRequest`` field violations, ``RetryInfo`` for a shed
-call, and ``RequestInfo``; any other exception becomes INTERNAL with a fixed message and
-the request id (logged with its traceback here, never sent). The request id comes from
-``x-request-id`` metadata or is generated, lives in a contextvar for the call, and is
-returned as trailing metadata.
+Every handler is wrapped, unary ones by :func:`guarded` and the batch stream by
+:func:`guarded_stream` (same request id, access check, report): a :class:`ServiceError`
+becomes its status code with a ``google.rpc.Status`` carrying ``BadRequest`` field
+violations, ``RetryInfo`` for a shed call, and ``RequestInfo``; any other exception becomes
+INTERNAL with a fixed message and the request id (logged with its traceback here, never
+sent). The request id comes from ``x-request-id`` metadata or is generated, lives in a
+contextvar for the call, and is returned as trailing metadata.
 
 Request bytes are decoded inside the wrapper too, so undecodable bytes are INVALID_ARGUMENT
 with a request id like any other bad input (gRPC's own decoding would answer UNKNOWN).
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from expound.calling import (
     own_records_only_var,
     principal_var,
     request_id_var,
+    what_if_allowed_var,
 )
 from expound.errors import FieldViolation, InvalidRequest, ServiceError, StatusCode
 from expound.server.auth import AccessControl, admit
@@ -195,7 +197,7 @@ def _decoded(request: bytes, deserialize: Deserializer) -> Any:
         ) from error
 
 
-def _log_service_error(error: ServiceError, request_id: str) -> None:
+def log_service_error(error: ServiceError, request_id: str) -> None:
     """One line per refused call; a server-side failure or refused access at WARNING with its
     real cause.
 
@@ -230,6 +232,57 @@ def _log_service_error(error: ServiceError, request_id: str) -> None:
 CallDone = Callable[[str, str, float, Any, grpc.aio.ServicerContext, str], None]
 
 
+class _Call:
+    """One call's guard state: its request id, start, code and the variables it set.
+
+    Whatever the call sets (its principal, its record scope, its what-if grant) stays set
+    until the call has been reported, and is undone after.
+    """
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self.started = time.perf_counter()
+        self.request_id = _request_id(context)
+        # A call that ends otherwise (the caller went away) is CANCELLED.
+        self.code = "CANCELLED"
+        self._tokens = (
+            request_id_var.set(self.request_id),
+            principal_var.set(ANONYMOUS),
+            own_records_only_var.set(False),
+            what_if_allowed_var.set(True),
+        )
+        context.set_trailing_metadata((("x-request-id", self.request_id),))
+
+    def failed(self, error: Exception, context: grpc.aio.ServicerContext) -> grpc.Status | None:
+        """The status to abort with for ``error`` (None: the handler aborted itself)."""
+        if isinstance(error, ServiceError):
+            self.code = error.code.name
+            log_service_error(error, self.request_id)
+            return _with_request_id(status_for(error, self.request_id), self.request_id)
+        if isinstance(error, grpc.aio.AbortError):
+            aborted = context.code()  # the handler aborted itself, with its own code
+            self.code = aborted.name if isinstance(aborted, grpc.StatusCode) else "UNKNOWN"
+            return None
+        self.code = "INTERNAL"
+        log.exception("unexpected error, request id %s", self.request_id, exc_info=error)
+        return _with_request_id(internal_status(self.request_id), self.request_id)
+
+    def done(
+        self,
+        method: str,
+        response: Any,
+        context: grpc.aio.ServicerContext,
+        call_done: CallDone | None,
+    ) -> None:
+        """Reports the call, then undoes what it set."""
+        try:
+            if call_done is not None:
+                call_done(method, self.code, self.started, response, context, self.request_id)
+        finally:
+            variables = (request_id_var, principal_var, own_records_only_var, what_if_allowed_var)
+            for variable, token in zip(variables, self._tokens, strict=True):
+                variable.reset(token)  # type: ignore[attr-defined]
+
+
 def guarded(
     handler: Handler,
     deserialize: Deserializer | None = None,
@@ -252,51 +305,79 @@ def guarded(
     """
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        request_id = _request_id(context)
-        token = request_id_var.set(request_id)
-        context.set_trailing_metadata((("x-request-id", request_id),))
-        # A call that ends otherwise (the caller went away) is CANCELLED.
-        code, response = "CANCELLED", None
-        # Whatever the call sets (its principal, its record scope) stays set until the call
-        # has been reported, and is undone after.
-        principal_token = principal_var.set(ANONYMOUS)
-        scope_token = own_records_only_var.set(False)
+        call = _Call(context)
+        response = None
         try:
             admit(access, method, context)
             if deserialize is not None:
                 request = _decoded(request, deserialize)
             response = await handler(request, context)
-            code = "OK"
+            call.code = "OK"
             return response
-        except ServiceError as error:
-            code = error.code.name
-            status = status_for(error, request_id)
-            _log_service_error(error, request_id)
-        except grpc.aio.AbortError:
-            aborted = context.code()  # the handler aborted itself, with its own code
-            code = aborted.name if isinstance(aborted, grpc.StatusCode) else "UNKNOWN"
-            raise
-        except Exception:
-            code = "INTERNAL"
-            log.exception("unexpected error, request id %s", request_id)
-            status = internal_status(request_id)
+        except Exception as error:
+            status = call.failed(error, context)
+            if status is None:
+                raise
         finally:
-            if call_done is not None:
-                call_done(method, code, started, response, context, request_id)
-            own_records_only_var.reset(scope_token)
-            principal_var.reset(principal_token)
-            request_id_var.reset(token)
-        await context.abort_with_status(_with_request_id(status, request_id))
+            call.done(method, response, context, call_done)
+        await context.abort_with_status(status)
+
+    return wrapper
+
+
+StreamHandler = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+async def _decoding(requests: AsyncIterator[Any], deserialize: Deserializer) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _decoded(request, deserialize)
+
+
+def guarded_stream(
+    handler: StreamHandler,
+    deserialize: Deserializer | None = None,
+    method: str = "",
+    access: AccessControl | None = None,
+    call_done: CallDone | None = None,
+) -> StreamHandler:
+    """Wraps a stream-stream handler exactly as :func:`guarded` wraps a unary one.
+
+    The call is authenticated and its role checked before the first message is read; it
+    gets its request id, and is reported once, when the stream ends (its code is the
+    stream's, whatever its items' outcomes). Each message is decoded inside the guard: an
+    undecodable one ends the stream with INVALID_ARGUMENT. A handler's per-item errors are
+    its own to report in its responses.
+    """
+
+    async def wrapper(
+        requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        call = _Call(context)
+        try:
+            admit(access, method, context)
+            decoded = _decoding(requests, deserialize) if deserialize is not None else requests
+            async for response in handler(decoded, context):
+                yield response
+            call.code = "OK"
+            return
+        except Exception as error:
+            status = call.failed(error, context)
+            if status is None:
+                raise
+        finally:
+            call.done(method, None, context, call_done)
+        await context.abort_with_status(status)
 
     return wrapper
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Applies :func:`guarded` to every unary-unary method of the service.
+    """Applies :func:`guarded` to every unary-unary method of the service, and
+    :func:`guarded_stream` to every stream-stream one: no RPC bypasses the guard.
 
     The handler is registered without a request deserializer (gRPC hands over the bytes),
-    and :func:`guarded` decodes them with the method's own.
+    and the guard decodes them with the method's own. A method of another shape (none
+    today) is refused at registration rather than served unguarded.
     """
 
     def __init__(
@@ -311,15 +392,29 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        return grpc.unary_unary_rpc_method_handler(
-            guarded(
-                handler.unary_unary,
-                handler.request_deserializer,
-                handler_call_details.method,
-                self._access,
-                self._call_done,
-            ),
-            response_serializer=handler.response_serializer,
-        )
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                guarded(
+                    handler.unary_unary,
+                    handler.request_deserializer,
+                    method,
+                    self._access,
+                    self._call_done,
+                ),
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                guarded_stream(
+                    handler.stream_stream,
+                    handler.request_deserializer,
+                    method,
+                    self._access,
+                    self._call_done,
+                ),
+                response_serializer=handler.response_serializer,
+            )
+        raise TypeError(f"{method}: only unary-unary and stream-stream methods are guarded")

@@ -8,6 +8,10 @@ start-up error, not a silent denial. What it grants:
 - ``Access.OWN``: a record read on the records the caller created only (the analyst's);
 - ``Access.NONE``: refused (PERMISSION_DENIED), the default for any RPC no role names.
 
+A role may also be granted ``what_if = true``: its Explain calls (unary or batch) may ask for
+an answer that is not archived. Any other caller asking for one is refused
+(PERMISSION_DENIED), so only exploration the policy allows escapes the legal record.
+
 A caller with several roles gets the widest access any of them grants.
 """
 
@@ -49,6 +53,7 @@ class Policy:
 
     grants: Mapping[str, Mapping[str, Access]]  # role -> RPC name -> access
     principals: Mapping[str, frozenset[str]]  # principal -> roles
+    what_if_roles: frozenset[str] = frozenset()  # roles whose explanations may go unarchived
 
     @property
     def roles(self) -> frozenset[str]:
@@ -71,6 +76,10 @@ class Policy:
             default=Access.NONE,
         )
 
+    def what_if(self, roles: Iterable[str]) -> bool:
+        """Whether any of ``roles`` may ask for what-if (unarchived) explanations."""
+        return not self.what_if_roles.isdisjoint(roles)
+
 
 def rpc_name(method: str) -> str | None:
     """The short RPC name of a full method name of the service, else None."""
@@ -86,7 +95,7 @@ def _names(value: Any, where: str) -> list[str]:
 def _role_grants(role: str, table: Any, where: str) -> dict[str, Access]:
     if not isinstance(table, dict):
         raise PolicyError(f"{where}: [roles.{role}] must be a table")
-    unknown_keys = set(table) - {"rpcs", "own_records"}
+    unknown_keys = set(table) - {"rpcs", "own_records", "what_if"}
     if unknown_keys:
         raise PolicyError(f"{where}: [roles.{role}] has unknown keys {sorted(unknown_keys)}")
     grants: dict[str, Access] = {}
@@ -117,6 +126,17 @@ def parse_policy(document: Mapping[str, Any], where: str) -> Policy:
     if not isinstance(roles, dict) or not roles:
         raise PolicyError(f"{where}: no [roles.<name>] table")
     grants = {role: _role_grants(role, table, where) for role, table in roles.items()}
+    what_if_roles: set[str] = set()
+    for role, table in roles.items():
+        flag = table.get("what_if", False)
+        if not isinstance(flag, bool):
+            raise PolicyError(f"{where}: roles.{role}.what_if must be true or false")
+        if flag:
+            if "Explain" not in grants[role] and "ExplainBatch" not in grants[role]:
+                raise PolicyError(
+                    f"{where}: roles.{role}.what_if needs Explain or ExplainBatch in its rpcs"
+                )
+            what_if_roles.add(role)
     principals: dict[str, frozenset[str]] = {}
     listed = document.get("principals", {})
     if not isinstance(listed, dict):
@@ -129,7 +149,7 @@ def parse_policy(document: Mapping[str, Any], where: str) -> Policy:
                 f"{where}: principals.{principal!r} names undefined roles {undefined}"
             )
         principals[principal] = frozenset(given)
-    return Policy(grants, principals)
+    return Policy(grants, principals, frozenset(what_if_roles))
 
 
 def load_policy(path: Path | None) -> Policy:

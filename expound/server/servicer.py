@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+
 import grpc
 
-from expound.calling import current_principal, current_request_id, own_records_only_var
-from expound.errors import FieldViolation, InvalidRequest
+from expound.calling import (
+    current_principal,
+    current_request_id,
+    own_records_only_var,
+    what_if_allowed_var,
+)
+from expound.errors import FieldViolation, InvalidRequest, PermissionDenied, ServiceError
 from expound.models.registry import ModelRegistry, ServedModel, UnavailableModel
-from expound.pipeline.explain import Pipeline
+from expound.pipeline.batch import in_order
+from expound.pipeline.explain import MAX_ID_CHARS, Pipeline
 from expound.pipeline.records import Caller, RecordService
 from expound.server import convert
+from expound.server.auth import AccessRefusal
+from expound.server.errors import internal_status, log_service_error, status_for
 from expound.server.reloading import ModelReloader
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
+
+log = logging.getLogger("expound.server")
 
 
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
@@ -24,22 +37,68 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
         records: RecordService,
         registry: ModelRegistry,
         reloader: ModelReloader,
+        batch_in_flight: int = 8,
     ) -> None:
         self._pipeline = pipeline
         self._records = records
         self._registry = registry
         self._reloader = reloader
+        self._batch_in_flight = batch_in_flight
 
-    async def Explain(
+    async def _explain(
         self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExplainResponse:
+        if request.what_if and not what_if_allowed_var.get():
+            # The reason rides as the cause, logged by the call guard, never sent.
+            raise PermissionDenied() from AccessRefusal(
+                f"what_if asked by principal {current_principal()!r}, whose roles do not "
+                "grant what_if"
+            )
         explanation = await self._pipeline.explain(
             convert.explain_request_from_pb(request),
             time_left_s=context.time_remaining(),
             request_id=current_request_id(),
             principal=current_principal(),
+            what_if=request.what_if,
         )
-        return convert.explanation_to_pb(explanation)
+        return convert.explanation_to_pb(explanation, archived=not request.what_if)
+
+    async def Explain(
+        self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainResponse:
+        return await self._explain(request, context)
+
+    async def ExplainBatch(
+        self, requests: AsyncIterator[pb.BatchItem], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BatchResult]:
+        seen: set[str] = set()
+
+        async def item_result(item: pb.BatchItem) -> pb.BatchResult:
+            # Each item's failure is its result, with the status its unary call would have.
+            try:
+                if not item.item_id or len(item.item_id) > MAX_ID_CHARS:
+                    problem = "required" if not item.item_id else f"longer than {MAX_ID_CHARS}"
+                    raise InvalidRequest("invalid item", [FieldViolation("item_id", problem)])
+                if item.item_id in seen:
+                    raise InvalidRequest(
+                        f"item id {item.item_id!r} already used in this call",
+                        [FieldViolation("item_id", "not unique within the call")],
+                    )
+                seen.add(item.item_id)
+                response = await self._explain(item.request, context)
+                return pb.BatchResult(item_id=item.item_id, response=response)
+            except ServiceError as error:
+                log_service_error(error, current_request_id())
+                failed = status_for(error, current_request_id())
+            except Exception:
+                log.exception(
+                    "unexpected error, request id %s item %r", current_request_id(), item.item_id
+                )
+                failed = internal_status(current_request_id())
+            return pb.BatchResult(item_id=item.item_id, error=failed)
+
+        async for result in in_order(requests, item_result, self._batch_in_flight):
+            yield result
 
     async def GetRecord(
         self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext

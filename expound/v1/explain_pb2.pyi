@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -35,7 +36,7 @@ class FeatureValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., string: _Optional[str] = ..., bool: _Optional[bool] = ..., null: _Optional[_Union[_struct_pb2.NullValue, str]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
-    __slots__ = ("model_id", "features", "question", "audience", "decision_id", "idempotency_key", "num_candidates", "seed")
+    __slots__ = ("model_id", "features", "question", "audience", "decision_id", "idempotency_key", "num_candidates", "seed", "what_if")
     class FeaturesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +52,7 @@ class ExplainRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     NUM_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    WHAT_IF_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     features: _containers.MessageMap[str, FeatureValue]
     question: str
@@ -59,7 +61,26 @@ class ExplainRequest(_message.Message):
     idempotency_key: str
     num_candidates: int
     seed: int
-    def __init__(self, model_id: _Optional[str] = ..., features: _Optional[_Mapping[str, FeatureValue]] = ..., question: _Optional[str] = ..., audience: _Optional[_Union[Audience, str]] = ..., decision_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., num_candidates: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    what_if: bool
+    def __init__(self, model_id: _Optional[str] = ..., features: _Optional[_Mapping[str, FeatureValue]] = ..., question: _Optional[str] = ..., audience: _Optional[_Union[Audience, str]] = ..., decision_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., num_candidates: _Optional[int] = ..., seed: _Optional[int] = ..., what_if: _Optional[bool] = ...) -> None: ...
+
+class BatchItem(_message.Message):
+    __slots__ = ("item_id", "request")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    request: ExplainRequest
+    def __init__(self, item_id: _Optional[str] = ..., request: _Optional[_Union[ExplainRequest, _Mapping]] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("item_id", "response", "error")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    response: ExplainResponse
+    error: _status_pb2.Status
+    def __init__(self, item_id: _Optional[str] = ..., response: _Optional[_Union[ExplainResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("score", "score_meaning", "threshold", "decision", "adverse")
@@ -159,7 +180,7 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., millis: _Optional[float] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
-    __slots__ = ("record_id", "model_id", "decision_id", "prediction", "attributions", "principal_reasons", "candidates", "selected", "fallback", "fallback_reason", "timings", "created_at")
+    __slots__ = ("record_id", "model_id", "decision_id", "prediction", "attributions", "principal_reasons", "candidates", "selected", "fallback", "fallback_reason", "timings", "created_at", "archived")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +193,7 @@ class ExplainResponse(_message.Message):
     FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     model_id: str
     decision_id: str
@@ -184,7 +206,8 @@ class ExplainResponse(_message.Message):
     fallback_reason: str
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., attributions: _Optional[_Union[Attributions, _Mapping]] = ..., principal_reasons: _Optional[_Iterable[_Union[PrincipalReason, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., selected: _Optional[_Union[Candidate, _Mapping]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    archived: bool
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., attributions: _Optional[_Union[Attributions, _Mapping]] = ..., principal_reasons: _Optional[_Iterable[_Union[PrincipalReason, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., selected: _Optional[_Union[Candidate, _Mapping]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., archived: _Optional[bool] = ...) -> None: ...
 
 class GetRecordRequest(_message.Message):
     __slots__ = ("record_id", "include_proof")

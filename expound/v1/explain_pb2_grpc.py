@@ -39,6 +39,11 @@ class ExplainServiceStub:
                 request_serializer=expound_dot_v1_dot_explain__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=expound_dot_v1_dot_explain__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.ExplainBatch = channel.stream_stream(
+                '/expound.v1.ExplainService/ExplainBatch',
+                request_serializer=expound_dot_v1_dot_explain__pb2.BatchItem.SerializeToString,
+                response_deserializer=expound_dot_v1_dot_explain__pb2.BatchResult.FromString,
+                _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/expound.v1.ExplainService/GetRecord',
                 request_serializer=expound_dot_v1_dot_explain__pb2.GetRecordRequest.SerializeToString,
@@ -106,6 +111,20 @@ class ExplainServiceServicer:
 
     def Explain(self, request, context):
         """Explains one decision and archives the record before answering.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainBatch(self, request_iterator, context):
+        """Explains many decisions over one call: items stream in, one result per item streams
+        out, in the order the items were sent, each tagged with the caller's item id. An item
+        that fails (bad features, unknown model, shed) yields a result carrying the same
+        google.rpc.Status the unary call would have ended with; the stream goes on. Items in
+        flight at once are bounded (EXPOUND_BATCH_MAX_IN_FLIGHT); a client that sends faster
+        waits on gRPC flow control. The call itself fails only for what ends every item
+        (UNAUTHENTICATED, PERMISSION_DENIED, a duplicate item id: INVALID_ARGUMENT).
+        Cancelling the call drops the items not yet answered; those answered are archived.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -213,6 +232,11 @@ def add_ExplainServiceServicer_to_server(servicer, server):
                     request_deserializer=expound_dot_v1_dot_explain__pb2.ExplainRequest.FromString,
                     response_serializer=expound_dot_v1_dot_explain__pb2.ExplainResponse.SerializeToString,
             ),
+            'ExplainBatch': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExplainBatch,
+                    request_deserializer=expound_dot_v1_dot_explain__pb2.BatchItem.FromString,
+                    response_serializer=expound_dot_v1_dot_explain__pb2.BatchResult.SerializeToString,
+            ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecord,
                     request_deserializer=expound_dot_v1_dot_explain__pb2.GetRecordRequest.FromString,
@@ -301,6 +325,33 @@ class ExplainService:
             '/expound.v1.ExplainService/Explain',
             expound_dot_v1_dot_explain__pb2.ExplainRequest.SerializeToString,
             expound_dot_v1_dot_explain__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainBatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/expound.v1.ExplainService/ExplainBatch',
+            expound_dot_v1_dot_explain__pb2.BatchItem.SerializeToString,
+            expound_dot_v1_dot_explain__pb2.BatchResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,6 +30,7 @@ from tests.support.wire_status import rich_status
 # The issue's table, written out here rather than read from the policy it checks.
 ALLOWED: dict[str, set[str]] = {
     "Explain": {"decider", "analyst"},
+    "ExplainBatch": {"decider", "analyst"},
     "GetRecord": {"analyst", "auditor"},
     "ListRecords": {"analyst", "auditor"},
     "GetConsistencyProof": {"auditor"},
@@ -86,18 +87,31 @@ def request_id_of(trailer: Any) -> str:
 async def call(
     channel: grpc.aio.Channel, rpc: str, metadata: tuple[tuple[str, str], ...]
 ) -> tuple[grpc.StatusCode, str, Any]:
-    """Calls ``rpc`` with its empty request; (code, request id from the trailer, error)."""
+    """Calls ``rpc`` with its empty request (a streaming one with one empty item); (code,
+    request id from the trailer, error)."""
     method = SERVICE.methods_by_name[rpc]
     request_type = getattr(pb, method.input_type.name)
     response_type = getattr(pb, method.output_type.name)
-    stub = channel.unary_unary(
-        f"/{SERVICE.full_name}/{rpc}",
-        request_serializer=request_type.SerializeToString,
-        response_deserializer=response_type.FromString,
-    )
-    answer = stub(request_type(), metadata=(*metadata, ("x-request-id", f"m-{rpc}")), timeout=30)
+    path = f"/{SERVICE.full_name}/{rpc}"
+    serializers = {
+        "request_serializer": request_type.SerializeToString,
+        "response_deserializer": response_type.FromString,
+    }
+    metadata = (*metadata, ("x-request-id", f"m-{rpc}"))
     try:
-        await answer
+        if method.client_streaming:
+            stream = channel.stream_stream(path, **serializers)(
+                iter([request_type()]), metadata=metadata, timeout=30
+            )
+            results = [result async for result in stream]
+            # An empty item is answered, in the stream, by its own INVALID_ARGUMENT.
+            assert [r.error.code for r in results] == [grpc.StatusCode.INVALID_ARGUMENT.value[0]]
+            answer: Any = stream
+        else:
+            answer = channel.unary_unary(path, **serializers)(
+                request_type(), metadata=metadata, timeout=30
+            )
+            await answer
     except grpc.aio.AioRpcError as error:
         return error.code(), request_id_of(error.trailing_metadata()), error
     return grpc.StatusCode.OK, request_id_of(await answer.trailing_metadata()), None
@@ -257,3 +271,43 @@ async def test_the_access_log_names_the_authenticated_principal(
     assert access["ListModels"]["code"] == "OK"
     assert access["ReloadModels"]["principal"] == "decider"
     assert access["ReloadModels"]["code"] == "PERMISSION_DENIED"
+
+
+async def test_only_a_role_granted_what_if_gets_an_unarchived_answer(
+    secured: Secured, tls_channel: grpc.aio.Channel, denied_applicant: dict[str, Any]
+) -> None:
+    from expound.clients.client import explain_request
+
+    stub = explain_pb2_grpc.ExplainServiceStub(tls_channel)
+    auditor = bearer(secured.tokens["auditor"])
+    what_if = explain_request(GBM, denied_applicant, what_if=True)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Explain(what_if, metadata=bearer(secured.tokens["decider"]))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    answer = await stub.Explain(what_if, metadata=bearer(secured.tokens["analyst"]))
+    assert (answer.archived, answer.record_id) == (False, "")
+    # In a batch, the decider's what-if item alone is refused; its plain item is archived.
+    items = [
+        pb.BatchItem(item_id="plain", request=explain_request(GBM, denied_applicant)),
+        pb.BatchItem(item_id="what-if", request=what_if),
+    ]
+    results = [
+        r async for r in stub.ExplainBatch(iter(items), metadata=bearer(secured.tokens["decider"]))
+    ]
+    assert results[0].response.archived and results[0].response.record_id
+    assert results[1].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert results[1].error.message == "permission denied"
+    listed = await stub.ListRecords(pb.ListRecordsRequest(), metadata=auditor)
+    # The archive holds the one plain item, and nothing of either what-if answer.
+    assert [r.record_id for r in listed.records] == [results[0].response.record_id]
+
+
+def test_what_if_is_granted_only_to_the_analyst_by_default_and_checked() -> None:
+    from expound.server.policy import PolicyError, parse_policy
+
+    policy = load_policy(None)
+    assert [role for role in sorted(ROLES) if policy.what_if([role])] == ["analyst"]
+    with pytest.raises(PolicyError, match="what_if must be true or false"):
+        parse_policy({"roles": {"a": {"rpcs": ["Explain"], "what_if": "yes"}}}, "test")
+    with pytest.raises(PolicyError, match="what_if needs Explain"):
+        parse_policy({"roles": {"a": {"rpcs": ["GetModel"], "what_if": True}}}, "test")
