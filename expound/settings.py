@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # most 1.25 intervals.
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     retention_months: int = Field(default=25, ge=0)
+    # Group commit (issue 14): appends that arrive while a commit runs share the next
+    # transaction, up to this many records; 1 commits each append alone.
+    archive_group_max: int = Field(default=64, ge=1)
+    archive_max_connections: int = Field(default=8, ge=1)  # PostgreSQL pool per process
     retention_months_by_model: dict[str, int] = Field(default_factory=dict)
 
     # transport security and access control (issue 11). TLS on the gRPC port when a
