@@ -11,11 +11,19 @@ to ``~/.local/share/expound``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container limits it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -60,6 +68,10 @@ class Settings(BaseSettings):
     judge_base_url: str = ""
     judge_model: str = ""
     rank_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    # Threads for SHAP and the content plan (issue 14): one per core by default, apart from
+    # the threads the archive and model reloads hop through, so a burst cannot queue them.
+    cpu_workers: int = Field(default_factory=lambda: usable_cores(), ge=1)
 
     # archive (issue 5)
     archive_backend: Literal["sqlite", "postgres"] = "sqlite"
