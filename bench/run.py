@@ -26,6 +26,9 @@ Sections here (issue 2):
   against plaintext, same run, interleaved, 1 and 8 clients. Target: <= 1 ms added at 1.
 - ``telemetry`` (``bench/telemetry_bench.py``, issue 12): Explain p50 with metrics and
   tracing on against both off, interleaved in one run. Target: at most 0.3 ms added.
+- ``scale`` (``bench/scale_bench.py``, issue 14): Explain overhead at 1, 8 and 32 clients,
+  LLM-off throughput (one process; two replicas on PostgreSQL) and PostgreSQL appends by
+  1, 8 and 32 writers across two replicas, each with group commit on and off.
 """
 
 from __future__ import annotations
@@ -271,6 +274,7 @@ OPTIONAL_SECTIONS: list[tuple[str, str]] = [
     ("kinds", "bench.kinds_bench"),
     ("auth", "bench.auth_bench"),
     ("telemetry", "bench.telemetry_bench"),
+    ("scale", "bench.scale_bench"),
 ]
 
 

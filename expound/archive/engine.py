@@ -189,7 +189,7 @@ class LogArchive:
         tail.frontier = (step.seq + 1, step.frontier)
         # The latest checkpoint was read under the log's lock: nobody else signs meanwhile.
         if signer.due(tail.latest, step.seq + 1, datetime.now(UTC)):
-            tail.latest = signer.sign(step.seq + 1, step.root)
+            tail.latest = signer.sign_after(tail.latest, step.seq + 1, step.root)
             await tables.insert_checkpoint(tail.latest)
         return stored_entry(record, step.seq)
 
@@ -241,13 +241,15 @@ class LogArchive:
         """
 
         async def sign(tables: Tables) -> Checkpoint | None:
+            # Due or not is decided under the log's write lock, after the last signer's
+            # commit: replicas sharing the log sign once per interval between them.
             signer = self._signing()
             latest = await tables.checkpoint(None)
             size, frontier = await self._frontier_in(tables)
             grew = size > (latest.size if latest else 0)
             if not grew or not (force or signer.due(latest, size, datetime.now(UTC))):
                 return None
-            signed = signer.sign(size, fold_root(frontier))
+            signed = signer.sign_after(latest, size, fold_root(frontier))
             await tables.insert_checkpoint(signed)
             return signed
 

@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,7 +30,7 @@ from expound.archive.records import (
 from expound.archive.retention import RetentionPolicy
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.errors import ArchiveUnavailable, InvalidRequest, RetentionRefused
-from expound.times import utc_now
+from expound.times import parse_utc, utc_now
 from tests.support.archive_backends import Backend, fixed_signer
 from tests.support.merkle_reference import MerkleTree
 
@@ -534,3 +535,53 @@ async def test_a_failed_group_fails_every_caller_and_writes_nothing(
         assert report.ok and report.size == 2, report.problem
     finally:
         await store.aclose()
+
+
+async def test_two_writers_on_one_log_sign_once_per_interval_between_them(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    interval = 0.3
+    replicas = [
+        await backend.open(fixed_signer(key, every_records=10**6, every_seconds=interval))
+        for _ in range(2)
+    ]
+
+    async def serve(store: ArchiveStore, until: float) -> None:
+        # Each replica appends and runs its checkpoint schedule, as `expound serve` does.
+        while asyncio.get_running_loop().time() < until:
+            await store.append(new_record(0))
+            await store.publish_checkpoint()
+            await asyncio.sleep(0.01)
+
+    try:
+        until = asyncio.get_running_loop().time() + 5 * interval
+        await asyncio.gather(*[serve(store, until) for store in replicas])
+        signed = [parse_utc(c.timestamp) for c in (await replicas[0].read_log()).checkpoints]
+        gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(signed)]
+        assert len(signed) >= 4, "both replicas kept signing"
+        assert min(gaps) >= interval, f"signed twice within one interval: {gaps}"
+    finally:
+        for store in replicas:
+            await store.aclose()
+
+
+async def test_a_replica_with_another_key_signs_nothing_after_the_logs_key(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    first = await backend.open(fixed_signer(key, every_records=100))
+    # Opened before the log had a checkpoint, as two replicas starting on an empty log with
+    # their own new keys would be: the startup check had nothing to compare.
+    stranger = await backend.open(fixed_signer(Ed25519PrivateKey.generate(), every_records=1))
+    try:
+        await first.append(new_record(0))
+        with pytest.raises(ArchiveUnavailable, match="another key"):
+            await stranger.append(new_record(1))
+        await first.append(new_record(2))  # not yet due for the log's key
+        with pytest.raises(ArchiveUnavailable, match="another key"):
+            await stranger.publish_checkpoint(force=True)
+        assert await checkpoint_sizes(first) == [1]
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 2, report.problem
+    finally:
+        await first.aclose()
+        await stranger.aclose()
