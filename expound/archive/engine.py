@@ -16,7 +16,7 @@ import asyncio
 import builtins
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -132,6 +132,8 @@ class _Tail:
 
     frontier: Frontier
     latest: Checkpoint | None
+    pending: list[Entry] = field(default_factory=list)
+    """Entries planned and not yet written: a group's go to the tables at once."""
 
 
 class LogArchive:
@@ -176,7 +178,8 @@ class LogArchive:
         return self._signer
 
     async def _append_in(self, tables: Tables, record: NewRecord, tail: _Tail) -> StoredRecord:
-        """Appends ``record`` after ``tail`` (updated), signing a checkpoint if one is due."""
+        """Plans ``record`` after ``tail`` (updated; the caller writes ``tail.pending``),
+        signing a checkpoint if one is due."""
         signer = self._signing()
         if record.kind == KIND_RECORD:
             # The retain-until time is part of the hashed payload, so the audit covers it;
@@ -185,7 +188,7 @@ class LogArchive:
             if record.retain_until != retain_until:
                 record = record.sealed(retain_until)
         step = plan_append(*tail.frontier, record.leaf_hash)
-        await tables.insert_entry(Entry(step.seq, record, step.root, step.nodes))
+        tail.pending.append(Entry(step.seq, record, step.root, step.nodes))
         tail.frontier = (step.seq + 1, step.frontier)
         # The latest checkpoint was read under the log's lock: nobody else signs meanwhile.
         if signer.due(tail.latest, step.seq + 1, datetime.now(UTC)):
@@ -217,6 +220,7 @@ class LogArchive:
         async def work(tables: Tables) -> tuple[list[StoredRecord], _Tail]:
             tail = await self._tail_in(tables)
             stored = [await self._append_in(tables, record, tail) for record in records]
+            await tables.insert_entries(tail.pending)
             return stored, tail
 
         stored, _ = await self._driver.run(work, True, self._keep_frontier)
@@ -354,7 +358,9 @@ class LogArchive:
         async def work(tables: Tables) -> tuple[StoredRecord, _Tail]:
             event = await build(tables)
             tail = await self._tail_in(tables)
-            return await self._append_in(tables, event, tail), tail
+            stored = await self._append_in(tables, event, tail)
+            await tables.insert_entries(tail.pending)
+            return stored, tail
 
         stored, _ = await self._driver.run(work, True, self._keep_frontier)
         return stored
@@ -405,6 +411,7 @@ class LogArchive:
                 await tables.remove_payload(record.seq)
                 tombstone = build_tombstone(record, _facts(actor, why, now))
                 tombstones.append(await self._append_in(tables, tombstone, tail))
+            await tables.insert_entries(tail.pending)
             return ExpiryReport(due, tombstones), tail
 
         report, _ = await self._driver.run(expire_due, True, self._keep_frontier)

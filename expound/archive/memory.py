@@ -8,7 +8,7 @@ behind (each write is undone in reverse).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -68,6 +68,10 @@ class _Tables:
 
     async def checkpoints(self) -> list[Checkpoint]:
         return [self._log.checkpoints[size] for size in sorted(self._log.checkpoints)]
+
+    async def insert_entries(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            await self.insert_entry(entry)
 
     async def insert_entry(self, entry: Entry) -> None:
         log, record = self._log, entry.record
