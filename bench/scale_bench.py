@@ -14,6 +14,8 @@ in alternation, in the same run.
 - ``throughput``: LLM-off calls per second at 32 clients: one process on SQLite, and two
   replicas on one PostgreSQL log (16 clients each). Target: >= 1,000 calls/s for one
   process on 2 cores.
+- ``cpu_pool``: a Health check's latency (answered on the event loop) during a burst of
+  32 Explain clients, the CPU pool sized to 2 workers against 32.
 - ``append_postgres``: archive appends per second through the store (4 KB records, signed
   checkpoints, synchronous_commit=on) by 1, 8 and 32 writers split across two replica
   processes on one PostgreSQL log.
@@ -25,6 +27,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -242,6 +245,60 @@ async def _throughput(workdir: Path) -> dict[str, Any]:
     return figures
 
 
+POOLS = {"pool_2": "2", "pool_32": "32"}
+"""The CPU pool sized to the 2 cores against one as large as the burst (unbounded)."""
+
+
+async def _health_during_burst(port: int, clients: int) -> dict[str, Any]:
+    """Health-check latency (served on the event loop) while ``clients`` callers explain."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    burst = asyncio.create_task(_drive([port], clients, CALLS[clients]))
+    probes: list[float] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        await asyncio.sleep(0.2)  # past the warm-up
+        while not burst.done():
+            started = time.perf_counter()
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
+            probes.append(time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+    run = await burst
+    return {
+        "health_p50_ms": _ms(probes, 0.5),
+        "health_p99_ms": _ms(probes, 0.99),
+        "probes": len(probes),
+        **{k: v for k, v in _summary([run]).items() if k != "calls"},
+    }
+
+
+async def _cpu_pool(workdir: Path) -> dict[str, Any]:
+    """The event loop under a 32-client burst with the pool sized to the cores or not."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in POOLS}
+    envs = {}
+    for name, workers in POOLS.items():
+        env = _sqlite_env(workdir, "grouped")
+        env["EXPOUND_ARCHIVE_PATH"] = str(workdir / f"{name}.sqlite3")
+        env["EXPOUND_CPU_WORKERS"] = workers
+        envs[name] = env
+    async with (
+        _server(envs["pool_2"], workdir / "pool_2.log") as small,
+        _server(envs["pool_32"], workdir / "pool_32.log") as large,
+    ):
+        for _ in range(ROUNDS):
+            for name, port in (("pool_2", small), ("pool_32", large)):
+                results[name].append(await _health_during_burst(port, 32))
+    return {
+        name: {
+            key: round(statistics.median(run[key] for run in runs), 3)
+            for key in runs[0]
+            if key != "probes"
+        }
+        for name, runs in results.items()
+    }
+
+
 async def _append_worker(dsn: str, writers: int, count: int, max_group: int) -> None:
     """One replica's writers: waits for "go" on stdin, prints its latencies as JSON."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -353,6 +410,12 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
         if name.startswith("one_process") and name.endswith("grouped"):
             row["target"] = f">= {THROUGHPUT_TARGET:g} calls/s"
         table.append(row)
+    for name, figures in results.get("cpu_pool", {}).items():
+        for key in ("health_p50_ms", "health_p99_ms", "non_shap_p50_ms"):
+            table.append(
+                {"metric": f"scale: 32-client burst {key} ({name})", "value": figures[key]}
+            )
+            table[-1]["unit"] = "ms"
     for name, figures in results.get("append_postgres", {}).items():
         table.append(
             {
@@ -364,7 +427,9 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
     return table
 
 
-def run(parts: Sequence[str] = ("overhead", "throughput", "append_postgres")) -> dict[str, Any]:
+def run(
+    parts: Sequence[str] = ("overhead", "throughput", "cpu_pool", "append_postgres"),
+) -> dict[str, Any]:
     """Runs the scale-out benchmarks and returns the figures."""
 
     async def measure() -> dict[str, Any]:
@@ -376,6 +441,8 @@ def run(parts: Sequence[str] = ("overhead", "throughput", "append_postgres")) ->
                 results["overhead"] = await _overhead(workdir)
             if "throughput" in parts:
                 results["throughput"] = await _throughput(workdir)
+            if "cpu_pool" in parts:
+                results["cpu_pool"] = await _cpu_pool(workdir)
             if "append_postgres" in parts:
                 results["append_postgres"] = await _append_postgres()
         return results
