@@ -29,6 +29,9 @@ Sections here (issue 2):
 - ``batch`` (``bench/batch_bench.py``, issue 13): 10,000 LLM-off decisions from a CSV
   through ``expound explain-batch`` against the same decisions one unary call at a time,
   same run: decisions/s and peak RSS of each client and of the server.
+- ``scale`` (``bench/scale_bench.py``, issue 14): Explain overhead at 1, 8 and 32 clients,
+  LLM-off throughput (one process; two replicas on PostgreSQL) and PostgreSQL appends by
+  1, 8 and 32 writers across two replicas, each with group commit on and off.
 """
 
 from __future__ import annotations
@@ -275,6 +278,7 @@ OPTIONAL_SECTIONS: list[tuple[str, str]] = [
     ("auth", "bench.auth_bench"),
     ("telemetry", "bench.telemetry_bench"),
     ("batch", "bench.batch_bench"),
+    ("scale", "bench.scale_bench"),
 ]
 
 

@@ -11,11 +11,19 @@ to ``~/.local/share/expound``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container limits it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -64,6 +72,10 @@ class Settings(BaseSettings):
     judge_model: str = ""
     rank_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
 
+    # Threads for SHAP and the content plan (issue 14): one per core by default, apart from
+    # the threads the archive and model reloads hop through, so a burst cannot queue them.
+    cpu_workers: int = Field(default_factory=lambda: usable_cores(), ge=1)
+
     # archive (issue 5)
     archive_backend: Literal["sqlite", "postgres"] = "sqlite"
     # PostgreSQL roles (libpq conninfo or URL each): the service connects as a role that may
@@ -80,6 +92,10 @@ class Settings(BaseSettings):
     # most 1.25 intervals.
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     retention_months: int = Field(default=25, ge=0)
+    # Group commit (issue 14): appends that arrive while a commit runs share the next
+    # transaction, up to this many records; 1 commits each append alone.
+    archive_group_max: int = Field(default=64, ge=1)
+    archive_max_connections: int = Field(default=8, ge=1)  # PostgreSQL pool per process
     retention_months_by_model: dict[str, int] = Field(default_factory=dict)
 
     # transport security and access control (issue 11). TLS on the gRPC port when a

@@ -6,7 +6,7 @@ SQLite and PostgreSQL) and `expound.archive.memory` implement them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -70,6 +70,9 @@ class Tables(Protocol):
 
     async def insert_entry(self, entry: Entry) -> None:
         """Writes the entry, its payload and its nodes."""
+
+    async def insert_entries(self, entries: Sequence[Entry]) -> None:
+        """Writes several entries, in order, as `insert_entry` does (a group's, at once)."""
 
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Writes a signed checkpoint."""

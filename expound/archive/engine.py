@@ -16,11 +16,13 @@ import asyncio
 import builtins
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from expound.archive.adapter import Driver, Entry, Query, Tables, Work
 from expound.archive.checkpoint import Checkpoint
+from expound.archive.grouping import DEFAULT_MAX_GROUP, GroupCommit
 from expound.archive.log import (
     NodeKey,
     consistency_ranges,
@@ -124,11 +126,25 @@ def require_checkpoint(found: Checkpoint | None, size: int, field_name: str) -> 
 Frontier = tuple[int, list[bytes]]
 
 
+@dataclass
+class _Tail:
+    """The log's end inside one write transaction: its frontier and latest checkpoint."""
+
+    frontier: Frontier
+    latest: Checkpoint | None
+    pending: list[Entry] = field(default_factory=list)
+    """Entries planned and not yet written: a group's go to the tables at once."""
+
+
 class LogArchive:
     """An archive store: the Merkle log over one adapter. Open it with `open_log`."""
 
     def __init__(
-        self, driver: Driver, signer: CheckpointPolicy | None, retention: RetentionPolicy
+        self,
+        driver: Driver,
+        signer: CheckpointPolicy | None,
+        retention: RetentionPolicy,
+        max_group: int = DEFAULT_MAX_GROUP,
     ) -> None:
         """Use `open_log`, which checks the signer against the log."""
         self._driver = driver
@@ -137,6 +153,8 @@ class LogArchive:
         # The frontier after the last append this process committed; every write checks it
         # against the log's size, since other processes may append too.
         self._frontier: Frontier = (0, [])
+        # Appends that arrive together share one transaction (1: each its own).
+        self._group = GroupCommit(self.append_batch, max_group) if max_group > 1 else None
 
     # -- the log -------------------------------------------------------------------------
 
@@ -148,17 +166,20 @@ class LogArchive:
         nodes = await _nodes_in(tables, keys)
         return size, [nodes[key] for key in keys]
 
-    def _keep_frontier(self, committed: tuple[object, Frontier]) -> None:
-        self._frontier = committed[1]
+    async def _tail_in(self, tables: Tables) -> _Tail:
+        return _Tail(await self._frontier_in(tables), await tables.checkpoint(None))
+
+    def _keep_frontier(self, committed: tuple[object, _Tail]) -> None:
+        self._frontier = committed[1].frontier
 
     def _signing(self) -> CheckpointPolicy:
         if self._signer is None:
             raise ArchiveUnavailable("this archive was opened to be read, not written")
         return self._signer
 
-    async def _append_in(
-        self, tables: Tables, record: NewRecord, frontier: Frontier
-    ) -> tuple[StoredRecord, Frontier]:
+    async def _append_in(self, tables: Tables, record: NewRecord, tail: _Tail) -> StoredRecord:
+        """Plans ``record`` after ``tail`` (updated; the caller writes ``tail.pending``),
+        signing a checkpoint if one is due."""
         signer = self._signing()
         if record.kind == KIND_RECORD:
             # The retain-until time is part of the hashed payload, so the audit covers it;
@@ -166,12 +187,14 @@ class LogArchive:
             retain_until = self.retain_until(record.model_id, record.created_at)
             if record.retain_until != retain_until:
                 record = record.sealed(retain_until)
-        step = plan_append(*frontier, record.leaf_hash)
-        await tables.insert_entry(Entry(step.seq, record, step.root, step.nodes))
-        if signer.due(await tables.checkpoint(None), step.seq + 1, datetime.now(UTC)):
-            await tables.insert_checkpoint(signer.sign(step.seq + 1, step.root))
-        stored = stored_entry(record, step.seq)
-        return stored, (step.seq + 1, step.frontier)
+        step = plan_append(*tail.frontier, record.leaf_hash)
+        tail.pending.append(Entry(step.seq, record, step.root, step.nodes))
+        tail.frontier = (step.seq + 1, step.frontier)
+        # The latest checkpoint was read under the log's lock: nobody else signs meanwhile.
+        if signer.due(tail.latest, step.seq + 1, datetime.now(UTC)):
+            tail.latest = signer.sign_after(tail.latest, step.seq + 1, step.root)
+            await tables.insert_checkpoint(tail.latest)
+        return stored_entry(record, step.seq)
 
     def retain_until(self, model_id: str, created_at: str) -> str:
         """The retain-until time this log gives a record of ``model_id`` made at ``created_at``."""
@@ -179,21 +202,26 @@ class LogArchive:
 
     async def append(self, record: NewRecord) -> StoredRecord:
         try:
+            if self._group is not None:
+                return await self._group.append(record)
             (stored,) = await self.append_batch([record])
         except DuplicateIdempotencyKey as exc:
             raise DuplicateIdempotencyKey(f"{record.principal}: {record.idempotency_key}") from exc
         return stored
 
-    async def append_batch(self, records: Sequence[NewRecord]) -> list[StoredRecord]:
-        """Appends several records in one transaction: all or none (imports, benchmarks)."""
+    @property
+    def transactions(self) -> int:
+        """Group-commit transactions so far (0 with grouping off): appends per group."""
+        return self._group.groups if self._group is not None else 0
 
-        async def work(tables: Tables) -> tuple[list[StoredRecord], Frontier]:
-            frontier = await self._frontier_in(tables)
-            stored = []
-            for record in records:
-                entry, frontier = await self._append_in(tables, record, frontier)
-                stored.append(entry)
-            return stored, frontier
+    async def append_batch(self, records: Sequence[NewRecord]) -> list[StoredRecord]:
+        """Appends several records in one transaction: all or none (groups, imports)."""
+
+        async def work(tables: Tables) -> tuple[list[StoredRecord], _Tail]:
+            tail = await self._tail_in(tables)
+            stored = [await self._append_in(tables, record, tail) for record in records]
+            await tables.insert_entries(tail.pending)
+            return stored, tail
 
         stored, _ = await self._driver.run(work, True, self._keep_frontier)
         return stored
@@ -217,13 +245,15 @@ class LogArchive:
         """
 
         async def sign(tables: Tables) -> Checkpoint | None:
+            # Due or not is decided under the log's write lock, after the last signer's
+            # commit: replicas sharing the log sign once per interval between them.
             signer = self._signing()
             latest = await tables.checkpoint(None)
             size, frontier = await self._frontier_in(tables)
             grew = size > (latest.size if latest else 0)
             if not grew or not (force or signer.due(latest, size, datetime.now(UTC))):
                 return None
-            signed = signer.sign(size, fold_root(frontier))
+            signed = signer.sign_after(latest, size, fold_root(frontier))
             await tables.insert_checkpoint(signed)
             return signed
 
@@ -325,9 +355,12 @@ class LogArchive:
     # -- retention -----------------------------------------------------------------------
 
     async def _append_event(self, build: Callable[[Tables], Awaitable[NewRecord]]) -> StoredRecord:
-        async def work(tables: Tables) -> tuple[StoredRecord, Frontier]:
+        async def work(tables: Tables) -> tuple[StoredRecord, _Tail]:
             event = await build(tables)
-            return await self._append_in(tables, event, await self._frontier_in(tables))
+            tail = await self._tail_in(tables)
+            stored = await self._append_in(tables, event, tail)
+            await tables.insert_entries(tail.pending)
+            return stored, tail
 
         stored, _ = await self._driver.run(work, True, self._keep_frontier)
         return stored
@@ -365,21 +398,21 @@ class LogArchive:
         now = utc_now()
         why = reason or "retention period ended"
 
-        async def expire_due(tables: Tables) -> tuple[ExpiryReport, Frontier]:
+        async def expire_due(tables: Tables) -> tuple[ExpiryReport, _Tail]:
             if record_ids is None:
                 due = await tables.select(Query(expirable_at=now))
             else:
                 # Each record once: a name given twice must not log two tombstones.
                 due = [await _get_in(tables, record_id) for record_id in dict.fromkeys(record_ids)]
-            frontier = await self._frontier_in(tables)
+            tail = await self._tail_in(tables)
             tombstones = []
             for record in due:
                 require_expirable(record, now)
                 await tables.remove_payload(record.seq)
                 tombstone = build_tombstone(record, _facts(actor, why, now))
-                stored, frontier = await self._append_in(tables, tombstone, frontier)
-                tombstones.append(stored)
-            return ExpiryReport(due, tombstones), frontier
+                tombstones.append(await self._append_in(tables, tombstone, tail))
+            await tables.insert_entries(tail.pending)
+            return ExpiryReport(due, tombstones), tail
 
         report, _ = await self._driver.run(expire_due, True, self._keep_frontier)
         return report
@@ -403,6 +436,8 @@ class LogArchive:
         )
 
     async def aclose(self) -> None:
+        if self._group is not None:
+            await self._group.aclose()  # every queued append answered first
         await self._driver.aclose()
 
 
@@ -433,6 +468,7 @@ async def open_log(
     driver: Driver,
     signer_for: Callable[[Checkpoint | None], CheckpointPolicy] | None,
     retention: RetentionPolicy,
+    max_group: int = DEFAULT_MAX_GROUP,
 ) -> LogArchive:
     """The store over ``driver``, its signer checked against the log's latest checkpoint.
 
@@ -442,6 +478,7 @@ async def open_log(
             that signs this log; it should refuse a key that did not sign ``latest``. None
             opens the log to be read only (an audit needs no private key).
         retention: How long payloads are kept.
+        max_group: Appends per transaction at most (group commit); 1 commits each alone.
     """
     try:
         latest = await driver.run(lambda tables: tables.checkpoint(None), write=False)
@@ -449,4 +486,4 @@ async def open_log(
     except BaseException:
         await driver.aclose()
         raise
-    return LogArchive(driver, signer, retention)
+    return LogArchive(driver, signer, retention, max_group)

@@ -58,7 +58,15 @@ async def open_archive(
     if settings.archive_backend == "postgres":
         from expound.archive.postgres import open_postgres
 
-        return await open_postgres(settings.archive_dsn, signer, retention_policy(settings))
+        return await open_postgres(
+            settings.archive_dsn,
+            signer,
+            retention_policy(settings),
+            max_connections=settings.archive_max_connections,
+            max_group=settings.archive_group_max,
+        )
     from expound.archive.sqlite import open_sqlite
 
-    return await open_sqlite(settings.archive_path, signer, retention_policy(settings))
+    return await open_sqlite(
+        settings.archive_path, signer, retention_policy(settings), settings.archive_group_max
+    )

@@ -8,13 +8,14 @@ behind (each write is undone in reverse).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from expound.archive.adapter import RETENTION_GUARD, Entry, Query, Work
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive, open_log, stored_entry
+from expound.archive.grouping import DEFAULT_MAX_GROUP
 from expound.archive.log import NodeKey
 from expound.archive.records import KIND_HOLD, KIND_RECORD, KIND_RELEASE, StoredRecord
 from expound.archive.retention import RetentionPolicy
@@ -67,6 +68,10 @@ class _Tables:
 
     async def checkpoints(self) -> list[Checkpoint]:
         return [self._log.checkpoints[size] for size in sorted(self._log.checkpoints)]
+
+    async def insert_entries(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            await self.insert_entry(entry)
 
     async def insert_entry(self, entry: Entry) -> None:
         log, record = self._log, entry.record
@@ -245,6 +250,7 @@ async def open_memory(
     signer_for: Callable[[Checkpoint | None], CheckpointPolicy] | None,
     retention: RetentionPolicy | None = None,
     driver: MemoryDriver | None = None,
+    max_group: int = DEFAULT_MAX_GROUP,
 ) -> LogArchive:
     """An archive in memory.
 
@@ -252,5 +258,8 @@ async def open_memory(
         signer_for: As for `expound.archive.engine.open_log`.
         retention: How long payloads are kept (default: 25 months).
         driver: The log to open again (default: a new, empty one).
+        max_group: Appends per transaction at most (group commit; 1: each alone).
     """
-    return await open_log(driver or MemoryDriver(), signer_for, retention or RetentionPolicy())
+    return await open_log(
+        driver or MemoryDriver(), signer_for, retention or RetentionPolicy(), max_group
+    )

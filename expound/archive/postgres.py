@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from expound.archive.adapter import Work, failure
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive, open_log
+from expound.archive.grouping import DEFAULT_MAX_GROUP
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
 from expound.archive.sql import TABLES, Row, SqlTables
@@ -286,6 +287,7 @@ async def open_postgres(
     signer_for: Callable[[Checkpoint | None], CheckpointPolicy] | None,
     retention: RetentionPolicy,
     max_connections: int = 8,
+    max_group: int = DEFAULT_MAX_GROUP,
 ) -> LogArchive:
     """Connects to an archive that `install_schema` set up.
 
@@ -294,6 +296,7 @@ async def open_postgres(
         signer_for: As for `expound.archive.engine.open_log` (None: read only).
         retention: How long payloads are kept.
         max_connections: Pool size.
+        max_group: Appends per transaction at most (group commit; 1: each alone).
 
     Raises:
         ArchiveUnavailable: If the database cannot be reached or has no archive schema (or
@@ -329,4 +332,4 @@ async def open_postgres(
     if version is None or version[0] != SCHEMA_VERSION:
         await pool.close()
         raise ArchiveUnavailable(OLD_SCHEMA.format(found=version[0] if version else None))
-    return await open_log(_Driver(pool), signer_for, retention)
+    return await open_log(_Driver(pool), signer_for, retention, max_group)

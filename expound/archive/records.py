@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,9 +57,79 @@ INDEXED = (
 Columns = tuple[object, ...]
 
 
+SAFE_INTEGER = 2**53 - 1
+"""JCS numbers are IEEE doubles: larger integers are `rfc8785`'s to refuse."""
+_MARKED = re.compile(rb'"\\u0000jcs(\d+)\\u0000"')
+"""A stand-in for a number whose ECMAScript form Python's encoder does not write, as the
+encoder escapes it; a value with a NUL anywhere goes to the reference instead, so nothing
+else can spell it."""
+
+
+class _Reference(Exception):
+    """The value has something only the reference implementation may decide."""
+
+
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical bytes of a JSON-compatible value."""
-    return rfc8785.dumps(value)
+    """RFC 8785 (JCS) canonical bytes of a JSON-compatible value.
+
+    Byte for byte what `rfc8785.dumps` writes (the tests hold them equal) in under half
+    its time, on the event loop of every Explain call. Python's C encoder with sorted keys
+    and no ASCII escaping already escapes strings as JCS does; what differs is numbers
+    (JCS writes ECMAScript's form: ``2.0`` as ``2``, ``1e-05`` as ``0.00001``) and key
+    order beyond the BMP (UTF-16 code units). So exact integral floats become integers,
+    other floats outside the fixed-point range both write alike go through `rfc8785` one by
+    one, and anything unusual (a key beyond the BMP, a NUL, an unsafe integer, NaN, a type
+    other than JSON's own) sends the whole value to `rfc8785`, which writes or refuses it.
+    """
+    numbers: list[bytes] = []
+    try:
+        prepared = _prepare(value, numbers)
+        encoded = json.dumps(
+            prepared, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        ).encode("utf-8")
+    except (_Reference, UnicodeEncodeError):  # UnicodeEncodeError: a lone surrogate
+        return rfc8785.dumps(value)
+    if not numbers:
+        return encoded
+    return _MARKED.sub(lambda found: numbers[int(found.group(1))], encoded)
+
+
+def _prepare(value: Any, numbers: list[bytes]) -> Any:
+    """``value`` with each float JSON would write differently from JCS made exact."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise _Reference
+        return value
+    if kind is float:
+        magnitude = abs(value)
+        if magnitude != magnitude or magnitude == float("inf"):
+            raise _Reference
+        if value.is_integer():
+            if magnitude <= SAFE_INTEGER:
+                return int(value)  # exact, as ECMAScript writes it; -0.0 is "0"
+        elif 1e-4 <= magnitude < 1e16:
+            return value  # Python's repr and ECMAScript agree: shortest digits, fixed point
+        numbers.append(rfc8785.dumps(value))
+        return f"\x00jcs{len(numbers) - 1}\x00"
+    if kind is dict:
+        prepared = {}
+        for key, item in value.items():
+            if type(key) is not str or "\x00" in key:
+                raise _Reference
+            if not key.isascii() and max(key) > "\uffff":
+                raise _Reference
+            prepared[key] = _prepare(item, numbers)
+        return prepared
+    if kind is list:
+        return [_prepare(item, numbers) for item in value]
+    if kind is int:
+        if -SAFE_INTEGER <= value <= SAFE_INTEGER:
+            return value
+        raise _Reference
+    if value is None or kind is bool:
+        return value
+    raise _Reference
 
 
 def columns_of(body: Mapping[str, Any], canonical: bytes) -> Columns:

@@ -13,6 +13,7 @@ and by the service's `publish_checkpoints` task, so a quiet log is covered too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,12 +26,13 @@ from expound.archive.checkpoint import (
     Checkpoint,
     Signer,
     generate_private_key_file,
+    key_id_of,
     load_private_key,
     sign_checkpoint,
     verify_checkpoint,
 )
 from expound.archive.files import private_directory
-from expound.errors import ServiceError
+from expound.errors import ArchiveUnavailable, ServiceError
 from expound.times import format_utc, parse_utc
 
 log = logging.getLogger("expound.archive")
@@ -85,6 +87,30 @@ class CheckpointPolicy:
             return True
         signed_at = parse_utc(last.timestamp)
         return (now - signed_at).total_seconds() >= self.every_seconds
+
+    def sign_after(
+        self, last: Checkpoint | None, size: int, root: bytes, now: datetime | None = None
+    ) -> Checkpoint:
+        """Signs (log id, size, root) after ``last``, read under the log's write lock.
+
+        Replicas share one log; each must sign with the log's one key. Two replicas that
+        started on an empty log with ``signing_key_create`` and no shared key file would
+        each make their own, so a checkpoint by another key stops this one signing.
+
+        Raises:
+            ArchiveUnavailable: ``last`` was signed by another key.
+        """
+        if last is not None and last.key_id and last.key_id != self.key_id:
+            raise ArchiveUnavailable(
+                "another key signs this log's checkpoints: give every replica the log's one "
+                "signing key (EXPOUND_SIGNING_KEY_PATH)"
+            )
+        return self.sign(size, root, now)
+
+    @functools.cached_property
+    def key_id(self) -> bytes:
+        """The signed-note key id of this policy's key."""
+        return key_id_of(self.log_id, self.key.public_key())
 
     def sign(self, size: int, root: bytes, now: datetime | None = None) -> Checkpoint:
         """Signs (log id, size, root) at ``now``."""

@@ -22,6 +22,7 @@ from expound.archive.adapter import Work, failure
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive, open_log
 from expound.archive.files import private_directory, private_umask
+from expound.archive.grouping import DEFAULT_MAX_GROUP
 from expound.archive.retention import RetentionPolicy
 from expound.archive.signing import CheckpointPolicy
 from expound.archive.sql import Row, SqlTables
@@ -225,6 +226,7 @@ async def open_sqlite(
     path: Path,
     signer_for: Callable[[Checkpoint | None], CheckpointPolicy] | None,
     retention: RetentionPolicy,
+    max_group: int = DEFAULT_MAX_GROUP,
 ) -> LogArchive:
     """Opens the archive in the file at ``path``.
 
@@ -233,6 +235,7 @@ async def open_sqlite(
             is opened to be read.
         signer_for: As for `expound.archive.engine.open_log`; None opens the file read-only.
         retention: How long payloads are kept.
+        max_group: Appends per transaction at most (group commit; 1: each alone).
 
     Raises:
         ArchiveUnavailable: The file holds another schema, or cannot be read.
@@ -241,4 +244,5 @@ async def open_sqlite(
         conn = await asyncio.to_thread(_connect, path, signer_for is None)
     except sqlite3.Error as exc:
         raise ArchiveUnavailable(f"archive {path}: {exc}") from exc
-    return await open_log(_Driver(conn, inline=signer_for is None), signer_for, retention)
+    driver = _Driver(conn, inline=signer_for is None)
+    return await open_log(driver, signer_for, retention, max_group)

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from expound.archive.records import StoredRecord
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
@@ -57,6 +61,8 @@ MAX_FEATURES = 1000
 MAX_SEED = 2**53 - 1
 # The least time left on the caller's deadline for which a record is committed.
 MIN_COMMIT_S = 0.05
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,14 @@ class Pipeline:
         drafter: Drafter | None = None,
         ranker: Ranker | None = None,
         observer: Observer = NO_OBSERVER,
+        cpu_pool: Executor | None = None,
     ) -> None:
+        """Wires the stages.
+
+        Args:
+            cpu_pool: Where SHAP and the content plan run, off the event loop; None: the
+                loop's default executor (which the SQLite archive's thread hops share).
+        """
         if (drafter is None) != (ranker is None):
             raise ValueError("drafting and ranking run together or not at all")
         self._registry = registry
@@ -95,6 +108,7 @@ class Pipeline:
         self._drafter = drafter
         self._ranker = ranker
         self._observer = observer
+        self._cpu_pool = cpu_pool
         self.admission = Admission(
             config.max_concurrent_explains, config.max_llm_calls, config.retry_after_s, observer
         )
@@ -175,6 +189,12 @@ class Pipeline:
         with self.admission.admitted(drafts=self._drafter is not None) as ticket:
             return await self._explain(request, time_left_s, ticket, request_id, principal, what_if)
 
+    async def _on_cpu(self, work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Runs CPU-bound ``work`` in the CPU pool, in this call's context (its span)."""
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, work, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._cpu_pool, call)
+
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
         """One stage: the observer's context around it (a span), its time into ``timings``."""
@@ -206,14 +226,14 @@ class Pipeline:
             resolved = self._resolved(request)
 
         with self._stage("decide"):
-            decision = await asyncio.to_thread(
+            decision = await self._on_cpu(
                 decide, model, request.features, self._config.additivity_tolerance
             )
         timings.update(decision.timings_ms)
         manifest = model.manifest
 
         with self._stage("plan", timings):
-            plan = await asyncio.to_thread(
+            plan = await self._on_cpu(
                 plan_decision, model, request.features, decision, resolved.audience
             )
         with self._stage("facts", timings):

@@ -15,6 +15,7 @@ import logging
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -208,6 +209,10 @@ async def running_server(
             language = await backends.enter_async_context(language_stages(settings, telemetry))
         except ValueError as error:  # EXPOUND_LLM_CA_FILE cannot be used
             raise StartupError(str(error)) from error
+        # SHAP and plans on their own threads, one per core: never queued behind (or
+        # ahead of) the archive's thread hops in the loop's default executor.
+        cpu_pool = ThreadPoolExecutor(settings.cpu_workers, thread_name_prefix="expound-cpu")
+        backends.callback(cpu_pool.shutdown, cancel_futures=True)
         pipeline = Pipeline(
             registry,
             archive,
@@ -225,6 +230,7 @@ async def running_server(
             drafter=language.drafter if language else None,
             ranker=language.ranker if language else None,
             observer=telemetry,
+            cpu_pool=cpu_pool,
         )
         telemetry.watch_admission(
             lambda: pipeline.admission.in_flight, lambda: pipeline.admission.drafting

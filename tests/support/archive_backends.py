@@ -26,6 +26,7 @@ from pytest_postgresql import factories
 from expound.archive.audit import AuditReport, audit
 from expound.archive.checkpoint import Checkpoint
 from expound.archive.engine import LogArchive
+from expound.archive.grouping import DEFAULT_MAX_GROUP
 from expound.archive.memory import MemoryDriver, open_memory
 from expound.archive.postgres import install_schema, open_postgres
 from expound.archive.retention import RetentionPolicy
@@ -99,15 +100,16 @@ class Backend:
         self,
         signer_for: SignerFor | None,
         retention: RetentionPolicy | None = None,
+        max_group: int = DEFAULT_MAX_GROUP,
     ) -> LogArchive:
-        """A store over this backend's log."""
+        """A store over this backend's log (``max_group`` 1: no group commit)."""
         policy = retention or RetentionPolicy()
         if self.kind == "memory":
-            return await open_memory(signer_for, policy, self.memory)
+            return await open_memory(signer_for, policy, self.memory, max_group)
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
-            return await open_sqlite(self.sqlite_path, signer_for, policy)
-        return await open_postgres(self.dsn, signer_for, policy)
+            return await open_sqlite(self.sqlite_path, signer_for, policy, max_group)
+        return await open_postgres(self.dsn, signer_for, policy, max_group=max_group)
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Runs one statement outside the store, as a tamperer with database access would."""

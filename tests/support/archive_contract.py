@@ -7,9 +7,11 @@ Written once; tests/unit runs it over memory and SQLite, tests/integration over 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,7 +30,7 @@ from expound.archive.records import (
 from expound.archive.retention import RetentionPolicy
 from expound.archive.store import ArchiveStore, DuplicateIdempotencyKey
 from expound.errors import ArchiveUnavailable, InvalidRequest, RetentionRefused
-from expound.times import utc_now
+from expound.times import parse_utc, utc_now
 from tests.support.archive_backends import Backend, fixed_signer
 from tests.support.merkle_reference import MerkleTree
 
@@ -412,3 +414,174 @@ async def test_an_empty_log_has_no_checkpoint_and_unknown_records_are_not_found(
             await store.expire("clerk", ["no-such-record"])
     finally:
         await store.aclose()
+
+
+# -- group commit ----------------------------------------------------------------------------
+
+
+async def test_appends_arriving_together_share_one_transaction_and_the_same_log(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    grouped = await backend.open(fixed_signer(key, every_records=4))
+    try:
+        records = [new_record(n) for n in range(11)]
+        stored = await asyncio.gather(*[grouped.append(record) for record in records])
+        # Queued before the first commit ran: one transaction for all eleven.
+        assert grouped.transactions == 1
+        assert [s.seq for s in stored] == list(range(11))
+        assert [s.record_id for s in stored] == [r.record_id for r in records]
+        tree = MerkleTree([s.leaf_hash for s in stored])
+        # Checkpoints where one-at-a-time appends would have signed them.
+        checkpoints = (await grouped.read_log()).checkpoints
+        assert [(c.size, c.root_hash) for c in checkpoints] == [
+            (1, tree.root(1)),
+            (5, tree.root(5)),
+            (9, tree.root(9)),
+        ]
+        for record in stored:
+            assert (await grouped.get(record.record_id)).seq == record.seq
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 11, report.problem
+    finally:
+        await grouped.aclose()
+
+
+async def test_group_commit_bounds_its_groups_and_can_be_turned_off(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    bounded = await backend.open(fixed_signer(key), max_group=4)
+    alone = await backend.open(fixed_signer(key), max_group=1)
+    try:
+        await asyncio.gather(*[bounded.append(new_record(n)) for n in range(10)])
+        assert bounded.transactions == 3  # 4 + 4 + 2
+        await asyncio.gather(*[alone.append(new_record(n)) for n in range(3)])
+        assert alone.transactions == 0, "grouping off: each append its own transaction"
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 13, report.problem
+    finally:
+        await bounded.aclose()
+        await alone.aclose()
+
+
+async def test_a_key_taken_twice_in_one_group_is_written_once(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    store = await backend.open(fixed_signer(key))
+    try:
+        outcomes = await asyncio.gather(
+            store.append(new_record(1, key="k")),
+            store.append(new_record(2, key="k")),
+            store.append(new_record(3, key="k", principal="p2")),
+            store.append(new_record(4)),
+            return_exceptions=True,
+        )
+        first, second, other_principal, unkeyed = outcomes
+        assert isinstance(second, DuplicateIdempotencyKey)
+        assert isinstance(first, StoredRecord) and isinstance(unkeyed, StoredRecord)
+        assert isinstance(other_principal, StoredRecord)
+        assert store.transactions == 1
+        # The second caller replays the first: it is committed by the time it is told.
+        found = await store.find_by_idempotency_key("p1", "k")
+        assert found is not None and found.record_id == first.record_id
+        assert sorted([first.seq, other_principal.seq, unkeyed.seq]) == [0, 1, 2]
+        assert (await backend.audit(key.public_key())).size == 3
+    finally:
+        await store.aclose()
+
+
+async def test_a_key_already_in_the_log_fails_only_its_own_caller_in_a_group(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    store = await backend.open(fixed_signer(key))
+    try:
+        taken = await store.append(new_record(0, key="k"))
+        outcomes = await asyncio.gather(
+            store.append(new_record(1)),
+            store.append(new_record(2, key="k")),
+            store.append(new_record(3)),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], DuplicateIdempotencyKey)
+        written = [o for o in outcomes if isinstance(o, StoredRecord)]
+        assert sorted(o.seq for o in written) == [1, 2]
+        found = await store.find_by_idempotency_key("p1", "k")
+        assert found is not None and found.record_id == taken.record_id
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 3, report.problem
+    finally:
+        await store.aclose()
+
+
+async def test_a_failed_group_fails_every_caller_and_writes_nothing(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    store = await backend.open(fixed_signer(key, every_records=1))
+    try:
+        existing = await store.append(new_record(0))
+        body = {**json.loads(new_record(2).canonical), "record_id": existing.record_id}
+        clash = NewRecord.from_body(body)  # a unique column already taken
+        outcomes = await asyncio.gather(
+            store.append(new_record(1)),
+            store.append(clash),
+            store.append(new_record(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, Exception) for o in outcomes), outcomes
+        assert len({type(o) for o in outcomes}) == 1, "one failure, told to every caller"
+        assert await checkpoint_sizes(store) == [1], "the group's checkpoints rolled back"
+        after = await store.append(new_record(4))
+        assert after.seq == 1, "nothing of the failed group was written"
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 2, report.problem
+    finally:
+        await store.aclose()
+
+
+async def test_two_writers_on_one_log_sign_once_per_interval_between_them(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    interval = 0.3
+    replicas = [
+        await backend.open(fixed_signer(key, every_records=10**6, every_seconds=interval))
+        for _ in range(2)
+    ]
+
+    async def serve(store: ArchiveStore, until: float) -> None:
+        # Each replica appends and runs its checkpoint schedule, as `expound serve` does.
+        while asyncio.get_running_loop().time() < until:
+            await store.append(new_record(0))
+            await store.publish_checkpoint()
+            await asyncio.sleep(0.01)
+
+    try:
+        until = asyncio.get_running_loop().time() + 5 * interval
+        await asyncio.gather(*[serve(store, until) for store in replicas])
+        signed = [parse_utc(c.timestamp) for c in (await replicas[0].read_log()).checkpoints]
+        gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(signed)]
+        assert len(signed) >= 4, "both replicas kept signing"
+        assert min(gaps) >= interval, f"signed twice within one interval: {gaps}"
+    finally:
+        for store in replicas:
+            await store.aclose()
+
+
+async def test_a_replica_with_another_key_signs_nothing_after_the_logs_key(
+    backend: Backend, key: Ed25519PrivateKey
+) -> None:
+    first = await backend.open(fixed_signer(key, every_records=100))
+    # Opened before the log had a checkpoint, as two replicas starting on an empty log with
+    # their own new keys would be: the startup check had nothing to compare.
+    stranger = await backend.open(fixed_signer(Ed25519PrivateKey.generate(), every_records=1))
+    try:
+        await first.append(new_record(0))
+        with pytest.raises(ArchiveUnavailable, match="another key"):
+            await stranger.append(new_record(1))
+        await first.append(new_record(2))  # not yet due for the log's key
+        with pytest.raises(ArchiveUnavailable, match="another key"):
+            await stranger.publish_checkpoint(force=True)
+        assert await checkpoint_sizes(first) == [1]
+        report = await backend.audit(key.public_key())
+        assert report.ok and report.size == 2, report.problem
+    finally:
+        await first.aclose()
+        await stranger.aclose()
