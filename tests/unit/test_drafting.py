@@ -155,7 +155,20 @@ def test_every_string_the_grammar_admits_is_faithful(
         for text in grammar_samples(facts, 5, seed):
             verdict = verify(facts, text)
             assert verdict.passed, (text, verdict.violations)
-            assert verdict.coverage >= 0.5 or audience is Audience.COMPLIANCE
+            if audience is Audience.APPLICANT:
+                # The applicant's plan is its reasons: at least half of their weight.
+                assert verdict.coverage >= 0.5, (text, verdict.coverage)
+            else:
+                # Analyst and compliance texts follow their plan (the top factors in both
+                # directions, which need not be the reasons' groups): every planned factor.
+                # A reason named by its code names the reason's features.
+                assert facts.plan is not None
+                named = set(verdict.mentioned)
+                for reason in facts.reasons:
+                    if reason.code in text:
+                        named |= set(reason.features)
+                planned = {f.feature for f in facts.plan.factors}
+                assert planned <= named, (text, planned - named)
 
     check()
 
