@@ -139,26 +139,27 @@ def _plan_value_texts(facts: DecisionFacts) -> list[tuple[str, str]]:
 
 
 def _allowed_numbers(facts: DecisionFacts) -> list[float]:
-    prediction, attributions = facts.prediction, facts.attributions
-    numbers = [
-        prediction.score,
-        prediction.score * 100,
-        prediction.threshold,
-        prediction.threshold * 100,
-        attributions.base_value,
-        attributions.model_output,
-        float(len(facts.reasons)),
-    ]
-    for factor in facts.factors.values():
-        numbers += [factor.contribution, abs(factor.contribution)]
-        numbers.append(claims.share_of(facts, factor.feature) * 100)
-        if factor.number is not None:
-            numbers.append(factor.number)
-        texts = [factor.value_text, factor.description]
-        numbers += [parse_number(m.group(0)) for t in texts for m in NUMBER.finditer(t)]
-    for reason in facts.reasons:
-        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+    """Every number a text about this decision may state: the decision's, every factor's,
+    and the plan's."""
+    numbers = _decision_numbers(facts)
+    for feature in facts.factors:
+        numbers += _factor_numbers(facts, feature)
     return numbers + _plan_numbers(facts)
+
+
+def _factor_numbers(facts: DecisionFacts, feature: str) -> list[float]:
+    """The numbers of one factor: its contribution, share, value and its words' numbers."""
+    factor = facts.factors[feature]
+    numbers = [
+        factor.contribution,
+        abs(factor.contribution),
+        claims.share_of(facts, feature) * 100,
+    ]
+    if factor.number is not None:
+        numbers.append(factor.number)
+    for text in (factor.value_text, factor.description):
+        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(text)]
+    return numbers
 
 
 def _plan_numbers(facts: DecisionFacts) -> list[float]:
@@ -505,13 +506,7 @@ def _check_clause_numbers(
     contribution) or of the decision; any other number cannot be read as a claim."""
     allowed = _decision_numbers(facts)
     for mention in inside:
-        factor = facts.factors[mention.feature]
-        share = claims.share_of(facts, mention.feature)
-        allowed += [factor.contribution, abs(factor.contribution), share * 100]
-        if factor.number is not None:
-            allowed.append(factor.number)
-        for text in (factor.value_text, factor.description):
-            allowed += [parse_number(m.group(0)) for m in NUMBER.finditer(text)]
+        allowed += _factor_numbers(facts, mention.feature)
     markers = {m.start(1) for m in LIST_MARKER.finditer(numbers)}
     for match in NUMBER.finditer(numbers):
         if match.start() in markers or number_supported(match.group(0), allowed):
