@@ -190,7 +190,7 @@ def test_a_direction_the_verifier_cannot_read_fails_closed(
 
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
 @pytest.mark.parametrize("audience", list(Audience))
-def test_deterministic_texts_follow_the_plan(
+def test_deterministic_texts_pass_the_gate_and_follow_the_plan(
     registry: ModelRegistry,
     denied_applicant: dict[str, Any],
     approved_applicant: dict[str, Any],
@@ -203,6 +203,8 @@ def test_deterministic_texts_follow_the_plan(
         text = deterministic_explanation(facts)
         verdict = verify(facts, text)
         assert verdict.passed, (text, verdict.violations)
+        if audience is Audience.APPLICANT:
+            assert verdict.coverage == pytest.approx(1.0)
         named = set(verdict.mentioned)
         for planned in facts.plan.factors:
             in_reason = any(planned.feature in r.features for r in facts.reasons)
