@@ -29,45 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows
+from bench.servers import start_serve
 
 ROWS = 10_000
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = _free_port()
     log = workdir / "server.log"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "EXPOUND_PORT": str(port),
         "EXPOUND_HOST": "127.0.0.1",
         "EXPOUND_MODEL_DIR": str(MODELS),
         "EXPOUND_ARCHIVE_PATH": str(workdir / "archive.sqlite3"),
         "EXPOUND_SIGNING_KEY_PATH": str(workdir / "signing-key.pem"),
         "EXPOUND_LLM_MODE": "off",
-        "EXPOUND_METRICS_PORT": "0",
     }
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "expound.clients.cli", "serve"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 120
-    while f"serving on 127.0.0.1:{port}" not in log.read_text():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"server did not start:\n{log.read_text()}")
-        time.sleep(0.05)
+    server, port = start_serve(env, log)
     return server, port, log
 
 

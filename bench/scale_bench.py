@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,8 +37,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "artifacts" / "models"
+from bench.run import MODELS, ROOT
+from bench.servers import start_serve
+
 TREE_MODEL = "german-credit-gbm"
 SOCKET_DIR = os.environ.get("EXPOUND_PG_SOCKET_DIR", "/var/run/postgresql")
 CLIENTS = (1, 8, 32)
@@ -58,33 +58,12 @@ def _ms(samples: Sequence[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 3)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Starts ``expound serve`` with ``env``; returns it and its port once it serves."""
-    port = _free_port()
-    full = {**os.environ, **env, "EXPOUND_PORT": str(port), "EXPOUND_METRICS_PORT": "0"}
-    full.setdefault("EXPOUND_LLM_MODE", "off")
-    full.setdefault("EXPOUND_RANKER_EMBEDDER", "hashing")
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "expound.clients.cli", "serve"],
-            env=full,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    deadline = time.monotonic() + 60
-    while f"serving on 127.0.0.1:{port}" not in log.read_text():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
-        time.sleep(0.05)
-    return server, port
+    """Starts ``expound serve`` with ``env`` (LLM off, hashing embedder unless it says
+    otherwise); returns it and its port once it serves."""
+    return start_serve(
+        {"EXPOUND_LLM_MODE": "off", "EXPOUND_RANKER_EMBEDDER": "hashing", **env}, log, 60.0
+    )
 
 
 @asynccontextmanager
