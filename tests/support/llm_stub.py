@@ -117,13 +117,3 @@ async def llm_stub(
                 task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2)
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening on it (for "vLLM stopped")."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

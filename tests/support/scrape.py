@@ -4,7 +4,6 @@ prometheus_client's own parser."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass
 
 import httpx
@@ -18,14 +17,6 @@ SUFFIXES = {
     "info": ("_info",),
     "summary": ("", "_sum", "_count", "_created"),
 }
-
-
-def free_port() -> int:
-    """A port free on loopback now (for a server that cannot be given port 0)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from tests.conftest import ROOT
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on now (for a server that cannot be given port 0)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.llm_stub import free_port
+from tests.support.server_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 420

@@ -26,7 +26,8 @@ from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM
-from tests.support.llm_stub import Behaviour, free_port, llm_stub
+from tests.support.llm_stub import Behaviour, llm_stub
+from tests.support.server_process import free_port
 
 
 def _settings(settings: Settings, base_url: str) -> Settings:

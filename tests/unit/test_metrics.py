@@ -41,7 +41,8 @@ from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, ROOT
 from tests.support.archive_backends import fixed_signer
-from tests.support.scrape import eventually, free_port, parse, scrape
+from tests.support.scrape import eventually, parse, scrape
+from tests.support.server_process import free_port
 
 
 @pytest.fixture
