@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows, percentiles
+from bench.servers import free_port
 
 CALLS_PER_ARM = 1500
 WARMUP = 100
@@ -43,15 +44,6 @@ class DroppingExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.spans += len(spans)
         return SpanExportResult.SUCCESS
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _measure(workdir: Path, sink: TextIO) -> dict[str, Any]:
@@ -86,7 +78,7 @@ async def _measure(workdir: Path, sink: TextIO) -> dict[str, Any]:
         async with contextlib.AsyncExitStack() as stack:
             off = await stack.enter_async_context(running_server(settings("off", 0)))
             on = await stack.enter_async_context(
-                running_server(settings("on", _free_port()), tracer_provider=provider)
+                running_server(settings("on", free_port()), tracer_provider=provider)
             )
             stubs = {}
             for arm, server in zip(ARMS, (off, on, on), strict=True):

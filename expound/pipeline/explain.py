@@ -63,6 +63,7 @@ MAX_SEED = 2**53 - 1
 MIN_COMMIT_S = 0.05
 P = ParamSpec("P")
 R = TypeVar("R")
+_UNTRACED: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,19 @@ class Pipeline:
         return await asyncio.get_running_loop().run_in_executor(self._cpu_pool, call)
 
     @contextlib.contextmanager
-    def _stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
-        """One stage: the observer's context around it (a span), its time into ``timings``."""
+    def _stage(
+        self, name: str, timings: dict[str, float] | None = None, traced: bool = True
+    ) -> Iterator[None]:
+        """One stage: the observer's context around it (a span), its time into ``timings``.
+
+        Only the stages that wait on something are traced: the CPU pool (decide, plan), the
+        LLM (draft, rank) and the archive (the idempotency lookup, archive). The stages that
+        only compute in the event loop (validate, facts, select) take tens of microseconds,
+        about what a span costs, so they are timed (the answer's timings, the stage
+        histogram) but get no span of their own.
+        """
         mark = time.perf_counter()
-        with self._observer.stage(name):
+        with self._observer.stage(name) if traced else _UNTRACED:
             yield
         if timings is not None:
             timings[name] = (time.perf_counter() - mark) * 1000
@@ -215,12 +225,13 @@ class Pipeline:
     ) -> Explanation:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        with self._stage("validate", timings):
+        with self._stage("validate", timings, traced=False):
             model = self._validated_model(request)
             if request.idempotency_key and not what_if:
-                stored = await self._archive.find_by_idempotency_key(
-                    principal, request.idempotency_key
-                )
+                with self._observer.stage("idempotency"):
+                    stored = await self._archive.find_by_idempotency_key(
+                        principal, request.idempotency_key
+                    )
                 if stored is not None:
                     return await self._replay(request, stored)
             resolved = self._resolved(request)
@@ -236,7 +247,7 @@ class Pipeline:
             plan = await self._on_cpu(
                 plan_decision, model, request.features, decision, resolved.audience
             )
-        with self._stage("facts", timings):
+        with self._stage("facts", timings, traced=False):
             facts = decision_facts(manifest, decision, resolved.audience, request.question, plan)
 
         selection: Selection | None = None
@@ -264,7 +275,7 @@ class Pipeline:
                 if not r.verdict.passed
                 for kind in dict.fromkeys(v.kind.value for v in r.verdict.violations)
             ]
-        with self._stage("select"):
+        with self._stage("select", traced=False):
             explanation = self._answer(request, resolved, facts, decision, selection, timings)
         if what_if:
             self._observer.explained(timings, explanation.fallback_reason, rejections)
