@@ -50,6 +50,13 @@ class FieldViolation:
     description: str
 
 
+class StartupError(Exception):
+    """The service cannot start; the message is one line naming the setting, file or port.
+
+    Not a ServiceError: no caller sees it; ``expound serve`` prints it and exits.
+    """
+
+
 class ServiceError(Exception):
     """Base of every error expound reports to a caller."""
 

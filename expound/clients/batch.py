@@ -67,6 +67,16 @@ def read_rows(path: Path, id_column: str) -> pd.DataFrame:
         if isinstance(error, BatchInputError):
             raise
         raise BatchInputError(f"{path}: cannot read: {error}") from error
+    frame[id_column] = checked_ids(frame, path, id_column)
+    return frame
+
+
+def checked_ids(frame: pd.DataFrame, path: Path, id_column: str) -> pd.Series:
+    """The id column of ``frame`` as text, each present and unique.
+
+    Raises:
+        BatchInputError: No such column, an empty id, or an id repeated.
+    """
     if id_column not in frame.columns:
         raise BatchInputError(
             f"{path}: no id column {id_column!r} (columns: {', '.join(map(str, frame.columns))}); "
@@ -75,12 +85,12 @@ def read_rows(path: Path, id_column: str) -> pd.DataFrame:
     ids = frame[id_column]
     if ids.isna().any() or (ids.astype(str).str.len() == 0).any():
         raise BatchInputError(f"{path}: column {id_column!r} has empty ids")
-    frame[id_column] = ids.astype(str)
-    repeated = frame[id_column][frame[id_column].duplicated()].unique()
+    ids = ids.astype(str)
+    repeated = ids[ids.duplicated()].unique()
     if len(repeated):
         shown = ", ".join(repr(i) for i in repeated[:5])
         raise BatchInputError(f"{path}: {len(repeated)} id(s) repeated in {id_column!r}: {shown}")
-    return frame
+    return ids
 
 
 def _scalar(value: Any) -> FeatureScalar:

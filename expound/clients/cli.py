@@ -97,7 +97,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"error: {_settings_error(error)}", file=sys.stderr)
         return 2
-    from expound.server.app import StartupError, serve
+    from expound.errors import StartupError
+    from expound.server.app import serve
 
     configure_logging(settings.log_format, settings.log_level)
     try:

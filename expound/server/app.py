@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -24,16 +22,14 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
 import expound
-from expound.archive.factory import open_archive
-from expound.archive.signing import publish_checkpoints, publish_final
-from expound.errors import ArchiveUnavailable, ModelIntegrityError
-from expound.explainers.algorithms import build_explainer
+from expound.errors import StartupError
 from expound.models.registry import ModelRegistry
 from expound.observability.metrics import MetricsEndpoint, serve_metrics
 from expound.observability.telemetry import Telemetry, build_telemetry
-from expound.pipeline.assembly import insecure_llm_key, language_stages, watch_health
-from expound.pipeline.explain import Pipeline, PipelineConfig
+from expound.pipeline.assembly import insecure_llm_key, watch_health
+from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import RecordService
+from expound.pipeline.service import cancel_task, load_models, running_service
 from expound.server.auth import (
     AccessControl,
     build_access,
@@ -59,10 +55,6 @@ RPC_HEADROOM = 4096
 # dropped up to 3,000) answer a burst with CANCELLED before the pipeline sees it; held,
 # each is shed by admission in microseconds with RESOURCE_EXHAUSTED and a retry delay.
 RPC_BACKLOG = 65536
-
-
-class StartupError(Exception):
-    """The server cannot start; the message is one line naming the setting, file or port."""
 
 
 @dataclass
@@ -171,67 +163,18 @@ async def running_server(
             be unsafe (no authentication on a non-loopback address, an LLM key sent in clear).
     """
     credentials, access = _security(settings)
-    try:
-        registry = ModelRegistry.from_directory(settings.model_dir, build_explainer)
-    except ModelIntegrityError as error:
-        raise StartupError(f"EXPOUND_MODEL_DIR: {error}") from error
+    registry = load_models(settings)
     log_unavailable(registry)
     telemetry = build_telemetry(settings, tracer_provider)
     async with contextlib.AsyncExitStack() as backends:
-        # Unwound in reverse: the drafting backend closes before the archive, buffered
-        # spans are exported last.
+        # Unwound in reverse: the service (drafting backend, then archive) closes before
+        # buffered spans are exported.
         backends.callback(telemetry.shutdown)
         metrics = start_metrics(settings, telemetry)
         if metrics is not None:
             backends.callback(metrics.close)
-        try:
-            archive = await open_archive(settings)
-        except (ArchiveUnavailable, OSError, ValueError, sqlite3.DatabaseError) as error:
-            # A DSN may hold a password: named by its setting, never quoted.
-            where = (
-                "EXPOUND_ARCHIVE_DSN"
-                if settings.archive_backend == "postgres"
-                else f"EXPOUND_ARCHIVE_PATH {settings.archive_path}"
-            )
-            raise StartupError(
-                f"cannot open the archive ({where}, "
-                f"EXPOUND_SIGNING_KEY_PATH {settings.signing_key_path}): {error}"
-            ) from error
-        backends.push_async_callback(archive.aclose)
-        # Reads never sign: checkpoints follow the writer's schedule, and the last entries
-        # are covered before the archive closes.
-        backends.push_async_callback(publish_final, archive.publish_checkpoint)
-        checkpoints = asyncio.create_task(
-            publish_checkpoints(archive.publish_checkpoint, settings.checkpoint_every_seconds)
-        )
-        backends.push_async_callback(_cancelled, checkpoints)
-        try:
-            language = await backends.enter_async_context(language_stages(settings, telemetry))
-        except ValueError as error:  # EXPOUND_LLM_CA_FILE cannot be used
-            raise StartupError(str(error)) from error
-        # SHAP and plans on their own threads, one per core: never queued behind (or
-        # ahead of) the archive's thread hops in the loop's default executor.
-        cpu_pool = ThreadPoolExecutor(settings.cpu_workers, thread_name_prefix="expound-cpu")
-        backends.callback(cpu_pool.shutdown, cancel_futures=True)
-        pipeline = Pipeline(
-            registry,
-            archive,
-            PipelineConfig(
-                service_version=expound.__version__,
-                default_candidates=settings.default_candidates,
-                max_candidates=settings.max_candidates,
-                default_seed=settings.default_seed,
-                additivity_tolerance=settings.additivity_tolerance,
-                max_question_chars=settings.max_question_chars,
-                max_concurrent_explains=settings.max_concurrent_explains,
-                max_llm_calls=settings.llm_max_concurrency + settings.llm_max_queue,
-                retry_after_s=settings.retry_after_s,
-            ),
-            drafter=language.drafter if language else None,
-            ranker=language.ranker if language else None,
-            observer=telemetry,
-            cpu_pool=cpu_pool,
-        )
+        service = await backends.enter_async_context(running_service(settings, registry, telemetry))
+        pipeline, archive, language = service.pipeline, service.archive, service.language
         telemetry.watch_admission(
             lambda: pipeline.admission.in_flight, lambda: pipeline.admission.drafting
         )
@@ -264,7 +207,7 @@ async def running_server(
             probe = asyncio.create_task(
                 telemetry.watch_archive(archive.head, settings.metrics_archive_interval_s)
             )
-            backends.push_async_callback(_cancelled, probe)
+            backends.push_async_callback(cancel_task, probe)
         await report_models(bool(registry.all()))
         if language is not None:
 
@@ -278,7 +221,7 @@ async def running_server(
             watcher = asyncio.create_task(
                 watch_health(language.generator, report, settings.llm_health_interval_s)
             )
-            backends.push_async_callback(_cancelled, watcher)
+            backends.push_async_callback(cancel_task, watcher)
         try:
             yield RunningServer(
                 server,
@@ -309,12 +252,6 @@ def _security(
     if problem:
         raise StartupError(problem)
     return credentials, access
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def serve(settings: Settings) -> None:

@@ -23,7 +23,7 @@ import expound
 from expound.archive.memory import open_memory
 from expound.clients.client import explain_request
 from expound.domain import ExplainRequest
-from expound.errors import LLMError, Overloaded
+from expound.errors import LLMError, Overloaded, StartupError
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.fake import FakeGenerator
 from expound.llm.client import LLM_BAD_RESPONSE, LLM_UNAVAILABLE, CompletionsClient
@@ -35,7 +35,7 @@ from expound.pipeline.admission import Admission
 from expound.pipeline.explain import Pipeline, PipelineConfig
 from expound.pipeline.selection import ALL_UNFAITHFUL
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
-from expound.server.app import RunningServer, StartupError, running_server
+from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc

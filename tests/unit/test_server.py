@@ -14,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from expound.clients.client import explain_request
-from expound.server.app import SERVICE_NAME, RunningServer, StartupError, running_server
+from expound.errors import StartupError
+from expound.server.app import SERVICE_NAME, RunningServer, running_server
 from expound.server.convert import feature_to_pb
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb

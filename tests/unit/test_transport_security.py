@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 import pytest
 
+from expound.errors import StartupError
 from expound.llm.client import CompletionsClient, tls_transport
 from expound.pipeline.assembly import insecure_llm_key
-from expound.server.app import StartupError, running_server
+from expound.server.app import running_server
 from expound.server.tls import certificate_identity
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb

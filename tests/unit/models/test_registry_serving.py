@@ -25,7 +25,7 @@ from expound.clients.client import ExplainClient, explain_request
 from expound.explainers.algorithms import build_explainer
 from expound.models.explainer import Explainer, FloatMatrix, RawAttribution
 from expound.models.registry import LoadedModel
-from expound.server import app
+from expound.pipeline import service as service_module
 from expound.server.app import SERVICE_NAME, RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
@@ -114,7 +114,7 @@ async def test_reload_while_a_call_is_in_flight(
 ) -> None:
     root = tmp_path / "models"
     shutil.copytree(models_dir, root)
-    monkeypatch.setattr(app, "build_explainer", _gated)
+    monkeypatch.setattr(service_module, "build_explainer", _gated)
     async with (
         running_server(settings.model_copy(update={"model_dir": root})) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel,
