@@ -195,6 +195,49 @@ def _cmd_explain_batch(args: argparse.Namespace, client: ExplainClient) -> int:
     return 0
 
 
+def _cmd_explain_batch_ray(args: argparse.Namespace) -> int:
+    """The batch on a Ray cluster: the service runs in its workers, on this shell's
+    EXPOUND_* settings (no server, no --target)."""
+    try:
+        from expound.clients import ray_batch
+    except ImportError as error:  # the ray extra is not installed
+        print(
+            f"error: --engine ray needs Ray: pip install 'expound[ray]' ({error})", file=sys.stderr
+        )
+        return 2
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: {_settings_error(error)}", file=sys.stderr)
+        return 2
+    try:
+        report = ray_batch.run_ray_batch(
+            settings,
+            Path(args.file),
+            Path(args.out),
+            args.model,
+            workers=args.workers,
+            address=args.ray_address,
+            id_column=args.id_column,
+            what_if=args.what_if,
+            audience=AUDIENCES[args.audience],
+            principal=args.principal,
+            concurrency=args.concurrency,
+            flush_rows=args.flush_rows,
+        )
+    except ValueError as error:  # BatchInputError: the file or the output folder
+        print(f"error: {_one_line(str(error))}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a worker could not start or died: Ray says which
+        print(f"error: the Ray batch failed: {_one_line(str(error))[:2000]}", file=sys.stderr)
+        print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
+        return 1
+    from expound.clients import batch
+
+    print(batch.summary(report), file=sys.stderr)
+    return 0
+
+
 def _cmd_models_check(args: argparse.Namespace) -> int:
     from expound.explainers.algorithms import build_explainer
     from expound.explainers.checking import check_model_directory
@@ -364,6 +407,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="results per Parquet part (a kill loses at most the unflushed ones; 5 s at most)",
     )
     explain_batch.add_argument(
+        "--engine",
+        choices=("grpc", "ray"),
+        default="grpc",
+        help="grpc: stream to the server at --target; ray: run the service in Ray workers "
+        "on this shell's EXPOUND_* settings (models, archive, LLM), no server needed",
+    )
+    explain_batch.add_argument(
+        "--workers", type=_whole_number(4096), default=2, help="Ray engine: explain workers"
+    )
+    explain_batch.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray engine: a running cluster (e.g. auto, ray://head:10001); default: a local "
+        "one with --workers CPUs",
+    )
+    explain_batch.add_argument(
+        "--principal",
+        default="ray-batch",
+        help="Ray engine: the principal the archived records name",
+    )
+    explain_batch.add_argument(
         "--retries",
         type=_whole_number(100),
         default=5,
@@ -447,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {_one_line(str(exc))}", file=sys.stderr)
             return 2
+    if args.command == "explain-batch" and args.engine == "ray":
+        return _cmd_explain_batch_ray(args)
     if args.command == "models" and args.action == "check":
         return _cmd_models_check(args)
     if args.command == "models" and args.action == "import":
