@@ -19,58 +19,22 @@ peak RSS comes from ``wait4`` (the process's own ``ru_maxrss``); the server's pe
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import MODELS, ROOT, TREE_MODEL, applicant_rows
-from bench.servers import start_serve
+from bench.run import TREE_MODEL, applicant_rows
+from bench.servers import run_client, start_llm_off_server
 
 ROWS = 10_000
-
-
-def _start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    log = workdir / "server.log"
-    env = {
-        "EXPOUND_HOST": "127.0.0.1",
-        "EXPOUND_MODEL_DIR": str(MODELS),
-        "EXPOUND_ARCHIVE_PATH": str(workdir / "archive.sqlite3"),
-        "EXPOUND_SIGNING_KEY_PATH": str(workdir / "signing-key.pem"),
-        "EXPOUND_LLM_MODE": "off",
-    }
-    server, port = start_serve(env, log)
-    return server, port, log
 
 
 def _peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+) kB", status)
     return round(int(match.group(1)) / 1024, 1) if match else float("nan")
-
-
-def _client(args: list[str]) -> dict[str, Any]:
-    """Runs one client process; its wall time, peak RSS and stderr."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    errors = process.stderr.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{args[:4]} exited {process.returncode}:\n{errors[-2000:]}")
-    # ru_maxrss is in KiB on Linux.
-    return {"seconds": seconds, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "log": errors}
 
 
 def unary_main(target: str, source: Path, out: Path) -> None:
@@ -106,7 +70,7 @@ def run() -> dict[str, Any]:
         frame.insert(0, "id", [f"row-{n:05d}" for n in range(ROWS)])
         source = workdir / "portfolio.csv"
         frame.to_csv(source, index=False)
-        server, port, _ = _start_server(workdir)
+        server, port, _ = start_llm_off_server(workdir)
         target = f"127.0.0.1:{port}"
         measured: dict[str, dict[str, Any]] = {}
         try:
@@ -117,7 +81,7 @@ def run() -> dict[str, Any]:
                     args += [str(source), "--model", TREE_MODEL, "--out", str(out)]
                 else:
                     args = ["-m", "bench.batch_bench", target, str(source), str(out)]
-                run_ = _client(args)
+                run_ = run_client(args)
                 results = read_results(out)
                 answered = int(results["error_code"].isna().sum())
                 if answered != ROWS or not results["id"].is_unique:

@@ -279,6 +279,7 @@ OPTIONAL_SECTIONS: list[tuple[str, str]] = [
     ("telemetry", "bench.telemetry_bench"),
     ("batch", "bench.batch_bench"),
     ("scale", "bench.scale_bench"),
+    ("ray", "bench.ray_bench"),
 ]
 
 

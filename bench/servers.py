@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.run import ROOT
+from bench.run import MODELS, ROOT
 
 
 def free_port() -> int:
@@ -52,3 +53,38 @@ def start_serve(
             raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
         time.sleep(0.05)
     return server, port
+
+
+def start_llm_off_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``expound serve`` on the demo models, LLM drafting off, a fresh archive in ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "server.log"
+    env = {
+        "EXPOUND_HOST": "127.0.0.1",
+        "EXPOUND_MODEL_DIR": str(MODELS),
+        "EXPOUND_ARCHIVE_PATH": str(workdir / "archive.sqlite3"),
+        "EXPOUND_SIGNING_KEY_PATH": str(workdir / "signing-key.pem"),
+        "EXPOUND_LLM_MODE": "off",
+    }
+    server, port = start_serve(env, log)
+    return server, port, log
+
+
+def run_client(args: list[str]) -> dict[str, Any]:
+    """Runs one client process; its wall time, peak RSS and stderr."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{args[:4]} exited {process.returncode}:\n{errors[-2000:]}")
+    # ru_maxrss is in KiB on Linux.
+    return {"seconds": seconds, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "log": errors}
