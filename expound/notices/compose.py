@@ -205,8 +205,13 @@ def compose_notice(
         "reasons": reasons if disclosed else [],
         # Without reasons the notice states the right to ask for them within 60 days.
         "reasons_disclosed": disclosed,
-        # The explanation is in the records' language; another language's notice leaves it.
-        "explanation": record.applicant_text if language == RECORD_LANGUAGE else None,
+        # The explanation is in the records' language (another language's notice leaves it
+        # out) and names the reasons (a notice giving them on request leaves it out too).
+        "explanation": (
+            record.applicant_text
+            if language == RECORD_LANGUAGE and (disclosed or not record.adverse)
+            else None
+        ),
         "bureaus": creditor.profile.bureaus,
         "credit_score": (_credit_score(creditor, applicant, reasons) if record.adverse else None),
         "verification": record.verification,

@@ -20,9 +20,9 @@ from expound.notices.compose import Notice
 from expound.notices.errors import NoticeError
 from expound.notices.templates import TemplateSet
 
-# The scheme of a template set's own files, as a notice's base URL.
-_SCHEME = "expound-notice"
-_BASE_URL = f"{_SCHEME}:///"
+# Where a notice's relative references point: a host that never resolves (.invalid,
+# RFC 2606), served by the fetcher below from the template set's own files.
+_BASE_URL = "https://templates.expound.invalid/"
 # 2x the PDF's 96 dpi CSS pixels: legible print-like pages.
 PNG_SCALE = 2.0
 _PAGE_GAP = 16
@@ -45,9 +45,8 @@ def _fetcher(weasyprint: Any, templates: TemplateSet) -> Any:
         """Serves the template set's own files; refuses everything else."""
 
         def fetch(self, url: str, headers: Any = None) -> Any:
-            parts = urlsplit(url)
-            name = unquote(parts.path).lstrip("/")
-            if parts.scheme != _SCHEME or name not in templates.files:
+            name = unquote(urlsplit(url).path).lstrip("/")
+            if not url.startswith(_BASE_URL) or name not in templates.files:
                 raise ValueError(f"notices fetch only their template set's files, not {url}")
             mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
             return weasyprint.urls.URLFetcherResponse(
