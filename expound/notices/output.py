@@ -96,5 +96,5 @@ def pdf_png(pdf: bytes, scale: float = PNG_SCALE) -> bytes:
         sheet.paste(page, (0, top))
         top += page.height + _PAGE_GAP
     out = io.BytesIO()
-    sheet.save(out, format="PNG", optimize=True)
+    sheet.save(out, format="PNG")
     return out.getvalue()

@@ -32,6 +32,7 @@ from expound.notices import (
     notice_pdf,
     notice_record,
     pdf_png,
+    template_folder,
 )
 from expound.server.app import running_server
 from expound.settings import Settings
@@ -489,3 +490,14 @@ def test_a_template_fetches_only_its_own_files(
     # Its own logo is drawn; the file outside the set is not.
     first_page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
     assert {image.image.size for image in first_page.images if image.image} == {(40, 20)}
+
+
+def test_the_template_folder_is_the_option_else_the_profiles_else_the_setting(
+    tmp_path: Path,
+) -> None:
+    option, setting = tmp_path / "option", tmp_path / "setting"
+    profile = tmp_path / "bank" / "creditor.toml"
+    assert template_folder(option, profile, "mine", setting) == option
+    assert template_folder(None, profile, "mine", setting) == tmp_path / "bank" / "mine"
+    assert template_folder(None, profile, "", setting) == setting
+    assert template_folder(None, profile, "", None) == DEFAULT_TEMPLATES
