@@ -3,13 +3,15 @@
 Reads the creditor profile, the applicant file and the template set first (a bad one is an
 error naming the file, and no record is read for nothing), then the record with its proof,
 and writes the notice as HTML, PDF or PNG. What produced it (template id and sha256,
-creditor profile sha256, record sha256) is printed as JSON, and lies in the PDF's document
-information: the archived record never changes, so this is where the notice's own record is.
+creditor profile sha256, record sha256, the written file's sha256) is printed as JSON, and
+lies in the PDF's document information: the archived record never changes, so this is where
+the notice's own record is.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from datetime import date
@@ -86,7 +88,10 @@ def run(args: argparse.Namespace, client: ExplainClient) -> int:
         content = notices.notice_pdf(notice, templates)
         if kind == "png":
             content = notices.pdf_png(content)
-    provenance = dict(notice.provenance.as_dict(), format=kind)
+    # The file's own hash: which exact notice was sent, for the creditor's files.
+    provenance = dict(
+        notice.provenance.as_dict(), format=kind, sha256=hashlib.sha256(content).hexdigest()
+    )
     if args.out is None:
         sys.stdout.buffer.write(content)
         sys.stdout.flush()

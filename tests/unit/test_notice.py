@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ import pypdf
 import pytest
 from PIL import Image
 
+from expound import notices
 from expound.clients.client import explain_request
 from expound.notices import (
     DEFAULT_TEMPLATES,
@@ -501,3 +503,12 @@ def test_the_template_folder_is_the_option_else_the_profiles_else_the_setting(
     assert template_folder(None, profile, "mine", setting) == tmp_path / "bank" / "mine"
     assert template_folder(None, profile, "", setting) == setting
     assert template_folder(None, profile, "", None) == DEFAULT_TEMPLATES
+
+
+def test_all_is_exactly_what_the_notices_package_exports() -> None:
+    public = {
+        name
+        for name, value in vars(notices).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert sorted(notices.__all__) == sorted(public)

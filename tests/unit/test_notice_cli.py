@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import shutil
@@ -47,6 +48,7 @@ async def test_notice_as_pdf_png_and_html_with_its_provenance(
     assert provenance["format"] == "pdf" and provenance["language"] == "es"
     assert provenance["record_id"] == record_id and provenance["out"] == str(pdf)
     assert provenance["notice_date"] == "2026-11-24"
+    assert provenance["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     text = pdf_text(pdf.read_bytes())
     assert "Aviso de la decisión tomada" in text and "24 de noviembre de 2026" in text
     assert provenance["template_sha256"] in "".join(text.split())
