@@ -512,3 +512,19 @@ def test_all_is_exactly_what_the_notices_package_exports() -> None:
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
     assert sorted(notices.__all__) == sorted(public)
+
+
+def test_the_same_inputs_render_the_same_bytes(
+    records: dict[str, pb.Record],
+    creditor: LoadedCreditor,
+    applicant: NoticeApplicant,
+    templates: TemplateSet,
+) -> None:
+    # A notice sent years ago is re-rendered from its record and inputs and compared by hash.
+    first = notice_pdf(compose(records["applicant"], creditor, applicant, templates), templates)
+    again = notice_pdf(compose(records["applicant"], creditor, applicant, templates), templates)
+    assert first == again
+    later = compose_notice(
+        notice_record(records["applicant"]), creditor, applicant, templates, "en", date(2026, 12, 1)
+    )
+    assert notice_pdf(later, templates) != first
