@@ -327,17 +327,28 @@ def test_reasons_on_request_state_the_60_day_right_instead(
     assert WORDING[language]["score range"] not in text
 
 
+@pytest.mark.parametrize(
+    ("language", "title", "approved"),
+    [
+        ("en", "Notice of Decision on Your Application", "was approved on"),
+        ("es", "Aviso de la decisión sobre su solicitud", "fue aprobada el"),
+    ],
+)
 def test_an_approval_gets_no_adverse_action_content(
     records: dict[str, pb.Record],
     creditor: LoadedCreditor,
     applicant: NoticeApplicant,
     templates: TemplateSet,
+    language: str,
+    title: str,
+    approved: str,
 ) -> None:
-    notice = compose(records["approved"], creditor, applicant, templates)
+    notice = compose(records["approved"], creditor, applicant, templates, language)
     text = pdf_text(notice_pdf(notice, templates))
-    assert notice.title == "Notice of Decision on Your Application"
-    assert "was approved on" in text and creditor.profile.name in text
-    assert "declined" not in text and "Key factors" not in text
+    assert notice.title == title
+    assert approved in text and creditor.profile.name in text
+    for element in ("action taken", "ECOA statement", "key factors", "free report in 60 days"):
+        assert words(WORDING[language][element]) not in text
 
 
 def test_a_template_edit_changes_the_recorded_hash(
