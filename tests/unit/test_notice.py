@@ -312,10 +312,15 @@ def test_reasons_on_request_state_the_60_day_right_instead(
     tmp_path: Path,
     language: str,
 ) -> None:
-    creditor = with_profile(tmp_path, reasons='"on_request"')
     path = tmp_path / "creditor.toml"
-    path.write_text(path.read_text().replace("used = true", "used = false"))
+    profile = (FIXTURES / "creditor.toml").read_text()
+    path.write_text(
+        profile.replace('reasons = "disclose"', 'reasons = "on_request"').replace(
+            "used = true", "used = false"
+        )
+    )
     creditor = load_creditor(path)
+    assert creditor.profile.reasons == "on_request" and not creditor.profile.credit_score.used
     text = pdf_text(
         notice_pdf(
             compose(records["applicant"], creditor, applicant, templates, language), templates

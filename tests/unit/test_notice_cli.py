@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from expound.clients.cli import main
+from expound.notices import DEFAULT_TEMPLATES
 from expound.server.app import RunningServer
 from tests.conftest import GBM
 from tests.support.server_process import free_port
@@ -158,9 +159,7 @@ def test_a_creditor_is_required(
     assert "--creditor" in capsys.readouterr().err
     # The setting stands in for the option; its template folder too.
     folder = tmp_path / "set"
-    shutil.copytree(
-        FIXTURES.parent.parent.parent / "expound" / "notices" / "templates" / "default", folder
-    )
+    shutil.copytree(DEFAULT_TEMPLATES, folder)
     (folder / "notice.toml").write_text('id = "x"\nlanguages = []\n')
     monkeypatch.setenv("EXPOUND_NOTICE_CREDITOR", CREDITOR)
     monkeypatch.setenv("EXPOUND_NOTICE_TEMPLATES", str(folder))
