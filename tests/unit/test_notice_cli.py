@@ -6,7 +6,10 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from PIL import Image
 from expound.clients.cli import main
 from expound.notices import DEFAULT_TEMPLATES
 from expound.server.app import RunningServer
-from tests.conftest import GBM
+from tests.conftest import GBM, ROOT
 from tests.support.server_process import free_port
 from tests.unit.test_notice import FIXTURES, copied_templates, pdf_text
 from tests.unit.test_server import request
@@ -165,3 +168,32 @@ def test_a_creditor_is_required(
     monkeypatch.setenv("EXPOUND_NOTICE_TEMPLATES", str(folder))
     assert main([*target, "notice", "r", "--applicant", APPLICANT]) == 2
     assert f"{folder / 'notice.toml'}: languages" in capsys.readouterr().err
+
+
+def test_a_bad_template_is_one_line_on_stderr_from_the_real_command(tmp_path: Path) -> None:
+    page = bad_templates(tmp_path)
+    argv = ["--target", f"127.0.0.1:{free_port()}", "notice", "some-record"]
+    argv += [
+        "--creditor",
+        CREDITOR,
+        "--applicant",
+        APPLICANT,
+        "--templates",
+        str(page.parent.parent),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "expound.clients.cli", *argv],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = page.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, start=1) if "{% endfi %}" in text)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: template {page}, line {line}: Encountered unknown tag 'endfi'. Jinja was looking "
+        "for the following tags: 'endif'. The innermost block that needs to be closed is "
+        "'if'.\n"
+    )
