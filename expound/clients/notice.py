@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -59,6 +60,13 @@ def _format(args: argparse.Namespace) -> str:
     return suffix if suffix in FORMATS else "html"
 
 
+def _write(path: Path, content: bytes) -> None:
+    """Writes ``path`` whole or not at all (a notice cut short must never be sent)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, path)
+
+
 def run(args: argparse.Namespace, client: ExplainClient) -> int:
     """Renders and writes the notice.
 
@@ -79,6 +87,8 @@ def run(args: argparse.Namespace, client: ExplainClient) -> int:
     templates = notices.load_template_set(folder)
     templates.notice_template(args.lang)
     kind = _format(args)
+    if kind != "html" and args.out is None and sys.stdout.isatty():
+        raise ValueError(f"notice: a {kind.upper()} goes to a file: give --out")
     record = notices.notice_record(client.get_record(args.record_id, include_proof=True))
     notice = notices.compose_notice(
         record, creditor, applicant, templates, args.lang, args.date or date.today()
@@ -97,6 +107,6 @@ def run(args: argparse.Namespace, client: ExplainClient) -> int:
         sys.stdout.flush()
         print(json.dumps(provenance), file=sys.stderr)
         return 0
-    args.out.write_bytes(content)
+    _write(args.out, content)
     print(json.dumps(dict(provenance, out=str(args.out))))
     return 0

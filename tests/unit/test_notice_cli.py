@@ -63,6 +63,8 @@ async def test_notice_as_pdf_png_and_html_with_its_provenance(
     assert await cli([*base, "--out", str(png)]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "png"
     assert Image.open(io.BytesIO(png.read_bytes())).format == "PNG"
+    # Written whole, through a partial file that is gone.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["aviso.pdf", "notice.png"]
 
     # The HTML on stdout, its provenance on stderr; records notice is the same command.
     argv = ["--target", f"127.0.0.1:{service.port}", "records", *base[2:]]
