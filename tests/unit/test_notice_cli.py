@@ -46,7 +46,9 @@ async def test_notice_as_pdf_png_and_html_with_its_provenance(
     base = ["--target", f"127.0.0.1:{service.port}", "notice", record_id]
     base += ["--creditor", CREDITOR, "--applicant", APPLICANT, "--date", "2026-11-24"]
 
-    pdf = tmp_path / "aviso.pdf"
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    pdf = sent / "aviso.pdf"
     assert await cli([*base, "--lang", "es", "--out", str(pdf)]) == 0
     provenance = json.loads(capsys.readouterr().out)
     assert provenance["format"] == "pdf" and provenance["language"] == "es"
@@ -59,12 +61,12 @@ async def test_notice_as_pdf_png_and_html_with_its_provenance(
     info = pypdf.PdfReader(pdf).metadata
     assert info is not None and info["/expoundtemplatesha256"] == provenance["template_sha256"]
 
-    png = tmp_path / "notice.png"
+    png = sent / "notice.png"
     assert await cli([*base, "--out", str(png)]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "png"
     assert Image.open(io.BytesIO(png.read_bytes())).format == "PNG"
     # Written whole, through a partial file that is gone.
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["aviso.pdf", "notice.png"]
+    assert sorted(path.name for path in sent.iterdir()) == ["aviso.pdf", "notice.png"]
 
     # The HTML on stdout, its provenance on stderr; records notice is the same command.
     argv = ["--target", f"127.0.0.1:{service.port}", "records", *base[2:]]
