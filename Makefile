@@ -54,12 +54,14 @@ typecheck: setup
 # The edit-test loop: lint, types and the unit tier (fakes, SQLite, loopback gRPC; no vLLM,
 # no PostgreSQL, no crash loops).
 check: setup lint typecheck
+	scripts/ensure_pango.sh
 	$(BIN)/pytest -q tests/unit -m "not slow"
 
 # Everything, as CI runs it: the unit tier plus the integration tier (real vLLM, real
 # PostgreSQL, SIGKILL crash loops).
 test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
+	scripts/ensure_pango.sh
 	$(BIN)/pytest
 
 # SECTIONS="overload auth" runs only those sections (the others stay in latest.json).

@@ -172,6 +172,9 @@ class ClientSettings(BaseSettings):
     client_cert: Path | None = None  # client certificate (PEM) for mTLS
     client_key: Path | None = None  # its private key (PEM)
     token: str = ""  # bearer token (static token or JWT)
+    # expound notice (issue 13): the creditor profile and template folder when not given
+    notice_creditor: Path | None = None
+    notice_templates: Path | None = None
 
 
 def default_home() -> Path:

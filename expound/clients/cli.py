@@ -21,10 +21,9 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, auth_cli, export, import_cli
+from expound.clients import archive_cli, auth_cli, export, import_cli, notice
 from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
-from expound.clients.notice import render_notice
 from expound.errors import ServiceError
 from expound.observability.logs import configure_logging
 from expound.settings import Settings
@@ -324,12 +323,7 @@ def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
         print(f"exported {write(bundles, args.out)} record(s) with proofs to {args.out}")
         return 0
     if args.action == "notice":
-        html = render_notice(client.get_record(args.record_id, include_proof=True))
-        if args.out:
-            args.out.write_text(html, encoding="utf-8")
-        else:
-            print(html, end="")
-        return 0
+        return notice.run(args, client)
     if args.action == "get":
         record = client.get_record(args.record_id, include_proof=args.proof)
         if args.proof:
@@ -479,9 +473,15 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--model", default="")
     exporting.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     exporting.add_argument("--out", type=Path, required=True)
-    notice = record_actions.add_parser("notice", help="adverse action notice as HTML")
-    notice.add_argument("record_id")
-    notice.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    notice.add_options(record_actions.add_parser("notice", help="the same as expound notice"))
+    notice.add_options(
+        commands.add_parser(
+            "notice",
+            help="adverse action notice of a record: HTML, PDF or PNG",
+            description=notice.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     archive_cli.add_parser(commands)
     auth_cli.add_parser(commands)
     return parser
@@ -522,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "explain-batch": _cmd_explain_batch,
         "models": _cmd_models,
         "records": _cmd_records,
+        "notice": notice.run,
     }
     try:
         security = auth_cli.security_from(args)

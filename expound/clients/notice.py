@@ -1,72 +1,112 @@
-"""An adverse action notice rendered from an archived record, as a standalone HTML page.
+"""``expound notice RECORD_ID``: the adverse action notice of an archived record.
 
-Everything shown comes from the record's canonical JSON, the text that its proof covers:
-the decision, the principal reasons in plain language, the selected explanation, the date,
-the model and its version, and a verification handle (record id, position in the log, the
-signed checkpoint's log, size and root) with which anyone holding the public key can check
-the record with ``expound archive verify``.
+Reads the creditor profile, the applicant file and the template set first (a bad one is an
+error naming the file, and no record is read for nothing), then the record with its proof,
+and writes the notice as HTML, PDF or PNG. What produced it (template id and sha256,
+creditor profile sha256, record sha256, the written file's sha256) is printed as JSON, and
+lies in the PDF's document information: the archived record never changes, so this is where
+the notice's own record is.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
-from html import escape
+import os
+import sys
+from datetime import date
+from pathlib import Path
 
-from expound.v1 import explain_pb2 as pb
+from expound.clients.client import ExplainClient
+from expound.settings import ClientSettings
 
-_STYLE = (
-    "body{font-family:Georgia,serif;max-width:42em;margin:2em auto;line-height:1.5}"
-    "h1{font-size:1.4em}.handle{font-family:monospace;font-size:.85em;word-break:break-all}"
-)
+FORMATS = ("html", "pdf", "png")
 
 
-def render_notice(record: pb.Record) -> str:
-    """The notice for ``record`` (fetched with ``include_proof`` for the handle).
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``notice`` (also ``records notice``)."""
+    parser.add_argument("record_id")
+    parser.add_argument(
+        "--creditor",
+        type=Path,
+        help="creditor profile, TOML (default: EXPOUND_NOTICE_CREDITOR)",
+    )
+    parser.add_argument(
+        "--applicant",
+        type=Path,
+        required=True,
+        help='JSON file: the applicant\'s "name", "address" lines and, when a credit score '
+        'was used, "credit_score" (none of it is in the archive)',
+    )
+    parser.add_argument("--lang", default="en", help="language of the notice (default: en)")
+    parser.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else html")
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        help="notice template folder (default: the profile's, EXPOUND_NOTICE_TEMPLATES, "
+        "else the templates shipped with expound)",
+    )
+    parser.add_argument(
+        "--date", type=date.fromisoformat, help="date of the notice, YYYY-MM-DD (default: today)"
+    )
+    parser.add_argument("--out", type=Path, help="file to write (default: stdout)")
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    suffix = args.out.suffix.lower().lstrip(".") if args.out else ""
+    return suffix if suffix in FORMATS else "html"
+
+
+def _write(path: Path, content: bytes) -> None:
+    """Writes ``path`` whole or not at all (a notice cut short must never be sent)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, path)
+
+
+def run(args: argparse.Namespace, client: ExplainClient) -> int:
+    """Renders and writes the notice.
 
     Raises:
-        ValueError: If the record is a tombstone or its payload has expired.
+        ValueError: (a ``NoticeError``) naming the file at fault.
     """
-    if record.kind != "record" or record.expired or not record.canonical_json:
-        raise ValueError(f"record {record.record_id} holds no decision to give notice of")
-    body = json.loads(record.canonical_json)
-    response = body["response"]
-    prediction = response["prediction"]
-    reasons = response.get("principal_reasons", [])
-    reason_items = "".join(
-        f"<li>{escape(reason['text'])} <small>({escape(reason['code'])})</small></li>"
-        for reason in reasons
+    from expound import notices
+
+    env = ClientSettings()
+    profile = args.creditor or env.notice_creditor
+    if profile is None:
+        raise ValueError("notice: give --creditor PROFILE.toml (or EXPOUND_NOTICE_CREDITOR)")
+    creditor = notices.load_creditor(profile)
+    applicant = notices.load_notice_applicant(args.applicant)
+    folder = notices.template_folder(
+        args.templates, creditor.path, creditor.profile.templates, env.notice_templates
     )
-    if prediction.get("adverse"):
-        title = "Notice of action taken on your application"
-        reason_block = (
-            f"<p>The principal reasons for our decision are:</p><ol>{reason_items}</ol>"
-            if reason_items
-            else "<p>No principal reasons were recorded.</p>"
-        )
-    else:
-        title = "Decision on your application"
-        reason_block = ""
-    handle = [f"record {escape(record.record_id)}", f"sha256 {escape(record.sha256)}"]
-    if record.HasField("proof"):
-        checkpoint = record.proof.checkpoint
-        handle += [
-            f"leaf {record.proof.leaf_index} of log {escape(checkpoint.log_id)} "
-            f"at size {checkpoint.size}",
-            f"root {bytes(checkpoint.root_hash).hex()}",
-            f"signed {escape(checkpoint.timestamp)}",
-        ]
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>\n"
-        f"<h1>{escape(title)}</h1>\n"
-        f"<p>Date: {escape(body['created_at'][:10])}<br>"
-        f"Decision reference: {escape(response.get('decision_id') or record.record_id)}</p>\n"
-        f"<p>Decision: <strong>{escape(prediction['decision'])}</strong></p>\n"
-        f"{reason_block}\n"
-        f"<h2>In plain words</h2><p>{escape(response['selected']['text'])}</p>\n"
-        f"<p>Model: {escape(response['model_id'])} version {escape(response['model_version'])}"
-        "</p>\n"
-        f'<h2>Verification</h2><p class="handle">{"<br>".join(handle)}</p>\n'
-        "</body></html>\n"
+    templates = notices.load_template_set(folder)
+    templates.notice_template(args.lang)
+    kind = _format(args)
+    if kind != "html" and args.out is None and sys.stdout.isatty():
+        raise ValueError(f"notice: a {kind.upper()} goes to a file: give --out")
+    record = notices.notice_record(client.get_record(args.record_id, include_proof=True))
+    notice = notices.compose_notice(
+        record, creditor, applicant, templates, args.lang, args.date or date.today()
     )
+    content: bytes = notice.html.encode("utf-8")
+    if kind != "html":
+        content = notices.notice_pdf(notice, templates)
+        if kind == "png":
+            content = notices.pdf_png(content)
+    # The file's own hash: which exact notice was sent, for the creditor's files.
+    provenance = dict(
+        notice.provenance.as_dict(), format=kind, sha256=hashlib.sha256(content).hexdigest()
+    )
+    if args.out is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        print(json.dumps(provenance), file=sys.stderr)
+        return 0
+    _write(args.out, content)
+    print(json.dumps(dict(provenance, out=str(args.out))))
+    return 0

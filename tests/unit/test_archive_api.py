@@ -23,10 +23,12 @@ from expound.clients.cli import main
 from expound.server.app import RunningServer
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
-from tests.conftest import GBM
+from tests.conftest import GBM, ROOT
 from tests.support import signed_note
 from tests.support.callers import TEST_CALLER
 from tests.unit.test_server import request
+
+NOTICES = ROOT / "tests" / "fixtures" / "notices"
 
 
 async def explain_some(stub: Any, applicant: dict[str, Any], count: int) -> list[str]:
@@ -226,9 +228,15 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         pem.write_text(capsys.readouterr().out)
 
         notice = tmp_path / "notice.html"
-        assert await cli([*target, "records", "notice", due, "--out", str(notice)]) == 0
+        to = [
+            "--creditor",
+            str(NOTICES / "creditor.toml"),
+            "--applicant",
+            str(NOTICES / "applicant.json"),
+        ]
+        assert await cli([*target, "records", "notice", due, *to, "--out", str(notice)]) == 0
         html = notice.read_text()
-        assert "Notice of action taken" in html and "decline" in html and due in html
+        assert "Notice of Action Taken" in html and "declined" in html and due in html
         record = json.loads(
             (await service.records.get_record(due, include_proof=False, caller=TEST_CALLER))[
                 0
@@ -266,7 +274,7 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         )
         gone, _ = await service.records.get_record(due, include_proof=False, caller=TEST_CALLER)
         assert gone.expired and gone.canonical == b""
-        assert await cli([*target, "records", "notice", due]) == 2
+        assert await cli([*target, "records", "notice", due, *to]) == 2
         assert await cli([*target, "records", "get", due, "--proof"]) == 0
         bundle_path = tmp_path / "expired.json"
         bundle_path.write_text(capsys.readouterr().out)

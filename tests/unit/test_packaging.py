@@ -137,6 +137,9 @@ def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
     )
     # The default access policy, read when EXPOUND_POLICY_FILE is unset.
     assert "expound/server/policy.toml" in names
+    # The notice templates shipped as the default set, every language of it.
+    for name in ("notice.toml", "layout.html", "en/notice.html", "es/reasons.toml"):
+        assert f"expound/notices/templates/default/{name}" in names
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:

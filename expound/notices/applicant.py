@@ -1,0 +1,70 @@
+"""The applicant a notice is addressed to: name, address and, when a credit score was used,
+its value and date. None of it is in the archive (a record holds the decision's features,
+not who the person is), so the caller passes it in, as a JSON file:
+
+    {"name": "Ana María Núñez", "address": ["12 Elm Street", "Springfield, IL 62701"],
+     "product": "personal loan",
+     "credit_score": {"value": 612, "date": "2026-11-20",
+                      "key_factors": ["Length of credit history"]}}
+
+``key_factors`` are the score's key factors as the score's provider gave them (at most four,
+FCRA section 609(f)(1)(C)); when absent, the decision's principal reasons stand for them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from expound.notices.errors import NoticeError
+
+MAX_KEY_FACTORS = 4
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class CreditScore(_Strict):
+    """The credit score the decision used, as the consumer reporting agency reported it."""
+
+    value: int
+    date: date
+    key_factors: list[str] = Field(default_factory=list, max_length=MAX_KEY_FACTORS)
+    # The number of inquiries is disclosed on top of the four when it was a key factor
+    # (FCRA section 609(f)(9)).
+    inquiries_were_key_factor: bool = False
+
+
+class NoticeApplicant(_Strict):
+    """Whom the notice is addressed to."""
+
+    name: str = Field(min_length=1, max_length=200)
+    address: list[str] = Field(min_length=1, max_length=6)
+    product: str = Field(default="", max_length=100)
+    credit_score: CreditScore | None = None
+
+
+def load_notice_applicant(path: Path) -> NoticeApplicant:
+    """Reads and checks an applicant file.
+
+    Raises:
+        NoticeError: Naming the file, when it cannot be read, is not JSON or lacks a field.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise NoticeError(f"applicant file {path}: {error.strerror or error}") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise NoticeError(f"applicant file {path}: not valid JSON: {error}") from error
+    try:
+        return NoticeApplicant.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'applicant'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise NoticeError(f"applicant file {path}: {problems}") from error
