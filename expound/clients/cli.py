@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, auth_cli, export, import_cli
+from expound.clients import archive_cli, auth_cli, export, import_cli, plots_cli
 from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
@@ -419,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     notice.add_argument("--out", type=Path, help="file to write (default: stdout)")
     archive_cli.add_parser(commands)
     auth_cli.add_parser(commands)
+    plots_cli.add_parser(commands)
     return parser
 
 
@@ -455,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         "explain-batch": _cmd_explain_batch,
         "models": _cmd_models,
         "records": _cmd_records,
+        "plots": plots_cli.run,
     }
     try:
         security = auth_cli.security_from(args)
