@@ -270,14 +270,14 @@ def _moment(option: str, text: str) -> datetime | None:
 
 def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.action == "export":
-        bundles = export.exported_bundles(
+        records = export.exported_records(
             client,
             since=_moment("--since", args.since),
             until=_moment("--until", args.until),
             model_id=args.model,
         )
         write = export.write_parquet if args.format == "parquet" else export.write_jsonl
-        print(f"exported {write(bundles, args.out)} record(s) with proofs to {args.out}")
+        print(f"exported {write(records, args.out)} record(s) with proofs to {args.out}")
         return 0
     if args.action == "notice":
         html = render_notice(client.get_record(args.record_id, include_proof=True))
