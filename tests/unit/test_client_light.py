@@ -36,6 +36,12 @@ HEAVY = (
     "numpy",
     "pyarrow",
     "matplotlib",
+    # Light, but the server's only: a client that imports them has a server import in it.
+    "httpx",
+    "jwt",
+    "prometheus_client",
+    "opentelemetry",
+    "skops",
 )
 
 CLIENT_SCRIPT = textwrap.dedent(
@@ -64,9 +70,18 @@ CLIENT_SCRIPT = textwrap.dedent(
             return await client.get_record(response.record_id)
 
     record = asyncio.run(read_back())
+
+    # The command line too: the record's proof bundle, printed.
+    import contextlib, io
+    from expound.clients.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exit_code = main(["--target", target, "records", "get", record.record_id, "--proof"])
     loaded = sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
     print(json.dumps({"record_id": record.record_id, "decision_id": record.decision_id,
-                      "decision": response.prediction.decision, "heavy_loaded": loaded}))
+                      "decision": response.prediction.decision, "heavy_loaded": loaded,
+                      "cli_exit": exit_code, "bundle": json.loads(printed.getvalue())}))
     """
 )
 
@@ -94,6 +109,9 @@ async def test_the_client_imports_and_calls_with_every_heavy_package_refused(
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, err.decode()
     seen = json.loads(out)
+    assert seen["cli_exit"] == 0
+    assert seen["bundle"]["record_id"] == seen["record_id"]
+    assert seen["bundle"]["format"] == "expound.inclusion-bundle/v1"
     assert seen["decision_id"] == "light-1" and seen["record_id"]
     assert seen["decision"] in {"approve", "decline"}
     assert seen["heavy_loaded"] == []
@@ -156,6 +174,7 @@ def test_the_wheel_installs_without_the_service_and_its_client_imports(tmp_path:
             "-c",
             "from expound.clients.client import ExplainClient;"
             "from expound.clients.aio import AsyncExplainClient;"
+            "import expound.clients.cli;"
             "print(ExplainClient.__name__, AsyncExplainClient.__name__)",
         ],
         cwd=tmp_path,
@@ -166,3 +185,13 @@ def test_the_wheel_installs_without_the_service_and_its_client_imports(tmp_path:
     )
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.split() == ["ExplainClient", "AsyncExplainClient"]
+    helped = subprocess.run(
+        [env_dir / "bin" / "expound", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=without_pythonpath(),
+        check=False,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "explain" in helped.stdout and "plots" in helped.stdout
