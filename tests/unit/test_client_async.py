@@ -314,3 +314,16 @@ async def test_unknown_audience_is_refused_by_name() -> None:
     async with AsyncExplainClient("127.0.0.1:1") as client:
         with pytest.raises(ValueError, match="audience 'regulator'"):
             await client.explain(GBM, {}, audience="regulator")
+
+
+def test_the_clients_package_exports_exactly_its_all() -> None:
+    import expound.clients
+
+    public = {
+        name
+        for name, value in vars(expound.clients).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert sorted(expound.clients.__all__) == sorted(public)
+    assert expound.clients.ExplainClient is ExplainClient
+    assert expound.clients.AsyncExplainClient is AsyncExplainClient
