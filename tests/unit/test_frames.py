@@ -3,6 +3,7 @@ from a real server; shap's own plots draw them (matplotlib's Agg backend)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import shap
 
 from expound.clients.aio import AsyncExplainClient
 from expound.clients.batch_results import PartWriter, read_frame, result_row
+from expound.clients.client import ExplainClient
 from expound.clients.frames import (
     ATTRIBUTION_PREFIX,
     VALUE_PREFIX,
@@ -27,6 +29,7 @@ from expound.clients.frames import (
     responses_to_frame,
     to_explanation,
 )
+from expound.clients.notebook import explain_frame
 from expound.server.app import RunningServer
 from expound.v1 import explain_pb2 as pb
 from tests.conftest import GBM, LOGISTIC
@@ -139,3 +142,32 @@ async def test_an_explanation_never_mixes_models(
         to_explanation([*responses, other])
     with pytest.raises(ValueError, match="no decisions"):
         to_explanation([])
+
+
+async def test_explain_frame_answers_a_frame_in_order_and_a_rerun_replays_its_records(
+    service: RunningServer, denied_applicant: dict[str, Any], approved_applicant: dict[str, Any]
+) -> None:
+    table = pd.DataFrame(applicants(denied_applicant, approved_applicant, 6))
+    table.index = [f"app-{i}" for i in (5, 3, 1, 0, 2, 4)]
+    broken = table.copy()
+    broken.loc["app-3", "savings"] = "a_fortune"  # not a category: refused; the rest go on
+
+    def run(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
+        with ExplainClient(f"127.0.0.1:{service.port}") as client:
+            return explain_frame(client, GBM, frame, progress=False, **options)
+
+    first = await asyncio.to_thread(run, table)
+    again = await asyncio.to_thread(run, table)
+    what_if = await asyncio.to_thread(run, broken, what_if=True, audience="analyst")
+    assert list(first["id"]) == list(table.index)
+    assert list(first["decision_id"]) == list(table.index)
+    assert first["archived"].all() and first["record_id"].notna().all()
+    # The same frame again: the same decisions, replayed from the archive, not added.
+    assert list(again["record_id"]) == list(first["record_id"])
+    assert not what_if["archived"].any() and what_if["record_id"].isna().all()
+    failed = what_if.set_index("id").loc["app-3"]
+    assert failed["error_code"] == "INVALID_ARGUMENT" and pd.isna(failed["score"])
+    answered = what_if[what_if["id"] != "app-3"]
+    assert list(answered["score"]) == list(first[first["id"] != "app-3"]["score"])
+    with pytest.raises(ValueError, match="audience"):
+        await asyncio.to_thread(run, table, audience="regulator")
