@@ -194,3 +194,15 @@ async def test_expound_plots_writes_pngs_from_the_archive_and_from_a_batch(
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["--target", "127.0.0.1:1", *empty]) == 1
     assert "no decisions" in capsys.readouterr().out
+
+
+async def test_waterfalls_drawn_on_many_threads_are_each_their_own(
+    cohort: tuple[RunningServer, list[pb.ExplainResponse]],
+) -> None:
+    # The web face renders on several threads; shap draws on pyplot's global figure.
+    _, responses = cohort
+    chosen = [responses[1], responses[3], responses[0], responses[2]]
+    alone = [waterfall_png(r) for r in chosen]
+    together = await asyncio.gather(*(asyncio.to_thread(waterfall_png, r) for r in chosen * 3))
+    assert len(set(alone)) == len(chosen)
+    assert list(together) == alone * 3
