@@ -163,7 +163,7 @@ class ClientSettings(BaseSettings):
     """What the ``expound`` client commands read from the environment to dial a server.
 
     Each has a command-line option of the same name (``--tls-ca``, ``--cert``, ``--key``,
-    ``--token``) that takes precedence.
+    ``--token``, ``--tls-server-name``) that takes precedence.
     """
 
     model_config = SettingsConfigDict(env_prefix="EXPOUND_", extra="ignore")
@@ -172,6 +172,7 @@ class ClientSettings(BaseSettings):
     client_cert: Path | None = None  # client certificate (PEM) for mTLS
     client_key: Path | None = None  # its private key (PEM)
     token: str = ""  # bearer token (static token or JWT)
+    tls_server_name: str = ""  # the name the server's certificate carries, if not the host's
 
 
 def default_home() -> Path:

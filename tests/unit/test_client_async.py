@@ -18,6 +18,7 @@ import pytest
 
 from expound.clients.aio import AsyncExplainClient
 from expound.clients.channels import CallMetadata, ChannelSecurity
+from expound.clients.cli import main
 from expound.clients.client import ExplainClient, error_details
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
@@ -172,7 +173,7 @@ async def test_the_request_id_reaches_the_server_and_comes_back_in_errors(
 
 
 async def test_a_server_name_override_verifies_a_certificate_for_another_name(
-    settings: Settings, pki: Pki, tmp_path: Path
+    settings: Settings, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A certificate naming only expound.internal, served on 127.0.0.1.
     cert, key = write_pair(
@@ -190,6 +191,13 @@ async def test_a_server_name_override_verifies_a_certificate_for_another_name(
         async with AsyncExplainClient(target, timeout=5, security=unnamed) as client:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await client.list_models()
+        # The command line's option, and the environment's.
+        dial = ["--target", target, "--tls-ca", str(pki.ca_file), "--timeout", "5"]
+        named_cli = [*dial, "--tls-server-name", "expound.internal", "models", "list"]
+        assert await asyncio.to_thread(main, named_cli) == 0
+        assert await asyncio.to_thread(main, [*dial, "models", "list"]) == 1
+        monkeypatch.setenv("EXPOUND_TLS_SERVER_NAME", "expound.internal")
+        assert await asyncio.to_thread(main, [*dial, "models", "list"]) == 0
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
