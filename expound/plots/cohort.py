@@ -39,12 +39,14 @@ def select_cohort(
     Raises:
         ValueError: A bound without a timezone (its UTC time would be a guess).
     """
-    keep = pd.Series(True, index=frame.index)
-    if model_id:
-        keep &= frame["model_id"] == model_id
     for bound in (since, until):
         if bound is not None and bound.tzinfo is None:
             raise ValueError(f"{bound.isoformat()}: a time range needs a timezone")
+    if frame.empty:
+        return frame
+    keep = pd.Series(True, index=frame.index)
+    if model_id:
+        keep &= frame["model_id"] == model_id
     if since is not None:
         keep &= frame["created_at"] >= pd.Timestamp(since)
     if until is not None:

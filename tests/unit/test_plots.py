@@ -194,6 +194,9 @@ async def test_expound_plots_writes_pngs_from_the_archive_and_from_a_batch(
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["--target", "127.0.0.1:1", *empty]) == 1
     assert "no decisions" in capsys.readouterr().out
+    nothing = ["plots", "cohort", "--model", GBM, "--batch", str(tmp_path / "no-results")]
+    assert await asyncio.to_thread(main, [*nothing, "--out", str(tmp_path / "none")]) == 1
+    assert "no decisions" in capsys.readouterr().out
 
 
 async def test_waterfalls_drawn_on_many_threads_are_each_their_own(
