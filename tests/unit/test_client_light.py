@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -139,9 +140,15 @@ def test_the_refusing_import_hook_does_refuse() -> None:
 
 @pytest.mark.slow
 def test_the_wheel_installs_without_the_service_and_its_client_imports(tmp_path: Path) -> None:
+    # Built from a copy: setuptools leaves build/ in the tree it builds, and a stale one
+    # would carry deleted modules into later wheels.
+    source = tmp_path / "source"
+    ignored = shutil.ignore_patterns(".*", "artifacts", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, source, symlinks=True, ignore=ignored)
     wheels = tmp_path / "wheels"
+    build = ["wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(wheels)]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", wheels, ROOT],
+        [sys.executable, "-m", "pip", *build, str(source)],
         check=True,
         timeout=300,
         env=without_pythonpath(),
