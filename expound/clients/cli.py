@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, auth_cli, export, import_cli, plots_cli
+from expound.clients import archive_cli, auth_cli, export, extras, import_cli, plots_cli
 from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.clients.notice import render_notice
@@ -426,6 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``expound`` command."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ModuleNotFoundError as error:
+        # A light install (no extra) running a command that needs one.
+        print(f"error: {extras.missing_extra_message(error, args.command)}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _cmd_serve(args)
     if args.command == "archive":

@@ -54,7 +54,7 @@ CLIENT_SCRIPT = textwrap.dedent(
     class Refuse(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
             if name.split(".")[0] in HEAVY:
-                raise ImportError(f"the light client imported {name}")
+                raise ModuleNotFoundError(f"the light client imported {name}", name=name)
             return None
 
     sys.meta_path.insert(0, Refuse())
@@ -79,10 +79,19 @@ CLIENT_SCRIPT = textwrap.dedent(
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exit_code = main(["--target", target, "records", "get", record.record_id, "--proof"])
+    # Commands that need an extra say which, and fail cleanly.
+    needs = {}
+    for command in (["explain-batch", "in.csv", "--model", model, "--out", "out"],
+                    ["plots", "waterfall", record.record_id], ["serve"]):
+        with contextlib.redirect_stderr(io.StringIO()) as said:
+            code = main(["--target", target, *command])
+        needs[command[0]] = [code, said.getvalue().strip()]
+
     loaded = sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
     print(json.dumps({"record_id": record.record_id, "decision_id": record.decision_id,
                       "decision": response.prediction.decision, "heavy_loaded": loaded,
-                      "cli_exit": exit_code, "bundle": json.loads(printed.getvalue())}))
+                      "cli_exit": exit_code, "bundle": json.loads(printed.getvalue()),
+                      "needs": needs}))
     """
 )
 
@@ -113,6 +122,21 @@ async def test_the_client_imports_and_calls_with_every_heavy_package_refused(
     assert seen["cli_exit"] == 0
     assert seen["bundle"]["record_id"] == seen["record_id"]
     assert seen["bundle"]["format"] == "expound.inclusion-bundle/v1"
+    serve_code, serve_said = seen["needs"].pop("serve")
+    assert serve_code == 2
+    assert serve_said.endswith("needs the server extra (pip install 'expound[server]')")
+    assert seen["needs"] == {
+        "explain-batch": [
+            2,
+            "error: pandas is not installed: this command needs the notebook extra "
+            "(pip install 'expound[notebook]')",
+        ],
+        "plots": [
+            2,
+            "error: pandas is not installed: this command needs the notebook extra "
+            "(pip install 'expound[notebook]')",
+        ],
+    }
     assert seen["decision_id"] == "light-1" and seen["record_id"]
     assert seen["decision"] in {"approve", "decline"}
     assert seen["heavy_loaded"] == []
