@@ -17,7 +17,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check $(FIND_LINKS) -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check $(FIND_LINKS) -e '.[server,dev]'
 	touch $@
 
 models: $(MODEL_STAMP)

@@ -163,7 +163,7 @@ class ClientSettings(BaseSettings):
     """What the ``expound`` client commands read from the environment to dial a server.
 
     Each has a command-line option of the same name (``--tls-ca``, ``--cert``, ``--key``,
-    ``--token``) that takes precedence.
+    ``--token``, ``--tls-server-name``) that takes precedence.
     """
 
     model_config = SettingsConfigDict(env_prefix="EXPOUND_", extra="ignore")
@@ -175,6 +175,7 @@ class ClientSettings(BaseSettings):
     # expound notice (issue 13): the creditor profile and template folder when not given
     notice_creditor: Path | None = None
     notice_templates: Path | None = None
+    tls_server_name: str = ""  # the name the server's certificate carries, if not the host's
 
 
 def default_home() -> Path:

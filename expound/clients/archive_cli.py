@@ -70,7 +70,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     init.add_argument("--service-role", help="default: the user of EXPOUND_ARCHIVE_DSN")
 
     verify = actions.add_parser("verify", help="check a proof bundle with the public key")
-    verify.add_argument("bundle", type=Path, help="bundle JSON, or JSON lines of bundles")
+    verify.add_argument(
+        "bundle", type=Path, help="bundle JSON, JSON lines of bundles, or a Parquet export"
+    )
     verify.add_argument("--public-key", type=Path, required=True)
 
     checkpoint = actions.add_parser(
@@ -188,11 +190,16 @@ async def _init(args: argparse.Namespace, settings: Settings) -> int:
 def _verify(args: argparse.Namespace) -> int:
     pem = args.public_key.read_bytes()
     failures = 0
-    text = args.bundle.read_text()
-    try:
-        bundles = [json.loads(text)]
-    except json.JSONDecodeError:
-        bundles = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if args.bundle.suffix == ".parquet":
+        from expound.clients.export import read_parquet_bundles
+
+        bundles = read_parquet_bundles(args.bundle)
+    else:
+        text = args.bundle.read_text()
+        try:
+            bundles = [json.loads(text)]
+        except json.JSONDecodeError:
+            bundles = [json.loads(line) for line in text.splitlines() if line.strip()]
     for bundle in bundles:
         try:
             verified = verify_bundle(bundle, pem)

@@ -17,7 +17,8 @@ from expound.settings import ClientSettings
 
 
 def add_security_options(parser: argparse.ArgumentParser) -> None:
-    """``--tls-ca``, ``--cert``, ``--key``, ``--token`` (environment: EXPOUND_TLS_CA, ...)."""
+    """``--tls-ca``, ``--cert``, ``--key``, ``--token``, ``--tls-server-name`` (environment:
+    EXPOUND_TLS_CA, ...)."""
     group = parser.add_argument_group("security (default: the EXPOUND_* variable named)")
     group.add_argument(
         "--tls-ca",
@@ -27,6 +28,11 @@ def add_security_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cert", type=Path, help="client certificate, mTLS (EXPOUND_CLIENT_CERT)")
     group.add_argument("--key", type=Path, help="its private key (EXPOUND_CLIENT_KEY)")
     group.add_argument("--token", help="bearer token: static or JWT (EXPOUND_TOKEN)")
+    group.add_argument(
+        "--tls-server-name",
+        help="the name in the server's certificate, when the target's host is another "
+        "(an IP address, a tunnel) (EXPOUND_TLS_SERVER_NAME)",
+    )
 
 
 def security_from(args: argparse.Namespace) -> ChannelSecurity:
@@ -37,6 +43,7 @@ def security_from(args: argparse.Namespace) -> ChannelSecurity:
         cert=args.cert or env.client_cert,
         key=args.key or env.client_key,
         token=args.token or env.token,
+        server_name=args.tls_server_name or env.tls_server_name,
     )
 
 

@@ -19,21 +19,16 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from expound.clients.columns import DECISION_FIELDS
+from expound.clients.frames import decision_row, rows_to_frame
 from expound.v1 import explain_pb2 as pb
 
-# The Parquet columns of one result, typed: a failed item has nulls where an answer would be.
+# The Parquet columns of one result, typed (the decision's columns are the export's): a
+# failed item has nulls where an answer would be.
 RESULT_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
-        pa.field("record_id", pa.string()),
-        pa.field("archived", pa.bool_()),
-        pa.field("decision", pa.string()),
-        pa.field("score", pa.float64()),
-        pa.field("adverse", pa.bool_()),
-        pa.field("reason_codes", pa.list_(pa.string())),
-        pa.field("reasons", pa.list_(pa.string())),
-        pa.field("selected_text", pa.string()),
-        pa.field("fallback", pa.bool_()),
+        *DECISION_FIELDS,
         pa.field("error_code", pa.string()),
         pa.field("error_message", pa.string()),
         pa.field("error_fields", pa.list_(pa.string())),  # "field: description" each
@@ -108,18 +103,9 @@ def result_row(result: pb.BatchResult) -> dict[str, Any]:
             "error_message": result.error.message,
             "error_fields": _violations(result.error),
         }
-    response = result.response
     return {
         "id": result.item_id,
-        "record_id": response.record_id,
-        "archived": response.archived,
-        "decision": response.prediction.decision,
-        "score": response.prediction.score,
-        "adverse": response.prediction.adverse,
-        "reason_codes": [r.code for r in response.principal_reasons],
-        "reasons": [r.text for r in response.principal_reasons],
-        "selected_text": response.selected.text,
-        "fallback": response.fallback,
+        **decision_row(result.response),
         "error_code": None,
         "error_message": None,
         "error_fields": None,
@@ -173,8 +159,21 @@ class PartWriter:
 
 
 def read_results(out: Path) -> pd.DataFrame:
-    """The output dataset as one DataFrame (for tests, notebooks and the bench)."""
+    """The output dataset as one DataFrame, as written (attributions nested)."""
     parts = sorted(out.glob(PART_GLOB))
     if not parts:
         return RESULT_SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables(pq.read_table(p) for p in parts).to_pandas()
+    # Parts written before a column was added lack it: it reads back as nulls.
+    tables = [pq.read_table(p) for p in parts]
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def read_frame(out: Path) -> pd.DataFrame:
+    """The output dataset as the wide frame of :mod:`expound.clients.frames`: one
+    ``shap_<feature>`` and ``value_<feature>`` column per feature, ready for
+    :func:`expound.clients.frames.to_explanation` and the cohort plots."""
+    parts = sorted(out.glob(PART_GLOB))
+    tables = [pq.read_table(p) for p in parts]
+    if not tables:
+        return rows_to_frame([])
+    return rows_to_frame(pa.concat_tables(tables, promote_options="default").to_pylist())

@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import json_format
 from pydantic import ValidationError
 
-from expound.clients import archive_cli, auth_cli, export, import_cli, notice
+from expound.clients import archive_cli, auth_cli, export, extras, import_cli, notice, plots_cli
 from expound.clients.bundles import bundle_from_record
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.errors import ServiceError
@@ -313,14 +313,14 @@ def _moment(option: str, text: str) -> datetime | None:
 
 def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
     if args.action == "export":
-        bundles = export.exported_bundles(
+        records = export.exported_records(
             client,
             since=_moment("--since", args.since),
             until=_moment("--until", args.until),
             model_id=args.model,
         )
         write = export.write_parquet if args.format == "parquet" else export.write_jsonl
-        print(f"exported {write(bundles, args.out)} record(s) with proofs to {args.out}")
+        print(f"exported {write(records, args.out)} record(s) with proofs to {args.out}")
         return 0
     if args.action == "notice":
         return notice.run(args, client)
@@ -484,12 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     archive_cli.add_parser(commands)
     auth_cli.add_parser(commands)
+    plots_cli.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``expound`` command."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ModuleNotFoundError as error:
+        # A light install (no extra) running a command that needs one.
+        print(f"error: {extras.missing_extra_message(error, args.command)}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _cmd_serve(args)
     if args.command == "archive":
@@ -523,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": _cmd_models,
         "records": _cmd_records,
         "notice": notice.run,
+        "plots": plots_cli.run,
     }
     try:
         security = auth_cli.security_from(args)

@@ -23,6 +23,7 @@ from expound.models.registry import ReloadReport, ServedModel, UnavailableModel
 from expound.pipeline.explain import MAX_FEATURES
 from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
+from expound.wire import feature_from_pb, feature_to_pb
 
 # Unspecified stays unspecified: the pipeline resolves it, and the record keeps both.
 _AUDIENCES: dict[int, Audience | None] = {
@@ -31,31 +32,6 @@ _AUDIENCES: dict[int, Audience | None] = {
     pb.ANALYST: Audience.ANALYST,
     pb.COMPLIANCE: Audience.COMPLIANCE,
 }
-
-
-def feature_from_pb(value: pb.FeatureValue) -> FeatureScalar:
-    """A wire feature value as a Python scalar (raises ValueError if unset)."""
-    kind = value.WhichOneof("kind")
-    if kind == "number":
-        return value.number
-    if kind == "string":
-        return value.string
-    if kind == "bool":
-        return value.bool
-    if kind == "null":
-        return None
-    raise ValueError("value not set")
-
-
-def feature_to_pb(value: FeatureScalar) -> pb.FeatureValue:
-    """A Python scalar as a wire feature value."""
-    if value is None:
-        return pb.FeatureValue(null="NULL_VALUE")
-    if isinstance(value, bool):
-        return pb.FeatureValue(bool=value)
-    if isinstance(value, (int, float)):
-        return pb.FeatureValue(number=float(value))
-    return pb.FeatureValue(string=value)
 
 
 def explain_request_from_pb(message: pb.ExplainRequest) -> ExplainRequest:

@@ -20,6 +20,7 @@ from expound.clients.bundles import (
     verify_bundle,
 )
 from expound.clients.cli import main
+from expound.clients.export import bundle_from_row
 from expound.server.app import RunningServer
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
@@ -255,8 +256,8 @@ async def test_export_notice_hold_and_expiry_from_the_command_line(
         assert await cli(parquet) == 0
         rows = pq.read_table(table).to_pylist()
         assert len(rows) == 3
-        bundle = dict(rows[1], checkpoint=json.loads(rows[1]["checkpoint"]))
-        assert verify_bundle(bundle, pem.read_bytes()).leaf_index == 1
+        assert verify_bundle(bundle_from_row(rows[1]), pem.read_bytes()).leaf_index == 1
+        assert await cli(["archive", "verify", str(table), "--public-key", str(pem)]) == 0
 
         capsys.readouterr()
         assert await cli([*target, "archive", "hold", held, "--reason", "dispute 7"]) == 0

@@ -113,7 +113,7 @@ async def test_a_what_if_batch_archives_nothing(
     results = read_results(out)
     answered = results[results["error_code"].isna()]
     assert len(answered) == 11 and not answered["archived"].any()
-    assert (answered["record_id"] == "").all()
+    assert answered["record_id"].isna().all()  # no record: null, not an empty id
     assert await records_by_decision(stub) == {}
     # Archived answers are never added to a what-if folder (nor another model's).
     assert await run_cli(service, *args) == 2

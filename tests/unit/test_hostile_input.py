@@ -14,8 +14,8 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from expound.clients.client import explain_request
-from expound.server.convert import feature_to_pb
 from expound.v1 import explain_pb2 as pb
+from expound.wire import feature_to_pb
 from tests.conftest import GBM
 from tests.support.wire_status import assert_receivable, request_id, violations
 

@@ -16,10 +16,10 @@ from grpc_status import rpc_status
 from expound.clients.client import explain_request
 from expound.errors import StartupError
 from expound.server.app import SERVICE_NAME, RunningServer, running_server
-from expound.server.convert import feature_to_pb
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
+from expound.wire import feature_to_pb
 from tests.conftest import GBM, LOGISTIC
 
 request = explain_request

@@ -40,10 +40,10 @@ from expound.domain import FeatureScalar
 from expound.models.demo_schema import FEATURES
 from expound.models.manifest import FeatureSpec
 from expound.server.app import RunningServer
-from expound.server.convert import feature_to_pb
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
+from expound.wire import feature_to_pb
 from tests.conftest import EXAMPLES, GBM, LOGISTIC
 from tests.support.wire_status import assert_receivable
 

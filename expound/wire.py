@@ -1,0 +1,90 @@
+"""Wire values that the client and the server both convert: feature values, times, audiences.
+
+It imports protobuf, the generated messages and ``expound.domain`` (pydantic) only, so the
+light client (``pip install expound``, no server extra) can use it; ``expound.server.convert``
+takes its feature conversions from here, so each conversion is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from expound.domain import FeatureScalar
+from expound.v1 import explain_pb2 as pb
+
+__all__ = [
+    "AUDIENCES",
+    "FeatureScalar",
+    "datetime_from_pb",
+    "explain_request",
+    "feature_from_pb",
+    "feature_to_pb",
+    "timestamp_to_pb",
+]
+
+# The audiences by the names the client and the command line use.
+AUDIENCES: dict[str, int] = {
+    "applicant": pb.APPLICANT,
+    "analyst": pb.ANALYST,
+    "compliance": pb.COMPLIANCE,
+}
+
+
+def feature_from_pb(value: pb.FeatureValue) -> FeatureScalar:
+    """A wire feature value as a Python scalar.
+
+    Raises:
+        ValueError: The value has none of its kinds set.
+    """
+    kind = value.WhichOneof("kind")
+    if kind == "number":
+        return value.number
+    if kind == "string":
+        return value.string
+    if kind == "bool":
+        return value.bool
+    if kind == "null":
+        return None
+    raise ValueError("value not set")
+
+
+def feature_to_pb(value: FeatureScalar) -> pb.FeatureValue:
+    """A Python scalar as a wire feature value."""
+    if value is None:
+        return pb.FeatureValue(null="NULL_VALUE")
+    if isinstance(value, bool):
+        return pb.FeatureValue(bool=value)
+    if isinstance(value, (int, float)):
+        return pb.FeatureValue(number=float(value))
+    return pb.FeatureValue(string=value)
+
+
+def timestamp_to_pb(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A moment as a wire timestamp (None stays unset; a naive moment is taken as UTC)."""
+    if moment is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def datetime_from_pb(stamp: timestamp_pb2.Timestamp) -> datetime | None:
+    """A wire timestamp as an aware UTC datetime (None when unset)."""
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def explain_request(
+    model_id: str, features: Mapping[str, FeatureScalar], **fields: Any
+) -> pb.ExplainRequest:
+    """An ExplainRequest from plain feature values (other fields as keywords)."""
+    return pb.ExplainRequest(
+        model_id=model_id,
+        features={name: feature_to_pb(value) for name, value in features.items()},
+        **fields,
+    )
