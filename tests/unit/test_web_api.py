@@ -1,0 +1,180 @@
+"""The HTTP/JSON face over a real TLS socket: the same roles, records and errors as gRPC.
+
+The server runs TLS (certificates made here) with static tokens, one principal per role, on
+the shipped default policy, and serves HTTP beside gRPC from the same process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from expound.server.app import RunningServer, running_server
+from expound.settings import Settings
+from expound.v1 import explain_pb2 as pb
+from expound.v1 import explain_pb2_grpc
+from tests.conftest import GBM
+from tests.support.security import ROLES, Pki, write_policy, write_tokens
+from tests.support.server_process import free_port
+
+ERROR_FIELDS = {"code", "message", "field_violations", "request_id", "retry_after_s"}
+
+
+@dataclasses.dataclass
+class Web:
+    running: RunningServer
+    pki: Pki
+    tokens: dict[str, str]
+    base: str
+
+    def client(self, role: str | None = None) -> httpx.AsyncClient:
+        headers = {"authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.AsyncClient(
+            base_url=self.base,
+            verify=ssl.create_default_context(cafile=self.pki.ca_file),
+            headers=headers,
+            timeout=30,
+        )
+
+
+@pytest.fixture
+async def web(settings: Settings, tmp_path: Path) -> AsyncIterator[Web]:
+    pki = Pki(tmp_path / "pki")
+    tokens = write_tokens(tmp_path / "tokens", [*ROLES, "nobody"])
+    policy = write_policy(tmp_path / "policy.toml", {role: [role] for role in ROLES})
+    secured = settings.model_copy(
+        update={
+            "tls_cert_file": pki.server_cert,
+            "tls_key_file": pki.server_key,
+            "tokens_file": tmp_path / "tokens",
+            "policy_file": policy,
+            "http_port": free_port(),
+        }
+    )
+    async with running_server(secured) as running:
+        yield Web(running, pki, tokens, f"https://localhost:{running.http_port}")
+
+
+def assert_error(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == ERROR_FIELDS
+    assert body["code"] == code
+    assert body["request_id"] == answer.headers["x-request-id"]
+    assert "Traceback" not in answer.text
+    return dict(body)
+
+
+async def test_explain_is_archived_and_read_back_with_its_proof_as_over_grpc(
+    web: Web, denied_applicant: dict[str, Any]
+) -> None:
+    async with web.client("decider") as decider:
+        answer = await decider.post(
+            "/v1/explain",
+            json={"model_id": GBM, "features": denied_applicant, "decision_id": "loan-7"},
+            headers={"x-request-id": "web-req-1"},
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-request-id"] == "web-req-1"
+    explained = answer.json()
+    assert explained["archived"] is True and explained["record_id"]
+    assert explained["prediction"]["adverse"] is True
+    async with web.client("auditor") as auditor:
+        record = (
+            await auditor.get(f"/v1/records/{explained['record_id']}?include_proof=true")
+        ).json()
+        log = (await auditor.get("/v1/access-log")).json()
+    assert record["decision_id"] == "loan-7" and record["principal"] == "decider"
+    assert record["proof"]["checkpoint"]["size"] >= record["seq"] + 1
+    # The same record over gRPC: one archive behind both faces.
+    pki, token = web.pki, web.tokens["auditor"]
+    target = f"localhost:{web.running.port}"
+    async with grpc.aio.secure_channel(target, pki.channel_credentials()) as channel:
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        over_grpc = await stub.GetRecord(
+            pb.GetRecordRequest(record_id=explained["record_id"]),
+            metadata=(("authorization", f"Bearer {token}"),),
+        )
+    assert over_grpc.canonical_json == record["canonical_json"]
+    reads = [e for e in log["entries"] if e["rpc"] == "GetRecord"]
+    assert [(e["principal"], e["record_ids"]) for e in reads] == [
+        ("auditor", [explained["record_id"]])
+    ]
+
+
+async def test_a_role_the_policy_does_not_grant_gets_403_and_no_credential_401(
+    web: Web,
+) -> None:
+    async with web.client("decider") as decider:
+        denied = await decider.get("/v1/access-log")
+    assert_error(denied, 403, "PERMISSION_DENIED")
+    async with web.client("nobody") as nobody:
+        assert_error(await nobody.get("/v1/models"), 403, "PERMISSION_DENIED")
+    async with web.client() as anonymous:
+        refused = await anonymous.get("/v1/models")
+    assert_error(refused, 401, "UNAUTHENTICATED")
+    assert refused.headers["www-authenticate"] == "Bearer"
+    async with web.client("operator") as operator:
+        models = (await operator.get("/v1/models")).json()["models"]
+    assert GBM in {m["model_id"] for m in models}
+
+
+async def test_what_if_is_for_analysts_and_is_not_archived(
+    web: Web, denied_applicant: dict[str, Any]
+) -> None:
+    body = {"model_id": GBM, "features": denied_applicant, "what_if": True}
+    async with web.client("decider") as decider:
+        assert_error(await decider.post("/v1/explain", json=body), 403, "PERMISSION_DENIED")
+    async with web.client("analyst") as analyst:
+        answer = await analyst.post("/v1/explain", json=body)
+        listed = (await analyst.get("/v1/records")).json()
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["archived"], answer.json()["record_id"]) == (False, "")
+    assert listed["records"] == []
+
+
+async def test_bad_input_gets_400_with_field_violations_never_a_traceback(
+    web: Web, denied_applicant: dict[str, Any]
+) -> None:
+    async with web.client("decider") as decider:
+        wrong_type = await decider.post(
+            "/v1/explain", json={"model_id": GBM, "features": "age=30", "seed": -1}
+        )
+        not_json = await decider.post(
+            "/v1/explain", content=b"{", headers={"content-type": "application/json"}
+        )
+        unknown_model = await decider.post(
+            "/v1/explain", json={"model_id": "no-such-model", "features": denied_applicant}
+        )
+        bad_value = await decider.post(
+            "/v1/explain",
+            json={"model_id": GBM, "features": {**denied_applicant, "age": "old"}},
+        )
+    body = assert_error(wrong_type, 400, "INVALID_ARGUMENT")
+    assert {v["field"] for v in body["field_violations"]} == {"features", "seed"}
+    assert_error(not_json, 400, "INVALID_ARGUMENT")
+    assert_error(unknown_model, 404, "NOT_FOUND")
+    invalid = assert_error(bad_value, 400, "INVALID_ARGUMENT")
+    assert any("age" in v["field"] for v in invalid["field_violations"])
+    async with web.client("auditor") as auditor:
+        assert_error(await auditor.get("/v1/records/nope"), 404, "NOT_FOUND")
+        assert_error(await auditor.get("/v1/records?page_token=x%C2%B2"), 400, "INVALID_ARGUMENT")
+
+
+async def test_the_openapi_document_lists_every_status_an_endpoint_answers(web: Web) -> None:
+    async with web.client() as anonymous:
+        document = (await anonymous.get("/openapi.json")).json()
+    explain = document["paths"]["/v1/explain"]["post"]["responses"]
+    assert set(explain) == {"200", "400", "401", "403", "404", "409", "429", "500", "503"}
+    error = explain["403"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/ErrorBody")
+    for path in document["paths"].values():
+        for operation in path.values():
+            assert "422" not in operation["responses"]
