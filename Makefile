@@ -60,6 +60,7 @@ check: setup lint typecheck
 # PostgreSQL, SIGKILL crash loops).
 test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
+	scripts/ensure_chromium.sh
 	$(BIN)/pytest
 
 # SECTIONS="overload auth" runs only those sections (the others stay in latest.json).
