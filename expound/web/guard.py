@@ -27,7 +27,7 @@ import grpc
 from fastapi import Request
 
 from expound.calling import ANONYMOUS, request_id_var
-from expound.errors import PermissionDenied, Unauthenticated
+from expound.errors import Unauthenticated
 from expound.pipeline.records import Caller
 from expound.server.auth import AccessControl, AccessRefusal
 from expound.server.errors import _printable_id
@@ -159,14 +159,6 @@ class Guard:
         context = cast(grpc.aio.ServicerContext, _Credentials(authorization, _peer(request)))
         principal, granted, what_if = self.access.authorize(METHOD_PREFIX + rpc, context)
         return HttpCall(principal, request_id, granted is Access.OWN, what_if)
-
-    def allows(self, call: HttpCall, request: Request, rpc: str, cookie: bool = False) -> bool:
-        """Whether the already admitted ``call`` may also make ``rpc`` (a page's extra read)."""
-        try:
-            self.admit(request, rpc, cookie)
-        except (Unauthenticated, PermissionDenied):
-            return False
-        return True
 
     def check_token(self, token: str) -> str:
         """The principal of a bearer token (the pages' login).

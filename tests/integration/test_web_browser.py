@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from expound.archive.merkle import leaf_hash
 from expound.archive.records import canonical_json
+from expound.models.registry import ServedModel
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from tests.conftest import GBM
@@ -149,6 +150,19 @@ async def test_search_then_record_page_shows_the_proof_verified(
         ("auditor", "ListRecords"),
         ("auditor", "GetRecord"),
     ]
+    # The model page: its schema, and what the two records say about the model.
+    await page.click(f"a[href='/ui/models/{GBM}']")
+    await expect(page.locator("h1")).to_have_text(f"Model {GBM}")
+    described = site.running.registry.describe(GBM)
+    assert isinstance(described, ServedModel)
+    await expect(page.locator("table.schema tbody tr")).to_have_count(
+        len(described.manifest.features)
+    )
+    await expect(page.locator("text=over the 2 most recent records")).to_be_visible()
+    # One bar per feature the records attribute, and one per reason they gave.
+    bars = page.locator("svg.bars")
+    await expect(bars).to_have_count(2)
+    assert await bars.nth(0).locator("rect").count() == len(described.manifest.features)
 
 
 @pytest.mark.parametrize(

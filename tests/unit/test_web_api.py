@@ -178,3 +178,63 @@ async def test_the_openapi_document_lists_every_status_an_endpoint_answers(web: 
     for path in document["paths"].values():
         for operation in path.values():
             assert "422" not in operation["responses"]
+
+
+async def test_the_login_cookie_is_http_only_strict_and_cross_site_forms_are_refused(
+    web: Web,
+) -> None:
+    async with web.client() as browser:
+        foreign = await browser.post(
+            "/ui/login",
+            content=f"token={web.tokens['auditor']}",
+            headers={
+                "origin": "https://evil.example",
+                "content-type": "application/x-www-form-urlencoded",
+            },
+        )
+        assert foreign.status_code == 403 and "expound_session" not in foreign.headers.get(
+            "set-cookie", ""
+        )
+        own = await browser.post(
+            "/ui/login",
+            content=f"token={web.tokens['auditor']}&next=//evil.example/",
+            headers={"origin": web.base, "content-type": "application/x-www-form-urlencoded"},
+        )
+        assert own.status_code == 303 and own.headers["location"] == "/ui/records"
+        cookie = own.headers["set-cookie"].lower()
+        for attribute in ("httponly", "samesite=strict", "secure", "path=/ui"):
+            assert attribute in cookie
+        # The cookie opens the pages, never the JSON API.
+        assert (await browser.get("/ui/records")).status_code == 200
+        assert_error(await browser.get("/v1/records"), 401, "UNAUTHENTICATED")
+
+
+async def test_with_a_client_ca_the_http_port_requires_a_client_certificate(
+    settings: Settings, tmp_path: Path
+) -> None:
+    pki = Pki(tmp_path / "pki")
+    tokens = write_tokens(tmp_path / "tokens", ["auditor"])
+    policy = write_policy(tmp_path / "policy.toml", {"auditor": ["auditor"]})
+    mtls = settings.model_copy(
+        update={
+            "tls_cert_file": pki.server_cert,
+            "tls_key_file": pki.server_key,
+            "tls_client_ca_file": pki.ca_file,
+            "tokens_file": tmp_path / "tokens",
+            "policy_file": policy,
+            "http_port": free_port(),
+        }
+    )
+    headers = {"authorization": f"Bearer {tokens['auditor']}"}
+    async with running_server(mtls) as running:
+        base = f"https://localhost:{running.http_port}"
+        without = ssl.create_default_context(cafile=pki.ca_file)
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            async with httpx.AsyncClient(verify=without, timeout=10) as client:
+                await client.get(f"{base}/v1/models", headers=headers)
+        with_cert = ssl.create_default_context(cafile=pki.ca_file)
+        cert, key = pki.client("auditor")
+        with_cert.load_cert_chain(cert, key)
+        async with httpx.AsyncClient(verify=with_cert, timeout=10) as client:
+            answer = await client.get(f"{base}/v1/models", headers=headers)
+    assert answer.status_code == 200, answer.text
