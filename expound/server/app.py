@@ -266,7 +266,7 @@ async def running_server(
         if settings.http_port:
             try:
                 http_port = await faces.enter_async_context(
-                    http_face(settings, pipeline, records, registry, reloader, access)
+                    http_face(settings, pipeline, records, registry, reloader, access, telemetry)
                 )
             except (OSError, ValueError) as error:
                 raise StartupError(

@@ -30,9 +30,11 @@ import expound
 from expound.archive.checkpoint import load_private_key
 from expound.errors import ServiceError
 from expound.models.registry import ModelRegistry
+from expound.observability.telemetry import Telemetry
 from expound.pipeline.explain import Pipeline
 from expound.pipeline.records import RecordService
 from expound.server.auth import AccessControl
+from expound.server.errors import CallDone
 from expound.server.reloading import ModelReloader
 from expound.settings import Settings
 from expound.web import api, pages
@@ -42,8 +44,10 @@ from expound.web.guard import Guard, RequestIds
 STATIC = Path(__file__).parent / "static"
 
 
-def build_app(service: api.Service) -> FastAPI:
-    """The app serving ``service``: the JSON API under ``/v1``, pages under ``/ui``."""
+def build_app(service: api.Service, call_done: CallDone | None = None) -> FastAPI:
+    """The app serving ``service``: the JSON API under ``/v1``, pages under ``/ui``; each
+    call to an endpoint that mirrors an RPC is reported to ``call_done`` (the server's
+    telemetry: metrics and the one log line per call, as for gRPC calls)."""
     app = FastAPI(
         title="expound",
         version=expound.__version__,
@@ -61,7 +65,7 @@ def build_app(service: api.Service) -> FastAPI:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(HTTPException, on_http_error)
-    app.add_middleware(RequestIds)
+    app.add_middleware(RequestIds, call_done=call_done)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
@@ -97,6 +101,7 @@ async def http_face(
     registry: ModelRegistry,
     reloader: ModelReloader,
     access: AccessControl | None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[int]:
     """The HTTP face over the server's own objects, served until the block ends; yields
     its port.
@@ -108,7 +113,8 @@ async def http_face(
     service = api.Service(
         pipeline, records, registry, reloader, Guard(access), log_public_key(settings)
     )
-    async with serving_http(settings, build_app(service)) as port:
+    call_done = telemetry.call_done if telemetry is not None else None
+    async with serving_http(settings, build_app(service, call_done)) as port:
         yield port
 
 

@@ -141,6 +141,7 @@ async def on_service_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
     request_id = request_id_of(request)
     log_service_error(error, request_id)
+    request.state.code = error.code.name  # for the call's report (RequestIds)
     return error_response(error, request_id)
 
 
@@ -157,6 +158,7 @@ async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     code = {404: StatusCode.NOT_FOUND, 401: StatusCode.UNAUTHENTICATED}.get(
         error.status_code, StatusCode.INVALID_ARGUMENT
     )
+    request.state.code = code.name
     body = ErrorBody(code=code.name, message=str(error.detail), request_id=request_id_of(request))
     headers = {**(error.headers or {}), "x-request-id": request_id_of(request)}
     return JSONResponse(body.model_dump(), status_code=error.status_code, headers=headers)

@@ -18,6 +18,7 @@ HTTP, since uvicorn does not hand the peer certificate to the application: send 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from expound.calling import ANONYMOUS, request_id_var
 from expound.errors import Unauthenticated
 from expound.pipeline.records import Caller
 from expound.server.auth import AccessControl, AccessRefusal
-from expound.server.errors import _printable_id
+from expound.server.errors import CallDone, _printable_id
 from expound.server.policy import METHOD_PREFIX, Access
 from expound.web.errors import internal_response, log
 
@@ -45,14 +46,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class RequestIds:
-    """ASGI middleware: the request id of every request, and the last line of defence.
+    """ASGI middleware: the request id of every request, the report of every call, and the
+    last line of defence.
 
     An exception no handler turned into an answer becomes the fixed 500 body here (logged
-    with its traceback), so no traceback and no bare "Internal Server Error" leave.
+    with its traceback), so no traceback and no bare "Internal Server Error" leave. A call
+    to an endpoint that mirrors an RPC is reported to ``call_done`` as the gRPC guard reports
+    its calls (metrics under the RPC's name, the one log line per call), with the code its
+    error handler recorded (OK when none did).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, call_done: CallDone | None = None) -> None:
         self._app = app
+        self._call_done = call_done
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,8 +70,10 @@ class RequestIds:
             if key == REQUEST_ID_HEADER.encode()
         ]
         request_id = sent[0] if sent and _printable_id(sent[0]) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         token = request_id_var.set(request_id)
+        began = time.perf_counter()
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -83,9 +91,16 @@ class RequestIds:
             await self._app(scope, receive, send_with_id)
         except Exception as error:
             log.error("unexpected error, request id %s", request_id, exc_info=error)
+            state["code"] = "INTERNAL"
             if not started:
                 await internal_response(request_id)(scope, receive, send)
         finally:
+            rpc = state.get("rpc")
+            if self._call_done is not None and rpc:
+                peer = _Credentials([], _peer_of(scope))
+                context = cast(grpc.aio.ServicerContext, peer)
+                code = state.get("code", "OK")
+                self._call_done(METHOD_PREFIX + rpc, code, began, None, context, request_id)
             request_id_var.reset(token)
 
 
@@ -121,9 +136,9 @@ class _Credentials:
         return self._peer
 
 
-def _peer(request: Request) -> str:
-    client = request.client
-    return f"http:{client.host}:{client.port}" if client else "http:unknown"
+def _peer_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"http:{client[0]}:{client[1]}" if client else "http:unknown"
 
 
 class Guard:
@@ -150,13 +165,16 @@ class Guard:
             PermissionDenied: No role of the caller grants ``rpc``.
         """
         request_id = str(request.state.request_id)
+        request.state.rpc = rpc  # the call is reported under it, refused or not
         if self.access is None:
             return HttpCall(ANONYMOUS, request_id)
         authorization = request.headers.getlist("authorization")
         if not authorization and cookie and request.cookies.get(SESSION_COOKIE):
             authorization = [f"Bearer {request.cookies[SESSION_COOKIE]}"]
         # AccessControl reads three methods of a gRPC context; _Credentials has them.
-        context = cast(grpc.aio.ServicerContext, _Credentials(authorization, _peer(request)))
+        context = cast(
+            grpc.aio.ServicerContext, _Credentials(authorization, _peer_of(request.scope))
+        )
         principal, granted, what_if = self.access.authorize(METHOD_PREFIX + rpc, context)
         return HttpCall(principal, request_id, granted is Access.OWN, what_if)
 

@@ -40,6 +40,7 @@ from expound.errors import (
     Unauthenticated,
 )
 from expound.models.registry import ServedModel, UnavailableModel
+from expound.server.errors import log_service_error
 from expound.times import format_utc
 from expound.web.api import service_of
 from expound.web.errors import HTTP_STATUS, request_id_of
@@ -53,6 +54,18 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 # Recent records a model page reads for its cohort view.
 COHORT_RECORDS = 200
 MAX_LOGIN_BYTES = 8192
+# Scripts and styles from this origin only (no inline script runs: the proof data is JSON
+# in a non-executed script element), no framing, no referrer with record ids to other sites
+# (not "no-referrer": Chromium would then send "Origin: null" with the login form).
+PAGE_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -62,11 +75,14 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
         template,
         {"login_required": service.guard.login_required, **context},
         status_code=status,
+        headers=PAGE_HEADERS,
     )
 
 
 def _refused(request: Request, error: ServiceError) -> Response:
     """A page for an error: the login form for a missing credential, else the error page."""
+    log_service_error(error, request_id_of(request))
+    request.state.code = error.code.name
     if isinstance(error, Unauthenticated):
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"/ui/login?next={target}", status_code=303)

@@ -7,6 +7,8 @@ the shipped default policy, and serves HTTP beside gRPC from the same process.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +18,8 @@ import grpc
 import httpx
 import pytest
 
-from expound.server.app import RunningServer, running_server
+from expound.observability.logs import ACCESS_LOGGER
+from expound.server.app import RunningServer, StartupError, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -205,7 +208,10 @@ async def test_the_login_cookie_is_http_only_strict_and_cross_site_forms_are_ref
         for attribute in ("httponly", "samesite=strict", "secure", "path=/ui"):
             assert attribute in cookie
         # The cookie opens the pages, never the JSON API.
-        assert (await browser.get("/ui/records")).status_code == 200
+        page = await browser.get("/ui/records")
+        assert page.status_code == 200
+        assert "script-src 'self';" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert_error(await browser.get("/v1/records"), 401, "UNAUTHENTICATED")
 
 
@@ -238,3 +244,51 @@ async def test_with_a_client_ca_the_http_port_requires_a_client_certificate(
         async with httpx.AsyncClient(verify=with_cert, timeout=10) as client:
             answer = await client.get(f"{base}/v1/models", headers=headers)
     assert answer.status_code == 200, answer.text
+
+
+async def test_an_unexpected_failure_is_500_with_the_request_id_and_no_traceback(
+    web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> list[Any]:
+        raise RuntimeError("secret detail /etc/expound")
+
+    monkeypatch.setattr(web.running.registry, "all", broken)
+    with caplog.at_level(logging.INFO):
+        async with web.client("operator") as operator:
+            answer = await operator.get("/v1/models", headers={"x-request-id": "boom-1"})
+    body = assert_error(answer, 500, "INTERNAL")
+    assert body["message"] == "internal error (request id boom-1)"
+    assert "secret detail" not in answer.text
+    # Logged here with its cause, and reported as the gRPC guard reports a call.
+    assert any(r.exc_info and "boom-1" in r.getMessage() for r in caplog.records)
+    calls = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert [(r.__dict__["rpc"], r.__dict__["code"]) for r in calls] == [("ListModels", "INTERNAL")]
+
+
+async def test_every_call_is_reported_under_the_rpc_it_mirrors_with_its_code(
+    web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        async with web.client("decider") as decider:
+            await decider.get("/v1/models")
+            await decider.get("/v1/records/x")
+        async with web.client("auditor") as auditor:
+            await auditor.get("/v1/records/x")
+            await auditor.get(f"/v1/models/{GBM}")
+    calls = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert [(r.__dict__["rpc"], r.__dict__["code"]) for r in calls] == [
+        ("ListModels", "PERMISSION_DENIED"),
+        ("GetRecord", "PERMISSION_DENIED"),
+        ("GetRecord", "NOT_FOUND"),
+        ("GetModel", "OK"),
+    ]
+
+
+async def test_a_busy_http_port_is_a_startup_error_naming_the_setting(settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = settings.model_copy(update={"http_port": taken.getsockname()[1]})
+        with pytest.raises(StartupError, match="EXPOUND_HTTP_PORT"):
+            async with running_server(busy):
+                pass
