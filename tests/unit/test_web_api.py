@@ -20,14 +20,18 @@ import grpc
 import httpx
 import pytest
 
+from expound.errors import StatusCode
 from expound.observability.logs import ACCESS_LOGGER
 from expound.server.app import RunningServer, StartupError, running_server
+from expound.server.policy import RPCS
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
+from expound.web.errors import HTTP_STATUS
 from tests.conftest import GBM
 from tests.support.security import ROLES, Pki, write_policy, write_tokens
 from tests.support.server_process import free_port
+from tests.unit.test_access import ALLOWED
 
 ERROR_FIELDS = {"code", "message", "field_violations", "request_id", "retry_after_s"}
 
@@ -307,3 +311,41 @@ async def test_small_answers_are_not_held_back_by_nagle_and_delayed_acks(web: We
             assert (await operator.get("/v1/models")).status_code == 200
             took.append(time.perf_counter() - started)
     assert statistics.median(took) < 0.035, took
+
+
+# One request per RPC the JSON API mirrors (mostly invalid or unknown ids: what matters is
+# whether the role check lets it through).
+ENDPOINTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    "Explain": ("POST", "/v1/explain", {"model_id": "", "features": {}}),
+    "GetRecord": ("GET", "/v1/records/unknown", None),
+    "ListRecords": ("GET", "/v1/records", None),
+    "GetConsistencyProof": ("GET", "/v1/consistency-proof", None),
+    "GetCheckpoint": ("GET", "/v1/checkpoint", None),
+    "ListModels": ("GET", "/v1/models", None),
+    "GetModel": ("GET", f"/v1/models/{GBM}", None),
+    "ReloadModels": ("POST", "/v1/models/reload", None),
+    "PlaceHold": ("POST", "/v1/records/unknown/hold", {"reason": "matter 7"}),
+    "ReleaseHold": ("POST", "/v1/records/unknown/release", {"reason": "matter 7"}),
+    "ExpireRecords": ("POST", "/v1/expiry", {"record_ids": ["unknown"]}),
+    "GetRecordHistory": ("GET", "/v1/records/unknown/history", None),
+    "ListAccessLog": ("GET", "/v1/access-log", None),
+}
+
+
+def test_every_status_code_has_its_http_status_and_every_rpc_but_the_stream_an_endpoint() -> None:
+    assert set(HTTP_STATUS) == set(StatusCode)
+    assert set(ENDPOINTS) == RPCS - {"ExplainBatch"}
+
+
+async def test_every_role_against_every_endpoint_as_over_grpc(web: Web) -> None:
+    for rpc, (method, path, body) in ENDPOINTS.items():
+        for caller in (*ROLES, "nobody", None):
+            async with web.client(caller) as client:
+                answer = await client.request(method, path, json=body)
+            if caller is None:
+                assert_error(answer, 401, "UNAUTHENTICATED")
+            elif caller in ALLOWED[rpc]:
+                assert answer.status_code not in (401, 403), (rpc, caller, answer.text)
+            else:
+                refused = assert_error(answer, 403, "PERMISSION_DENIED")
+                assert refused["message"] == "permission denied", (rpc, caller)
