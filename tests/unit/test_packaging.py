@@ -137,6 +137,12 @@ def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
     )
     # The default access policy, read when EXPOUND_POLICY_FILE is unset.
     assert "expound/server/policy.toml" in names
+    # The record browser's templates, script and style (issue 13).
+    assert {
+        "expound/web/templates/record.html",
+        "expound/web/static/proof.js",
+        "expound/web/static/style.css",
+    } <= set(names)
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
