@@ -26,6 +26,7 @@ from expound.models.registry import ServedModel
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
 from tests.conftest import GBM
+from tests.support.merkle_reference import MerkleTree
 from tests.support.security import ROLES, write_policy, write_tokens
 from tests.support.server_process import free_port
 
@@ -204,3 +205,43 @@ async def test_a_role_without_record_reads_sees_403_and_no_token_sees_the_login(
     await fresh.fill("#token", "exp_not-a-token")
     await fresh.click("button[type=submit]")
     await expect(fresh.locator(".problem")).to_have_text("That token is not valid.")
+
+
+async def test_the_pages_merkle_check_agrees_with_the_reference_tree_everywhere(
+    site: Site, browser: Browser
+) -> None:
+    """Every leaf of every tree up to 33 leaves: the page's script finds the root the
+    reference tree has, and none for a wrong index or a path cut short."""
+    page = await browser.new_page()
+    await page.goto(f"{site.base}/ui/login")
+    await page.add_script_tag(url="/static/proof.js")
+    cases = []
+    for size in range(1, 34):
+        leaves = [leaf_hash(f"entry {i}".encode()) for i in range(size)]
+        tree = MerkleTree(leaves)
+        for index in range(size):
+            path = [node.hex() for node in tree.inclusion_proof(index)]
+            cases.append((leaves[index].hex(), index, size, path, tree.root().hex()))
+    outcomes = await page.evaluate(
+        """async (cases) => {
+            const out = [];
+            for (const [leaf, index, size, path, root] of cases) {
+                const hashes = path.map(bytesOfHex);
+                const found = await rootFromPath(bytesOfHex(leaf), index, size, hashes);
+                const moved = await rootFromPath(bytesOfHex(leaf), (index + 1) % size, size, hashes);
+                const cut = hashes.length
+                    ? await rootFromPath(bytesOfHex(leaf), index, size, hashes.slice(1))
+                    : null;
+                out.push([
+                    found !== null && hexOf(found) === root,
+                    size > 1 && moved !== null && hexOf(moved) === root,
+                    cut !== null && hexOf(cut) === root,
+                ]);
+            }
+            return out;
+        }""",
+        cases,
+    )
+    assert len(outcomes) == sum(range(1, 34))
+    assert all(found for found, _, _ in outcomes)
+    assert not any(moved or cut for _, moved, cut in outcomes)
