@@ -140,7 +140,10 @@ async def test_search_then_record_page_shows_the_proof_verified(
     status = page.locator("#proof-status")
     await expect(status).to_have_attribute("data-outcome", "verified")
     await expect(status).to_have_text("verified")
-    await expect(page.locator("#proof-steps li")).to_have_count(3)
+    await expect(page.locator("#proof-steps li")).to_have_count(4)
+    await expect(page.locator("#proof-steps li").nth(3)).to_have_text(
+        "key as served (not pinned in this browser)"
+    )
     await expect(page.locator("#decision")).to_have_text("decline")
     await expect(page.locator("svg.bars rect").first).to_be_visible()
     # Every page that showed the record is in the access log, as gRPC reads are: the list
@@ -245,3 +248,26 @@ async def test_the_pages_merkle_check_agrees_with_the_reference_tree_everywhere(
     assert len(outcomes) == sum(range(1, 34))
     assert all(found for found, _, _ in outcomes)
     assert not any(moved or cut for _, moved, cut in outcomes)
+
+
+async def test_a_key_pinned_in_the_browser_is_checked(
+    site: Site, browser: Browser, denied_applicant: dict[str, Any]
+) -> None:
+    record_id = await site.explain(denied_applicant, "loan-pinned")
+    page = await logged_in(browser, site, "auditor")
+    await page.goto(f"{site.base}/ui/records/{record_id}")
+    await page.click("summary")
+    await page.click("#pin-key")
+    await page.reload()
+    await expect(page.locator("#proof-status")).to_have_text("verified")
+    await expect(page.locator("#proof-steps li").nth(3)).to_have_text("key pinned in this browser")
+    # Another key pinned for this log (as if the server now served a key of its own).
+    await page.evaluate(
+        "localStorage.setItem('expound-log-key:' + JSON.parse("
+        "document.getElementById('proof-data').textContent).proof.checkpoint.log_id, "
+        "btoa('x'.repeat(32)))"
+    )
+    await page.reload()
+    await expect(page.locator("#proof-status")).to_have_text(
+        "FAILED: the log's key is not the key pinned in this browser"
+    )

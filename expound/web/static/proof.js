@@ -80,7 +80,27 @@ async function verify(data) {
   const signed = await crypto.subtle.verify({ name: "Ed25519" }, key, bytesOfHex(cp.signature), checkpointBody(cp));
   if (!signed) return [false, "the checkpoint's signature does not verify under the log's key", steps];
   steps.push(`checkpoint signed by the log's Ed25519 key at ${cp.timestamp}`);
+  // The key came from the server too: a key pinned in this browser (by a person who
+  // compared it with the published one) catches a server that swapped key and checkpoint.
+  const pinned = localStorage.getItem(PIN_PREFIX + cp.log_id);
+  if (pinned !== null && pinned !== data.public_key_base64) {
+    return [false, "the log's key is not the key pinned in this browser", steps];
+  }
+  steps.push(pinned === null ? "key as served (not pinned in this browser)" : "key pinned in this browser");
   return [true, "", steps];
+}
+
+const PIN_PREFIX = "expound-log-key:";
+
+function offerPin(data) {
+  const button = document.getElementById("pin-key");
+  if (button === null || !data.proof) return;
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    localStorage.setItem(PIN_PREFIX + data.proof.checkpoint.log_id, data.public_key_base64);
+    button.textContent = "pinned";
+    button.disabled = true;
+  });
 }
 
 async function main() {
@@ -90,7 +110,9 @@ async function main() {
   const list = document.getElementById("proof-steps");
   let outcome;
   try {
-    outcome = await verify(JSON.parse(data.textContent));
+    const parsed = JSON.parse(data.textContent);
+    offerPin(parsed);
+    outcome = await verify(parsed);
   } catch (error) {
     outcome = [false, `the proof could not be checked (${error.name}: ${error.message})`, []];
   }
