@@ -349,3 +349,20 @@ async def test_every_role_against_every_endpoint_as_over_grpc(web: Web) -> None:
             else:
                 refused = assert_error(answer, 403, "PERMISSION_DENIED")
                 assert refused["message"] == "permission denied", (rpc, caller)
+
+
+async def test_an_analyst_reads_only_the_records_it_made(
+    web: Web, denied_applicant: dict[str, Any]
+) -> None:
+    body = {"model_id": GBM, "features": denied_applicant}
+    async with web.client("decider") as decider:
+        theirs = (await decider.post("/v1/explain", json=body)).json()["record_id"]
+    async with web.client("analyst") as analyst:
+        mine = (await analyst.post("/v1/explain", json=body)).json()["record_id"]
+        listed = (await analyst.get("/v1/records")).json()["records"]
+        assert (await analyst.get(f"/v1/records/{mine}")).status_code == 200
+        # Another principal's record is not even confirmed to exist.
+        assert_error(await analyst.get(f"/v1/records/{theirs}"), 404, "NOT_FOUND")
+        page = await analyst.get(f"/ui/records/{theirs}")
+    assert [r["record_id"] for r in listed] == [mine]
+    assert page.status_code == 404 and "NOT_FOUND" in page.text
