@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from expound.archive.checkpoint import verifier_key
+from expound.archive.records import StoredRecord
 from expound.archive.store import RecordFilter
 from expound.domain import Explanation
 from expound.errors import (
@@ -217,6 +219,17 @@ async def models_page(request: Request) -> Response:
     return _page(request, "models.html", models=models, principal=call.principal)
 
 
+def _readable(records: list[StoredRecord]) -> Iterator[Explanation]:
+    """The explanations of ``records`` that still hold one (not events, not expired, not
+    unreadable: a payload that no longer parses is the record page's to show)."""
+    for record in records:
+        if record.kind == "record" and not record.expired:
+            try:
+                yield record.explanation()
+            except (ValueError, KeyError):
+                continue
+
+
 @router.get("/models/{model_id}", response_class=HTMLResponse)
 async def model_page(request: Request, model_id: str) -> Response:
     """A model: schema, global importance and reason frequencies of recent records."""
@@ -237,11 +250,12 @@ async def model_page(request: Request, model_id: str) -> Response:
                 "",
                 lister.caller,
             )
-            view = cohort(
-                r.explanation() for r in page.records if r.kind == "record" and not r.expired
-            )
+            view = cohort(_readable(page.records))
         except (PermissionDenied, Unauthenticated):
             refused = "your roles do not allow reading records, so no recent records are shown"
+        except ServiceError as error:
+            log_service_error(error, request_id_of(request))
+            refused = f"recent records cannot be read now: {error.message}"
     return _page(
         request,
         "model.html",

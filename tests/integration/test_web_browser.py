@@ -193,6 +193,9 @@ async def test_a_tampered_record_is_shown_failed_with_why(
     await expect(status).to_have_text(why)
     # The page shows what the forged payload says, and that it cannot be trusted.
     await expect(page.locator("#decision")).to_have_text("approve")
+    # The model page still reads its recent records, the forged one among them.
+    await page.goto(f"{site.base}/ui/models/{GBM}")
+    await expect(page.locator("text=over the 2 most recent records")).to_be_visible()
 
 
 async def test_a_role_without_record_reads_sees_403_and_no_token_sees_the_login(
