@@ -13,6 +13,7 @@ import ssl
 import statistics
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +367,23 @@ async def test_an_analyst_reads_only_the_records_it_made(
         page = await analyst.get(f"/ui/records/{theirs}")
     assert [r["record_id"] for r in listed] == [mine]
     assert page.status_code == 404 and "NOT_FOUND" in page.text
+
+
+async def test_the_search_page_filters_by_dates_and_names_a_bad_one(
+    web: Web, denied_applicant: dict[str, Any]
+) -> None:
+    async with web.client("decider") as decider:
+        body = {"model_id": GBM, "features": denied_applicant, "decision_id": "loan-dated"}
+        record_id = (await decider.post("/v1/explain", json=body)).json()["record_id"]
+    today = datetime.now(UTC).date()
+    async with web.client("auditor") as auditor:
+        found = await auditor.get(f"/ui/records?since={today}&until={today}")
+        before = await auditor.get(f"/ui/records?until={today - timedelta(days=1)}")
+        after = await auditor.get(f"/ui/records?since={today + timedelta(days=1)}")
+        bad = await auditor.get("/ui/records?since=yesterday")
+    assert found.status_code == 200 and record_id in found.text
+    for empty in (before, after):
+        assert empty.status_code == 200 and record_id not in empty.text
+        assert "No records match." in empty.text
+    assert bad.status_code == 400
+    assert "<code>since</code>: not a date (YYYY-MM-DD)" in bad.text
