@@ -62,6 +62,7 @@ check: setup lint typecheck
 test: setup models vllm lint typecheck
 	scripts/ensure_postgres.sh
 	scripts/ensure_pango.sh
+	scripts/ensure_chromium.sh
 	$(BIN)/pytest
 
 # SECTIONS="overload auth" runs only those sections (the others stay in latest.json).

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # The HTTP/JSON API and record browser (issue 13) on EXPOUND_HOST, beside gRPC, with the
+    # same TLS settings and roles; 0 turns it off.
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
     # home (issue 12): what relative paths are resolved against
     home: Path = Field(default_factory=lambda: default_home())
 

@@ -30,6 +30,8 @@ pytest_plugins = ["tests.support.vllm_server"]
 # Metrics are served on a fixed port by default (9464): a test server, in this process or a
 # child (`expound serve`), serves none unless its test asks, so parallel runs never collide.
 os.environ.setdefault("EXPOUND_METRICS_PORT", "0")
+# Likewise the HTTP face (8080 by default): a test that wants it sets a free port.
+os.environ.setdefault("EXPOUND_HTTP_PORT", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -42,6 +42,7 @@ from expound.server.servicer import ExplainServicer
 from expound.server.tls import server_credentials
 from expound.settings import Settings
 from expound.v1 import explain_pb2, explain_pb2_grpc
+from expound.web.app import http_face
 
 log = logging.getLogger("expound.server")
 
@@ -70,6 +71,7 @@ class RunningServer:
     reloader: ModelReloader
     telemetry: Telemetry
     metrics_port: int = 0  # where /metrics is served (0: not served)
+    http_port: int = 0  # where the HTTP/JSON face is served (0: not served)
 
 
 def create_server(
@@ -202,6 +204,18 @@ async def running_server(
             access,
             telemetry,
         )
+        faces = await backends.enter_async_context(contextlib.AsyncExitStack())
+        http_port = 0
+        if settings.http_port:
+            try:
+                http_port = await faces.enter_async_context(
+                    http_face(settings, pipeline, records, registry, reloader, access, telemetry)
+                )
+            except (OSError, ValueError) as error:
+                raise StartupError(
+                    f"cannot serve HTTP on {settings.host}:{settings.http_port} "
+                    f"(EXPOUND_HTTP_PORT; 0 turns it off): {error}"
+                ) from error
         await server.start()
         if telemetry.metrics is not None:
             probe = asyncio.create_task(
@@ -233,10 +247,12 @@ async def running_server(
                 reloader,
                 telemetry,
                 metrics.port if metrics is not None else 0,
+                http_port,
             )
         finally:
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.grace_seconds)
+            await faces.aclose()  # the HTTP face drains too, before the backends close
 
 
 def _security(
@@ -278,10 +294,12 @@ async def serve(settings: Settings) -> None:
             if running.metrics_port
             else "off"
         )
+        scheme = "https" if settings.tls_cert_file else "http"
+        pages = f"{scheme}://{settings.host}:{running.http_port}/ui" if running.http_port else "off"
         print(
             f"expound {expound.__version__} serving on {settings.host}:{running.port} "
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
-            f"archive: {settings.archive_path}; metrics: {metrics})\n"
+            f"archive: {settings.archive_path}; metrics: {metrics}; HTTP API and pages: {pages})\n"
             f"  security: {describe_security(settings)}\n"
             f"  try: .venv/bin/expound explain --model german-credit-gbm "
             f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}"

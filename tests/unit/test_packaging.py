@@ -140,6 +140,12 @@ def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
     # The notice templates shipped as the default set, every language of it.
     for name in ("notice.toml", "layout.html", "en/notice.html", "es/reasons.toml"):
         assert f"expound/notices/templates/default/{name}" in names
+    # The record browser's templates, script and style (issue 13).
+    assert {
+        "expound/web/templates/record.html",
+        "expound/web/static/proof.js",
+        "expound/web/static/style.css",
+    } <= set(names)
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
