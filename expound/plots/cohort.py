@@ -129,35 +129,45 @@ def _rates_figure(frame: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
-def cohort_figures(frame: pd.DataFrame, max_display: int = 12) -> dict[str, Figure]:
-    """The plots of :data:`COHORT_PLOTS` for one cohort (one model: attributions of two
-    models do not share a scale).
+def cohort_figures(
+    frame: pd.DataFrame, max_display: int = 12, only: tuple[str, ...] = COHORT_PLOTS
+) -> dict[str, Figure]:
+    """The plots of :data:`COHORT_PLOTS` (or just those named in ``only``) for one cohort
+    (one model: attributions of two models do not share a scale).
 
     Raises:
-        ValueError: The cohort is empty or mixes models.
+        ValueError: The cohort is empty or mixes models, or a name is not a cohort plot.
     """
     import shap
 
+    unknown = set(only) - set(COHORT_PLOTS)
+    if unknown:
+        raise ValueError(f"not a cohort plot: {', '.join(sorted(unknown))}")
     answered = frame[frame["base_value"].notna()] if "base_value" in frame else frame
     explanation = frame_to_explanation(answered)
     title = str(answered["model_id"].iloc[0])
-    figures = {
-        "beeswarm": shap_figure(
-            lambda: shap.plots.beeswarm(explanation, max_display=max_display, show=False)
-        ),
-        "mean_abs_shap": shap_figure(
-            lambda: shap.plots.bar(explanation, max_display=max_display, show=False)
-        ),
-        "reason_codes": _reason_figure(answered, title),
-        "rates": _rates_figure(answered, title),
-    }
     units = str(answered["units"].iloc[0])
     count = len(answered)
-    figures["beeswarm"].suptitle(f"{title}: attributions of {count} decisions ({units})")
-    figures["mean_abs_shap"].suptitle(f"{title}: mean |SHAP| over {count} decisions ({units})")
+    draw = {
+        "beeswarm": lambda: shap_figure(
+            lambda: shap.plots.beeswarm(explanation, max_display=max_display, show=False)
+        ),
+        "mean_abs_shap": lambda: shap_figure(
+            lambda: shap.plots.bar(explanation, max_display=max_display, show=False)
+        ),
+        "reason_codes": lambda: _reason_figure(answered, title),
+        "rates": lambda: _rates_figure(answered, title),
+    }
+    figures = {name: draw[name]() for name in only}
+    if "beeswarm" in figures:
+        figures["beeswarm"].suptitle(f"{title}: attributions of {count} decisions ({units})")
+    if "mean_abs_shap" in figures:
+        figures["mean_abs_shap"].suptitle(f"{title}: mean |SHAP| over {count} decisions ({units})")
     return figures
 
 
-def cohort_pngs(frame: pd.DataFrame, max_display: int = 12) -> dict[str, bytes]:
+def cohort_pngs(
+    frame: pd.DataFrame, max_display: int = 12, only: tuple[str, ...] = COHORT_PLOTS
+) -> dict[str, bytes]:
     """:func:`cohort_figures` as PNG bytes, by plot name."""
-    return {name: png_bytes(f) for name, f in cohort_figures(frame, max_display).items()}
+    return {name: png_bytes(f) for name, f in cohort_figures(frame, max_display, only).items()}

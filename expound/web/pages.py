@@ -15,6 +15,7 @@ neither log a visitor in under its token nor out.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from expound.errors import (
     Unauthenticated,
 )
 from expound.models.registry import ServedModel, UnavailableModel
+from expound.server.convert import explanation_to_pb
 from expound.server.errors import log_service_error
 from expound.times import format_utc
 from expound.web.api import service_of
@@ -228,6 +230,57 @@ def _readable(records: list[StoredRecord]) -> Iterator[Explanation]:
                 yield record.explanation()
             except (ValueError, KeyError):
                 continue
+
+
+def _png(content: bytes) -> Response:
+    headers = {**PAGE_HEADERS, "cache-control": "private, max-age=60"}
+    return Response(content, media_type="image/png", headers=headers)
+
+
+@router.get("/records/{record_id}/waterfall.png")
+async def record_waterfall(request: Request, record_id: str) -> Response:
+    """The record's attribution waterfall as shap draws it (PNG, from ``expound.plots``)."""
+    from expound.plots.decision import waterfall_png
+
+    service = service_of(request)
+    try:
+        call = _admit(request, "GetRecord")
+        record, _ = await service.records.get_record(record_id[:200], False, call.caller)
+    except ServiceError as error:
+        return _refused(request, error)
+    explanations = list(_readable([record]))
+    if not explanations:
+        return Response(status_code=404)
+    response = explanation_to_pb(explanations[0])
+    return _png(await asyncio.to_thread(waterfall_png, response))
+
+
+@router.get("/models/{model_id}/plots/{name}.png")
+async def cohort_plot(request: Request, model_id: str, name: str) -> Response:
+    """One cohort plot of the model's recent records the caller may read (PNG): beeswarm,
+    mean |SHAP|, reason codes, or fallback and gate-rejection rates over time."""
+    from expound.clients.frames import responses_to_frame
+    from expound.plots.cohort import COHORT_PLOTS, cohort_pngs
+
+    if name not in COHORT_PLOTS:
+        return Response(status_code=404)
+    service = service_of(request)
+    try:
+        _admit(request, "GetModel")
+        lister = _admit(request, "ListRecords")
+        page = await service.records.list_records(
+            RecordFilter(model_id=model_id[:200]), COHORT_RECORDS, "", lister.caller
+        )
+    except ServiceError as error:
+        return _refused(request, error)
+    responses = [explanation_to_pb(e) for e in _readable(page.records)]
+    if not responses:
+        return Response(status_code=404)
+
+    def render() -> bytes:
+        return cohort_pngs(responses_to_frame(responses), only=(name,))[name]
+
+    return _png(await asyncio.to_thread(render))
 
 
 @router.get("/models/{model_id}", response_class=HTMLResponse)

@@ -129,6 +129,14 @@ def tamper(archive: Path, record_id: str, rewrite_leaf: bool) -> None:
             )
 
 
+# True once every image the selector matches has loaded a real picture (a broken or
+# missing image has a natural width of 0).
+IMAGES_DRAWN = """selector => {
+    const images = [...document.querySelectorAll(selector)];
+    return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 300);
+}"""
+
+
 async def test_search_then_record_page_shows_the_proof_verified(
     site: Site, browser: Browser, denied_applicant: dict[str, Any]
 ) -> None:
@@ -146,12 +154,15 @@ async def test_search_then_record_page_shows_the_proof_verified(
     )
     await expect(page.locator("#decision")).to_have_text("decline")
     await expect(page.locator("svg.bars rect").first).to_be_visible()
+    # shap's own waterfall of the record, as a PNG the page loads.
+    await page.wait_for_function(IMAGES_DRAWN, arg="figure.plot img", timeout=60_000)
     # Every page that showed the record is in the access log, as gRPC reads are: the list
-    # after login, the search, the record page.
+    # after login, the search, the record page and its plot.
     entries, _ = await site.running.records.access_log(0, 100, record_id)
     assert [(e.principal, e.rpc) for e in entries] == [
         ("auditor", "ListRecords"),
         ("auditor", "ListRecords"),
+        ("auditor", "GetRecord"),
         ("auditor", "GetRecord"),
     ]
     # The model page: its schema, and what the two records say about the model.
@@ -167,6 +178,9 @@ async def test_search_then_record_page_shows_the_proof_verified(
     bars = page.locator("svg.bars")
     await expect(bars).to_have_count(2)
     assert await bars.nth(0).locator("rect").count() == len(described.manifest.features)
+    # The cohort plots (beeswarm, mean |SHAP|, reason codes, rates) drawn as PNGs.
+    await expect(page.locator("figure.plot img")).to_have_count(4)
+    await page.wait_for_function(IMAGES_DRAWN, arg="figure.plot img", timeout=120_000)
 
 
 @pytest.mark.parametrize(
