@@ -47,7 +47,7 @@ def _percentile(planned: PlannedFactor) -> str | None:
     return f"at the {_ordinal(planned.percentile)} percentile of the reference sample"
 
 
-def _context(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
+def context_sentences(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
     """Sentences placing one factor's value in the reference sample and the whole push."""
     factor = facts.factors[planned.feature]
     value = parenthesis_free(factor.value_text)
@@ -72,7 +72,7 @@ def _context(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
     return sentences
 
 
-def _context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
+def context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
     """The same context as trailing phrases of the factor's own sentence (analysts)."""
     parts = []
     if planned.share_words is not None:
@@ -126,7 +126,8 @@ def _recourse(facts: DecisionFacts, plan: ContentPlan) -> list[str]:
     return [counterfactual_sentence(facts, recourse.counterfactuals[0])]
 
 
-def _base_rate(plan: ContentPlan) -> list[str]:
+def base_rate_sentences(plan: ContentPlan) -> list[str]:
+    """The reference sample's base rate and mean score (none without a sample)."""
     if plan.reference is None:
         return []
     reference = plan.reference
@@ -156,9 +157,11 @@ def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
         factor = facts.factors[planned.feature]
         sentences.append(
             f"{planned.feature} = {parenthesis_free(factor.value_text)} {_direction(planned)} "
-            f"by {abs(planned.contribution):.3f}{_context_inline(facts, planned)}."
+            f"by {abs(planned.contribution):.3f}{context_inline(facts, planned)}."
         )
-    return " ".join([*sentences, *_base_rate(plan), *_recourse(facts, plan), _method(facts)])
+    return " ".join(
+        [*sentences, *base_rate_sentences(plan), *_recourse(facts, plan), _method(facts)]
+    )
 
 
 def _factor_list(facts: DecisionFacts, factors: list[PlannedFactor]) -> str:
@@ -202,7 +205,7 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
             sentences.append(f"The factors that helped most: {listed}.")
     # Context for the leading factor only: an applicant's text stays short.
     for planned in leads[:1]:
-        sentences += _context(facts, planned)
+        sentences += context_sentences(facts, planned)
     for planned in others:
         factor = facts.factors[planned.feature]
         verb = (
