@@ -381,12 +381,13 @@ def sampled_drafting(facts: DecisionFacts, seed: int) -> Drafting:
     return Drafting(record=record, drafts=drafts)
 
 
-async def _sample_all(
+async def sample_all(
     ranker: Ranker,
     decisions: list[tuple[DecisionFacts, str]],
     registry: ModelRegistry,
     seed: int,
 ) -> list[dict[str, Any]]:
+    """The ``samples`` mode: grammar samples of every plan style, ranked and selected."""
     out = []
     for number, (facts, fallback_text) in enumerate(decisions):
         started = time.perf_counter()
@@ -727,7 +728,7 @@ def main() -> None:
     elif arguments.drafting == "samples":
         print("drafting (grammar samples, no LLM) ...", file=sys.stderr, flush=True)
         runs["samples"] = asyncio.run(
-            _sample_all(ranker, decisions, registry, settings.default_seed)
+            sample_all(ranker, decisions, registry, settings.default_seed)
         )
     # The deterministic texts, always: the answer of every fallback, reported on its own.
     runs["off"] = _deterministic_all(decisions, registry)

@@ -19,10 +19,15 @@ GENERATOR_ID = "deterministic/v2"
 
 
 def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
-    details = ", ".join(
-        f"{facts.factors[name].description}: {facts.factors[name].value_text}"
-        for name in reason.features
-    )
+    """A reason with its values: the value alone where the reason has one feature (its
+    text names it already), each feature with its value where it has several."""
+    if len(reason.features) == 1:
+        details = parenthesis_free(facts.factors[reason.features[0]].value_text)
+    else:
+        details = ", ".join(
+            f"{facts.factors[name].description}: {parenthesis_free(facts.factors[name].value_text)}"
+            for name in reason.features
+        )
     return f"{reason.text} ({details})"
 
 
@@ -63,13 +68,32 @@ def context_sentences(facts: DecisionFacts, planned: PlannedFactor) -> list[str]
         sentences.append(f"{named}{where} accounted for {planned.share_words} of the total push.")
     elif placed:
         sentences.append(f"{named} is {placed}.")
-    typical = _typical(facts, planned)
+    typical = typical_sentence(facts, planned)
     if typical is not None:
-        sentences.append(
-            f"Among favourable decisions in the reference sample, the typical "
-            f"{factor.description} is {typical}."
-        )
+        sentences.append(typical)
     return sentences
+
+
+def percentile_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
+    """Where the applicant's value of one factor lies in the reference sample."""
+    placed = _percentile(planned)
+    if placed is None:
+        return None
+    factor = facts.factors[planned.feature]
+    value = parenthesis_free(factor.value_text)
+    return f"The {factor.description} of {value} is {placed}."
+
+
+def typical_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
+    """The typical value of one factor among favourable decisions, when it differs."""
+    typical = _typical(facts, planned)
+    if typical is None:
+        return None
+    description = facts.factors[planned.feature].description
+    return (
+        f"Among favourable decisions in the reference sample, the typical {description} "
+        f"is {typical}."
+    )
 
 
 def context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
@@ -185,6 +209,10 @@ def _compliance(facts: DecisionFacts, plan: ContentPlan) -> str:
     return " ".join([*sentences, *_recourse(facts, plan), _method(facts)])
 
 
+# An applicant's text aims at this many words at most; context sentences give way first.
+APPLICANT_MAX_WORDS = 120
+
+
 def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
     leads = [p for p in plan.factors if p.role == "principal"]
     others = [p for p in plan.factors if p.role == "counterweight"]
@@ -203,9 +231,6 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
                 for p in leads
             )
             sentences.append(f"The factors that helped most: {listed}.")
-    # Context for the leading factor only: an applicant's text stays short.
-    for planned in leads[:1]:
-        sentences += context_sentences(facts, planned)
     for planned in others:
         factor = facts.factors[planned.feature]
         verb = (
@@ -215,7 +240,15 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
             f"In the opposite direction, the {factor.description} "
             f"({parenthesis_free(factor.value_text)}) {verb}."
         )
-    return " ".join([*sentences, *_recourse(facts, plan)])
+    sentences += _recourse(facts, plan)
+    # Context for the leading factor only, and only while the text stays short: the
+    # typical value goes first, then the share.
+    context = context_sentences(facts, leads[0]) if leads else []
+    while context and len(" ".join([*sentences, *context]).split()) > APPLICANT_MAX_WORDS:
+        context.pop()
+    # After the sentence that names the leading factor: the reasons, or what helped.
+    at = 1 if facts.prediction.adverse or not leads else 2
+    return " ".join([*sentences[:at], *context, *sentences[at:]])
 
 
 def deterministic_explanation(facts: DecisionFacts) -> str:

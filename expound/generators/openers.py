@@ -12,9 +12,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-# A sentence ends at a terminator followed by white space and more text, or by the end:
-# "0.938" ends nothing, and neither does "1," of a list.
-_SENTENCE_END = re.compile(r"[.!?](?=\s+\S)")
+# A sentence ends at a terminator followed by white space and more text: "0.938" ends
+# nothing, and neither does the marker of a numbered list ("reasons: 1. Status ...").
+_SENTENCE_END = re.compile(r"(?<![\s(:]\d)(?<!^\d)[.!?](?=\s+\S)")
 _WORD = re.compile(r"[\w'=+-]+")
 _DETERMINERS = frozenset({"the", "a", "an", "your", "this", "these", "its", "their", "our"})
 

@@ -29,8 +29,9 @@ from expound.generators.deterministic import (
     NO_RECOURSE,
     base_rate_sentences,
     context_inline,
-    context_sentences,
     counterfactual_sentence,
+    percentile_sentence,
+    typical_sentence,
 )
 from expound.rankers.reading import lexicon, pattern
 from expound.rankers.routing import asked_factors
@@ -38,6 +39,11 @@ from expound.rankers.routing import asked_factors
 # A factor under this share of the total push is minor: two or more of them at the end of
 # a text, pushing the same way, share one sentence.
 MINOR_SHARE = 0.10
+# Words per text each audience reads comfortably (issue 10, item 4); compliance has none.
+LENGTH = {Audience.APPLICANT: (60, 120), Audience.ANALYST: (100, 200)}
+# Optional sentences left out first when a text could run long, or made required when it
+# could run short: courtesy, then colour, then advice.
+OPTIONAL_ORDER = ("closing", "aside", "advice", "recourse")
 ORDINALS = ("first", "second", "third", "fourth", "fifth")
 
 
@@ -168,14 +174,29 @@ class _Writer:
         return _direction(self.adverse)
 
     def _context(self, item: _Item) -> str:
-        return context_inline(self.facts, item.planned) if self.analyst else ""
+        """Context said within a factor's own sentence: analysts get share, percentile
+        and typical value; applicants the share of the effect in words."""
+        if self.analyst:
+            return context_inline(self.facts, item.planned)
+        if self.applicant and item.planned.share_words is not None:
+            return f", {item.planned.share_words} of the total effect"
+        return ""
 
-    def _context_slots(self, item: _Item) -> None:
-        """Applicants: the lead factor's share and its value in context, as sentences."""
+    def _aside(self, item: _Item) -> None:
+        """Applicants: one optional sentence after the leading factor, either its value in
+        context (percentile, typical value among favourable decisions) or why lenders
+        weigh it; one, not all, so the text stays short."""
         if not self.applicant:
             return
-        for number, sentence in enumerate(context_sentences(self.facts, item.planned)):
-            self.add(f"context{number + 1}", [sentence], optional=True)
+        placed = [
+            sentence
+            for sentence in (
+                percentile_sentence(self.facts, item.planned),
+                typical_sentence(self.facts, item.planned),
+            )
+            if sentence is not None
+        ]
+        self.add("aside", [*placed, *self.bank["rationale"]], optional=True)
 
     def reasons(self) -> None:
         """Compliance, adverse: the principal reasons with their codes, in order."""
@@ -209,12 +230,11 @@ class _Writer:
                 templates = self.bank["next"][side] + self.bank["also"][side]
             else:
                 templates = self.bank["also"][side]
-            context = self._context(item) if position < 2 else ""
+            # Context for the first two factors (analysts) or the leading one (applicants).
+            context = self._context(item) if position < (2 if self.analyst else 1) else ""
             self.add(f"factor_{item.planned.feature}", _sentences(templates, item, context))
             if previous is None:
-                self._context_slots(item)
-                if self.bank["rationale"]:
-                    self.add("rationale", list(self.bank["rationale"]), optional=True)
+                self._aside(item)
             previous = item.adverse
         if minor:
             self._minor(minor)
@@ -345,7 +365,32 @@ class _Writer:
         if self.style != "recourse_first" and not self.recourse():
             self.advice()
         self.closing()
+        self._fit_length()
         return self.slots
+
+    def _fit_length(self) -> None:
+        """Keeps every text the grammar admits within the audience's length where the
+        optional sentences allow: left out (longest texts over the limit) or required
+        (shortest texts under it), in :data:`OPTIONAL_ORDER`."""
+        limits = LENGTH.get(self.facts.audience)
+        if limits is None:
+            return
+        low, high = limits
+
+        def words(slot: Slot) -> list[int]:
+            return [len(sentence.split()) for sentence in slot.sentences]
+
+        def optional_in_order() -> list[Slot]:
+            ranked = [s for s in self.slots if s.optional and s.name in OPTIONAL_ORDER]
+            return sorted(ranked, key=lambda s: OPTIONAL_ORDER.index(s.name))
+
+        while sum(max(words(s)) for s in self.slots) > high and optional_in_order():
+            self.slots.remove(optional_in_order()[0])
+        for slot in reversed(optional_in_order()):
+            if sum(min(words(s)) for s in self.slots if not s.optional) >= low:
+                break
+            index = self.slots.index(slot)
+            self.slots[index] = Slot(slot.name, slot.sentences, optional=False)
 
     def _contrastive_order(self) -> list[_Item]:
         if self.analyst:
@@ -364,7 +409,7 @@ class _Writer:
             return
         side = _direction(first.adverse)
         self.add("answer", _sentences(self.bank["answer"][side], first, self._context(first)))
-        self._context_slots(first)
+        self._aside(first)
         if self.facts.audience is Audience.COMPLIANCE and self.adverse and self.facts.reasons:
             self.reasons()
         rest = [i for i in self._contrastive_order() if i is not first]
