@@ -127,10 +127,23 @@ def counterfactual_sentence(facts: DecisionFacts, counterfactual: Counterfactual
         for c in counterfactual.changes
     )
     rule = manifest.decision
-    side = "below" if rule.adverse_when == "score_at_or_above" else "at or above"
+    below = rule.adverse_when == "score_at_or_above"
+    # Enough digits that the score reads on its side of the threshold: 0.4997 is not
+    # "0.500, below the 0.50 threshold".
+    digits = next(
+        (
+            d
+            for d in (3, 4, 5, 6)
+            if (round(counterfactual.score, d) < rule.threshold)
+            == below
+            == (counterfactual.score < rule.threshold)
+        ),
+        6,
+    )
+    side = "below" if below else "at or above"
     return (
-        f"With {changes}, the score would have been {counterfactual.score:.3f}, {side} the "
-        f"{rule.threshold:.2f} threshold."
+        f"With {changes}, the score would have been {counterfactual.score:.{digits}f}, {side} "
+        f"the {rule.threshold:.2f} threshold."
     )
 
 

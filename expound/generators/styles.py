@@ -125,6 +125,10 @@ def _sentences(templates: list[str], item: _Item, context: str = "") -> list[str
     return out
 
 
+def _required_max_words(slots: list[Slot]) -> int:
+    return sum(max(len(s.split()) for s in slot.sentences) for slot in slots if not slot.optional)
+
+
 def _joined(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
@@ -142,6 +146,8 @@ class _Writer:
         self.items = _items(facts, bank)
         # Question first breaks the order of importance: such a text claims none.
         self.ordered = style != "question_first"
+        # Set when the text would run past the audience's length: see :meth:`_groups`.
+        self.merge = False
         self.slots: list[Slot] = []
 
     def add(self, name: str, sentences: list[str], optional: bool = False) -> None:
@@ -215,17 +221,20 @@ class _Writer:
             self.add(f"reason{rank}", [t.format(reason=text, ordinal=ordinal) for t in templates])
 
     def body(self, items: list[_Item], previous: bool | None = None) -> None:
-        """The items, one sentence each (minor ones at the end together), with connectors
-        that follow the directions."""
-        minor = self._minor_tail(items, previous)
-        for position, item in enumerate(items[: len(items) - len(minor)]):
+        """The items, one sentence each, with connectors that follow the directions;
+        several factors of one direction share a sentence where :meth:`_groups` says."""
+        first = previous is None
+        for position, group in enumerate(self._groups(items, previous)):
+            if len(group) > 1:
+                self._together(group)
+                previous = group[0].adverse
+                continue
+            (item,) = group
             side = _direction(item.adverse)
             if previous is None and item.lead:
                 templates = self.bank["lead"][side]
             elif previous is not None and previous != item.adverse:
-                # Where the direction turns often, the connectors of a turn run out:
-                # "also" phrasings of the new direction read as well after the first.
-                templates = self.bank["turn"][side] + self.bank["also"][side]
+                templates = self.bank["turn"][side]
             elif previous is not None and self.ordered:
                 templates = self.bank["next"][side] + self.bank["also"][side]
             else:
@@ -233,26 +242,36 @@ class _Writer:
             # Context for the first two factors (analysts) or the leading one (applicants).
             context = self._context(item) if position < (2 if self.analyst else 1) else ""
             self.add(f"factor_{item.planned.feature}", _sentences(templates, item, context))
-            if previous is None:
+            if first and position == 0:
                 self._aside(item)
             previous = item.adverse
-        if minor:
-            self._minor(minor)
 
-    def _minor_tail(self, items: list[_Item], previous: bool | None) -> list[_Item]:
-        """The trailing run (two or more) of minor factors pushing one way, the way the
-        factor before them (or ``previous``, the sentence before the list) pushed."""
+    def _groups(self, items: list[_Item], previous: bool | None) -> list[list[_Item]]:
+        """The sentences of the items: one each, but together (two or more, one
+        direction) the minor factors at the end that push the way the factor before them
+        did, and, in a text that would run long, every factor after the first that pushes
+        the way the first did."""
+        groups = [[item] for item in items]
+        if self.merge and len(items) >= 3:
+            run = 1
+            while run < len(items) and items[run].adverse == items[0].adverse:
+                run += 1
+            if run >= 3:
+                groups = [[items[0]], items[1:run], *[[i] for i in items[run:]]]
+                return groups
         tail: list[_Item] = []
         for item in reversed(items):
             if not item.minor or (tail and item.adverse != tail[0].adverse):
                 break
             tail.insert(0, item)
         before = items[-len(tail) - 1].adverse if len(tail) < len(items) else previous
-        if len(tail) < 2 or before != tail[0].adverse:
-            return []
-        return tail
+        if len(tail) >= 2 and before == tail[0].adverse:
+            groups = [*groups[: len(items) - len(tail)], tail]
+        return groups
 
-    def _minor(self, items: list[_Item]) -> None:
+    def _together(self, items: list[_Item]) -> None:
+        """Several factors of one direction in one sentence: "to a lesser extent" where
+        the text runs in order of importance, a plain "in addition" where it does not."""
         side = _direction(items[0].adverse)
         form = self.bank.get("minor_factor", "{factor}")
         # One phrasing per factor kind across the list: "A and B", both the same way.
@@ -262,8 +281,9 @@ class _Writer:
             )
             for k in range(len(items[0].phrases))
         ]
+        key = "minor" if self.ordered or "together" not in self.bank else "together"
         self.add(
-            "minor", [t.format(factors=name) for t in self.bank["minor"][side] for name in names]
+            "together", [t.format(factors=name) for t in self.bank[key][side] for name in names]
         )
 
     def listing(self, items: list[_Item]) -> None:
@@ -284,9 +304,12 @@ class _Writer:
     def _list(self, key: str, items: list[_Item], forms: dict[str, str]) -> None:
         if not items:
             return
+        # The largest factor with its context (analysts): a list says little else.
+        context = self._context(items[0]) if self.analyst else ""
         listed = [
             "; ".join(
                 forms[_direction(i.adverse)].format(factor=i.phrases[k], magnitude=i.magnitude)
+                + (context if i is items[0] else "")
                 for i in items
             )
             for k in range(len(items[0].phrases))
@@ -344,6 +367,14 @@ class _Writer:
     # -- the styles ------------------------------------------------------------------
 
     def write(self) -> list[Slot]:
+        slots = self._write()
+        limits = LENGTH.get(self.facts.audience)
+        if limits is not None and _required_max_words(slots) > limits[1]:
+            self.merge, self.slots = True, []
+            slots = self._write()
+        return slots
+
+    def _write(self) -> list[Slot]:
         self.opening()
         compliance_reasons = (
             self.facts.audience is Audience.COMPLIANCE and self.adverse and self.facts.reasons
