@@ -8,6 +8,7 @@ content plan.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,15 @@ from expound.explainers.facts import DecisionFacts
 
 PER_AUDIENCE = 10
 TABLE_ROWS = 6
+MODE_WORDS = {
+    "constrained": "drafted by the LLM under the plan styles' grammars",
+    "free": "drafted freely by the LLM",
+    "samples": (
+        "no LLM: one random string of each plan style's grammar per candidate (the "
+        "model's choices among true phrasings replaced by chance), ranked by the ranker"
+    ),
+    "off": "drafting off: every answer is the deterministic text",
+}
 
 
 def _table(facts: DecisionFacts) -> list[str]:
@@ -57,7 +67,8 @@ def examples_markdown(
     lines = [
         "# Selected explanations from `make eval`",
         "",
-        f"Written by `bench/eval.py` from the `{mode}` run: the first {PER_AUDIENCE} "
+        f"Written by `bench/eval.py` from the `{mode}` run ({MODE_WORDS.get(mode, mode)}): "
+        f"the first {PER_AUDIENCE} "
         "decisions of each audience in the eval's fixed order (seeded shuffle of the demo "
         "applicants, both demo models). Each text is the service's answer: the top faithful "
         "candidate, or the deterministic text on fallback. The table is what it must be "
@@ -84,7 +95,7 @@ def examples_markdown(
                 f"{prediction.decision} (score {prediction.score:.3f}, threshold "
                 f"{prediction.threshold:.2f})",
                 "",
-                f"Question: {run.get('question') or '(none)'}. Selected: {source}. "
+                f"Question: {json.dumps(run.get('question') or '')}. Selected: {source}. "
                 f"{selected['words']} words, repeated openers: "
                 f"{', '.join(selected['repeated_openers']) or 'none'}, gate: "
                 f"{'passed' if selected['passed'] else 'FAILED'}.",

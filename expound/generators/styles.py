@@ -220,11 +220,13 @@ class _Writer:
             ordinal = ORDINALS[rank - 1] if rank <= len(ORDINALS) else f"rank {rank}"
             self.add(f"reason{rank}", [t.format(reason=text, ordinal=ordinal) for t in templates])
 
-    def body(self, items: list[_Item], previous: bool | None = None) -> None:
+    def body(self, items: list[_Item], previous: bool | None = None, said: int = 0) -> None:
         """The items, one sentence each, with connectors that follow the directions;
-        several factors of one direction share a sentence where :meth:`_groups` says."""
+        several factors of one direction share a sentence where :meth:`_groups` says.
+        ``said``: factors already stated (their context given) before these."""
         first = previous is None
-        for position, group in enumerate(self._groups(items, previous)):
+        for index, group in enumerate(self._groups(items, previous)):
+            position = index + said
             if len(group) > 1:
                 self._together(group)
                 previous = group[0].adverse
@@ -240,7 +242,9 @@ class _Writer:
             else:
                 templates = self.bank["also"][side]
             # Context for the first two factors (analysts) or the leading one (applicants).
-            context = self._context(item) if position < (2 if self.analyst else 1) else ""
+            # (one only in a text that would run long).
+            shown = 2 if self.analyst and not self.merge else 1
+            context = self._context(item) if position < shown else ""
             self.add(f"factor_{item.planned.feature}", _sentences(templates, item, context))
             if first and position == 0:
                 self._aside(item)
@@ -252,13 +256,20 @@ class _Writer:
         did, and, in a text that would run long, every factor after the first that pushes
         the way the first did."""
         groups = [[item] for item in items]
-        if self.merge and len(items) >= 3:
-            run = 1
-            while run < len(items) and items[run].adverse == items[0].adverse:
-                run += 1
-            if run >= 3:
-                groups = [[items[0]], items[1:run], *[[i] for i in items[run:]]]
-                return groups
+        if self.merge and items:
+            # After a sentence of the same direction (``previous``) the run may start at
+            # once; otherwise after the first item, which opens or turns the direction.
+            same = previous is not None and items[0].adverse == previous
+            way, start = (previous, 0) if same else (items[0].adverse, 1)
+            end = start
+            while end < len(items) and items[end].adverse == way:
+                end += 1
+            if end - start >= 2:
+                return [
+                    *[[i] for i in items[:start]],
+                    items[start:end],
+                    *[[i] for i in items[end:]],
+                ]
         tail: list[_Item] = []
         for item in reversed(items):
             if not item.minor or (tail and item.adverse != tail[0].adverse):
@@ -444,7 +455,7 @@ class _Writer:
         if self.facts.audience is Audience.COMPLIANCE and self.adverse and self.facts.reasons:
             self.reasons()
         rest = [i for i in self._contrastive_order() if i is not first]
-        self.body(rest, previous=first.adverse)
+        self.body(rest, previous=first.adverse, said=1)
 
 
 def compose(facts: DecisionFacts, bank: dict[str, Any], style: str) -> list[Slot]:
