@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
+from expound.generators.deterministic import counterfactual_sentence
 from expound.generators.grammar import build_grammar, candidate_grammars
 from expound.generators.openers import assign_openers, opener, repeated_openers, sentences
 from expound.llm.draft import Draft
@@ -230,3 +231,16 @@ async def test_the_ranker_selects_the_routed_style_when_it_is_faithful(
         ]
         ranked = await ranker.rank(facts, broken)
         assert ranked[0].draft.style != expected and ranked[0].verdict.passed
+
+
+def test_a_counterfactual_score_reads_on_its_side_of_the_threshold(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant, Audience.APPLICANT)
+    assert facts.plan is not None and facts.plan.recourse is not None
+    recorded = facts.plan.recourse.counterfactuals[0]
+    threshold = facts.manifest.decision.threshold
+    close = recorded.model_copy(update={"score": threshold - 0.0003})
+    sentence = counterfactual_sentence(facts, close)
+    assert f"{threshold - 0.0003:.4f}, below" in sentence, sentence
+    assert f"{recorded.score:.3f}, below" in counterfactual_sentence(facts, recorded)
