@@ -54,7 +54,9 @@ above all its mutants.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -64,25 +66,31 @@ import time
 from collections import Counter
 from typing import Any
 
+from bench.eval_examples import examples_markdown
+from bench.eval_order import claimed_order_accuracy
+from bench.eval_routing import expected_style, question_for, question_set, table_accuracy
 from bench.eval_texts import MUTATIONS, faithful_and_mutants
 from bench.run import DATA, MODELS, ROOT, applicant_rows, machine
-from expound.domain import Audience
+from expound.domain import Audience, DraftingRecord
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.decision import decide
 from expound.explainers.facts import DecisionFacts, decision_facts
 from expound.explainers.plan import plan_decision
 from expound.generators.deterministic import deterministic_explanation
-from expound.generators.drafting import Drafter, DraftingConfig, DraftingMode
+from expound.generators.drafting import Drafter, Drafting, DraftingConfig, DraftingMode
+from expound.generators.grammar import candidate_grammars, phrase_bank
 from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.generators.openers import repeated_openers
 from expound.llm.draft import Draft
 from expound.models.registry import ModelRegistry, ServedModel
 from expound.pipeline.assembly import build_ranker
-from expound.pipeline.selection import select
-from expound.rankers.base import Ranker
+from expound.pipeline.selection import Selection, select
+from expound.rankers.base import RankedDraft, Ranker
 from expound.rankers.gate import Verdict, ViolationKind, verify
 from expound.settings import Settings
 
 RESULTS = ROOT / "bench" / "results" / "eval.json"
+EXAMPLES = ROOT / "bench" / "results" / "examples.md"
 SEED = 20241213
 PER_OUTCOME = 4
 MODEL_IDS = ("german-credit-gbm", "german-credit-logistic")
@@ -98,15 +106,26 @@ TARGETS = {
     "fallback_rate": "< 0.05 (constrained)",
     "plan_coverage": "= 1.00 (analyst, compliance)",
     "counterfactual_validity": "= 1.00",
+    "repeated_opener_rate": "= 0",
+    "routing_accuracy": ">= 0.9",
 }
+# Words per audience the prose aims at (issue 10, item 4); compliance has none.
+WORDS_TARGET = {"APPLICANT": (60, 120), "ANALYST": (100, 200)}
+# How the texts are drafted: "llm" (the LLM server of settings, constrained and free
+# modes), "samples" (one random string of each plan style's grammar per candidate, ranked
+# by the real ranker: the LLM's choices replaced by chance), "off" (the deterministic text).
+DRAFTING_CHOICES = ("llm", "samples", "off")
+# The sections of the results, one per way of drafting that ran.
+MODES = ("constrained", "free", "samples", "off")
 
 
 def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
-    """The fixed decisions: (facts, deterministic text) per applicant, model and audience."""
+    """The fixed decisions: (facts, deterministic text) per applicant, model and audience,
+    each asked the next question of its audience's fixed set (bench/eval_questions.json)."""
     rows = applicant_rows()
     order = list(range(len(rows)))
     random.Random(SEED).shuffle(order)
-    decisions = []
+    decisions: list[tuple[DecisionFacts, str]] = []
     for model_id in MODEL_IDS:
         model = registry.get(model_id)
         taken = {True: 0, False: 0}
@@ -118,7 +137,9 @@ def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
             taken[adverse] += 1
             for audience in Audience:
                 plan = plan_decision(model, rows[index], decision, audience)
-                facts = decision_facts(model.manifest, decision, audience, "", plan)
+                asked = sum(f.audience is audience for f, _ in decisions)
+                question = question_for(audience, asked)["question"]
+                facts = decision_facts(model.manifest, decision, audience, question, plan)
                 text = deterministic_explanation(facts)
                 decisions.append((facts, text))
             if all(count >= PER_OUTCOME for count in taken.values()):
@@ -163,12 +184,13 @@ def counterfactual_validity(
 
 
 def text_metrics(
-    facts: DecisionFacts, text: str, model: ServedModel | None = None
+    facts: DecisionFacts, text: str, model: ServedModel | None = None, style: str = ""
 ) -> dict[str, Any]:
     """The claims of one text scored against its decision (see the module docstring).
 
     ``model`` re-scores the counterfactuals the text states (without it, a counterfactual
-    is valid when it matches the record, re-scored when the plan was made)."""
+    is valid when it matches the record, re-scored when the plan was made); ``style`` is
+    the plan style the text was drafted in ("" when unknown)."""
     verdict = verify(facts, text)
     top = [f.feature for f in facts.top]
     mentioned = [name for name in verdict.mentioned if name in top]
@@ -189,7 +211,8 @@ def text_metrics(
         "passed": verdict.passed,
         "sign_accuracy": share(signs),
         "value_accuracy": share(values),
-        "rank_accuracy": share(ranks),
+        "rank_accuracy": claimed_order_accuracy(facts, text, style),
+        "rank_accuracy_raw": share(ranks),
         "rank_accuracy_absolute": share(absolute),
         "top4_mentioned": len(mentioned) / max(1, len(top)),
         "plan_coverage": plan_coverage(facts, text, verdict.mentioned),
@@ -197,6 +220,8 @@ def text_metrics(
         "hallucinated": any(v.kind in HALLUCINATION for v in verdict.violations),
         "coverage": verdict.coverage,
         "words": verdict.words,
+        "repeated_openers": repeated_openers(text),
+        "style": style,
         "violations": [str(v) for v in verdict.violations],
     }
 
@@ -205,6 +230,7 @@ SCORED_KEYS = (
     "sign_accuracy",
     "value_accuracy",
     "rank_accuracy",
+    "rank_accuracy_raw",
     "rank_accuracy_absolute",
     "plan_coverage",
     "counterfactual_validity",
@@ -230,12 +256,71 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         summary[key] = _mean([r[key] for r in rows])
     summary["hallucinated_rate"] = _mean([float(r["hallucinated"]) for r in rows])
     summary["passed_rate"] = _mean([float(r["passed"]) for r in rows])
+    summary["repeated_opener_rate"] = _mean(
+        [float(bool(r.get("repeated_openers"))) for r in rows if "repeated_openers" in r]
+    )
     truncated = [r for r in rows if "finish_reason" in r]
     if truncated:
         summary["truncated_rate"] = round(
             sum(r["finish_reason"] == "length" for r in truncated) / len(truncated), 4
         )
     return summary
+
+
+def _run_row(
+    facts: DecisionFacts,
+    outcome: Selection,
+    ranked: list[RankedDraft],
+    fallback_text: str,
+    seconds: float,
+    model: ServedModel | None,
+) -> dict[str, Any]:
+    """One decision's figures: its selected text and every candidate."""
+    finish = {d.text: d.finish_reason for d in outcome.record.drafts}
+    style_of = {r.draft.text: r.draft.style for r in ranked}
+    candidates = []
+    for candidate in outcome.candidates:
+        style = style_of.get(candidate.text, "")
+        row = text_metrics(facts, candidate.text, model, style)
+        row |= {"text": candidate.text, "finish_reason": finish.get(candidate.text, "")}
+        candidates.append(row)
+    selected_text = outcome.selected.text if outcome.selected else fallback_text
+    selected_style = style_of.get(selected_text, "") if outcome.selected else ""
+    selected = text_metrics(facts, selected_text, model, selected_style) | {"text": selected_text}
+    if outcome.selected:
+        selected["finish_reason"] = finish.get(selected_text, "")
+    wanted = next(
+        (q["style"] for q in question_set_of(facts.audience) if q["question"] == facts.question),
+        "",
+    )
+    return {
+        "model_id": facts.model_id,
+        "decision": facts.prediction.decision,
+        "audience": facts.audience.value,
+        "question": facts.question,
+        "expected_style": expected_style(facts, wanted) if wanted else "",
+        "selected_style": selected_style,
+        "fallback_reason": outcome.fallback_reason,
+        "seconds": round(seconds, 3),
+        "selected": selected,
+        "candidates": candidates,
+    }
+
+
+def question_set_of(audience: Audience) -> list[dict[str, str]]:
+    """The fixed questions of one audience."""
+    return [q for q in question_set() if q["audience"] == audience.value]
+
+
+def _progress(
+    mode: str, number: int, total: int, facts: DecisionFacts, row: dict[str, Any]
+) -> None:
+    print(
+        f"  {mode} {number + 1}/{total} {facts.model_id} {facts.prediction.decision} "
+        f"{facts.audience.value}: {row['seconds']:.1f} s {row['fallback_reason'] or 'drafted'}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def _draft_all(
@@ -261,38 +346,80 @@ async def _draft_all(
             model = registry.get(facts.model_id) if registry is not None else None
             started = time.perf_counter()
             drafting = await drafter.draft(facts, CANDIDATES, settings.default_seed + number, None)
-            outcome = select(drafting, await ranker.rank(facts, drafting.drafts), ranker.name)
+            ranked = await ranker.rank(facts, drafting.drafts)
+            outcome = select(drafting, ranked, ranker.name)
             seconds = time.perf_counter() - started
-            finish = {d.text: d.finish_reason for d in outcome.record.drafts}
-            candidates = []
-            for candidate in outcome.candidates:
-                row = text_metrics(facts, candidate.text, model)
-                row |= {"text": candidate.text, "finish_reason": finish.get(candidate.text, "")}
-                candidates.append(row)
-            selected_text = outcome.selected.text if outcome.selected else fallback_text
-            selected = text_metrics(facts, selected_text, model) | {"text": selected_text}
-            if outcome.selected:
-                selected["finish_reason"] = finish.get(selected_text, "")
-            out.append(
-                {
-                    "model_id": facts.model_id,
-                    "decision": facts.prediction.decision,
-                    "audience": facts.audience.value,
-                    "fallback_reason": outcome.fallback_reason,
-                    "seconds": round(seconds, 3),
-                    "selected": selected,
-                    "candidates": candidates,
-                }
-            )
-            print(
-                f"  {mode} {number + 1}/{len(decisions)} {facts.model_id} "
-                f"{facts.prediction.decision} {facts.audience.value}: {seconds:.1f} s "
-                f"{outcome.fallback_reason or 'drafted'}",
-                file=sys.stderr,
-                flush=True,
-            )
+            out.append(_run_row(facts, outcome, ranked, fallback_text, seconds, model))
+            _progress(mode, number, len(decisions), facts, out[-1])
     finally:
         await generator.aclose()
+    return out
+
+
+def sampled_drafting(facts: DecisionFacts, seed: int) -> Drafting:
+    """Drafting without an LLM: one random string of each candidate grammar (the styles
+    in the order the question prefers), as the drafts of the ``samples`` mode."""
+    planned = candidate_grammars(facts, CANDIDATES)
+    rng = random.Random(seed)
+    drafts = [
+        Draft(text=p.grammar.sample(rng), index=i, style=p.style, finish_reason="stop")
+        for i, p in enumerate(planned)
+    ]
+    bank = phrase_bank(facts.audience)
+    grammars = "".join(p.grammar.to_ebnf() for p in planned)
+    record = DraftingRecord(
+        mode="samples",
+        generator="grammar-sample",
+        model="",
+        template_id="",
+        template_sha256="",
+        phrase_bank_id=str(bank["id"]),
+        phrase_bank_sha256=str(bank["sha256"]),
+        grammar_sha256=hashlib.sha256(grammars.encode()).hexdigest(),
+        sampling={"n": CANDIDATES, "seed": seed},
+    )
+    return Drafting(record=record, drafts=drafts)
+
+
+async def sample_all(
+    ranker: Ranker,
+    decisions: list[tuple[DecisionFacts, str]],
+    registry: ModelRegistry,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The ``samples`` mode: grammar samples of every plan style, ranked and selected."""
+    out = []
+    for number, (facts, fallback_text) in enumerate(decisions):
+        started = time.perf_counter()
+        drafting = sampled_drafting(facts, seed + number)
+        ranked = await ranker.rank(facts, drafting.drafts)
+        outcome = select(drafting, ranked, ranker.name)
+        seconds = time.perf_counter() - started
+        model = registry.get(facts.model_id)
+        out.append(_run_row(facts, outcome, ranked, fallback_text, seconds, model))
+        _progress("samples", number, len(decisions), facts, out[-1])
+    return out
+
+
+def _deterministic_all(
+    decisions: list[tuple[DecisionFacts, str]], registry: ModelRegistry
+) -> list[dict[str, Any]]:
+    """Drafting off: every answer is the deterministic text (reported as such)."""
+    out = []
+    for facts, text in decisions:
+        drafting = Drafting(
+            record=DraftingRecord(
+                mode="off",
+                generator="",
+                model="",
+                template_id="",
+                template_sha256="",
+                sampling={},
+            ),
+            fallback_reason="DRAFTING_OFF",
+        )
+        outcome = select(drafting, [], "")
+        out.append(_run_row(facts, outcome, [], text, 0.0, registry.get(facts.model_id)))
     return out
 
 
@@ -311,10 +438,38 @@ def drafting_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "selected_drafted_only": summarise(drafted) if drafted else None,
         "candidates": summarise([c for run in runs for c in run["candidates"]]),
         "selected_by_audience": {
-            audience.value: summarise([r["selected"] for r in runs if r["audience"] == audience])
+            audience.value: _audience_summary([r for r in runs if r["audience"] == audience])
             for audience in Audience
             if any(r["audience"] == audience for r in runs)
         },
+        "routing_end_to_end": routing_end_to_end(runs),
+    }
+
+
+def _audience_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    summary = summarise([r["selected"] for r in runs])
+    target = WORDS_TARGET.get(runs[0]["audience"]) if runs else None
+    if target is not None:
+        low, high = target
+        within = [low <= r["selected"]["words"] <= high for r in runs]
+        summary["words_within_target"] = round(sum(within) / len(within), 4)
+    words = [r["selected"]["words"] for r in runs]
+    summary["words_min"], summary["words_max"] = (min(words), max(words)) if words else (None, None)
+    return summary
+
+
+def routing_end_to_end(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of the drafted answers, the share whose style is the one the question expects."""
+    judged = [r for r in runs if r.get("expected_style") and r.get("selected_style")]
+    hits = [r["selected_style"] == r["expected_style"] for r in judged]
+    return {
+        "decisions": len(judged),
+        "accuracy": round(sum(hits) / len(hits), 4) if hits else None,
+        "misses": [
+            {k: r[k] for k in ("question", "audience", "expected_style", "selected_style")}
+            for r, hit in zip(judged, hits, strict=True)
+            if not hit
+        ],
     }
 
 
@@ -374,7 +529,18 @@ def _row(metric: str, value: Any, target: str = "") -> dict[str, Any]:
 def table(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The printed figures."""
     rows = []
-    for mode in ("constrained", "free"):
+    if "routing" in results:
+        routing = results["routing"]
+        rows.append(
+            _row(
+                f"routing: question set, table (n={routing['questions']})",
+                routing["accuracy"],
+                TARGETS["routing_accuracy"],
+            )
+        )
+    for mode in MODES:
+        if mode not in results:
+            continue
         section = results[mode]
         rows.append(
             _row(
@@ -393,8 +559,17 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
                         TARGETS[key] if who == "selected" else "",
                     )
                 )
-            for key in ("rank_accuracy_absolute", "top4_mentioned", "passed_rate"):
+            for key in ("rank_accuracy_raw", "rank_accuracy_absolute"):
                 rows.append(_row(f"{mode}: {who} {key}", summary[key]))
+            for key in ("top4_mentioned", "passed_rate"):
+                rows.append(_row(f"{mode}: {who} {key}", summary[key]))
+            rows.append(
+                _row(
+                    f"{mode}: {who} repeated_opener_rate",
+                    summary.get("repeated_opener_rate"),
+                    TARGETS["repeated_opener_rate"] if who == "selected" else "",
+                )
+            )
             for key in ("plan_coverage", "counterfactual_validity"):
                 rows.append(
                     _row(
@@ -409,9 +584,38 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(_row(f"{mode}: {who} words", summary["words"]))
             if "truncated_rate" in summary:
                 rows.append(_row(f"{mode}: {who} ran out of tokens", summary["truncated_rate"]))
+        end_to_end = section.get("routing_end_to_end")
+        if end_to_end is not None and end_to_end["decisions"]:
+            rows.append(
+                _row(
+                    f"{mode}: selected style as the question expects (n={end_to_end['decisions']})",
+                    end_to_end["accuracy"],
+                    TARGETS["routing_accuracy"],
+                )
+            )
         for audience, by_audience in section["selected_by_audience"].items():
             planned = audience != Audience.APPLICANT.value
-            rows.append(_row(f"{mode}: selected words, {audience.lower()}", by_audience["words"]))
+            words_target = WORDS_TARGET.get(audience)
+            rows.append(
+                _row(
+                    f"{mode}: selected words, {audience.lower()}",
+                    by_audience["words"],
+                    f"{words_target[0]}-{words_target[1]}" if words_target else "",
+                )
+            )
+            rows.append(
+                _row(
+                    f"{mode}: selected words min-max, {audience.lower()}",
+                    f"{by_audience.get('words_min')}-{by_audience.get('words_max')}",
+                )
+            )
+            if "words_within_target" in by_audience:
+                rows.append(
+                    _row(
+                        f"{mode}: selected words within target, {audience.lower()}",
+                        by_audience["words_within_target"],
+                    )
+                )
             rows.append(
                 _row(
                     f"{mode}: selected plan coverage, {audience.lower()}",
@@ -461,15 +665,31 @@ async def _llm_healthy(settings: Settings) -> bool:
         await generator.aclose()
 
 
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.eval", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--drafting",
+        choices=DRAFTING_CHOICES,
+        default="llm",
+        help="llm: the LLM server of settings (constrained and free); samples: grammar "
+        "samples of every plan style, ranked, no LLM; off: the deterministic texts only",
+    )
+    return parser.parse_args()
+
+
 def main() -> None:
+    arguments = _arguments()
     if not (MODELS / MODEL_IDS[0] / "manifest.json").is_file():
         raise SystemExit(f"no demo models under {MODELS}: run `make models` first")
     started = time.perf_counter()
     settings = Settings()
-    if not asyncio.run(_llm_healthy(settings)):
+    if arguments.drafting == "llm" and not asyncio.run(_llm_healthy(settings)):
         raise SystemExit(
             f"the LLM server at {settings.llm_base_url} does not answer GET /health: start it "
-            "(scripts/serve_vllm.sh) or set EXPOUND_LLM_BASE_URL; no figures were measured"
+            "(scripts/serve_vllm.sh) or set EXPOUND_LLM_BASE_URL (or run with --drafting "
+            "samples or off); no figures were measured"
         )
     registry = ModelRegistry.from_directory(MODELS, build_explainer)
     decisions = eval_decisions(registry)
@@ -477,6 +697,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": machine(),
         "config": {
+            "drafting": arguments.drafting,
             "data": str(DATA.relative_to(ROOT)),
             "seed": SEED,
             "decisions": len(decisions),
@@ -492,17 +713,27 @@ def main() -> None:
             "ranker": ranker.name,
         },
     }
+    results["routing"] = table_accuracy(decisions[0][0])
     print(f"mutation suite over {len(decisions)} decisions ...", file=sys.stderr, flush=True)
     results["mutations"] = asyncio.run(mutation_suite(ranker, decisions))
-    runs = {}
-    passes: list[tuple[DraftingMode, list[tuple[DecisionFacts, str]]]] = [
-        ("constrained", decisions),
-        ("free", decisions[:FREE_DECISIONS]),
-    ]
-    for mode, chosen in passes:
-        print(f"drafting ({mode}) ...", file=sys.stderr, flush=True)
-        runs[mode] = asyncio.run(_draft_all(settings, ranker, mode, chosen, registry))
-        results[mode] = drafting_summary(runs[mode])
+    runs: dict[str, list[dict[str, Any]]] = {}
+    if arguments.drafting == "llm":
+        passes: list[tuple[DraftingMode, list[tuple[DecisionFacts, str]]]] = [
+            ("constrained", decisions),
+            ("free", decisions[:FREE_DECISIONS]),
+        ]
+        for mode, chosen in passes:
+            print(f"drafting ({mode}) ...", file=sys.stderr, flush=True)
+            runs[mode] = asyncio.run(_draft_all(settings, ranker, mode, chosen, registry))
+    elif arguments.drafting == "samples":
+        print("drafting (grammar samples, no LLM) ...", file=sys.stderr, flush=True)
+        runs["samples"] = asyncio.run(
+            sample_all(ranker, decisions, registry, settings.default_seed)
+        )
+    # The deterministic texts, always: the answer of every fallback, reported on its own.
+    runs["off"] = _deterministic_all(decisions, registry)
+    for section, mode_runs in runs.items():
+        results[section] = drafting_summary(mode_runs)
     results["runs"] = runs
     results["machine"]["load_average_after"] = list(os.getloadavg())
     results["seconds"] = round(time.perf_counter() - started, 1)
@@ -511,7 +742,12 @@ def main() -> None:
     print_table(rows)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} in {results['seconds']} s")
+    shown = next(mode for mode in MODES if mode in runs)
+    EXAMPLES.write_text(examples_markdown(shown, runs[shown], [f for f, _ in decisions]))
+    print(
+        f"\nwrote {RESULTS.relative_to(ROOT)} and {EXAMPLES.relative_to(ROOT)} in "
+        f"{results['seconds']} s"
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,15 @@ GENERATOR_ID = "deterministic/v2"
 
 
 def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
-    details = ", ".join(
-        f"{facts.factors[name].description}: {facts.factors[name].value_text}"
-        for name in reason.features
-    )
+    """A reason with its values: the value alone where the reason has one feature (its
+    text names it already), each feature with its value where it has several."""
+    if len(reason.features) == 1:
+        details = parenthesis_free(facts.factors[reason.features[0]].value_text)
+    else:
+        details = ", ".join(
+            f"{facts.factors[name].description}: {parenthesis_free(facts.factors[name].value_text)}"
+            for name in reason.features
+        )
     return f"{reason.text} ({details})"
 
 
@@ -47,7 +52,7 @@ def _percentile(planned: PlannedFactor) -> str | None:
     return f"at the {_ordinal(planned.percentile)} percentile of the reference sample"
 
 
-def _context(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
+def context_sentences(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
     """Sentences placing one factor's value in the reference sample and the whole push."""
     factor = facts.factors[planned.feature]
     value = parenthesis_free(factor.value_text)
@@ -63,16 +68,35 @@ def _context(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
         sentences.append(f"{named}{where} accounted for {planned.share_words} of the total push.")
     elif placed:
         sentences.append(f"{named} is {placed}.")
-    typical = _typical(facts, planned)
+    typical = typical_sentence(facts, planned)
     if typical is not None:
-        sentences.append(
-            f"Among favourable decisions in the reference sample, the typical "
-            f"{factor.description} is {typical}."
-        )
+        sentences.append(typical)
     return sentences
 
 
-def _context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
+def percentile_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
+    """Where the applicant's value of one factor lies in the reference sample."""
+    placed = _percentile(planned)
+    if placed is None:
+        return None
+    factor = facts.factors[planned.feature]
+    value = parenthesis_free(factor.value_text)
+    return f"The {factor.description} of {value} is {placed}."
+
+
+def typical_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
+    """The typical value of one factor among favourable decisions, when it differs."""
+    typical = _typical(facts, planned)
+    if typical is None:
+        return None
+    description = facts.factors[planned.feature].description
+    return (
+        f"Among favourable decisions in the reference sample, the typical {description} "
+        f"is {typical}."
+    )
+
+
+def context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
     """The same context as trailing phrases of the factor's own sentence (analysts)."""
     parts = []
     if planned.share_words is not None:
@@ -103,10 +127,23 @@ def counterfactual_sentence(facts: DecisionFacts, counterfactual: Counterfactual
         for c in counterfactual.changes
     )
     rule = manifest.decision
-    side = "below" if rule.adverse_when == "score_at_or_above" else "at or above"
+    below = rule.adverse_when == "score_at_or_above"
+    # Enough digits that the score reads on its side of the threshold: 0.4997 is not
+    # "0.500, below the 0.50 threshold".
+    digits = next(
+        (
+            d
+            for d in (3, 4, 5, 6)
+            if (round(counterfactual.score, d) < rule.threshold)
+            == below
+            == (counterfactual.score < rule.threshold)
+        ),
+        6,
+    )
+    side = "below" if below else "at or above"
     return (
-        f"With {changes}, the score would have been {counterfactual.score:.3f}, {side} the "
-        f"{rule.threshold:.2f} threshold."
+        f"With {changes}, the score would have been {counterfactual.score:.{digits}f}, {side} "
+        f"the {rule.threshold:.2f} threshold."
     )
 
 
@@ -126,7 +163,8 @@ def _recourse(facts: DecisionFacts, plan: ContentPlan) -> list[str]:
     return [counterfactual_sentence(facts, recourse.counterfactuals[0])]
 
 
-def _base_rate(plan: ContentPlan) -> list[str]:
+def base_rate_sentences(plan: ContentPlan) -> list[str]:
+    """The reference sample's base rate and mean score (none without a sample)."""
     if plan.reference is None:
         return []
     reference = plan.reference
@@ -156,9 +194,11 @@ def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
         factor = facts.factors[planned.feature]
         sentences.append(
             f"{planned.feature} = {parenthesis_free(factor.value_text)} {_direction(planned)} "
-            f"by {abs(planned.contribution):.3f}{_context_inline(facts, planned)}."
+            f"by {abs(planned.contribution):.3f}{context_inline(facts, planned)}."
         )
-    return " ".join([*sentences, *_base_rate(plan), *_recourse(facts, plan), _method(facts)])
+    return " ".join(
+        [*sentences, *base_rate_sentences(plan), *_recourse(facts, plan), _method(facts)]
+    )
 
 
 def _factor_list(facts: DecisionFacts, factors: list[PlannedFactor]) -> str:
@@ -182,6 +222,10 @@ def _compliance(facts: DecisionFacts, plan: ContentPlan) -> str:
     return " ".join([*sentences, *_recourse(facts, plan), _method(facts)])
 
 
+# An applicant's text aims at this many words at most; context sentences give way first.
+APPLICANT_MAX_WORDS = 120
+
+
 def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
     leads = [p for p in plan.factors if p.role == "principal"]
     others = [p for p in plan.factors if p.role == "counterweight"]
@@ -200,9 +244,6 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
                 for p in leads
             )
             sentences.append(f"The factors that helped most: {listed}.")
-    # Context for the leading factor only: an applicant's text stays short.
-    for planned in leads[:1]:
-        sentences += _context(facts, planned)
     for planned in others:
         factor = facts.factors[planned.feature]
         verb = (
@@ -212,7 +253,15 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
             f"In the opposite direction, the {factor.description} "
             f"({parenthesis_free(factor.value_text)}) {verb}."
         )
-    return " ".join([*sentences, *_recourse(facts, plan)])
+    sentences += _recourse(facts, plan)
+    # Context for the leading factor only, and only while the text stays short: the
+    # typical value goes first, then the share.
+    context = context_sentences(facts, leads[0]) if leads else []
+    while context and len(" ".join([*sentences, *context]).split()) > APPLICANT_MAX_WORDS:
+        context.pop()
+    # After the sentence that names the leading factor: the reasons, or what helped.
+    at = 1 if facts.prediction.adverse or not leads else 2
+    return " ".join([*sentences[:at], *context, *sentences[at:]])
 
 
 def deterministic_explanation(facts: DecisionFacts) -> str:

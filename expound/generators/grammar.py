@@ -1,9 +1,13 @@
-"""Constrained drafting: a grammar compiled per decision from its facts and a phrase bank.
+"""Constrained drafting: grammars compiled per decision from its facts and a phrase bank.
 
-Every string the grammar admits states only true facts (the decision, the reasons in
-their importance order, their values and directions), so a small model can only choose
-wording and emphasis. The grammar is kept as data (``Grammar``) so tests can sample from
-it directly, and rendered to the EBNF that vLLM's structured outputs take.
+Every string a grammar admits states only true facts (the decision, the plan's factors in
+their order of importance, their values, directions and context, a verified
+counterfactual), so a small model can only choose wording and emphasis. One decision gets
+several grammars, one per plan style (:func:`candidate_grammars`): the candidates then
+differ in what they say first, and the question decides which the ranker prefers. The
+sentences of one text never share an opener. The grammar is kept as data (``Grammar``) so
+tests can sample from it directly, and rendered to the EBNF that vLLM's structured
+outputs take.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from importlib import resources
 from typing import Any
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, Factor, parenthesis_free
+from expound.explainers.facts import DecisionFacts
+from expound.generators.openers import assign_openers, opener
+from expound.generators.styles import Slot, compose
+from expound.rankers.routing import preferred_styles
 
-MAX_FACTORS = 4
+PHRASE_BANK_VERSION = "v2"
 
 
 @dataclass(frozen=True)
@@ -68,167 +75,76 @@ class Grammar:
         return "".join(p if isinstance(p, str) else self.sample(rng, p.name) for p in sequence)
 
 
+@dataclass(frozen=True)
+class PlannedGrammar:
+    """The grammar of one plan style (see :data:`expound.rankers.routing.STYLES`)."""
+
+    style: str
+    grammar: Grammar
+
+
 @cache
 def phrase_bank(audience: Audience) -> dict[str, Any]:
     """The versioned phrase bank of an audience (generators/phrasebanks/*.json)."""
-    name = f"{audience.value.lower()}.v1.json"
+    name = f"{audience.value.lower()}.{PHRASE_BANK_VERSION}.json"
     text = resources.files("expound.generators").joinpath("phrasebanks", name).read_text()
     bank: dict[str, Any] = json.loads(text)
     bank["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     return bank
 
 
-def _fill(template: str, **values: str) -> str:
-    return template.format(**values)
+def _to_grammar(slots: list[Slot], rotation: int) -> Grammar:
+    """One rule per sentence slot; each slot keeps only the phrasings whose openers it was
+    given, so no text the grammar admits opens two sentences alike.
 
-
-def _factor_phrases(bank: dict[str, Any], factor: Factor) -> list[Sequence_]:
-    return [
-        (
-            _fill(
-                template,
-                description=factor.description,
-                value=parenthesis_free(factor.value_text),
-                name=factor.feature,
-            ),
-        )
-        for template in bank["factor"]
-    ]
-
-
-def _lead_factors(facts: DecisionFacts) -> list[Factor]:
-    """The analyst's plan (both directions, by |contribution|); otherwise one factor per
-    principal reason (its strongest feature), or the helping factors."""
-    if facts.plan is not None and facts.audience is Audience.ANALYST:
-        return [facts.factors[p.feature] for p in facts.plan.factors][:MAX_FACTORS]
-    if facts.prediction.adverse:
-        return [facts.factors[reason.features[0]] for reason in facts.reasons][:MAX_FACTORS]
-    return facts.ordered[:MAX_FACTORS]
-
-
-def _numbers(facts: DecisionFacts) -> dict[str, str]:
-    prediction, attributions = facts.prediction, facts.attributions
-    return {
-        "score": f"{prediction.score:.3f}",
-        "threshold": f"{prediction.threshold:.2f}",
-        "base": f"{attributions.base_value:+.3f}",
-        "output": f"{attributions.model_output:+.3f}",
-        "units": attributions.units,
-    }
-
-
-def build_grammar(facts: DecisionFacts) -> Grammar:
-    """Compiles the grammar of true explanations of one decision for its audience."""
-    bank = phrase_bank(facts.audience)
+    ``rotation`` shifts which slot gets which opener first, so grammars of one style
+    drafted side by side still differ in phrasing.
+    """
+    choices = [_rotated(slot.sentences, rotation + index) for index, slot in enumerate(slots)]
+    given = assign_openers(choices, optional=[slot.optional for slot in slots])
     grammar = Grammar()
-    numbers = _numbers(facts)
-    adverse = facts.prediction.adverse
-    opening = grammar.add(
-        "opening",
-        [(_fill(t, **numbers),) for t in bank["declined_open" if adverse else "approved_open"]],
-    )
-    body: list[Item] = [opening]
-    if bank.get("base"):
-        body += [" ", grammar.add("base", [(_fill(t, **numbers),) for t in bank["base"]])]
-    first_key, next_key = (
-        ("first_adverse", "next_adverse") if adverse else ("first_favourable", "next_favourable")
-    )
-    rationale = (
-        grammar.add("rationale", [*[(" " + r,) for r in bank["rationale"]], ()])
-        if bank["rationale"]
-        else None
-    )
-    if facts.audience is Audience.COMPLIANCE:
-        statements = _compliance_statements(grammar, bank, facts, first_key, next_key)
-        statements += _plan_remainder(grammar, facts)
-    else:
-        statements = _factor_statements(grammar, bank, facts, first_key, next_key, rationale)
-    body += statements
-    if bank["advice"] and adverse:
-        actionable = [
-            facts.manifest.feature(name).description
-            for reason in facts.reasons
-            for name in reason.features
-            if facts.manifest.feature(name).actionable
-        ][:2]
-        if actionable:
-            advice = [(" " + _fill(t, actionable=a),) for t in bank["advice"] for a in actionable]
-            body.append(grammar.add("advice", [*advice, ()]))
-    closings = bank["close"] if adverse else bank.get("approved_close", bank["close"])
-    body.append(grammar.add("closing", [*[(" " + c,) for c in closings if c], ()]))
+    body: list[Item] = []
+    for slot, openers, sentences in zip(slots, given, choices, strict=True):
+        kept = [s for s in sentences if opener(s) in openers]
+        if not kept:
+            continue  # an optional slot whose openers the others took
+        lead = " " if body else ""
+        alternatives: list[Sequence_] = [(lead + s,) for s in kept]
+        if slot.optional:
+            alternatives.append(())
+        body.append(grammar.add(slot.name, alternatives))
     grammar.rules = {"root": [tuple(body)], **grammar.rules}
     return grammar
 
 
-def _factor_statements(
-    grammar: Grammar,
-    bank: dict[str, Any],
-    facts: DecisionFacts,
-    first_key: str,
-    next_key: str,
-    rationale: Ref | None,
-) -> list[Item]:
-    statements: list[Item] = []
-    for position, factor in enumerate(_lead_factors(facts), start=1):
-        phrase = grammar.add(f"factor{position}", _factor_phrases(bank, factor))
-        magnitude = f"{abs(factor.contribution):.3f}"
-        if facts.audience is Audience.ANALYST:
-            # The analyst's plan runs in both directions: each factor's own templates.
-            side = "adverse" if factor.raises_risk else "favourable"
-            first_key, next_key = f"first_{side}", f"next_{side}"
-        templates = bank[first_key] if position == 1 else bank[next_key]
-        alternatives: list[Sequence_] = []
-        for template in templates:
-            before, _, after = template.partition("{factor}")
-            alternatives.append(
-                (
-                    " " + before.replace("{magnitude}", magnitude),
-                    phrase,
-                    after.replace("{magnitude}", magnitude),
-                )
-            )
-        statements.append(grammar.add(f"statement{position}", alternatives))
-        # Every reason is stated, in order of importance (coverage is the point of the
-        # explanation); one optional rationale after the main one keeps texts short
-        # enough to finish within the token budget.
-        if position == 1 and rationale is not None:
-            statements.append(rationale)
-    return statements
+def _rotated(sentences: list[str], by: int) -> list[str]:
+    if not sentences:
+        return sentences
+    by %= len(sentences)
+    return sentences[by:] + sentences[:by]
 
 
-def _compliance_statements(
-    grammar: Grammar, bank: dict[str, Any], facts: DecisionFacts, first_key: str, next_key: str
-) -> list[Item]:
-    if not facts.prediction.adverse:
-        # No adverse action, no reason codes: the factors that favoured approval instead.
-        return _factor_statements(grammar, bank, facts, first_key, next_key, None)
-    statements: list[Item] = []
-    for reason in facts.reasons:
-        templates = bank[first_key] if reason.rank == 1 else bank[next_key]
-        filled: list[Sequence_] = [
-            (" " + _fill(t, code=reason.code, reason=reason.text[0].lower() + reason.text[1:]),)
-            for t in templates
-        ]
-        statements.append(grammar.add(f"statement{reason.rank}", filled))
-    return statements
+def candidate_grammars(facts: DecisionFacts, n: int) -> list[PlannedGrammar]:
+    """``n`` grammars of true explanations of one decision, each of a different plan style.
+
+    The styles come in the order the question and the audience prefer them
+    (:func:`expound.rankers.routing.preferred_styles`); styles the decision cannot take
+    are skipped (recourse first needs a verified counterfactual, question first a question
+    naming a factor). When ``n`` exceeds the styles available, they repeat with their
+    phrasings shifted, so no two grammars are the same.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    bank = phrase_bank(facts.audience)
+    styles = preferred_styles(facts)
+    planned = []
+    for index in range(n):
+        style = styles[index % len(styles)]
+        slots = compose(facts, bank, style)
+        planned.append(PlannedGrammar(style, _to_grammar(slots, index // len(styles))))
+    return planned
 
 
-def _plan_remainder(grammar: Grammar, facts: DecisionFacts) -> list[Item]:
-    """The plan's factors the compliance statements leave out (those pushing the other
-    way, above all), stated once with their directions: the gate requires the whole plan."""
-    if facts.plan is None:
-        return []
-    stated = (
-        {name for reason in facts.reasons for name in reason.features}
-        if facts.prediction.adverse
-        else {f.feature for f in _lead_factors(facts)}
-    )
-    rest = [facts.factors[p.feature] for p in facts.plan.factors if p.feature not in stated]
-    if not rest:
-        return []
-    listed = "; ".join(
-        f"the {f.description} ({parenthesis_free(f.value_text)}) "
-        f"{'raised' if f.raises_risk else 'lowered'} the risk"
-        for f in rest
-    )
-    return [grammar.add("plan_rest", [(f" Factors by size of contribution: {listed}.",)])]
+def build_grammar(facts: DecisionFacts) -> Grammar:
+    """The grammar of the style the question and the audience prefer."""
+    return candidate_grammars(facts, 1)[0].grammar

@@ -13,6 +13,7 @@ class Draft:
     token_logprobs: list[float] = field(default_factory=list)
     finish_reason: str = ""
     index: int = 0
+    style: str = ""  # the plan style of the grammar it was drafted from ("" in free mode)
 
     @property
     def mean_logprob(self) -> float | None:

@@ -50,6 +50,7 @@ from expound.models.registry import ModelRegistry, ServedModel
 from expound.models.validation import feature_violations
 from expound.observability.hooks import NO_OBSERVER, SHED_DEADLINE, Observer
 from expound.pipeline.admission import Admission, Ticket
+from expound.pipeline.planned import PlannedExplanation, stored_plan
 from expound.pipeline.record import build_record, request_fingerprint
 from expound.pipeline.selection import Selection, select
 from expound.rankers.base import Ranker
@@ -162,7 +163,7 @@ class Pipeline:
                 f"idempotency key {request.idempotency_key!r} was used for a different request "
                 f"(record {stored.record_id}); use a new key for a new request"
             )
-        return stored.explanation()
+        return PlannedExplanation(**dict(stored.explanation()), plan=stored_plan(stored))
 
     async def explain(
         self,
@@ -339,7 +340,8 @@ class Pipeline:
                 generator=GENERATOR_ID,
             )
             candidates.append(selected)
-        return Explanation(
+        return PlannedExplanation(
+            plan=facts.plan,
             record_id=str(uuid.uuid4()),
             model_id=manifest.model_id,
             model_version=manifest.version,

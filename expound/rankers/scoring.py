@@ -10,6 +10,13 @@ Passing drafts are ordered by a weighted sum of component scores, each in [0, 1]
 - conciseness: words per feature mentioned, against an audience's target.
 
 Weights are per audience (settings); every component score is returned and archived.
+
+Before the weighted sum comes the style fit (:mod:`expound.rankers.routing`): candidates
+drafted from different plan styles are ordered by how well their style answers the
+question for the audience, so the selected text follows the routing whenever a candidate
+of the routed style passed the gate; the weighted sum orders candidates of one style (and
+every free-mode candidate, which has none). The question decides the plan, the second
+model the wording.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from expound.explainers.facts import DecisionFacts
 from expound.llm.draft import Draft
 from expound.rankers.base import RankedDraft
 from expound.rankers.gate import Verdict, verify
+from expound.rankers.routing import style_fit
 
 COMPONENTS = ("relevance", "fluency", "completeness", "conciseness")
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
@@ -108,9 +116,17 @@ def rank_drafts(
         }
         total = sum(weight[name] * components[name] for name in COMPONENTS)
         components["faithfulness"] = 1.0 if verdict.passed else 0.0
+        components["style_fit"] = style_fit(facts, draft.style) if draft.style else 0.0
         components["total"] = total
         scored.append((draft, verdict, components))
-    scored.sort(key=lambda item: (not item[1].passed, -item[2]["total"], item[0].index))
+    scored.sort(
+        key=lambda item: (
+            not item[1].passed,
+            -item[2]["style_fit"],
+            -item[2]["total"],
+            item[0].index,
+        )
+    )
     elapsed = (time.perf_counter() - started) * 1000
     return [
         RankedDraft(draft, verdict, {**components, "ranking_ms": elapsed}, rank)

@@ -18,9 +18,12 @@ from expound.domain import (
     FeatureScalar,
 )
 from expound.errors import FieldViolation, InvalidRequest
+from expound.explainers.plan import ContentPlan
+from expound.explainers.recourse import Recourse
 from expound.models.manifest import ModelManifest
 from expound.models.registry import ReloadReport, ServedModel, UnavailableModel
 from expound.pipeline.explain import MAX_FEATURES
+from expound.pipeline.planned import plan_of, stored_plan
 from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
 from expound.wire import feature_from_pb, feature_to_pb
@@ -132,10 +135,77 @@ def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
     )
 
 
-def explanation_to_pb(explanation: Explanation, archived: bool = True) -> pb.ExplainResponse:
+def _recourse_to_pb(recourse: Recourse) -> pb.Recourse:
+    return pb.Recourse(
+        method=recourse.method,
+        searched_features=recourse.searched_features,
+        exhaustive=recourse.exhaustive,
+        rows_scored=recourse.rows_scored,
+        counterfactuals=[
+            pb.Counterfactual(
+                changes=[
+                    pb.FeatureChange(
+                        feature=c.feature,
+                        before=feature_to_pb(c.before),
+                        after=feature_to_pb(c.after),
+                    )
+                    for c in counterfactual.changes
+                ],
+                score=counterfactual.score,
+                flips=counterfactual.flips,
+                distance=counterfactual.distance,
+            )
+            for counterfactual in recourse.counterfactuals
+        ],
+        elapsed_ms=recourse.elapsed_ms,
+    )
+
+
+def plan_to_pb(plan: ContentPlan) -> pb.ContentPlan:
+    """Converts a content plan (facts, context and verified recourse) to its message."""
+    message = pb.ContentPlan(
+        version=plan.version,
+        factors=[
+            pb.PlannedFactor(
+                feature=f.feature,
+                role=f.role,
+                direction=f.direction,
+                contribution=f.contribution,
+                rank=f.rank,
+                share=f.share,
+                share_words=f.share_words or "",
+                value=feature_to_pb(f.value),
+                percentile=f.percentile,
+                typical_favourable=feature_to_pb(f.typical_favourable),
+            )
+            for f in plan.factors
+        ],
+        attribution_method=plan.attribution_method,
+    )
+    if plan.reference is not None:
+        reference = plan.reference
+        message.reference.CopyFrom(
+            pb.ReferenceSample(
+                sample=reference.sample,
+                sha256=reference.sha256,
+                rows=reference.rows,
+                favourable_share=reference.favourable_share,
+                mean_score=reference.mean_score,
+            )
+        )
+    if plan.recourse is not None:
+        message.recourse.CopyFrom(_recourse_to_pb(plan.recourse))
+    return message
+
+
+def explanation_to_pb(
+    explanation: Explanation, archived: bool = True, plan: ContentPlan | None = None
+) -> pb.ExplainResponse:
     """Converts the pipeline's answer to an ExplainResponse (``archived``: False for a
-    what-if answer, which has no record)."""
+    what-if answer, which has no record). ``plan``: the content plan, when the answer
+    does not carry it itself (a record read back from the archive)."""
     prediction = explanation.prediction
+    plan = plan or plan_of(explanation)
     return pb.ExplainResponse(
         record_id=explanation.record_id,
         model_id=explanation.model_id,
@@ -165,6 +235,7 @@ def explanation_to_pb(explanation: Explanation, archived: bool = True) -> pb.Exp
         timings=[pb.StageTiming(stage=k, millis=v) for k, v in explanation.timings_ms.items()],
         created_at=_timestamp(explanation.created_at),
         archived=archived,
+        plan=plan_to_pb(plan) if plan is not None else None,
     )
 
 
@@ -247,7 +318,8 @@ def record_to_pb(record: StoredRecord, proof: InclusionProof | None = None) -> p
         principal=record.principal,
     )
     if record.kind == KIND_RECORD and not record.expired:
-        message.response.CopyFrom(explanation_to_pb(record.explanation()))
+        response = explanation_to_pb(record.explanation(), plan=stored_plan(record))
+        message.response.CopyFrom(response)
     if proof is not None:
         message.proof.CopyFrom(inclusion_proof_to_pb(proof))
     return message

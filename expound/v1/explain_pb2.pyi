@@ -179,8 +179,98 @@ class StageTiming(_message.Message):
     millis: float
     def __init__(self, stage: _Optional[str] = ..., millis: _Optional[float] = ...) -> None: ...
 
+class ContentPlan(_message.Message):
+    __slots__ = ("version", "factors", "attribution_method", "reference", "recourse")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FACTORS_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_METHOD_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    RECOURSE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    factors: _containers.RepeatedCompositeFieldContainer[PlannedFactor]
+    attribution_method: str
+    reference: ReferenceSample
+    recourse: Recourse
+    def __init__(self, version: _Optional[str] = ..., factors: _Optional[_Iterable[_Union[PlannedFactor, _Mapping]]] = ..., attribution_method: _Optional[str] = ..., reference: _Optional[_Union[ReferenceSample, _Mapping]] = ..., recourse: _Optional[_Union[Recourse, _Mapping]] = ...) -> None: ...
+
+class PlannedFactor(_message.Message):
+    __slots__ = ("feature", "role", "direction", "contribution", "rank", "share", "share_words", "value", "percentile", "typical_favourable")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_WORDS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PERCENTILE_FIELD_NUMBER: _ClassVar[int]
+    TYPICAL_FAVOURABLE_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    role: str
+    direction: str
+    contribution: float
+    rank: int
+    share: float
+    share_words: str
+    value: FeatureValue
+    percentile: int
+    typical_favourable: FeatureValue
+    def __init__(self, feature: _Optional[str] = ..., role: _Optional[str] = ..., direction: _Optional[str] = ..., contribution: _Optional[float] = ..., rank: _Optional[int] = ..., share: _Optional[float] = ..., share_words: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ..., percentile: _Optional[int] = ..., typical_favourable: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+
+class ReferenceSample(_message.Message):
+    __slots__ = ("sample", "sha256", "rows", "favourable_share", "mean_score")
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    FAVOURABLE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    sample: str
+    sha256: str
+    rows: int
+    favourable_share: float
+    mean_score: float
+    def __init__(self, sample: _Optional[str] = ..., sha256: _Optional[str] = ..., rows: _Optional[int] = ..., favourable_share: _Optional[float] = ..., mean_score: _Optional[float] = ...) -> None: ...
+
+class Recourse(_message.Message):
+    __slots__ = ("method", "searched_features", "exhaustive", "rows_scored", "counterfactuals", "elapsed_ms")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SEARCHED_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    EXHAUSTIVE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_SCORED_FIELD_NUMBER: _ClassVar[int]
+    COUNTERFACTUALS_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    searched_features: _containers.RepeatedScalarFieldContainer[str]
+    exhaustive: bool
+    rows_scored: int
+    counterfactuals: _containers.RepeatedCompositeFieldContainer[Counterfactual]
+    elapsed_ms: float
+    def __init__(self, method: _Optional[str] = ..., searched_features: _Optional[_Iterable[str]] = ..., exhaustive: _Optional[bool] = ..., rows_scored: _Optional[int] = ..., counterfactuals: _Optional[_Iterable[_Union[Counterfactual, _Mapping]]] = ..., elapsed_ms: _Optional[float] = ...) -> None: ...
+
+class Counterfactual(_message.Message):
+    __slots__ = ("changes", "score", "flips", "distance")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    FLIPS_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[FeatureChange]
+    score: float
+    flips: bool
+    distance: float
+    def __init__(self, changes: _Optional[_Iterable[_Union[FeatureChange, _Mapping]]] = ..., score: _Optional[float] = ..., flips: _Optional[bool] = ..., distance: _Optional[float] = ...) -> None: ...
+
+class FeatureChange(_message.Message):
+    __slots__ = ("feature", "before", "after")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    before: FeatureValue
+    after: FeatureValue
+    def __init__(self, feature: _Optional[str] = ..., before: _Optional[_Union[FeatureValue, _Mapping]] = ..., after: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+
 class ExplainResponse(_message.Message):
-    __slots__ = ("record_id", "model_id", "decision_id", "prediction", "attributions", "principal_reasons", "candidates", "selected", "fallback", "fallback_reason", "timings", "created_at", "archived")
+    __slots__ = ("record_id", "model_id", "decision_id", "prediction", "attributions", "principal_reasons", "candidates", "selected", "fallback", "fallback_reason", "timings", "created_at", "archived", "plan")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +284,7 @@ class ExplainResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     model_id: str
     decision_id: str
@@ -207,7 +298,8 @@ class ExplainResponse(_message.Message):
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
     created_at: _timestamp_pb2.Timestamp
     archived: bool
-    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., attributions: _Optional[_Union[Attributions, _Mapping]] = ..., principal_reasons: _Optional[_Iterable[_Union[PrincipalReason, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., selected: _Optional[_Union[Candidate, _Mapping]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., archived: _Optional[bool] = ...) -> None: ...
+    plan: ContentPlan
+    def __init__(self, record_id: _Optional[str] = ..., model_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., attributions: _Optional[_Union[Attributions, _Mapping]] = ..., principal_reasons: _Optional[_Iterable[_Union[PrincipalReason, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., selected: _Optional[_Union[Candidate, _Mapping]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., archived: _Optional[bool] = ..., plan: _Optional[_Union[ContentPlan, _Mapping]] = ...) -> None: ...
 
 class GetRecordRequest(_message.Message):
     __slots__ = ("record_id", "include_proof")

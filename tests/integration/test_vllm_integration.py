@@ -70,7 +70,7 @@ async def test_drafts_come_from_vllm_and_pass_the_gate(
     assert drafting["model"] == "gemma-3-270m" and drafting["mode"] == "constrained"
     assert drafting["sampling"]["n"] == 4 and drafting["sampling"]["seed"] == 5
     assert (
-        drafting["template_id"] == "constrained.v1" and drafting["phrase_bank_id"] == "applicant/v1"
+        drafting["template_id"] == "constrained.v1" and drafting["phrase_bank_id"] == "applicant/v2"
     )
     for draft in drafting["drafts"]:
         assert draft["token_logprobs"] and all(lp <= 0 for lp in draft["token_logprobs"])

@@ -86,7 +86,7 @@ async def test_faithful_drafts_are_ranked_and_one_is_selected(denied: DecisionFa
     assert request.n == 4 and request.drafting_seed == 11 and request.grammar is not None
     record = outcome.record
     assert len(record.drafts) == 4 and record.ranker == "scoring/v1+hashing-test"
-    assert record.phrase_bank_id == "applicant/v1" and len(record.grammar_sha256) == 64
+    assert record.phrase_bank_id == "applicant/v2" and len(record.grammar_sha256) == 64
     assert all(d.token_logprobs for d in record.drafts)
 
 
@@ -190,7 +190,8 @@ def test_phrase_bank_rationales_carry_no_digits_or_feature_names(
     terms = feature_terms(denied)
     for audience in Audience:
         bank = phrase_bank(audience)
-        for line in bank["rationale"] + bank["close"]:
+        closings = [line for lines in bank["close"].values() for line in lines]
+        for line in bank["rationale"] + closings:
             assert not any(ch.isdigit() for ch in line), line
             assert not any(f" {t} " in f" {line.lower()} " for t in terms), line
 

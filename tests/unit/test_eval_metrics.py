@@ -11,14 +11,19 @@ from bench.eval import (
     drafting_summary,
     eval_decisions,
     plan_coverage,
+    sample_all,
     summarise,
     table,
     text_metrics,
 )
+from bench.eval_examples import examples_markdown
+from bench.eval_order import claimed_order_accuracy
+from bench.eval_routing import question_set, table_accuracy
 from bench.eval_texts import faithful_and_mutants
 from expound.domain import Audience
-from expound.generators.deterministic import deterministic_explanation
+from expound.generators.deterministic import counterfactual_sentence, deterministic_explanation
 from expound.models.registry import ModelRegistry
+from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
 from expound.rankers.gate import verify
 from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for
@@ -129,3 +134,53 @@ def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRe
             assert plan_coverage(facts, faithful, verdict.mentioned) == 1.0
         for kind, text in mutants.items():
             assert not verify(facts, text).passed, (kind, text)
+
+
+def test_rank_accuracy_reads_the_order_a_text_claims_and_can_fail(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant, Audience.ANALYST)
+    top = facts.top
+    first, second = (f"the {f.description} ({f.value_text.split(' (')[0]})" for f in top[:2])
+    verbs = ["raised the risk" if f.raises_risk else "lowered the risk" for f in top[:2]]
+    in_order = (
+        f"Most important was {first}, which {verbs[0]}. Next came {second}, which {verbs[1]}."
+    )
+    reversed_ = (
+        f"Most important was {second}, which {verbs[1]}. Next came {first}, which {verbs[0]}."
+    )
+    assert claimed_order_accuracy(facts, in_order) == 1.0
+    assert claimed_order_accuracy(facts, reversed_) == 0.0
+    # A counterfactual names features to say what would have changed, not their weight.
+    assert facts.plan is not None and facts.plan.recourse is not None
+    counterfactual = counterfactual_sentence(facts, facts.plan.recourse.counterfactuals[0])
+    assert claimed_order_accuracy(facts, f"{counterfactual} {in_order}") == 1.0
+
+
+def test_the_routing_table_meets_its_question_set(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant, Audience.APPLICANT)
+    routing = table_accuracy(facts)
+    assert routing["questions"] == len(question_set()) >= 30
+    assert routing["accuracy"] >= 0.9, routing["misses"]
+    assert len(routing["table_sha256"]) == 64
+
+
+async def test_the_samples_mode_follows_the_routing_and_every_text_passes(
+    registry: ModelRegistry,
+) -> None:
+    decisions = eval_decisions(registry)[:9]
+    ranker = EmbeddingRanker(HashingEmbedder())
+    runs = await sample_all(ranker, decisions, registry, seed=5)
+    summary = drafting_summary(runs)
+    assert summary["fallback_rate"] == 0.0
+    assert summary["selected"]["passed_rate"] == 1.0
+    assert summary["selected"]["repeated_opener_rate"] == 0.0
+    assert summary["routing_end_to_end"]["accuracy"] is not None
+    for run in runs:
+        assert run["selected_style"]
+        assert run["question"] in {q["question"] for q in question_set()}
+    page = examples_markdown("samples", runs, [f for f, _ in decisions])
+    assert page.count("### applicant") == 3 and "| rank | feature |" in page
+    assert runs[0]["selected"]["text"] in page

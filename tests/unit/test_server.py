@@ -84,6 +84,33 @@ async def test_record_holds_exactly_the_answer(stub: Any, denied_applicant: dict
     assert record.response.selected == response.selected
 
 
+async def test_the_answer_carries_its_content_plan_as_archived(
+    stub: Any, denied_applicant: dict[str, Any]
+) -> None:
+    response = await stub.Explain(request(GBM, denied_applicant, audience=pb.ANALYST))
+    plan = response.plan
+    record = await stub.GetRecord(pb.GetRecordRequest(record_id=response.record_id))
+    archived = json.loads(record.canonical_json)["plan"]
+    # The archive holds the plan beside the response, not inside it: records keep their bytes.
+    assert "plan" not in json.loads(record.canonical_json)["response"]
+    assert record.response.plan == plan
+    assert plan.version == archived["version"] and plan.attribution_method == "exact"
+    assert [f.feature for f in plan.factors] == [f["feature"] for f in archived["factors"]]
+    by_rank = {i.feature: i for i in response.attributions.items}
+    for factor, stored in zip(plan.factors, archived["factors"], strict=True):
+        assert factor.contribution == by_rank[factor.feature].contribution
+        assert factor.direction == stored["direction"] and factor.share == stored["share"]
+        assert factor.share_words == (stored["share_words"] or "")
+        assert factor.HasField("percentile") == (stored["percentile"] is not None)
+    assert plan.reference.rows == archived["reference"]["rows"] > 0
+    flips = [c for c in plan.recourse.counterfactuals if c.flips]
+    assert flips and flips[0].score < response.prediction.threshold
+    stated = flips[0].changes[0]
+    assert stated.before == feature_to_pb(denied_applicant[stated.feature])
+    # The analyst's text states the recorded counterfactual's score.
+    assert f"{flips[0].score:.3f}" in response.selected.text
+
+
 async def test_list_records_filters_and_pages(stub: Any, denied_applicant: dict[str, Any]) -> None:
     ids = []
     for i, model_id in enumerate([GBM, LOGISTIC, GBM, GBM]):

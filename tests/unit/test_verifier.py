@@ -8,7 +8,8 @@ import pytest
 
 from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
-from expound.generators.deterministic import deterministic_explanation
+from expound.generators.deterministic import APPLICANT_MAX_WORDS, deterministic_explanation
+from expound.generators.openers import repeated_openers
 from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC
@@ -168,6 +169,13 @@ def test_deterministic_explanations_pass_for_many_applicants(
             text = deterministic_explanation(facts)
             verdict = verify(facts, text)
             assert verdict.passed, (text, verdict.violations)
+            # The fallback reads as prose too: no opener twice, the audience's length.
+            assert repeated_openers(text) == [], text
+            if audience is Audience.APPLICANT and len(text.split()) > APPLICANT_MAX_WORDS:
+                # Only when what must be said (reasons, counterweight, counterfactual)
+                # runs long on its own: the context sentences have given way.
+                assert "percentile" not in text and "typical" not in text, text
+                assert "of the total push" not in text, text
 
 
 def test_a_value_in_parentheses_is_not_a_list_marker(registry: ModelRegistry) -> None:
