@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     llm_base_url: str = "http://127.0.0.1:8000"
     llm_model: str = "gemma-3-270m"
     llm_api_key: str = ""
+    # Constrained drafting: "jump" decodes only at the grammar's choice points (jump-forward
+    # decoding); "grammar" decodes every token of one request under the whole grammar.
+    llm_decoding: Literal["jump", "grammar"] = "jump"
+    # The LLM's budget for an Explain call without a client deadline; a client deadline is
+    # honoured as it is (less a reserve for ranking and archiving), never capped by this.
     llm_timeout_s: float = Field(default=20.0, gt=0)
     llm_max_concurrency: int = Field(default=4, ge=1)
     llm_max_tokens: int = Field(default=320, ge=16, le=2048)

@@ -1,0 +1,315 @@
+"""Jump-forward decoding: the model decodes only where the grammar leaves it a choice.
+
+Under a drafting grammar (:class:`expound.generators.grammar.Grammar`) most of a text is
+forced: literal strings, and rules with one alternative. A decode step costs the same
+whether its token was forced or free (on the embedded CPU server ~57 ms, most of it
+Gemma's 262k-token output layer), while text appended to the prompt is prefilled over a
+cached prefix for a fraction of that. So a candidate is drafted as a walk through its
+grammar (:func:`forced`, :func:`options`):
+
+1. forced text is appended to the text so far without asking the model (consecutive
+   forced spans, single-alternative rules included, merge into one);
+2. at a choice point the model is asked to choose: one request whose structured output
+   is a ``choice`` among the alternatives' shortest distinguishing prefixes
+   (:func:`decisive_prefixes`), with ``max_tokens`` just enough to tell them apart
+   (counted with the server's tokenizer, cached per prefix) and only the prefixes' own
+   tokens allowed; an alternative that is empty (an optional part) is replaced by the
+   alternatives of what follows it, so the model weighs "say this" against "go on";
+3. the chosen alternative is appended whole, up to the next choice point, and so on.
+
+Every text is therefore a string of the grammar's language, as with whole-grammar
+structured outputs, and the gate's guarantees are unchanged. The n candidates are n
+chains, each with its own grammar and seed, run concurrently (the server batches them).
+Each draft keeps the log-probabilities of the tokens the model chose and what it chose
+("rule=alternative").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from expound.errors import LLMError
+from expound.generators.base import ChoiceRequest, Generator
+from expound.generators.grammar import Grammar, Item, Ref
+from expound.llm.client import LLM_BAD_RESPONSE
+
+# A walk longer than this is a grammar that loops, not an explanation.
+MAX_STEPS = 256
+# Tokens asked for when the server cannot count them: enough for a word or two.
+UNCOUNTED_TOKENS = 4
+# Asking again with more tokens when a choice is still open (odd token splits).
+MAX_TOKENS_PER_CHOICE = 48
+TOKEN_CACHE_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way on from a choice point.
+
+    ``text`` is forced once the option is chosen: everything up to the next choice point
+    (``""`` only where the text may end). ``rest`` is what follows (empty at the end);
+    ``chose`` names the alternatives it takes, "rule=index" (0-based).
+    """
+
+    text: str
+    rest: tuple[Item, ...]
+    chose: tuple[str, ...]
+
+
+def forced(grammar: Grammar, items: Sequence[Item]) -> tuple[str, tuple[Item, ...]]:
+    """The forced text at the start of ``items``, and what follows it (a choice, or nothing).
+
+    Raises:
+        ValueError: the grammar expands without end.
+    """
+    text: list[str] = []
+    pending = tuple(items)
+    for _ in range(MAX_STEPS * 16):
+        if not pending:
+            return "".join(text), ()
+        head = pending[0]
+        if isinstance(head, str):
+            text.append(head)
+            pending = pending[1:]
+            continue
+        alternatives = grammar.rules[head.name]
+        if len(alternatives) > 1:
+            return "".join(text), pending
+        pending = (*alternatives[0], *pending[1:])
+    raise ValueError("the grammar expands without end")
+
+
+def options(grammar: Grammar, items: tuple[Item, ...], depth: int = 0) -> list[Option]:
+    """The ways on from the choice point that starts ``items``, distinct by text.
+
+    An alternative with no forced text before the next choice (empty, or starting with a
+    choice of its own) is replaced by that choice's options, so every option but the end
+    of the text starts with text the model can be asked to write.
+    """
+    if depth > MAX_STEPS:
+        raise ValueError("the grammar expands without end")
+    head = items[0]
+    assert isinstance(head, Ref)
+    found: dict[str, Option] = {}
+    for index, alternative in enumerate(grammar.rules[head.name]):
+        label = f"{head.name}={index}"
+        text, rest = forced(grammar, (*alternative, *items[1:]))
+        if text or not rest:
+            found.setdefault(text, Option(text, rest, (label,)))
+            continue
+        for option in options(grammar, rest, depth + 1):
+            found.setdefault(option.text, Option(option.text, option.rest, (label, *option.chose)))
+    return list(found.values())
+
+
+def decisive_prefixes(texts: Sequence[str]) -> list[str]:
+    """Each text cut after the word in which it parts from every other text.
+
+    Distinct texts give distinct prefixes; a prefix is the whole text where the text is
+    the start of another (the choice then ends there or goes on). Cutting at a word's end
+    leaves the model a whole word to write, and the next option starts with a space.
+    """
+    cuts = []
+    for i, text in enumerate(texts):
+        shared = max((_common(text, other) for j, other in enumerate(texts) if j != i), default=0)
+        end = text.find(" ", shared + 1)
+        cuts.append(text if end < 0 else text[:end])
+    return cuts
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def tokens_to_decide(spelled: Sequence[Sequence[int]]) -> int:
+    """Decode steps that tell the choices apart, spelled as token sequences.
+
+    A choice needs its tokens up to the first one no other choice shares, or, where it
+    is the start of another, one more step to end.
+    """
+    steps = 1
+    for i, tokens in enumerate(spelled):
+        shared = max(
+            (_common_tokens(tokens, other) for j, other in enumerate(spelled) if j != i), default=0
+        )
+        steps = max(steps, min(shared + 1, len(tokens) + 1))
+    return steps
+
+
+def _common_tokens(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def chain_seed(seed: int, chain: int, step: int) -> int:
+    """The sampling seed of one request: distinct per chain and step, same for same inputs."""
+    digest = hashlib.sha256(f"{seed}/{chain}/{step}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass
+class JumpDraft:
+    """One candidate drafted by jump-forward decoding."""
+
+    text: str = ""
+    token_logprobs: list[float] = field(default_factory=list)
+    chose: list[str] = field(default_factory=list)
+    requests: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class JumpResult:
+    """The chains' drafts, in chain order, and what they cost."""
+
+    drafts: list[JumpDraft]
+    model: str
+    latency_ms: float
+    requests: int
+    completion_tokens: int
+
+
+class JumpDecoder:
+    """Drafts candidates by jump-forward decoding through a :class:`Generator`."""
+
+    def __init__(self, generator: Generator, temperature: float) -> None:
+        self._generator = generator
+        self._temperature = temperature
+        # Tokens of decisive prefixes: mostly phrase-bank words, shared by every decision.
+        self._tokens: OrderedDict[str, tuple[int, ...] | None] = OrderedDict()
+
+    async def decode(
+        self, prompt: str, grammars: Sequence[Grammar], seed: int, deadline: float
+    ) -> JumpResult:
+        """One candidate per grammar, chains run concurrently, by ``deadline``
+        (``time.monotonic()``; the caller also bounds the whole call).
+
+        Raises:
+            LLMError: a request failed or was answered off the grammar; no drafts then.
+        """
+        started = time.perf_counter()
+        try:
+            # One chain failing stops the others: a call's drafts come whole or not at all.
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._chain(prompt, grammar, seed, chain, deadline))
+                    for chain, grammar in enumerate(grammars)
+                ]
+        except ExceptionGroup as failed:
+            llm_errors = [e for e in failed.exceptions if isinstance(e, LLMError)]
+            raise (llm_errors or failed.exceptions)[0] from None
+        drafts = [task.result() for task in tasks]
+        return JumpResult(
+            drafts=drafts,
+            model=next((d.model for d in drafts if d.model), ""),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            requests=sum(d.requests for d in drafts),
+            completion_tokens=sum(d.completion_tokens for d in drafts),
+        )
+
+    async def _chain(
+        self, prompt: str, grammar: Grammar, seed: int, chain: int, deadline: float
+    ) -> JumpDraft:
+        draft = JumpDraft()
+        text, rest = forced(grammar, grammar.rules["root"][0])
+        pieces = [text]
+        for step in range(MAX_STEPS):
+            if not rest:
+                draft.text = "".join(pieces)
+                return draft
+            choices = options(grammar, rest)
+            if len(choices) == 1:
+                chosen = choices[0]
+            else:
+                chosen = await self._choose(
+                    prompt + "".join(pieces),
+                    choices,
+                    chain_seed(seed, chain, step),
+                    deadline,
+                    draft,
+                )
+                draft.chose.extend(chosen.chose)
+            pieces.append(chosen.text)
+            rest = chosen.rest
+        raise ValueError("the grammar has more choice points than a text can hold")
+
+    async def _choose(
+        self,
+        prefix: str,
+        choices: list[Option],
+        seed: int,
+        deadline: float,
+        draft: JumpDraft,
+    ) -> Option:
+        decisive = decisive_prefixes([c.text for c in choices])
+        spelled = await asyncio.gather(*(self._spelled(d, deadline) for d in decisive))
+        counted = all(s is not None for s in spelled)
+        if counted:
+            steps = tokens_to_decide([s for s in spelled if s is not None])
+            allowed = tuple(sorted({t for s in spelled if s is not None for t in s}))
+        else:
+            steps, allowed = UNCOUNTED_TOKENS, ()
+        while True:
+            answer = await self._generator.choose(
+                ChoiceRequest(
+                    prompt=prefix,
+                    choices=tuple(decisive),
+                    max_tokens=steps,
+                    seed=seed,
+                    temperature=self._temperature,
+                    timeout_s=max(0.001, deadline - time.monotonic()),
+                    allowed_token_ids=allowed,
+                )
+            )
+            draft.requests += 1
+            draft.completion_tokens += answer.completion_tokens
+            draft.model = draft.model or answer.model
+            matching = [i for i, d in enumerate(decisive) if d.startswith(answer.text)]
+            if answer.finish_reason == "stop":
+                matching = [i for i in matching if decisive[i] == answer.text] or matching
+            if len(matching) == 1:
+                chosen = matching[0]
+                logprobs = answer.token_logprobs
+                if answer.finish_reason == "stop" and decisive[chosen] and logprobs:
+                    # The last token ended the choice, forced once it was complete.
+                    logprobs = logprobs[:-1]
+                draft.token_logprobs.extend(logprobs)
+                return choices[chosen]
+            if not matching:
+                raise LLMError(
+                    f"LLM answered {answer.text[:40]!r}, none of the {len(decisive)} choices",
+                    LLM_BAD_RESPONSE,
+                )
+            if steps >= MAX_TOKENS_PER_CHOICE:
+                raise LLMError("LLM left a choice open", LLM_BAD_RESPONSE)
+            # Spelled with more tokens than counted: the same seed again, further.
+            steps = min(MAX_TOKENS_PER_CHOICE, steps * 2)
+
+    async def _spelled(self, text: str, deadline: float) -> tuple[int, ...] | None:
+        """The tokens of ``text``, cached (not shared while in flight: a request of a call
+        that goes away must go with it)."""
+        if not text:
+            return ()
+        if text in self._tokens:
+            self._tokens.move_to_end(text)
+            return self._tokens[text]
+        tokens = await self._generator.tokenize(text, max(0.001, deadline - time.monotonic()))
+        self._tokens[text] = tokens
+        while len(self._tokens) > TOKEN_CACHE_SIZE:
+            self._tokens.popitem(last=False)
+        return tokens
