@@ -25,28 +25,12 @@ from expound.models.registry import ModelRegistry
 from expound.rankers.gate import verify
 from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for
+from tests.support.grammar_language import language
 from tests.support.llm_stub import llm_stub
 
 JUMP = DraftingConfig(
     mode="constrained", decoding="jump", max_tokens=200, temperature=0.8, timeout_s=5.0
 )
-
-
-def language(grammar: Grammar) -> re.Pattern[str]:
-    """The grammar's language as a regular expression, built apart from the decoder's walk
-    (the drafting grammars are finite: no rule refers back to itself)."""
-
-    def rule(name: str) -> str:
-        return (
-            "(?:"
-            + "|".join(
-                "".join(re.escape(p) if isinstance(p, str) else rule(p.name) for p in seq)
-                for seq in grammar.rules[name]
-            )
-            + ")"
-        )
-
-    return re.compile(rule("root"), re.DOTALL)
 
 
 @pytest.fixture
