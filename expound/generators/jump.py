@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -45,6 +46,9 @@ UNCOUNTED_TOKENS = 4
 # Asking again with more tokens when a choice is still open (odd token splits).
 MAX_TOKENS_PER_CHOICE = 48
 TOKEN_CACHE_SIZE = 8192
+# A word with the white space before it: the unit token counts are cached by.
+WORD = re.compile(r"\s*\S+|\s+")
+Tokens = tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,7 @@ class JumpDecoder:
         self._generator = generator
         self._temperature = temperature
         # Tokens of decisive prefixes: mostly phrase-bank words, shared by every decision.
-        self._tokens: OrderedDict[str, tuple[int, ...] | None] = OrderedDict()
+        self._tokens: OrderedDict[str, Tokens] = OrderedDict()
 
     async def decode(
         self, prompt: str, grammars: Sequence[Grammar], seed: int, deadline: float
@@ -203,11 +207,12 @@ class JumpDecoder:
             LLMError: a request failed or was answered off the grammar; no drafts then.
         """
         started = time.perf_counter()
+        counting: dict[str, asyncio.Task[Tokens]] = {}
         try:
             # One chain failing stops the others: a call's drafts come whole or not at all.
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._chain(prompt, grammar, seed, chain, deadline))
+                    group.create_task(self._chain(prompt, grammar, seed, chain, deadline, counting))
                     for chain, grammar in enumerate(grammars)
                 ]
         except ExceptionGroup as failed:
@@ -223,7 +228,13 @@ class JumpDecoder:
         )
 
     async def _chain(
-        self, prompt: str, grammar: Grammar, seed: int, chain: int, deadline: float
+        self,
+        prompt: str,
+        grammar: Grammar,
+        seed: int,
+        chain: int,
+        deadline: float,
+        counting: dict[str, asyncio.Task[Tokens]],
     ) -> JumpDraft:
         draft = JumpDraft()
         text, rest = forced(grammar, grammar.rules["root"][0])
@@ -242,6 +253,7 @@ class JumpDecoder:
                     chain_seed(seed, chain, step),
                     deadline,
                     draft,
+                    counting,
                 )
                 draft.chose.extend(chosen.chose)
             pieces.append(chosen.text)
@@ -255,9 +267,10 @@ class JumpDecoder:
         seed: int,
         deadline: float,
         draft: JumpDraft,
+        counting: dict[str, asyncio.Task[Tokens]],
     ) -> Option:
         decisive = decisive_prefixes([c.text for c in choices])
-        spelled = await asyncio.gather(*(self._spelled(d, deadline) for d in decisive))
+        spelled = await asyncio.gather(*(self._spelled(d, deadline, counting) for d in decisive))
         counted = all(s is not None for s in spelled)
         if counted:
             steps = tokens_to_decide([s for s in spelled if s is not None])
@@ -300,16 +313,35 @@ class JumpDecoder:
             # Spelled with more tokens than counted: the same seed again, further.
             steps = min(MAX_TOKENS_PER_CHOICE, steps * 2)
 
-    async def _spelled(self, text: str, deadline: float) -> tuple[int, ...] | None:
-        """The tokens of ``text``, cached (not shared while in flight: a request of a call
-        that goes away must go with it)."""
-        if not text:
-            return ()
-        if text in self._tokens:
-            self._tokens.move_to_end(text)
-            return self._tokens[text]
-        tokens = await self._generator.tokenize(text, max(0.001, deadline - time.monotonic()))
-        self._tokens[text] = tokens
+    async def _spelled(
+        self, text: str, deadline: float, counting: dict[str, asyncio.Task[Tokens]]
+    ) -> Tokens:
+        """The tokens of ``text``, counted word by word (a word keeps the space before it).
+
+        Words recur across decisions (phrase banks, feature names) where whole prefixes do
+        not, so the cache answers nearly every count after the first calls. A word in
+        flight is counted once for all the call's chains (``counting``); the count goes
+        with the call if the call goes away.
+        """
+        counted = await asyncio.gather(
+            *(self._word(w, deadline, counting) for w in WORD.findall(text))
+        )
+        if any(tokens is None for tokens in counted):
+            return None
+        return tuple(t for tokens in counted if tokens is not None for t in tokens)
+
+    async def _word(
+        self, word: str, deadline: float, counting: dict[str, asyncio.Task[Tokens]]
+    ) -> Tokens:
+        if word in self._tokens:
+            self._tokens.move_to_end(word)
+            return self._tokens[word]
+        task = counting.get(word)
+        if task is None:
+            timeout_s = max(0.001, deadline - time.monotonic())
+            task = counting[word] = asyncio.create_task(self._generator.tokenize(word, timeout_s))
+        tokens = await task
+        self._tokens[word] = tokens
         while len(self._tokens) > TOKEN_CACHE_SIZE:
             self._tokens.popitem(last=False)
         return tokens

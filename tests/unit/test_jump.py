@@ -98,6 +98,9 @@ async def test_forced_spans_are_never_decoded(denied: DecisionFacts) -> None:
     written = sum(len(fake_pieces(d.text)) for d in drafting.drafts)
     assert 0 < decoded < written / 4, (decoded, written)
     assert drafting.record.llm_requests == len(generator.choice_requests)
+    # Tokens are counted word by word, each word once (the chains share counts in flight).
+    assert generator.tokenized and len(generator.tokenized) == len(set(generator.tokenized))
+    assert all(len(fake_pieces(word)) == 1 for word in generator.tokenized)
     assert drafting.record.sampling["decoding"] == "jump"
     for draft in drafting.drafts:
         assert draft.finish_reason == "stop" and draft.style == "default"
