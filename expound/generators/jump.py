@@ -46,6 +46,9 @@ UNCOUNTED_TOKENS = 4
 # Asking again with more tokens when a choice is still open (odd token splits).
 MAX_TOKENS_PER_CHOICE = 48
 TOKEN_CACHE_SIZE = 8192
+# Forced text this short (in tokens) between two choice points is decoded rather than
+# given a request of its own (~0.15 s alone, ~0.7 s among 16 chains; a step ~0.06 s).
+LOOKAHEAD_TOKENS = 3
 # A word with the white space before it: the unit token counts are cached by.
 WORD = re.compile(r"\s*\S+|\s+")
 Tokens = tuple[int, ...] | None
@@ -244,6 +247,8 @@ class JumpDecoder:
                 draft.text = "".join(pieces)
                 return draft
             choices = options(grammar, rest)
+            if len(choices) > 1:
+                choices = await self._looking_ahead(grammar, choices, deadline, counting)
             if len(choices) == 1:
                 chosen = choices[0]
             else:
@@ -259,6 +264,40 @@ class JumpDecoder:
             pieces.append(chosen.text)
             rest = chosen.rest
         raise ValueError("the grammar has more choice points than a text can hold")
+
+    async def _looking_ahead(
+        self,
+        grammar: Grammar,
+        choices: list[Option],
+        deadline: float,
+        counting: dict[str, asyncio.Task[Tokens]],
+    ) -> list[Option]:
+        """The choices, where one's forced text is short and ends at the next choice
+        point, joined with that point's options: a few forced tokens decoded in the same
+        request cost less than a request of their own (one level: a request stays short).
+        """
+        # A word is a token at least: longer texts need no count.
+        short = [bool(c.rest) and len(WORD.findall(c.text)) <= LOOKAHEAD_TOKENS for c in choices]
+        if not any(short):
+            return choices
+        sizes = await asyncio.gather(
+            *(
+                self._spelled(c.text, deadline, counting)
+                for c, s in zip(choices, short, strict=True)
+                if s
+            )
+        )
+        size = iter(sizes)
+        joined: dict[str, Option] = {}
+        for choice, is_short in zip(choices, short, strict=True):
+            tokens = next(size) if is_short else None
+            if tokens is not None and len(tokens) <= LOOKAHEAD_TOKENS:
+                for after in options(grammar, choice.rest):
+                    text = choice.text + after.text
+                    joined.setdefault(text, Option(text, after.rest, choice.chose + after.chose))
+            else:
+                joined.setdefault(choice.text, choice)
+        return list(joined.values())
 
     async def _choose(
         self,

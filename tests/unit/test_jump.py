@@ -18,7 +18,13 @@ from expound.explainers.facts import DecisionFacts
 from expound.generators.drafting import LLM_QUEUE, Drafter, DraftingConfig
 from expound.generators.fake import FakeGenerator, fake_pieces
 from expound.generators.grammar import Grammar, Ref, build_grammar
-from expound.generators.jump import decisive_prefixes, forced, options, tokens_to_decide
+from expound.generators.jump import (
+    JumpDecoder,
+    decisive_prefixes,
+    forced,
+    options,
+    tokens_to_decide,
+)
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.llm.client import DEADLINE_EXCEEDED
 from expound.models.registry import ModelRegistry
@@ -62,6 +68,24 @@ def test_choices_are_cut_where_they_part_and_counted_in_tokens() -> None:
     spelled = [(1, 2), (1, 3), (4,), ()]
     assert tokens_to_decide(spelled) == 2
     assert tokens_to_decide([(1,), (1, 2)]) == 2  # "a" ends where "a b" goes on
+
+
+async def test_a_short_forced_span_between_two_choices_is_decoded_in_one_request() -> None:
+    grammar = Grammar()
+    first = grammar.add("first", [("Next came ",), ("It was followed at length by the ",)])
+    second = grammar.add("second", [("red",), ("blue",)])
+    grammar.rules = {"root": [(first, second, ".")], **grammar.rules}
+    generator = FakeGenerator()
+    result = await JumpDecoder(generator, 0.8).decode("p", [grammar] * 8, 3, time.monotonic() + 5)
+    pattern = language(grammar)
+    assert all(pattern.fullmatch(d.text) for d in result.drafts)
+    # "Next came " is two tokens: its continuations are offered with it, so a chain that
+    # takes it is done in one request; the long alternative gets a second one.
+    asked = generator.choice_requests[0].choices
+    assert set(asked) == {"Next came red.", "Next came blue.", "It"}
+    for draft in result.drafts:
+        assert draft.requests == (1 if draft.text.startswith("Next") else 2), draft
+    assert {d.text.startswith("Next") for d in result.drafts} == {True, False}
 
 
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
