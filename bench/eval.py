@@ -335,6 +335,7 @@ async def _draft_all(
     )
     config = DraftingConfig(
         mode=mode,
+        decoding=settings.llm_decoding,
         max_tokens=settings.llm_max_tokens,
         temperature=settings.llm_temperature,
         timeout_s=settings.llm_timeout_s,

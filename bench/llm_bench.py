@@ -12,10 +12,14 @@ the settings' sampling (``max_tokens``, temperature):
   seed..seed+N-1), interleaved, ``REPEATS`` times after a warm-up request (which compiles
   the grammar and the logprob kernels); completion tokens per second. Target: N = 4 in
   one request <= 1.6x the time of N = 1 (medians over the repeats).
-- ``explain``: end-to-end Explain latency with drafting (constrained, N = 4) over a real
-  gRPC socket: a server started in this process on port 0 with a temporary SQLite
-  archive, ``EXPLAIN_CALLS`` calls on different applicants after one warm-up call;
-  client-measured p50/p95 (with so few calls p95 is close to the maximum).
+- ``explain``: end-to-end Explain latency with drafting (constrained, N = 4, 30 s
+  deadlines) over real gRPC sockets, jump-forward decoding against whole-grammar decoding
+  side by side (:func:`_compare`), applicant and analyst audiences, one call at a time
+  (``EXPLAIN_CALLS``) and ``CONCURRENT`` at once (``CONCURRENT_ROUNDS``), on declined
+  applicants after one warm-up call each; client-measured p50/p95 (with so few calls p95
+  is close to the maximum), fallback rate, and the LLM queue wait from the answers'
+  timings. Targets (jump, one at a time): applicant p50 <= 3 s, analyst <= 5 s; no
+  fallback at 4 concurrent. ``python -m bench.llm_bench explain`` runs only this part.
 - ``ranking``: ``EmbeddingRanker.rank_sync`` (verification + MiniLM relevance + scores) on
   the 4 candidates drafted above, no LLM call (the drafts' own log-probabilities give
   fluency), ``RANK_RUNS`` timed runs with the sentence cache warm (same drafts again: a
@@ -53,7 +57,11 @@ N_VALUES = (1, 2, 4, 8)
 REPEATS = 3
 SEED = 11
 TARGET_RATIO_N4 = 1.6
-EXPLAIN_CALLS = 6
+EXPLAIN_CALLS = 4
+CONCURRENT = 4
+CONCURRENT_ROUNDS = 2
+DEADLINE_S = 30.0
+TARGET_P50_S = {"APPLICANT": 3.0, "ANALYST": 5.0}
 RANK_WARMUP = 5
 RANK_RUNS = 50
 NEW_DECISIONS_WARM = 20
@@ -238,7 +246,26 @@ def _ranking(settings: Settings, facts: DecisionFacts, drafts: Drafts) -> dict[s
     }
 
 
-async def _explain(settings: Settings, rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+def _decisions(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Applicants the tree model declines (the explanations that matter most), split by
+    audience so that no decision is explained twice for one audience."""
+    registry = ModelRegistry.from_directory(MODELS, build_explainer)
+    model = registry.get(TREE_MODEL)
+    declined = [f for f in rows if decide(model, f, 1e-6).prediction.adverse]
+    need = EXPLAIN_CALLS + 1 + CONCURRENT * CONCURRENT_ROUNDS
+    return {
+        audience: declined[i * need : (i + 1) * need]
+        for i, audience in enumerate(("APPLICANT", "ANALYST"))
+    }
+
+
+async def _compare(settings: Settings, rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    """Explain with drafting, jump-forward vs whole-grammar decoding, side by side.
+
+    Two servers in this process (one per decoding, each with its own archive), called in
+    turn: the same decision goes to one and then the other, one call at a time, then
+    ``CONCURRENT`` calls at once on one and then the other; 30 s deadlines, n = 4.
+    """
     import grpc
 
     from expound.clients.client import explain_request
@@ -246,47 +273,122 @@ async def _explain(settings: Settings, rows: list[dict[str, Any]], workdir: Path
     from expound.v1 import explain_pb2 as pb
     from expound.v1 import explain_pb2_grpc
 
-    server_settings = settings.model_copy(
-        update={
-            "port": 0,
-            "model_dir": MODELS,
-            "archive_path": workdir / "archive.sqlite3",
-            "signing_key_path": workdir / "signing-key.pem",
-            "grace_seconds": 0.5,
-            "llm_mode": "constrained",
-        }
-    )
-    calls = []
+    def configured(decoding: str) -> Settings:
+        folder = workdir / decoding
+        folder.mkdir()
+        return settings.model_copy(
+            update={
+                "port": 0,
+                "metrics_port": 0,
+                "model_dir": MODELS,
+                "archive_path": folder / "archive.sqlite3",
+                "signing_key_path": folder / "signing-key.pem",
+                "grace_seconds": 0.5,
+                "llm_mode": "constrained",
+                "llm_decoding": decoding,
+            }
+        )
+
+    audiences = {"APPLICANT": pb.APPLICANT, "ANALYST": pb.ANALYST}
+    calls: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     async with (
-        running_server(server_settings) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+        running_server(configured("jump")) as jump,
+        running_server(configured("grammar")) as grammar,
+        grpc.aio.insecure_channel(f"127.0.0.1:{jump.port}") as jump_channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{grammar.port}") as grammar_channel,
     ):
-        stub = explain_pb2_grpc.ExplainServiceStub(channel)
-        for index, features in enumerate(rows[: EXPLAIN_CALLS + 1]):
-            request = explain_request(TREE_MODEL, features, audience=pb.APPLICANT, num_candidates=4)
-            started = time.perf_counter()
-            response = await stub.Explain(request, timeout=settings.llm_timeout_s + 10)
-            seconds = time.perf_counter() - started
-            if index == 0:
-                continue  # warm-up: the first call loads MiniLM's kernels and the grammar
-            stages = {t.stage: round(t.millis, 1) for t in response.timings}
-            calls.append(
-                {
-                    "seconds": round(seconds, 3),
-                    "fallback_reason": response.fallback_reason,
-                    "decision": response.prediction.decision,
-                    "stages_ms": stages,
-                }
+        stubs = {
+            "jump": explain_pb2_grpc.ExplainServiceStub(jump_channel),
+            "grammar": explain_pb2_grpc.ExplainServiceStub(grammar_channel),
+        }
+
+        async def one(decoding: str, audience: str, features: dict[str, Any]) -> dict[str, Any]:
+            request = explain_request(
+                TREE_MODEL, features, audience=audiences[audience], num_candidates=4
             )
-    totals = [c["seconds"] for c in calls]
+            started = time.perf_counter()
+            try:
+                response = await stubs[decoding].Explain(request, timeout=DEADLINE_S)
+            except grpc.aio.AioRpcError as error:
+                return {"seconds": time.perf_counter() - started, "error": error.code().name}
+            seconds = time.perf_counter() - started
+            stages = {t.stage: round(t.millis, 1) for t in response.timings}
+            return {
+                "seconds": round(seconds, 3),
+                "fallback_reason": response.fallback_reason,
+                "stages_ms": {k: stages[k] for k in ("draft", "llm_queue", "rank") if k in stages},
+            }
+
+        for audience, decisions in _decisions(rows).items():
+            warm, sequential = decisions[0], decisions[1 : EXPLAIN_CALLS + 1]
+            batches = [
+                decisions[
+                    EXPLAIN_CALLS + 1 + r * CONCURRENT : EXPLAIN_CALLS + 1 + (r + 1) * CONCURRENT
+                ]
+                for r in range(CONCURRENT_ROUNDS)
+            ]
+            for decoding in stubs:  # warm-up: MiniLM, grammar compilation, token counts
+                await one(decoding, audience, warm)
+            for features in sequential:
+                for decoding in stubs:
+                    calls.setdefault((decoding, audience, 1), []).append(
+                        await one(decoding, audience, features)
+                    )
+            for batch in batches:
+                for decoding in stubs:
+                    answers = await asyncio.gather(*(one(decoding, audience, f) for f in batch))
+                    calls.setdefault((decoding, audience, CONCURRENT), []).extend(answers)
+    runs = []
+    for (decoding, audience, concurrency), answered in calls.items():
+        totals = [c["seconds"] for c in answered]
+        fallbacks = sum(bool(c.get("fallback_reason") or c.get("error")) for c in answered)
+        queue = [c.get("stages_ms", {}).get("llm_queue", 0.0) for c in answered]
+        runs.append(
+            {
+                "decoding": decoding,
+                "audience": audience,
+                "concurrency": concurrency,
+                "calls": len(answered),
+                "p50_s": round(float(np.percentile(totals, 50)), 3),
+                "p95_s": round(float(np.percentile(totals, 95)), 3),
+                "fallback_rate": round(fallbacks / len(answered), 3),
+                "llm_queue_p50_ms": round(float(np.percentile(queue, 50)), 1),
+                "per_call": answered,
+            }
+        )
     return {
-        "transport": "grpc.aio over 127.0.0.1, client and server in one process",
-        "calls": len(calls),
-        "p50_s": round(float(np.percentile(totals, 50)), 3),
-        "p95_s": round(float(np.percentile(totals, 95)), 3),
-        "fallbacks": sum(bool(c["fallback_reason"]) for c in calls),
-        "per_call": calls,
+        "transport": "grpc.aio over 127.0.0.1, clients and servers in one process",
+        "deadline_s": DEADLINE_S,
+        "candidates": 4,
+        "targets_p50_s": TARGET_P50_S,
+        "runs": runs,
     }
+
+
+def explain_table(explain: dict[str, Any]) -> list[dict[str, Any]]:
+    """The comparison's rows: p50, p95 and fallback rate per decoding, audience and load."""
+    table: list[dict[str, Any]] = []
+    for run in explain["runs"]:
+        name = (
+            f"llm: Explain {run['audience'].lower()} {run['decoding']} "
+            f"x{run['concurrency']} ({run['calls']} calls)"
+        )
+        target = TARGET_P50_S[run["audience"]] if run["decoding"] == "jump" else None
+        table += [
+            {
+                "metric": f"{name} p50",
+                "value": run["p50_s"],
+                "unit": "s",
+                "target": f"<= {target:g} s" if target and run["concurrency"] == 1 else "",
+            },
+            {"metric": f"{name} p95", "value": run["p95_s"], "unit": "s"},
+            {
+                "metric": f"{name} fallback rate",
+                "value": run["fallback_rate"],
+                "target": "0" if run["decoding"] == "jump" else "",
+            },
+        ]
+    return table
 
 
 async def _healthy(generator: OpenAICompatGenerator) -> bool:
@@ -321,7 +423,7 @@ def run() -> dict[str, Any]:
     ranking = _ranking(settings, facts, drafts)
     (ROOT / "var").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench-llm-") as workdir:
-        explain = asyncio.run(_explain(settings, other_rows, Path(workdir)))
+        explain = asyncio.run(_compare(settings, other_rows, Path(workdir)))
     table: list[dict[str, Any]] = []
     for n, run_n in result["by_n"].items():
         table.append(
@@ -347,15 +449,7 @@ def run() -> dict[str, Any]:
                 "unit": "tok/s",
             }
         )
-    table += [
-        {
-            "metric": f"llm: Explain with drafting p50 ({explain['calls']} calls)",
-            "value": explain["p50_s"],
-            "unit": "s",
-        },
-        {"metric": "llm: Explain with drafting p95", "value": explain["p95_s"], "unit": "s"},
-        {"metric": "llm: Explain fallbacks", "value": explain["fallbacks"]},
-    ]
+    table += explain_table(explain)
     for cache in ("cold_cache", "new_decision", "warm_cache"):
         for q in ("p50", "p95"):
             table.append(
@@ -380,7 +474,21 @@ def run() -> dict[str, Any]:
     }
 
 
+def run_explain() -> dict[str, Any]:
+    """Only the Explain comparison (``python -m bench.llm_bench explain``)."""
+    settings = Settings()
+    load_before = list(os.getloadavg())
+    rows = applicant_rows()
+    (ROOT / "var").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench-llm-") as workdir:
+        explain = asyncio.run(_compare(settings, rows, Path(workdir)))
+    explain["load_average_1_5_15"] = {"before": load_before, "after": list(os.getloadavg())}
+    explain["table"] = explain_table(explain)
+    return explain
+
+
 if __name__ == "__main__":
     import json
+    import sys
 
-    print(json.dumps(run(), indent=2))
+    print(json.dumps(run_explain() if sys.argv[1:] == ["explain"] else run(), indent=2))

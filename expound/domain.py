@@ -111,7 +111,9 @@ class DraftRecord(_Frozen):
     """One drafted candidate as it was judged, with its judgement.
 
     ``text`` is the model's text, trimmed to its last complete sentence when the token
-    limit cut it (``finish_reason`` "length"); ``token_logprobs`` cover every token returned.
+    limit cut it (``finish_reason`` "length"); ``token_logprobs`` cover every token returned
+    (in jump-forward drafting, the tokens decoded at choice points). ``style`` names the
+    plan its grammar followed; ``chose`` the grammar's alternatives the model took.
     """
 
     index: int
@@ -121,6 +123,8 @@ class DraftRecord(_Frozen):
     passed: bool
     violations: list[str]
     scores: dict[str, float]
+    style: str = ""
+    chose: list[str] = Field(default_factory=list)
 
 
 class DraftingRecord(_Frozen):
@@ -137,6 +141,9 @@ class DraftingRecord(_Frozen):
     sampling: dict[str, float | int | str]
     ranker: str = ""
     latency_ms: float = 0.0
+    # Time waiting for an LLM slot before latency_ms (on the LLM) began; requests made.
+    queue_ms: float = 0.0
+    llm_requests: int = 0
     completion_tokens: int = 0
     drafts: list[DraftRecord] = Field(default_factory=list)
     error: str = ""

@@ -59,7 +59,15 @@ class Settings(BaseSettings):
     llm_base_url: str = "http://127.0.0.1:8000"
     llm_model: str = "gemma-3-270m"
     llm_api_key: str = ""
-    llm_timeout_s: float = Field(default=20.0, gt=0)
+    # Constrained drafting: "jump" decodes only at the grammar's choice points (jump-forward
+    # decoding); "grammar" decodes every token of one request under the whole grammar.
+    llm_decoding: Literal["jump", "grammar"] = "jump"
+    # The LLM's budget for an Explain call without a client deadline; a client deadline is
+    # honoured as it is (less a reserve for ranking and archiving), never capped by this.
+    # 30 s: `make bench` (llm, jump decoding, n=4, 2 shared cores) measured analyst calls
+    # with 4 at once (the default concurrency) at p95 21 to 29 s over three runs, applicant
+    # 12 to 17 s; a shorter default would make calls without a deadline fall back then.
+    llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_max_concurrency: int = Field(default=4, ge=1)
     llm_max_tokens: int = Field(default=320, ge=16, le=2048)
     llm_temperature: float = Field(default=0.8, ge=0, le=2)

@@ -1,16 +1,28 @@
-"""The drafting stage: prompt (and grammar) in, one request for N drafts, drafts out.
+"""The drafting stage: prompt and one grammar per candidate in, N drafts out.
+
+Constrained drafting decodes either by jumping forward through each candidate's grammar
+(``decoding="jump"``, :mod:`expound.generators.jump`: the model decodes only at choice
+points) or in one request with the whole grammar as structured output
+(``decoding="grammar"``: every token decoded, kept to compare). Free drafting is one
+request without a grammar.
 
 It never fails the RPC: if the LLM is down, slow or returns garbage, it returns no
 drafts and a fallback reason, and the pipeline answers with the deterministic
-explanation. The LLM gets what is left of the deadline, less a reserve for ranking and
-archiving that grows with the calls in flight. Ranking is the next stage
-(:mod:`expound.rankers`), not this one.
+explanation. The LLM gets what is left of the client's deadline, less a reserve for
+ranking and archiving that grows with the calls in flight; without a deadline, the
+configured timeout. A call first waits for an LLM slot (the generator's bound on calls
+at once); that wait counts against the same budget and is reported as ``llm_queue``.
+Ranking is the next stage (:mod:`expound.rankers`), not this one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -18,12 +30,16 @@ from expound.domain import DraftingRecord
 from expound.errors import LLMError
 from expound.explainers.facts import DecisionFacts
 from expound.generators.base import DraftRequest, Generator
-from expound.generators.grammar import build_grammar, phrase_bank
-from expound.generators.prompting import constrained_prompt, free_prompt
+from expound.generators.grammar import PlannedGrammar, candidate_grammars, phrase_bank
+from expound.generators.jump import JumpDecoder
+from expound.generators.prompting import PromptTemplate, constrained_prompt, free_prompt
 from expound.llm.client import DEADLINE_EXCEEDED
 from expound.llm.draft import Draft
 
 DraftingMode = Literal["constrained", "free", "off"]
+Decoding = Literal["jump", "grammar"]
+# The stage timing of the wait for an LLM slot (part of "draft").
+LLM_QUEUE = "llm_queue"
 # Time kept back from the deadline for ranking, archiving and the answer; and more per
 # call in flight beside this one: when the LLM hangs, the calls waiting on it time out
 # together and their records are committed one after another (about 5 ms each on SQLite).
@@ -42,9 +58,16 @@ class DraftingConfig:
     """How drafting runs (from settings)."""
 
     mode: DraftingMode
+    decoding: Decoding
     max_tokens: int
     temperature: float
+    # The LLM's budget for a call without a client deadline (a deadline is honoured).
     timeout_s: float
+
+
+def _grammars_for(facts: DecisionFacts, n: int) -> list[PlannedGrammar]:
+    """One grammar per candidate, each a different plan (:func:`candidate_grammars`)."""
+    return candidate_grammars(facts, n)
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,11 @@ class Drafting:
     record: DraftingRecord
     drafts: list[Draft] = field(default_factory=list)
     fallback_reason: str = ""
+
+    @property
+    def timings_ms(self) -> dict[str, float]:
+        """The part of the stage's time spent waiting for an LLM slot."""
+        return {LLM_QUEUE: self.record.queue_ms}
 
     @property
     def generator(self) -> str:
@@ -108,6 +136,14 @@ class Drafter:
     def __init__(self, generator: Generator, config: DraftingConfig) -> None:
         self._generator = generator
         self._config = config
+        self._jump = JumpDecoder(generator, config.temperature)
+
+    def budget_s(self, time_left_s: float | None, calls_beside: int = 0) -> float:
+        """The LLM's time: what is left of the deadline less :func:`reserve_s` of
+        ``calls_beside``, the other calls in flight; without a deadline, the timeout."""
+        if time_left_s is None:
+            return self._config.timeout_s
+        return time_left_s - reserve_s(calls_beside)
 
     async def draft(
         self,
@@ -119,28 +155,83 @@ class Drafter:
     ) -> Drafting:
         """Drafts ``n`` candidates (seeded with ``drafting_seed``) within ``time_left_s``.
 
-        The LLM gets ``time_left_s`` less :func:`reserve_s` of ``calls_beside``, the other
-        calls in flight, and never more than the configured timeout.
+        The LLM gets :meth:`budget_s`; waiting for an LLM slot counts against it.
         """
         config = self._config
+        planned: list[PlannedGrammar] = []
         if config.mode == "constrained":
+            planned = _grammars_for(facts, n)
             prompt, template = constrained_prompt(facts)
-            grammar: str | None = build_grammar(facts).to_ebnf()
             bank = phrase_bank(facts.audience)
             bank_id, bank_sha = str(bank["id"]), str(bank["sha256"])
         else:
             prompt, template = free_prompt(facts)
-            grammar, bank_id, bank_sha = None, "", ""
-        budget = config.timeout_s
-        if time_left_s is not None:
-            budget = min(budget, time_left_s - reserve_s(calls_beside))
+            bank_id, bank_sha = "", ""
+        grammars = [p.grammar.to_ebnf() for p in planned]
+        budget = self.budget_s(time_left_s, calls_beside)
+        record = self._record(n, drafting_seed, template, bank_id, bank_sha, grammars)
+        if budget < MIN_LLM_S:
+            return Drafting(
+                record=record.model_copy(update={"error": "no time left for the LLM"}),
+                fallback_reason=DEADLINE_EXCEEDED,
+            )
+        started = time.perf_counter()
+        queued_s: float | None = None
+        deadline = time.monotonic() + budget
+        try:
+            async with asyncio.timeout(budget), self._generator.slot():
+                queued_s = time.perf_counter() - started
+                if planned and config.decoding == "jump":
+                    drafts, model, requests, tokens = await self._jump_drafts(
+                        prompt, planned, drafting_seed, deadline
+                    )
+                else:
+                    drafts, model, requests, tokens = await self._one_request_drafts(
+                        prompt, planned, grammars, n, drafting_seed, deadline
+                    )
+        except (TimeoutError, LLMError) as error:
+            waited = (time.perf_counter() - started) if queued_s is None else queued_s
+            if isinstance(error, LLMError):
+                message, reason = error.message, error.reason
+            elif queued_s is None:
+                message, reason = "deadline expired waiting for an LLM slot", DEADLINE_EXCEEDED
+            else:
+                message, reason = f"LLM call exceeded {budget:.1f} s", DEADLINE_EXCEEDED
+            update = {"error": recorded_error(message), "queue_ms": waited * 1000}
+            return Drafting(record=record.model_copy(update=update), fallback_reason=reason)
+        assert queued_s is not None
+        return Drafting(
+            record=record.model_copy(
+                update={
+                    "model": model,
+                    "latency_ms": (time.perf_counter() - started - queued_s) * 1000,
+                    "queue_ms": queued_s * 1000,
+                    "llm_requests": requests,
+                    "completion_tokens": tokens,
+                }
+            ),
+            drafts=[complete_sentences(d) for d in drafts],
+        )
+
+    def _record(
+        self,
+        n: int,
+        drafting_seed: int,
+        template: PromptTemplate,
+        bank_id: str,
+        bank_sha: str,
+        grammars: list[str],
+    ) -> DraftingRecord:
+        config = self._config
         sampling: dict[str, float | int | str] = {
             "n": n,
             "seed": drafting_seed,
             "max_tokens": config.max_tokens,
             "temperature": config.temperature,
         }
-        record = DraftingRecord(
+        if grammars:
+            sampling["decoding"] = config.decoding
+        return DraftingRecord(
             mode=config.mode,
             generator=self._generator.name,
             model="",
@@ -148,37 +239,67 @@ class Drafter:
             template_sha256=template.sha256,
             phrase_bank_id=bank_id,
             phrase_bank_sha256=bank_sha,
-            grammar_sha256=hashlib.sha256(grammar.encode()).hexdigest() if grammar else "",
+            grammar_sha256=grammars_sha256(grammars),
             sampling=sampling,
         )
-        if budget < MIN_LLM_S:
-            return Drafting(
-                record=record.model_copy(update={"error": "no time left for the LLM"}),
-                fallback_reason=DEADLINE_EXCEEDED,
+
+    async def _jump_drafts(
+        self, prompt: str, planned: list[PlannedGrammar], seed: int, deadline: float
+    ) -> tuple[list[Draft], str, int, int]:
+        result = await self._jump.decode(prompt, [p.grammar for p in planned], seed, deadline)
+        drafts = [
+            Draft(
+                text=d.text.strip(),
+                token_logprobs=d.token_logprobs,
+                finish_reason="stop",
+                index=i,
+                style=p.style,
+                chose=tuple(d.chose),
             )
-        request = DraftRequest(
-            prompt=prompt,
-            n=n,
-            drafting_seed=drafting_seed,
-            max_tokens=config.max_tokens,
-            temperature=config.temperature,
-            grammar=grammar,
-            timeout_s=budget,
-        )
-        try:
-            drafts = await self._generator.generate(request)
-        except LLMError as error:
-            return Drafting(
-                record=record.model_copy(update={"error": recorded_error(error.message)}),
-                fallback_reason=error.reason,
+            for i, (d, p) in enumerate(zip(result.drafts, planned, strict=True))
+        ]
+        return drafts, result.model, result.requests, result.completion_tokens
+
+    async def _one_request_drafts(
+        self,
+        prompt: str,
+        planned: list[PlannedGrammar],
+        grammars: list[str],
+        n: int,
+        seed: int,
+        deadline: float,
+    ) -> tuple[list[Draft], str, int, int]:
+        """One request per distinct grammar, for as many candidates as share it (all n,
+        in one request, when they share one; free drafting has none)."""
+        config = self._config
+        groups: dict[str | None, list[int]] = {}
+        for i in range(n):
+            groups.setdefault(grammars[i] if grammars else None, []).append(i)
+        drafts: list[Draft] = []
+        model, tokens = "", 0
+        for group, (grammar, members) in enumerate(groups.items()):
+            request = DraftRequest(
+                prompt=prompt,
+                n=len(members),
+                drafting_seed=seed + group,
+                max_tokens=config.max_tokens,
+                temperature=config.temperature,
+                grammar=grammar,
+                timeout_s=max(0.001, deadline - time.monotonic()),
             )
-        return Drafting(
-            record=record.model_copy(
-                update={
-                    "model": drafts.model,
-                    "latency_ms": drafts.latency_ms,
-                    "completion_tokens": drafts.completion_tokens,
-                }
-            ),
-            drafts=[complete_sentences(d) for d in drafts.drafts],
-        )
+            answer = await self._generator.generate(request)
+            model, tokens = model or answer.model, tokens + answer.completion_tokens
+            for index, draft in zip(members, answer.drafts, strict=False):
+                style = planned[index].style if planned else ""
+                drafts.append(replace(draft, index=index, style=style))
+        return drafts, model, len(groups), tokens
+
+
+def grammars_sha256(grammars: Sequence[str]) -> str:
+    """The sha256 of the candidates' grammars: of the EBNF where they share one, else of
+    the JSON list of them in candidate order; "" without one."""
+    if not grammars:
+        return ""
+    distinct = set(grammars)
+    text = grammars[0] if len(distinct) == 1 else json.dumps(list(grammars))
+    return hashlib.sha256(text.encode()).hexdigest()

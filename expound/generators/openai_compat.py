@@ -3,25 +3,32 @@
 The same generator serves a GPU deployment (`vllm serve MODEL`, or replicas behind a
 router) and the embedded CPU server. Transport failures are translated by
 :class:`expound.llm.client.CompletionsClient`; an answer off the documented shape is
-LLM_BAD_RESPONSE here.
+LLM_BAD_RESPONSE here. Requests are made inside the caller's :meth:`slot`, which bounds
+the drafting calls on the LLM at once.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 
 from expound.errors import LLMError
-from expound.generators.base import DraftRequest, Drafts
+from expound.generators.base import Choice, ChoiceRequest, DraftRequest, Drafts
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.llm.draft import Draft
 from expound.observability.hooks import NO_OBSERVER, Observer
 
+# Not probed yet / probed and unknown (the server does not return token ids).
+_UNPROBED = -2
+_UNKNOWN = -1
+
 
 class OpenAICompatGenerator:
-    """Drafts candidates with one `/v1/completions` request per decision."""
+    """Drafts candidates with `/v1/completions` requests: one per decision (``generate``)
+    or one per choice point and candidate (``choose``, jump-forward decoding)."""
 
     def __init__(
         self,
@@ -36,7 +43,11 @@ class OpenAICompatGenerator:
             base_url, api_key, max_concurrency, transport, observer=observer
         )
         self._model = model
+        self._end_token = _UNPROBED
         self.name = f"openai-compat:{model}"
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        return self._client.slot()
 
     def _body(self, request: DraftRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -54,7 +65,7 @@ class OpenAICompatGenerator:
 
     async def generate(self, request: DraftRequest) -> Drafts:
         started = time.perf_counter()
-        payload = await self._client.complete(self._body(request), request.timeout_s)
+        payload = await self._client.complete(self._body(request), request.timeout_s, True)
         drafts = parse_completions(payload)
         return Drafts(
             drafts=drafts.drafts,
@@ -63,6 +74,59 @@ class OpenAICompatGenerator:
             completion_tokens=drafts.completion_tokens,
         )
 
+    async def _end_token_id(self, timeout_s: float) -> int:
+        """The model's end-of-text token, which ``allowed_token_ids`` must let through
+        (without it a choice that is complete can neither end nor go on, and vLLM fails
+        the request). Probed once: a choice of only ``""`` forces that token."""
+        if self._end_token == _UNPROBED:
+            body = {
+                "model": self._model,
+                "prompt": ".",
+                "max_tokens": 1,
+                "structured_outputs": {"choice": [""]},
+                "return_token_ids": True,
+            }
+            payload = await self._client.complete(body, timeout_s, True)
+            try:
+                ids = payload["choices"][0]["token_ids"]
+                self._end_token = int(ids[0]) if isinstance(ids, list) and ids else _UNKNOWN
+            except (KeyError, IndexError, TypeError, ValueError):
+                self._end_token = _UNKNOWN
+        return self._end_token
+
+    async def choose(self, request: ChoiceRequest) -> Choice:
+        body: dict[str, Any] = {
+            "model": self._model,
+            "prompt": request.prompt,
+            "seed": request.seed,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "logprobs": 1,
+            "structured_outputs": {"choice": list(request.choices)},
+        }
+        if request.allowed_token_ids:
+            end = await self._end_token_id(request.timeout_s)
+            if end >= 0:
+                body["allowed_token_ids"] = sorted({*request.allowed_token_ids, end})
+        payload = await self._client.complete(body, request.timeout_s, True)
+        parsed = parse_completions(payload, strip=False)
+        if len(parsed.drafts) != 1:
+            raise LLMError(f"LLM answered {len(parsed.drafts)} choices, 1 asked", LLM_BAD_RESPONSE)
+        usage = payload.get("usage")
+        prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else 0
+        draft = parsed.drafts[0]
+        return Choice(
+            text=draft.text,
+            token_logprobs=draft.token_logprobs,
+            finish_reason=draft.finish_reason,
+            model=parsed.model,
+            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else 0,
+            completion_tokens=parsed.completion_tokens,
+        )
+
+    async def tokenize(self, text: str, timeout_s: float) -> tuple[int, ...] | None:
+        return await self._client.tokenize(text, timeout_s)
+
     async def check_health(self) -> bool:
         return await self._client.check_health()
 
@@ -70,8 +134,13 @@ class OpenAICompatGenerator:
         await self._client.aclose()
 
 
-def parse_completions(payload: dict[str, Any]) -> Drafts:
-    """Parses a completions answer; anything off the documented shape is LLM_BAD_RESPONSE."""
+def parse_completions(payload: dict[str, Any], strip: bool = True) -> Drafts:
+    """Parses a completions answer; anything off the documented shape is LLM_BAD_RESPONSE.
+
+    Args:
+        payload: the JSON answer.
+        strip: drop white space around each text (a whole draft); a choice keeps it.
+    """
     try:
         choices = payload["choices"]
         drafts: list[Draft] = []
@@ -85,7 +154,7 @@ def parse_completions(payload: dict[str, Any]) -> Drafts:
             ]
             drafts.append(
                 Draft(
-                    text=text.strip(),
+                    text=text.strip() if strip else text,
                     token_logprobs=token_logprobs,
                     finish_reason=str(choice.get("finish_reason") or ""),
                     index=int(choice.get("index", len(drafts))),

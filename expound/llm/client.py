@@ -15,10 +15,12 @@ LLM_BAD_RESPONSE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import ssl
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,7 +87,11 @@ def sends_key_in_clear(base_url: str) -> bool:
 
 
 class CompletionsClient:
-    """Posts ``/v1/completions`` requests, at most ``max_concurrency`` at a time."""
+    """Posts ``/v1/completions`` requests, at most ``max_concurrency`` calls at a time.
+
+    A call is one request (:meth:`complete`), or several made inside one :meth:`slot`
+    (jump-forward drafting: the requests of one Explain call share its place).
+    """
 
     def __init__(
         self,
@@ -106,8 +112,21 @@ class CompletionsClient:
         self._label = label  # names the caller in error messages and metrics ("LLM", "judge")
         self._observer = observer
 
-    async def complete(self, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Holds one of the ``max_concurrency`` places until exit (waits for one first)."""
+        async with self._slots:
+            yield
+
+    async def complete(
+        self, body: dict[str, Any], timeout_s: float, in_slot: bool = False
+    ) -> dict[str, Any]:
         """The JSON answer to one completions request, reported to the observer.
+
+        Args:
+            body: the request.
+            timeout_s: the most it may take, waiting for a place included.
+            in_slot: the caller holds a place already (:meth:`slot`); none is taken.
 
         Raises:
             LLMError: unreachable, too slow, an HTTP error or an answer that is not a JSON
@@ -115,7 +134,7 @@ class CompletionsClient:
         """
         started = time.perf_counter()
         try:
-            payload = await self._complete(body, timeout_s)
+            payload = await self._complete(body, timeout_s, in_slot)
         except LLMError as error:
             self._observer.llm_call(self._label, time.perf_counter() - started, error.reason)
             raise
@@ -130,11 +149,18 @@ class CompletionsClient:
         )
         return payload
 
-    async def _complete(self, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def _complete(
+        self, body: dict[str, Any], timeout_s: float, in_slot: bool
+    ) -> dict[str, Any]:
         label = self._label
+        path, limit = "/v1/completions", max_response_bytes(body)
         try:
-            async with asyncio.timeout(timeout_s), self._slots:
-                status, content = await self._post(body, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                if in_slot:
+                    status, content = await self._post(path, body, timeout_s, limit)
+                else:
+                    async with self._slots:
+                        status, content = await self._post(path, body, timeout_s, limit)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise LLMError(f"{label} call exceeded {timeout_s:.1f} s", DEADLINE_EXCEEDED) from exc
         except httpx.TransportError as exc:
@@ -150,12 +176,11 @@ class CompletionsClient:
         _check_bounds(payload, body, label)
         return payload
 
-    async def _post(self, body: dict[str, Any], timeout_s: float) -> tuple[int, bytes]:
-        """The status and body of one POST, read no further than the answer's bound."""
-        limit = max_response_bytes(body)
-        async with self._client.stream(
-            "POST", "/v1/completions", json=body, timeout=timeout_s
-        ) as response:
+    async def _post(
+        self, path: str, body: dict[str, Any], timeout_s: float, limit: int
+    ) -> tuple[int, bytes]:
+        """The status and body of one POST, read no further than ``limit`` bytes."""
+        async with self._client.stream("POST", path, json=body, timeout=timeout_s) as response:
             if response.status_code != 200:
                 # An error body is neither read nor kept: it may be large, and it is the
                 # far end's words, not ours to archive.
@@ -166,6 +191,43 @@ class CompletionsClient:
                 if len(content) > limit:
                     raise LLMError(f"{self._label} answer exceeded {limit} bytes", LLM_BAD_RESPONSE)
             return response.status_code, bytes(content)
+
+    async def tokenize(self, text: str, timeout_s: float) -> tuple[int, ...] | None:
+        """The model's tokens of ``text`` by vLLM's ``/tokenize`` (no special tokens).
+
+        None when the server has no such endpoint or answers off its shape (another
+        OpenAI-compatible server): tokens are an optimisation, not a need.
+
+        Raises:
+            LLMError: the server is unreachable or too slow.
+        """
+        body = {"prompt": text, "add_special_tokens": False}
+        # The answer is a short list of integers: at most one token per byte of the text.
+        limit = ENVELOPE_BYTES + 16 * len(text.encode())
+        try:
+            async with asyncio.timeout(timeout_s):
+                status, content = await self._post("/tokenize", body, timeout_s, limit)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise LLMError(
+                f"{self._label} tokenize exceeded {timeout_s:.1f} s", DEADLINE_EXCEEDED
+            ) from exc
+        except httpx.TransportError as exc:
+            raise LLMError(
+                f"{self._label} unreachable: {type(exc).__name__}", LLM_UNAVAILABLE
+            ) from exc
+        except LLMError:
+            return None  # longer than any honest answer: not used
+        if status != 200:
+            return None
+        try:
+            tokens = json.loads(content)["tokens"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(tokens, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens
+        ):
+            return None
+        return tuple(tokens)
 
     async def check_health(self) -> bool:
         """True when the server's ``/health`` answers 200."""

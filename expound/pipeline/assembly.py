@@ -92,6 +92,7 @@ async def language_stages(
         ranker = await asyncio.to_thread(build_ranker, settings, observer)
         config = DraftingConfig(
             mode=settings.llm_mode,
+            decoding=settings.llm_decoding,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
             timeout_s=settings.llm_timeout_s,

@@ -180,7 +180,8 @@ class Pipeline:
             principal: the caller; its idempotency keys are its own, and the record
                 names it.
             time_left_s: what is left of the caller's deadline; the LLM gets this, less a
-                reserve for ranking and archiving. None: the LLM timeout from settings.
+                reserve for ranking and archiving (its wait for a slot included, timed as
+                ``llm_queue``). None: the LLM timeout from settings.
             request_id: the call's request id, kept in the record.
             what_if: explain without archiving: nothing is committed, the idempotency key
                 is ignored, and the answer's record id is empty.
@@ -267,6 +268,7 @@ class Pipeline:
                     calls_beside=self.admission.in_flight - 1,
                 )
                 ticket.drafting_done()
+            timings.update(drafting.timings_ms)
             with self._stage("rank", timings):
                 ranked = await self._ranker.rank(facts, drafting.drafts)
             selection = select(drafting, ranked, self._ranker.name)

@@ -61,6 +61,8 @@ def select(drafting: Drafting, ranked: list[RankedDraft], ranker: str) -> Select
                     passed=r.verdict.passed,
                     violations=[str(v) for v in r.verdict.violations],
                     scores=r.scores,
+                    style=r.draft.style,
+                    chose=list(r.draft.chose),
                 )
                 for r in sorted(ranked, key=lambda r: r.draft.index)
             ]

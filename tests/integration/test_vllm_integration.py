@@ -15,6 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from expound.clients.client import explain_request
 from expound.domain import Audience
+from expound.generators.drafting import Drafter, DraftingConfig
+from expound.generators.grammar import build_grammar
+from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.rankers.gate import ViolationKind, verify
 from expound.server.app import GENERATOR_HEALTH_NAME, RunningServer, running_server
 from expound.settings import Settings
@@ -22,6 +25,7 @@ from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for
+from tests.support.grammar_language import language
 
 pytestmark = pytest.mark.vllm
 
@@ -178,3 +182,28 @@ async def test_judge_llm_as_the_second_model(
     relevance = [c.scores["relevance"] for c in drafted]
     assert all(0.0 <= r <= 1.0 for r in relevance)
     assert relevance != [0.5, 0.5, 0.5], "the judge answered nothing usable"
+
+
+@pytest.mark.parametrize("audience", [Audience.APPLICANT, Audience.ANALYST])
+async def test_jump_forward_drafts_are_in_the_language_and_pass_the_gate(
+    vllm_url: str, registry: Any, denied_applicant: dict[str, Any], audience: Audience
+) -> None:
+    generator = OpenAICompatGenerator(vllm_url, "gemma-3-270m")
+    config = DraftingConfig(
+        mode="constrained", decoding="jump", max_tokens=320, temperature=0.8, timeout_s=120.0
+    )
+    facts = facts_for(registry, GBM, denied_applicant, audience)
+    try:
+        drafting = await Drafter(generator, config).draft(facts, 4, 5, None)
+    finally:
+        await generator.aclose()
+    assert not drafting.fallback_reason, drafting.record.error
+    pattern = language(build_grammar(facts))
+    assert len(drafting.drafts) == 4
+    for draft in drafting.drafts:
+        assert pattern.fullmatch(draft.text), draft.text
+        assert verify(facts, draft.text).passed, draft.text
+        assert draft.chose and draft.token_logprobs
+    # Only the choices were decoded: a few tokens per choice point, not the whole texts.
+    assert drafting.record.completion_tokens < sum(len(d.text) for d in drafting.drafts) / 16
+    assert drafting.record.model == "gemma-3-270m"

@@ -10,11 +10,17 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Any, Literal
+
+from expound.generators.base import ChoiceRequest
+from expound.generators.fake import FAKE_END_TOKEN, fake_choice, fake_tokens
 
 Behaviour = Literal[
-    "hang", "drop", "garbage", "wrong_shape", "http_500", "many_choices", "huge_choices"
+    "hang", "drop", "garbage", "wrong_shape", "http_500", "many_choices", "huge_choices", "choose"
 ]
+# "choose": a well-behaved server for jump-forward drafting: /tokenize by the fake word
+# tokenizer, and completions under a ``choice`` structured output by the fake's seeded rule
+# (expound.generators.fake), ``token_ids`` where asked.
 # "many_choices": 2,000 short choices whatever was asked; "huge_choices": four choices of
 # 7.5 MB each, written in chunks so the stub itself holds little.
 MANY_CHOICES = 2000
@@ -22,16 +28,43 @@ HUGE_CHOICE_BYTES = 7_500_000
 CHUNK = b"x" * 65536
 
 
-async def _read_request(reader: asyncio.StreamReader) -> str:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     first_line = head.split(b"\r\n", 1)[0].decode()
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
-    if length:
-        await reader.readexactly(length)
-    return first_line
+    body = await reader.readexactly(length) if length else b""
+    return first_line, body
+
+
+def _chosen(first_line: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The "choose" behaviour's answer to one request."""
+    if first_line.startswith("POST /tokenize"):
+        return {"tokens": list(fake_tokens(body["prompt"])), "count": 0}
+    request = ChoiceRequest(
+        prompt=body["prompt"],
+        choices=tuple(body["structured_outputs"]["choice"]),
+        max_tokens=body["max_tokens"],
+        seed=body.get("seed", 0),
+        temperature=body.get("temperature", 1.0),
+        timeout_s=1.0,
+    )
+    choice = fake_choice(request)
+    answer: dict[str, Any] = {
+        "index": 0,
+        "text": choice.text,
+        "finish_reason": choice.finish_reason,
+        "logprobs": {"token_logprobs": choice.token_logprobs},
+    }
+    if body.get("return_token_ids"):
+        answer["token_ids"] = [*fake_tokens(choice.text), FAKE_END_TOKEN]
+    usage = {
+        "prompt_tokens": len(fake_tokens(request.prompt)),
+        "completion_tokens": choice.completion_tokens,
+    }
+    return {"model": "stub", "choices": [answer], "usage": usage}
 
 
 def _response(status: str, body: bytes, content_type: str = "application/json") -> bytes:
@@ -61,24 +94,33 @@ async def _write_huge_choices(writer: asyncio.StreamWriter) -> None:
 
 @contextlib.asynccontextmanager
 async def llm_stub(
-    behaviour: Behaviour, hung_up: asyncio.Event | None = None
+    behaviour: Behaviour,
+    hung_up: asyncio.Event | None = None,
+    bodies: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
     """Serves ``behaviour`` for completions (health answers 200); yields the base URL.
 
     ``hung_up`` is set when the client closes a request the stub hangs on (the caller's
-    work was cancelled).
+    work was cancelled); ``bodies`` receives each request's JSON body ("choose").
     """
     requests = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal requests
         try:
-            first_line = await _read_request(reader)
+            first_line, body = await _read_request(reader)
             if first_line.startswith("GET /health"):
                 writer.write(_response("200 OK", b""))
             else:
                 requests += 1
-                if behaviour == "hang":
+                if behaviour == "choose":
+                    asked = json.loads(body)
+                    if bodies is not None:
+                        bodies.append({"path": first_line.split()[1], **asked})
+                    writer.write(
+                        _response("200 OK", json.dumps(_chosen(first_line, asked)).encode())
+                    )
+                elif behaviour == "hang":
                     # Never answers; reading returns b"" once the client closes.
                     await reader.read()
                     if hung_up is not None:

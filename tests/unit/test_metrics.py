@@ -135,7 +135,9 @@ async def _explain_with(
 
     metrics = ServiceMetrics()
     archive = await open_memory(fixed_signer(Ed25519PrivateKey.generate()))
-    config = DraftingConfig(mode="constrained", max_tokens=200, temperature=0.8, timeout_s=5.0)
+    config = DraftingConfig(
+        mode="constrained", decoding="grammar", max_tokens=200, temperature=0.8, timeout_s=5.0
+    )
     pipeline = Pipeline(
         registry,
         archive,
