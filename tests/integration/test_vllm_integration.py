@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from expound.clients.client import explain_request
 from expound.domain import Audience
 from expound.generators.drafting import Drafter, DraftingConfig
-from expound.generators.grammar import build_grammar
+from expound.generators.grammar import candidate_grammars
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.rankers.gate import ViolationKind, verify
 from expound.server.app import GENERATOR_HEALTH_NAME, RunningServer, running_server
@@ -198,10 +198,15 @@ async def test_jump_forward_drafts_are_in_the_language_and_pass_the_gate(
     finally:
         await generator.aclose()
     assert not drafting.fallback_reason, drafting.record.error
-    pattern = language(build_grammar(facts))
+    # Each candidate takes a plan style of its own: its text is in the language of one of
+    # the grammars of that style.
+    languages = [(p.style, language(p.grammar)) for p in candidate_grammars(facts, 4)]
     assert len(drafting.drafts) == 4
+    assert len({draft.style for draft in drafting.drafts}) > 1
     for draft in drafting.drafts:
-        assert pattern.fullmatch(draft.text), draft.text
+        assert any(
+            style == draft.style and pattern.fullmatch(draft.text) for style, pattern in languages
+        ), (draft.style, draft.text)
         assert verify(facts, draft.text).passed, draft.text
         assert draft.chose and draft.token_logprobs
     # Only the choices were decoded: a few tokens per choice point, not the whole texts.
