@@ -15,8 +15,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from expound.llm.pool import ServerPool, base_urls
 
 
 def usable_cores() -> int:
@@ -56,6 +58,8 @@ class Settings(BaseSettings):
 
     # drafting and ranking (issues 3 and 4)
     llm_mode: Literal["constrained", "free", "off"] = "constrained"
+    # One server, or a pool of them separated by commas (issue 14): each request goes to
+    # the least loaded one in rotation; a failed one is out for a back-off.
     llm_base_url: str = "http://127.0.0.1:8000"
     llm_model: str = "gemma-3-270m"
     llm_api_key: str = ""
@@ -145,6 +149,12 @@ class Settings(BaseSettings):
 
     # home (issue 12): what relative paths are resolved against
     home: Path = Field(default_factory=lambda: default_home())
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _one_or_several_urls(cls, value: str) -> str:
+        ServerPool(base_urls(value))  # raises ValueError naming what is wrong
+        return value
 
     @model_validator(mode="after")
     def _resolve_against_home(self) -> Settings:

@@ -28,7 +28,14 @@ _HOMES = {
     "error_details": "expound.clients.client",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "AsyncExplainClient",
+    "CallMetadata",
+    "ChannelSecurity",
+    "ErrorDetails",
+    "ExplainClient",
+    "error_details",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,3 +43,7 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from expound.llm.draft import Draft
+from expound.llm.pool import ServerState
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,11 @@ class Generator(Protocol):
         ...
 
     async def check_health(self) -> bool:
-        """True when the backend answers."""
+        """True when the backend answers (one of its servers, for a pool)."""
+        ...
+
+    def servers(self) -> list[ServerState]:
+        """Each LLM server behind the backend, as last seen (empty for none)."""
         ...
 
     async def aclose(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from expound.errors import LLMError
 from expound.generators.base import Choice, ChoiceRequest, DraftRequest, Drafts
 from expound.llm.draft import Draft
+from expound.llm.pool import ServerState
 
 # A word with the white space before it is one token; so is white space at the end.
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -139,6 +140,9 @@ class FakeGenerator:
 
     async def check_health(self) -> bool:
         return self._healthy
+
+    def servers(self) -> list[ServerState]:
+        return []  # no server behind it
 
     async def aclose(self) -> None:
         return None

@@ -19,6 +19,7 @@ from expound.errors import LLMError
 from expound.generators.base import Choice, ChoiceRequest, DraftRequest, Drafts
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.llm.draft import Draft
+from expound.llm.pool import ServerState
 from expound.observability.hooks import NO_OBSERVER, Observer
 
 # Not probed yet / probed and unknown (the server does not return token ids).
@@ -129,6 +130,9 @@ class OpenAICompatGenerator:
 
     async def check_health(self) -> bool:
         return await self._client.check_health()
+
+    def servers(self) -> list[ServerState]:
+        return self._client.servers()
 
     async def aclose(self) -> None:
         await self._client.aclose()

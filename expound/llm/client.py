@@ -5,6 +5,9 @@ Every failure is translated here, at the boundary, into an :class:`LLMError` who
 the record keeps: connection refused or reset -> LLM_UNAVAILABLE; timeout ->
 DEADLINE_EXCEEDED; an HTTP error or an answer that is not JSON -> LLM_BAD_RESPONSE.
 
+``base_url`` may name several servers (commas): :class:`expound.llm.pool.ServerPool` picks
+one per request and a request that fails on one is sent to another within its deadline.
+
 Everything read from the LLM is bounded by what was asked for, so a misbehaving server
 costs a fallback, not memory or CPU: the body is streamed and dropped past
 :func:`max_response_bytes`; more choices than asked (``n`` per prompt), more tokens in a
@@ -16,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ipaddress
+import itertools
 import json
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -28,12 +34,23 @@ from urllib.parse import urlsplit
 import httpx
 
 from expound.errors import LLMError
+from expound.llm.pool import PooledServer, ServerPool, ServerState, base_urls
 from expound.observability.hooks import LLM_OK, NO_OBSERVER, Observer
+
+logger = logging.getLogger("expound.llm")
 
 # Fallback reasons recorded when the LLM gives no usable answer.
 LLM_UNAVAILABLE = "LLM_UNAVAILABLE"
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 LLM_BAD_RESPONSE = "LLM_BAD_RESPONSE"
+
+# With other servers in rotation, one attempt gets at most this share of the time left,
+# and a failed request is sent again only with at least MIN_RETRY_S left.
+ATTEMPT_SHARE = 0.5
+MIN_RETRY_S = 0.2
+
+# The affinity key of the slot the current task drafts in ("" outside one).
+_AFFINITY: contextvars.ContextVar[str] = contextvars.ContextVar("expound_llm_slot", default="")
 
 # The answer's room: its envelope, and per token asked for the token's text, logprob, top
 # logprobs and offset as vLLM writes them (about 70 bytes with logprobs=1), with margin.
@@ -103,20 +120,32 @@ class CompletionsClient:
         observer: Observer = NO_OBSERVER,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # One server, or a pool of them (base URLs separated by commas).
+        self._pool = ServerPool(base_urls(base_url))
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            transport=observer.llm_transport(transport),
+            headers=headers, transport=observer.llm_transport(transport)
         )
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._slot_keys = itertools.count()
         self._label = label  # names the caller in error messages and metrics ("LLM", "judge")
         self._observer = observer
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Holds one of the ``max_concurrency`` places until exit (waits for one first)."""
+        """Holds one of the ``max_concurrency`` places until exit (waits for one first).
+
+        The requests made inside (in this task or tasks it starts) go to one server of the
+        pool while it stays in rotation and not much busier than the others: they share a
+        growing prompt, and that server's prefix cache holds it.
+        """
         async with self._slots:
-            yield
+            key = f"slot-{next(self._slot_keys)}"
+            token = _AFFINITY.set(key)
+            try:
+                yield
+            finally:
+                _AFFINITY.reset(token)
+                self._pool.forget(key)
 
     async def complete(
         self, body: dict[str, Any], timeout_s: float, in_slot: bool = False
@@ -179,8 +208,65 @@ class CompletionsClient:
     async def _post(
         self, path: str, body: dict[str, Any], timeout_s: float, limit: int
     ) -> tuple[int, bytes]:
-        """The status and body of one POST, read no further than ``limit`` bytes."""
-        async with self._client.stream("POST", path, json=body, timeout=timeout_s) as response:
+        """The status and body of one POST to a server of the pool, read no further than
+        ``limit`` bytes.
+
+        A server that cannot be reached, times out or answers 5xx is taken out of rotation
+        and the request goes to another while time is left: with other servers in
+        rotation, one attempt gets at most half of what is left, so a hanging server
+        leaves time for the next. The last failure is raised when none is left to try.
+        """
+        deadline = time.monotonic() + timeout_s
+        tried: set[str] = set()
+        while True:
+            server = self._pool.choose(frozenset(tried), _AFFINITY.get())
+            tried.add(server.url)
+            left = deadline - time.monotonic()
+            others = len(self._pool.servers) - len(tried)
+            attempt_s = left * ATTEMPT_SHARE if others > 0 else left
+            self._pool.started(server)
+            started = time.monotonic()
+            try:
+                status, content = await self._post_to(
+                    server.url + path, body, max(attempt_s, 0.001), limit
+                )
+            except (httpx.TransportError, TimeoutError) as error:
+                self._failed(server, type(error).__name__)
+                if others > 0 and deadline - time.monotonic() > MIN_RETRY_S:
+                    continue
+                raise
+            except BaseException:
+                self._pool.released(server)  # cancelled, or an answer over its bound
+                raise
+            if status >= 500:
+                self._failed(server, f"HTTP {status}")
+                if others > 0 and deadline - time.monotonic() > MIN_RETRY_S:
+                    continue
+            else:
+                self._pool.answered(server, time.monotonic() - started)
+            return status, content
+
+    def _failed(self, server: PooledServer, error: str) -> None:
+        self._pool.failed(server, error)
+        if len(self._pool.servers) > 1:
+            logger.warning(
+                "%s server %s out of rotation for %.0f s: %s",
+                self._label,
+                server.url,
+                max(0.0, server.down_until - time.monotonic()),
+                error,
+            )
+
+    async def _post_to(
+        self, url: str, body: dict[str, Any], timeout_s: float, limit: int
+    ) -> tuple[int, bytes]:
+        async with asyncio.timeout(timeout_s):
+            return await self._stream(url, body, timeout_s, limit)
+
+    async def _stream(
+        self, url: str, body: dict[str, Any], timeout_s: float, limit: int
+    ) -> tuple[int, bytes]:
+        async with self._client.stream("POST", url, json=body, timeout=timeout_s) as response:
             if response.status_code != 200:
                 # An error body is neither read nor kept: it may be large, and it is the
                 # far end's words, not ours to archive.
@@ -230,12 +316,23 @@ class CompletionsClient:
         return tuple(tokens)
 
     async def check_health(self) -> bool:
-        """True when the server's ``/health`` answers 200."""
+        """True when some server's ``/health`` answers 200; every server is probed, and a
+        server out of rotation whose probe answers comes back into it."""
+        healthy = await asyncio.gather(*(self._probe(s) for s in self._pool.servers))
+        return any(healthy)
+
+    async def _probe(self, server: PooledServer) -> bool:
         try:
-            response = await self._client.get("/health", timeout=2.0)
+            response = await self._client.get(server.url + "/health", timeout=2.0)
         except httpx.HTTPError:
+            self._pool.probed(server, False)
             return False
+        self._pool.probed(server, response.status_code == 200)
         return response.status_code == 200
+
+    def servers(self) -> list[ServerState]:
+        """Each server of the pool: in rotation or not, load, latency, last error."""
+        return self._pool.states()
 
     async def aclose(self) -> None:
         """Closes the HTTP connections."""

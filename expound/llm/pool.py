@@ -126,9 +126,12 @@ class ServerPool:
 
     def failed(self, server: PooledServer, error: str) -> None:
         """``server`` failed a request: out of rotation for a back-off that doubles."""
-        now = self.clock()
         server.in_flight -= 1
         server.failed += 1
+        self._take_out(server, error)
+
+    def _take_out(self, server: PooledServer, error: str) -> None:
+        now = self.clock()
         server.failures += 1
         server.last_failure = now
         server.last_error = error
@@ -140,10 +143,14 @@ class ServerPool:
         server.in_flight -= 1
 
     def probed(self, server: PooledServer, healthy: bool) -> None:
-        """A health probe's answer: a server out of rotation whose probe answers is back."""
-        if healthy and not server.in_rotation(self.clock()):
+        """A health probe's answer: a server out of rotation whose probe answers is back;
+        one in rotation whose probe fails goes out (its requests would fail too)."""
+        in_rotation = server.in_rotation(self.clock())
+        if healthy and not in_rotation:
             server.down_until = 0.0
             server.failures = 0
+        elif not healthy and in_rotation:
+            self._take_out(server, "health probe failed")
 
     def states(self) -> list[ServerState]:
         """Every server's state, in configured order."""

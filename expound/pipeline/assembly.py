@@ -11,6 +11,7 @@ from expound.generators.base import Generator
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.openai_compat import OpenAICompatGenerator
 from expound.llm.client import sends_key_in_clear, tls_transport
+from expound.llm.pool import ServerState, base_urls
 from expound.observability.hooks import NO_OBSERVER, Observer
 from expound.rankers.base import Ranker
 from expound.rankers.embedding import (
@@ -35,9 +36,9 @@ def insecure_llm_key(settings: Settings) -> str | None:
     """Why the LLM API key would leak (sent over plain http to another host), or None."""
     if not settings.llm_api_key or settings.llm_mode == "off":
         return None
-    urls = [("EXPOUND_LLM_BASE_URL", settings.llm_base_url)]
+    urls = [("EXPOUND_LLM_BASE_URL", url) for url in base_urls(settings.llm_base_url)]
     if settings.ranker_relevance == "judge" and settings.judge_base_url:
-        urls.append(("EXPOUND_JUDGE_BASE_URL", settings.judge_base_url))
+        urls += [("EXPOUND_JUDGE_BASE_URL", url) for url in base_urls(settings.judge_base_url)]
     for name, url in urls:
         if sends_key_in_clear(url):
             return (
@@ -106,9 +107,13 @@ async def language_stages(
 
 
 async def watch_health(
-    generator: Generator, report: Callable[[bool], Awaitable[None]], interval_s: float
+    generator: Generator,
+    report: Callable[[bool, list[ServerState]], Awaitable[None]],
+    interval_s: float,
 ) -> None:
-    """Reports the generator's health every ``interval_s`` until cancelled."""
+    """Reports the generator's health, and each of its servers', every ``interval_s``
+    until cancelled."""
     while True:
-        await report(await generator.check_health())
+        healthy = await generator.check_health()
+        await report(healthy, generator.servers())
         await asyncio.sleep(interval_s)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import expound
 from expound.errors import StartupError
+from expound.llm.pool import ServerState
 from expound.models.registry import ModelRegistry
 from expound.observability.metrics import MetricsEndpoint, serve_metrics
 from expound.observability.telemetry import Telemetry, build_telemetry
@@ -50,6 +51,13 @@ SERVICE_NAME = explain_pb2.DESCRIPTOR.services_by_name["ExplainService"].full_na
 # Health of the LLM drafting backend; the service itself stays SERVING without it
 # (answers fall back to the deterministic explanation).
 GENERATOR_HEALTH_NAME = "expound.generator"
+
+
+def generator_server_health_name(url: str) -> str:
+    """The health service name of one LLM server of the pool: in rotation or not."""
+    return f"{GENERATOR_HEALTH_NAME}/{url}"
+
+
 # RPCs gRPC accepts beyond the Explain bound: shed calls, health checks, record reads.
 RPC_HEADROOM = 4096
 # Calls gRPC holds until the event loop takes them. Its defaults (1,000, then randomly
@@ -224,14 +232,22 @@ async def running_server(
             backends.push_async_callback(cancel_task, probe)
         await report_models(bool(registry.all()))
         if language is not None:
+            not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
 
-            async def report(healthy: bool) -> None:
-                status = serving if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
-                await health_servicer.set(GENERATOR_HEALTH_NAME, status)
+            async def report(healthy: bool, servers: list[ServerState]) -> None:
+                await health_servicer.set(
+                    GENERATOR_HEALTH_NAME, serving if healthy else not_serving
+                )
+                for server in servers:
+                    await health_servicer.set(
+                        generator_server_health_name(server.url),
+                        serving if server.in_rotation else not_serving,
+                    )
 
             # Known from the first moment: NOT_SERVING until the first probe answers, never
             # NOT_FOUND for a service name the README documents.
-            await report(False)
+            first = [replace(s, in_rotation=False) for s in language.generator.servers()]
+            await report(False, first)
             watcher = asyncio.create_task(
                 watch_health(language.generator, report, settings.llm_health_interval_s)
             )

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,17 +36,13 @@ def _warm_up(url: str) -> None:
     httpx.post(f"{url}/v1/completions", json=body, timeout=300).raise_for_status()
 
 
-@pytest.fixture(scope="session")
-def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a healthy vLLM server with the bundled model."""
-    external = os.environ.get("EXPOUND_TEST_LLM_URL")
-    if external:
-        yield external
-        return
+@contextlib.contextmanager
+def embedded_vllm(log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A fresh embedded vLLM server, healthy and warmed up: its base URL and process (in a
+    session of its own, so a test can kill it with its workers); stopped on exit."""
     if not (ROOT / ".venv-vllm" / ".expound-ready").is_file():
         pytest.fail("the embedded vLLM environment is missing: run `make vllm` (make test does)")
     port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(ROOT / "scripts" / "serve_vllm.sh")],
@@ -73,11 +70,28 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 )
             time.sleep(1)
         _warm_up(url)
-        yield url
+        yield url, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stops a server started by :func:`embedded_vllm` and its workers (SIGKILL: at once)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a healthy vLLM server with the bundled model."""
+    external = os.environ.get("EXPOUND_TEST_LLM_URL")
+    if external:
+        yield external
+        return
+    with embedded_vllm(tmp_path_factory.mktemp("vllm") / "vllm.log") as (url, _):
+        yield url

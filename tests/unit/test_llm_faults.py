@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -21,7 +22,11 @@ from expound.llm.client import (
     CompletionsClient,
     max_response_bytes,
 )
-from expound.server.app import GENERATOR_HEALTH_NAME, running_server
+from expound.server.app import (
+    GENERATOR_HEALTH_NAME,
+    generator_server_health_name,
+    running_server,
+)
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
@@ -100,6 +105,31 @@ async def test_the_generator_health_is_known_before_its_first_probe_answers(
                     health_pb2.HealthCheckRequest(service=GENERATOR_HEALTH_NAME)
                 )
             assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_the_generator_health_shows_each_server_of_the_pool(settings: Settings) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    serving = health_pb2.HealthCheckResponse.SERVING
+    async with llm_stub("choose") as alive:
+        wanted = {
+            GENERATOR_HEALTH_NAME: serving,
+            generator_server_health_name(alive): serving,
+            generator_server_health_name(dead): health_pb2.HealthCheckResponse.NOT_SERVING,
+        }
+        seen: dict[str, int] = {}
+        async with (
+            running_server(_settings(settings, f"{alive},{dead}")) as running,
+            grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+        ):
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(50):  # the watcher probes every 0.2 s
+                for name in wanted:
+                    answer = await health.Check(health_pb2.HealthCheckRequest(service=name))
+                    seen[name] = int(answer.status)
+                if seen == wanted:
+                    break
+                await asyncio.sleep(0.1)
+    assert seen == wanted
 
 
 @pytest.mark.parametrize(

@@ -263,6 +263,9 @@ async def test_beyond_loopback_with_tls_and_client_certificates_starts(
         ("http://127.0.0.1:8000", False),
         ("http://localhost:8000", False),
         ("https://llm.internal", False),
+        # A pool: every server of it is checked.
+        ("https://llm-a.internal,http://10.1.2.3:8000", True),
+        ("https://llm-a.internal,https://llm-b.internal", False),
     ],
 )
 async def test_the_llm_key_never_goes_over_plain_http_to_another_host(
