@@ -270,15 +270,14 @@ class Drafter:
         deadline: float,
     ) -> tuple[list[Draft], str, int, int]:
         """One request per distinct grammar, for as many candidates as share it (all n,
-        in one request, when they share one; free drafting has none)."""
+        in one request, when they share one; free drafting has none). The requests of
+        different grammars (plan styles) run at once: the server batches them."""
         config = self._config
         groups: dict[str | None, list[int]] = {}
         for i in range(n):
             groups.setdefault(grammars[i] if grammars else None, []).append(i)
-        drafts: list[Draft] = []
-        model, tokens = "", 0
-        for group, (grammar, members) in enumerate(groups.items()):
-            request = DraftRequest(
+        requests = [
+            DraftRequest(
                 prompt=prompt,
                 n=len(members),
                 drafting_seed=seed + group,
@@ -287,7 +286,18 @@ class Drafter:
                 grammar=grammar,
                 timeout_s=max(0.001, deadline - time.monotonic()),
             )
-            answer = await self._generator.generate(request)
+            for group, (grammar, members) in enumerate(groups.items())
+        ]
+        calls = [asyncio.ensure_future(self._generator.generate(r)) for r in requests]
+        try:
+            answers = await asyncio.gather(*calls)
+        except BaseException:
+            for call in calls:  # one failed, or the caller went away: stop the others
+                call.cancel()
+            raise
+        drafts: list[Draft] = []
+        model, tokens = "", 0
+        for answer, members in zip(answers, groups.values(), strict=True):
             model, tokens = model or answer.model, tokens + answer.completion_tokens
             for index, draft in zip(members, answer.drafts, strict=False):
                 style = planned[index].style if planned else ""

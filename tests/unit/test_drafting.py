@@ -132,6 +132,31 @@ async def test_generator_failure_falls_back_with_its_reason(denied: DecisionFact
     assert outcome.record.ranker == "a ranker"
 
 
+async def test_the_grammars_of_different_plan_styles_are_drafted_at_once(
+    denied: DecisionFacts,
+) -> None:
+    # Four plan styles: four grammars, four requests. Sent one after another they took
+    # four requests' time and fell back at the deadline on the real server.
+    text = grammar_samples(denied, 1)[0]
+
+    class CountingGenerator(FakeGenerator):
+        in_flight = most_in_flight = 0
+
+        async def generate(self, request: DraftRequest) -> Drafts:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                return await super().generate(request)
+            finally:
+                self.in_flight -= 1
+
+    counting = CountingGenerator(lambda request: [text] * request.n, delay_s=0.05)
+    drafting = await drafter(counting).draft(denied, n=4, drafting_seed=1, time_left_s=None)
+    assert drafting.record.llm_requests == 4 and len(drafting.drafts) == 4
+    assert len({d.style for d in drafting.drafts}) > 1
+    assert counting.most_in_flight == 4
+
+
 async def test_llm_gets_what_is_left_of_the_deadline(denied: DecisionFacts) -> None:
     generator = FakeGenerator(grammar_samples(denied, 2))
     await drafter(generator).draft(denied, n=2, drafting_seed=1, time_left_s=3.0)
