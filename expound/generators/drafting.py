@@ -349,6 +349,7 @@ class Drafter:
             model, tokens = model or answer.model, tokens + answer.completion_tokens
             for index, draft in zip(members, answer.drafts, strict=False):
                 drafts.append(replace(draft, index=index, style=ask.style))
+        drafts.sort(key=lambda draft: draft.index)
         return drafts, model, len(groups), tokens
 
 
