@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from bench.eval import _draft_all, drafting_summary, eval_drafting_config, table
 from expound.errors import LLMError, StartupError
 from expound.explainers.facts import DecisionFacts
 from expound.generators.base import ChatMessage, DraftRequest
+from expound.generators.deterministic import deterministic_explanation
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.fake import FakeGenerator
 from expound.generators.grammar import candidate_grammars
@@ -314,3 +316,51 @@ async def test_all_unverified_chat_texts_fall_back(denied: DecisionFacts) -> Non
     assert len(outcome.record.drafts) == 4
     assert not any(d.passed for d in outcome.record.drafts)
     assert all(any("UNVERIFIABLE" in v for v in d.violations) for d in outcome.record.drafts)
+
+
+# -- the eval over chat ------------------------------------------------------------------
+
+
+def test_the_eval_drafts_constrained_chat_under_the_whole_grammar(settings: Settings) -> None:
+    chat = settings.model_copy(update={"llm_api": "chat"})  # llm_decoding stays "jump"
+    config = eval_drafting_config(chat, "constrained")
+    assert (config.api, config.decoding) == ("chat", "grammar")
+    assert eval_drafting_config(settings, "constrained").decoding == settings.llm_decoding
+
+
+@pytest.mark.parametrize(("behaviour", "drafted"), [("http_500", False), ("scripted", True)])
+async def test_the_eval_reports_a_chat_run_with_or_without_candidates(
+    settings: Settings,
+    registry: ModelRegistry,
+    denied: DecisionFacts,
+    behaviour: Behaviour,
+    drafted: bool,
+) -> None:
+    decisions = [(denied, deterministic_explanation(denied))]
+    texts = [_faithful(denied)] * 4
+    async with llm_stub(behaviour, texts=texts) as url:
+        chat = settings.model_copy(
+            update={"llm_api": "chat", "llm_base_url": url, "llm_timeout_s": 5.0}
+        )
+        ranker = EmbeddingRanker(HashingEmbedder())
+        runs = await _draft_all(chat, ranker, "free", decisions, registry)
+    section = drafting_summary(runs)
+    assert section["candidates"]["texts"] == (4 if drafted else 0)
+    assert section["fallback_rate"] == (0.0 if drafted else 1.0)
+    rows = {row["metric"]: row["value"] for row in table(_results(section))}
+    assert rows["free: fallback rate (1 decisions)"] == section["fallback_rate"]
+    assert rows["free: candidates passed_rate"] == (1.0 if drafted else None)
+
+
+def _results(free: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "free": free,
+        "mutations": {
+            "faithful_pass_rate": 1.0,
+            "rejection_rate": {},
+            "mutants": {},
+            "ranker_faithful_first_rate": 1.0,
+            "decisions_with_a_passing_mutant": 0,
+            "ranker_faithful_first_rate_there": None,
+        },
+    }
