@@ -38,7 +38,8 @@ DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 LLM_BAD_RESPONSE = "LLM_BAD_RESPONSE"
 
 # The answer's room: its envelope, and per token asked for the token's text, logprob, top
-# logprobs and offset as vLLM writes them (about 70 bytes with logprobs=1), with margin.
+# logprobs and offset as vLLM writes them (about 70 bytes with logprobs=1; a chat token's
+# ``logprobs.content`` entry, with its bytes, about 110), with margin.
 ENVELOPE_BYTES = 64 * 1024
 BYTES_PER_TOKEN = 512
 COMPLETIONS_PATH = "/v1/completions"
