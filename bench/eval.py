@@ -8,7 +8,9 @@ first ``PER_OUTCOME`` it approves are taken, each explained for every audience (
 questions). Drafting is the service's: the same facts, prompts, grammar, generator,
 ranker (MiniLM) and sampling settings as ``Settings()``, ``n = 4``, seed per decision,
 one decision at a time. Constrained mode runs on all of them; free mode (few-shot prompt,
-no grammar) on the first ``FREE_DECISIONS``.
+no grammar) on the first ``FREE_DECISIONS``. ``--api chat`` drafts both over the chat API
+(instruct models: each candidate asked for one plan style; constrained mode then sends its
+grammars on the chat requests, one request each, as jump decoding has no chat form).
 
 Metrics, after arXiv 2412.10220 (Ichmoukhamedov, Hinns, Martens, "How good is my
 story?"). The paper has an extraction LLM read, for each feature a narrative mentions,
@@ -323,6 +325,20 @@ def _progress(
     )
 
 
+def eval_drafting_config(settings: Settings, mode: DraftingMode) -> DraftingConfig:
+    """The drafting of settings in ``mode``; over chat, constrained drafts decode under the
+    whole grammar (jump decoding has no chat form)."""
+    chat = settings.llm_api == "chat"
+    return DraftingConfig(
+        mode=mode,
+        decoding="grammar" if chat else settings.llm_decoding,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+        timeout_s=settings.llm_timeout_s,
+        api=settings.llm_api,
+    )
+
+
 async def _draft_all(
     settings: Settings,
     ranker: Ranker,
@@ -333,13 +349,7 @@ async def _draft_all(
     generator = OpenAICompatGenerator(
         settings.llm_base_url, settings.llm_model, api_key=settings.llm_api_key
     )
-    config = DraftingConfig(
-        mode=mode,
-        decoding=settings.llm_decoding,
-        max_tokens=settings.llm_max_tokens,
-        temperature=settings.llm_temperature,
-        timeout_s=settings.llm_timeout_s,
-    )
+    config = eval_drafting_config(settings, mode)
     drafter = Drafter(generator, config)
     out = []
     try:
@@ -677,6 +687,13 @@ def _arguments() -> argparse.Namespace:
         help="llm: the LLM server of settings (constrained and free); samples: grammar "
         "samples of every plan style, ranked, no LLM; off: the deterministic texts only",
     )
+    parser.add_argument(
+        "--api",
+        choices=("completions", "chat"),
+        default=None,
+        help="the API drafts are asked on (default EXPOUND_LLM_API): chat for an instruct "
+        "model, with its own chat template and the plan styles as instructions",
+    )
     return parser.parse_args()
 
 
@@ -686,6 +703,8 @@ def main() -> None:
         raise SystemExit(f"no demo models under {MODELS}: run `make models` first")
     started = time.perf_counter()
     settings = Settings()
+    if arguments.api is not None:
+        settings = settings.model_copy(update={"llm_api": arguments.api})
     if arguments.drafting == "llm" and not asyncio.run(_llm_healthy(settings)):
         raise SystemExit(
             f"the LLM server at {settings.llm_base_url} does not answer GET /health: start it "
@@ -708,6 +727,7 @@ def main() -> None:
             "free_decisions": FREE_DECISIONS,
             "llm_base_url": settings.llm_base_url,
             "llm_model": settings.llm_model,
+            "llm_api": settings.llm_api,
             "max_tokens": settings.llm_max_tokens,
             "temperature": settings.llm_temperature,
             "timeout_s": settings.llm_timeout_s,

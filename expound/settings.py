@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Constrained drafting: "jump" decodes only at the grammar's choice points (jump-forward
     # decoding); "grammar" decodes every token of one request under the whole grammar.
     llm_decoding: Literal["jump", "grammar"] = "jump"
+    # The API drafts are asked on: "completions" (raw prompts) or "chat" (instruct models:
+    # the server applies the model's chat template; constrained needs llm_decoding=grammar).
+    llm_api: Literal["completions", "chat"] = "completions"
     # The LLM's budget for an Explain call without a client deadline; a client deadline is
     # honoured as it is (less a reserve for ranking and archiving), never capped by this.
     # 30 s: `make bench` (llm, jump decoding, n=4, 2 shared cores) measured analyst calls

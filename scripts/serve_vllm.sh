@@ -14,6 +14,10 @@
 #   VLLM_CPU_KVCACHE_SPACE  KV cache GiB (default 2; vLLM CPU refuses to start without it)
 #   VLLM_DTYPE              auto (bfloat16 from config) | float32
 #   VLLM_VENV               virtualenv (default <repo>/.venv-vllm)
+#   VLLM_CHAT_TEMPLATE      chat template (Jinja) for /v1/chat/completions; default: the
+#                           model's own, else Gemma 3's turn format from scripts/gemma3_chat/
+#                           (the embedded model's GGUF carries none), with its
+#                           generation_config.json (<end_of_turn> ends a turn)
 #   TORCHINDUCTOR_CACHE_DIR torch.compile cache (default
 #                           ${XDG_CACHE_HOME:-$HOME/.cache}/expound/torchinductor). Even with
 #                           --enforce-eager, vLLM's sampler torch.compiles two small ops
@@ -41,6 +45,21 @@ export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-${XDG_CACHE_HOME:-$HO
 # No telemetry, no hub look-ups: the model is a local folder.
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
+# The model's own chat template wins; a model folder without one (the converted GGUF of a
+# base model) gets Gemma 3's turn format and a generation config that ends generation at
+# <end_of_turn> as well as <eos>, so chat requests (EXPOUND_LLM_API=chat) are served, not
+# refused, and a reply stops at the end of its turn.
+CHAT_TEMPLATE=()
+if [[ -n "${VLLM_CHAT_TEMPLATE:-}" ]]; then
+    CHAT_TEMPLATE=(--chat-template "$VLLM_CHAT_TEMPLATE")
+elif [[ ! -f "$MODEL_DIR/chat_template.jinja" ]] \
+    && ! grep -q '"chat_template"' "$MODEL_DIR/tokenizer_config.json" 2>/dev/null; then
+    CHAT_TEMPLATE=(
+        --chat-template "$ROOT/scripts/gemma3_chat/chat_template.jinja"
+        --generation-config "$ROOT/scripts/gemma3_chat"
+    )
+fi
+
 exec "$VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --model "$MODEL_DIR" \
     --served-model-name "${VLLM_SERVED_NAME:-gemma-3-270m}" \
@@ -50,4 +69,5 @@ exec "$VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --max-model-len "${VLLM_MAX_MODEL_LEN:-4096}" \
     --max-num-seqs "${VLLM_MAX_NUM_SEQS:-16}" \
     --enforce-eager \
+    "${CHAT_TEMPLATE[@]}" \
     "$@"

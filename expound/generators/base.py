@@ -1,7 +1,9 @@
 """The drafting contract: a prompt (and optional grammar) in, N candidate drafts out.
 
-Two ways to draft under a grammar. :meth:`Generator.generate` asks for all N drafts in one
-request (``n``) with the whole grammar, so the model decodes every token, forced or not.
+A draft request is a prompt for the completions API or, for instruct models, chat
+messages (:class:`ChatMessage`) for the chat API. Two ways to draft under a grammar.
+:meth:`Generator.generate` asks for all N drafts in one request (``n``) with the whole
+grammar, so the model decodes every token, forced or not.
 :meth:`Generator.choose` asks the model only to choose among the alternatives of one
 choice point (jump-forward decoding, :mod:`expound.generators.jump`), a few tokens at a
 time; :meth:`Generator.tokenize` tells it how many tokens a choice takes.
@@ -23,8 +25,21 @@ from expound.llm.pool import ServerState
 
 
 @dataclass(frozen=True)
+class ChatMessage:
+    """One message of a chat request: ``role`` is "system", "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
 class DraftRequest:
-    """What to ask the model for."""
+    """What to ask the model for.
+
+    With ``messages`` the request goes to the chat API (the server renders them with the
+    model's own chat template) and ``prompt`` is unused; without, to the completions API.
+    A grammar constrains the answer either way.
+    """
 
     prompt: str
     n: int
@@ -33,6 +48,7 @@ class DraftRequest:
     temperature: float
     grammar: str | None = None  # EBNF for structured outputs; None for free drafting
     timeout_s: float = 30.0
+    messages: tuple[ChatMessage, ...] = ()
 
 
 @dataclass(frozen=True)

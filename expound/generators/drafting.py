@@ -6,6 +6,12 @@ points) or in one request with the whole grammar as structured output
 (``decoding="grammar"``: every token decoded, kept to compare). Free drafting is one
 request without a grammar.
 
+Over the chat API (``api="chat"``, instruct models) each candidate is asked in chat
+messages for one plan style (:func:`expound.generators.prompting.chat_prompt`): free
+drafts then differ in plan as constrained ones do, and constrained drafts carry their
+grammar as structured output on the chat request. Jump decoding appends forced text to a
+raw prompt, so it has no chat form: that combination is refused at startup.
+
 It never fails the RPC: if the LLM is down, slow or returns garbage, it returns no
 drafts and a fallback reason, and the pipeline answers with the deterministic
 explanation. The LLM gets what is left of the client's deadline, less a reserve for
@@ -27,17 +33,25 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from expound.domain import DraftingRecord
-from expound.errors import LLMError
+from expound.errors import LLMError, StartupError
 from expound.explainers.facts import DecisionFacts
-from expound.generators.base import DraftRequest, Generator
+from expound.generators.base import ChatMessage, DraftRequest, Drafts, Generator
 from expound.generators.grammar import PlannedGrammar, candidate_grammars, phrase_bank
 from expound.generators.jump import JumpDecoder
-from expound.generators.prompting import PromptTemplate, constrained_prompt, free_prompt
+from expound.generators.prompting import (
+    PromptTemplate,
+    chat_prompt,
+    chat_template,
+    constrained_prompt,
+    free_prompt,
+)
 from expound.llm.client import DEADLINE_EXCEEDED
 from expound.llm.draft import Draft
+from expound.rankers.routing import preferred_styles
 
 DraftingMode = Literal["constrained", "free", "off"]
 Decoding = Literal["jump", "grammar"]
+LLMApi = Literal["completions", "chat"]
 # The stage timing of the wait for an LLM slot (part of "draft").
 LLM_QUEUE = "llm_queue"
 # Time kept back from the deadline for ranking, archiving and the answer; and more per
@@ -63,6 +77,25 @@ class DraftingConfig:
     temperature: float
     # The LLM's budget for a call without a client deadline (a deadline is honoured).
     timeout_s: float
+    # The API drafts are asked on: raw prompts ("completions") or chat messages ("chat").
+    api: LLMApi = "completions"
+
+    def __post_init__(self) -> None:
+        if self.api == "chat" and self.mode == "constrained" and self.decoding == "jump":
+            raise StartupError(
+                "EXPOUND_LLM_API=chat does not support EXPOUND_LLM_DECODING=jump (jump "
+                "decoding extends a raw completions prompt): set EXPOUND_LLM_DECODING=grammar "
+                "for constrained drafting over chat, or EXPOUND_LLM_MODE=free"
+            )
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What one request asks for: candidates sharing it go in one request (``n``)."""
+
+    grammar: str | None
+    style: str
+    messages: tuple[ChatMessage, ...] = ()
 
 
 def _grammars_for(facts: DecisionFacts, n: int) -> list[PlannedGrammar]:
@@ -168,6 +201,9 @@ class Drafter:
             prompt, template = free_prompt(facts)
             bank_id, bank_sha = "", ""
         grammars = [p.grammar.to_ebnf() for p in planned]
+        asks = self._asks(facts, n, planned, grammars)
+        if config.api == "chat":
+            template = chat_template()
         budget = self.budget_s(time_left_s, calls_beside)
         record = self._record(n, drafting_seed, template, bank_id, bank_sha, grammars)
         if budget < MIN_LLM_S:
@@ -187,7 +223,7 @@ class Drafter:
                     )
                 else:
                     drafts, model, requests, tokens = await self._one_request_drafts(
-                        prompt, planned, grammars, n, drafting_seed, deadline
+                        prompt, asks, drafting_seed, deadline
                     )
         except (TimeoutError, LLMError) as error:
             waited = (time.perf_counter() - started) if queued_s is None else queued_s
@@ -231,6 +267,9 @@ class Drafter:
         }
         if grammars:
             sampling["decoding"] = config.decoding
+        if config.api == "chat":
+            # Absent: completions (records written before chat drafting have none).
+            sampling["api"] = config.api
         return DraftingRecord(
             mode=config.mode,
             generator=self._generator.name,
@@ -260,22 +299,36 @@ class Drafter:
         ]
         return drafts, result.model, result.requests, result.completion_tokens
 
+    def _asks(
+        self, facts: DecisionFacts, n: int, planned: list[PlannedGrammar], grammars: list[str]
+    ) -> list[_Ask]:
+        """What each of the ``n`` candidates is asked for: its grammar (constrained), its
+        plan style, and over chat the messages asking for that style (free chat drafts take
+        the styles in the order the question prefers, as the grammars do)."""
+        if planned:
+            styles = [p.style for p in planned]
+        elif self._config.api == "chat":
+            preferred = preferred_styles(facts)
+            styles = [preferred[i % len(preferred)] for i in range(n)]
+        else:
+            styles = [""] * n
+        asks = []
+        for index, style in enumerate(styles):
+            grammar = grammars[index] if grammars else None
+            messages = chat_prompt(facts, style)[0] if self._config.api == "chat" else ()
+            asks.append(_Ask(grammar, style, messages))
+        return asks
+
     async def _one_request_drafts(
-        self,
-        prompt: str,
-        planned: list[PlannedGrammar],
-        grammars: list[str],
-        n: int,
-        seed: int,
-        deadline: float,
+        self, prompt: str, asks: list[_Ask], seed: int, deadline: float
     ) -> tuple[list[Draft], str, int, int]:
-        """One request per distinct grammar, for as many candidates as share it (all n,
-        in one request, when they share one; free drafting has none). The requests of
-        different grammars (plan styles) run at once: the server batches them."""
+        """One request per distinct ask, for as many candidates as share it (all n, in one
+        request, when they share one: free drafting over completions). The requests run
+        at once; if one fails, the others are cancelled."""
         config = self._config
-        groups: dict[str | None, list[int]] = {}
-        for i in range(n):
-            groups.setdefault(grammars[i] if grammars else None, []).append(i)
+        groups: dict[_Ask, list[int]] = {}
+        for index, ask in enumerate(asks):
+            groups.setdefault(ask, []).append(index)
         requests = [
             DraftRequest(
                 prompt=prompt,
@@ -283,26 +336,33 @@ class Drafter:
                 drafting_seed=seed + group,
                 max_tokens=config.max_tokens,
                 temperature=config.temperature,
-                grammar=grammar,
+                grammar=ask.grammar,
                 timeout_s=max(0.001, deadline - time.monotonic()),
+                messages=ask.messages,
             )
-            for group, (grammar, members) in enumerate(groups.items())
+            for group, (ask, members) in enumerate(groups.items())
         ]
-        calls = [asyncio.ensure_future(self._generator.generate(r)) for r in requests]
-        try:
-            answers = await asyncio.gather(*calls)
-        except BaseException:
-            for call in calls:  # one failed, or the caller went away: stop the others
-                call.cancel()
-            raise
+        answers = await _all(self._generator, requests)
         drafts: list[Draft] = []
         model, tokens = "", 0
-        for answer, members in zip(answers, groups.values(), strict=True):
+        for answer, (ask, members) in zip(answers, groups.items(), strict=True):
             model, tokens = model or answer.model, tokens + answer.completion_tokens
             for index, draft in zip(members, answer.drafts, strict=False):
-                style = planned[index].style if planned else ""
-                drafts.append(replace(draft, index=index, style=style))
+                drafts.append(replace(draft, index=index, style=ask.style))
+        drafts.sort(key=lambda draft: draft.index)
         return drafts, model, len(groups), tokens
+
+
+async def _all(generator: Generator, requests: list[DraftRequest]) -> list[Drafts]:
+    """The answers to ``requests``, asked at once; the first failure cancels the rest."""
+    tasks = [asyncio.ensure_future(generator.generate(request)) for request in requests]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def grammars_sha256(grammars: Sequence[str]) -> str:

@@ -1,10 +1,12 @@
-"""Drafting through an OpenAI-compatible completions API, as served by vLLM.
+"""Drafting through an OpenAI-compatible completions or chat API, as served by vLLM.
 
-The same generator serves a GPU deployment (`vllm serve MODEL`, or replicas behind a
-router) and the embedded CPU server. Transport failures are translated by
-:class:`expound.llm.client.CompletionsClient`; an answer off the documented shape is
-LLM_BAD_RESPONSE here. Requests are made inside the caller's :meth:`slot`, which bounds
-the drafting calls on the LLM at once.
+A request with chat messages goes to ``/v1/chat/completions`` (the server applies the
+model's own chat template), any other to ``/v1/completions``; a grammar goes as the same
+``structured_outputs`` field to either. The same generator serves a GPU deployment
+(`vllm serve MODEL`, or replicas behind a router) and the embedded CPU server. Transport
+failures are translated by :class:`expound.llm.client.CompletionsClient`; an answer off
+the documented shape is LLM_BAD_RESPONSE here. Requests are made inside the caller's
+:meth:`slot`, which bounds the drafting calls on the LLM at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import httpx
 
 from expound.errors import LLMError
-from expound.generators.base import Choice, ChoiceRequest, DraftRequest, Drafts
+from expound.generators.base import ChatMessage, Choice, ChoiceRequest, DraftRequest, Drafts
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.llm.draft import Draft
 from expound.llm.pool import ServerState
@@ -28,8 +30,10 @@ _UNKNOWN = -1
 
 
 class OpenAICompatGenerator:
-    """Drafts candidates with `/v1/completions` requests: one per decision (``generate``)
-    or one per choice point and candidate (``choose``, jump-forward decoding)."""
+    """Drafts candidates with `/v1/completions` or `/v1/chat/completions` requests (one per
+    decision and plan style, ``generate``), or `/v1/completions` requests one per choice
+    point and candidate (``choose``, jump-forward decoding, which appends forced text to a
+    raw prompt and so has no chat form)."""
 
     def __init__(
         self,
@@ -53,21 +57,30 @@ class OpenAICompatGenerator:
     def _body(self, request: DraftRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self._model,
-            "prompt": request.prompt,
             "n": request.n,
             "seed": request.drafting_seed,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
-            "logprobs": 1,
         }
+        if request.messages:
+            body["messages"] = chat_messages(request.messages)
+            body["logprobs"] = True  # chat's per-token logprobs (``logprobs.content``)
+        else:
+            body["prompt"] = request.prompt
+            body["logprobs"] = 1
         if request.grammar is not None:
             body["structured_outputs"] = {"grammar": request.grammar}
         return body
 
     async def generate(self, request: DraftRequest) -> Drafts:
         started = time.perf_counter()
-        payload = await self._client.complete(self._body(request), request.timeout_s, True)
-        drafts = parse_completions(payload)
+        body = self._body(request)
+        if request.messages:
+            payload = await self._client.chat(body, request.timeout_s, True)
+            drafts = parse_chat(payload)
+        else:
+            payload = await self._client.complete(body, request.timeout_s, True)
+            drafts = parse_completions(payload)
         return Drafts(
             drafts=drafts.drafts,
             model=drafts.model,
@@ -173,3 +186,39 @@ def parse_completions(payload: dict[str, Any], strip: bool = True) -> Drafts:
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise LLMError(f"malformed LLM answer: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
+
+
+def chat_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
+    """The messages as the chat API takes them."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def parse_chat(payload: dict[str, Any]) -> Drafts:
+    """Parses a chat completions answer; anything off the documented shape (a choice
+    without a message, content that is not a string, logprobs that are not numbers) is
+    LLM_BAD_RESPONSE."""
+    try:
+        drafts: list[Draft] = []
+        for choice in payload["choices"]:
+            text = choice["message"]["content"]
+            if not isinstance(text, str):
+                raise TypeError("message content is not a string")
+            logprobs = choice.get("logprobs") or {}
+            token_logprobs = [float(t["logprob"]) for t in logprobs.get("content") or []]
+            drafts.append(
+                Draft(
+                    text=text.strip(),
+                    token_logprobs=token_logprobs,
+                    finish_reason=str(choice.get("finish_reason") or ""),
+                    index=int(choice.get("index", len(drafts))),
+                )
+            )
+        usage = payload.get("usage") or {}
+        return Drafts(
+            drafts=drafts,
+            model=str(payload.get("model", "")),
+            latency_ms=0.0,
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LLMError(f"malformed LLM chat answer: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc

@@ -3,6 +3,10 @@
 Feature values and the reader's question are serialised as JSON strings inside a
 ``<data>`` block, so an injected instruction is a quoted string, not prompt text. The
 template id and sha256 go into the record.
+
+Instruct models over the chat API (:func:`chat_prompt`) get a system message built from
+the decision's content plan and one plan style (the same styles the grammars follow,
+:mod:`expound.generators.styles`), and the plan's facts as data in the user message.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from expound.explainers.facts import DecisionFacts
+from expound.domain import Audience
+from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.generators.base import ChatMessage
+from expound.generators.deterministic import (
+    NO_RECOURSE,
+    base_rate_sentences,
+    context_inline,
+    counterfactual_sentence,
+)
 
 MAX_PROMPT_QUESTION_CHARS = 500
 
@@ -36,6 +48,18 @@ def template(name: str) -> PromptTemplate:
     """Loads generators/templates/NAME.txt."""
     text = resources.files("expound.generators").joinpath("templates", f"{name}.txt").read_text()
     return PromptTemplate(template_id=name, text=text)
+
+
+@cache
+def chat_template(name: str = "chat.v1") -> PromptTemplate:
+    """Loads generators/templates/NAME.json: the chat instructions, as one versioned text."""
+    text = resources.files("expound.generators").joinpath("templates", f"{name}.json").read_text()
+    return PromptTemplate(template_id=name, text=text)
+
+
+def _data_json(payload: object) -> str:
+    """JSON for a ``<data>`` block: no angle bracket can end it."""
+    return json.dumps(payload, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _quoted(text: str) -> str:
@@ -77,7 +101,74 @@ def free_prompt(facts: DecisionFacts) -> tuple[str, PromptTemplate]:
         "factors": _factor_lines(facts),
         "question": facts.question[:MAX_PROMPT_QUESTION_CHARS],
     }
-    facts_json = (
-        json.dumps(payload, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    return chosen.text.format(facts_json=_data_json(payload)), chosen
+
+
+def chat_facts(facts: DecisionFacts) -> dict[str, object]:
+    """The content plan's facts as the chat prompt's data: the decision, the plan's factors
+    in its order, each with value, effect and context in the words the gate reads back,
+    and what the audience is told besides (score, reasons, method, base rate, recourse)."""
+    plan = facts.plan
+    if plan is None:
+        raise ValueError("a chat prompt follows a content plan; the facts have none")
+    prediction = facts.prediction
+    analyst = facts.audience is Audience.ANALYST
+    payload: dict[str, object] = {
+        "decision": prediction.decision,
+        "audience": facts.audience.value,
+    }
+    if facts.audience is not Audience.APPLICANT:
+        payload["score"] = f"{prediction.score:.3f}"
+        payload["threshold"] = f"{prediction.threshold:.2f}"
+        payload["attributions"] = f"{plan.attribution_method} SHAP values"
+    if facts.audience is Audience.COMPLIANCE and facts.reasons:
+        payload["principal_reasons"] = [f"{r.code}: {r.text}" for r in facts.reasons]
+    factors = []
+    for planned in plan.factors:
+        factor = facts.factors[planned.feature]
+        entry = {
+            "factor": factor.description,
+            "value": parenthesis_free(factor.value_text),
+            "effect": "raised the risk" if planned.direction == "adverse" else "lowered the risk",
+        }
+        if analyst:
+            entry["contribution"] = f"{abs(planned.contribution):.3f}"
+        context = context_inline(facts, planned).lstrip(", ")
+        if context:
+            entry["context"] = context
+        factors.append(entry)
+    payload["factors"] = factors
+    recourse = plan.recourse
+    if prediction.adverse and recourse is not None and recourse.searched_features:
+        verified = [c for c in recourse.counterfactuals if c.flips]
+        if verified:
+            payload["counterfactual"] = counterfactual_sentence(facts, verified[0])
+        elif recourse.exhaustive and not recourse.counterfactuals:
+            payload["counterfactual"] = NO_RECOURSE
+    if analyst and plan.reference is not None:
+        payload["base_rate"] = " ".join(base_rate_sentences(plan))
+    payload["question"] = facts.question[:MAX_PROMPT_QUESTION_CHARS]
+    return payload
+
+
+def chat_prompt(facts: DecisionFacts, style: str) -> tuple[tuple[ChatMessage, ...], PromptTemplate]:
+    """The chat messages asking an instruct model for one explanation in ``style``.
+
+    The system message says what to write (audience, plan style, rules); the user message
+    holds the plan's facts as quoted JSON in a ``<data>`` block, never as instructions.
+
+    Raises:
+        ValueError: the facts have no content plan, or ``style`` is not a plan style.
+    """
+    chosen = chat_template()
+    parts = json.loads(chosen.text)
+    styles = parts["style"]
+    if facts.audience is Audience.ANALYST:
+        styles = {**styles, **parts["style_analyst"]}
+    if style not in styles:
+        raise ValueError(f"no chat instruction for plan style {style!r}")
+    system = parts["system"].format(
+        audience=parts["audience"][facts.audience.value], style=styles[style]
     )
-    return chosen.text.format(facts_json=facts_json), chosen
+    user = parts["user"].format(facts_json=_data_json(chat_facts(facts)))
+    return (ChatMessage("system", system), ChatMessage("user", user)), chosen

@@ -1,6 +1,8 @@
 """One client for an OpenAI-compatible completions API, as served by vLLM.
 
-Drafting and the rubric judge both talk to the LLM through :class:`CompletionsClient`.
+Drafting and the rubric judge both talk to the LLM through :class:`CompletionsClient`:
+``/v1/completions`` (:meth:`~CompletionsClient.complete`) or, for instruct models with a
+chat template, ``/v1/chat/completions`` (:meth:`~CompletionsClient.chat`).
 Every failure is translated here, at the boundary, into an :class:`LLMError` whose reason
 the record keeps: connection refused or reset -> LLM_UNAVAILABLE; timeout ->
 DEADLINE_EXCEEDED; an HTTP error or an answer that is not JSON -> LLM_BAD_RESPONSE.
@@ -12,7 +14,7 @@ Everything read from the LLM is bounded by what was asked for, so a misbehaving 
 costs a fallback, not memory or CPU: the body is streamed and dropped past
 :func:`max_response_bytes`; more choices than asked (``n`` per prompt), more tokens in a
 choice than ``max_tokens``, or more completion tokens in all than ``n * max_tokens`` are
-LLM_BAD_RESPONSE.
+LLM_BAD_RESPONSE (a chat choice's tokens are its ``logprobs.content`` entries).
 """
 
 from __future__ import annotations
@@ -53,13 +55,17 @@ MIN_RETRY_S = 0.2
 _AFFINITY: contextvars.ContextVar[str] = contextvars.ContextVar("expound_llm_slot", default="")
 
 # The answer's room: its envelope, and per token asked for the token's text, logprob, top
-# logprobs and offset as vLLM writes them (about 70 bytes with logprobs=1), with margin.
+# logprobs and offset as vLLM writes them (about 70 bytes with logprobs=1; a chat token's
+# ``logprobs.content`` entry, with its bytes, about 110), with margin.
 ENVELOPE_BYTES = 64 * 1024
 BYTES_PER_TOKEN = 512
+COMPLETIONS_PATH = "/v1/completions"
+CHAT_PATH = "/v1/chat/completions"
 
 
 def choices_asked(body: dict[str, Any]) -> int:
-    """How many choices a completions request asks for: ``n`` per prompt."""
+    """How many choices a request asks for: ``n`` per prompt (a chat request has none,
+    so ``n``)."""
     prompt = body.get("prompt")
     prompts = len(prompt) if isinstance(prompt, list) else 1
     return prompts * int(body.get("n", 1))
@@ -161,9 +167,29 @@ class CompletionsClient:
             LLMError: unreachable, too slow, an HTTP error or an answer that is not a JSON
                 object; the reason says which.
         """
+        return await self._observed(COMPLETIONS_PATH, body, timeout_s, in_slot)
+
+    async def chat(
+        self, body: dict[str, Any], timeout_s: float, in_slot: bool = False
+    ) -> dict[str, Any]:
+        """The JSON answer to one chat completions request (``messages``: the server
+        applies the model's chat template), reported to the observer.
+
+        Bounded as :meth:`complete` is: no more choices than ``n``, no more tokens in a
+        choice (``logprobs.content``) than ``max_tokens``, no more completion tokens in all
+        than ``n * max_tokens``, no more bytes than an honest answer needs.
+
+        Raises:
+            LLMError: as :meth:`complete`.
+        """
+        return await self._observed(CHAT_PATH, body, timeout_s, in_slot)
+
+    async def _observed(
+        self, path: str, body: dict[str, Any], timeout_s: float, in_slot: bool
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            payload = await self._complete(body, timeout_s, in_slot)
+            payload = await self._complete(body, timeout_s, in_slot, path)
         except LLMError as error:
             self._observer.llm_call(self._label, time.perf_counter() - started, error.reason)
             raise
@@ -179,10 +205,10 @@ class CompletionsClient:
         return payload
 
     async def _complete(
-        self, body: dict[str, Any], timeout_s: float, in_slot: bool
+        self, body: dict[str, Any], timeout_s: float, in_slot: bool, path: str = COMPLETIONS_PATH
     ) -> dict[str, Any]:
         label = self._label
-        path, limit = "/v1/completions", max_response_bytes(body)
+        limit = max_response_bytes(body)
         try:
             async with asyncio.timeout(timeout_s):
                 if in_slot:
@@ -202,7 +228,7 @@ class CompletionsClient:
             raise LLMError(f"{label} answered non-JSON: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
         if not isinstance(payload, dict):
             raise LLMError(f"{label} answered a JSON {type(payload).__name__}", LLM_BAD_RESPONSE)
-        _check_bounds(payload, body, label)
+        _check_bounds(payload, body, label, chat=path == CHAT_PATH)
         return payload
 
     async def _post(
@@ -344,15 +370,25 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _check_bounds(payload: dict[str, Any], body: dict[str, Any], label: str) -> None:
+def _choice_tokens(choice: object, chat: bool) -> object:
+    """The tokens a choice reports: completions' ``logprobs.token_logprobs``, chat's
+    ``logprobs.content`` (one entry per token)."""
+    logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+    if not isinstance(logprobs, dict):
+        return None
+    return logprobs.get("content" if chat else "token_logprobs")
+
+
+def _check_bounds(
+    payload: dict[str, Any], body: dict[str, Any], label: str, chat: bool = False
+) -> None:
     """Refuses an answer with more choices or tokens than ``body`` asked for."""
     asked, max_tokens = choices_asked(body), int(body["max_tokens"])
     choices = payload.get("choices")
     if isinstance(choices, list) and len(choices) > asked:
         raise LLMError(f"{label} answered {len(choices)} choices, {asked} asked", LLM_BAD_RESPONSE)
     for choice in choices if isinstance(choices, list) else ():
-        logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
-        tokens = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+        tokens = _choice_tokens(choice, chat)
         if isinstance(tokens, list) and len(tokens) > max_tokens:
             raise LLMError(
                 f"{label} answered {len(tokens)} tokens in a choice, at most {max_tokens} asked",

@@ -81,6 +81,16 @@ async def language_stages(
     if settings.llm_mode == "off":
         yield None
         return
+    # Checked first (StartupError for a combination drafting cannot run), before anything
+    # is opened.
+    config = DraftingConfig(
+        mode=settings.llm_mode,
+        decoding=settings.llm_decoding,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+        timeout_s=settings.llm_timeout_s,
+        api=settings.llm_api,
+    )
     generator = OpenAICompatGenerator(
         settings.llm_base_url,
         settings.llm_model,
@@ -91,13 +101,6 @@ async def language_stages(
     )
     try:
         ranker = await asyncio.to_thread(build_ranker, settings, observer)
-        config = DraftingConfig(
-            mode=settings.llm_mode,
-            decoding=settings.llm_decoding,
-            max_tokens=settings.llm_max_tokens,
-            temperature=settings.llm_temperature,
-            timeout_s=settings.llm_timeout_s,
-        )
         try:
             yield LanguageStages(Drafter(generator, config), generator, ranker)
         finally:

@@ -52,7 +52,12 @@ DIRECTION_HINTS = re.compile(
     r"|benefit\w*|improv\w*|worsen\w*|damag\w*|hinder\w*|lift\w*|dent(?:ed|s)?"
     r"|strengthen\w*|weaken\w*|support\w*|against|favou?red|in favou?r|positiv\w*"
     r"|negativ\w*|increas\w*|decreas\w*|rais\w*|lower\w*|reduc\w*|pull\w*|drove|driv\w*"
-    r"|tipp\w*|cut|cuts)\b"
+    r"|tipp\w*|cut|cuts"
+    # Free texts (instruct models) judge without a direction verb: "was a plus for you",
+    # "worked in your favour", "tilted things your way"; unread, they fail closed.
+    r"|plus(?:es)?|minus(?:es)?|strength\w*|weakness\w*|asset\w*|liabilit\w*|advantag\w*"
+    r"|disadvantag\w*|upside|downside|good|bad|better|worse|poor\w*|problem\w*|concern\w*"
+    r"|work(?:ed|s)?\s+(?:for|against)|for you|your way|tilt\w*|nudg\w*|sway\w*)\b"
 )
 
 

@@ -16,13 +16,30 @@ from expound.generators.base import ChoiceRequest
 from expound.generators.fake import FAKE_END_TOKEN, fake_choice, fake_tokens
 
 Behaviour = Literal[
-    "hang", "drop", "garbage", "wrong_shape", "http_500", "many_choices", "huge_choices", "choose"
+    "hang",
+    "drop",
+    "garbage",
+    "wrong_shape",
+    "http_500",
+    "many_choices",
+    "huge_choices",
+    "choose",
+    "scripted",
+    "not_a_string",
+    "long_choice",
+    "overused",
 ]
 # "choose": a well-behaved server for jump-forward drafting: /tokenize by the fake word
 # tokenizer, and completions under a ``choice`` structured output by the fake's seeded rule
 # (expound.generators.fake), ``token_ids`` where asked.
 # "many_choices": 2,000 short choices whatever was asked; "huge_choices": four choices of
 # 7.5 MB each, written in chunks so the stub itself holds little.
+# Answers take the shape of the endpoint asked: completions' ``choices[i].text`` or chat's
+# ``choices[i].message.content`` (``/v1/chat/completions``).
+# "scripted": a well-behaved server answering ``n`` of the scripted ``texts`` per request
+# (handed out in order across requests), one logprob per word; "not_a_string": a choice
+# whose text is a number; "long_choice": a choice reporting more tokens than
+# ``max_tokens``; "overused": usage of more completion tokens than ``n * max_tokens``.
 MANY_CHOICES = 2000
 HUGE_CHOICE_BYTES = 7_500_000
 CHUNK = b"x" * 65536
@@ -67,6 +84,47 @@ def _chosen(first_line: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"model": "stub", "choices": [answer], "usage": usage}
 
 
+def _is_chat(first_line: str) -> bool:
+    return first_line.startswith("POST /v1/chat/completions")
+
+
+def _choice(chat: bool, index: int, text: object, logprobs: list[float]) -> dict[str, Any]:
+    """One choice in the endpoint's shape, with one logprob per token."""
+    if chat:
+        return {
+            "index": index,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+            "logprobs": {"content": [{"token": "w", "logprob": lp} for lp in logprobs]},
+        }
+    return {
+        "index": index,
+        "text": text,
+        "finish_reason": "stop",
+        "logprobs": {"token_logprobs": logprobs},
+    }
+
+
+def _misbehaving(behaviour: Behaviour, chat: bool, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer of a behaviour that breaks one bound or shape of the API."""
+    n, max_tokens = int(body.get("n", 1)), int(body.get("max_tokens", 16))
+    if behaviour == "not_a_string":
+        return {"choices": [_choice(chat, 0, 42, [-0.1])]}
+    if behaviour == "long_choice":
+        return {"choices": [_choice(chat, 0, "Declined.", [-0.1] * (max_tokens + 1))]}
+    if behaviour == "overused":
+        usage = {"prompt_tokens": 10, "completion_tokens": n * max_tokens + 1}
+        return {"choices": [_choice(chat, 0, "Declined.", [-0.1])], "usage": usage}
+    if behaviour == "wrong_shape":
+        return {"choices": [{"message": {"role": "assistant"}} if chat else {"txt": "no text"}]}
+    # "many_choices"
+    return {
+        "choices": [
+            _choice(chat, i, "Your application was declined.", [-0.1]) for i in range(MANY_CHOICES)
+        ]
+    }
+
+
 def _response(status: str, body: bytes, content_type: str = "application/json") -> bytes:
     return (
         f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
@@ -97,13 +155,17 @@ async def llm_stub(
     behaviour: Behaviour,
     hung_up: asyncio.Event | None = None,
     bodies: list[dict[str, Any]] | None = None,
+    texts: list[str] | None = None,
 ) -> AsyncIterator[str]:
-    """Serves ``behaviour`` for completions (health answers 200); yields the base URL.
+    """Serves ``behaviour`` for completions and chat completions (health answers 200);
+    yields the base URL.
 
     ``hung_up`` is set when the client closes a request the stub hangs on (the caller's
-    work was cancelled); ``bodies`` receives each request's JSON body ("choose").
+    work was cancelled); ``bodies`` receives each request's JSON body with its ``path``
+    ("choose", "scripted"); ``texts`` are what "scripted" answers.
     """
     requests = 0
+    scripted = list(texts or [])
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal requests
@@ -120,6 +182,25 @@ async def llm_stub(
                     writer.write(
                         _response("200 OK", json.dumps(_chosen(first_line, asked)).encode())
                     )
+                elif behaviour == "scripted":
+                    asked = json.loads(body)
+                    if bodies is not None:
+                        bodies.append({"path": first_line.split()[1], **asked})
+                    taken = scripted[: int(asked.get("n", 1))]
+                    del scripted[: len(taken)]
+                    chat = _is_chat(first_line)
+                    choices = [
+                        _choice(chat, i, t, [-0.25] * len(t.split())) for i, t in enumerate(taken)
+                    ]
+                    usage = {
+                        "prompt_tokens": 100,
+                        "completion_tokens": sum(len(t.split()) for t in taken),
+                    }
+                    answer = {"model": "stub", "choices": choices, "usage": usage}
+                    writer.write(_response("200 OK", json.dumps(answer).encode()))
+                elif behaviour in ("not_a_string", "long_choice", "overused", "wrong_shape"):
+                    answer = _misbehaving(behaviour, _is_chat(first_line), json.loads(body))
+                    writer.write(_response("200 OK", json.dumps(answer).encode()))
                 elif behaviour == "hang":
                     # Never answers; reading returns b"" once the client closes.
                     await reader.read()
@@ -132,14 +213,10 @@ async def llm_stub(
                 elif behaviour == "garbage":
                     writer.write(_response("200 OK", b"<html>not json</html>"))
                 elif behaviour == "many_choices":
-                    choice = {"text": "Your application was declined.", "finish_reason": "stop"}
-                    choices = [{**choice, "index": i} for i in range(MANY_CHOICES)]
-                    writer.write(_response("200 OK", json.dumps({"choices": choices}).encode()))
+                    answer = _misbehaving(behaviour, _is_chat(first_line), {})
+                    writer.write(_response("200 OK", json.dumps(answer).encode()))
                 elif behaviour == "huge_choices":
                     await _write_huge_choices(writer)
-                elif behaviour == "wrong_shape":
-                    body = json.dumps({"choices": [{"txt": "no text field"}]}).encode()
-                    writer.write(_response("200 OK", body))
                 else:
                     writer.write(_response("500 Internal Server Error", b'{"error": "boom"}'))
             await writer.drain()
