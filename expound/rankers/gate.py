@@ -357,6 +357,38 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     return verdict
 
 
+def verify_candidate(facts: DecisionFacts, text: str) -> Verdict:
+    """Checks a whole candidate explanation: every claim (:func:`verify`), and that it
+    explains something, naming at least one factor of its plan (or a principal reason).
+
+    A text of true sentences that says nothing about the decision ("Sometimes you need to
+    go the extra mile", written by a small model in free mode) passes :func:`verify`,
+    which judges claims; as an explanation it must not pass. Analyst and compliance texts
+    are held to the whole plan by :func:`verify` already.
+    """
+    verdict = verify(facts, text)
+    if not verdict.violations and not _names_a_factor(facts, text, verdict):
+        verdict.violations.append(
+            Violation(
+                ViolationKind.PLAN_NOT_COVERED,
+                0,
+                len(text),
+                "names no factor of the decision: it explains nothing",
+            )
+        )
+    return verdict
+
+
+def _names_a_factor(facts: DecisionFacts, text: str, verdict: Verdict) -> bool:
+    wanted = (
+        {p.feature for p in facts.plan.factors} if facts.plan is not None else set(facts.factors)
+    )
+    if wanted & set(verdict.mentioned):
+        return True
+    lowered = text.lower()
+    return any(reason.text.lower() in lowered for reason in facts.reasons)
+
+
 def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
     words = lexicon()
     hypothetical = pattern(words["hypotheticals"])

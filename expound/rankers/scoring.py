@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from expound.explainers.facts import DecisionFacts
 from expound.llm.draft import Draft
 from expound.rankers.base import RankedDraft
-from expound.rankers.gate import Verdict, verify
+from expound.rankers.gate import Verdict, verify_candidate
 from expound.rankers.routing import style_fit
 
 COMPONENTS = ("relevance", "fluency", "completeness", "conciseness")
@@ -101,7 +101,7 @@ def rank_drafts(
     verdicts = []
     for draft in drafts:
         _check(stop)
-        verdicts.append(verify(facts, draft.text))
+        verdicts.append(verify_candidate(facts, draft.text))
     _check(stop)
     relevant_scores = relevance([d.text for d in drafts])
     audience = facts.audience.value

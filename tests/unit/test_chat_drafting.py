@@ -23,7 +23,7 @@ from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.models.registry import ModelRegistry
 from expound.pipeline.selection import ALL_UNFAITHFUL, Selection, select
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
-from expound.rankers.gate import ViolationKind, verify
+from expound.rankers.gate import ViolationKind, verify, verify_candidate
 from expound.rankers.routing import preferred_styles
 from expound.server.app import running_server
 from expound.settings import Settings
@@ -385,15 +385,12 @@ def _results(free: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap for the gate's owner: an applicant text is held to no coverage, so a free text "
-    "that names neither the decision nor any factor passes and can be selected (seen from "
-    "Gemma 3 270M over chat); the analyst and compliance coverage rule stops it there",
-)
 async def test_a_free_text_that_explains_nothing_is_not_selected(denied: DecisionFacts) -> None:
     # Written by the embedded model in chat free mode (contrastive style, applicant).
     empty = "Sometimes you need to go the extra mile to make sure the customer understand it."
     texts = [empty, _unreadable(denied, UNREADABLE[0])]
     outcome = await _chat_draft_and_rank(denied, texts)
     assert outcome.selected is None or outcome.selected.text != empty
+    verdict = verify_candidate(denied, empty)
+    assert verify(denied, empty).passed  # every claim true: there is none
+    assert [v.kind for v in verdict.violations] == [ViolationKind.PLAN_NOT_COVERED]

@@ -29,7 +29,7 @@ from expound.llm.draft import Draft
 from expound.models.registry import ModelRegistry
 from expound.pipeline.selection import ALL_UNFAITHFUL, Selection, select
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
-from expound.rankers.gate import verify
+from expound.rankers.gate import verify, verify_candidate
 from expound.rankers.reading import feature_terms
 from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for
@@ -320,7 +320,7 @@ async def test_a_false_value_beyond_the_trim_is_neither_judged_nor_archived(
     (recorded,) = outcome.record.drafts
     (candidate,) = outcome.candidates
     assert recorded.text == candidate.text == whole[:first_stop]
-    assert recorded.passed == candidate.faithful == verify(denied, recorded.text).passed
+    assert recorded.passed == candidate.faithful == verify_candidate(denied, recorded.text).passed
     assert "approved" not in recorded.text
 
 

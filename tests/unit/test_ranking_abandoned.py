@@ -42,7 +42,7 @@ async def test_cancelling_the_call_stops_the_ranking_thread(
 ) -> None:
     verified: list[str] = []
     entered, release = threading.Event(), threading.Event()
-    real_verify = scoring.verify
+    real_verify = scoring.verify_candidate
 
     def slow_verify(facts: DecisionFacts, text: str) -> Verdict:
         verified.append(text)
@@ -50,7 +50,7 @@ async def test_cancelling_the_call_stops_the_ranking_thread(
         release.wait(10)  # the first draft is still being verified when the caller leaves
         return real_verify(facts, text)
 
-    monkeypatch.setattr(scoring, "verify", slow_verify)
+    monkeypatch.setattr(scoring, "verify_candidate", slow_verify)
     outcome: list[BaseException | None] = []
     finished = threading.Event()
     real_rank = scoring.rank_drafts
