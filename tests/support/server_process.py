@@ -27,7 +27,8 @@ def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 60
+    # Generous: a cold start on a loaded 2-core machine imports shap, FastAPI and the models.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline and server.poll() is None:
         if f"serving on 127.0.0.1:{env['EXPOUND_PORT']}" in log.read_text():
             return server
