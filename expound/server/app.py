@@ -317,9 +317,9 @@ async def serve(settings: Settings) -> None:
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
             f"archive: {settings.archive_path}; metrics: {metrics}; HTTP API and pages: {pages})\n"
             f"  security: {describe_security(settings)}\n"
-            f"  try: .venv/bin/expound explain --model german-credit-gbm "
-            f"--applicant examples/applicant_denied.json --target {settings.host}:{running.port}"
-            + (" --tls-ca CA_FILE --token TOKEN" if settings.tls_cert_file else ""),
+            f"  try: .venv/bin/expound --target {settings.host}:{running.port}"
+            + (" --tls-ca CA_FILE --token TOKEN" if settings.tls_cert_file else "")
+            + " explain --model german-credit-gbm --applicant examples/applicant_denied.json",
             flush=True,
         )
         await stop.wait()

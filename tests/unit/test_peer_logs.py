@@ -63,7 +63,20 @@ def test_goaway_debug_text_is_not_logged(models_dir: Path, tmp_path: Path) -> No
         banner = server.stdout.readline().decode()
         assert " serving on 127.0.0.1:" in banner, banner
         port = int(banner.split("serving on 127.0.0.1:")[1].split()[0])
+        server.stdout.readline()  # security
+        suggested = server.stdout.readline().decode().split("try: ", 1)[1].split()
         send_goaway(port, FORGED)
+        # The command the banner suggests works as printed.
+        assert suggested[0] == ".venv/bin/expound", suggested
+        tried = subprocess.run(
+            [sys.executable, "-m", "expound.clients.cli", *suggested[1:]],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+        assert tried.returncode == 0, tried.stderr.decode()
+        assert b"declined" in tried.stdout.lower(), tried.stdout.decode()
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
