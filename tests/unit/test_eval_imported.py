@@ -1,0 +1,112 @@
+"""The eval's imported model (bench/eval_imported.py) and its per-model figures, no LLM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.eval import PER_OUTCOME, drafting_summary, eval_decisions, sample_all, table
+from bench.eval_examples import PER_AUDIENCE, examples_markdown
+from bench.eval_imported import (
+    MODEL_ID,
+    REVIEW,
+    ReviewIncomplete,
+    apply_review,
+    build_outside_forest,
+    outside_encoding,
+)
+from bench.run import applicant_rows
+from expound.domain import Audience
+from expound.explainers.algorithms import build_explainer
+from expound.explainers.decision import decide
+from expound.models.registry import ModelRegistry
+from expound.models.todos import todo_fields
+from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
+from tests.conftest import GBM
+
+
+@pytest.fixture(scope="module")
+def eval_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    """The demo GBM beside the outside forest, trained, imported and reviewed here."""
+    workdir = tmp_path_factory.mktemp("eval-imported")
+    build_outside_forest(workdir)
+    shutil.copytree(models_dir / GBM, workdir / "models" / GBM)
+    return ModelRegistry.from_directory(workdir / "models", build_explainer)
+
+
+def test_the_reviewed_forest_is_served_with_the_owners_wording(
+    eval_models: ModelRegistry,
+) -> None:
+    review = json.loads(REVIEW.read_text())
+    manifest = eval_models.get(MODEL_ID).manifest
+    assert manifest.title == review["title"]
+    assert manifest.kind == "sklearn" and len(manifest.columns or []) == 29
+    assert manifest.decision.adverse_when == "score_below"
+    assert not todo_fields(manifest.model_dump(mode="json"))
+    actionable = {f.name for f in manifest.features if f.actionable}
+    assert actionable == {n for n, f in review["features"].items() if f["actionable"]}
+    assert all(f.recourse is not None for f in manifest.features if f.name == "duration_months")
+    # The applicants in the outside encoding: a high score (repays) is an approval.
+    for row in applicant_rows()[:20]:
+        prediction = decide(eval_models.get(MODEL_ID), outside_encoding(row), 1e-6).prediction
+        assert prediction.adverse == (prediction.score < manifest.decision.threshold)
+
+
+def test_an_incomplete_review_is_refused(eval_models: ModelRegistry) -> None:
+    imported = json.loads(REVIEW.read_text())
+    manifest = eval_models.get(MODEL_ID).manifest.model_dump(mode="json")
+    manifest["features"][0]["description"] = "TODO: describe it"
+    wording = dict(imported["features"])
+    del wording[manifest["features"][0]["name"]]
+    with pytest.raises(ReviewIncomplete, match="TODO left"):
+        apply_review(manifest, imported | {"features": wording})
+    with pytest.raises(ReviewIncomplete, match="lacks"):
+        apply_review(manifest, imported | {"features": {"shoe_size": {"description": "x"}}})
+
+
+async def test_the_imported_model_is_chosen_and_reported_like_the_demo_ones(
+    eval_models: ModelRegistry,
+) -> None:
+    decisions = eval_decisions(eval_models, (GBM, MODEL_ID))
+    for model_id in (GBM, MODEL_ID):
+        mine = [facts for facts, _ in decisions if facts.model_id == model_id]
+        outcomes = Counter((f.prediction.adverse, f.audience) for f in mine)
+        assert outcomes == {(a, who): PER_OUTCOME for a in (True, False) for who in Audience}
+    runs = await sample_all(EmbeddingRanker(HashingEmbedder()), decisions, eval_models, seed=3)
+    summary = drafting_summary(runs)
+    by_model = summary["by_model"]
+    assert list(by_model) == [GBM, MODEL_ID]
+    assert sum(s["decisions"] for s in by_model.values()) == summary["decisions"]
+    imported = [r for r in runs if r["model_id"] == MODEL_ID]
+    assert by_model[MODEL_ID]["selected"]["words"] == pytest.approx(
+        sum(r["selected"]["words"] for r in imported) / len(imported), abs=1e-3
+    )
+    for audience in by_model[MODEL_ID]["selected_by_audience"].values():
+        assert audience["seconds_p50"] <= audience["seconds_p95"]
+    results = {
+        "samples": summary,
+        "mutations": {
+            "faithful_pass_rate": 1.0,
+            "rejection_rate": {},
+            "mutants": {},
+            "ranker_faithful_first_rate": 1.0,
+            "decisions_with_a_passing_mutant": 0,
+            "ranker_faithful_first_rate_there": None,
+        },
+    }
+    rows = {row["metric"]: row["value"] for row in table(results)}
+    n = by_model[MODEL_ID]["decisions"]
+    assert rows[f"samples [{MODEL_ID}]: fallback rate ({n} decisions)"] == 0.0
+    assert (
+        rows[f"samples [{GBM}]: selected words, analyst"]
+        == (by_model[GBM]["selected_by_audience"]["ANALYST"]["words"])
+    )
+    page = examples_markdown("samples", runs, [f for f, _ in decisions])
+    for audience in Audience:
+        section = page.split(f"## {audience.value.lower()}\n")[1].split("\n## ")[0]
+        assert section.count(f": {MODEL_ID}, ") == PER_AUDIENCE // 2
+        assert section.count(f": {GBM}, ") == PER_AUDIENCE // 2
