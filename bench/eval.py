@@ -40,16 +40,18 @@ is the check on the parser. For one text, over T = the top-4 unprotected feature
 
 A text with no feature in T carrying that kind of claim has no score for it; means are
 over the texts that have one, and the count is reported. Also, per text: the share of
-the top 4 it mentions; hallucinated features (any UNUSED_FEATURE or PROTECTED_ATTRIBUTE
-violation); principal-reason coverage (``Verdict.coverage``, weighted by |contribution|);
-words; whether the model stopped on its own or ran out of tokens; plan coverage (the share
-of the content plan's factors the text names, a reason's code or text naming its features;
-target 1.00 for analyst and compliance); counterfactual validity (of the counterfactuals the
-text states, the share that match the recorded ones and, re-scored by the model from the
-decision's own values, flip it at the recorded score). Words, plan coverage and top-4
-coverage are also reported per audience. The selected text is
-the service's answer: the top faithful draft, or the deterministic explanation on
-fallback. Fallback rate is the share of decisions answered with the deterministic text.
+the top 4 it mentions (by name or alias, or as a feature of a principal reason it names
+by code or text, as plan coverage reads it; ``top4_mentioned_by_name`` counts names
+alone); hallucinated features (any UNUSED_FEATURE or PROTECTED_ATTRIBUTE violation);
+principal-reason coverage (``Verdict.coverage``, weighted by |contribution|); words;
+whether the model stopped on its own or ran out of tokens; plan coverage (the share of
+the content plan's factors the text names, a reason's code or text naming its features;
+target 1.00 for analyst and compliance); counterfactual validity (of the counterfactuals
+the text states, the share that match the recorded ones and, re-scored by the model from
+the decision's own values, flip it at the recorded score). Words, plan coverage and
+top-4 coverage are also reported per audience. The selected text is the service's
+answer: the top faithful draft, or the deterministic explanation on fallback. Fallback
+rate is the share of decisions answered with the deterministic text.
 
 Mutation suite (``bench/eval_texts.py``): per decision a faithful text from the eval's own
 templates (must pass the verifier) and one mutant per type; the verifier's rejection rate
@@ -192,12 +194,20 @@ def plan_coverage(facts: DecisionFacts, text: str, mentioned: list[str]) -> floa
     reason's features); None without a plan."""
     if facts.plan is None or not facts.plan.factors:
         return None
+    covered = set(mentioned) | named_by_reason(facts, text)
+    return sum(p.feature in covered for p in facts.plan.factors) / len(facts.plan.factors)
+
+
+def named_by_reason(facts: DecisionFacts, text: str) -> set[str]:
+    """The features of the principal reasons a text names by code or text: a compliance
+    text lists the reasons ("EMP07: length or type of employment"), which names every
+    feature of the reason's group, though no feature's own name or alias appears."""
     lowered = text.lower()
-    covered = set(mentioned)
+    named: set[str] = set()
     for reason in facts.reasons:
         if reason.code.lower() in lowered or reason.text.lower() in lowered:
-            covered |= set(reason.features)
-    return sum(p.feature in covered for p in facts.plan.factors) / len(facts.plan.factors)
+            named |= set(reason.features)
+    return named
 
 
 def counterfactual_validity(
@@ -254,7 +264,9 @@ def text_metrics(
         "rank_accuracy": claimed_order_accuracy(facts, text, style),
         "rank_accuracy_raw": share(ranks),
         "rank_accuracy_absolute": share(absolute),
-        "top4_mentioned": len(mentioned) / max(1, len(top)),
+        "top4_mentioned": len(set(mentioned) | (named_by_reason(facts, text) & set(top)))
+        / max(1, len(top)),
+        "top4_mentioned_by_name": len(mentioned) / max(1, len(top)),
         "plan_coverage": plan_coverage(facts, text, verdict.mentioned),
         "counterfactual_validity": counterfactual_validity(facts, verdict, model),
         "hallucinated": any(v.kind in HALLUCINATION for v in verdict.violations),
@@ -294,6 +306,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         summary[f"{key}_texts"] = len(scored)
     for key in ("top4_mentioned", "coverage", "words"):
         summary[key] = _mean([r[key] for r in rows])
+    summary["top4_mentioned_by_name"] = _mean(
+        [r["top4_mentioned_by_name"] for r in rows if "top4_mentioned_by_name" in r]
+    )
     summary["hallucinated_rate"] = _mean([float(r["hallucinated"]) for r in rows])
     summary["passed_rate"] = _mean([float(r["passed"]) for r in rows])
     summary["repeated_opener_rate"] = _mean(
@@ -607,8 +622,8 @@ def _mode_rows(mode: str, label: str, section: dict[str, Any]) -> list[dict[str,
             )
         for key in ("rank_accuracy_raw", "rank_accuracy_absolute"):
             rows.append(_row(f"{label}: {who} {key}", summary[key]))
-        for key in ("top4_mentioned", "passed_rate"):
-            rows.append(_row(f"{label}: {who} {key}", summary[key]))
+        for key in ("top4_mentioned", "top4_mentioned_by_name", "passed_rate"):
+            rows.append(_row(f"{label}: {who} {key}", summary.get(key)))
         rows.append(
             _row(
                 f"{label}: {who} repeated_opener_rate",

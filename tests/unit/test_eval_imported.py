@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.eval import PER_OUTCOME, drafting_summary, eval_decisions, sample_all, table
+from bench.eval import (
+    PER_OUTCOME,
+    drafting_summary,
+    eval_decisions,
+    sample_all,
+    table,
+    text_metrics,
+)
 from bench.eval_examples import PER_AUDIENCE, examples_markdown
 from bench.eval_imported import (
     MODEL_ID,
@@ -19,6 +26,7 @@ from bench.eval_imported import (
     build_outside_forest,
     outside_encoding,
 )
+from bench.eval_texts import faithful_and_mutants
 from bench.run import applicant_rows
 from expound.domain import Audience
 from expound.explainers.algorithms import build_explainer
@@ -26,6 +34,7 @@ from expound.explainers.decision import decide
 from expound.models.registry import ModelRegistry
 from expound.models.todos import todo_fields
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
+from expound.rankers.gate import category_phrases, verify
 from tests.conftest import GBM
 
 
@@ -110,3 +119,55 @@ async def test_the_imported_model_is_chosen_and_reported_like_the_demo_ones(
         section = page.split(f"## {audience.value.lower()}\n")[1].split("\n## ")[0]
         assert section.count(f": {MODEL_ID}, ") == PER_AUDIENCE // 2
         assert section.count(f": {GBM}, ") == PER_AUDIENCE // 2
+
+
+def test_a_category_is_read_by_its_description_written_loosely() -> None:
+    assert category_phrases("overdrawn (balance below 0 DM)") == [
+        "overdrawn (balance below 0 DM)",
+        "overdrawn, balance below 0 DM",
+        "overdrawn",
+    ]
+    assert category_phrases("no checking account") == ["no checking account"]
+    assert category_phrases("") == []
+
+
+def test_every_mutant_of_the_imported_models_texts_is_rejected(
+    eval_models: ModelRegistry,
+) -> None:
+    """Its categories are codes ("f_1") no text names: a wrong category must still be read
+    from its description, also written with a comma or by its head alone."""
+    decisions = eval_decisions(eval_models, (MODEL_ID,))
+    caught = Counter()
+    for variant, (facts, _) in enumerate(decisions):
+        faithful, mutants = faithful_and_mutants(facts, variant)
+        assert verify(facts, faithful).passed, faithful
+        for kind, text in mutants.items():
+            assert not verify(facts, text).passed, (kind, text)
+            caught[kind] += 1
+    assert caught["value"] == len(decisions)
+
+
+def test_top4_coverage_counts_the_features_of_the_reasons_a_text_names(
+    eval_models: ModelRegistry,
+) -> None:
+    """A compliance text lists principal reasons by code and text: each names its group's
+    features (as plan coverage reads it), though no feature's own name appears."""
+    declines = [
+        facts
+        for facts, _ in eval_decisions(eval_models, (MODEL_ID,))
+        if facts.audience is Audience.COMPLIANCE and facts.prediction.adverse
+    ]
+    grouped = [f for f in declines if any(len(r.features) > 1 for r in f.reasons)]
+    assert grouped
+    credited = []
+    for facts in grouped:
+        text = "Principal reasons: " + "; ".join(f"{r.code}: {r.text}" for r in facts.reasons)
+        top = {f.feature for f in facts.top}
+        in_reasons = {name for r in facts.reasons for name in r.features}
+        metrics = text_metrics(facts, text, eval_models.get(MODEL_ID))
+        assert metrics["top4_mentioned"] == len(top & in_reasons) / len(top)
+        assert metrics["top4_mentioned_by_name"] <= metrics["top4_mentioned"]
+        credited.append(metrics["top4_mentioned_by_name"] < metrics["top4_mentioned"])
+    assert any(credited)  # a top feature named only through its reason's group
+    none_named = text_metrics(grouped[0], "The application was declined.")
+    assert none_named["top4_mentioned"] == 0.0
