@@ -137,7 +137,7 @@ def test_every_mutant_of_the_imported_models_texts_is_rejected(
     """Its categories are codes ("f_1") no text names: a wrong category must still be read
     from its description, also written with a comma or by its head alone."""
     decisions = eval_decisions(eval_models, (MODEL_ID,))
-    caught = Counter()
+    caught: Counter[str] = Counter()
     for variant, (facts, _) in enumerate(decisions):
         faithful, mutants = faithful_and_mutants(facts, variant)
         assert verify(facts, faithful).passed, faithful
