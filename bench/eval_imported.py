@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bench.kinds_bench import ONEHOT, credit_frame
 from bench.run import ROOT
@@ -80,17 +81,28 @@ def outside_encoding(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_outside_forest(workdir: Path) -> Path:
-    """Trains, imports and reviews the forest under ``workdir``; the model directory."""
-    from sklearn.ensemble import RandomForestClassifier
-
+def outside_data() -> tuple[pd.DataFrame, np.ndarray]:
+    """The demo data in the outside team's encoding (29 columns, category codes from 1,
+    ``purpose`` and ``housing`` one-hot) and their label: 1 for a loan repaid."""
     _, wide, labels = credit_frame()
     wide[list(CODED)] = wide[list(CODED)] + 1  # the outside codes start at 1
-    good = 1 - np.asarray(labels)
+    return wide, 1 - np.asarray(labels)
+
+
+def outside_forest(data: pd.DataFrame, good: np.ndarray) -> Any:
+    """The outside team's forest, fitted with its fixed seed on one thread."""
+    from sklearn.ensemble import RandomForestClassifier
+
     forest = RandomForestClassifier(
         n_estimators=TREES, max_depth=DEPTH, random_state=FOREST_SEED, n_jobs=1
     )
-    forest.fit(wide, good)
+    return forest.fit(data, good)
+
+
+def build_outside_forest(workdir: Path) -> Path:
+    """Trains, imports and reviews the forest under ``workdir``; the model directory."""
+    wide, good = outside_data()
+    forest = outside_forest(wide, good)
     artifact = workdir / "forest.pkl"
     artifact.write_bytes(pickle.dumps(forest))
     sample = workdir / "sample.csv"
