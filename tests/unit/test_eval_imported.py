@@ -26,6 +26,7 @@ from bench.eval_imported import (
     build_outside_forest,
     outside_encoding,
 )
+from bench.eval_order import claimed_order_accuracy
 from bench.eval_texts import faithful_and_mutants
 from bench.run import applicant_rows
 from expound.domain import Audience
@@ -171,3 +172,27 @@ def test_top4_coverage_counts_the_features_of_the_reasons_a_text_names(
     assert any(credited)  # a top feature named only through its reason's group
     none_named = text_metrics(grouped[0], "The application was declined.")
     assert none_named["top4_mentioned"] == 0.0
+
+
+def test_a_list_by_contribution_after_the_reason_codes_is_read_by_contribution(
+    eval_models: ModelRegistry,
+) -> None:
+    """A compliance text lists the reasons by code (ranked by group), then the factors by
+    size of contribution: the second list is read in |contribution| order, the first in
+    reason order (and fails reversed)."""
+    decisions = eval_decisions(eval_models, (MODEL_ID,))
+    for facts, deterministic in decisions:
+        assert claimed_order_accuracy(facts, deterministic) == 1.0, deterministic
+    compliance = [
+        (facts, text)
+        for facts, text in decisions
+        if facts.audience is Audience.COMPLIANCE and facts.prediction.adverse
+    ]
+    for facts, text in compliance:
+        # The code list itself is still read in reason order: reversed, it fails.
+        first, rest = text.split("Principal reasons, in order: ", 1)
+        listed, after = rest.split(". Factors by size", 1)
+        items = [item.split(". ", 1)[1] for item in listed.split("; ")]
+        swapped = f"{first}Principal reasons, in order: {'; '.join(items[::-1])}."
+        swapped += f" Factors by size{after}"
+        assert claimed_order_accuracy(facts, swapped) < 1.0, swapped
