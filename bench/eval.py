@@ -3,9 +3,14 @@ mutation suite for the verifier and the ranker. Needs the LLM server of settings
 (``EXPOUND_LLM_BASE_URL``, default the embedded vLLM on 127.0.0.1:8000).
 
 Decisions. The demo applicants (data/german_credit.csv) are shuffled with
-``random.Random(SEED)``; for each demo model the first ``PER_OUTCOME`` it declines and the
-first ``PER_OUTCOME`` it approves are taken, each explained for every audience (default
-questions). Drafting is the service's: the same facts, prompts, grammar, generator,
+``random.Random(SEED)``; for each model the first ``PER_OUTCOME`` it declines and the
+first ``PER_OUTCOME`` it approves are taken, each explained for every audience (each asked
+the next question of its audience's fixed set). The models (``--models``): the two demo
+models, and the imported one (``bench/eval_imported.py``: the outside team's 29-column
+credit forest, trained here with a fixed seed, imported with ``expound models import``'s
+function and its TODO wording filled from the owner's reviewed completion file), which
+reads the same applicants in its own encoding. Every figure is reported overall and per
+model (``by_model``). Drafting is the service's: the same facts, prompts, grammar, generator,
 ranker (MiniLM) and sampling settings as ``Settings()``, ``n = 4``, seed per decision,
 one decision at a time. Constrained mode runs on all of them; free mode (few-shot prompt,
 no grammar) on the first ``FREE_DECISIONS``. ``--api chat`` drafts both over the chat API
@@ -37,16 +42,18 @@ is the check on the parser. For one text, over T = the top-4 unprotected feature
 
 A text with no feature in T carrying that kind of claim has no score for it; means are
 over the texts that have one, and the count is reported. Also, per text: the share of
-the top 4 it mentions; hallucinated features (any UNUSED_FEATURE or PROTECTED_ATTRIBUTE
-violation); principal-reason coverage (``Verdict.coverage``, weighted by |contribution|);
-words; whether the model stopped on its own or ran out of tokens; plan coverage (the share
-of the content plan's factors the text names, a reason's code or text naming its features;
-target 1.00 for analyst and compliance); counterfactual validity (of the counterfactuals the
-text states, the share that match the recorded ones and, re-scored by the model from the
-decision's own values, flip it at the recorded score). Words, plan coverage and top-4
-coverage are also reported per audience. The selected text is
-the service's answer: the top faithful draft, or the deterministic explanation on
-fallback. Fallback rate is the share of decisions answered with the deterministic text.
+the top 4 it mentions (by name or alias, or as a feature of a principal reason it names
+by code or text, as plan coverage reads it; ``top4_mentioned_by_name`` counts names
+alone); hallucinated features (any UNUSED_FEATURE or PROTECTED_ATTRIBUTE violation);
+principal-reason coverage (``Verdict.coverage``, weighted by |contribution|); words;
+whether the model stopped on its own or ran out of tokens; plan coverage (the share of
+the content plan's factors the text names, a reason's code or text naming its features;
+target 1.00 for analyst and compliance); counterfactual validity (of the counterfactuals
+the text states, the share that match the recorded ones and, re-scored by the model from
+the decision's own values, flip it at the recorded score). Words, plan coverage and
+top-4 coverage are also reported per audience. The selected text is the service's
+answer: the top faithful draft, or the deterministic explanation on fallback. Fallback
+rate is the share of decisions answered with the deterministic text.
 
 Mutation suite (``bench/eval_texts.py``): per decision a faithful text from the eval's own
 templates (must pass the verifier) and one mutant per type; the verifier's rejection rate
@@ -58,17 +65,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import hashlib
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.eval_examples import examples_markdown
+from bench.eval_imported import MODEL_ID as IMPORTED_ID
+from bench.eval_imported import build_outside_forest, outside_encoding
 from bench.eval_order import claimed_order_accuracy
 from bench.eval_routing import expected_style, question_for, question_set, table_accuracy
 from bench.eval_texts import MUTATIONS, faithful_and_mutants
@@ -96,6 +110,16 @@ EXAMPLES = ROOT / "bench" / "results" / "examples.md"
 SEED = 20241213
 PER_OUTCOME = 4
 MODEL_IDS = ("german-credit-gbm", "german-credit-logistic")
+# Which models ``--models`` takes (the imported one is trained at eval time).
+MODEL_CHOICES = {
+    "demo": MODEL_IDS,
+    "imported": (IMPORTED_ID,),
+    "all": (*MODEL_IDS, IMPORTED_ID),
+}
+# How a demo applicant reads in a model's own encoding (default: as it is).
+ROW_ENCODINGS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    IMPORTED_ID: outside_encoding
+}
 CANDIDATES = 4
 FREE_DECISIONS = 6
 HALLUCINATION = {ViolationKind.UNUSED_FEATURE, ViolationKind.PROTECTED_ATTRIBUTE}
@@ -121,15 +145,19 @@ DRAFTING_CHOICES = ("llm", "samples", "off")
 MODES = ("constrained", "free", "samples", "off")
 
 
-def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
+def eval_decisions(
+    registry: ModelRegistry, model_ids: Sequence[str] = MODEL_IDS
+) -> list[tuple[DecisionFacts, str]]:
     """The fixed decisions: (facts, deterministic text) per applicant, model and audience,
     each asked the next question of its audience's fixed set (bench/eval_questions.json)."""
-    rows = applicant_rows()
-    order = list(range(len(rows)))
+    applicants = applicant_rows()
+    order = list(range(len(applicants)))
     random.Random(SEED).shuffle(order)
     decisions: list[tuple[DecisionFacts, str]] = []
-    for model_id in MODEL_IDS:
+    for model_id in model_ids:
         model = registry.get(model_id)
+        encode = ROW_ENCODINGS.get(model_id)
+        rows = [encode(row) for row in applicants] if encode else applicants
         taken = {True: 0, False: 0}
         for index in order:
             decision = decide(model, rows[index], 1e-6)
@@ -149,17 +177,39 @@ def eval_decisions(registry: ModelRegistry) -> list[tuple[DecisionFacts, str]]:
     return decisions
 
 
+def eval_registry(workdir: Path, model_ids: Sequence[str]) -> ModelRegistry:
+    """The registry of the chosen models: copies of the demo model directories and, when
+    chosen, the imported forest trained and imported under ``workdir`` (which must stay
+    while the models are served)."""
+    models = workdir / "models"
+    models.mkdir()
+    for model_id in model_ids:
+        if model_id == IMPORTED_ID:
+            build_outside_forest(workdir)
+        else:
+            shutil.copytree(MODELS / model_id, models / model_id)
+    return ModelRegistry.from_directory(models, build_explainer)
+
+
 def plan_coverage(facts: DecisionFacts, text: str, mentioned: list[str]) -> float | None:
     """The share of the plan's factors a text names (a reason's code or text names the
     reason's features); None without a plan."""
     if facts.plan is None or not facts.plan.factors:
         return None
+    covered = set(mentioned) | named_by_reason(facts, text)
+    return sum(p.feature in covered for p in facts.plan.factors) / len(facts.plan.factors)
+
+
+def named_by_reason(facts: DecisionFacts, text: str) -> set[str]:
+    """The features of the principal reasons a text names by code or text: a compliance
+    text lists the reasons ("EMP07: length or type of employment"), which names every
+    feature of the reason's group, though no feature's own name or alias appears."""
     lowered = text.lower()
-    covered = set(mentioned)
+    named: set[str] = set()
     for reason in facts.reasons:
         if reason.code.lower() in lowered or reason.text.lower() in lowered:
-            covered |= set(reason.features)
-    return sum(p.feature in covered for p in facts.plan.factors) / len(facts.plan.factors)
+            named |= set(reason.features)
+    return named
 
 
 def counterfactual_validity(
@@ -216,7 +266,9 @@ def text_metrics(
         "rank_accuracy": claimed_order_accuracy(facts, text, style),
         "rank_accuracy_raw": share(ranks),
         "rank_accuracy_absolute": share(absolute),
-        "top4_mentioned": len(mentioned) / max(1, len(top)),
+        "top4_mentioned": len(set(mentioned) | (named_by_reason(facts, text) & set(top)))
+        / max(1, len(top)),
+        "top4_mentioned_by_name": len(mentioned) / max(1, len(top)),
         "plan_coverage": plan_coverage(facts, text, verdict.mentioned),
         "counterfactual_validity": counterfactual_validity(facts, verdict, model),
         "hallucinated": any(v.kind in HALLUCINATION for v in verdict.violations),
@@ -256,6 +308,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         summary[f"{key}_texts"] = len(scored)
     for key in ("top4_mentioned", "coverage", "words"):
         summary[key] = _mean([r[key] for r in rows])
+    summary["top4_mentioned_by_name"] = _mean(
+        [r["top4_mentioned_by_name"] for r in rows if "top4_mentioned_by_name" in r]
+    )
     summary["hallucinated_rate"] = _mean([float(r["hallucinated"]) for r in rows])
     summary["passed_rate"] = _mean([float(r["passed"]) for r in rows])
     summary["repeated_opener_rate"] = _mean(
@@ -434,17 +489,27 @@ def _deterministic_all(
     return out
 
 
-def drafting_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Selected and all-candidate figures of one drafting mode."""
+def latency(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Seconds per decision (drafting, ranking and selection), p50 and p95 (nearest rank:
+    a figure that was measured)."""
+    seconds = sorted(r["seconds"] for r in runs)
+    if not seconds:
+        return {"seconds_p50": None, "seconds_p95": None}
+    p95 = seconds[min(len(seconds) - 1, max(0, -(-95 * len(seconds) // 100) - 1))]
+    return {"seconds_p50": round(statistics.median(seconds), 3), "seconds_p95": p95}
+
+
+def drafting_summary(runs: list[dict[str, Any]], per_model: bool = True) -> dict[str, Any]:
+    """Selected and all-candidate figures of one drafting mode, overall and (``by_model``)
+    per model, in the order the models first appear."""
     fallbacks = Counter(run["fallback_reason"] for run in runs if run["fallback_reason"])
     drafted = [run["selected"] for run in runs if not run["fallback_reason"]]
-    return {
+    summary: dict[str, Any] = {
         "decisions": len(runs),
         "fallback_rate": round(sum(fallbacks.values()) / len(runs), 4) if runs else None,
         "fallback_reasons": dict(fallbacks),
-        "seconds_per_decision_p50": (
-            round(statistics.median(r["seconds"] for r in runs), 3) if runs else None
-        ),
+        "seconds_per_decision_p50": latency(runs)["seconds_p50"],
+        "seconds_per_decision_p95": latency(runs)["seconds_p95"],
         "selected": summarise([run["selected"] for run in runs]),
         "selected_drafted_only": summarise(drafted) if drafted else None,
         "candidates": summarise([c for run in runs for c in run["candidates"]]),
@@ -455,10 +520,17 @@ def drafting_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "routing_end_to_end": routing_end_to_end(runs),
     }
+    if per_model:
+        models = list(dict.fromkeys(run["model_id"] for run in runs))
+        summary["by_model"] = {
+            model: drafting_summary([r for r in runs if r["model_id"] == model], False)
+            for model in models
+        }
+    return summary
 
 
 def _audience_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = summarise([r["selected"] for r in runs])
+    summary = summarise([r["selected"] for r in runs]) | latency(runs)
     target = WORDS_TARGET.get(runs[0]["audience"]) if runs else None
     if target is not None:
         low, high = target
@@ -537,6 +609,107 @@ def _row(metric: str, value: Any, target: str = "") -> dict[str, Any]:
     return {"metric": metric, "value": value, "target": target}
 
 
+def _mode_rows(mode: str, label: str, section: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of one drafting mode's section (overall, or one model's), named
+    ``label: ...``."""
+    rows = []
+    rows.append(
+        _row(
+            f"{label}: fallback rate ({section['decisions']} decisions)",
+            section["fallback_rate"],
+            TARGETS["fallback_rate"] if mode == "constrained" else "",
+        )
+    )
+    for who in ("selected", "candidates"):
+        summary = section[who]
+        for key in ("sign_accuracy", "value_accuracy", "rank_accuracy"):
+            rows.append(
+                _row(
+                    f"{label}: {who} {key} (n={summary[f'{key}_texts']})",
+                    summary[key],
+                    TARGETS[key] if who == "selected" else "",
+                )
+            )
+        for key in ("rank_accuracy_raw", "rank_accuracy_absolute"):
+            rows.append(_row(f"{label}: {who} {key}", summary[key]))
+        for key in ("top4_mentioned", "top4_mentioned_by_name", "passed_rate"):
+            rows.append(_row(f"{label}: {who} {key}", summary.get(key)))
+        rows.append(
+            _row(
+                f"{label}: {who} repeated_opener_rate",
+                summary.get("repeated_opener_rate"),
+                TARGETS["repeated_opener_rate"] if who == "selected" else "",
+            )
+        )
+        for key in ("plan_coverage", "counterfactual_validity"):
+            rows.append(
+                _row(
+                    f"{label}: {who} {key} (n={summary[f'{key}_texts']})",
+                    summary[key],
+                    TARGETS[key] if who == "selected" else "",
+                )
+            )
+        for key in ("hallucinated_rate", "coverage"):
+            target = TARGETS[key] if who == "selected" else ""
+            rows.append(_row(f"{label}: {who} {key}", summary[key], target))
+        rows.append(_row(f"{label}: {who} words", summary["words"]))
+        if "truncated_rate" in summary:
+            rows.append(_row(f"{label}: {who} ran out of tokens", summary["truncated_rate"]))
+    end_to_end = section.get("routing_end_to_end")
+    if end_to_end is not None and end_to_end["decisions"]:
+        rows.append(
+            _row(
+                f"{label}: selected style as the question expects (n={end_to_end['decisions']})",
+                end_to_end["accuracy"],
+                TARGETS["routing_accuracy"],
+            )
+        )
+    for audience, by_audience in section["selected_by_audience"].items():
+        planned = audience != Audience.APPLICANT.value
+        words_target = WORDS_TARGET.get(audience)
+        rows.append(
+            _row(
+                f"{label}: selected words, {audience.lower()}",
+                by_audience["words"],
+                f"{words_target[0]}-{words_target[1]}" if words_target else "",
+            )
+        )
+        rows.append(
+            _row(
+                f"{label}: selected words min-max, {audience.lower()}",
+                f"{by_audience.get('words_min')}-{by_audience.get('words_max')}",
+            )
+        )
+        if "words_within_target" in by_audience:
+            rows.append(
+                _row(
+                    f"{label}: selected words within target, {audience.lower()}",
+                    by_audience["words_within_target"],
+                )
+            )
+        rows.append(
+            _row(
+                f"{label}: selected plan coverage, {audience.lower()}",
+                by_audience["plan_coverage"],
+                "= 1.00" if planned else "",
+            )
+        )
+        rows.append(
+            _row(
+                f"{label}: selected top-4 coverage, {audience.lower()}",
+                by_audience["top4_mentioned"],
+                ">= 0.95" if planned else "",
+            )
+        )
+        rows.append(
+            _row(
+                f"{label}: seconds per decision p50/p95, {audience.lower()}",
+                f"{by_audience.get('seconds_p50')}/{by_audience.get('seconds_p95')}",
+            )
+        )
+    return rows
+
+
 def table(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The printed figures."""
     rows = []
@@ -553,94 +726,9 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
         if mode not in results:
             continue
         section = results[mode]
-        rows.append(
-            _row(
-                f"{mode}: fallback rate ({section['decisions']} decisions)",
-                section["fallback_rate"],
-                TARGETS["fallback_rate"] if mode == "constrained" else "",
-            )
-        )
-        for who in ("selected", "candidates"):
-            summary = section[who]
-            for key in ("sign_accuracy", "value_accuracy", "rank_accuracy"):
-                rows.append(
-                    _row(
-                        f"{mode}: {who} {key} (n={summary[f'{key}_texts']})",
-                        summary[key],
-                        TARGETS[key] if who == "selected" else "",
-                    )
-                )
-            for key in ("rank_accuracy_raw", "rank_accuracy_absolute"):
-                rows.append(_row(f"{mode}: {who} {key}", summary[key]))
-            for key in ("top4_mentioned", "passed_rate"):
-                rows.append(_row(f"{mode}: {who} {key}", summary[key]))
-            rows.append(
-                _row(
-                    f"{mode}: {who} repeated_opener_rate",
-                    summary.get("repeated_opener_rate"),
-                    TARGETS["repeated_opener_rate"] if who == "selected" else "",
-                )
-            )
-            for key in ("plan_coverage", "counterfactual_validity"):
-                rows.append(
-                    _row(
-                        f"{mode}: {who} {key} (n={summary[f'{key}_texts']})",
-                        summary[key],
-                        TARGETS[key] if who == "selected" else "",
-                    )
-                )
-            for key in ("hallucinated_rate", "coverage"):
-                target = TARGETS[key] if who == "selected" else ""
-                rows.append(_row(f"{mode}: {who} {key}", summary[key], target))
-            rows.append(_row(f"{mode}: {who} words", summary["words"]))
-            if "truncated_rate" in summary:
-                rows.append(_row(f"{mode}: {who} ran out of tokens", summary["truncated_rate"]))
-        end_to_end = section.get("routing_end_to_end")
-        if end_to_end is not None and end_to_end["decisions"]:
-            rows.append(
-                _row(
-                    f"{mode}: selected style as the question expects (n={end_to_end['decisions']})",
-                    end_to_end["accuracy"],
-                    TARGETS["routing_accuracy"],
-                )
-            )
-        for audience, by_audience in section["selected_by_audience"].items():
-            planned = audience != Audience.APPLICANT.value
-            words_target = WORDS_TARGET.get(audience)
-            rows.append(
-                _row(
-                    f"{mode}: selected words, {audience.lower()}",
-                    by_audience["words"],
-                    f"{words_target[0]}-{words_target[1]}" if words_target else "",
-                )
-            )
-            rows.append(
-                _row(
-                    f"{mode}: selected words min-max, {audience.lower()}",
-                    f"{by_audience.get('words_min')}-{by_audience.get('words_max')}",
-                )
-            )
-            if "words_within_target" in by_audience:
-                rows.append(
-                    _row(
-                        f"{mode}: selected words within target, {audience.lower()}",
-                        by_audience["words_within_target"],
-                    )
-                )
-            rows.append(
-                _row(
-                    f"{mode}: selected plan coverage, {audience.lower()}",
-                    by_audience["plan_coverage"],
-                    "= 1.00" if planned else "",
-                )
-            )
-            rows.append(
-                _row(
-                    f"{mode}: selected top-4 coverage, {audience.lower()}",
-                    by_audience["top4_mentioned"],
-                    ">= 0.95" if planned else "",
-                )
-            )
+        rows += _mode_rows(mode, mode, section)
+        for model, by_model in section.get("by_model", {}).items():
+            rows += _mode_rows(mode, f"{mode} [{model}]", by_model)
     suite = results["mutations"]
     rows.append(_row("mutations: faithful texts pass", suite["faithful_pass_rate"], "1.00"))
     for kind, rate in suite["rejection_rate"].items():
@@ -681,6 +769,13 @@ def _arguments() -> argparse.Namespace:
         prog="python -m bench.eval", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
+        "--models",
+        choices=tuple(MODEL_CHOICES),
+        default="all",
+        help="demo: the two demo models; imported: the outside team's forest, trained and "
+        "imported here; all: both",
+    )
+    parser.add_argument(
         "--drafting",
         choices=DRAFTING_CHOICES,
         default="llm",
@@ -711,8 +806,13 @@ def main() -> None:
             "(scripts/serve_vllm.sh) or set EXPOUND_LLM_BASE_URL (or run with --drafting "
             "samples or off); no figures were measured"
         )
-    registry = ModelRegistry.from_directory(MODELS, build_explainer)
-    decisions = eval_decisions(registry)
+    model_ids = MODEL_CHOICES[arguments.models]
+    # The models are read from their directories while served: the imported one lives
+    # in this directory until the run ends.
+    workdir = tempfile.TemporaryDirectory(prefix="expound-eval-")
+    atexit.register(workdir.cleanup)
+    registry = eval_registry(Path(workdir.name), model_ids)
+    decisions = eval_decisions(registry, model_ids)
     ranker = build_ranker(settings)
     results: dict[str, Any] = {
         "machine": machine(),
@@ -722,7 +822,7 @@ def main() -> None:
             "seed": SEED,
             "decisions": len(decisions),
             "per_outcome_per_model": PER_OUTCOME,
-            "models": list(MODEL_IDS),
+            "models": list(model_ids),
             "candidates": CANDIDATES,
             "free_decisions": FREE_DECISIONS,
             "llm_base_url": settings.llm_base_url,

@@ -1,6 +1,7 @@
 """``bench/results/examples.md``: selected texts of ``make eval`` with their decision tables.
 
-Ten per audience, taken in the eval's fixed order, each with the question asked, the
+Ten per audience, taken in the eval's fixed order in turn from each model of the run (so an
+imported model appears beside the demo ones), each with the question asked, the
 style selected, whether it is the deterministic fallback, and the table the text must be
 faithful to: every top feature's value, contribution and direction, and its place in the
 content plan.
@@ -60,27 +61,47 @@ def _recourse(facts: DecisionFacts) -> str:
     return f"{changes} (re-scored {first.score:.3f})"
 
 
+def _in_turn(
+    pairs: list[tuple[dict[str, Any], DecisionFacts]], count: int
+) -> list[tuple[dict[str, Any], DecisionFacts]]:
+    """Up to ``count`` runs, one model after the other in the order they appear, each
+    model's in their own order."""
+    queues: dict[str, list[tuple[dict[str, Any], DecisionFacts]]] = {}
+    for pair in pairs:
+        queues.setdefault(pair[1].model_id, []).append(pair)
+    chosen: list[tuple[dict[str, Any], DecisionFacts]] = []
+    while len(chosen) < count and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
 def examples_markdown(
     mode: str, runs: Sequence[dict[str, Any]], facts_of: Sequence[DecisionFacts]
 ) -> str:
     """The examples page for the runs of one mode (``facts_of[i]`` is run i's decision)."""
+    models = list(dict.fromkeys(facts.model_id for facts in facts_of))
     lines = [
         "# Selected explanations from `make eval`",
         "",
         f"Written by `bench/eval.py` from the `{mode}` run ({MODE_WORDS.get(mode, mode)}): "
         f"the first {PER_AUDIENCE} "
         "decisions of each audience in the eval's fixed order (seeded shuffle of the demo "
-        "applicants, both demo models). Each text is the service's answer: the top faithful "
-        "candidate, or the deterministic text on fallback. The table is what it must be "
-        "faithful to (top features by |contribution|).",
+        f"applicants), in turn from each model of the run ({', '.join(models)}). Each text "
+        "is the service's answer: the top faithful candidate, or the deterministic text on "
+        "fallback. The table is what it must be faithful to (top features by |contribution|).",
         "",
     ]
     for audience in Audience:
-        chosen = [
-            (run, facts)
-            for run, facts in zip(runs, facts_of, strict=True)
-            if run["audience"] == audience.value
-        ][:PER_AUDIENCE]
+        chosen = _in_turn(
+            [
+                (run, facts)
+                for run, facts in zip(runs, facts_of, strict=True)
+                if run["audience"] == audience.value
+            ],
+            PER_AUDIENCE,
+        )
         lines += [f"## {audience.value.lower()}", ""]
         for number, (run, facts) in enumerate(chosen, start=1):
             selected = run["selected"]

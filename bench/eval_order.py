@@ -13,7 +13,8 @@ claim is true, because it reads an order into places where the text claims none:
 - a principal reason is ranked by its group's contribution (the adverse-action order the
   law asks for), and its lead feature alone may weigh less than the next reason's;
 - the plan's factors that no reason covers are listed after the reasons, in their own
-  |contribution| order;
+  |contribution| order; a text that lists the reasons by code and then the factors "by
+  size of contribution" ranks as reasons only what it names in the code list;
 - a text that answers the factor asked about first claims no order for it.
 
 So the claimed-order accuracy splits a text's factual mentions of the top-4 features into
@@ -54,12 +55,25 @@ def factual_mentions(facts: DecisionFacts, text: str) -> list[str]:
     return seen
 
 
-def _reason_rank(facts: DecisionFacts) -> dict[str, int]:
+def _reason_rank(facts: DecisionFacts, text: str) -> dict[str, int]:
+    """The reason rank of each feature the text ranks as a reason. A text that lists the
+    reasons by code ("CHK01: ...; EMP07: ...") ranks as reasons only the features it names
+    in that list: a later list "by size of contribution" ranks the same features by
+    |contribution|, and a reason's group may outweigh a feature that alone weighs more."""
     ranks: dict[str, int] = {}
     for reason in facts.reasons:
         for feature in reason.features:
             ranks.setdefault(feature, reason.rank)
-    return ranks
+    codes = pattern([r.code for r in facts.reasons]) if facts.reasons else None
+    if codes is None or not codes.search(text.lower()):
+        return ranks
+    listed = {
+        feature
+        for sentence in sentences(text)
+        if codes.search(sentence.lower())
+        for feature in verify(facts, sentence).mentioned
+    }
+    return {feature: rank for feature, rank in ranks.items() if feature in listed}
 
 
 def claimed_order_accuracy(facts: DecisionFacts, text: str, style: str = "") -> float | None:
@@ -73,7 +87,7 @@ def claimed_order_accuracy(facts: DecisionFacts, text: str, style: str = "") -> 
     if not named:
         return None
     reasons = (
-        _reason_rank(facts)
+        _reason_rank(facts, text)
         if facts.prediction.adverse and facts.audience is not Audience.ANALYST
         else {}
     )

@@ -202,6 +202,20 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     ]
 
 
+def category_phrases(description: str) -> list[str]:
+    """The ways a text names a category by its description: as written, with its
+    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), and by its
+    head alone ("overdrawn"). An imported model's categories are codes ("f_1") that no text
+    names, so without the shorter forms a wrong category written loosely would read as
+    none named, and pass."""
+    if not description:
+        return []
+    head, _, rest = description.partition(" (")
+    if not rest:
+        return [description]
+    return [description, f"{head}, {rest.rstrip(')')}", head]
+
+
 def _category_claims(
     facts: DecisionFacts,
     clause: str,
@@ -223,8 +237,8 @@ def _category_claims(
     ].value
     named = set()
     for category in spec.categories or []:
-        phrases = [category.replace("_", " "), spec.category_descriptions.get(category, "")]
-        phrases = [p for p in phrases if len(p) > 3]
+        phrases = category_phrases(spec.category_descriptions.get(category, ""))
+        phrases = [p for p in [category.replace("_", " "), *phrases] if len(p) > 3]
         if phrases and pattern(phrases).search(clause):
             named.add(category)
         elif phrases and around is not None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.eval_imported import CODED as OUTSIDE_CODED
 from expound.clients.cli import main
 from expound.models.demo_schema import FEATURES
 from expound.models.encoding import encode_rows
@@ -54,28 +55,18 @@ def write_sample(frame: pd.DataFrame, labels: np.ndarray, path: Path) -> Path:
     return path
 
 
-ONEHOT = ["purpose", "housing"]
-CODED = [name for name in CATEGORICAL if name not in ONEHOT]
+# The outside team's integer-coded categories (purpose and housing are one-hot).
+CODED = list(OUTSIDE_CODED)
 
 
 @pytest.fixture(scope="module")
-def outside(
-    credit_frame: tuple[pd.DataFrame, np.ndarray], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """The outside team's forest, pickled, and the sample of its inputs (label: good=1)."""
-    from sklearn.ensemble import RandomForestClassifier
+def outside(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The outside team's forest, pickled, and the sample of its inputs (label: good=1):
+    the one ``make eval`` imports (bench/eval_imported.py)."""
+    from bench.eval_imported import outside_data, outside_forest
 
-    frame, labels = credit_frame
-    data = frame.copy()
-    data[CODED] = data[CODED] + 1  # their codes start at 1
-    for name in ONEHOT:
-        categories = next(s for s in FEATURES if s.name == name).categories or []
-        for code, label in enumerate(categories):
-            data[f"{name}_{label}"] = (frame[name] == code).astype(np.int64)
-        data = data.drop(columns=[name])
-    good = 1 - labels
-    forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=7, n_jobs=1)
-    forest.fit(data, good)
+    data, good = outside_data()
+    forest = outside_forest(data, good)
     root = tmp_path_factory.mktemp("outside")
     (root / "forest.pkl").write_bytes(pickle.dumps(forest))
     sample = write_sample(data, good, root / "sample.csv")
