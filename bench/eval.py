@@ -102,7 +102,7 @@ from expound.models.registry import ModelRegistry, ServedModel
 from expound.pipeline.assembly import build_ranker
 from expound.pipeline.selection import Selection, select
 from expound.rankers.base import RankedDraft, Ranker
-from expound.rankers.gate import Verdict, ViolationKind, verify
+from expound.rankers.gate import Verdict, ViolationKind, verify, verify_candidate
 from expound.settings import Settings
 
 RESULTS = ROOT / "bench" / "results" / "eval.json"
@@ -243,7 +243,7 @@ def text_metrics(
     ``model`` re-scores the counterfactuals the text states (without it, a counterfactual
     is valid when it matches the record, re-scored when the plan was made); ``style`` is
     the plan style the text was drafted in ("" when unknown)."""
-    verdict = verify(facts, text)
+    verdict = verify_candidate(facts, text)  # what the ranker gates on
     top = [f.feature for f in facts.top]
     mentioned = [name for name in verdict.mentioned if name in top]
     signs = [
