@@ -17,7 +17,7 @@ import pytest
 
 from expound.clients.client import explain_request
 from expound.generators.grammar import candidate_grammars
-from expound.rankers.gate import verify
+from expound.rankers.gate import verify_candidate
 from expound.server.app import running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
@@ -68,9 +68,9 @@ async def test_chat_free_and_constrained_drafts_go_through_the_gate(
     assert len(drafted) == 4 and all(c.text for c in drafted)
     assert {d["style"] for d in drafting["drafts"]} == styles
     for candidate in drafted:
-        assert candidate.faithful == verify(facts, candidate.text).passed, candidate.text
+        assert candidate.faithful == verify_candidate(facts, candidate.text).passed, candidate.text
     for draft in drafting["drafts"]:
-        assert draft["passed"] == verify(facts, draft["text"]).passed
+        assert draft["passed"] == verify_candidate(facts, draft["text"]).passed
         assert draft["token_logprobs"] and all(lp <= 0 for lp in draft["token_logprobs"])
     if response.fallback:
         assert response.fallback_reason == "ALL_UNFAITHFUL" and response.selected.deterministic
@@ -98,5 +98,5 @@ async def test_chat_free_and_constrained_drafts_go_through_the_gate(
                 style == draft["style"] and pattern.fullmatch(draft["text"])
                 for style, pattern in languages
             ), (draft["style"], draft["text"])
-        assert draft["passed"] == verify(facts, draft["text"]).passed
+        assert draft["passed"] == verify_candidate(facts, draft["text"]).passed
     assert response.selected.faithful and not response.selected.deterministic

@@ -18,7 +18,7 @@ from expound.domain import Audience
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.grammar import candidate_grammars
 from expound.generators.openai_compat import OpenAICompatGenerator
-from expound.rankers.gate import ViolationKind, verify
+from expound.rankers.gate import ViolationKind, verify, verify_candidate
 from expound.server.app import GENERATOR_HEALTH_NAME, RunningServer, running_server
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
@@ -141,7 +141,7 @@ async def test_free_mode_goes_through_the_same_gate(
     facts = facts_for(registry, GBM, denied_applicant)
     assert record["response"]["drafting"]["template_id"] == "free.v1"
     for candidate in response.candidates:
-        assert candidate.faithful == verify(facts, candidate.text).passed
+        assert candidate.faithful == verify_candidate(facts, candidate.text).passed
     if response.fallback:
         assert response.fallback_reason == "ALL_UNFAITHFUL" and response.selected.deterministic
     else:
@@ -207,7 +207,7 @@ async def test_jump_forward_drafts_are_in_the_language_and_pass_the_gate(
         assert any(
             style == draft.style and pattern.fullmatch(draft.text) for style, pattern in languages
         ), (draft.style, draft.text)
-        assert verify(facts, draft.text).passed, draft.text
+        assert verify_candidate(facts, draft.text).passed, draft.text
         assert draft.chose and draft.token_logprobs
     # Only the choices were decoded: a few tokens per choice point, not the whole texts.
     assert drafting.record.completion_tokens < sum(len(d.text) for d in drafting.drafts) / 16
