@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -185,10 +185,14 @@ class Drafter:
         drafting_seed: int,
         time_left_s: float | None,
         calls_beside: int = 0,
+        on_draft: Callable[[str], None] | None = None,
     ) -> Drafting:
         """Drafts ``n`` candidates (seeded with ``drafting_seed``) within ``time_left_s``.
 
         The LLM gets :meth:`budget_s`; waiting for an LLM slot counts against it.
+        ``on_draft`` is called with each draft's text as soon as the LLM has finished it
+        (drafts of one request together), before the others are done; the drafts returned
+        are those texts, cut-off tails trimmed.
         """
         config = self._config
         planned: list[PlannedGrammar] = []
@@ -219,11 +223,11 @@ class Drafter:
                 queued_s = time.perf_counter() - started
                 if planned and config.decoding == "jump":
                     drafts, model, requests, tokens = await self._jump_drafts(
-                        prompt, planned, drafting_seed, deadline
+                        prompt, planned, drafting_seed, deadline, on_draft
                     )
                 else:
                     drafts, model, requests, tokens = await self._one_request_drafts(
-                        prompt, asks, drafting_seed, deadline
+                        prompt, asks, drafting_seed, deadline, on_draft
                     )
         except (TimeoutError, LLMError) as error:
             waited = (time.perf_counter() - started) if queued_s is None else queued_s
@@ -283,9 +287,16 @@ class Drafter:
         )
 
     async def _jump_drafts(
-        self, prompt: str, planned: list[PlannedGrammar], seed: int, deadline: float
+        self,
+        prompt: str,
+        planned: list[PlannedGrammar],
+        seed: int,
+        deadline: float,
+        on_draft: Callable[[str], None] | None,
     ) -> tuple[list[Draft], str, int, int]:
-        result = await self._jump.decode(prompt, [p.grammar for p in planned], seed, deadline)
+        result = await self._jump.decode(
+            prompt, [p.grammar for p in planned], seed, deadline, on_draft
+        )
         drafts = [
             Draft(
                 text=d.text.strip(),
@@ -320,7 +331,12 @@ class Drafter:
         return asks
 
     async def _one_request_drafts(
-        self, prompt: str, asks: list[_Ask], seed: int, deadline: float
+        self,
+        prompt: str,
+        asks: list[_Ask],
+        seed: int,
+        deadline: float,
+        on_draft: Callable[[str], None] | None,
     ) -> tuple[list[Draft], str, int, int]:
         """One request per distinct ask, for as many candidates as share it (all n, in one
         request, when they share one: free drafting over completions). The requests run
@@ -342,7 +358,7 @@ class Drafter:
             )
             for group, (ask, members) in enumerate(groups.items())
         ]
-        answers = await _all(self._generator, requests)
+        answers = await _all(self._generator, requests, on_draft)
         drafts: list[Draft] = []
         model, tokens = "", 0
         for answer, (ask, members) in zip(answers, groups.items(), strict=True):
@@ -353,9 +369,22 @@ class Drafter:
         return drafts, model, len(groups), tokens
 
 
-async def _all(generator: Generator, requests: list[DraftRequest]) -> list[Drafts]:
-    """The answers to ``requests``, asked at once; the first failure cancels the rest."""
-    tasks = [asyncio.ensure_future(generator.generate(request)) for request in requests]
+async def _all(
+    generator: Generator,
+    requests: list[DraftRequest],
+    on_draft: Callable[[str], None] | None = None,
+) -> list[Drafts]:
+    """The answers to ``requests``, asked at once; the first failure cancels the rest.
+    ``on_draft`` gets each answer's drafts (trimmed) as soon as that answer is in."""
+
+    async def answered(request: DraftRequest) -> Drafts:
+        answer = await generator.generate(request)
+        if on_draft is not None:
+            for draft in answer.drafts:
+                on_draft(complete_sentences(draft).text)
+        return answer
+
+    tasks = [asyncio.ensure_future(answered(request)) for request in requests]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:

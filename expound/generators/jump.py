@@ -32,7 +32,7 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from expound.errors import LLMError
@@ -231,10 +231,19 @@ class JumpDecoder:
         self._tokens: OrderedDict[str, Tokens] = OrderedDict()
 
     async def decode(
-        self, prompt: str, grammars: Sequence[Grammar], seed: int, deadline: float
+        self,
+        prompt: str,
+        grammars: Sequence[Grammar],
+        seed: int,
+        deadline: float,
+        on_draft: Callable[[str], None] | None = None,
     ) -> JumpResult:
         """One candidate per grammar, chains run concurrently, by ``deadline``
         (``time.monotonic()``; the caller also bounds the whole call).
+
+        Args:
+            on_draft: called with each chain's text as soon as that chain ends, while the
+                others go on (what comes after drafting can start on it).
 
         Raises:
             LLMError: a request failed or was answered off the grammar; no drafts then.
@@ -245,7 +254,9 @@ class JumpDecoder:
             # One chain failing stops the others: a call's drafts come whole or not at all.
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._chain(prompt, grammar, seed, chain, deadline, counting))
+                    group.create_task(
+                        self._chain(prompt, grammar, seed, chain, deadline, counting, on_draft)
+                    )
                     for chain, grammar in enumerate(grammars)
                 ]
         except ExceptionGroup as failed:
@@ -268,6 +279,7 @@ class JumpDecoder:
         chain: int,
         deadline: float,
         counting: dict[str, asyncio.Task[Tokens]],
+        on_draft: Callable[[str], None] | None = None,
     ) -> JumpDraft:
         draft = JumpDraft()
         text, rest = forced(grammar, grammar.rules["root"][0])
@@ -275,6 +287,8 @@ class JumpDecoder:
         for step in range(MAX_STEPS):
             if not rest:
                 draft.text = "".join(pieces)
+                if on_draft is not None:
+                    on_draft(draft.text)
                 return draft
             choices = options(grammar, rest)
             if len(choices) > 1:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -64,6 +65,7 @@ MAX_SEED = 2**53 - 1
 MIN_COMMIT_S = 0.05
 P = ParamSpec("P")
 R = TypeVar("R")
+_log = logging.getLogger(__name__)
 _UNTRACED: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
 
 
@@ -81,6 +83,41 @@ class PipelineConfig:
     # Calls drafting at once: on the LLM plus waiting for it.
     max_llm_calls: int = 64
     retry_after_s: float = 1.0
+
+
+class RankingAhead:
+    """The ranker's preparation (:meth:`Ranker.prepare`), run while the LLM drafts: the
+    decision's own texts at once, then each draft as soon as it is finished, so that the
+    rank stage is left with the work of the last draft only.
+
+    Preparation is an optimisation: its failures are logged and ignored (ranking does the
+    work itself), and it is cancelled with the call.
+    """
+
+    def __init__(self, ranker: Ranker, facts: DecisionFacts) -> None:
+        self._ranker = ranker
+        self._facts = facts
+        self._tasks: list[asyncio.Task[None]] = []
+        self._start([])
+
+    def _start(self, texts: list[str]) -> None:
+        self._tasks.append(asyncio.ensure_future(self._ranker.prepare(self._facts, texts)))
+
+    def drafted(self, text: str) -> None:
+        """A draft is finished: prepare for it (empty texts are skipped)."""
+        if text.strip():
+            self._start([text])
+
+    async def settled(self) -> None:
+        """Waits for every preparation started so far; failures are logged, not raised."""
+        for outcome in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                _log.warning("ranking preparation failed (ranking does it): %r", outcome)
+
+    def cancel(self) -> None:
+        """Stops what is still running (the call failed or went away)."""
+        for task in self._tasks:
+            task.cancel()
 
 
 class Pipeline:
@@ -255,22 +292,29 @@ class Pipeline:
         selection: Selection | None = None
         rejections: list[str] = []
         if self._drafter is not None and self._ranker is not None:
-            with self._stage("draft", timings):
-                drafting = await self._drafter.draft(
-                    facts,
-                    n=resolved.num_candidates,
-                    drafting_seed=resolved.drafting_seed,
-                    time_left_s=(
-                        None
-                        if time_left_s is None
-                        else time_left_s - (time.perf_counter() - started)
-                    ),
-                    calls_beside=self.admission.in_flight - 1,
-                )
-                ticket.drafting_done()
-            timings.update(drafting.timings_ms)
-            with self._stage("rank", timings):
-                ranked = await self._ranker.rank(facts, drafting.drafts)
+            ahead = RankingAhead(self._ranker, facts)
+            try:
+                with self._stage("draft", timings):
+                    drafting = await self._drafter.draft(
+                        facts,
+                        n=resolved.num_candidates,
+                        drafting_seed=resolved.drafting_seed,
+                        time_left_s=(
+                            None
+                            if time_left_s is None
+                            else time_left_s - (time.perf_counter() - started)
+                        ),
+                        calls_beside=self.admission.in_flight - 1,
+                        on_draft=ahead.drafted,
+                    )
+                    ticket.drafting_done()
+                timings.update(drafting.timings_ms)
+                with self._stage("rank", timings):
+                    if drafting.drafts:
+                        await ahead.settled()
+                    ranked = await self._ranker.rank(facts, drafting.drafts)
+            finally:
+                ahead.cancel()
             selection = select(drafting, ranked, self._ranker.name)
             rejections = [
                 kind

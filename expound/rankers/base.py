@@ -37,6 +37,15 @@ class Ranker(Protocol):
         passes."""
         ...
 
+    async def prepare(self, facts: DecisionFacts, texts: list[str]) -> None:
+        """Does ahead, while drafting goes on, the second model's work that ranking
+        ``texts`` (drafts as they finish; none: the decision's own texts) will need.
+
+        An optimisation only: :meth:`rank` gives the same answer whether or not it ran,
+        and a failure here is the caller's to ignore.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Releases the second model's resources."""
         ...

@@ -8,6 +8,7 @@ as the model card prescribes. Sync and CPU-bound: the ranker runs it off the eve
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -128,6 +129,13 @@ class SentenceCachedEmbedder:
         return np.asarray(matrix / np.maximum(norms, 1e-9), dtype=np.float32)
 
 
+def _topics(facts: DecisionFacts) -> tuple[str, str]:
+    """What a draft should be about: the reader's question, and the decision's reasons."""
+    question = facts.question.strip() or DEFAULT_QUESTION[facts.audience]
+    reasons = "; ".join([r.text for r in facts.reasons] or [f.description for f in facts.ordered])
+    return question, reasons or question
+
+
 class EmbeddingRanker:
     """Ranks drafts with sentence embeddings as the second model."""
 
@@ -148,15 +156,21 @@ class EmbeddingRanker:
             facts, drafts, lambda texts: self._relevance(facts, texts), self._weights
         )
 
+    async def prepare(self, facts: DecisionFacts, texts: list[str]) -> None:
+        """Embeds ``texts`` (none: the question and the reasons) into the sentence cache,
+        off the event loop, so that ranking later embeds only what it has not seen.
+
+        Without a cache in front of the model there is nothing to keep: it does nothing.
+        """
+        if not isinstance(self._embedder, SentenceCachedEmbedder):
+            return
+        await asyncio.to_thread(self._embedder.embed, texts or list(_topics(facts)))
+
     async def aclose(self) -> None:
         """Nothing to release: the embedder lives in this process."""
 
     def _relevance(self, facts: DecisionFacts, texts: list[str]) -> list[float]:
-        question = facts.question.strip() or DEFAULT_QUESTION[facts.audience]
-        reasons = "; ".join(
-            [r.text for r in facts.reasons] or [f.description for f in facts.ordered]
-        )
-        vectors = self._embedder.embed([question, reasons or question, *texts])
+        vectors = self._embedder.embed([*_topics(facts), *texts])
         query, topic, candidates = vectors[0], vectors[1], vectors[2:]
         similarity = 0.5 * (candidates @ query) + 0.5 * (candidates @ topic)
         return [float(np.clip((s + 1.0) / 2.0, 0.0, 1.0)) for s in similarity]

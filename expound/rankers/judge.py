@@ -110,6 +110,9 @@ class JudgeRanker:
             relevance = [0.5] * len(drafts)
         return await rank_off_loop(facts, drafts, lambda _texts: relevance, self._weights)
 
+    async def prepare(self, facts: DecisionFacts, texts: list[str]) -> None:
+        """Nothing ahead: the judge reads all of a decision's drafts in one request."""
+
     async def aclose(self) -> None:
         """Closes the judge's connections."""
         await self._judge.aclose()
