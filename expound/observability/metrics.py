@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 import expound
+from expound.llm.pool import ServerState
 from expound.observability.hooks import SHED_CALLS, SHED_DEADLINE, SHED_LLM_QUEUE
 
 # Seconds, from a validation (~0.1 ms) to an LLM draft on CPU (seconds).
@@ -127,6 +130,44 @@ class ServiceMetrics:
         if histogram is None:
             histogram = self._stages[stage] = self.stage_seconds.labels(stage)
         histogram.observe(seconds)
+
+
+class LLMServersCollector(Collector):
+    """The LLM server pool as the generator sees it, one series per server, read at each
+    scrape: whether it is in rotation, its requests in flight, its running mean latency,
+    and its answered and failed requests (counted by this process since it started)."""
+
+    def __init__(self, servers: Callable[[], Sequence[ServerState]]) -> None:
+        self._servers = servers
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "expound_llm_server_up",
+            "1 while an LLM server of the pool is in rotation, 0 while it is out.",
+            labels=["server"],
+        )
+        in_flight = GaugeMetricFamily(
+            "expound_llm_server_in_flight",
+            "Requests from this process on an LLM server of the pool.",
+            labels=["server"],
+        )
+        latency = GaugeMetricFamily(
+            "expound_llm_server_latency_seconds",
+            "Running mean time of an LLM server's answered requests (what the pool balances on).",
+            labels=["server"],
+        )
+        requests = CounterMetricFamily(
+            "expound_llm_server_requests",
+            "Requests an LLM server of the pool answered (ok) or failed (failed).",
+            labels=["server", "outcome"],
+        )
+        for server in self._servers():
+            up.add_metric([server.url], 1.0 if server.in_rotation else 0.0)
+            in_flight.add_metric([server.url], server.in_flight)
+            latency.add_metric([server.url], server.latency_ms / 1000)
+            requests.add_metric([server.url, "ok"], server.answered)
+            requests.add_metric([server.url, "failed"], server.failed)
+        yield from (up, in_flight, latency, requests)
 
 
 class MetricsEndpoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -20,9 +20,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from expound.archive.store import LogHead
+from expound.llm.pool import ServerState
 from expound.observability.hooks import NO_OBSERVER, Observer
 from expound.observability.logs import ACCESS_LOGGER
-from expound.observability.metrics import ServiceMetrics, seconds_since
+from expound.observability.metrics import LLMServersCollector, ServiceMetrics, seconds_since
 from expound.observability.tracing import Tracing, mark_call, otlp_provider
 from expound.settings import Settings
 from expound.times import parse_utc
@@ -96,6 +97,11 @@ class Telemetry(Observer):
         if self.metrics is not None:
             self.metrics.watch(self.metrics.in_flight, in_flight)
             self.metrics.watch(self.metrics.llm_queue, drafting)
+
+    def watch_llm_servers(self, servers: Callable[[], Sequence[ServerState]]) -> None:
+        """Serves each LLM server of the pool (``servers()``, read at each scrape)."""
+        if self.metrics is not None:
+            self.metrics.registry.register(LLMServersCollector(servers))
 
     async def watch_archive(
         self, head: Callable[[], Awaitable[LogHead]], interval_s: float

@@ -246,6 +246,7 @@ async def running_server(
 
             # Known from the first moment: NOT_SERVING until the first probe answers, never
             # NOT_FOUND for a service name the README documents.
+            telemetry.watch_llm_servers(language.generator.servers)
             first = [replace(s, in_rotation=False) for s in language.generator.servers()]
             await report(False, first)
             watcher = asyncio.create_task(

@@ -32,6 +32,7 @@ from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM
 from tests.support.llm_stub import Behaviour, llm_stub
+from tests.support.scrape import scrape
 from tests.support.server_process import free_port
 
 
@@ -185,3 +186,30 @@ async def test_an_oversized_answer_is_refused_without_reading_it_all(
     # Four 7.5 MB choices are 30 MB; what is read stops at the bound for 4 x 320 tokens.
     assert max_response_bytes(body) < 1_000_000
     assert peak < 4 * max_response_bytes(body), f"peak {peak} bytes"
+
+
+async def test_metrics_show_each_server_of_the_pool(
+    settings: Settings, denied_applicant: dict[str, Any]
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with llm_stub("choose") as alive:
+        configured = _settings(settings, f"{alive},{dead}").model_copy(
+            update={"metrics_port": free_port()}
+        )
+        async with running_server(configured) as running:
+            # The watcher probes every 0.2 s: the dead server is soon out of rotation.
+            for _ in range(50):
+                seen = await scrape(running.metrics_port)
+                if seen.value("expound_llm_server_up", server=dead) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert seen.value("expound_llm_server_up", server=alive) == 1
+            assert seen.value("expound_llm_server_up", server=dead) == 0
+            response, _ = await _explain(running.port, denied_applicant, deadline_s=10)
+            assert not response.fallback_reason
+            seen = await scrape(running.metrics_port)
+    # Drafting went to the live server only, and its requests were counted and timed.
+    assert seen.value("expound_llm_server_requests_total", server=alive, outcome="ok") > 0
+    assert seen.value("expound_llm_server_requests_total", server=dead, outcome="ok") == 0
+    assert seen.value("expound_llm_server_latency_seconds", server=alive) > 0
+    assert seen.value("expound_llm_server_in_flight", server=alive) == 0
