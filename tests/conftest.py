@@ -76,6 +76,9 @@ def settings(models_dir: Path, tmp_path: Path) -> Settings:
         checkpoint_every_records=1,
         # Drafting has its own tests (fake generator; real vLLM in test_vllm_integration).
         llm_mode="off",
+        # A test that turns drafting on counts its own LLM requests: no startup warm-up
+        # (tests/unit/test_warmup.py tests it).
+        llm_warmup=False,
     )
 
 

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import json
 import logging
 import time
 import uuid
@@ -228,6 +229,45 @@ class Pipeline:
         """
         with self.admission.admitted(drafts=self._drafter is not None) as ticket:
             return await self._explain(request, time_left_s, ticket, request_id, principal, what_if)
+
+    async def warm_up(self) -> float | None:
+        """Drafts and ranks one decision so that the first caller does not pay for cold
+        caches: the LLM server's structured-output and sampling kernels, the token counts
+        of the phrase banks, the second model. It is not a call: nothing is admitted,
+        observed or archived.
+
+        The decision is the first row of the first served model's reference sample (every
+        model has one), for the default audience. Returns the seconds it took, or None when
+        drafting is off, no model is served or it failed (logged: a warm-up never stops
+        the service).
+        """
+        models = self._registry.all()
+        if self._drafter is None or self._ranker is None or not models:
+            return None
+        model, config = models[0], self._config
+        started = time.perf_counter()
+        try:
+            rows = json.loads((model.directory / model.manifest.background).read_bytes())
+            features = {spec.name: rows[0].get(spec.name) for spec in model.manifest.features}
+            decision = await self._on_cpu(decide, model, features, config.additivity_tolerance)
+            plan = await self._on_cpu(plan_decision, model, features, decision, Audience.APPLICANT)
+            facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "", plan)
+            drafting = await self._drafter.draft(
+                facts, config.default_candidates, config.default_seed, time_left_s=None
+            )
+            if drafting.drafts:
+                await self._ranker.rank(facts, drafting.drafts)
+        except Exception as error:  # a warm-up must never stop the service
+            _log.warning("drafting warm-up failed: %r", error)
+            return None
+        seconds = time.perf_counter() - started
+        _log.info(
+            "drafting warmed up in %.1f s on %s (%s)",
+            seconds,
+            model.manifest.model_id,
+            drafting.fallback_reason or f"{len(drafting.drafts)} drafts",
+        )
+        return seconds
 
     async def _on_cpu(self, work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Runs CPU-bound ``work`` in the CPU pool, in this call's context (its span)."""

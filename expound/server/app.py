@@ -253,6 +253,13 @@ async def running_server(
                 watch_health(language.generator, report, settings.llm_health_interval_s)
             )
             backends.push_async_callback(cancel_task, watcher)
+            if settings.llm_warmup:
+
+                async def warm_up() -> None:
+                    await pipeline.warm_up()
+
+                warming = asyncio.create_task(warm_up())
+                backends.push_async_callback(cancel_task, warming)
         try:
             yield RunningServer(
                 server,
