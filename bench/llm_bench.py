@@ -286,6 +286,9 @@ async def _compare(settings: Settings, rows: list[dict[str, Any]], workdir: Path
                 "grace_seconds": 0.5,
                 "llm_mode": "constrained",
                 "llm_decoding": decoding,
+                # Each server is warmed up by one call below, in turn; a startup warm-up
+                # of both at once could still run into the first measured call.
+                "llm_warmup": False,
             }
         )
 
