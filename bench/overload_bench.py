@@ -56,7 +56,12 @@ async def _serve(models: str, scenario: str, conn: Connection) -> None:
     update: dict[str, Any] = {"llm_mode": "off"}
     if scenario == "hanging_llm":
         _, url = await _hanging_llm()
-        update = {"llm_mode": "constrained", "llm_base_url": url, "ranker_embedder": "hashing"}
+        update = {
+            "llm_mode": "constrained",
+            "llm_base_url": url,
+            "ranker_embedder": "hashing",
+            "llm_warmup": False,  # a warm-up would hold one LLM slot on the hanging server
+        }
     settings = Settings(
         port=0,
         model_dir=Path(models),
