@@ -40,6 +40,9 @@ MAX_COUNTERFACTUALS = 3
 # The most rows one search scores (a few milliseconds on the demo models' few hundred):
 # beyond it, only the cheapest pairs are tried and the search records it is not exhaustive.
 MAX_ROWS = 20_000
+# How close to the threshold a score computed over the search's whole array is recomputed
+# as the decision computes it (many ulps: the two differ in the last bit at most).
+NEAR_THRESHOLD = 1e-12
 
 
 class _Frozen(BaseModel):
@@ -141,12 +144,47 @@ def _moves(manifest: ModelManifest, features: dict[str, FeatureScalar]) -> list[
     return moves
 
 
-def _apply(row: npt.NDArray[Any], moves: tuple[_Move, ...]) -> npt.NDArray[Any]:
-    changed = row.copy()
-    for move in moves:
+def _grid(
+    base: npt.NDArray[Any], moves: list[_Move], combos: list[tuple[_Move, ...]]
+) -> npt.NDArray[Any]:
+    """The rows the search scores, one per combination: ``base`` with its changes applied.
+
+    Built as arrays, not row by row (a search scores up to ``MAX_ROWS`` rows, and a copy
+    and a loop per row cost milliseconds): each move's row once, then a pair's row is its
+    first move's row with its second move's columns taken over.
+    """
+    index = {id(move): j for j, move in enumerate(moves)}
+    moved = np.repeat(base[None, :], len(moves), axis=0)
+    changes = np.zeros(moved.shape, dtype=bool)
+    for j, move in enumerate(moves):
         for column, encoded in zip(move.columns, move.encoded, strict=True):
-            changed[column] = encoded
-    return changed
+            moved[j, column] = encoded
+            changes[j, column] = True
+    first = np.fromiter((index[id(c[0])] for c in combos), dtype=np.intp, count=len(combos))
+    rows = moved[first]
+    pairs = np.fromiter((k for k, combo in enumerate(combos) if len(combo) == 2), dtype=np.intp)
+    if len(pairs):
+        second = np.fromiter(
+            (index[id(combos[k][1])] for k in pairs), dtype=np.intp, count=len(pairs)
+        )
+        rows[pairs] = np.where(changes[second], moved[second], rows[pairs])
+    return rows
+
+
+def _flips(manifest: ModelManifest, raw: npt.NDArray[Any]) -> list[bool]:
+    """Whether each raw output's score is on the favourable side, as :func:`score_of` and
+    the decision rule decide it one row at a time, computed over the whole array."""
+    rule = manifest.decision
+    raw = np.asarray(raw, dtype=np.float64)
+    if manifest.score.space == "log_odds":
+        scores = 1.0 / (1.0 + np.exp(-raw))
+        # The array exp may round the last bit otherwise than the one-value exp of
+        # score_of: a row that close to the threshold is scored again the same way.
+        for k in np.flatnonzero(np.abs(scores - rule.threshold) <= NEAR_THRESHOLD):
+            scores[k] = score_of(manifest.score.space, float(raw[k]))
+    else:
+        scores = raw
+    return [not adverse for adverse in rule.adverse_each(scores).tolist()]
 
 
 def _cheapest_pairs(moves: list[_Move], budget: int) -> tuple[list[tuple[_Move, ...]], bool]:
@@ -203,9 +241,7 @@ def search_recourse(
     combos += pairs
     flipped: list[tuple[float, int, tuple[_Move, ...]]] = []
     if combos:
-        matrix = np.stack([_apply(base, combo) for combo in combos])
-        scores = [score_of(manifest.score.space, float(r)) for r in model.scorer.raw(matrix)]
-        flips = [not rule.is_adverse(s) for s in scores]
+        flips = _flips(manifest, model.scorer.raw(_grid(base, moves, combos)))
         single_flip = {
             (c[0].feature, c[0].value)
             for c, f in zip(combos, flips, strict=True)
