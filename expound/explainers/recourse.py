@@ -31,7 +31,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from expound.domain import FeatureScalar
-from expound.models.encoding import encode_rows
+from expound.models.encoding import encode_value
 from expound.models.manifest import FeatureSpec, ModelManifest
 from expound.models.registry import LoadedModel
 from expound.models.scoring import score_of
@@ -131,14 +131,13 @@ def _moves(manifest: ModelManifest, features: dict[str, FeatureScalar]) -> list[
             continue
         columns = spec.columns()
         for value, cost in _targets(spec, features.get(spec.name)):
-            encoded = encode_rows([spec], [{spec.name: value}], columns)[0]
             moves.append(
                 _Move(
                     spec.name,
                     value,
                     cost,
                     tuple(position[c] for c in columns),
-                    tuple(encoded.tolist()),
+                    encode_value(spec, value),
                 )
             )
     return moves
