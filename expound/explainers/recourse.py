@@ -186,6 +186,38 @@ def _flips(manifest: ModelManifest, raw: npt.NDArray[Any]) -> list[bool]:
     return [not adverse for adverse in rule.adverse_each(scores).tolist()]
 
 
+def _smallest_per_features(
+    moves: list[_Move], combos: list[tuple[_Move, ...]], flips: list[bool]
+) -> dict[tuple[str, ...], tuple[float, int, tuple[_Move, ...]]]:
+    """For each feature or pair of features, its cheapest flipping combination (the first
+    in search order on a tie) as (cost, order, combination).
+
+    A pair is no recourse of its own when one of its changes flips alone. ``combos`` are
+    the single moves in ``moves`` order, then the pairs; only the flipping ones are visited
+    (a borderline denial flips on most of a grid of thousands).
+    """
+    single_flip = {(m.feature, m.value) for m, flip in zip(moves, flips, strict=False) if flip}
+    best: dict[tuple[str, ...], tuple[float, int, tuple[_Move, ...]]] = {}
+    for order in [k for k, flip in enumerate(flips) if flip]:
+        combo = combos[order]
+        if len(combo) == 1:
+            key: tuple[str, ...] = (combo[0].feature,)
+            cost = combo[0].cost
+        else:
+            first, second = combo
+            if (first.feature, first.value) in single_flip or (
+                second.feature,
+                second.value,
+            ) in single_flip:
+                continue
+            key = (first.feature, second.feature)
+            cost = first.cost + second.cost
+        found = best.get(key)
+        if found is None or (cost, order) < (found[0], found[1]):
+            best[key] = (cost, order, combo)
+    return best
+
+
 def _cheapest_pairs(moves: list[_Move], budget: int) -> tuple[list[tuple[_Move, ...]], bool]:
     """Every pair of changes of two features, or, beyond ``budget``, the ``budget``
     cheapest ones (then False: the search is exact only among changes that small)."""
@@ -241,22 +273,7 @@ def search_recourse(
     flipped: list[tuple[float, int, tuple[_Move, ...]]] = []
     if combos:
         flips = _flips(manifest, model.scorer.raw(_grid(base, moves, combos)))
-        single_flip = {
-            (c[0].feature, c[0].value)
-            for c, f in zip(combos, flips, strict=True)
-            if len(c) == 1 and f
-        }
-        best: dict[tuple[str, ...], tuple[float, int, tuple[_Move, ...]]] = {}
-        for order, (combo, flip) in enumerate(zip(combos, flips, strict=True)):
-            if not flip:
-                continue
-            # A pair is no recourse of its own when one of its changes flips alone.
-            if len(combo) == 2 and any((m.feature, m.value) in single_flip for m in combo):
-                continue
-            key = tuple(m.feature for m in combo)
-            cost = sum(m.cost for m in combo)
-            if key not in best or (cost, order) < best[key][:2]:
-                best[key] = (cost, order, combo)
+        best = _smallest_per_features(moves, combos, flips)
         flipped = sorted(best.values(), key=lambda item: (item[0], len(item[2]), item[1]))
     chosen = flipped[:limit]
     changed_rows = [dict(features) | {m.feature: m.value for m in combo} for _, _, combo in chosen]

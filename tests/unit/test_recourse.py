@@ -388,3 +388,37 @@ def test_flips_at_the_threshold_are_decided_as_the_decision_decides_them(
     ]
     assert module._flips(manifest, raw) == expected
     assert expected.count(True) >= 3 and expected.count(False) >= 3
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_the_cheapest_flip_per_features_is_the_one_a_pass_over_every_combination_finds(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    from expound.explainers import recourse as module
+
+    model = registry.get(model_id)
+    manifest = model.manifest
+    kept = 0
+    for row in denied_rows(model, 10):
+        moves = module._moves(manifest, row)
+        pairs, _ = module._cheapest_pairs(moves, 10**9)
+        combos = [(m,) for m in moves] + pairs
+        flips = module._flips(
+            manifest, model.scorer.raw(module._grid(model.encode(row)[0], moves, combos))
+        )
+        alone = {
+            (c[0].feature, c[0].value)
+            for c, f in zip(combos, flips, strict=True)
+            if len(c) == 1 and f
+        }
+        expected: dict[tuple[str, ...], tuple[float, int, Any]] = {}
+        for order, (combo, flip) in enumerate(zip(combos, flips, strict=True)):
+            if not flip or (len(combo) == 2 and any((m.feature, m.value) in alone for m in combo)):
+                continue
+            key = tuple(m.feature for m in combo)
+            cost = sum(m.cost for m in combo)
+            if key not in expected or (cost, order) < expected[key][:2]:
+                expected[key] = (cost, order, combo)
+        assert module._smallest_per_features(moves, combos, flips) == expected
+        kept += len(expected)
+    assert kept > 10
