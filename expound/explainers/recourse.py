@@ -31,7 +31,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from expound.domain import FeatureScalar
-from expound.models.encoding import encode_rows
+from expound.models.encoding import encode_value
 from expound.models.manifest import FeatureSpec, ModelManifest
 from expound.models.registry import LoadedModel
 from expound.models.scoring import score_of
@@ -40,6 +40,9 @@ MAX_COUNTERFACTUALS = 3
 # The most rows one search scores (a few milliseconds on the demo models' few hundred):
 # beyond it, only the cheapest pairs are tried and the search records it is not exhaustive.
 MAX_ROWS = 20_000
+# How close to the threshold a score computed over the search's whole array is recomputed
+# as the decision computes it (many ulps: the two differ in the last bit at most).
+NEAR_THRESHOLD = 1e-12
 
 
 class _Frozen(BaseModel):
@@ -128,25 +131,91 @@ def _moves(manifest: ModelManifest, features: dict[str, FeatureScalar]) -> list[
             continue
         columns = spec.columns()
         for value, cost in _targets(spec, features.get(spec.name)):
-            encoded = encode_rows([spec], [{spec.name: value}], columns)[0]
             moves.append(
                 _Move(
                     spec.name,
                     value,
                     cost,
                     tuple(position[c] for c in columns),
-                    tuple(encoded.tolist()),
+                    encode_value(spec, value),
                 )
             )
     return moves
 
 
-def _apply(row: npt.NDArray[Any], moves: tuple[_Move, ...]) -> npt.NDArray[Any]:
-    changed = row.copy()
-    for move in moves:
+def _grid(
+    base: npt.NDArray[Any], moves: list[_Move], combos: list[tuple[_Move, ...]]
+) -> npt.NDArray[Any]:
+    """The rows the search scores, one per combination: ``base`` with its changes applied.
+
+    Built as arrays, not row by row (a search scores up to ``MAX_ROWS`` rows, and a copy
+    and a loop per row cost milliseconds): each move's row once, then a pair's row is its
+    first move's row with its second move's columns taken over.
+    """
+    index = {id(move): j for j, move in enumerate(moves)}
+    moved = np.repeat(base[None, :], len(moves), axis=0)
+    changes = np.zeros(moved.shape, dtype=bool)
+    for j, move in enumerate(moves):
         for column, encoded in zip(move.columns, move.encoded, strict=True):
-            changed[column] = encoded
-    return changed
+            moved[j, column] = encoded
+            changes[j, column] = True
+    first = np.fromiter((index[id(c[0])] for c in combos), dtype=np.intp, count=len(combos))
+    rows = moved[first]
+    pairs = np.fromiter((k for k, combo in enumerate(combos) if len(combo) == 2), dtype=np.intp)
+    if len(pairs):
+        second = np.fromiter(
+            (index[id(combos[k][1])] for k in pairs), dtype=np.intp, count=len(pairs)
+        )
+        rows[pairs] = np.where(changes[second], moved[second], rows[pairs])
+    return rows
+
+
+def _flips(manifest: ModelManifest, raw: npt.NDArray[Any]) -> list[bool]:
+    """Whether each raw output's score is on the favourable side, as :func:`score_of` and
+    the decision rule decide it one row at a time, computed over the whole array."""
+    rule = manifest.decision
+    raw = np.asarray(raw, dtype=np.float64)
+    if manifest.score.space == "log_odds":
+        scores = 1.0 / (1.0 + np.exp(-raw))
+        # The array exp may round the last bit otherwise than the one-value exp of
+        # score_of: a row that close to the threshold is scored again the same way.
+        for k in np.flatnonzero(np.abs(scores - rule.threshold) <= NEAR_THRESHOLD):
+            scores[k] = score_of(manifest.score.space, float(raw[k]))
+    else:
+        scores = raw
+    return [not adverse for adverse in rule.adverse_each(scores).tolist()]
+
+
+def _smallest_per_features(
+    moves: list[_Move], combos: list[tuple[_Move, ...]], flips: list[bool]
+) -> dict[tuple[str, ...], tuple[float, int, tuple[_Move, ...]]]:
+    """For each feature or pair of features, its cheapest flipping combination (the first
+    in search order on a tie) as (cost, order, combination).
+
+    A pair is no recourse of its own when one of its changes flips alone. ``combos`` are
+    the single moves in ``moves`` order, then the pairs; only the flipping ones are visited
+    (a borderline denial flips on most of a grid of thousands).
+    """
+    single_flip = {(m.feature, m.value) for m, flip in zip(moves, flips, strict=False) if flip}
+    best: dict[tuple[str, ...], tuple[float, int, tuple[_Move, ...]]] = {}
+    for order in [k for k, flip in enumerate(flips) if flip]:
+        combo = combos[order]
+        if len(combo) == 1:
+            key: tuple[str, ...] = (combo[0].feature,)
+            cost = combo[0].cost
+        else:
+            first, second = combo
+            if (first.feature, first.value) in single_flip or (
+                second.feature,
+                second.value,
+            ) in single_flip:
+                continue
+            key = (first.feature, second.feature)
+            cost = first.cost + second.cost
+        found = best.get(key)
+        if found is None or (cost, order) < (found[0], found[1]):
+            best[key] = (cost, order, combo)
+    return best
 
 
 def _cheapest_pairs(moves: list[_Move], budget: int) -> tuple[list[tuple[_Move, ...]], bool]:
@@ -203,25 +272,8 @@ def search_recourse(
     combos += pairs
     flipped: list[tuple[float, int, tuple[_Move, ...]]] = []
     if combos:
-        matrix = np.stack([_apply(base, combo) for combo in combos])
-        scores = [score_of(manifest.score.space, float(r)) for r in model.scorer.raw(matrix)]
-        flips = [not rule.is_adverse(s) for s in scores]
-        single_flip = {
-            (c[0].feature, c[0].value)
-            for c, f in zip(combos, flips, strict=True)
-            if len(c) == 1 and f
-        }
-        best: dict[tuple[str, ...], tuple[float, int, tuple[_Move, ...]]] = {}
-        for order, (combo, flip) in enumerate(zip(combos, flips, strict=True)):
-            if not flip:
-                continue
-            # A pair is no recourse of its own when one of its changes flips alone.
-            if len(combo) == 2 and any((m.feature, m.value) in single_flip for m in combo):
-                continue
-            key = tuple(m.feature for m in combo)
-            cost = sum(m.cost for m in combo)
-            if key not in best or (cost, order) < best[key][:2]:
-                best[key] = (cost, order, combo)
+        flips = _flips(manifest, model.scorer.raw(_grid(base, moves, combos)))
+        best = _smallest_per_features(moves, combos, flips)
         flipped = sorted(best.values(), key=lambda item: (item[0], len(item[2]), item[1]))
     chosen = flipped[:limit]
     changed_rows = [dict(features) | {m.feature: m.value for m in combo} for _, _, combo in chosen]

@@ -10,12 +10,13 @@ favourable decisions and the mean score). Statistics are computed once per model
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import statistics
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,23 +29,47 @@ from expound.models.scoring import score_of
 
 @dataclass(frozen=True)
 class FeatureReference:
-    """One feature's values across the reference sample."""
+    """One feature's values across the reference sample.
+
+    Every plan reads a few features' context, so what does not depend on the applicant is
+    computed once: the numeric values sorted (a percentile is then two bisections, not a
+    pass over the sample), and the typical favourable value per way of reading it.
+    """
 
     values: tuple[FeatureScalar, ...]
     favourable_values: tuple[FeatureScalar, ...]
+    _numbers: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _ordered: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _typical: dict[tuple[str, tuple[str, ...]], FeatureScalar] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        numbers = tuple(float(v) for v in self.values if isinstance(v, (int, float)))
+        object.__setattr__(self, "_numbers", numbers)
+        # NaN has no place in an order (and is neither below nor equal to any value).
+        object.__setattr__(self, "_ordered", tuple(sorted(v for v in numbers if v == v)))
 
     def percentile(self, value: float) -> int:
         """The mid-rank percentile of ``value`` among the sample (0-100, rounded)."""
-        numbers = [float(v) for v in self.values if isinstance(v, (int, float))]
-        if not numbers:
+        if not self._numbers:
             raise ValueError("no numeric reference values")
-        below = sum(v < value for v in numbers)
-        equal = sum(v == value for v in numbers)
-        return round(100 * (below + 0.5 * equal) / len(numbers))
+        if value != value:
+            below = equal = 0
+        else:
+            below = bisect.bisect_left(self._ordered, value)
+            equal = bisect.bisect_right(self._ordered, value) - below
+        return round(100 * (below + 0.5 * equal) / len(self._numbers))
 
     def typical_favourable(self, spec: FeatureSpec) -> FeatureScalar:
         """The typical value among favourable decisions: the median of a number (rounded
         for integers), the most common category; None when the sample has none."""
+        key = (spec.type, tuple(spec.categories or ()))
+        if key not in self._typical:
+            self._typical[key] = self._typical_favourable(spec)
+        return self._typical[key]
+
+    def _typical_favourable(self, spec: FeatureSpec) -> FeatureScalar:
         present = [v for v in self.favourable_values if v is not None]
         if not present:
             return None

@@ -56,6 +56,13 @@ def encode_rows(
     return matrix
 
 
+def encode_value(spec: FeatureSpec, value: FeatureScalar) -> tuple[float | int | str, ...]:
+    """One validated value of one feature as the model columns it fills, in
+    ``spec.columns()`` order: what :func:`encode_rows` writes there, without a matrix."""
+    filled = _column_values(spec, value)
+    return tuple(filled[column] for column in spec.columns())
+
+
 def column_owners(specs: Sequence[FeatureSpec], columns: Sequence[str]) -> npt.NDArray[np.intp]:
     """For each model column, the index of the feature it belongs to."""
     owner = {c: j for j, spec in enumerate(specs) for c in spec.columns()}

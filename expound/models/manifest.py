@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FeatureType = Literal["number", "integer", "category", "bool"]
@@ -185,6 +187,12 @@ class DecisionRule(_Strict):
         if self.adverse_when == "score_at_or_above":
             return score >= self.threshold
         return score < self.threshold
+
+    def adverse_each(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """:meth:`is_adverse` of every score of an array at once."""
+        if self.adverse_when == "score_at_or_above":
+            return scores >= self.threshold
+        return scores < self.threshold
 
     def describe(self) -> str:
         """The rule in one line, e.g. "score >= 0.5: decline"."""

@@ -40,12 +40,13 @@ from expound.domain import (
     Candidate,
     ExplainRequest,
     Explanation,
+    FeatureScalar,
     ResolvedRequest,
 )
 from expound.errors import FieldViolation, IdempotencyConflict, InvalidRequest, Overloaded
 from expound.explainers.decision import Decision, decide
 from expound.explainers.facts import DecisionFacts, decision_facts
-from expound.explainers.plan import plan_decision
+from expound.explainers.plan import ContentPlan, plan_decision
 from expound.generators.deterministic import GENERATOR_ID, deterministic_explanation
 from expound.generators.drafting import Drafter
 from expound.models.registry import ModelRegistry, ServedModel
@@ -275,6 +276,19 @@ class Pipeline:
         call = functools.partial(context.run, work, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._cpu_pool, call)
 
+    def _decide_and_plan(
+        self, model: ServedModel, features: dict[str, FeatureScalar], audience: Audience
+    ) -> tuple[Decision, ContentPlan, float]:
+        """The decide and plan stages, one after the other in one trip to the CPU pool
+        (each trip is a hand-over to a worker thread and back, about 0.1 ms of CPU); the
+        plan's time in milliseconds besides. Each stage is still its own span."""
+        with self._observer.stage("decide"):
+            decision = decide(model, features, self._config.additivity_tolerance)
+        mark = time.perf_counter()
+        with self._observer.stage("plan"):
+            plan = plan_decision(model, features, decision, audience)
+        return decision, plan, (time.perf_counter() - mark) * 1000
+
     @contextlib.contextmanager
     def _stage(
         self, name: str, timings: dict[str, float] | None = None, traced: bool = True
@@ -315,17 +329,12 @@ class Pipeline:
                     return await self._replay(request, stored)
             resolved = self._resolved(request)
 
-        with self._stage("decide"):
-            decision = await self._on_cpu(
-                decide, model, request.features, self._config.additivity_tolerance
-            )
+        decision, plan, plan_ms = await self._on_cpu(
+            self._decide_and_plan, model, request.features, resolved.audience
+        )
         timings.update(decision.timings_ms)
+        timings["plan"] = plan_ms
         manifest = model.manifest
-
-        with self._stage("plan", timings):
-            plan = await self._on_cpu(
-                plan_decision, model, request.features, decision, resolved.audience
-            )
         with self._stage("facts", timings, traced=False):
             facts = decision_facts(manifest, decision, resolved.audience, request.question, plan)
 

@@ -26,7 +26,7 @@ from expound.pipeline.explain import MAX_FEATURES
 from expound.pipeline.planned import plan_of, stored_plan
 from expound.times import format_utc, parse_utc
 from expound.v1 import explain_pb2 as pb
-from expound.wire import feature_from_pb, feature_to_pb
+from expound.wire import feature_from_pb, feature_to_pb, fill_feature_pb
 
 # Unspecified stays unspecified: the pipeline resolves it, and the record keeps both.
 _AUDIENCES: dict[int, Audience | None] = {
@@ -113,17 +113,7 @@ def _candidate_to_pb(candidate: Candidate) -> pb.Candidate:
 
 
 def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
-    return pb.Attributions(
-        items=[
-            pb.Attribution(
-                feature=item.feature,
-                description=item.description,
-                value=feature_to_pb(item.value),
-                contribution=item.contribution,
-                rank=item.rank,
-            )
-            for item in attributions.items
-        ],
+    message = pb.Attributions(
         base_value=attributions.base_value,
         model_output=attributions.model_output,
         units=attributions.units,
@@ -133,6 +123,17 @@ def _attributions_to_pb(attributions: Attributions) -> pb.Attributions:
         seed=attributions.sampling_seed,
         additivity_residual=attributions.additivity_residual,
     )
+    # Each item added and filled in place: a third of the cost of building and copying.
+    add = message.items.add
+    for item in attributions.items:
+        added = add(
+            feature=item.feature,
+            description=item.description,
+            contribution=item.contribution,
+            rank=item.rank,
+        )
+        fill_feature_pb(added.value, item.value)
+    return message
 
 
 def _recourse_to_pb(recourse: Recourse) -> pb.Recourse:
@@ -163,25 +164,20 @@ def _recourse_to_pb(recourse: Recourse) -> pb.Recourse:
 
 def plan_to_pb(plan: ContentPlan) -> pb.ContentPlan:
     """Converts a content plan (facts, context and verified recourse) to its message."""
-    message = pb.ContentPlan(
-        version=plan.version,
-        factors=[
-            pb.PlannedFactor(
-                feature=f.feature,
-                role=f.role,
-                direction=f.direction,
-                contribution=f.contribution,
-                rank=f.rank,
-                share=f.share,
-                share_words=f.share_words or "",
-                value=feature_to_pb(f.value),
-                percentile=f.percentile,
-                typical_favourable=feature_to_pb(f.typical_favourable),
-            )
-            for f in plan.factors
-        ],
-        attribution_method=plan.attribution_method,
-    )
+    message = pb.ContentPlan(version=plan.version, attribution_method=plan.attribution_method)
+    for f in plan.factors:
+        factor = message.factors.add(
+            feature=f.feature,
+            role=f.role,
+            direction=f.direction,
+            contribution=f.contribution,
+            rank=f.rank,
+            share=f.share,
+            share_words=f.share_words or "",
+            percentile=f.percentile,
+        )
+        fill_feature_pb(factor.value, f.value)
+        fill_feature_pb(factor.typical_favourable, f.typical_favourable)
     if plan.reference is not None:
         reference = plan.reference
         message.reference.CopyFrom(

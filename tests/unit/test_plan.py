@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from expound.domain import Audience
+from expound.domain import Audience, FeatureScalar
 from expound.errors import ModelIntegrityError
 from expound.explainers.algorithms import build_explainer
 from expound.explainers.decision import decide
 from expound.explainers.plan import SHARE_WORDS, content_plan, plan_decision, share_words
 from expound.explainers.reference import FeatureReference, reference_sample
+from expound.models.manifest import FeatureSpec
 from expound.models.registry import ModelRegistry, load_model
 from tests.conftest import GBM, LOGISTIC
 
@@ -91,6 +92,53 @@ def test_percentile_is_the_mid_rank_in_the_sample() -> None:
     assert reference.percentile(50.0) == 50  # 49 below, one equal: 49.5 -> 50
     assert reference.percentile(0.0) == 0 and reference.percentile(1000.0) == 100
     assert reference.percentile(10.5) == 10
+
+
+def test_percentile_counts_every_value_below_and_equal_with_ties_and_gaps() -> None:
+    """The percentile reads a sorted copy of the sample; it must say what counting the
+    whole sample says, ties, integers, booleans, strings and NaN included."""
+    values: tuple[FeatureScalar, ...] = (
+        3,
+        1.5,
+        3.0,
+        None,
+        "x",
+        7,
+        3,
+        float("nan"),
+        -2.0,
+        True,
+        12.25,
+        7.0,
+        0,
+        3,
+    )
+    reference = FeatureReference(values=values, favourable_values=())
+    numbers = [float(v) for v in values if isinstance(v, (int, float))]
+
+    def counted(value: float) -> int:
+        below = sum(v < value for v in numbers)
+        equal = sum(v == value for v in numbers)
+        return round(100 * (below + 0.5 * equal) / len(numbers))
+
+    probes = list({*numbers, -5.0, 0.5, 2.99, 3.01, 100.0, float("nan"), float("inf")})
+    assert [reference.percentile(p) for p in probes] == [counted(p) for p in probes]
+    assert len({reference.percentile(p) for p in probes}) > 5
+
+
+def test_the_typical_favourable_value_is_read_once_per_kind_of_feature() -> None:
+    reference = FeatureReference(values=(), favourable_values=(2.0, 9.0, 4.0, "b", "a", "b"))
+    number = FeatureSpec(name="n", type="number", description="a number")
+    integer = FeatureSpec(name="n", type="integer", description="a count")
+    category = FeatureSpec(name="n", type="category", description="a choice", categories=["a", "b"])
+    assert reference.typical_favourable(number) == 4.0
+    assert reference.typical_favourable(integer) == 4.0
+    assert reference.typical_favourable(category) == "b"
+    # A category read in another order of its categories is another kind of reading.
+    tied = FeatureReference(values=(), favourable_values=("a", "b"))
+    first_b = FeatureSpec(name="n", type="category", description="a choice", categories=["b", "a"])
+    assert tied.typical_favourable(category) == "a"
+    assert tied.typical_favourable(first_b) == "b"
 
 
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])

@@ -339,3 +339,86 @@ def test_a_search_that_was_not_exhaustive_never_says_none_was_found(
 
     kinds = {v.kind for v in verify(facts, NO_RECOURSE).violations}
     assert ViolationKind.WRONG_COUNTERFACTUAL in kinds
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_the_grid_built_as_arrays_is_the_grid_built_row_by_row(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    """The search builds and scores its rows over whole arrays; each row, and whether it
+    flips, must be exactly what changing and scoring it alone gives."""
+    from expound.explainers import recourse as module
+
+    model = registry.get(model_id)
+    manifest = model.manifest
+    compared = 0
+    for row in denied_rows(model, 10):
+        base = model.encode(row)[0]
+        moves = module._moves(manifest, row)
+        pairs, _ = module._cheapest_pairs(moves, 10**9)
+        combos = [(m,) for m in moves] + pairs
+        expected = []
+        for combo in combos:
+            changed = base.copy()
+            for move in combo:
+                changed[list(move.columns)] = move.encoded
+            expected.append(changed)
+        grid = module._grid(base, moves, combos)
+        assert grid.dtype == base.dtype
+        assert np.array_equal(grid, np.stack(expected))
+        raw = model.scorer.raw(grid)
+        one_by_one = [
+            not manifest.decision.is_adverse(score_of(manifest.score.space, float(r))) for r in raw
+        ]
+        assert module._flips(manifest, raw) == one_by_one
+        compared += len(combos)
+    assert compared > 1000
+
+
+def test_flips_at_the_threshold_are_decided_as_the_decision_decides_them(
+    registry: ModelRegistry,
+) -> None:
+    from expound.explainers import recourse as module
+
+    manifest = registry.get(GBM).manifest
+    # Raw outputs on and around the threshold's log-odds (0 for 0.5), down to one ulp.
+    raw = np.array([0.0, -0.0, 5e-324, -5e-324, 1e-17, -1e-17, 1e-12, -1e-12, -1e-10, 3.0, -3.0])
+    expected = [
+        not manifest.decision.is_adverse(score_of(manifest.score.space, float(r))) for r in raw
+    ]
+    assert module._flips(manifest, raw) == expected
+    assert expected.count(True) >= 3 and expected.count(False) >= 3
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_the_cheapest_flip_per_features_is_the_one_a_pass_over_every_combination_finds(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    from expound.explainers import recourse as module
+
+    model = registry.get(model_id)
+    manifest = model.manifest
+    kept = 0
+    for row in denied_rows(model, 10):
+        moves = module._moves(manifest, row)
+        pairs, _ = module._cheapest_pairs(moves, 10**9)
+        combos = [(m,) for m in moves] + pairs
+        flips = module._flips(
+            manifest, model.scorer.raw(module._grid(model.encode(row)[0], moves, combos))
+        )
+        alone = {
+            (c[0].feature, c[0].value)
+            for c, f in zip(combos, flips, strict=True)
+            if len(c) == 1 and f
+        }
+        expected: dict[tuple[str, ...], tuple[float, int, Any]] = {}
+        for order, (combo, flip) in enumerate(zip(combos, flips, strict=True)):
+            if not flip or (len(combo) == 2 and any((m.feature, m.value) in alone for m in combo)):
+                continue
+            key = tuple(m.feature for m in combo)
+            cost = sum(m.cost for m in combo)
+            if key not in expected or (cost, order) < expected[key][:2]:
+                expected[key] = (cost, order, combo)
+        assert module._smallest_per_features(moves, combos, flips) == expected
+        kept += len(expected)
+    assert kept > 10

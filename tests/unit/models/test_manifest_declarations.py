@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from expound.explainers.algorithms import build_explainer
-from expound.models.encoding import column_owners, encode_rows
+from expound.models.encoding import column_owners, encode_rows, encode_value
 from expound.models.manifest import DecisionRule, FeatureSpec, ModelManifest
 from expound.models.registry import load_model
 
@@ -23,6 +23,9 @@ def test_the_decision_rule_either_side_of_the_threshold() -> None:
     assert below.is_adverse(0.39) and not below.is_adverse(0.4)
     assert (above.adverse_sign, below.adverse_sign) == (1.0, -1.0)
     assert below.describe() == "score < 0.4: decline"
+    scores = np.array([0.0, 0.39, 0.4, 0.41, 1.0])
+    for rule in (above, below):
+        assert rule.adverse_each(scores).tolist() == [rule.is_adverse(s) for s in scores]
 
 
 def _category(**extra: object) -> FeatureSpec:
@@ -51,6 +54,29 @@ def test_category_codes_are_the_models_values_and_one_hot_groups_its_columns() -
     assert encoded[1, 1:].tolist() == [1.0, 0.0]
     assert column_owners([onehot, number], columns).tolist() == [1, 0, 0]
     assert encode_rows([text], rows[:1]).tolist() == [["P"]]
+
+
+def test_one_value_encodes_as_its_columns_in_a_row() -> None:
+    specs = [
+        _category(codes=[1, 2, 3]),
+        _category(onehot_columns=["tier_basic", None, "tier_gold"]),
+        _category(codes=["B", "P", "G"]),
+        _category(),
+        FeatureSpec(name="tier", type="bool", description="flag"),
+        FeatureSpec(name="tier", type="integer", description="count", nullable=True),
+    ]
+    values: list[object] = ["basic", "plus", "gold", True, False, 3, 4.0, None]
+    for spec in specs:
+        for value in values:
+            try:
+                row = encode_rows([spec], [{"tier": value}])  # type: ignore[dict-item]
+            except (ValueError, TypeError):
+                continue  # not a value of this feature
+            encoded = encode_value(spec, value)  # type: ignore[arg-type]
+            assert len(encoded) == row.shape[1]
+            for cell, one in zip(row[0].tolist(), encoded, strict=True):
+                assert type(cell) is type(one)
+                assert cell == one or (cell != cell and one != one)  # NaN for null
 
 
 @pytest.mark.parametrize(

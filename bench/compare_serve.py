@@ -1,0 +1,123 @@
+"""Explain CPU per call, two checkouts side by side: ``expound serve`` from each, one client.
+
+Each checkout's server runs as its own process (LLM off, metrics off, SQLite, group commit
+on), both at once, and the same grpc.aio client drives them in alternating rounds, so the
+machine's other load falls on both alike. Besides the figures of the ``overhead`` section of
+:mod:`bench.scale_bench` (calls/s, total and non-SHAP p50/p99), each server's own CPU time
+(user + system, from ``/proc``) is read around every round: ``server_cpu_ms_per_call`` is
+what one call costs the service, whatever the client and the other server cost.
+
+Usage::
+
+    python -m bench.compare_serve BEFORE_ROOT AFTER_ROOT [--clients 1,8,32] [--rounds 3]
+
+where each root is a checkout (``git worktree add`` or ``git archive | tar -x``) of the
+revision to measure; the models are this checkout's ``artifacts/models``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.run import MODELS
+from bench.scale_bench import CALLS, WARMUP, _drive, _summary
+from bench.servers import free_port
+
+
+def _serve(root: Path, workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``expound serve`` from checkout ``root``; returns it and its port once it serves."""
+    port = free_port()
+    log = workdir / f"{name}.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "EXPOUND_LLM_MODE": "off",
+        "EXPOUND_RANKER_EMBEDDER": "hashing",
+        "EXPOUND_MODEL_DIR": str(MODELS),
+        "EXPOUND_ARCHIVE_PATH": str(workdir / f"{name}.sqlite3"),
+        "EXPOUND_SIGNING_KEY_PATH": str(workdir / f"{name}-key.pem"),
+        "EXPOUND_PORT": str(port),
+        "EXPOUND_METRICS_PORT": "0",
+    }
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "expound.clients.cli", "serve"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+    deadline = time.monotonic() + 90
+    while f"serving on 127.0.0.1:{port}" not in log.read_text():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"{root}: server did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return server, port
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def compare(
+    roots: list[Path], clients: list[int], rounds: int, workdir: Path
+) -> dict[str, Any]:
+    """Figures per checkout and client count, the servers driven in alternation."""
+    servers = [_serve(root, workdir, f"s{n}") for n, root in enumerate(roots)]
+    runs: dict[int, dict[int, list[dict[str, Any]]]] = {n: {} for n in range(len(roots))}
+    try:
+        for count in clients:
+            for _ in range(rounds):
+                for n, (server, port) in enumerate(servers):
+                    before = _cpu_s(server.pid)
+                    run = await _drive([port], count, CALLS[count])
+                    run["cpu_s"] = _cpu_s(server.pid) - before
+                    # The warm-up calls ran inside the same CPU reading.
+                    run["calls"] = len(run["totals"]) + count * max(1, WARMUP // count)
+                    runs[n].setdefault(count, []).append(run)
+    finally:
+        for server, _ in servers:
+            server.terminate()
+            server.wait(30)
+    figures: dict[str, Any] = {}
+    for n, root in enumerate(roots):
+        by_clients = {}
+        for count, measured in runs[n].items():
+            summary = _summary(measured)
+            calls = sum(run["calls"] for run in measured)
+            cpu = sum(run["cpu_s"] for run in measured)
+            summary["server_cpu_ms_per_call"] = round(1000 * cpu / calls, 3)
+            by_clients[str(count)] = summary
+        figures[str(root)] = by_clients
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("roots", nargs="+", type=Path, help="checkouts to compare")
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per client count")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    unknown = [c for c in clients if c not in CALLS]
+    if unknown:
+        parser.error(f"client counts must be among {sorted(CALLS)}")
+    with tempfile.TemporaryDirectory(prefix="expound-compare-") as folder:
+        figures = asyncio.run(compare(args.roots, clients, args.rounds, Path(folder)))
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
