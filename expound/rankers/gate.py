@@ -33,6 +33,7 @@ from expound.rankers.reading import (
     NUMBER,
     Mention,
     Spans,
+    blank_phrases,
     clauses,
     feature_terms,
     find_mentions,
@@ -44,7 +45,10 @@ from expound.rankers.reading import (
     pattern,
     phrase_spans,
     stated_direction,
+    value_key,
+    value_phrases,
 )
+from expound.rankers.reading import category_phrases as category_phrases  # re-exported
 
 
 class ViolationKind(StrEnum):
@@ -202,20 +206,6 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     ]
 
 
-def category_phrases(description: str) -> list[str]:
-    """The ways a text names a category by its description: as written, with its
-    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), and by its
-    head alone ("overdrawn"). An imported model's categories are codes ("f_1") that no text
-    names, so without the shorter forms a wrong category written loosely would read as
-    none named, and pass."""
-    if not description:
-        return []
-    head, _, rest = description.partition(" (")
-    if not rest:
-        return [description]
-    return [description, f"{head}, {rest.rstrip(')')}", head]
-
-
 def _category_claims(
     facts: DecisionFacts,
     clause: str,
@@ -223,22 +213,22 @@ def _category_claims(
     plain: str = "",
     around: tuple[int, int] | None = None,
 ) -> bool | None:
-    """Whether the clause names the feature's actual category (None: names none).
+    """Whether the clause names the feature's actual category, or the label of its actual
+    banded code (None: names none).
 
     ``clause`` has feature names blanked; a category phrase that holds the feature's own
     name ("no checking account" around "checking account") is read in ``plain``, the
     clause as written, around the mention's span ``around``.
     """
     spec = facts.manifest.feature(feature)
-    if spec.type != "category":
+    by_value = value_phrases(spec)
+    if not by_value:
         return None
     actual = facts.attributions.items[
         [i.feature for i in facts.attributions.items].index(feature)
     ].value
     named = set()
-    for category in spec.categories or []:
-        phrases = category_phrases(spec.category_descriptions.get(category, ""))
-        phrases = [p for p in [category.replace("_", " "), *phrases] if len(p) > 3]
+    for category, phrases in by_value.items():
         if phrases and pattern(phrases).search(clause):
             named.add(category)
         elif phrases and around is not None:
@@ -250,7 +240,7 @@ def _category_claims(
                 named.add(category)
     if not named:
         return None
-    return actual in named
+    return value_key(spec, actual) in named
 
 
 def verify(facts: DecisionFacts, text: str) -> Verdict:
@@ -511,7 +501,10 @@ def _check_clause(
         category_ok = _category_claims(
             facts, masked_value, mention.feature, clause[: len(masked_value)], around
         )
-        number_ok = _numeric_value_ok(factor.number, numbers_only)
+        # A banded code's label ("25 to 35%") is read above as a named value; its numbers
+        # are not the code. A bare code ("(3)") is still read here.
+        labels = list(facts.manifest.feature(mention.feature).value_labels.values())
+        number_ok = _numeric_value_ok(factor.number, blank_phrases(numbers_only, labels))
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue
