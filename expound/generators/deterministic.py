@@ -110,8 +110,9 @@ def context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
         return inline
     spec = facts.manifest.feature(planned.feature)
     if spec.type in ("number", "integer") and spec.value_label(planned.typical_favourable) is None:
-        # "against a typical 18 months": a quantity reads as one.
-        return f"{inline}, against a typical {typical} among favourable decisions"
+        # "compared with a typical 18 months": a quantity reads as one ("against" would
+        # read as a direction).
+        return f"{inline}, compared with a typical {typical} among favourable decisions"
     # A category or a band's label is no quantity: "typically radio tv" read as a dump.
     return f"{inline} (among favourable decisions the typical value was {typical})"
 

@@ -501,10 +501,18 @@ def _check_clause(
         category_ok = _category_claims(
             facts, masked_value, mention.feature, clause[: len(masked_value)], around
         )
-        # A banded code's label ("25 to 35%") is read above as a named value; its numbers
-        # are not the code. A bare code ("(3)") is still read here.
         labels = list(facts.manifest.feature(mention.feature).value_labels.values())
-        number_ok = _numeric_value_ok(factor.number, blank_phrases(numbers_only, labels))
+        if labels:
+            # A banded code's label ("25 to 35%") is read above as a named value; its
+            # numbers are not the code, nor is its contribution ("by 0.326"), which is all
+            # that is left of "installment_rate = 35% or more lowered the risk by 0.326". A
+            # bare code ("(3)") is still read here.
+            left = blank_phrases(numbers_only, labels)
+            number_ok = _numeric_value_ok(
+                factor.number, _blank_numbers(left, _effect_numbers(facts, mention.feature))
+            )
+        else:
+            number_ok = _numeric_value_ok(factor.number, numbers_only)
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue
@@ -558,6 +566,20 @@ def _check_clause_numbers(
                 f"{match.group(0)} is no number of {', '.join(m.feature for m in inside)}",
             )
         )
+
+
+def _effect_numbers(facts: DecisionFacts, feature: str) -> list[float]:
+    """The numbers of a factor's effect, not of its value: contribution and share."""
+    factor = facts.factors[feature]
+    return [abs(factor.contribution), claims.share_of(facts, feature) * 100]
+
+
+def _blank_numbers(text: str, numbers: list[float]) -> str:
+    """``text`` with the numbers that are one of ``numbers`` blanked."""
+    spans = [
+        (m.start(), m.end()) for m in NUMBER.finditer(text) if number_supported(m.group(0), numbers)
+    ]
+    return _blank(text, spans)
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:

@@ -28,6 +28,14 @@ PARTICLE_DIRECTION = re.compile(
     r"|chances?(?: of approval)?|odds of approval|approval odds)"
     r"\s+(?P<particle>up|down|higher|lower)\b"
 )
+# "added 0.424 to the risk": the amount between verb and object ("added to" is in the
+# word lists; with a number inside it was read as no direction at all).
+ADDED_AMOUNT = re.compile(
+    r"\b(?:added|adds|took|takes)\s+[-+]?\d[\d,]*(?:\.\d+)?%?\s+"
+    r"(?P<preposition>to|off|from)\s+(?:the\s+|your\s+)?(?:estimated\s+|predicted\s+)?"
+    r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
+    r"|chances?(?: of approval)?|odds of approval|approval odds)\b"
+)
 LIST_MARKER = re.compile(r"(?:^|[\s:;])(\d)[.)]\s")
 CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
 
@@ -130,6 +138,9 @@ def stated_direction(clause: str) -> tuple[bool, int] | None:
     # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
     for match in PARTICLE_DIRECTION.finditer(clause):
         up = match.group("particle") in ("up", "higher")
+        found.append((match.start(), up != bool(approval.match(match.group("object")))))
+    for match in ADDED_AMOUNT.finditer(clause):
+        up = match.group("preposition") == "to"
         found.append((match.start(), up != bool(approval.match(match.group("object")))))
     if not found:
         return None

@@ -141,6 +141,22 @@ def test_a_band_is_stated_by_its_label_and_a_wrong_label_fails(
             assert ViolationKind.WRONG_VALUE in kinds(facts, wrong), wrong
 
 
+def test_an_amount_added_to_the_risk_is_a_direction_the_gate_reads(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    # "which added 0.424 to the risk" (an analyst phrasing) was read as no direction.
+    facts = facts_for(registry, GBM, denied_applicant, Audience.ANALYST)
+    for factor in facts.factors.values():
+        if facts.manifest.feature(factor.feature).protected:
+            continue
+        named = f"The {factor.description} ({factor.value_text})"
+        up = f"{named} added {abs(factor.contribution):.3f} to the risk."
+        down = f"{named} took {abs(factor.contribution):.3f} off the risk."
+        right, wrong = (up, down) if factor.raises_risk else (down, up)
+        assert ViolationKind.WRONG_DIRECTION not in kinds(facts, right), right
+        assert ViolationKind.WRONG_DIRECTION in kinds(facts, wrong), wrong
+
+
 def with_planned(facts: DecisionFacts, feature: str, typical: float) -> DecisionFacts:
     assert facts.plan is not None
     factor = facts.factors[feature]
@@ -223,7 +239,7 @@ def test_typical_values_read_as_prose(registry: ModelRegistry) -> None:
                 assert "(among favourable decisions the typical value was " in inline
                 seen.add("category")
             else:
-                assert re.search(r", against a typical \S+", inline), inline
+                assert re.search(r", compared with a typical \S+", inline), inline
                 seen.add("number")
         if seen == {"category", "number"}:
             text = deterministic_explanation(facts)
@@ -244,7 +260,7 @@ def test_minor_factors_carry_their_magnitude_inside_one_parenthesis(
             for sentence in slot.sentences:
                 # "(9,629 DM, 0.110)", not "(9,629 DM) (0.110)".
                 assert ") (" not in sentence, sentence
-                assert re.search(r"\([^()]+, \d+\.\d{3}\)", sentence), sentence
+                assert re.search(r"\((?:[^()]+, )?\d+\.\d{3}\)", sentence), sentence
             found += 1
             sample = texts_of(facts)
             assert all(verify(facts, t).passed for t in sample)
