@@ -21,15 +21,17 @@ GENERATOR_ID = "deterministic/v2"
 
 def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
     """A reason with its values: the value alone where the reason has one feature (its
-    text names it already), each feature with its value where it has several."""
+    text names it already), each feature named with its value where it has several ("Other
+    credit obligations: the other instalment plans (with a bank) and the number of existing
+    credits at this bank (2 credits)", not "(other instalment plans: with a bank, ...)")."""
     if len(reason.features) == 1:
-        details = parenthesis_free(facts.factors[reason.features[0]].value_text)
-    else:
-        details = ", ".join(
-            f"{facts.factors[name].description}: {parenthesis_free(facts.factors[name].value_text)}"
-            for name in reason.features
-        )
-    return f"{reason.text} ({details})"
+        return f"{reason.text} ({parenthesis_free(facts.factors[reason.features[0]].value_text)})"
+    named = [
+        f"the {facts.factors[name].description} "
+        f"({parenthesis_free(facts.factors[name].value_text)})"
+        for name in reason.features
+    ]
+    return f"{reason.text}: {', '.join(named[:-1])} and {named[-1]}"
 
 
 def _direction(planned: PlannedFactor) -> str:

@@ -78,9 +78,10 @@ def _direction(adverse: bool) -> str:
     return "adverse" if adverse else "favourable"
 
 
-def _items(facts: DecisionFacts, bank: dict[str, Any]) -> list[_Item]:
+def _items(facts: DecisionFacts, bank: dict[str, Any], phrasing: int | None) -> list[_Item]:
     """The plan's factors as items; for an adverse compliance text, those its principal
-    reasons do not already state."""
+    reasons do not already state. ``phrasing`` picks one of the bank's factor phrasings
+    for every factor of the text (None: each factor may take any)."""
     plan = facts.plan
     if plan is None:
         raise ValueError("a grammar follows a content plan; the facts have none")
@@ -94,9 +95,12 @@ def _items(facts: DecisionFacts, bank: dict[str, Any]) -> list[_Item]:
         factor = facts.factors[planned.feature]
         value = parenthesis_free(factor.value_text)
         magnitude = f"{abs(factor.contribution):.3f}"
+        templates = list(bank["factor"])
+        if phrasing is not None:
+            templates = [templates[phrasing % len(templates)]]
         phrases = tuple(
             template.format(description=factor.description, value=value, name=factor.feature)
-            for template in bank["factor"]
+            for template in templates
         )
         items.append(
             _Item(
@@ -104,7 +108,7 @@ def _items(facts: DecisionFacts, bank: dict[str, Any]) -> list[_Item]:
                 phrases=phrases,
                 minor_phrases=tuple(
                     _minor_phrase(bank, t, factor.description, value, factor.feature, magnitude)
-                    for t in bank["factor"]
+                    for t in templates
                 ),
                 adverse=factor.raises_risk,
                 magnitude=magnitude,
@@ -155,14 +159,16 @@ def _joined(parts: list[str]) -> str:
 class _Writer:
     """The slots of one decision's text in one style."""
 
-    def __init__(self, facts: DecisionFacts, bank: dict[str, Any], style: str) -> None:
+    def __init__(
+        self, facts: DecisionFacts, bank: dict[str, Any], style: str, phrasing: int | None
+    ) -> None:
         self.facts = facts
         self.bank = bank
         self.style = style
         self.adverse = facts.prediction.adverse
         self.analyst = facts.audience is Audience.ANALYST
         self.applicant = facts.audience is Audience.APPLICANT
-        self.items = _items(facts, bank)
+        self.items = _items(facts, bank, phrasing)
         # Question first breaks the order of importance: such a text claims none.
         self.ordered = style != "question_first"
         # Set when the text would run past the audience's length: see :meth:`_groups`.
@@ -204,7 +210,9 @@ class _Writer:
         if self.analyst:
             return context_inline(self.facts, item.planned)
         if self.applicant and item.planned.share_words is not None:
-            return f", {item.planned.share_words} of the total effect"
+            # "..., accounting for about a third of the total effect": a bare ", about a
+            # third of the total effect" after a clause reads as a figure pasted on.
+            return f", accounting for {item.planned.share_words} of the total effect"
         return ""
 
     def _aside(self, item: _Item) -> None:
@@ -491,6 +499,11 @@ class _Writer:
         self.body(rest, previous=first.adverse, said=1)
 
 
-def compose(facts: DecisionFacts, bank: dict[str, Any], style: str) -> list[Slot]:
-    """The sentence slots of ``facts``'s explanation in ``style``."""
-    return _Writer(facts, bank, style).write()
+def compose(
+    facts: DecisionFacts, bank: dict[str, Any], style: str, phrasing: int | None = None
+) -> list[Slot]:
+    """The sentence slots of ``facts``'s explanation in ``style``; ``phrasing`` names every
+    factor of the text one way (the bank's ``factor`` forms, in turn), so a text does not
+    switch between "the length of the loan term (48 months)" and "duration_months = 48
+    months"."""
+    return _Writer(facts, bank, style, phrasing).write()

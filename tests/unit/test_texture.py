@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, value_text
+from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
 from expound.explainers.plan import PlannedFactor
 from expound.explainers.recourse import Change, Counterfactual, Recourse
 from expound.generators.deterministic import (
@@ -329,13 +329,51 @@ def test_a_list_varies_its_verbs(registry: ModelRegistry) -> None:
 
 
 def test_the_deterministic_texts_name_factors_as_the_drafts_do(
-    registry: ModelRegistry, approved_applicant: dict[str, Any]
+    registry: ModelRegistry, approved_applicant: dict[str, Any], denied_applicant: dict[str, Any]
 ) -> None:
-    for audience in Audience:
-        facts = facts_for(registry, GBM, approved_applicant, audience)
+    denied = facts_for(registry, GBM, denied_applicant)
+    # A reason of two features (EMP07) names each with its value, as a phrase.
+    assert any(len(reason.features) > 1 for reason in denied.reasons)
+    for applicant, audience in [(approved_applicant, a) for a in Audience] + [
+        (denied_applicant, Audience.APPLICANT)
+    ]:
+        facts = facts_for(registry, GBM, applicant, audience)
         text = deterministic_explanation(facts)
         assert ") (" not in text, text
         for factor in facts.factors.values():
             # "amount of credit requested: 2,353 DM" reads as a data dump.
-            assert f"{factor.description}: " not in text, text
+            for value in (factor.value_text, parenthesis_free(factor.value_text)):
+                assert f"{factor.description}: {value}" not in text, text
         assert verify(facts, text).passed, verify(facts, text).violations
+
+
+def test_a_text_names_its_factors_one_way(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant, Audience.ANALYST)
+    assert facts.plan is not None
+    ways = set()
+    for text in texts_of(facts, seed=5, per_style=4):
+        by_name = {p.feature for p in facts.plan.factors if f"{p.feature} = " in text}
+        by_description = {
+            p.feature
+            for p in facts.plan.factors
+            if f"the {facts.manifest.feature(p.feature).description} (" in text.lower()
+        }
+        # Not "the length of the loan term (48 months)" beside "savings = less than 100 DM".
+        assert not (by_name and by_description), text
+        ways.add("name" if by_name else "description")
+    assert ways == {"name", "description"}  # the candidates still differ in it
+
+
+def test_a_share_of_the_effect_reads_as_part_of_its_sentence(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant)
+    texts = texts_of(facts, seed=6)
+    shares = [t for t in texts if "of the total effect" in t]
+    assert shares
+    for text in shares:
+        # "which raised the estimated risk, accounting for about a third of the total
+        # effect", not "..., about a third of the total effect".
+        assert re.search(r", accounting for [a-z ]+ of the total effect", text), text
