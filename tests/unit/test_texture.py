@@ -112,6 +112,15 @@ def test_the_demo_bands_are_labelled_and_their_descriptions_hold_no_legend() -> 
     assert rate.recourse is not None and rate.recourse.direction == "increase"
 
 
+def test_a_unit_agrees_with_its_number() -> None:
+    specs = {spec.name: spec for spec in FEATURES}
+    assert value_text(specs["existing_credits"], 1) == "1 credit"
+    assert value_text(specs["existing_credits"], 2) == "2 credits"
+    assert value_text(specs["dependents"], 1.0) == "1 person"
+    assert value_text(specs["duration_months"], 1) == "1 month"
+    assert value_text(specs["credit_amount"], 1) == "1 DM"
+
+
 def test_every_demo_category_has_reviewed_wording() -> None:
     # "radio tv", "(own)": a category's identifier is no phrase of a sentence.
     for spec in FEATURES:
