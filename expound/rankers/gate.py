@@ -502,11 +502,14 @@ def _check_clause(
             facts, masked_value, mention.feature, clause[: len(masked_value)], around
         )
         labels = list(facts.manifest.feature(mention.feature).value_labels.values())
-        if labels:
-            # A banded code's label ("25 to 35%") is read above as a named value; its
-            # numbers are not the code, nor is its contribution ("by 0.326"), which is all
-            # that is left of "installment_rate = 35% or more lowered the risk by 0.326". A
-            # bare code ("(3)") is still read here.
+        if labels and pattern(labels).search(clause[: len(masked_value)]):
+            # A banded code stated by a label ("25 to 35%") is read above (the actual one
+            # masked as this decision's value, any other named); the clause's numbers are
+            # then the label's, the effect's or another factor's, not the code.
+            number_ok = None
+        elif labels:
+            # No label named: a bare code ("(3)") is read here, not the label's numbers nor
+            # the contribution ("by 0.326").
             left = blank_phrases(numbers_only, labels)
             number_ok = _numeric_value_ok(
                 factor.number, _blank_numbers(left, _effect_numbers(facts, mention.feature))

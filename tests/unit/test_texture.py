@@ -386,3 +386,22 @@ def test_a_share_of_the_effect_reads_as_part_of_its_sentence(
         # "which raised the estimated risk, accounting for about a third of the total
         # effect", not "..., about a third of the total effect".
         assert re.search(r", accounting for [a-z ]+ of the total effect", text), text
+
+
+def test_a_band_named_beside_another_factor_keeps_its_label_as_its_value(
+    registry: ModelRegistry,
+) -> None:
+    # "the instalment ... (35% or more, 0.559) and the length of the loan term (2 months,
+    # 0.556)": the term's 2 is no code of the instalment rate.
+    row = next(r for r in background(registry, GBM) if r["installment_rate"] == 1)
+    facts = facts_for(registry, GBM, row, Audience.ANALYST)
+    rate, term = facts.factors["installment_rate"], facts.factors["duration_months"]
+    spec = facts.manifest.feature("installment_rate")
+    pair = (
+        f"the {rate.description} ({rate.value_text}, {abs(rate.contribution):.3f}) and the "
+        f"{term.description} ({term.value_text}, {abs(term.contribution):.3f})"
+    )
+    text = f"Less weight fell on {pair}, which also mattered."
+    assert ViolationKind.WRONG_VALUE not in kinds(facts, text), verify(facts, text).violations
+    wrong = text.replace(rate.value_text, spec.value_labels["3"])
+    assert ViolationKind.WRONG_VALUE in kinds(facts, wrong)
