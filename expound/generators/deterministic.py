@@ -22,13 +22,12 @@ GENERATOR_ID = "deterministic/v2"
 def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
     """A reason with its values: the value alone where the reason has one feature (its
     text names it already), each feature named with its value where it has several ("Other
-    credit obligations: the other instalment plans (with a bank) and the number of existing
-    credits at this bank (2 credits)", not "(other instalment plans: with a bank, ...)")."""
+    credit obligations: other instalment plans (with a bank) and number of existing credits
+    at this bank (2 credits)", not "(other instalment plans: with a bank, ...)")."""
     if len(reason.features) == 1:
         return f"{reason.text} ({parenthesis_free(facts.factors[reason.features[0]].value_text)})"
     named = [
-        f"the {facts.factors[name].description} "
-        f"({parenthesis_free(facts.factors[name].value_text)})"
+        f"{facts.factors[name].description} ({parenthesis_free(facts.factors[name].value_text)})"
         for name in reason.features
     ]
     return f"{reason.text}: {', '.join(named[:-1])} and {named[-1]}"
@@ -98,11 +97,14 @@ def typical_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None
     )
 
 
-def context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
-    """The same context as trailing phrases of the factor's own sentence (analysts)."""
+def context_inline(facts: DecisionFacts, planned: PlannedFactor, placed_too: bool = True) -> str:
+    """The same context as trailing phrases of the factor's own sentence (analysts); with
+    ``placed_too`` False, the share of the push only (no percentile, no typical value)."""
     parts = []
     if planned.share_words is not None:
         parts.append(f"{planned.share_words} of the total push")
+    if not placed_too:
+        return "".join(f", {part}" for part in parts)
     placed = _percentile(planned)
     if placed is not None:
         parts.append(placed)
@@ -197,6 +199,10 @@ def _method(facts: DecisionFacts) -> str:
     return f"Attributions are estimated SHAP values ({algorithm})."
 
 
+# The analyst's factors whose values are placed in the reference sample (percentile, typical).
+ANALYST_PLACED = 2
+
+
 def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
     prediction, attributions = facts.prediction, facts.attributions
     sentences = [
@@ -205,11 +211,14 @@ def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
         f"Base value {attributions.base_value:+.3f}, model output "
         f"{attributions.model_output:+.3f} {attributions.units}.",
     ]
-    for planned in plan.factors:
+    for index, planned in enumerate(plan.factors):
         factor = facts.factors[planned.feature]
+        # The value in context for the two largest factors, as the drafted texts give it:
+        # for all four, the text runs past the analyst's 200 words.
+        context = context_inline(facts, planned, placed_too=index < ANALYST_PLACED)
         sentences.append(
             f"{planned.feature} = {parenthesis_free(factor.value_text)} {_direction(planned)} "
-            f"by {abs(planned.contribution):.3f}{context_inline(facts, planned)}."
+            f"by {abs(planned.contribution):.3f}{context}."
         )
     return " ".join(
         [*sentences, *base_rate_sentences(plan), *_recourse(facts, plan), _method(facts)]
