@@ -6,7 +6,7 @@ loan repaid, so a LOW score is adverse), trained with a fixed seed into a tempor
 directory, imported with the function behind ``expound models import`` (no binary is
 committed), and its TODO wording filled from the owner's reviewed completion file
 ``bench/imported/outside-forest.review.json``: titles, descriptions, reason texts, which
-features are protected or actionable and their recourse bounds.
+features are protected or actionable, their recourse bounds and the labels of banded codes.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ FEATURE_FIELDS = (
     "actionable",
     "aliases",
     "recourse",
+    "value_labels",
 )
 
 

@@ -10,7 +10,7 @@ exactly one claim:
 
 - ``direction``: the first factor's direction phrase swapped for its opposite;
 - ``value``: the first factor with a stated value given another value (a number doubled,
-  another category's description, the other boolean);
+  another category's description, another band's label, the other boolean);
 - ``unused_feature``: a sentence about a feature no demo model uses;
 - ``order``: the first two factors swapped, so the second is called the most important;
 - ``decision``: the opening of the opposite decision.
@@ -74,6 +74,8 @@ def _wrong_value(facts: DecisionFacts, factor: Factor) -> str | None:
         return "no" if factor.value_text == "yes" else "yes"
     if factor.number is None:
         return None
+    if spec.value_label(factor.number) is not None:
+        return next((lbl for lbl in spec.value_labels.values() if lbl != factor.value_text), None)
     return value_text(spec, factor.number * 2 + 1)
 
 

@@ -67,7 +67,8 @@ class DecisionFacts:
 
 
 def value_text(spec: FeatureSpec, value: float | str | bool | None) -> str:
-    """A feature value in words, e.g. "48 months" or "overdrawn (balance below 0 DM)"."""
+    """A feature value in words, e.g. "48 months", "overdrawn (balance below 0 DM)" or,
+    for a banded code with a reviewed label, "under 20%" (never the bare code)."""
     if value is None:
         return "not provided"
     if spec.type == "category":
@@ -75,9 +76,26 @@ def value_text(spec: FeatureSpec, value: float | str | bool | None) -> str:
         return spec.category_descriptions.get(text, text.replace("_", " "))
     if spec.type == "bool":
         return "yes" if value else "no"
+    label = spec.value_label(value)
+    if label is not None:
+        return label
     number = float(value)
     shown = f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
-    return f"{shown} {spec.unit}" if spec.unit and spec.unit != "band" else shown
+    if not spec.unit or spec.unit == "band":
+        return shown
+    # "1 credit", "1 person", not "1 credits", "1 people".
+    unit = _singular(spec.unit) if number == 1 else spec.unit
+    return f"{shown} {unit}"
+
+
+# Units whose singular is not the plural less its "s".
+IRREGULAR_SINGULARS = {"people": "person", "children": "child"}
+
+
+def _singular(unit: str) -> str:
+    if unit in IRREGULAR_SINGULARS:
+        return IRREGULAR_SINGULARS[unit]
+    return unit[:-1] if unit.endswith("s") and not unit.endswith("ss") else unit
 
 
 def parenthesis_free(value: str) -> str:

@@ -164,8 +164,10 @@ def _context(
         return None, None
     sample = reference.features[spec.name]
     if spec.type in ("number", "integer") and isinstance(value, (int, float)):
-        # A percentile of a 1-4 band says little; a term or an amount it places.
-        percentile = None if spec.unit == "band" else sample.percentile(float(value))
+        # A percentile of a 1-4 band says little (and of a labelled code, whose order may
+        # run against its label's, it misleads); a term or an amount it places.
+        banded = spec.unit == "band" or bool(spec.value_labels)
+        percentile = None if banded else sample.percentile(float(value))
         return percentile, sample.typical_favourable(spec)
     if spec.type == "category":
         return None, sample.typical_favourable(spec)

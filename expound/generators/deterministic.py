@@ -10,25 +10,27 @@ counterfactual the recourse search recorded (or, honestly, that none was found).
 
 from __future__ import annotations
 
-from expound.domain import Audience, PrincipalReason
+from expound.domain import Audience, FeatureScalar, PrincipalReason
 from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
 from expound.explainers.plan import ContentPlan, PlannedFactor
 from expound.explainers.recourse import Counterfactual
+from expound.models.manifest import FeatureSpec
 
 GENERATOR_ID = "deterministic/v2"
 
 
 def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
     """A reason with its values: the value alone where the reason has one feature (its
-    text names it already), each feature with its value where it has several."""
+    text names it already), each feature named with its value where it has several ("Other
+    credit obligations: other instalment plans (with a bank) and number of existing credits
+    at this bank (2 credits)", not "(other instalment plans: with a bank, ...)")."""
     if len(reason.features) == 1:
-        details = parenthesis_free(facts.factors[reason.features[0]].value_text)
-    else:
-        details = ", ".join(
-            f"{facts.factors[name].description}: {parenthesis_free(facts.factors[name].value_text)}"
-            for name in reason.features
-        )
-    return f"{reason.text} ({details})"
+        return f"{reason.text} ({parenthesis_free(facts.factors[reason.features[0]].value_text)})"
+    named = [
+        f"{facts.factors[name].description} ({parenthesis_free(facts.factors[name].value_text)})"
+        for name in reason.features
+    ]
+    return f"{reason.text}: {', '.join(named[:-1])} and {named[-1]}"
 
 
 def _direction(planned: PlannedFactor) -> str:
@@ -54,13 +56,7 @@ def _percentile(planned: PlannedFactor) -> str | None:
 
 def context_sentences(facts: DecisionFacts, planned: PlannedFactor) -> list[str]:
     """Sentences placing one factor's value in the reference sample and the whole push."""
-    factor = facts.factors[planned.feature]
-    value = parenthesis_free(factor.value_text)
-    named = (
-        f"The {factor.description} ({value})"
-        if factor.number is None
-        else f"The {factor.description} of {value}"
-    )
+    named = _named(facts, planned)
     placed = _percentile(planned)
     sentences = []
     if planned.share_words is not None:
@@ -79,9 +75,14 @@ def percentile_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | N
     placed = _percentile(planned)
     if placed is None:
         return None
+    return f"{_named(facts, planned)} is {placed}."
+
+
+def _named(facts: DecisionFacts, planned: PlannedFactor) -> str:
+    """A factor as the subject of a context sentence, written as the texts write it
+    elsewhere: "The amount of credit requested (2,353 DM)", not "... of 2,353 DM"."""
     factor = facts.factors[planned.feature]
-    value = parenthesis_free(factor.value_text)
-    return f"The {factor.description} of {value} is {placed}."
+    return f"The {factor.description} ({parenthesis_free(factor.value_text)})"
 
 
 def typical_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None:
@@ -96,18 +97,28 @@ def typical_sentence(facts: DecisionFacts, planned: PlannedFactor) -> str | None
     )
 
 
-def context_inline(facts: DecisionFacts, planned: PlannedFactor) -> str:
-    """The same context as trailing phrases of the factor's own sentence (analysts)."""
+def context_inline(facts: DecisionFacts, planned: PlannedFactor, placed_too: bool = True) -> str:
+    """The same context as trailing phrases of the factor's own sentence (analysts); with
+    ``placed_too`` False, the share of the push only (no percentile, no typical value)."""
     parts = []
     if planned.share_words is not None:
         parts.append(f"{planned.share_words} of the total push")
+    if not placed_too:
+        return "".join(f", {part}" for part in parts)
     placed = _percentile(planned)
     if placed is not None:
         parts.append(placed)
+    inline = "".join(f", {part}" for part in parts)
     typical = _typical(facts, planned)
-    if typical is not None:
-        parts.append(f"typically {typical} among favourable decisions")
-    return "".join(f", {part}" for part in parts)
+    if typical is None:
+        return inline
+    spec = facts.manifest.feature(planned.feature)
+    if spec.type in ("number", "integer") and spec.value_label(planned.typical_favourable) is None:
+        # "compared with a typical 18 months": a quantity reads as one ("against" would
+        # read as a direction).
+        return f"{inline}, compared with a typical {typical} among favourable decisions"
+    # A category or a band's label is no quantity: "typically radio tv" read as a dump.
+    return f"{inline} (among favourable decisions the typical value was {typical})"
 
 
 def _ordinal(number: int) -> str:
@@ -117,14 +128,20 @@ def _ordinal(number: int) -> str:
     return f"{number}{suffix}"
 
 
+def _change(spec: FeatureSpec, after: FeatureScalar, before: FeatureScalar) -> str:
+    """One change of a counterfactual: "the length of the loan term at 30 months instead of
+    36 months"; a band's label that reads as a preposition of its own takes no "at" ("the
+    instalment as a share of disposable income under 20% instead of 35% or more")."""
+    new, old = (parenthesis_free(value_text(spec, v)) for v in (after, before))
+    at = "" if spec.value_label(after) is not None and not new[0].isdigit() else "at "
+    return f"the {spec.description} {at}{new} instead of {old}"
+
+
 def counterfactual_sentence(facts: DecisionFacts, counterfactual: Counterfactual) -> str:
     """States one recorded, re-scored counterfactual (the gate checks it against the record)."""
     manifest = facts.manifest
     changes = " and ".join(
-        f"the {manifest.feature(c.feature).description} at "
-        f"{parenthesis_free(value_text(manifest.feature(c.feature), c.after))} instead of "
-        f"{parenthesis_free(value_text(manifest.feature(c.feature), c.before))}"
-        for c in counterfactual.changes
+        _change(manifest.feature(c.feature), c.after, c.before) for c in counterfactual.changes
     )
     rule = manifest.decision
     below = rule.adverse_when == "score_at_or_above"
@@ -182,6 +199,10 @@ def _method(facts: DecisionFacts) -> str:
     return f"Attributions are estimated SHAP values ({algorithm})."
 
 
+# The analyst's factors whose values are placed in the reference sample (percentile, typical).
+ANALYST_PLACED = 2
+
+
 def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
     prediction, attributions = facts.prediction, facts.attributions
     sentences = [
@@ -190,34 +211,59 @@ def _analyst(facts: DecisionFacts, plan: ContentPlan) -> str:
         f"Base value {attributions.base_value:+.3f}, model output "
         f"{attributions.model_output:+.3f} {attributions.units}.",
     ]
-    for planned in plan.factors:
+    for index, planned in enumerate(plan.factors):
         factor = facts.factors[planned.feature]
+        # The value in context for the two largest factors, as the drafted texts give it:
+        # for all four, the text runs past the analyst's 200 words.
+        context = context_inline(facts, planned, placed_too=index < ANALYST_PLACED)
         sentences.append(
             f"{planned.feature} = {parenthesis_free(factor.value_text)} {_direction(planned)} "
-            f"by {abs(planned.contribution):.3f}{context_inline(facts, planned)}."
+            f"by {abs(planned.contribution):.3f}{context}."
         )
     return " ".join(
         [*sentences, *base_rate_sentences(plan), *_recourse(facts, plan), _method(facts)]
     )
 
 
+# A list's verbs, taken in turn within each direction: "raised the risk" four times in
+# one sentence reads as a form being filled in.
+LIST_VERBS = {
+    "adverse": ("raised the risk", "increased the risk", "added to the risk"),
+    "favourable": ("lowered the risk", "reduced the risk", "decreased the risk"),
+}
+
+
 def _factor_list(facts: DecisionFacts, factors: list[PlannedFactor]) -> str:
-    return "; ".join(
-        f"the {facts.factors[p.feature].description} "
-        f"({parenthesis_free(facts.factors[p.feature].value_text)}) {_direction(p)}"
-        for p in factors
-    )
+    said = {"adverse": 0, "favourable": 0}
+    items = []
+    for p in factors:
+        verbs = LIST_VERBS[p.direction]
+        verb = verbs[said[p.direction] % len(verbs)]
+        said[p.direction] += 1
+        factor = facts.factors[p.feature]
+        items.append(f"the {factor.description} ({parenthesis_free(factor.value_text)}) {verb}")
+    return "; ".join(items)
 
 
 def _compliance(facts: DecisionFacts, plan: ContentPlan) -> str:
     prediction = facts.prediction
-    if facts.reasons:
+    if len(facts.reasons) == 1:
+        (reason,) = facts.reasons
+        opening = (
+            f"Adverse action: {prediction.decision}. The principal reason is {reason.code}: "
+            f"{reason.text}."
+        )
+    elif facts.reasons:
         listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in facts.reasons)
         opening = f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
     else:
         opening = f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."
     sentences = [opening]
-    if plan.factors:
+    # A list opener only for a list: one factor is said as a sentence of its own.
+    if len(plan.factors) == 1:
+        single = _factor_list(facts, plan.factors)
+        sentences.append(f"{single[0].upper()}{single[1:]}.")
+    elif plan.factors:
         sentences.append(f"Factors by size of contribution: {_factor_list(facts, plan.factors)}.")
     return " ".join([*sentences, *_recourse(facts, plan), _method(facts)])
 
@@ -231,19 +277,28 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
     others = [p for p in plan.factors if p.role == "counterweight"]
     if facts.prediction.adverse:
         clauses = [_reason_clause(facts, r) for r in facts.reasons]
-        sentences = [
-            "Your application was declined. The main reasons, most important first: "
-            + "; ".join(f"{i}. {c}" for i, c in enumerate(clauses, start=1))
-            + "."
-        ]
+        if len(clauses) == 1:
+            reasons = f"The main reason: {clauses[0][0].lower()}{clauses[0][1:]}."
+        else:
+            reasons = (
+                "The main reasons, most important first: "
+                + "; ".join(f"{i}. {c}" for i, c in enumerate(clauses, start=1))
+                + "."
+            )
+        sentences = [f"Your application was declined. {reasons}"]
     else:
         sentences = ["Your application was approved."]
-        if leads:
-            listed = "; ".join(
-                f"{facts.factors[p.feature].description}: {facts.factors[p.feature].value_text}"
-                for p in leads
-            )
-            sentences.append(f"The factors that helped most: {listed}.")
+        # "the amount of credit requested (2,353 DM)", as the drafted texts say it, not
+        # "amount of credit requested: 2,353 DM" (a data dump).
+        named = [
+            f"the {facts.factors[p.feature].description} "
+            f"({parenthesis_free(facts.factors[p.feature].value_text)})"
+            for p in leads
+        ]
+        if len(named) == 1:
+            sentences.append(f"What helped most was {named[0]}.")
+        elif named:
+            sentences.append(f"What helped, most important first: {'; '.join(named)}.")
     for planned in others:
         factor = facts.factors[planned.feature]
         verb = (

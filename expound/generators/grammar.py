@@ -140,7 +140,9 @@ def candidate_grammars(facts: DecisionFacts, n: int) -> list[PlannedGrammar]:
     planned = []
     for index in range(n):
         style = styles[index % len(styles)]
-        slots = compose(facts, bank, style)
+        # One way of naming the factors per text; the candidates take the bank's ways in
+        # turn.
+        slots = compose(facts, bank, style, phrasing=index)
         planned.append(PlannedGrammar(style, _to_grammar(slots, index // len(styles))))
     return planned
 

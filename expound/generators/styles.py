@@ -62,6 +62,9 @@ class _Item:
 
     planned: PlannedFactor
     phrases: tuple[str, ...]
+    # The same phrases carrying the magnitude, for a sentence of minor factors:
+    # "the amount of credit requested (9,629 DM, 0.110)", not "(9,629 DM) (0.110)".
+    minor_phrases: tuple[str, ...]
     adverse: bool
     magnitude: str
     lead: bool  # the most important factor of the decision: it may be called the main one
@@ -75,9 +78,10 @@ def _direction(adverse: bool) -> str:
     return "adverse" if adverse else "favourable"
 
 
-def _items(facts: DecisionFacts, bank: dict[str, Any]) -> list[_Item]:
+def _items(facts: DecisionFacts, bank: dict[str, Any], phrasing: int | None) -> list[_Item]:
     """The plan's factors as items; for an adverse compliance text, those its principal
-    reasons do not already state."""
+    reasons do not already state. ``phrasing`` picks one of the bank's factor phrasings
+    for every factor of the text (None: each factor may take any)."""
     plan = facts.plan
     if plan is None:
         raise ValueError("a grammar follows a content plan; the facts have none")
@@ -89,24 +93,43 @@ def _items(facts: DecisionFacts, bank: dict[str, Any]) -> list[_Item]:
         if planned.feature in stated:
             continue
         factor = facts.factors[planned.feature]
+        value = parenthesis_free(factor.value_text)
+        magnitude = f"{abs(factor.contribution):.3f}"
+        templates = list(bank["factor"])
+        if phrasing is not None:
+            templates = [templates[phrasing % len(templates)]]
         phrases = tuple(
-            template.format(
-                description=factor.description,
-                value=parenthesis_free(factor.value_text),
-                name=factor.feature,
-            )
-            for template in bank["factor"]
+            template.format(description=factor.description, value=value, name=factor.feature)
+            for template in templates
         )
         items.append(
             _Item(
                 planned=planned,
                 phrases=phrases,
+                minor_phrases=tuple(
+                    _minor_phrase(bank, t, factor.description, value, factor.feature, magnitude)
+                    for t in templates
+                ),
                 adverse=factor.raises_risk,
-                magnitude=f"{abs(factor.contribution):.3f}",
+                magnitude=magnitude,
                 lead=factor.importance == 1 and not stated,
             )
         )
     return items
+
+
+def _minor_phrase(
+    bank: dict[str, Any], template: str, description: str, value: str, name: str, magnitude: str
+) -> str:
+    """A factor phrase as a sentence of minor factors names it. Where the bank states their
+    magnitudes (``minor_factor``), the magnitude goes inside the value's own parenthesis
+    where the phrase has one, "(9,629 DM, 0.110)", else as the bank's form says."""
+    if "minor_factor" in bank and "({value})" in template:
+        value = f"{value}, {magnitude}"
+    phrase = template.format(description=description, value=value, name=name)
+    if "minor_factor" in bank and "({value})" not in template:
+        return str(bank["minor_factor"]).format(factor=phrase, magnitude=magnitude)
+    return phrase
 
 
 def _with_context(sentence: str, context: str) -> str:
@@ -136,14 +159,16 @@ def _joined(parts: list[str]) -> str:
 class _Writer:
     """The slots of one decision's text in one style."""
 
-    def __init__(self, facts: DecisionFacts, bank: dict[str, Any], style: str) -> None:
+    def __init__(
+        self, facts: DecisionFacts, bank: dict[str, Any], style: str, phrasing: int | None
+    ) -> None:
         self.facts = facts
         self.bank = bank
         self.style = style
         self.adverse = facts.prediction.adverse
         self.analyst = facts.audience is Audience.ANALYST
         self.applicant = facts.audience is Audience.APPLICANT
-        self.items = _items(facts, bank)
+        self.items = _items(facts, bank, phrasing)
         # Question first breaks the order of importance: such a text claims none.
         self.ordered = style != "question_first"
         # Set when the text would run past the audience's length: see :meth:`_groups`.
@@ -185,7 +210,9 @@ class _Writer:
         if self.analyst:
             return context_inline(self.facts, item.planned)
         if self.applicant and item.planned.share_words is not None:
-            return f", {item.planned.share_words} of the total effect"
+            # "..., accounting for about a third of the total effect": a bare ", about a
+            # third of the total effect" after a clause reads as a figure pasted on.
+            return f", accounting for {item.planned.share_words} of the total effect"
         return ""
 
     def _aside(self, item: _Item) -> None:
@@ -211,6 +238,11 @@ class _Writer:
             (reason.rank, f"{reason.code}: {reason.text[0].lower()}{reason.text[1:]}")
             for reason in facts.reasons
         ]
+        if len(named) == 1:
+            # One reason is no list and has no rank: "the principal reason", not "the first".
+            (_, text), templates = named[0], bank["only"]
+            self.add("reason1", [t.format(reason=text) for t in templates])
+            return
         if self.style == "compact" or not self.ordered:
             items = "; ".join(text for _, text in named)
             self.add("reasons", [t.format(items=items) for t in self.bank["reason_list"]])
@@ -284,14 +316,9 @@ class _Writer:
         """Several factors of one direction in one sentence: "to a lesser extent" where
         the text runs in order of importance, a plain "in addition" where it does not."""
         side = _direction(items[0].adverse)
-        form = self.bank.get("minor_factor", "{factor}")
+        phrases = [i.minor_phrases for i in items]
         # One phrasing per factor kind across the list: "A and B", both the same way.
-        names = [
-            _joined(
-                [form.format(factor=item.phrases[k], magnitude=item.magnitude) for item in items]
-            )
-            for k in range(len(items[0].phrases))
-        ]
+        names = [_joined([p[k] for p in phrases]) for k in range(len(items[0].phrases))]
         key = "minor" if self.ordered or "together" not in self.bank else "together"
         self.add(
             "together", [t.format(factors=name) for t in self.bank[key][side] for name in names]
@@ -302,26 +329,40 @@ class _Writer:
         own order, each factor with its direction; applicants the factors of the
         decision's direction, most important first, with the rest after."""
         forms = self.bank["list_item"]
+        after_reasons = (
+            self.facts.audience is Audience.COMPLIANCE and self.adverse and bool(self.facts.reasons)
+        )
         if "both" in self.bank["list"]:
-            self._list("both", items, forms)
+            if len(items) == 1:
+                # "In order of contribution:" opens a list; one factor is a sentence.
+                self.body(items, previous=True if after_reasons else None)
+            else:
+                self._list("both", items, forms)
             return
         primary = [i for i in items if i.adverse == self.adverse]
-        if primary:
-            self._list(self._side, primary, forms)
-        self.body(
-            [i for i in items if i.adverse != self.adverse], self.adverse if primary else None
-        )
+        if len(primary) < 2:
+            # "The reasons, most important first:" opens a list; one factor is a sentence.
+            self.body(primary + [i for i in items if i.adverse != self.adverse])
+            return
+        self._list(self._side, primary, forms)
+        self.body([i for i in items if i.adverse != self.adverse], self.adverse)
 
-    def _list(self, key: str, items: list[_Item], forms: dict[str, str]) -> None:
+    def _list(self, key: str, items: list[_Item], forms: dict[str, list[str]]) -> None:
         if not items:
             return
         # The largest factor with its context (analysts): a list says little else.
         context = self._context(items[0]) if self.analyst else ""
+        # Each direction's forms in turn, so the verbs of one list vary.
+        chosen, said = [], {True: 0, False: 0}
+        for item in items:
+            turn = forms[_direction(item.adverse)]
+            chosen.append(turn[said[item.adverse] % len(turn)])
+            said[item.adverse] += 1
         listed = [
             "; ".join(
-                forms[_direction(i.adverse)].format(factor=i.phrases[k], magnitude=i.magnitude)
+                form.format(factor=i.phrases[k], magnitude=i.magnitude)
                 + (context if i is items[0] else "")
-                for i in items
+                for i, form in zip(items, chosen, strict=True)
             )
             for k in range(len(items[0].phrases))
         ]
@@ -458,6 +499,11 @@ class _Writer:
         self.body(rest, previous=first.adverse, said=1)
 
 
-def compose(facts: DecisionFacts, bank: dict[str, Any], style: str) -> list[Slot]:
-    """The sentence slots of ``facts``'s explanation in ``style``."""
-    return _Writer(facts, bank, style).write()
+def compose(
+    facts: DecisionFacts, bank: dict[str, Any], style: str, phrasing: int | None = None
+) -> list[Slot]:
+    """The sentence slots of ``facts``'s explanation in ``style``; ``phrasing`` names every
+    factor of the text one way (the bank's ``factor`` forms, in turn), so a text does not
+    switch between "the length of the loan term (48 months)" and "duration_months = 48
+    months"."""
+    return _Writer(facts, bank, style, phrasing).write()

@@ -75,6 +75,18 @@ FEATURES: list[FeatureSpec] = [
             "business",
             "other",
         ],
+        category_descriptions={
+            "new_car": "a new car",
+            "used_car": "a used car",
+            "furniture": "furniture or equipment",
+            "radio_tv": "a radio or television",
+            "appliances": "household appliances",
+            "repairs": "repairs",
+            "education": "education",
+            "retraining": "retraining",
+            "business": "business",
+            "other": "other",
+        },
         actionable=True,
         aliases=["loan purpose", "purpose of the loan"],
     ),
@@ -92,7 +104,7 @@ FEATURES: list[FeatureSpec] = [
     F(
         name="savings",
         type="category",
-        description="savings accounts and bonds",
+        description="savings and bonds held",
         categories=[
             "below_100_dm",
             "100_to_500_dm",
@@ -134,15 +146,24 @@ FEATURES: list[FeatureSpec] = [
         },
         aliases=["employment", "time at the current job", "job tenure", "years employed"],
     ),
+    # The data's codes for the instalment rate and the residence time, from the code table
+    # of the same 1,000 loans in Groemping (2019), "South German Credit Data: Correcting a
+    # Widely Used Data Set" (Beuth Hochschule, Report 4/2019; UCI "South German Credit"):
+    # rate 1: >= 35%, 2: 25 <= ... < 35%, 3: 20 <= ... < 25%, 4: < 20%; residence 1: < 1
+    # year, 2: 1 <= ... < 4 years, 3: 4 <= ... < 7 years, 4: >= 7 years. The data agree:
+    # the median credit amount falls from 3,423 DM at rate 1 to 1,844 DM at rate 4 (a
+    # larger loan, a larger share of income). A higher rate code is a LIGHTER burden.
     F(
         name="installment_rate",
         type="integer",
-        description="instalment as a share of disposable income (1: under 20%, 4: 35% or more)",
+        description="instalment as a share of disposable income",
         unit="band",
         minimum=1,
         maximum=4,
+        value_labels={"1": "35% or more", "2": "25 to 35%", "3": "20 to 25%", "4": "under 20%"},
         actionable=True,
-        recourse=RecourseSpec(direction="decrease", minimum=1, maximum=4, step=1),
+        # A lighter instalment (a longer term, a smaller amount) is a higher code.
+        recourse=RecourseSpec(direction="increase", minimum=1, maximum=4, step=1),
         aliases=["instalment rate", "installment rate", "repayment burden", "instalment"],
     ),
     F(
@@ -150,16 +171,28 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="co-applicant or guarantor on the loan",
         categories=["none", "co_applicant", "guarantor"],
+        category_descriptions={
+            "none": "none",
+            "co_applicant": "a co-applicant",
+            "guarantor": "a guarantor",
+        },
         actionable=True,
         aliases=["guarantor", "co-applicant", "other debtors"],
     ),
     F(
         name="residence_since",
         type="integer",
-        description="years at the present residence (banded 1 to 4)",
+        description="time at the present residence",
         unit="band",
         minimum=1,
         maximum=4,
+        # Worded apart from the employment times: a value phrase names one feature's value.
+        value_labels={
+            "1": "under a year",
+            "2": "one to four years",
+            "3": "four to seven years",
+            "4": "seven years or longer",
+        },
         aliases=["time at the current address", "residence"],
     ),
     F(
@@ -167,6 +200,13 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="most valuable property owned",
         categories=["real_estate", "savings_agreement_or_insurance", "car_or_other", "none"],
+        # No "savings" in a value: it would name the savings feature.
+        category_descriptions={
+            "real_estate": "real estate",
+            "savings_agreement_or_insurance": "life insurance or a building society contract",
+            "car_or_other": "a car or other property",
+            "none": "none known",
+        },
         aliases=["property", "assets", "collateral"],
     ),
     F(
@@ -182,8 +222,9 @@ FEATURES: list[FeatureSpec] = [
     F(
         name="other_installment_plans",
         type="category",
-        description="other instalment plans running",
+        description="other instalment plans",
         categories=["bank", "stores", "none"],
+        category_descriptions={"bank": "with a bank", "stores": "with stores", "none": "none"},
         actionable=True,
         aliases=["other instalment plans", "other installment plans", "other loans"],
     ),
@@ -192,6 +233,11 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="housing situation",
         categories=["rent", "own", "free"],
+        category_descriptions={
+            "rent": "a rented home",
+            "own": "own home",
+            "free": "living rent-free",
+        },
         aliases=["housing", "home ownership", "renting"],
     ),
     F(
@@ -210,6 +256,12 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="type of employment",
         categories=["unskilled_non_resident", "unskilled_resident", "skilled", "highly_qualified"],
+        category_descriptions={
+            "unskilled_non_resident": "unskilled, non-resident",
+            "unskilled_resident": "unskilled, resident",
+            "skilled": "skilled employee or official",
+            "highly_qualified": "management, self-employed or highly qualified",
+        },
         aliases=["job", "occupation", "type of job"],
     ),
     F(

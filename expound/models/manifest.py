@@ -7,6 +7,7 @@ reason table; ``README.md`` documents every field.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import numpy as np
@@ -86,6 +87,9 @@ class FeatureSpec(_Strict):
     # How recourse may change it (None: never changed; only actionable, unprotected
     # features may declare one).
     recourse: RecourseSpec | None = None
+    # Integer codes that stand for bands, in words ({"1": "35% or more", ...}): texts state
+    # the label, never the bare code, and the gate reads the label back as the value.
+    value_labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _categories_match_type(self) -> FeatureSpec:
@@ -108,7 +112,34 @@ class FeatureSpec(_Strict):
             raise ValueError(f"{self.name}: give column or onehot_columns, not both")
         if self.recourse is not None:
             self._check_recourse(self.recourse)
+        if self.value_labels:
+            self._check_value_labels(self.value_labels)
         return self
+
+    def _check_value_labels(self, labels: dict[str, str]) -> None:
+        if self.type != "integer":
+            raise ValueError(f"{self.name}.value_labels: only an integer feature takes labels")
+        for key, label in labels.items():
+            if not re.fullmatch(r"-?(?:0|[1-9][0-9]*)", key):
+                raise ValueError(f"{self.name}.value_labels: key {key!r} is not an integer")
+            code = int(key)
+            low = self.minimum if self.minimum is not None else float("-inf")
+            high = self.maximum if self.maximum is not None else float("inf")
+            if not low <= code <= high:
+                raise ValueError(f"{self.name}.value_labels: {code} is outside [{low:g}, {high:g}]")
+            if len(label.strip()) < 2 or label != label.strip():
+                raise ValueError(f"{self.name}.value_labels[{key}]: a label of words, trimmed")
+        # The gate tells values apart by their labels: two codes may not share one.
+        folded = [label.lower() for label in labels.values()]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"{self.name}.value_labels: labels must be distinct")
+
+    def value_label(self, value: float | str | bool | None) -> str | None:
+        """The reviewed label of an integer code (None: no label for it)."""
+        if not self.value_labels or isinstance(value, (bool, str)) or value is None:
+            return None
+        number = float(value)
+        return self.value_labels.get(str(int(number))) if number.is_integer() else None
 
     def _check_recourse(self, recourse: RecourseSpec) -> None:
         if self.protected or not self.actionable:

@@ -21,7 +21,14 @@ from expound.explainers.plan import (
     share_range,
 )
 from expound.explainers.recourse import Counterfactual
-from expound.rankers.reading import NUMBER, number_supported, parse_number, pattern
+from expound.rankers.reading import (
+    NUMBER,
+    number_supported,
+    parse_number,
+    pattern,
+    value_key,
+    value_phrases,
+)
 
 PERCENTILE = re.compile(r"(?<![\w.])(\d{1,3})(?:st|nd|rd|th)\s+percentile\b")
 TYPICAL = re.compile(r"\btypical(?:ly)?\b")
@@ -151,9 +158,10 @@ def _typical_problems(
             text = text.replace(term.lower(), " ")
         return text
 
-    if spec.type == "category":
-        # The typical category as the texts quote it; any other category named beside it
-        # is a different claim.
+    by_value = value_phrases(spec)
+    if by_value:
+        # The typical category (or banded code's label) as the texts quote it; any other
+        # value named beside it is a different claim.
         quoted = {
             value_text(spec, expected).lower(),
             parenthesis_free(value_text(spec, expected)).lower(),
@@ -161,11 +169,12 @@ def _typical_problems(
         found = pattern(sorted(quoted)).search(region)
         if found is not None:
             rest = without_names(region[: found.start()] + " " + region[found.end() :])
+            key = value_key(spec, expected)
             others = [
                 p
-                for c in spec.categories or []
-                if c != expected
-                for p in (c.replace("_", " "), spec.category_descriptions.get(c, ""))
+                for value, phrases in by_value.items()
+                if value != key
+                for p in phrases
                 if len(p) > 1 and pattern([p]).search(rest)
             ]
             if not others:
@@ -215,6 +224,14 @@ def _states(facts: DecisionFacts, sentence: str, counterfactual: Counterfactual)
             phrases.append(spec.category_descriptions.get(str(change.after), ""))
             phrases = [p.replace(" (", ", ").replace(")", "") for p in phrases if len(p) > 3]
             if not phrases or not pattern(phrases).search(sentence):
+                return False
+        elif (label := spec.value_label(change.after)) is not None:
+            # A banded code is stated by its label, as the new value: "at 25 to 35%", not
+            # "instead of 25 to 35%".
+            if not any(
+                not sentence[: m.start()].rstrip().endswith("instead of")
+                for m in pattern([label]).finditer(sentence)
+            ):
                 return False
         elif not any(abs(n - float(str(change.after))) < 1e-6 for n in numbers):
             return False

@@ -33,6 +33,7 @@ from expound.rankers.reading import (
     NUMBER,
     Mention,
     Spans,
+    blank_phrases,
     clauses,
     feature_terms,
     find_mentions,
@@ -44,7 +45,10 @@ from expound.rankers.reading import (
     pattern,
     phrase_spans,
     stated_direction,
+    value_key,
+    value_phrases,
 )
+from expound.rankers.reading import category_phrases as category_phrases  # re-exported
 
 
 class ViolationKind(StrEnum):
@@ -202,20 +206,6 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     ]
 
 
-def category_phrases(description: str) -> list[str]:
-    """The ways a text names a category by its description: as written, with its
-    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), and by its
-    head alone ("overdrawn"). An imported model's categories are codes ("f_1") that no text
-    names, so without the shorter forms a wrong category written loosely would read as
-    none named, and pass."""
-    if not description:
-        return []
-    head, _, rest = description.partition(" (")
-    if not rest:
-        return [description]
-    return [description, f"{head}, {rest.rstrip(')')}", head]
-
-
 def _category_claims(
     facts: DecisionFacts,
     clause: str,
@@ -223,22 +213,22 @@ def _category_claims(
     plain: str = "",
     around: tuple[int, int] | None = None,
 ) -> bool | None:
-    """Whether the clause names the feature's actual category (None: names none).
+    """Whether the clause names the feature's actual category, or the label of its actual
+    banded code (None: names none).
 
     ``clause`` has feature names blanked; a category phrase that holds the feature's own
     name ("no checking account" around "checking account") is read in ``plain``, the
     clause as written, around the mention's span ``around``.
     """
     spec = facts.manifest.feature(feature)
-    if spec.type != "category":
+    by_value = value_phrases(spec)
+    if not by_value:
         return None
     actual = facts.attributions.items[
         [i.feature for i in facts.attributions.items].index(feature)
     ].value
     named = set()
-    for category in spec.categories or []:
-        phrases = category_phrases(spec.category_descriptions.get(category, ""))
-        phrases = [p for p in [category.replace("_", " "), *phrases] if len(p) > 3]
+    for category, phrases in by_value.items():
         if phrases and pattern(phrases).search(clause):
             named.add(category)
         elif phrases and around is not None:
@@ -250,7 +240,7 @@ def _category_claims(
                 named.add(category)
     if not named:
         return None
-    return actual in named
+    return value_key(spec, actual) in named
 
 
 def verify(facts: DecisionFacts, text: str) -> Verdict:
@@ -511,7 +501,21 @@ def _check_clause(
         category_ok = _category_claims(
             facts, masked_value, mention.feature, clause[: len(masked_value)], around
         )
-        number_ok = _numeric_value_ok(factor.number, numbers_only)
+        labels = list(facts.manifest.feature(mention.feature).value_labels.values())
+        if labels and pattern(labels).search(clause[: len(masked_value)]):
+            # A banded code stated by a label ("25 to 35%") is read above (the actual one
+            # masked as this decision's value, any other named); the clause's numbers are
+            # then the label's, the effect's or another factor's, not the code.
+            number_ok = None
+        elif labels:
+            # No label named: a bare code ("(3)") is read here, not the label's numbers nor
+            # the contribution ("by 0.326").
+            left = blank_phrases(numbers_only, labels)
+            number_ok = _numeric_value_ok(
+                factor.number, _blank_numbers(left, _effect_numbers(facts, mention.feature))
+            )
+        else:
+            number_ok = _numeric_value_ok(factor.number, numbers_only)
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue
@@ -565,6 +569,20 @@ def _check_clause_numbers(
                 f"{match.group(0)} is no number of {', '.join(m.feature for m in inside)}",
             )
         )
+
+
+def _effect_numbers(facts: DecisionFacts, feature: str) -> list[float]:
+    """The numbers of a factor's effect, not of its value: contribution and share."""
+    factor = facts.factors[feature]
+    return [abs(factor.contribution), claims.share_of(facts, feature) * 100]
+
+
+def _blank_numbers(text: str, numbers: list[float]) -> str:
+    """``text`` with the numbers that are one of ``numbers`` blanked."""
+    spans = [
+        (m.start(), m.end()) for m in NUMBER.finditer(text) if number_supported(m.group(0), numbers)
+    ]
+    return _blank(text, spans)
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:

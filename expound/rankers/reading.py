@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from expound.explainers.facts import DecisionFacts
+from expound.models.manifest import FeatureSpec
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
 PARTICLE_DIRECTION = re.compile(
@@ -26,6 +27,14 @@ PARTICLE_DIRECTION = re.compile(
     r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
     r"|chances?(?: of approval)?|odds of approval|approval odds)"
     r"\s+(?P<particle>up|down|higher|lower)\b"
+)
+# "added 0.424 to the risk": the amount between verb and object ("added to" is in the
+# word lists; with a number inside it was read as no direction at all).
+ADDED_AMOUNT = re.compile(
+    r"\b(?:added|adds|took|takes)\s+[-+]?\d[\d,]*(?:\.\d+)?%?\s+"
+    r"(?P<preposition>to|off|from)\s+(?:the\s+|your\s+)?(?:estimated\s+|predicted\s+)?"
+    r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
+    r"|chances?(?: of approval)?|odds of approval|approval odds)\b"
 )
 LIST_MARKER = re.compile(r"(?:^|[\s:;])(\d)[.)]\s")
 CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
@@ -130,6 +139,9 @@ def stated_direction(clause: str) -> tuple[bool, int] | None:
     for match in PARTICLE_DIRECTION.finditer(clause):
         up = match.group("particle") in ("up", "higher")
         found.append((match.start(), up != bool(approval.match(match.group("object")))))
+    for match in ADDED_AMOUNT.finditer(clause):
+        up = match.group("preposition") == "to"
+        found.append((match.start(), up != bool(approval.match(match.group("object")))))
     if not found:
         return None
     position, raises = min(found)
@@ -162,3 +174,48 @@ def masked(text: str, spans: list[tuple[int, int]]) -> str:
     for start, end in spans:
         chars[start:end] = "x" * (end - start)
     return "".join(chars)
+
+
+def category_phrases(description: str) -> list[str]:
+    """The ways a text names a category by its description: as written, with its
+    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), and by its
+    head alone ("overdrawn"). An imported model's categories are codes ("f_1") that no text
+    names, so without the shorter forms a wrong category written loosely would read as
+    none named, and pass."""
+    if not description:
+        return []
+    head, _, rest = description.partition(" (")
+    if not rest:
+        return [description]
+    return [description, f"{head}, {rest.rstrip(')')}", head]
+
+
+def value_phrases(spec: FeatureSpec) -> dict[str, list[str]]:
+    """The phrases that name each value of a feature whose values have names, by value key
+    (:func:`value_key`): a category's name and description, a banded code's reviewed label.
+    Empty for a feature whose values are numbers."""
+    if spec.type == "category":
+        named = {}
+        for category in spec.categories or []:
+            phrases = category_phrases(spec.category_descriptions.get(category, ""))
+            named[category] = [p for p in [category.replace("_", " "), *phrases] if len(p) > 3]
+        return named
+    return {key: [label] for key, label in spec.value_labels.items()}
+
+
+def value_key(spec: FeatureSpec, value: object) -> str | None:
+    """The key of ``value`` in :func:`value_phrases` (None: a value with no name)."""
+    if spec.type == "category":
+        return None if value is None else str(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else None
+    return None
+
+
+def blank_phrases(text: str, phrases: list[str]) -> str:
+    """``text`` with every occurrence of ``phrases`` blanked (same length)."""
+    kept = [p for p in phrases if p]
+    if not kept:
+        return text
+    return pattern(kept).sub(lambda m: " " * len(m.group(0)), text)

@@ -60,6 +60,12 @@ def test_the_reviewed_forest_is_served_with_the_owners_wording(
     actionable = {f.name for f in manifest.features if f.actionable}
     assert actionable == {n for n, f in review["features"].items() if f["actionable"]}
     assert all(f.recourse is not None for f in manifest.features if f.name == "duration_months")
+    # A review may label an integer's bands; the imported integer's range admits them.
+    labelled = {n: f["value_labels"] for n, f in review["features"].items() if "value_labels" in f}
+    assert set(labelled) == {"installment_rate", "residence_since"}
+    for name, labels in labelled.items():
+        assert manifest.feature(name).type == "integer"
+        assert manifest.feature(name).value_labels == labels
     # The applicants in the outside encoding: a high score (repays) is an approval.
     for row in applicant_rows()[:20]:
         prediction = decide(eval_models.get(MODEL_ID), outside_encoding(row), 1e-6).prediction

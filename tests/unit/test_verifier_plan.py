@@ -265,7 +265,7 @@ def test_a_quoted_typical_value_neither_hides_a_wrong_value_nor_names_another_fe
     history = analyst.plan.factor("credit_history")
     assert history is not None and history.typical_favourable == "existing_paid_duly"
     text = deterministic_explanation(analyst)
-    assert "typically existing credits paid back on time so far" in text
+    assert "the typical value was existing credits paid back on time so far" in text
     verdict = verify(analyst, text)
     assert verdict.passed, verdict.violations
     assert "existing_credits" not in verdict.mentioned
