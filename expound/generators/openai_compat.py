@@ -12,6 +12,7 @@ the documented shape is LLM_BAD_RESPONSE here. Requests are made inside the call
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -158,17 +159,47 @@ def parse_completions(payload: dict[str, Any], strip: bool = True) -> Drafts:
         payload: the JSON answer.
         strip: drop white space around each text (a whole draft); a choice keeps it.
     """
+
+    def read(choice: dict[str, Any]) -> tuple[object, list[float]]:
+        logprobs = choice.get("logprobs") or {}
+        tokens = [float(x) for x in logprobs.get("token_logprobs") or [] if x is not None]
+        return choice["text"], tokens
+
+    return _parsed(payload, read, strip, "LLM answer")
+
+
+def chat_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
+    """The messages as the chat API takes them."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def parse_chat(payload: dict[str, Any]) -> Drafts:
+    """Parses a chat completions answer; anything off the documented shape (a choice
+    without a message, content that is not a string, logprobs that are not numbers) is
+    LLM_BAD_RESPONSE."""
+
+    def read(choice: dict[str, Any]) -> tuple[object, list[float]]:
+        logprobs = choice.get("logprobs") or {}
+        tokens = [float(t["logprob"]) for t in logprobs.get("content") or []]
+        return choice["message"]["content"], tokens
+
+    return _parsed(payload, read, True, "LLM chat answer")
+
+
+def _parsed(
+    payload: dict[str, Any],
+    read: Callable[[dict[str, Any]], tuple[object, list[float]]],
+    strip: bool,
+    what: str,
+) -> Drafts:
+    """The drafts of an answer whose choices ``read`` takes apart (text, token
+    log-probabilities); anything off the shape is LLM_BAD_RESPONSE, naming ``what``."""
     try:
-        choices = payload["choices"]
         drafts: list[Draft] = []
-        for choice in choices:
-            text = choice["text"]
+        for choice in payload["choices"]:
+            text, token_logprobs = read(choice)
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
-            logprobs = choice.get("logprobs") or {}
-            token_logprobs = [
-                float(x) for x in logprobs.get("token_logprobs") or [] if x is not None
-            ]
             drafts.append(
                 Draft(
                     text=text.strip() if strip else text,
@@ -185,40 +216,4 @@ def parse_completions(payload: dict[str, Any], strip: bool = True) -> Drafts:
             completion_tokens=int(usage.get("completion_tokens", 0)),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LLMError(f"malformed LLM answer: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
-
-
-def chat_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
-    """The messages as the chat API takes them."""
-    return [{"role": m.role, "content": m.content} for m in messages]
-
-
-def parse_chat(payload: dict[str, Any]) -> Drafts:
-    """Parses a chat completions answer; anything off the documented shape (a choice
-    without a message, content that is not a string, logprobs that are not numbers) is
-    LLM_BAD_RESPONSE."""
-    try:
-        drafts: list[Draft] = []
-        for choice in payload["choices"]:
-            text = choice["message"]["content"]
-            if not isinstance(text, str):
-                raise TypeError("message content is not a string")
-            logprobs = choice.get("logprobs") or {}
-            token_logprobs = [float(t["logprob"]) for t in logprobs.get("content") or []]
-            drafts.append(
-                Draft(
-                    text=text.strip(),
-                    token_logprobs=token_logprobs,
-                    finish_reason=str(choice.get("finish_reason") or ""),
-                    index=int(choice.get("index", len(drafts))),
-                )
-            )
-        usage = payload.get("usage") or {}
-        return Drafts(
-            drafts=drafts,
-            model=str(payload.get("model", "")),
-            latency_ms=0.0,
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LLMError(f"malformed LLM chat answer: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
+        raise LLMError(f"malformed {what}: {exc!r}"[:300], LLM_BAD_RESPONSE) from exc
