@@ -22,47 +22,25 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench.run import MODELS
 from bench.scale_bench import CALLS, WARMUP, _drive, _summary
-from bench.servers import free_port
+from bench.servers import start_serve
 
 
 def _serve(root: Path, workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], int]:
     """``expound serve`` from checkout ``root``; returns it and its port once it serves."""
-    port = free_port()
-    log = workdir / f"{name}.log"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(root),
         "EXPOUND_LLM_MODE": "off",
         "EXPOUND_RANKER_EMBEDDER": "hashing",
         "EXPOUND_MODEL_DIR": str(MODELS),
         "EXPOUND_ARCHIVE_PATH": str(workdir / f"{name}.sqlite3"),
         "EXPOUND_SIGNING_KEY_PATH": str(workdir / f"{name}-key.pem"),
-        "EXPOUND_PORT": str(port),
-        "EXPOUND_METRICS_PORT": "0",
     }
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "expound.clients.cli", "serve"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-        )
-    deadline = time.monotonic() + 90
-    while f"serving on 127.0.0.1:{port}" not in log.read_text():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"{root}: server did not start:\n{log.read_text()[-2000:]}")
-        time.sleep(0.05)
-    return server, port
+    return start_serve(env, workdir / f"{name}.log", timeout_s=90, root=root)
 
 
 def _cpu_s(pid: int) -> float:

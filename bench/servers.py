@@ -21,11 +21,11 @@ def free_port() -> int:
 
 
 def start_serve(
-    env: dict[str, str], log: Path, timeout_s: float = 120.0
+    env: dict[str, str], log: Path, timeout_s: float = 120.0, root: Path = ROOT
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Starts ``expound serve`` from this checkout with ``env`` over the environment (on a
-    free port, metrics off, output appended to ``log``); returns it and its port once it
-    serves.
+    """Starts ``expound serve`` from the checkout ``root`` (default: this one) with ``env``
+    over the environment (on a free port, metrics off, output appended to ``log``); returns
+    it and its port once it serves.
 
     Raises:
         RuntimeError: It exited or did not serve within ``timeout_s``.
@@ -33,7 +33,7 @@ def start_serve(
     port = free_port()
     full = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         **env,
         "EXPOUND_PORT": str(port),
         "EXPOUND_METRICS_PORT": "0",
@@ -44,13 +44,13 @@ def start_serve(
             env=full,
             stdout=output,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=root,
         )
     deadline = time.monotonic() + timeout_s
     while f"serving on 127.0.0.1:{port}" not in log.read_text():
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
-            raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
+            raise RuntimeError(f"{root}: server did not start:\n{log.read_text()[-2000:]}")
         time.sleep(0.05)
     return server, port
 
