@@ -15,7 +15,7 @@ import pytest
 
 from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
-from expound.generators.drafting import LLM_QUEUE, Drafter, DraftingConfig
+from expound.generators.drafting import LLM_QUEUE, Drafter
 from expound.generators.fake import FakeGenerator, fake_pieces
 from expound.generators.grammar import Grammar, Ref, candidate_grammars
 from expound.generators.jump import (
@@ -33,10 +33,7 @@ from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for
 from tests.support.grammar_language import language
 from tests.support.llm_stub import llm_stub
-
-JUMP = DraftingConfig(
-    mode="constrained", decoding="jump", max_tokens=200, temperature=0.8, timeout_s=5.0
-)
+from tests.support.pipelines import JUMP
 
 
 @pytest.fixture

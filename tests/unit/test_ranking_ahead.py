@@ -19,30 +19,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from expound.archive.memory import open_memory
 from expound.domain import Audience, ExplainRequest
 from expound.explainers.facts import DecisionFacts
-from expound.generators.drafting import Drafter, DraftingConfig
+from expound.generators.drafting import Drafter
 from expound.generators.fake import FakeGenerator
 from expound.generators.grammar import candidate_grammars
 from expound.generators.jump import JumpDecoder
 from expound.llm.draft import Draft
 from expound.models.registry import ModelRegistry
-from expound.pipeline.explain import Pipeline, PipelineConfig
+from expound.pipeline.explain import Pipeline
 from expound.rankers.base import RankedDraft
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder, SentenceCachedEmbedder
 from tests.conftest import GBM
 from tests.support.archive_backends import fixed_signer
 from tests.support.facts_util import facts_for
-
-CONFIG = PipelineConfig(
-    service_version="test",
-    default_candidates=4,
-    max_candidates=4,
-    default_seed=7,
-    additivity_tolerance=1e-6,
-    max_question_chars=2000,
-)
-JUMP = DraftingConfig(
-    mode="constrained", decoding="jump", max_tokens=200, temperature=0.8, timeout_s=5.0
-)
+from tests.support.pipelines import JUMP, PIPELINE
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -119,7 +108,7 @@ async def test_preparation_leaves_ranking_nothing_new_to_embed(
     ranker = WatchedRanker(CountingEmbedder())
     archive = await open_memory(fixed_signer(Ed25519PrivateKey.generate()))
     pipeline = Pipeline(
-        registry, archive, CONFIG, drafter=Drafter(FakeGenerator(), JUMP), ranker=ranker
+        registry, archive, PIPELINE, drafter=Drafter(FakeGenerator(), JUMP), ranker=ranker
     )
     answer = await pipeline.explain(
         ExplainRequest(model_id=GBM, features=denied_applicant, question="Why?")
@@ -163,7 +152,7 @@ async def test_a_failed_preparation_is_logged_and_the_call_answers(
     ranker = WatchedRanker(CountingEmbedder(), fail_prepare=True)
     archive = await open_memory(fixed_signer(Ed25519PrivateKey.generate()))
     pipeline = Pipeline(
-        registry, archive, CONFIG, drafter=Drafter(FakeGenerator(), JUMP), ranker=ranker
+        registry, archive, PIPELINE, drafter=Drafter(FakeGenerator(), JUMP), ranker=ranker
     )
     with caplog.at_level(logging.WARNING, logger="expound.pipeline.explain"):
         answer = await pipeline.explain(

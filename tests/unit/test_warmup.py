@@ -12,32 +12,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from expound.archive.memory import open_memory
 from expound.errors import LLMError
-from expound.generators.drafting import Drafter, DraftingConfig
+from expound.generators.drafting import Drafter
 from expound.generators.fake import FakeGenerator
 from expound.llm.client import LLM_UNAVAILABLE
 from expound.models.registry import ModelRegistry
 from expound.observability.metrics import ServiceMetrics
 from expound.observability.telemetry import Telemetry
-from expound.pipeline.explain import Pipeline, PipelineConfig
+from expound.pipeline.explain import Pipeline
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
 from expound.server.app import running_server
 from expound.settings import Settings
 from tests.support.archive_backends import fixed_signer
 from tests.support.llm_stub import llm_stub
+from tests.support.pipelines import JUMP, PIPELINE
 from tests.support.scrape import scrape
 from tests.support.server_process import free_port
-
-CONFIG = PipelineConfig(
-    service_version="test",
-    default_candidates=4,
-    max_candidates=4,
-    default_seed=7,
-    additivity_tolerance=1e-6,
-    max_question_chars=2000,
-)
-JUMP = DraftingConfig(
-    mode="constrained", decoding="jump", max_tokens=200, temperature=0.8, timeout_s=5.0
-)
 
 
 async def test_the_warm_up_drafts_one_decision_and_is_not_a_call(
@@ -49,7 +38,7 @@ async def test_the_warm_up_drafts_one_decision_and_is_not_a_call(
     pipeline = Pipeline(
         registry,
         archive,
-        CONFIG,
+        PIPELINE,
         drafter=Drafter(generator, JUMP),
         ranker=EmbeddingRanker(HashingEmbedder()),
         observer=Telemetry(metrics),
@@ -74,14 +63,14 @@ async def test_a_failing_llm_makes_the_warm_up_a_logged_no_op(
     pipeline = Pipeline(
         registry,
         archive,
-        CONFIG,
+        PIPELINE,
         drafter=Drafter(down, JUMP),
         ranker=EmbeddingRanker(HashingEmbedder()),
     )
     with caplog.at_level(logging.INFO, logger="expound.pipeline.explain"):
         assert await pipeline.warm_up() is not None
     assert LLM_UNAVAILABLE in caplog.text and "warmed up" in caplog.text
-    without = Pipeline(registry, archive, CONFIG)
+    without = Pipeline(registry, archive, PIPELINE)
     assert await without.warm_up() is None
     await archive.aclose()
 
