@@ -28,6 +28,7 @@ from expound.rankers.routing import preferred_styles
 from expound.server.app import running_server
 from expound.settings import Settings
 from tests.conftest import GBM
+from tests.support.eval_results import clean_mutations
 from tests.support.facts_util import facts_for
 from tests.support.llm_stub import Behaviour, llm_stub
 
@@ -374,14 +375,7 @@ async def test_the_eval_reports_a_chat_run_with_or_without_candidates(
 def _results(free: dict[str, Any]) -> dict[str, Any]:
     return {
         "free": free,
-        "mutations": {
-            "faithful_pass_rate": 1.0,
-            "rejection_rate": {},
-            "mutants": {},
-            "ranker_faithful_first_rate": 1.0,
-            "decisions_with_a_passing_mutant": 0,
-            "ranker_faithful_first_rate_there": None,
-        },
+        "mutations": clean_mutations(),
     }
 
 

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from expound.rankers.embedding import HashingEmbedder, SentenceCachedEmbedder
-
-
-class CountingEmbedder(HashingEmbedder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        self.seen += texts
-        return super().embed(texts)
+from tests.support.embedders import CountingEmbedder
 
 
 def test_only_new_sentences_are_embedded() -> None:

@@ -11,8 +11,6 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -30,20 +28,9 @@ from expound.rankers.base import RankedDraft
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder, SentenceCachedEmbedder
 from tests.conftest import GBM
 from tests.support.archive_backends import fixed_signer
+from tests.support.embedders import CountingEmbedder
 from tests.support.facts_util import facts_for
 from tests.support.pipelines import JUMP, PIPELINE
-
-
-class CountingEmbedder(HashingEmbedder):
-    """The hashing embedder, remembering every text that reached it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        self.seen += texts
-        return super().embed(texts)
 
 
 class WatchedRanker(EmbeddingRanker):
