@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from expound.errors import LLMError
 from expound.llm.draft import Draft
 from expound.llm.pool import ServerState
 
@@ -124,3 +125,10 @@ class Generator(Protocol):
     async def aclose(self) -> None:
         """Releases the backend's connections."""
         ...
+
+
+def first_failure(failed: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What a task group of LLM requests failed with, to raise in its place: the first
+    LLM error (a fallback reason the caller records), else the first failure."""
+    llm_errors: list[BaseException] = [e for e in failed.exceptions if isinstance(e, LLMError)]
+    return (llm_errors or list(failed.exceptions))[0]

@@ -35,7 +35,7 @@ from typing import Literal
 from expound.domain import DraftingRecord
 from expound.errors import LLMError, StartupError
 from expound.explainers.facts import DecisionFacts
-from expound.generators.base import ChatMessage, DraftRequest, Drafts, Generator
+from expound.generators.base import ChatMessage, DraftRequest, Drafts, Generator, first_failure
 from expound.generators.grammar import PlannedGrammar, candidate_grammars, phrase_bank
 from expound.generators.jump import JumpDecoder
 from expound.generators.prompting import (
@@ -384,14 +384,12 @@ async def _all(
                 on_draft(complete_sentences(draft).text)
         return answer
 
-    tasks = [asyncio.ensure_future(answered(request)) for request in requests]
     try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(answered(request)) for request in requests]
+    except ExceptionGroup as failed:
+        raise first_failure(failed) from None
+    return [task.result() for task in tasks]
 
 
 def grammars_sha256(grammars: Sequence[str]) -> str:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from expound.errors import LLMError
-from expound.generators.base import ChoiceRequest, Generator
+from expound.generators.base import ChoiceRequest, Generator, first_failure
 from expound.generators.grammar import Grammar, Item, Ref
 from expound.llm.client import LLM_BAD_RESPONSE
 
@@ -260,8 +260,7 @@ class JumpDecoder:
                     for chain, grammar in enumerate(grammars)
                 ]
         except ExceptionGroup as failed:
-            llm_errors = [e for e in failed.exceptions if isinstance(e, LLMError)]
-            raise (llm_errors or failed.exceptions)[0] from None
+            raise first_failure(failed) from None
         drafts = [task.result() for task in tasks]
         return JumpResult(
             drafts=drafts,
