@@ -1,10 +1,19 @@
 """The embedded archive: SQLite in WAL mode with synchronous=FULL.
 
-One connection, used from a worker thread one transaction at a time (sqlite3 is blocking
-I/O; the event loop never waits on it). Writes run in ``BEGIN IMMEDIATE``, so there is one
-writer at a time even across processes. Triggers keep the log append-only: entries, nodes
-and checkpoints refuse UPDATE and DELETE, and a payload can be deleted only after its
-retain-until time and while no legal hold is placed on it. The log itself is
+One connection, one transaction at a time. Writes run in ``BEGIN IMMEDIATE``, so there is
+one writer at a time even across processes. A write runs on the event loop when the log's
+write lock is free at once (the service is its only writer, and group commit sends one
+transaction at a time); otherwise, and for reads, it runs in a worker thread, which waits
+for the lock. Why on the loop: a group's transaction is about 1 ms (one fsync, 0.2 ms here),
+but under load a hand-off to a thread cost 4-7 ms per group, because every sqlite3 call in
+the thread trades the GIL with the loop and the answer waits for a loop iteration to come
+back (``bench/scale_bench.py``; README "Scaling out"). SQLite's automatic WAL checkpoint
+would run inside a commit, so the writer turns it off and checkpoints in a worker thread,
+about as often as SQLite would.
+
+Triggers keep the log append-only: entries, nodes and checkpoints refuse UPDATE and
+DELETE, and a payload can be deleted only after its retain-until time and while no legal
+hold is placed on it. The log itself is
 `expound.archive.engine`; this module only connects, locks and translates errors.
 """
 
@@ -151,6 +160,14 @@ class _Cursor:
         self._conn.executemany(statement, params)
 
 
+BUSY_TIMEOUT_MS = 30_000
+"""How long a write in a worker thread waits for another connection's write lock."""
+
+CHECKPOINT_EVERY_ROWS = 1000
+"""Rows written between the writer's WAL checkpoints: about SQLite's own automatic
+threshold (1000 pages; a record writes about four rows of one page or so each)."""
+
+
 class _Driver:
     def __init__(self, conn: sqlite3.Connection, inline: bool) -> None:
         self._conn = conn
@@ -159,22 +176,58 @@ class _Driver:
         self._inline = inline
         self._tables = SqlTables(_Cursor(conn))
         self._lock = threading.Lock()
+        self._checkpointed_at = conn.total_changes
+        self._checkpointing: asyncio.Future[None] | None = None
+        self.writes_on_loop = 0
+        """Write transactions run on the event loop (the rest waited in a thread)."""
 
     def _transaction(
         self, work: Work[T], write: bool, committed: Callable[[T], object] | None
     ) -> T:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = _drive(work(self._tables))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+            return self._finish(work, committed)
+
+    def _finish(self, work: Work[T], committed: Callable[[T], object] | None) -> T:
+        """Runs ``work`` in the open transaction and commits it (rolls back on failure)."""
+        try:
+            result = _drive(work(self._tables))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        if committed is not None:
+            committed(result)
+        return result
+
+    def _begun_at_once(self) -> bool:
+        """Opens a write transaction if nobody holds the write lock; never waits."""
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
-            if committed is not None:
-                committed(result)
-            return result
+            return False
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _write_here(
+        self, work: Work[T], committed: Callable[[T], object] | None
+    ) -> tuple[T] | None:
+        """The write on the event loop, its result in a 1-tuple; None (nothing done) when
+        a thread has the connection or another connection holds the write lock."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if not self._begun_at_once():
+                return None
+            self.writes_on_loop += 1
+            return (self._finish(work, committed),)
+        finally:
+            self._lock.release()
 
     async def run(
         self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None
@@ -182,11 +235,34 @@ class _Driver:
         try:
             if self._inline:
                 return self._transaction(work, write, committed)
-            return await asyncio.to_thread(self._transaction, work, write, committed)
+            if not write:
+                return await asyncio.to_thread(self._transaction, work, write, committed)
+            done = self._write_here(work, committed)
+            if done is None:
+                done = (await asyncio.to_thread(self._transaction, work, write, committed),)
+            self._checkpoint_if_grown()
+            return done[0]
         except sqlite3.Error as exc:
             raise failure(str(exc), isinstance(exc, sqlite3.IntegrityError), write) from exc
 
+    def _checkpoint_if_grown(self) -> None:
+        """Checkpoints the WAL in a worker thread every ``CHECKPOINT_EVERY_ROWS`` rows
+        written, one checkpoint at a time."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        if self._conn.total_changes - self._checkpointed_at >= CHECKPOINT_EVERY_ROWS:
+            self._checkpointed_at = self._conn.total_changes
+            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            # PASSIVE: copies what it can without waiting on readers; the WAL is reused
+            # from its start once every frame is in the database.
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     async def aclose(self) -> None:
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
         await asyncio.to_thread(self._conn.close)
 
 
@@ -201,11 +277,18 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     # hold applicants' personal data (SQLite creates the -wal and -shm files with the
     # database file's mode).
     with private_umask():
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     os.chmod(path, 0o600)
     conn.execute("PRAGMA synchronous=FULL")
+    # The writer checkpoints the WAL itself, off the commit path (_Driver).
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     has_tables = conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'"

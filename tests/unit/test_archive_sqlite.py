@@ -1,21 +1,28 @@
-"""The shared SQL on SQLite: every lookup a proof or a read makes searches by key."""
+"""The SQLite archive: every lookup searches by key; writes run on the loop when they can
+and checkpoint the WAL themselves."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from expound.archive import sqlite as sqlite_module
 from expound.archive.adapter import Query
+from expound.archive.engine import LogArchive
 from expound.archive.retention import RetentionPolicy
 from expound.archive.sql import Row, SqlTables
 from expound.archive.sqlite import open_sqlite
 from expound.archive.store import RecordFilter
 from expound.errors import ArchiveUnavailable
 from tests.support.archive_backends import fixed_signer
+from tests.support.archive_contract import new_record
 
 
 class Recorder:
@@ -67,3 +74,75 @@ async def test_an_archive_of_an_earlier_schema_is_refused_not_served(tmp_path: P
         conn.execute("PRAGMA user_version = 2")
     with pytest.raises(ArchiveUnavailable, match="schema version 2, not 3"):
         await open_sqlite(path, fixed_signer(Ed25519PrivateKey.generate()), RetentionPolicy())
+
+
+async def _open(path: Path) -> LogArchive:
+    return await open_sqlite(path, fixed_signer(Ed25519PrivateKey.generate()), RetentionPolicy())
+
+
+async def test_a_write_runs_on_the_event_loop_when_nobody_else_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    # A hand-off to a thread per group costs more than the transaction under load: with
+    # the lock free, the write is done on the loop's own thread.
+    store = await _open(tmp_path / "archive.sqlite3")
+    try:
+        driver = store._driver
+        assert isinstance(driver, sqlite_module._Driver)
+
+        async def where(tables: Any) -> int:
+            return threading.get_ident()
+
+        assert await driver.run(where, write=True) == threading.get_ident()
+        stored = await store.append(new_record(0))
+        assert driver.writes_on_loop == 2
+        assert (await store.get(stored.record_id)).record_id == stored.record_id
+    finally:
+        await store.aclose()
+
+
+async def test_a_write_waits_in_a_thread_for_another_connection_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    store = await _open(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+        append = asyncio.create_task(store.append(new_record(0)))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the append waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not append.done()
+        other.execute("COMMIT")
+        stored = await asyncio.wait_for(append, 10)
+        assert ticks == 20
+        assert stored.seq == 0
+        assert store._driver.writes_on_loop == 0  # type: ignore[attr-defined]
+        assert (await store.get(stored.record_id)).record_id == stored.record_id
+    finally:
+        other.close()
+        await store.aclose()
+
+
+async def test_the_writer_checkpoints_the_wal_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Automatic checkpoints are off (they would run inside a commit on the loop): without
+    # the writer's own, the database file would never take in what the WAL holds.
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_ROWS", 20)
+    path = tmp_path / "archive.sqlite3"
+    store = await _open(path)
+    try:
+        empty = path.stat().st_size
+        for n in range(12):
+            await store.append(new_record(n))
+        checkpointing = store._driver._checkpointing  # type: ignore[attr-defined]
+        assert checkpointing is not None
+        await checkpointing
+        assert path.stat().st_size > empty
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM records").fetchone() == (12,)
