@@ -20,6 +20,7 @@ hold is placed on it. The log itself is
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import threading
@@ -38,6 +39,7 @@ from expound.archive.sql import Row, SqlTables
 from expound.errors import ArchiveUnavailable
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
@@ -168,6 +170,12 @@ CHECKPOINT_EVERY_ROWS = 1000
 threshold (1000 pages; a record writes about four rows of one page or so each)."""
 
 
+def _log_checkpoint_failure(done: asyncio.Future[None]) -> None:
+    # A failed checkpoint loses nothing (the WAL keeps every commit); the next one retries.
+    if not done.cancelled() and done.exception() is not None:
+        _log.warning("SQLite WAL checkpoint failed: %r", done.exception())
+
+
 class _Driver:
     def __init__(self, conn: sqlite3.Connection, inline: bool) -> None:
         self._conn = conn
@@ -253,6 +261,7 @@ class _Driver:
         if self._conn.total_changes - self._checkpointed_at >= CHECKPOINT_EVERY_ROWS:
             self._checkpointed_at = self._conn.total_changes
             self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+            self._checkpointing.add_done_callback(_log_checkpoint_failure)
 
     def _checkpoint(self) -> None:
         with self._lock:
