@@ -31,7 +31,8 @@ Sections here (issue 2):
   same run: decisions/s and peak RSS of each client and of the server.
 - ``scale`` (``bench/scale_bench.py``, issue 14): Explain overhead at 1, 8 and 32 clients,
   LLM-off throughput (one process; two replicas on PostgreSQL) and PostgreSQL appends by
-  1, 8 and 32 writers across two replicas, each with group commit on and off.
+  1, 8 and 32 writers across two replicas, each with group commit on and off; and the
+  service against a gRPC server that does nothing (its floor), side by side.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ in alternation, in the same run.
 - ``append_postgres``: archive appends per second through the store (4 KB records, signed
   checkpoints, synchronous_commit=on) by 1, 8 and 32 writers split across two replica
   processes on one PostgreSQL log.
+- ``grpc_floor``: how far the service is from gRPC alone, side by side in one run: the
+  real server (SQLite, group commit) against a grpc.aio server in its own process whose
+  Explain returns, without doing anything, a response the real server gave (same bytes on
+  the wire), each at 1, 8 and 32 clients, with each server's CPU per call from ``/proc``.
+  The floor is not the service: it is the most any Python gRPC server can answer here.
 """
 
 from __future__ import annotations
@@ -378,6 +383,101 @@ async def _append_postgres() -> dict[str, Any]:
     return figures
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _floor_server(recorded: bytes) -> None:
+    """The floor: Explain answers a recorded response at once. Prints its port."""
+    import grpc
+
+    from expound.v1 import explain_pb2, explain_pb2_grpc
+
+    answer = explain_pb2.ExplainResponse.FromString(recorded)
+
+    class Floor(explain_pb2_grpc.ExplainServiceServicer):
+        async def Explain(self, request: Any, context: Any) -> Any:
+            return answer
+
+    server = grpc.aio.server()
+    explain_pb2_grpc.add_ExplainServiceServicer_to_server(Floor(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
+async def _recorded_response(port: int) -> bytes:
+    import grpc
+
+    from expound.v1 import explain_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = explain_pb2_grpc.ExplainServiceStub(channel)
+        response = await stub.Explain(_requests()[0], timeout=30)
+    return bytes(response.SerializeToString())
+
+
+async def _grpc_floor(workdir: Path) -> dict[str, Any]:
+    """The real server and the floor, driven in alternation at 1, 8 and 32 clients."""
+    recorded = workdir / "response.bin"
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {"service": {}, "grpc_floor": {}}
+    server, port = await asyncio.to_thread(
+        _start,
+        _sqlite_env(workdir, "grouped")
+        | {"EXPOUND_ARCHIVE_PATH": str(workdir / "floor-service.sqlite3")},
+        workdir / "floor-service.log",
+    )
+    try:
+        await asyncio.to_thread(recorded.write_bytes, await _recorded_response(port))
+        floor = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.scale_bench",
+            "grpc-floor",
+            str(recorded),
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+    except BaseException:
+        server.terminate()
+        raise
+    try:
+        assert floor.stdout is not None
+        floor_port = int((await floor.stdout.readline()).strip())
+        pids = {"service": server.pid, "grpc_floor": floor.pid}
+        ports = {"service": port, "grpc_floor": floor_port}
+        for clients in CLIENTS:
+            for _ in range(ROUNDS):
+                for name in runs:
+                    before = _cpu_s(pids[name])
+                    run = await _drive([ports[name]], clients, CALLS[clients])
+                    run["cpu_s"] = _cpu_s(pids[name]) - before
+                    run["calls"] = len(run["totals"]) + clients * max(1, WARMUP // clients)
+                    runs[name].setdefault(str(clients), []).append(run)
+    finally:
+        floor.terminate()
+        await floor.wait()
+        server.terminate()
+        await asyncio.to_thread(server.wait, 30)
+    figures: dict[str, Any] = {}
+    for name, by_clients in runs.items():
+        figures[name] = {}
+        for count, measured in by_clients.items():
+            summary = _summary(measured)
+            cpu = sum(run["cpu_s"] for run in measured)
+            calls = sum(run["calls"] for run in measured)
+            figures[name][count] = {
+                "calls_per_s": summary["calls_per_s"],
+                "total_p50_ms": summary["total_p50_ms"],
+                "total_p99_ms": summary["total_p99_ms"],
+                "server_cpu_ms_per_call": round(1000 * cpu / calls, 3),
+            }
+    return figures
+
+
 def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
     table: list[dict[str, Any]] = []
     for grouping, by_clients in results.get("overhead", {}).items():
@@ -422,11 +522,27 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "unit": "appends/s",
             }
         )
+    for name, by_clients in results.get("grpc_floor", {}).items():
+        for clients, figures in by_clients.items():
+            table.append(
+                {
+                    "metric": f"scale: {name} c={clients} calls/s",
+                    "value": figures["calls_per_s"],
+                    "unit": "calls/s",
+                }
+            )
+            table.append(
+                {
+                    "metric": f"scale: {name} c={clients} server CPU per call",
+                    "value": figures["server_cpu_ms_per_call"],
+                    "unit": "ms",
+                }
+            )
     return table
 
 
 def run(
-    parts: Sequence[str] = ("overhead", "throughput", "cpu_pool", "append_postgres"),
+    parts: Sequence[str] = ("overhead", "throughput", "cpu_pool", "append_postgres", "grpc_floor"),
 ) -> dict[str, Any]:
     """Runs the scale-out benchmarks and returns the figures."""
 
@@ -443,6 +559,8 @@ def run(
                 results["cpu_pool"] = await _cpu_pool(workdir)
             if "append_postgres" in parts:
                 results["append_postgres"] = await _append_postgres()
+            if "grpc_floor" in parts:
+                results["grpc_floor"] = await _grpc_floor(workdir)
         return results
 
     results = asyncio.run(measure())
@@ -458,7 +576,12 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["append-worker"]:
         dsn, writers, count, max_group = sys.argv[2:6]
         asyncio.run(_append_worker(dsn, int(writers), int(count), int(max_group)))
+    elif sys.argv[1:2] == ["grpc-floor"]:
+        asyncio.run(_floor_server(Path(sys.argv[2]).read_bytes()))
     else:
         print(
-            json.dumps(run(sys.argv[1:] or ("overhead", "throughput", "append_postgres")), indent=2)
+            json.dumps(
+                run(sys.argv[1:] or ("overhead", "throughput", "append_postgres", "grpc_floor")),
+                indent=2,
+            )
         )
