@@ -31,6 +31,7 @@ from pathlib import Path
 
 import grpc
 import jwt
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -215,7 +216,12 @@ class AccessControl:
             return self._bearer(header if isinstance(header, str) else "")
         if self._mtls:
             pem = next(iter(context.auth_context().get("x509_pem_cert", ())), b"")
-            principal = tls.certificate_identity(bytes(pem)) if pem else ""
+            try:
+                principal = tls.certificate_identity(bytes(pem)) if pem else ""
+            except (ValueError, x509.DuplicateExtension) as error:
+                # The handshake's parser took a certificate of a trusted CA that
+                # cryptography's stricter one refuses (e.g. a URI SAN that is not ASCII).
+                raise AccessRefusal(f"client certificate cannot be read: {error}") from error
             if not principal:
                 raise AccessRefusal("client certificate names no identity")
             return Caller(principal, self.policy.roles_of(principal))

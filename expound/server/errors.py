@@ -19,6 +19,7 @@ status stays within a byte budget (at most ``MAX_VIOLATIONS``), then summed up i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -71,6 +72,11 @@ MAX_FIELD_BYTES = 128
 MAX_DESCRIPTION_BYTES = 256
 MAX_STATUS_BYTES = 3072
 MAX_VIOLATIONS = 50
+# A stream the server ends early is read on until the caller ends its side (see _drain):
+# at most this long waiting for each next message, this long in all, and never more than
+# half the time left to the caller's deadline (its status must still reach it in time).
+DRAIN_IDLE_S = 0.5
+DRAIN_TOTAL_S = 5.0
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -333,6 +339,35 @@ async def _decoding(requests: AsyncIterator[Any], deserialize: Deserializer) -> 
         yield _decoded(request, deserialize)
 
 
+async def _drain(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    """Reads, and drops undecoded, what the caller still sends on a stream the server is
+    about to end with an error, until the caller ends its side (bounded).
+
+    Why: a stream the server ends while the caller is still sending is reset (HTTP/2
+    RST_STREAM), and grpc's asyncio client then turns its failed write into INTERNAL
+    "Internal error from Core", overwriting the status the server sent (grpc/grpc#36066):
+    a refused batch would read as a server failure, at random under load and every time
+    for a large one. Once the caller has ended its side, none of its writes can fail. A
+    caller that keeps the stream open gets its status once it pauses for ``DRAIN_IDLE_S``,
+    after ``DRAIN_TOTAL_S`` however it sends, and within half its remaining deadline;
+    nothing read is kept. This gives a refused caller nothing it lacks: a unary call whose
+    request never finishes arriving holds the server longer.
+    """
+    remaining = context.time_remaining()
+    budget = DRAIN_TOTAL_S if remaining is None else min(DRAIN_TOTAL_S, remaining / 2)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + budget
+    pending = aiter(requests)
+    try:
+        while (left := until - loop.time()) > 0:
+            async with asyncio.timeout(min(left, DRAIN_IDLE_S)):
+                await anext(pending)
+    except StopAsyncIteration:
+        return  # the caller ended its side: the status can go
+    except Exception:  # TimeoutError, or the call already over: send it now
+        return
+
+
 def guarded_stream(
     handler: StreamHandler,
     deserialize: Deserializer | None = None,
@@ -346,7 +381,8 @@ def guarded_stream(
     gets its request id, and is reported once, when the stream ends (its code is the
     stream's, whatever its items' outcomes). Each message is decoded inside the guard: an
     undecodable one ends the stream with INVALID_ARGUMENT. A handler's per-item errors are
-    its own to report in its responses.
+    its own to report in its responses. A stream ended with an error is read on until the
+    caller ends its side (bounded, :func:`_drain`), so the caller gets that error.
     """
 
     async def wrapper(
@@ -366,6 +402,7 @@ def guarded_stream(
                 raise
         finally:
             call.done(method, None, context, call_done)
+        await _drain(requests, context)
         await context.abort_with_status(status)
 
     return wrapper

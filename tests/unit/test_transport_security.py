@@ -12,11 +12,16 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from expound.errors import StartupError
 from expound.llm.client import CompletionsClient, tls_transport
@@ -127,6 +132,42 @@ async def test_mtls_refuses_no_expired_or_foreign_client_certificates(
         pki.ca_file.read_bytes(), key.read_bytes(), cert.read_bytes()
     )
     assert await list_models(mtls_port, foreign) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_trusted_client_certificate_that_cannot_be_read_is_unauthenticated(
+    mtls_port: int, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The handshake takes a URI SAN that is not ASCII; cryptography refuses to read it.
+    # It was INTERNAL: the ValueError escaped the access check.
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    san = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x86\x01\xff")
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auditor-1")]))
+        .issuer_name(pki.ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(san, critical=False)
+        .sign(pki.ca.key, hashes.SHA256())
+    )
+    with pytest.raises(ValueError):
+        certificate_identity(certificate.public_bytes(serialization.Encoding.PEM))
+    credentials = grpc.ssl_channel_credentials(
+        pki.ca_file.read_bytes(),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        certificate.public_bytes(serialization.Encoding.PEM),
+    )
+    with caplog.at_level(logging.WARNING, logger="expound.server"):
+        assert await list_models(mtls_port, credentials) == grpc.StatusCode.UNAUTHENTICATED
+    assert "client certificate cannot be read" in caplog.text
 
 
 async def start(settings: Settings) -> None:
