@@ -3,18 +3,21 @@
 One connection, one transaction at a time. Writes run in ``BEGIN IMMEDIATE``, so there is
 one writer at a time even across processes. A write runs on the event loop when the log's
 write lock is free at once (the service is its only writer, and group commit sends one
-transaction at a time); otherwise, and for reads, it runs in a worker thread, which waits
-for the lock. Why on the loop: a group's transaction is about 1 ms (one fsync, 0.2 ms here),
-but under load a hand-off to a thread cost 4-7 ms per group, because every sqlite3 call in
-the thread trades the GIL with the loop and the answer waits for a loop iteration to come
-back (``bench/scale_bench.py``; README "Scaling out"). SQLite's automatic WAL checkpoint
-would run inside a commit, so the writer turns it off and checkpoints in a worker thread,
-about as often as SQLite would.
+transaction at a time) and the last write there was quick; otherwise, and for reads, it
+runs in a worker thread, which waits for the lock. A write on the loop that takes over
+``SLOW_ON_LOOP_S`` (a slow disk) sends the next ``SLOW_BACKOFF_S`` of writes to the thread.
+
+Why on the loop: a group's transaction is about 1 ms (one fsync, 0.2 ms here), but under
+load a hand-off to a thread cost 4-7 ms per group, because every sqlite3 call in the
+thread trades the GIL with the loop and the answer waits for a loop iteration to come back
+(``bench/scale_bench.py``; README "Scaling out"). SQLite's automatic WAL checkpoint would
+run inside a commit, so the writer turns it off and checkpoints in a worker thread, about
+as often as SQLite would.
 
 Triggers keep the log append-only: entries, nodes and checkpoints refuse UPDATE and
 DELETE, and a payload can be deleted only after its retain-until time and while no legal
-hold is placed on it. The log itself is
-`expound.archive.engine`; this module only connects, locks and translates errors.
+hold is placed on it. The log itself is `expound.archive.engine`; this module only
+connects, locks and translates errors.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -165,6 +169,11 @@ class _Cursor:
 BUSY_TIMEOUT_MS = 30_000
 """How long a write in a worker thread waits for another connection's write lock."""
 
+SLOW_ON_LOOP_S = 0.010
+"""A write on the event loop that takes longer than this (a slow disk's fsync) sends the
+writes of the next ``SLOW_BACKOFF_S`` to a worker thread: the loop must not wait on a disk."""
+SLOW_BACKOFF_S = 10.0
+
 CHECKPOINT_EVERY_ROWS = 1000
 """Rows written between the writer's WAL checkpoints: about SQLite's own automatic
 threshold (1000 pages; a record writes about four rows of one page or so each)."""
@@ -186,6 +195,7 @@ class _Driver:
         self._lock = threading.Lock()
         self._checkpointed_at = conn.total_changes
         self._checkpointing: asyncio.Future[None] | None = None
+        self._threaded_until = 0.0
         self.writes_on_loop = 0
         """Write transactions run on the event loop (the rest waited in a thread)."""
 
@@ -226,16 +236,28 @@ class _Driver:
         self, work: Work[T], committed: Callable[[T], object] | None
     ) -> tuple[T] | None:
         """The write on the event loop, its result in a 1-tuple; None (nothing done) when
-        a thread has the connection or another connection holds the write lock."""
-        if not self._lock.acquire(blocking=False):
+        a thread has the connection, another connection holds the write lock, or a recent
+        write here was slow."""
+        started = time.monotonic()
+        if started < self._threaded_until or not self._lock.acquire(blocking=False):
             return None
         try:
             if not self._begun_at_once():
                 return None
             self.writes_on_loop += 1
-            return (self._finish(work, committed),)
+            done = (self._finish(work, committed),)
         finally:
             self._lock.release()
+        took = time.monotonic() - started
+        if took > SLOW_ON_LOOP_S:
+            self._threaded_until = time.monotonic() + SLOW_BACKOFF_S
+            _log.warning(
+                "a SQLite write took %.1f ms on the event loop: writes go through a worker "
+                "thread for the next %g s",
+                took * 1000,
+                SLOW_BACKOFF_S,
+            )
+        return done
 
     async def run(
         self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None

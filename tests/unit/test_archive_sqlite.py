@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,32 @@ async def test_the_writer_checkpoints_the_wal_itself(
         await store.aclose()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM records").fetchone() == (12,)
+
+
+async def test_a_slow_write_on_the_loop_sends_the_next_writes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A slow disk must not hold the event loop: one write over the limit, and the writes
+    # of the back-off period wait in a thread instead.
+    store = await _open(tmp_path / "archive.sqlite3")
+    try:
+        driver = store._driver
+        assert isinstance(driver, sqlite_module._Driver)
+
+        async def slow(tables: Any) -> int:
+            time.sleep(0.03)  # noqa: ASYNC251 (blocks, as a slow fsync in the transaction would)
+            return threading.get_ident()
+
+        monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
+        monkeypatch.setattr(sqlite_module, "SLOW_BACKOFF_S", 0.5)
+        assert await driver.run(slow, write=True) == threading.get_ident()
+        assert "writes go through a worker thread" in caplog.text
+        stored = await store.append(new_record(0))
+        assert driver.writes_on_loop == 1
+        assert (await store.get(stored.record_id)).record_id == stored.record_id
+
+        await asyncio.sleep(0.6)  # the back-off is over: back on the loop
+        assert await driver.run(slow, write=True) == threading.get_ident()
+        assert driver.writes_on_loop == 2
+    finally:
+        await store.aclose()
