@@ -251,7 +251,8 @@ class _Driver:
         took = time.monotonic() - started
         if took > SLOW_ON_LOOP_S:
             self._threaded_until = time.monotonic() + SLOW_BACKOFF_S
-            _log.warning(
+            # INFO, not WARNING: a burst can hold the loop this long too, and that is fine.
+            _log.info(
                 "a SQLite write took %.1f ms on the event loop: writes go through a worker "
                 "thread for the next %g s",
                 took * 1000,

@@ -4,6 +4,7 @@ and checkpoint the WAL themselves."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -154,6 +155,7 @@ async def test_a_slow_write_on_the_loop_sends_the_next_writes_to_a_thread(
 ) -> None:
     # A slow disk must not hold the event loop: one write over the limit, and the writes
     # of the back-off period wait in a thread instead.
+    caplog.set_level(logging.INFO, "expound.archive.sqlite")
     store = await _open(tmp_path / "archive.sqlite3")
     try:
         driver = store._driver
