@@ -3,9 +3,10 @@
 One connection, one transaction at a time. Writes run in ``BEGIN IMMEDIATE``, so there is
 one writer at a time even across processes. A write runs on the event loop when the log's
 write lock is free at once (the service is its only writer, and group commit sends one
-transaction at a time) and the last write there was quick; otherwise, and for reads, it
-runs in a worker thread, which waits for the lock. A write on the loop that takes over
-``SLOW_ON_LOOP_S`` (a slow disk) sends the next ``SLOW_BACKOFF_S`` of writes to the thread.
+transaction at a time) and writes there are quick; otherwise, and for reads, it runs in a
+worker thread, which waits for the lock. When the writes on the loop take over
+``SLOW_ON_LOOP_S`` (median of the last ``SLOW_WINDOW``: a slow disk), the next
+``SLOW_BACKOFF_S`` of writes go to the thread.
 
 Why on the loop: a group's transaction is about 1 ms (one fsync, 0.2 ms here), but under
 load a hand-off to a thread cost 4-7 ms per group, because every sqlite3 call in the
@@ -23,9 +24,11 @@ connects, locks and translates errors.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -170,8 +173,10 @@ BUSY_TIMEOUT_MS = 30_000
 """How long a write in a worker thread waits for another connection's write lock."""
 
 SLOW_ON_LOOP_S = 0.010
-"""A write on the event loop that takes longer than this (a slow disk's fsync) sends the
-writes of the next ``SLOW_BACKOFF_S`` to a worker thread: the loop must not wait on a disk."""
+"""When the median of the last ``SLOW_WINDOW`` writes on the event loop is longer than this
+(a slow disk's fsync), the writes of the next ``SLOW_BACKOFF_S`` go to a worker thread: the
+loop must not wait on a disk. The median, so that one write held up by a burst does not."""
+SLOW_WINDOW = 16
 SLOW_BACKOFF_S = 10.0
 
 CHECKPOINT_EVERY_ROWS = 1000
@@ -196,6 +201,7 @@ class _Driver:
         self._checkpointed_at = conn.total_changes
         self._checkpointing: asyncio.Future[None] | None = None
         self._threaded_until = 0.0
+        self._on_loop_s: collections.deque[float] = collections.deque(maxlen=SLOW_WINDOW)
         self.writes_on_loop = 0
         """Write transactions run on the event loop (the rest waited in a thread)."""
 
@@ -248,12 +254,14 @@ class _Driver:
             done = (self._finish(work, committed),)
         finally:
             self._lock.release()
-        took = time.monotonic() - started
-        if took > SLOW_ON_LOOP_S:
+        recent = self._on_loop_s
+        recent.append(time.monotonic() - started)
+        if len(recent) == recent.maxlen and statistics.median(recent) > SLOW_ON_LOOP_S:
+            took = statistics.median(recent)
+            recent.clear()  # measured afresh after the back-off
             self._threaded_until = time.monotonic() + SLOW_BACKOFF_S
-            # INFO, not WARNING: a burst can hold the loop this long too, and that is fine.
-            _log.info(
-                "a SQLite write took %.1f ms on the event loop: writes go through a worker "
+            _log.warning(
+                "SQLite writes took %.1f ms (median) on the event loop: writes go through a worker "
                 "thread for the next %g s",
                 took * 1000,
                 SLOW_BACKOFF_S,

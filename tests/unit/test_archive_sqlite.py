@@ -4,11 +4,10 @@ and checkpoint the WAL themselves."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,31 +149,52 @@ async def test_the_writer_checkpoints_the_wal_itself(
         assert conn.execute("SELECT count(*) FROM records").fetchone() == (12,)
 
 
-async def test_a_slow_write_on_the_loop_sends_the_next_writes_to_a_thread(
+def _sleeping(seconds: float) -> Callable[[Any], Coroutine[Any, Any, int]]:
+    async def work(tables: Any) -> int:
+        time.sleep(seconds)  # noqa: ASYNC251 (blocks, as a slow fsync in the transaction would)
+        return threading.get_ident()
+
+    return work
+
+
+async def test_slow_writes_on_the_loop_send_the_next_writes_to_a_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A slow disk must not hold the event loop: one write over the limit, and the writes
-    # of the back-off period wait in a thread instead.
-    caplog.set_level(logging.INFO, "expound.archive.sqlite")
+    # A slow disk must not hold the event loop: once the writes there are slow (median of
+    # the last few), the writes of the back-off period wait in a thread instead.
+    monkeypatch.setattr(sqlite_module, "SLOW_WINDOW", 3)
+    monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
+    monkeypatch.setattr(sqlite_module, "SLOW_BACKOFF_S", 0.5)
     store = await _open(tmp_path / "archive.sqlite3")
     try:
         driver = store._driver
         assert isinstance(driver, sqlite_module._Driver)
-
-        async def slow(tables: Any) -> int:
-            time.sleep(0.03)  # noqa: ASYNC251 (blocks, as a slow fsync in the transaction would)
-            return threading.get_ident()
-
-        monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
-        monkeypatch.setattr(sqlite_module, "SLOW_BACKOFF_S", 0.5)
-        assert await driver.run(slow, write=True) == threading.get_ident()
+        for _ in range(3):
+            assert await driver.run(_sleeping(0.03), write=True) == threading.get_ident()
         assert "writes go through a worker thread" in caplog.text
         stored = await store.append(new_record(0))
-        assert driver.writes_on_loop == 1
+        assert driver.writes_on_loop == 3
         assert (await store.get(stored.record_id)).record_id == stored.record_id
 
         await asyncio.sleep(0.6)  # the back-off is over: back on the loop
-        assert await driver.run(slow, write=True) == threading.get_ident()
-        assert driver.writes_on_loop == 2
+        assert await driver.run(_sleeping(0), write=True) == threading.get_ident()
+        assert driver.writes_on_loop == 4
+    finally:
+        await store.aclose()
+
+
+async def test_one_slow_write_among_quick_ones_stays_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst can hold up one write; only a slow disk makes them slow as a rule.
+    monkeypatch.setattr(sqlite_module, "SLOW_WINDOW", 3)
+    monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
+    store = await _open(tmp_path / "archive.sqlite3")
+    try:
+        driver = store._driver
+        assert isinstance(driver, sqlite_module._Driver)
+        for seconds in (0, 0.03, 0, 0, 0.03, 0):
+            assert await driver.run(_sleeping(seconds), write=True) == threading.get_ident()
+        assert driver.writes_on_loop == 6
     finally:
         await store.aclose()
