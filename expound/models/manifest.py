@@ -141,6 +141,10 @@ class FeatureSpec(_Strict):
         number = float(value)
         return self.value_labels.get(str(int(number))) if number.is_integer() else None
 
+    def labelled_codes(self) -> list[tuple[int, str]]:
+        """The banded codes and their labels, by code ascending (empty: no labels)."""
+        return sorted((int(key), label) for key, label in self.value_labels.items())
+
     def _check_recourse(self, recourse: RecourseSpec) -> None:
         if self.protected or not self.actionable:
             raise ValueError(

@@ -388,6 +388,10 @@ def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
             protected=spec.protected,
             actionable=spec.actionable,
             nullable=spec.nullable,
+            value_labels=[
+                pb.ValueLabel(code=code, label=label) for code, label in spec.labelled_codes()
+            ],
+            category_descriptions=spec.category_descriptions,
         )
         if spec.minimum is not None:
             feature.minimum = spec.minimum

@@ -199,6 +199,13 @@ class ConsistencyProofBody(_Body):
         )
 
 
+class ValueLabelBody(_Body):
+    """One integer code of a banded feature and its reviewed label."""
+
+    code: int
+    label: str
+
+
 class FeatureSchemaBody(_Body):
     """One input feature of a model."""
 
@@ -212,6 +219,10 @@ class FeatureSchemaBody(_Body):
     protected: bool
     actionable: bool
     nullable: bool
+    # By code, ascending; a client shows the label ("35% or more"), never the bare code.
+    value_labels: list[ValueLabelBody] = Field(default_factory=list)
+    # Category -> the words explanations use for it; a category without one is its name.
+    category_descriptions: dict[str, str] = Field(default_factory=dict)
 
 
 class ModelBody(_Body):
@@ -261,6 +272,11 @@ class ModelBody(_Body):
                     protected=spec.protected,
                     actionable=spec.actionable,
                     nullable=spec.nullable,
+                    value_labels=[
+                        ValueLabelBody(code=code, label=label)
+                        for code, label in spec.labelled_codes()
+                    ],
+                    category_descriptions=dict(spec.category_descriptions),
                 )
                 for spec in manifest.features
             ],
