@@ -304,6 +304,11 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
         for category in spec.categories:
             if category in spec.category_descriptions:
                 print(f"  {'':<24}   {category} = {spec.category_descriptions[category]}")
+    for reason in info.reasons:
+        other = (
+            f" (third person: {reason.neutral_text})" if reason.neutral_text != reason.text else ""
+        )
+        print(f"  reason {reason.code}: {reason.text}{other} [{', '.join(reason.features)}]")
     return 0
 
 

@@ -50,6 +50,27 @@ class DecisionFacts:
     factors: dict[str, Factor]
     plan: ContentPlan | None = None
 
+    def reason_text(self, reason: PrincipalReason) -> str:
+        """A principal reason as this audience's text states it: to the applicant as the
+        notice does ("your checking account"), to compliance and analysts in the third
+        person ("the applicant's checking account")."""
+        if self.audience is Audience.APPLICANT:
+            return reason.text
+        return self._reason_entry_text(reason) or reason.text
+
+    def reason_wordings(self, reason: PrincipalReason) -> list[str]:
+        """Every wording a text may state ``reason`` in (the applicant's, the third
+        person's), longest first."""
+        wordings = {reason.text, self._reason_entry_text(reason) or reason.text}
+        return sorted(wordings, key=len, reverse=True)
+
+    def _reason_entry_text(self, reason: PrincipalReason) -> str | None:
+        # A record written under an earlier manifest may name a code it no longer has.
+        try:
+            return self.manifest.reason(reason.code).third_person
+        except KeyError:
+            return None
+
     @property
     def ordered(self) -> list[Factor]:
         """Factors that carry the decision, most important first: the principal reasons'

@@ -251,10 +251,10 @@ def _compliance(facts: DecisionFacts, plan: ContentPlan) -> str:
         (reason,) = facts.reasons
         opening = (
             f"Adverse action: {prediction.decision}. The principal reason is {reason.code}: "
-            f"{reason.text}."
+            f"{facts.reason_text(reason)}."
         )
     elif facts.reasons:
-        listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in facts.reasons)
+        listed = "; ".join(f"{r.rank}. {r.code}: {facts.reason_text(r)}" for r in facts.reasons)
         opening = f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
     else:
         opening = f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."

@@ -122,7 +122,7 @@ def chat_facts(facts: DecisionFacts) -> dict[str, object]:
         payload["threshold"] = f"{prediction.threshold:.2f}"
         payload["attributions"] = f"{plan.attribution_method} SHAP values"
     if facts.audience is Audience.COMPLIANCE and facts.reasons:
-        payload["principal_reasons"] = [f"{r.code}: {r.text}" for r in facts.reasons]
+        payload["principal_reasons"] = [f"{r.code}: {facts.reason_text(r)}" for r in facts.reasons]
     factors = []
     for planned in plan.factors:
         factor = facts.factors[planned.feature]

@@ -74,6 +74,11 @@ class _Item:
         return self.planned.share < MINOR_SHARE
 
 
+def _lower_first(text: str) -> str:
+    """A reason's wording inside a sentence: "CHK01: status or balance of ..."."""
+    return f"{text[0].lower()}{text[1:]}"
+
+
 def _direction(adverse: bool) -> str:
     return "adverse" if adverse else "favourable"
 
@@ -235,7 +240,7 @@ class _Writer:
         """Compliance, adverse: the principal reasons with their codes, in order."""
         facts, bank = self.facts, self.bank["reason"]
         named = [
-            (reason.rank, f"{reason.code}: {reason.text[0].lower()}{reason.text[1:]}")
+            (reason.rank, f"{reason.code}: {_lower_first(facts.reason_text(reason))}")
             for reason in facts.reasons
         ]
         if len(named) == 1:

@@ -287,12 +287,14 @@ REASONS: list[ReasonEntry] = [
     R(
         code="CHK01",
         text="Status or balance of your checking account",
+        neutral_text="Status or balance of the applicant's checking account",
         features=["checking_account"],
     ),
     R(code="TRM02", text="Length of the requested loan term", features=["duration_months"]),
     R(
         code="HIS03",
         text="Your credit repayment history",
+        neutral_text="The applicant's credit repayment history",
         features=["credit_history"],
     ),
     R(code="PUR04", text="Purpose of the requested loan", features=["purpose"]),
@@ -313,7 +315,12 @@ REASONS: list[ReasonEntry] = [
         features=["other_installment_plans", "existing_credits"],
     ),
     R(code="HOU13", text="Housing situation", features=["housing"]),
-    R(code="DEP14", text="Number of people you support", features=["dependents"]),
+    R(
+        code="DEP14",
+        text="Number of people you support",
+        neutral_text="Number of people the applicant supports",
+        features=["dependents"],
+    ),
     R(code="TEL15", text="Telephone registration", features=["has_telephone"]),
 ]
 

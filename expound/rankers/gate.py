@@ -65,6 +65,8 @@ class ViolationKind(StrEnum):
     WRONG_COUNTERFACTUAL = "WRONG_COUNTERFACTUAL"
     WRONG_METHOD = "WRONG_METHOD"
     PLAN_NOT_COVERED = "PLAN_NOT_COVERED"
+    # A reason code that is not a principal reason of the decision, or worded as another.
+    WRONG_REASON = "WRONG_REASON"
     # A claim the verifier cannot read (a direction in words it does not know, a context
     # number tied to no factor): the candidate is unverified, never faithful.
     UNVERIFIABLE = "UNVERIFIABLE"
@@ -76,6 +78,7 @@ PROBLEM_KINDS = {
     "counterfactual": ViolationKind.WRONG_COUNTERFACTUAL,
     "method": ViolationKind.WRONG_METHOD,
     "coverage": ViolationKind.PLAN_NOT_COVERED,
+    "reason": ViolationKind.WRONG_REASON,
     "unreadable": ViolationKind.UNVERIFIABLE,
 }
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
@@ -271,7 +274,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
         )
     ]
-    reasons = phrase_spans({r.text for r in facts.reasons}, lowered)
+    reasons = phrase_spans({w for r in facts.reasons for w in facts.reason_wordings(r)}, lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
     names = [(m.start, m.end) for m in mentions] + reasons + markers
     known = names + values
@@ -357,6 +360,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     _add(verdict, claims.base_rate_problems(facts, lowered))
     _add(verdict, claims.method_problems(facts, lowered))
     _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
+    _add(verdict, claims.reason_code_problems(facts, lowered))
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
 
@@ -390,7 +394,11 @@ def _names_a_factor(facts: DecisionFacts, text: str, verdict: Verdict) -> bool:
     if wanted & set(verdict.mentioned):
         return True
     lowered = text.lower()
-    return any(reason.text.lower() in lowered for reason in facts.reasons)
+    return any(
+        wording.lower() in lowered
+        for reason in facts.reasons
+        for wording in facts.reason_wordings(reason)
+    )
 
 
 def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
@@ -545,7 +553,8 @@ def _decision_numbers(facts: DecisionFacts) -> list[float]:
         float(len(facts.reasons)),
     ]
     for reason in facts.reasons:
-        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+        for wording in facts.reason_wordings(reason):
+            numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(wording)]
     return numbers
 
 

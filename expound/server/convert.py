@@ -377,6 +377,12 @@ def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
         adverse_when=manifest.decision.describe(),
         explainer=explainer,
         units=manifest.units,
+        reasons=[
+            pb.ReasonCode(
+                code=r.code, text=r.text, neutral_text=r.third_person, features=r.features
+            )
+            for r in manifest.reasons
+        ],
     )
     for spec in manifest.features:
         feature = info.features.add(

@@ -515,7 +515,7 @@ class ValueLabel(_message.Message):
     def __init__(self, code: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features", "available", "unavailable_reason")
+    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features", "available", "unavailable_reason", "reasons")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -529,6 +529,7 @@ class ModelInfo(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     version: str
     title: str
@@ -542,7 +543,20 @@ class ModelInfo(_message.Message):
     features: _containers.RepeatedCompositeFieldContainer[FeatureSchema]
     available: bool
     unavailable_reason: str
-    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[ReasonCode]
+    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[ReasonCode, _Mapping]]] = ...) -> None: ...
+
+class ReasonCode(_message.Message):
+    __slots__ = ("code", "text", "neutral_text", "features")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEUTRAL_TEXT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    text: str
+    neutral_text: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[str] = ..., text: _Optional[str] = ..., neutral_text: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlaceHoldRequest(_message.Message):
     __slots__ = ("record_id", "reason")

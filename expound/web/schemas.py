@@ -225,6 +225,15 @@ class FeatureSchemaBody(_Body):
     category_descriptions: dict[str, str] = Field(default_factory=dict)
 
 
+class ReasonCodeBody(_Body):
+    """One adverse-action reason code of a model, in both its wordings."""
+
+    code: str
+    text: str = Field(description="as the applicant reads it (notices, applicant texts)")
+    neutral_text: str = Field(description="in the third person (compliance, analyst texts)")
+    features: list[str]
+
+
 class ModelBody(_Body):
     """A model's public description, or why it is unavailable."""
 
@@ -241,6 +250,7 @@ class ModelBody(_Body):
     explainer: str = ""
     units: str = ""
     features: list[FeatureSchemaBody] = Field(default_factory=list)
+    reasons: list[ReasonCodeBody] = Field(default_factory=list)
 
     @classmethod
     def of(cls, model: ServedModel | UnavailableModel) -> ModelBody:
@@ -279,6 +289,12 @@ class ModelBody(_Body):
                     category_descriptions=dict(spec.category_descriptions),
                 )
                 for spec in manifest.features
+            ],
+            reasons=[
+                ReasonCodeBody(
+                    code=r.code, text=r.text, neutral_text=r.third_person, features=r.features
+                )
+                for r in manifest.reasons
             ],
         )
 

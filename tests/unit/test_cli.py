@@ -92,6 +92,10 @@ async def test_models_list_and_show(
     # Each banded code and category with the words explanations use for it.
     assert re.search(r"^ +1 = 35% or more$", out, re.M)
     assert re.search(r"^ +radio_tv = a radio or television$", out, re.M)
+    assert (
+        "  reason CHK01: Status or balance of your checking account (third person: Status or "
+        "balance of the applicant's checking account) [checking_account]\n" in out
+    )
 
 
 async def test_records_get_prints_the_canonical_record(

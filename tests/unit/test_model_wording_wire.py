@@ -1,6 +1,6 @@
-"""The model's reviewed wording on the wire: value labels and category descriptions, over
-a real gRPC socket (GetModel) and the HTTP face (JSON against its own OpenAPI document, and
-the model page), filled from the manifest."""
+"""The model's reviewed wording on the wire: value labels, category descriptions and the
+reason table in both voices, over a real gRPC socket (GetModel) and the HTTP face (JSON
+against its own OpenAPI document, and the model page), filled from the manifest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 
-from expound.models.demo_schema import FEATURES
+from expound.models.demo_schema import FEATURES, REASONS
 from expound.v1 import explain_pb2 as pb
 from tests.conftest import GBM, LOGISTIC
 from tests.unit.test_web_api import Web, web  # noqa: F401  (the HTTP face fixture)
@@ -32,6 +32,12 @@ async def test_get_model_returns_every_value_label_by_code_and_every_category_wo
     assert (rate.value_labels[0].code, rate.value_labels[0].label) == (1, "35% or more")
     # A plain count has no labels: nothing made up.
     assert list(by_name["existing_credits"].value_labels) == []
+    # The reason table in both voices: the applicant's and the third person's.
+    assert [(r.code, r.text, r.neutral_text, list(r.features)) for r in info.reasons] == [
+        (e.code, e.text, e.third_person, e.features) for e in REASONS
+    ]
+    checking = next(r for r in info.reasons if r.code == "CHK01")
+    assert checking.neutral_text == "Status or balance of the applicant's checking account"
     listed = await stub.ListModels(pb.ListModelsRequest())
     assert all(len(m.features[0].category_descriptions) > 0 for m in listed.models)
 
@@ -66,6 +72,9 @@ async def test_http_model_carries_the_labels_as_its_openapi_document_describes(
         ]
     for spec in DESCRIBED:
         assert by_name[spec.name]["category_descriptions"] == spec.category_descriptions
+    assert [(r["code"], r["text"], r["neutral_text"]) for r in body["reasons"]] == [
+        (e.code, e.text, e.third_person) for e in REASONS
+    ]
     # A body that drops a label's code fails the schema: the validation above can fail.
     broken = {**by_name["installment_rate"], "value_labels": [{"label": "35% or more"}]}
     assert not validator.is_valid({**body, "features": [broken]})
@@ -73,3 +82,4 @@ async def test_http_model_carries_the_labels_as_its_openapi_document_describes(
     assert page.status_code == 200, page.text
     assert "<code>1</code>: 35% or more" in page.text
     assert "<code>radio_tv</code>: a radio or television" in page.text
+    assert "<td>Status or balance of the applicant&#39;s checking account</td>" in page.text
