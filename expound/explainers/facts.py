@@ -93,8 +93,7 @@ def value_text(spec: FeatureSpec, value: float | str | bool | None) -> str:
     if value is None:
         return "not provided"
     if spec.type == "category":
-        text = str(value)
-        return spec.category_descriptions.get(text, text.replace("_", " "))
+        return spec.category_wording(str(value))
     if spec.type == "bool":
         return "yes" if value else "no"
     label = spec.value_label(value)
@@ -117,12 +116,6 @@ def _singular(unit: str) -> str:
     if unit in IRREGULAR_SINGULARS:
         return IRREGULAR_SINGULARS[unit]
     return unit[:-1] if unit.endswith("s") and not unit.endswith("ss") else unit
-
-
-def parenthesis_free(value: str) -> str:
-    """A value as phrases write it inside their own parentheses:
-    "overdrawn (balance below 0 DM)" -> "overdrawn, balance below 0 DM"."""
-    return value.replace(" (", ", ").replace(")", "")
 
 
 def decision_facts(

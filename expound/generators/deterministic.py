@@ -11,10 +11,11 @@ counterfactual the recourse search recorded (or, honestly, that none was found).
 from __future__ import annotations
 
 from expound.domain import Audience, FeatureScalar, PrincipalReason
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.plan import ContentPlan, PlannedFactor
 from expound.explainers.recourse import Counterfactual
 from expound.models.manifest import FeatureSpec
+from expound.models.wording import parenthesis_free
 
 GENERATOR_ID = "deterministic/v2"
 

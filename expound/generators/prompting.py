@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts
 from expound.generators.base import ChatMessage
 from expound.generators.deterministic import (
     NO_RECOURSE,
@@ -26,6 +26,7 @@ from expound.generators.deterministic import (
     context_inline,
     counterfactual_sentence,
 )
+from expound.models.wording import parenthesis_free
 
 MAX_PROMPT_QUESTION_CHARS = 500
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts
 from expound.explainers.plan import PlannedFactor
 from expound.generators.deterministic import (
     NO_RECOURSE,
@@ -33,6 +33,7 @@ from expound.generators.deterministic import (
     percentile_sentence,
     typical_sentence,
 )
+from expound.models.wording import parenthesis_free
 from expound.rankers.reading import lexicon, pattern
 from expound.rankers.routing import asked_factors
 

@@ -171,8 +171,10 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="co-applicant or guarantor on the loan",
         categories=["none", "co_applicant", "guarantor"],
+        # Not "none": other instalment plans may have none too, and a value must name one
+        # feature's value (expound/models/wording.py).
         category_descriptions={
-            "none": "none",
+            "none": "neither",
             "co_applicant": "a co-applicant",
             "guarantor": "a guarantor",
         },
@@ -224,7 +226,11 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="other instalment plans",
         categories=["bank", "stores", "none"],
-        category_descriptions={"bank": "with a bank", "stores": "with stores", "none": "none"},
+        category_descriptions={
+            "bank": "with a bank",
+            "stores": "with stores",
+            "none": "no other plans",
+        },
         actionable=True,
         aliases=["other instalment plans", "other installment plans", "other loans"],
     ),

@@ -141,6 +141,10 @@ class FeatureSpec(_Strict):
         number = float(value)
         return self.value_labels.get(str(int(number))) if number.is_integer() else None
 
+    def category_wording(self, category: str) -> str:
+        """The words texts state ``category`` in: its description, else its name."""
+        return self.category_descriptions.get(category, category.replace("_", " "))
+
     def labelled_codes(self) -> list[tuple[int, str]]:
         """The banded codes and their labels, by code ascending (empty: no labels)."""
         return sorted((int(key), label) for key, label in self.value_labels.items())
@@ -323,6 +327,12 @@ class ModelManifest(_Strict):
             if seen & set(reason.features):
                 raise ValueError(f"reason {reason.code} repeats a feature of another reason")
             seen |= set(reason.features)
+        # Imported here: the wording rules are written over this module's FeatureSpec.
+        from expound.models.wording import wording_collisions
+
+        collisions = wording_collisions(self.features)
+        if collisions:
+            raise ValueError("; ".join(collisions))
         unprotected = {f.name for f in self.features if not f.protected}
         if unprotected - seen:
             raise ValueError(f"features without a reason code: {sorted(unprotected - seen)}")

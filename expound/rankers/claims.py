@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.plan import (
     MAGNITUDE_WORDS,
     SHARE_WORDS,
@@ -21,13 +21,13 @@ from expound.explainers.plan import (
     share_range,
 )
 from expound.explainers.recourse import Counterfactual
+from expound.models.wording import parenthesis_free, value_phrases
 from expound.rankers.reading import (
     NUMBER,
     number_supported,
     parse_number,
     pattern,
     value_key,
-    value_phrases,
 )
 
 PERCENTILE = re.compile(r"(?<![\w.])(\d{1,3})(?:st|nd|rd|th)\s+percentile\b")
@@ -72,7 +72,8 @@ DIRECTION_HINTS = re.compile(
 class Problem:
     """A claim that is false (``wrong``) or cannot be read (``unreadable``)."""
 
-    kind: str  # "context", "counterfactual", "method", "coverage", "reason", "unreadable"
+    # "context", "counterfactual", "method", "coverage", "reason", "value", "unreadable"
+    kind: str
     start: int
     end: int
     message: str

@@ -7,7 +7,9 @@ negation, and the object: "raised the risk" vs "raised your chances"), importanc
 claim that contradicts the facts is a typed violation with its text span. Mentions of
 protected attributes or of features the model does not use fail the candidate outright.
 Hypothetical clauses ("a shorter term could lower the risk") make no claims of fact about
-the decision and are not checked for direction.
+the decision and are not checked for direction. Each quoted value is bound to the factor
+named next to it (:mod:`expound.rankers.binding`), so two factors' values cannot trade
+places; reason codes must be principal reasons, worded as themselves.
 
 The claims a content plan makes possible are read in :mod:`expound.rankers.claims` and
 checked against the plan recorded with the decision: percentiles, typical values, share
@@ -25,9 +27,11 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
-from expound.rankers import claims
+from expound.models.wording import category_phrases as category_phrases  # re-exported
+from expound.models.wording import parenthesis_free, value_phrases
+from expound.rankers import binding, claims
 from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,
@@ -46,9 +50,7 @@ from expound.rankers.reading import (
     phrase_spans,
     stated_direction,
     value_key,
-    value_phrases,
 )
-from expound.rankers.reading import category_phrases as category_phrases  # re-exported
 
 
 class ViolationKind(StrEnum):
@@ -79,6 +81,7 @@ PROBLEM_KINDS = {
     "method": ViolationKind.WRONG_METHOD,
     "coverage": ViolationKind.PLAN_NOT_COVERED,
     "reason": ViolationKind.WRONG_REASON,
+    "value": ViolationKind.WRONG_VALUE,
     "unreadable": ViolationKind.UNVERIFIABLE,
 }
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
@@ -256,6 +259,8 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     lowered = text.lower().replace("_", " ")
     words = lexicon()
     values = _value_spans(facts, lowered)
+    # Each quoted value is bound to the factor its clause names next to it.
+    ordered, owners = sorted(values), binding.value_owners(facts)
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
     inside_values = Spans(values)
@@ -282,10 +287,17 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # the reason's group, whose contribution is what a stated direction must match.
     inside_reasons = Spans(reasons)
     in_reason = {id(m) for m in mentions if inside_reasons.hold(m.start, m.end)}
+    groups = binding.reason_groups(facts)
+    reason_group = {
+        id(m): groups.get(m.feature, {m.feature}) for m in mentions if id(m) in in_reason
+    }
     # Values the plan quotes (typical, counterfactual) may hold such words too ("salary
     # paid in"); they are not masked for the value checks, where they would hide a wrong
     # value of the applicant's.
     plan_values = [span for spans in quoted.values() for span in spans]
+    # A value's words inside a name or a quoted value ("100 DM" in a typical "less than 100
+    # DM") state no value of their own.
+    inside_names = Spans(names + plan_values)
     inside_known = Spans(known + plan_values)
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
@@ -335,6 +347,12 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             _add(verdict, claims.context_problems(facts, clause, start, []))
             continue
         factual += inside
+        _add(
+            verdict,
+            binding.misbound_values(
+                lowered, (start, end), inside, ordered, owners, inside_names, reason_group
+            ),
+        )
         _check_clause(
             facts,
             clause,
