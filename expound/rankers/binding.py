@@ -4,10 +4,11 @@ While the gate checks one factor's value it blanks every value the decision actu
 (:mod:`expound.models.wording` says why), so "the co-applicant or guarantor (with a bank);
 the other instalment plans (neither)", where the two actual values traded places, would
 read as naming no value of either, and pass. Here each quoted actual value is bound to the
-factor its clause names nearest before it ("the loan term (48 months)"), or, with none
-before, the first named after it ("an overdrawn, balance below 0 DM checking account"); a
-value bound to a factor it is not the value of is a wrong value of that factor. The
-manifest guarantees that each wording is the value of one feature only.
+factor its clause names closest to it: the one just before it ("the loan term (48
+months)"), or the one just after it when that is closer ("savings of 100 to 500 DM and a
+balance between 0 and 200 DM checking account"); a value bound to a factor it is not the
+value of is a wrong value of that factor. The manifest guarantees that each wording is the
+value of one feature only.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def reason_groups(facts: DecisionFacts) -> dict[str, set[str]]:
     }
 
 
+def _closest(mentions: list[Mention], start: int, end: int) -> Mention | None:
+    """The mention nearest the value at [start, end): the last before it or the first
+    after it, whichever leaves fewer characters between; the one before on a tie."""
+    before = next((m for m in reversed(mentions) if m.end <= start), None)
+    after = next((m for m in mentions if m.start >= end), None)
+    if before is None or (after is not None and after.start - end < start - before.end):
+        return after
+    return before
+
+
 def misbound_values(
     text: str,
     clause: tuple[int, int],
@@ -78,8 +89,7 @@ def misbound_values(
             break
         if names.hold(value_start, value_end):
             continue
-        before = [m for m in mentions if m.end <= value_start]
-        bound = before[-1] if before else next((m for m in mentions if m.start >= value_end), None)
+        bound = _closest(mentions, value_start, value_end)
         stated = owners.get(text[value_start:value_end])
         if bound is None or stated is None:
             continue

@@ -95,6 +95,9 @@ def test_two_factors_values_swapped_fail_and_in_place_pass(facts: DecisionFacts)
     # In one clause too, and a value said before its factor binds to the factor after it.
     one = "The other instalment plans (neither) and the co-applicant or guarantor (with a bank)."
     assert wrong_values(facts, one) == ["neither", "with a bank"]
+    # A value binds to the factor closest to it, before or after.
+    closer = "The other instalment plans, then with a bank the co-applicant or guarantor."
+    assert wrong_values(facts, closer) == ["with a bank"]
     before = "Neither is the co-applicant or guarantor on the loan."
     assert wrong_values(facts, before) == []
     assert wrong_values(facts, "With a bank is the co-applicant or guarantor on the loan.") == [
