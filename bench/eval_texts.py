@@ -13,7 +13,9 @@ exactly one claim:
   another category's description, another band's label, the other boolean);
 - ``unused_feature``: a sentence about a feature no demo model uses;
 - ``order``: the first two factors swapped, so the second is called the most important;
-- ``decision``: the opening of the opposite decision.
+- ``decision``: the opening of the opposite decision;
+- ``swap``: the first two factors whose values are worded differently trade values, each
+  stated with the other's actual value (the order and directions unchanged).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts, Factor, value_text
 
 TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
-MUTATIONS = ("direction", "value", "unused_feature", "order", "decision")
+MUTATIONS = ("direction", "value", "unused_feature", "order", "decision", "swap")
 MAX_FACTORS = 3
 
 
@@ -143,4 +145,12 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
         swapped = [slots[1], slots[0], *slots[2:]]
         mutants["order"] = _text(opening, _sentences(facts, swapped, variant, flip=False))
     mutants["decision"] = _text(_opening(facts, variant, not adverse), sentences)
+    pairs = [(a, b) for a in range(len(slots)) for b in range(a + 1, len(slots))]
+    traded = next(((a, b) for a, b in pairs if slots[a].value != slots[b].value), None)
+    if traded is not None:
+        a, b = traded
+        swapped_values = list(slots)
+        swapped_values[a] = _Slot(slots[a].factor, slots[b].value, slots[a].effect_index)
+        swapped_values[b] = _Slot(slots[b].factor, slots[a].value, slots[b].effect_index)
+        mutants["swap"] = _text(opening, _sentences(facts, swapped_values, variant, flip=False))
     return faithful, mutants

@@ -75,6 +75,7 @@ def _reviewed(manifest: dict[str, Any]) -> dict[str, Any]:
         feature["category_descriptions"] = {}
     for reason in manifest["reasons"]:
         reason["text"] = f"Your {reason['features'][0].replace('_', ' ')}"
+        reason["neutral_text"] = f"The applicant's {reason['features'][0].replace('_', ' ')}"
     return manifest
 
 

@@ -298,6 +298,17 @@ def _cmd_models(args: argparse.Namespace, client: ExplainClient) -> int:
         )
         flags = " protected" if spec.protected else ""
         print(f"  {spec.name:<24} {spec.description} [{allowed}] {spec.unit}{flags}")
+        # The words each code or category stands for, as explanations state them.
+        for value in spec.value_labels:
+            print(f"  {'':<24}   {value.code} = {value.label}")
+        for category in spec.categories:
+            if category in spec.category_descriptions:
+                print(f"  {'':<24}   {category} = {spec.category_descriptions[category]}")
+    for reason in info.reasons:
+        other = (
+            f" (third person: {reason.neutral_text})" if reason.neutral_text != reason.text else ""
+        )
+        print(f"  reason {reason.code}: {reason.text}{other} [{', '.join(reason.features)}]")
     return 0
 
 

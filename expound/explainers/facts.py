@@ -50,6 +50,27 @@ class DecisionFacts:
     factors: dict[str, Factor]
     plan: ContentPlan | None = None
 
+    def reason_text(self, reason: PrincipalReason) -> str:
+        """A principal reason as this audience's text states it: to the applicant as the
+        notice does ("your checking account"), to compliance and analysts in the third
+        person ("the applicant's checking account")."""
+        if self.audience is Audience.APPLICANT:
+            return reason.text
+        return self._reason_entry_text(reason) or reason.text
+
+    def reason_wordings(self, reason: PrincipalReason) -> list[str]:
+        """Every wording a text may state ``reason`` in (the applicant's, the third
+        person's), longest first."""
+        wordings = {reason.text, self._reason_entry_text(reason) or reason.text}
+        return sorted(wordings, key=len, reverse=True)
+
+    def _reason_entry_text(self, reason: PrincipalReason) -> str | None:
+        # A record written under an earlier manifest may name a code it no longer has.
+        try:
+            return self.manifest.reason(reason.code).third_person
+        except KeyError:
+            return None
+
     @property
     def ordered(self) -> list[Factor]:
         """Factors that carry the decision, most important first: the principal reasons'
@@ -72,8 +93,7 @@ def value_text(spec: FeatureSpec, value: float | str | bool | None) -> str:
     if value is None:
         return "not provided"
     if spec.type == "category":
-        text = str(value)
-        return spec.category_descriptions.get(text, text.replace("_", " "))
+        return spec.category_wording(str(value))
     if spec.type == "bool":
         return "yes" if value else "no"
     label = spec.value_label(value)
@@ -96,12 +116,6 @@ def _singular(unit: str) -> str:
     if unit in IRREGULAR_SINGULARS:
         return IRREGULAR_SINGULARS[unit]
     return unit[:-1] if unit.endswith("s") and not unit.endswith("ss") else unit
-
-
-def parenthesis_free(value: str) -> str:
-    """A value as phrases write it inside their own parentheses:
-    "overdrawn (balance below 0 DM)" -> "overdrawn, balance below 0 DM"."""
-    return value.replace(" (", ", ").replace(")", "")
 
 
 def decision_facts(

@@ -11,10 +11,11 @@ counterfactual the recourse search recorded (or, honestly, that none was found).
 from __future__ import annotations
 
 from expound.domain import Audience, FeatureScalar, PrincipalReason
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.plan import ContentPlan, PlannedFactor
 from expound.explainers.recourse import Counterfactual
 from expound.models.manifest import FeatureSpec
+from expound.models.wording import parenthesis_free
 
 GENERATOR_ID = "deterministic/v2"
 
@@ -251,10 +252,10 @@ def _compliance(facts: DecisionFacts, plan: ContentPlan) -> str:
         (reason,) = facts.reasons
         opening = (
             f"Adverse action: {prediction.decision}. The principal reason is {reason.code}: "
-            f"{reason.text}."
+            f"{facts.reason_text(reason)}."
         )
     elif facts.reasons:
-        listed = "; ".join(f"{r.rank}. {r.code}: {r.text}" for r in facts.reasons)
+        listed = "; ".join(f"{r.rank}. {r.code}: {facts.reason_text(r)}" for r in facts.reasons)
         opening = f"Adverse action: {prediction.decision}. Principal reasons, in order: {listed}."
     else:
         opening = f"Decision: {prediction.decision}. No adverse action; no principal reasons apply."

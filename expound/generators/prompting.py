@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts
 from expound.generators.base import ChatMessage
 from expound.generators.deterministic import (
     NO_RECOURSE,
@@ -26,6 +26,7 @@ from expound.generators.deterministic import (
     context_inline,
     counterfactual_sentence,
 )
+from expound.models.wording import parenthesis_free
 
 MAX_PROMPT_QUESTION_CHARS = 500
 
@@ -122,7 +123,7 @@ def chat_facts(facts: DecisionFacts) -> dict[str, object]:
         payload["threshold"] = f"{prediction.threshold:.2f}"
         payload["attributions"] = f"{plan.attribution_method} SHAP values"
     if facts.audience is Audience.COMPLIANCE and facts.reasons:
-        payload["principal_reasons"] = [f"{r.code}: {r.text}" for r in facts.reasons]
+        payload["principal_reasons"] = [f"{r.code}: {facts.reason_text(r)}" for r in facts.reasons]
     factors = []
     for planned in plan.factors:
         factor = facts.factors[planned.feature]

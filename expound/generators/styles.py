@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, parenthesis_free
+from expound.explainers.facts import DecisionFacts
 from expound.explainers.plan import PlannedFactor
 from expound.generators.deterministic import (
     NO_RECOURSE,
@@ -33,6 +33,7 @@ from expound.generators.deterministic import (
     percentile_sentence,
     typical_sentence,
 )
+from expound.models.wording import parenthesis_free
 from expound.rankers.reading import lexicon, pattern
 from expound.rankers.routing import asked_factors
 
@@ -72,6 +73,11 @@ class _Item:
     @property
     def minor(self) -> bool:
         return self.planned.share < MINOR_SHARE
+
+
+def _lower_first(text: str) -> str:
+    """A reason's wording inside a sentence: "CHK01: status or balance of ..."."""
+    return f"{text[0].lower()}{text[1:]}"
 
 
 def _direction(adverse: bool) -> str:
@@ -235,7 +241,7 @@ class _Writer:
         """Compliance, adverse: the principal reasons with their codes, in order."""
         facts, bank = self.facts, self.bank["reason"]
         named = [
-            (reason.rank, f"{reason.code}: {reason.text[0].lower()}{reason.text[1:]}")
+            (reason.rank, f"{reason.code}: {_lower_first(facts.reason_text(reason))}")
             for reason in facts.reasons
         ]
         if len(named) == 1:

@@ -171,8 +171,10 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="co-applicant or guarantor on the loan",
         categories=["none", "co_applicant", "guarantor"],
+        # Not "none": other instalment plans may have none too, and a value must name one
+        # feature's value (expound/models/wording.py).
         category_descriptions={
-            "none": "none",
+            "none": "neither",
             "co_applicant": "a co-applicant",
             "guarantor": "a guarantor",
         },
@@ -224,7 +226,11 @@ FEATURES: list[FeatureSpec] = [
         type="category",
         description="other instalment plans",
         categories=["bank", "stores", "none"],
-        category_descriptions={"bank": "with a bank", "stores": "with stores", "none": "none"},
+        category_descriptions={
+            "bank": "with a bank",
+            "stores": "with stores",
+            "none": "no other plans",
+        },
         actionable=True,
         aliases=["other instalment plans", "other installment plans", "other loans"],
     ),
@@ -287,12 +293,14 @@ REASONS: list[ReasonEntry] = [
     R(
         code="CHK01",
         text="Status or balance of your checking account",
+        neutral_text="Status or balance of the applicant's checking account",
         features=["checking_account"],
     ),
     R(code="TRM02", text="Length of the requested loan term", features=["duration_months"]),
     R(
         code="HIS03",
         text="Your credit repayment history",
+        neutral_text="The applicant's credit repayment history",
         features=["credit_history"],
     ),
     R(code="PUR04", text="Purpose of the requested loan", features=["purpose"]),
@@ -313,7 +321,12 @@ REASONS: list[ReasonEntry] = [
         features=["other_installment_plans", "existing_credits"],
     ),
     R(code="HOU13", text="Housing situation", features=["housing"]),
-    R(code="DEP14", text="Number of people you support", features=["dependents"]),
+    R(
+        code="DEP14",
+        text="Number of people you support",
+        neutral_text="Number of people the applicant supports",
+        features=["dependents"],
+    ),
     R(code="TEL15", text="Telephone registration", features=["has_telephone"]),
 ]
 

@@ -6,8 +6,9 @@ pickle is read only when the caller says it is trusted (``--trust-pickle``). The
 inferred from the artifact and the sample: the model's columns and their order, types and
 ranges, category codes, one-hot column groups (0/1 columns sharing a prefix, at most one set
 per row), the output space and the explainer. Every piece of wording that cannot be
-inferred (title, score meaning, descriptions, reason texts, which features are protected or
-actionable) is marked ``TODO``; the server refuses a manifest until none is left.
+inferred (title, score meaning, descriptions, reason texts and their third-person forms,
+which features are protected or actionable) is marked ``TODO``; the server refuses a
+manifest until none is left.
 """
 
 from __future__ import annotations
@@ -396,6 +397,10 @@ def import_model(
             ReasonEntry(
                 code=f"R{index:02d}",
                 text=f"{TODO}: the reason as an adverse-action notice states it ({spec.name})",
+                neutral_text=(
+                    f"{TODO}: the same reason in the third person, for compliance and analyst "
+                    f"texts ({spec.name})"
+                ),
                 features=[spec.name],
             )
             for index, spec in enumerate(features, start=1)

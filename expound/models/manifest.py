@@ -141,6 +141,14 @@ class FeatureSpec(_Strict):
         number = float(value)
         return self.value_labels.get(str(int(number))) if number.is_integer() else None
 
+    def category_wording(self, category: str) -> str:
+        """The words texts state ``category`` in: its description, else its name."""
+        return self.category_descriptions.get(category, category.replace("_", " "))
+
+    def labelled_codes(self) -> list[tuple[int, str]]:
+        """The banded codes and their labels, by code ascending (empty: no labels)."""
+        return sorted((int(key), label) for key, label in self.value_labels.items())
+
     def _check_recourse(self, recourse: RecourseSpec) -> None:
         if self.protected or not self.actionable:
             raise ValueError(
@@ -178,12 +186,54 @@ class FeatureSpec(_Strict):
         return [self.column or self.name]
 
 
+# Words that speak to the applicant: a reason worded with one needs its third-person form.
+SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|yourselves)\b", re.IGNORECASE)
+
+
 class ReasonEntry(_Strict):
-    """A principal-reason code for a feature or a group of features."""
+    """A principal-reason code for a feature or a group of features.
+
+    ``text`` is the reason as the applicant reads it (notices, applicant explanations) and
+    may speak to them ("Status or balance of your checking account"); ``neutral_text`` is
+    the same reason in the third person for compliance and analyst texts ("Status or
+    balance of the applicant's checking account"). It may be left out only where ``text``
+    speaks to no one already.
+    """
 
     code: str = Field(pattern=r"^[A-Z0-9]{2,8}$")
     text: str = Field(min_length=5)
     features: list[str] = Field(min_length=1)
+    neutral_text: str = ""
+
+    @model_validator(mode="after")
+    def _neutral_wording(self) -> ReasonEntry:
+        if self.text.startswith(TODO) or self.neutral_text.startswith(TODO):
+            return self  # unreviewed: the registry refuses it for its TODO
+        if self.neutral_text:
+            if len(self.neutral_text) < 5 or self.neutral_text != self.neutral_text.strip():
+                raise ValueError(
+                    f"reasons[{self.code}].neutral_text: at least 5 characters, trimmed"
+                )
+            spoken = SECOND_PERSON.search(self.neutral_text)
+            if spoken is not None:
+                raise ValueError(
+                    f"reasons[{self.code}].neutral_text: {spoken.group(0)!r} speaks to the "
+                    "applicant; compliance and analyst texts say it in the third person"
+                )
+            return self
+        spoken = SECOND_PERSON.search(self.text)
+        if spoken is not None:
+            raise ValueError(
+                f"reasons[{self.code}].neutral_text: required, the text speaks to the applicant "
+                f"({spoken.group(0)!r}); give the reason in the third person for compliance "
+                'and analyst texts (e.g. "the applicant\'s")'
+            )
+        return self
+
+    @property
+    def third_person(self) -> str:
+        """The reason as compliance and analyst texts state it."""
+        return self.neutral_text or self.text
 
 
 class ScoreSpec(_Strict):
@@ -266,6 +316,9 @@ class ModelManifest(_Strict):
         names = {f.name for f in self.features}
         if len(names) != len(self.features):
             raise ValueError("feature names must be unique")
+        codes = [reason.code for reason in self.reasons]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"reasons: codes must be unique ({sorted(codes)})")
         seen: set[str] = set()
         for reason in self.reasons:
             unknown = set(reason.features) - names
@@ -274,6 +327,12 @@ class ModelManifest(_Strict):
             if seen & set(reason.features):
                 raise ValueError(f"reason {reason.code} repeats a feature of another reason")
             seen |= set(reason.features)
+        # Imported here: the wording rules are written over this module's FeatureSpec.
+        from expound.models.wording import wording_collisions
+
+        collisions = wording_collisions(self.features)
+        if collisions:
+            raise ValueError("; ".join(collisions))
         unprotected = {f.name for f in self.features if not f.protected}
         if unprotected - seen:
             raise ValueError(f"features without a reason code: {sorted(unprotected - seen)}")
@@ -292,6 +351,13 @@ class ModelManifest(_Strict):
         if self.columns is not None:
             return list(self.columns)
         return [c for spec in self.features for c in spec.columns()]
+
+    def reason(self, code: str) -> ReasonEntry:
+        """Returns the reason entry of ``code`` (KeyError if unknown)."""
+        for entry in self.reasons:
+            if entry.code == code:
+                return entry
+        raise KeyError(code)
 
     def feature(self, name: str) -> FeatureSpec:
         """Returns the spec of feature ``name`` (KeyError if unknown)."""

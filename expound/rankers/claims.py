@@ -1,6 +1,6 @@
 """How the gate reads the claims a content plan makes possible: context (percentiles,
 typical values, shares of the push, the base rate), counterfactuals, the attribution
-method, and the plan's coverage.
+method, the plan's coverage, and the reason codes stated.
 
 Each reader finds one construct the texts use and returns what it claims; the gate
 (:mod:`expound.rankers.gate`) compares it with the facts and the recorded plan. A claim
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.plan import (
     MAGNITUDE_WORDS,
     SHARE_WORDS,
@@ -21,13 +21,13 @@ from expound.explainers.plan import (
     share_range,
 )
 from expound.explainers.recourse import Counterfactual
+from expound.models.wording import parenthesis_free, value_phrases
 from expound.rankers.reading import (
     NUMBER,
     number_supported,
     parse_number,
     pattern,
     value_key,
-    value_phrases,
 )
 
 PERCENTILE = re.compile(r"(?<![\w.])(\d{1,3})(?:st|nd|rd|th)\s+percentile\b")
@@ -72,7 +72,8 @@ DIRECTION_HINTS = re.compile(
 class Problem:
     """A claim that is false (``wrong``) or cannot be read (``unreadable``)."""
 
-    kind: str  # "context", "counterfactual", "method", "coverage", "unreadable"
+    # "context", "counterfactual", "method", "coverage", "reason", "value", "unreadable"
+    kind: str
     start: int
     end: int
     message: str
@@ -283,6 +284,54 @@ def method_problems(facts: DecisionFacts, text: str) -> list[Problem]:
     ]
 
 
+# What may stand between a reason code and its wording: "CHK01: status ...", "CHK01 (status".
+AFTER_CODE = re.compile(r"\s*[:(\-\u2013]\s*")
+
+
+def reason_code_problems(facts: DecisionFacts, text: str) -> list[Problem]:
+    """Every reason code the text states is a principal reason of this decision, and a
+    reason's wording after a code is that code's (in either of its wordings).
+
+    ``text`` is lowered. Codes of digits alone read as numbers and are left to the number
+    checks.
+    """
+    entries = [e for e in facts.manifest.reasons if not e.code.isdigit()]
+    if not entries:
+        return []
+    principal = {r.code.lower() for r in facts.reasons}
+    wordings = sorted(
+        ((w.lower(), e.code.lower()) for e in entries for w in {e.text, e.third_person}),
+        key=lambda item: -len(item[0]),
+    )
+    problems = []
+    for match in pattern([e.code for e in entries]).finditer(text):
+        code = match.group(0)
+        if code not in principal:
+            problems.append(
+                Problem(
+                    "reason",
+                    match.start(),
+                    match.end(),
+                    f"{code.upper()} is not a principal reason of this decision",
+                )
+            )
+            continue
+        between = AFTER_CODE.match(text, match.end())
+        if between is None:
+            continue
+        worded = next((c for w, c in wordings if text.startswith(w, between.end())), code)
+        if worded != code:
+            problems.append(
+                Problem(
+                    "reason",
+                    match.start(),
+                    between.end(),
+                    f"{code.upper()} is given the wording of reason {worded.upper()}",
+                )
+            )
+    return problems
+
+
 def coverage_problems(facts: DecisionFacts, text: str, mentioned: list[str]) -> list[Problem]:
     """An analyst or compliance text must name every factor of its plan (a reason's code
     or text names the reason's features)."""
@@ -290,7 +339,8 @@ def coverage_problems(facts: DecisionFacts, text: str, mentioned: list[str]) -> 
         return []
     covered = set(mentioned)
     for reason in facts.reasons:
-        if reason.code.lower() in text or reason.text.lower() in text:
+        wordings = [reason.code, *facts.reason_wordings(reason)]
+        if any(wording.lower() in text for wording in wordings):
             covered |= set(reason.features)
     return [
         Problem("coverage", 0, len(text), f"the plan's factor {p.feature} is not named")

@@ -132,7 +132,9 @@ class SentenceCachedEmbedder:
 def _topics(facts: DecisionFacts) -> tuple[str, str]:
     """What a draft should be about: the reader's question, and the decision's reasons."""
     question = facts.question.strip() or DEFAULT_QUESTION[facts.audience]
-    reasons = "; ".join([r.text for r in facts.reasons] or [f.description for f in facts.ordered])
+    reasons = "; ".join(
+        [facts.reason_text(r) for r in facts.reasons] or [f.description for f in facts.ordered]
+    )
     return question, reasons or question
 
 

@@ -7,7 +7,9 @@ negation, and the object: "raised the risk" vs "raised your chances"), importanc
 claim that contradicts the facts is a typed violation with its text span. Mentions of
 protected attributes or of features the model does not use fail the candidate outright.
 Hypothetical clauses ("a shorter term could lower the risk") make no claims of fact about
-the decision and are not checked for direction.
+the decision and are not checked for direction. Each quoted value is bound to the factor
+named next to it (:mod:`expound.rankers.binding`), so two factors' values cannot trade
+places; reason codes must be principal reasons, worded as themselves.
 
 The claims a content plan makes possible are read in :mod:`expound.rankers.claims` and
 checked against the plan recorded with the decision: percentiles, typical values, share
@@ -25,9 +27,11 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
-from expound.rankers import claims
+from expound.models.wording import category_phrases as category_phrases  # re-exported
+from expound.models.wording import parenthesis_free, value_phrases
+from expound.rankers import binding, claims
 from expound.rankers.reading import (
     LIST_MARKER,
     NUMBER,
@@ -46,9 +50,7 @@ from expound.rankers.reading import (
     phrase_spans,
     stated_direction,
     value_key,
-    value_phrases,
 )
-from expound.rankers.reading import category_phrases as category_phrases  # re-exported
 
 
 class ViolationKind(StrEnum):
@@ -65,6 +67,8 @@ class ViolationKind(StrEnum):
     WRONG_COUNTERFACTUAL = "WRONG_COUNTERFACTUAL"
     WRONG_METHOD = "WRONG_METHOD"
     PLAN_NOT_COVERED = "PLAN_NOT_COVERED"
+    # A reason code that is not a principal reason of the decision, or worded as another.
+    WRONG_REASON = "WRONG_REASON"
     # A claim the verifier cannot read (a direction in words it does not know, a context
     # number tied to no factor): the candidate is unverified, never faithful.
     UNVERIFIABLE = "UNVERIFIABLE"
@@ -76,6 +80,8 @@ PROBLEM_KINDS = {
     "counterfactual": ViolationKind.WRONG_COUNTERFACTUAL,
     "method": ViolationKind.WRONG_METHOD,
     "coverage": ViolationKind.PLAN_NOT_COVERED,
+    "reason": ViolationKind.WRONG_REASON,
+    "value": ViolationKind.WRONG_VALUE,
     "unreadable": ViolationKind.UNVERIFIABLE,
 }
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
@@ -253,6 +259,8 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     lowered = text.lower().replace("_", " ")
     words = lexicon()
     values = _value_spans(facts, lowered)
+    # Each quoted value is bound to the factor its clause names next to it.
+    ordered, owners = sorted(values), binding.value_owners(facts)
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
     inside_values = Spans(values)
@@ -271,7 +279,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
         )
     ]
-    reasons = phrase_spans({r.text for r in facts.reasons}, lowered)
+    reasons = phrase_spans({w for r in facts.reasons for w in facts.reason_wordings(r)}, lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
     names = [(m.start, m.end) for m in mentions] + reasons + markers
     known = names + values
@@ -279,10 +287,17 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # the reason's group, whose contribution is what a stated direction must match.
     inside_reasons = Spans(reasons)
     in_reason = {id(m) for m in mentions if inside_reasons.hold(m.start, m.end)}
+    groups = binding.reason_groups(facts)
+    reason_group = {
+        id(m): groups.get(m.feature, {m.feature}) for m in mentions if id(m) in in_reason
+    }
     # Values the plan quotes (typical, counterfactual) may hold such words too ("salary
     # paid in"); they are not masked for the value checks, where they would hide a wrong
     # value of the applicant's.
     plan_values = [span for spans in quoted.values() for span in spans]
+    # A value's words inside a name or a quoted value ("100 DM" in a typical "less than 100
+    # DM") state no value of their own.
+    inside_names = Spans(names + plan_values)
     inside_known = Spans(known + plan_values)
     for kind, terms, what in (
         (ViolationKind.PROTECTED_ATTRIBUTE, words["protected_terms"], "protected attribute"),
@@ -332,6 +347,12 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             _add(verdict, claims.context_problems(facts, clause, start, []))
             continue
         factual += inside
+        _add(
+            verdict,
+            binding.misbound_values(
+                lowered, (start, end), inside, ordered, owners, inside_names, reason_group
+            ),
+        )
         _check_clause(
             facts,
             clause,
@@ -357,6 +378,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     _add(verdict, claims.base_rate_problems(facts, lowered))
     _add(verdict, claims.method_problems(facts, lowered))
     _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
+    _add(verdict, claims.reason_code_problems(facts, lowered))
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
 
@@ -390,7 +412,11 @@ def _names_a_factor(facts: DecisionFacts, text: str, verdict: Verdict) -> bool:
     if wanted & set(verdict.mentioned):
         return True
     lowered = text.lower()
-    return any(reason.text.lower() in lowered for reason in facts.reasons)
+    return any(
+        wording.lower() in lowered
+        for reason in facts.reasons
+        for wording in facts.reason_wordings(reason)
+    )
 
 
 def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
@@ -545,7 +571,8 @@ def _decision_numbers(facts: DecisionFacts) -> list[float]:
         float(len(facts.reasons)),
     ]
     for reason in facts.reasons:
-        numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(reason.text)]
+        for wording in facts.reason_wordings(reason):
+            numbers += [parse_number(m.group(0)) for m in NUMBER.finditer(wording)]
     return numbers
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from expound.explainers.facts import DecisionFacts
 from expound.models.manifest import FeatureSpec
+from expound.models.wording import MIN_PHRASE_CHARS
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
 PARTICLE_DIRECTION = re.compile(
@@ -151,7 +152,7 @@ def stated_direction(clause: str) -> tuple[bool, int] | None:
 
 
 def phrase_spans(phrases: set[str], text: str) -> list[tuple[int, int]]:
-    kept = sorted({p.lower().rstrip(")") for p in phrases if len(p) > 3})
+    kept = sorted({p.lower().rstrip(")") for p in phrases if len(p) >= MIN_PHRASE_CHARS})
     return [(m.start(), m.end()) for m in pattern(kept).finditer(text)] if kept else []
 
 
@@ -176,35 +177,9 @@ def masked(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(chars)
 
 
-def category_phrases(description: str) -> list[str]:
-    """The ways a text names a category by its description: as written, with its
-    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), and by its
-    head alone ("overdrawn"). An imported model's categories are codes ("f_1") that no text
-    names, so without the shorter forms a wrong category written loosely would read as
-    none named, and pass."""
-    if not description:
-        return []
-    head, _, rest = description.partition(" (")
-    if not rest:
-        return [description]
-    return [description, f"{head}, {rest.rstrip(')')}", head]
-
-
-def value_phrases(spec: FeatureSpec) -> dict[str, list[str]]:
-    """The phrases that name each value of a feature whose values have names, by value key
-    (:func:`value_key`): a category's name and description, a banded code's reviewed label.
-    Empty for a feature whose values are numbers."""
-    if spec.type == "category":
-        named = {}
-        for category in spec.categories or []:
-            phrases = category_phrases(spec.category_descriptions.get(category, ""))
-            named[category] = [p for p in [category.replace("_", " "), *phrases] if len(p) > 3]
-        return named
-    return {key: [label] for key, label in spec.value_labels.items()}
-
-
 def value_key(spec: FeatureSpec, value: object) -> str | None:
-    """The key of ``value`` in :func:`value_phrases` (None: a value with no name)."""
+    """The key of ``value`` in :func:`~expound.models.wording.value_phrases` (None: a value
+    with no name)."""
     if spec.type == "category":
         return None if value is None else str(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -377,6 +377,12 @@ def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
         adverse_when=manifest.decision.describe(),
         explainer=explainer,
         units=manifest.units,
+        reasons=[
+            pb.ReasonCode(
+                code=r.code, text=r.text, neutral_text=r.third_person, features=r.features
+            )
+            for r in manifest.reasons
+        ],
     )
     for spec in manifest.features:
         feature = info.features.add(
@@ -388,6 +394,10 @@ def model_to_pb(manifest: ModelManifest, explainer: str) -> pb.ModelInfo:
             protected=spec.protected,
             actionable=spec.actionable,
             nullable=spec.nullable,
+            value_labels=[
+                pb.ValueLabel(code=code, label=label) for code, label in spec.labelled_codes()
+            ],
+            category_descriptions=spec.category_descriptions,
         )
         if spec.minimum is not None:
             feature.minimum = spec.minimum

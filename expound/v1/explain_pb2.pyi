@@ -472,7 +472,14 @@ class ReloadModelsResponse(_message.Message):
     def __init__(self, added: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., unavailable: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class FeatureSchema(_message.Message):
-    __slots__ = ("name", "type", "description", "unit", "minimum", "maximum", "categories", "protected", "actionable", "nullable")
+    __slots__ = ("name", "type", "description", "unit", "minimum", "maximum", "categories", "protected", "actionable", "nullable", "value_labels", "category_descriptions")
+    class CategoryDescriptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -483,6 +490,8 @@ class FeatureSchema(_message.Message):
     PROTECTED_FIELD_NUMBER: _ClassVar[int]
     ACTIONABLE_FIELD_NUMBER: _ClassVar[int]
     NULLABLE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_DESCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     description: str
@@ -493,10 +502,20 @@ class FeatureSchema(_message.Message):
     protected: bool
     actionable: bool
     nullable: bool
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., protected: _Optional[bool] = ..., actionable: _Optional[bool] = ..., nullable: _Optional[bool] = ...) -> None: ...
+    value_labels: _containers.RepeatedCompositeFieldContainer[ValueLabel]
+    category_descriptions: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., protected: _Optional[bool] = ..., actionable: _Optional[bool] = ..., nullable: _Optional[bool] = ..., value_labels: _Optional[_Iterable[_Union[ValueLabel, _Mapping]]] = ..., category_descriptions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ValueLabel(_message.Message):
+    __slots__ = ("code", "label")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    label: str
+    def __init__(self, code: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features", "available", "unavailable_reason")
+    __slots__ = ("model_id", "version", "title", "kind", "artifact_sha256", "score_meaning", "threshold", "adverse_when", "explainer", "units", "features", "available", "unavailable_reason", "reasons")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -510,6 +529,7 @@ class ModelInfo(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     version: str
     title: str
@@ -523,7 +543,20 @@ class ModelInfo(_message.Message):
     features: _containers.RepeatedCompositeFieldContainer[FeatureSchema]
     available: bool
     unavailable_reason: str
-    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[ReasonCode]
+    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., kind: _Optional[str] = ..., artifact_sha256: _Optional[str] = ..., score_meaning: _Optional[str] = ..., threshold: _Optional[float] = ..., adverse_when: _Optional[str] = ..., explainer: _Optional[str] = ..., units: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSchema, _Mapping]]] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[ReasonCode, _Mapping]]] = ...) -> None: ...
+
+class ReasonCode(_message.Message):
+    __slots__ = ("code", "text", "neutral_text", "features")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEUTRAL_TEXT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    text: str
+    neutral_text: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[str] = ..., text: _Optional[str] = ..., neutral_text: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlaceHoldRequest(_message.Message):
     __slots__ = ("record_id", "reason")

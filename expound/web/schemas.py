@@ -199,6 +199,13 @@ class ConsistencyProofBody(_Body):
         )
 
 
+class ValueLabelBody(_Body):
+    """One integer code of a banded feature and its reviewed label."""
+
+    code: int
+    label: str
+
+
 class FeatureSchemaBody(_Body):
     """One input feature of a model."""
 
@@ -212,6 +219,19 @@ class FeatureSchemaBody(_Body):
     protected: bool
     actionable: bool
     nullable: bool
+    # By code, ascending; a client shows the label ("35% or more"), never the bare code.
+    value_labels: list[ValueLabelBody] = Field(default_factory=list)
+    # Category -> the words explanations use for it; a category without one is its name.
+    category_descriptions: dict[str, str] = Field(default_factory=dict)
+
+
+class ReasonCodeBody(_Body):
+    """One adverse-action reason code of a model, in both its wordings."""
+
+    code: str
+    text: str = Field(description="as the applicant reads it (notices, applicant texts)")
+    neutral_text: str = Field(description="in the third person (compliance, analyst texts)")
+    features: list[str]
 
 
 class ModelBody(_Body):
@@ -230,6 +250,7 @@ class ModelBody(_Body):
     explainer: str = ""
     units: str = ""
     features: list[FeatureSchemaBody] = Field(default_factory=list)
+    reasons: list[ReasonCodeBody] = Field(default_factory=list)
 
     @classmethod
     def of(cls, model: ServedModel | UnavailableModel) -> ModelBody:
@@ -261,8 +282,19 @@ class ModelBody(_Body):
                     protected=spec.protected,
                     actionable=spec.actionable,
                     nullable=spec.nullable,
+                    value_labels=[
+                        ValueLabelBody(code=code, label=label)
+                        for code, label in spec.labelled_codes()
+                    ],
+                    category_descriptions=dict(spec.category_descriptions),
                 )
                 for spec in manifest.features
+            ],
+            reasons=[
+                ReasonCodeBody(
+                    code=r.code, text=r.text, neutral_text=r.third_person, features=r.features
+                )
+                for r in manifest.reasons
             ],
         )
 

@@ -89,6 +89,13 @@ async def test_models_list_and_show(
     assert re.search(r"artifact sha256 [0-9a-f]{64}$", out, re.M)
     assert re.search(r"^  age_years .*\[18\.\.100\] years protected$", out, re.M)
     assert re.search(r"^  checking_account .*\[overdrawn, below_200_dm, ", out, re.M)
+    # Each banded code and category with the words explanations use for it.
+    assert re.search(r"^ +1 = 35% or more$", out, re.M)
+    assert re.search(r"^ +radio_tv = a radio or television$", out, re.M)
+    assert (
+        "  reason CHK01: Status or balance of your checking account (third person: Status or "
+        "balance of the applicant's checking account) [checking_account]\n" in out
+    )
 
 
 async def test_records_get_prints_the_canonical_record(

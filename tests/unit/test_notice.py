@@ -296,6 +296,11 @@ def test_an_analyst_record_never_gives_analyst_prose_to_the_applicant(
     assert "log-odds" not in text and "Base value" not in text
     for reason in reason_texts(records["analyst"], "en"):
         assert reason in text
+    # A notice speaks to the applicant: reasons in the applicant's words ("your checking
+    # account"), even from a record drafted for an analyst in the third person.
+    spoken = [r for r in reason_texts(records["analyst"], "en") if "your " in r.lower()]
+    assert spoken and all(reason in text for reason in spoken)
+    assert "the applicant's checking account" not in text.lower()
     # The applicant's own record does carry its (gated) explanation: the check above can fail.
     own = json.loads(records["applicant"].canonical_json)["response"]["selected"]["text"]
     own_text = pdf_text(

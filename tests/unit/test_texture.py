@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts, parenthesis_free, value_text
+from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.plan import PlannedFactor
 from expound.explainers.recourse import Change, Counterfactual, Recourse
 from expound.generators.deterministic import (
@@ -33,6 +33,7 @@ from expound.generators.styles import compose
 from expound.models.demo_schema import FEATURES
 from expound.models.manifest import FeatureSpec
 from expound.models.registry import ModelRegistry
+from expound.models.wording import parenthesis_free
 from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC, ROOT
 from tests.support.facts_util import facts_for

@@ -114,6 +114,7 @@ def reviewed(manifest: dict[str, Any]) -> dict[str, Any]:
         feature["category_descriptions"] = {}
     for reason in manifest["reasons"]:
         reason["text"] = f"Your {reason['features'][0].replace('_', ' ')}"
+        reason["neutral_text"] = f"The applicant's {reason['features'][0].replace('_', ' ')}"
     assert "TODO" not in json.dumps(manifest)
     return manifest
 

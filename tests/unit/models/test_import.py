@@ -54,6 +54,8 @@ def test_what_cannot_be_inferred_is_marked_todo(imported: Path) -> None:
     assert "title" in todos
     assert f"features[{first_feature}].description" in todos
     assert any(path.startswith("reasons[") and path.endswith("].text") for path in todos)
+    # The reason's third-person form for compliance and analyst texts is reviewed too.
+    assert any(path.startswith("reasons[") and path.endswith("].neutral_text") for path in todos)
     assert "score_meaning" not in todos  # filled in by the fixture
 
 
