@@ -327,6 +327,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     _check_numbers(facts, lowered, verdict)
     hypothetical = pattern(words["hypotheticals"])
     factual: list[Mention] = []
+    factual_clauses: list[tuple[int, int]] = []
     # Masked once for the whole text, then sliced per clause: masking per clause was
     # quadratic in the length of the candidate.
     known_masked, names_masked = masked(lowered, known), masked(lowered, names)
@@ -342,6 +343,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         clause = lowered[start:end]
         if hypothetical.search(clause):
             continue
+        factual_clauses.append((start, end))
         if not inside:
             # A percentile, typical value or share with no factor named: unreadable.
             _add(verdict, claims.context_problems(facts, clause, start, []))
@@ -364,7 +366,9 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             verdict,
         )
     # Advice ("you could look at the loan purpose") states no order of importance.
-    _check_order(facts, lowered, factual, verdict)
+    _check_order(
+        facts, lowered, factual + _reason_mentions(facts, lowered, factual_clauses), verdict
+    )
     # Each mention placed in its sentence by bisection: a scan per sentence was quadratic.
     sentences = _sentences(lowered)
     starts = [a for a, _ in sentences]
@@ -630,6 +634,26 @@ def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:
     return any(number_supported(t, [actual]) for t in tokens)
 
 
+def _reason_mentions(
+    facts: DecisionFacts, text: str, factual_clauses: list[tuple[int, int]]
+) -> list[Mention]:
+    """Each principal reason named by its text in a factual clause, as a mention of the
+    most important feature of its group: "1. Other credit obligations (9 credits)" is where
+    that reason comes in the text's order, though its words name none of its features."""
+    importance = {f.feature: f.importance for f in facts.ordered if f.importance is not None}
+    in_factual = Spans(factual_clauses)
+    found = []
+    for reason in facts.reasons:
+        ranked = [name for name in reason.features if name in importance]
+        if not ranked:
+            continue
+        best = min(ranked, key=lambda name: importance[name])
+        for start, end in phrase_spans(set(facts.reason_wordings(reason)), text):
+            if in_factual.hold(start, end):
+                found.append(Mention(best, start, end))
+    return found
+
+
 def _check_order(
     facts: DecisionFacts, text: str, mentions: list[Mention], verdict: Verdict
 ) -> None:
@@ -637,6 +661,7 @@ def _check_order(
     ordered = facts.ordered
     if not ordered:
         return
+    mentions = sorted(mentions, key=lambda m: m.start)
     importance = {f.feature: f.importance for f in ordered}
     # Looked up by bisection: a scan of every clause and mention per cue was quadratic.
     spans = clauses(text)

@@ -188,3 +188,40 @@ def test_a_value_in_parentheses_is_not_a_list_marker(registry: ModelRegistry) ->
     description = model.manifest.feature("installment_rate").description
     assert verify(facts, f"The {description} (1) was part of the picture.").passed
     assert not verify(facts, f"The {description} (3) was part of the picture.").passed
+
+
+@pytest.fixture
+def obligations_first(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> DecisionFacts:
+    # The first principal reason is OBL12 "Other credit obligations", whose text names
+    # none of its features (existing credits, other instalment plans) by their own terms.
+    applicant = {
+        **denied_applicant,
+        "existing_credits": 9,
+        "duration_months": 38,
+        "credit_amount": 9515,
+    }
+    facts = facts_for(registry, LOGISTIC, applicant)
+    assert facts.reasons[0].code == "OBL12"
+    return facts
+
+
+def test_a_reason_named_by_its_text_takes_its_place_in_the_order(
+    obligations_first: DecisionFacts,
+) -> None:
+    # "1. Other credit obligations (9 credits); ... 4. Length of the requested loan term",
+    # then "the number of existing credits" later: the reason's text is where its group
+    # comes in the order, not the later sentence naming one of its features.
+    text = deterministic_explanation(obligations_first)
+    assert text.index("Other credit obligations") < text.index("loan term")
+    assert verify(obligations_first, text).passed, verify(obligations_first, text).violations
+
+
+def test_a_reason_text_placed_after_a_lesser_one_is_still_out_of_order(
+    obligations_first: DecisionFacts,
+) -> None:
+    text = (
+        "Your application was declined. The main reasons, most important first: "
+        "1. Length of the requested loan term (38 months); 2. Other credit obligations "
+        "(9 credits)."
+    )
+    assert ViolationKind.WRONG_ORDER in kinds(obligations_first, text)
