@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.run import MODELS
-from bench.scale_bench import CALLS, WARMUP, _drive, _summary
+from bench.scale_bench import CALLS, WARMUP, _cpu_s, _drive, _summary
 from bench.servers import start_serve
 
 
@@ -41,12 +40,6 @@ def _serve(root: Path, workdir: Path, name: str) -> tuple[subprocess.Popen[bytes
         "EXPOUND_SIGNING_KEY_PATH": str(workdir / f"{name}-key.pem"),
     }
     return start_serve(env, workdir / f"{name}.log", timeout_s=90, root=root)
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def compare(
