@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import MODELS
-from bench.scale_bench import CALLS, WARMUP, _cpu_s, _drive, _summary
+from bench.scale_bench import CALLS, side_by_side
 from bench.servers import start_serve
 
 
@@ -47,32 +47,19 @@ async def compare(
 ) -> dict[str, Any]:
     """Figures per checkout and client count, the servers driven in alternation."""
     servers = [_serve(root, workdir, f"s{n}") for n, root in enumerate(roots)]
-    runs: dict[int, dict[int, list[dict[str, Any]]]] = {n: {} for n in range(len(roots))}
     try:
-        for count in clients:
-            for _ in range(rounds):
-                for n, (server, port) in enumerate(servers):
-                    before = _cpu_s(server.pid)
-                    run = await _drive([port], count, CALLS[count])
-                    run["cpu_s"] = _cpu_s(server.pid) - before
-                    # The warm-up calls ran inside the same CPU reading.
-                    run["calls"] = len(run["totals"]) + count * max(1, WARMUP // count)
-                    runs[n].setdefault(count, []).append(run)
+        return await side_by_side(
+            {
+                str(root): (server.pid, port)
+                for root, (server, port) in zip(roots, servers, strict=True)
+            },
+            clients,
+            rounds,
+        )
     finally:
         for server, _ in servers:
             server.terminate()
             server.wait(30)
-    figures: dict[str, Any] = {}
-    for n, root in enumerate(roots):
-        by_clients = {}
-        for count, measured in runs[n].items():
-            summary = _summary(measured)
-            calls = sum(run["calls"] for run in measured)
-            cpu = sum(run["cpu_s"] for run in measured)
-            summary["server_cpu_ms_per_call"] = round(1000 * cpu / calls, 3)
-            by_clients[str(count)] = summary
-        figures[str(root)] = by_clients
-    return figures
 
 
 def main() -> None:

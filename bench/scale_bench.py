@@ -389,6 +389,35 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def side_by_side(
+    servers: dict[str, tuple[int, int]], clients: Sequence[int], rounds: int
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Drives servers (name -> (pid, port)) in alternation, ``rounds`` rounds per client
+    count, so that the machine's other load falls on all alike. Per server and client count:
+    the :func:`_summary` figures and ``server_cpu_ms_per_call``, the server's own CPU (all its
+    threads, from ``/proc``) over the calls of its rounds, warm-up calls included."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in servers}
+    for count in clients:
+        for _ in range(rounds):
+            for name, (pid, port) in servers.items():
+                before = _cpu_s(pid)
+                run = await _drive([port], count, CALLS[count])
+                run["cpu_s"] = _cpu_s(pid) - before
+                # The warm-up calls ran inside the same CPU reading.
+                run["calls"] = len(run["totals"]) + count * max(1, WARMUP // count)
+                runs[name].setdefault(str(count), []).append(run)
+    figures: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, by_clients in runs.items():
+        figures[name] = {}
+        for label, measured in by_clients.items():
+            summary = _summary(measured)
+            cpu = sum(run["cpu_s"] for run in measured)
+            calls = sum(run["calls"] for run in measured)
+            summary["server_cpu_ms_per_call"] = round(1000 * cpu / calls, 3)
+            figures[name][label] = summary
+    return figures
+
+
 async def _floor_server(recorded: bytes) -> None:
     """The floor: Explain answers a recorded response at once. Prints its port."""
     import grpc
@@ -423,7 +452,6 @@ async def _recorded_response(port: int) -> bytes:
 async def _grpc_floor(workdir: Path) -> dict[str, Any]:
     """The real server and the floor, driven in alternation at 1, 8 and 32 clients."""
     recorded = workdir / "response.bin"
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {"service": {}, "grpc_floor": {}}
     server, port = await asyncio.to_thread(
         _start,
         _sqlite_env(workdir, "grouped")
@@ -447,35 +475,20 @@ async def _grpc_floor(workdir: Path) -> dict[str, Any]:
     try:
         assert floor.stdout is not None
         floor_port = int((await floor.stdout.readline()).strip())
-        pids = {"service": server.pid, "grpc_floor": floor.pid}
-        ports = {"service": port, "grpc_floor": floor_port}
-        for clients in CLIENTS:
-            for _ in range(ROUNDS):
-                for name in runs:
-                    before = _cpu_s(pids[name])
-                    run = await _drive([ports[name]], clients, CALLS[clients])
-                    run["cpu_s"] = _cpu_s(pids[name]) - before
-                    run["calls"] = len(run["totals"]) + clients * max(1, WARMUP // clients)
-                    runs[name].setdefault(str(clients), []).append(run)
+        servers = {"service": (server.pid, port), "grpc_floor": (floor.pid, floor_port)}
+        measured = await side_by_side(servers, CLIENTS, ROUNDS)
     finally:
         floor.terminate()
         await floor.wait()
         server.terminate()
         await asyncio.to_thread(server.wait, 30)
-    figures: dict[str, Any] = {}
-    for name, by_clients in runs.items():
-        figures[name] = {}
-        for count, measured in by_clients.items():
-            summary = _summary(measured)
-            cpu = sum(run["cpu_s"] for run in measured)
-            calls = sum(run["calls"] for run in measured)
-            figures[name][count] = {
-                "calls_per_s": summary["calls_per_s"],
-                "total_p50_ms": summary["total_p50_ms"],
-                "total_p99_ms": summary["total_p99_ms"],
-                "server_cpu_ms_per_call": round(1000 * cpu / calls, 3),
-            }
-    return figures
+    # The floor's response carries the service's stage timings: only end-to-end figures and
+    # CPU mean anything for it.
+    kept = ("calls_per_s", "total_p50_ms", "total_p99_ms", "server_cpu_ms_per_call")
+    return {
+        name: {count: {key: summary[key] for key in kept} for count, summary in by.items()}
+        for name, by in measured.items()
+    }
 
 
 def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
