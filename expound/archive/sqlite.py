@@ -242,8 +242,8 @@ class _Driver:
         self, work: Work[T], committed: Callable[[T], object] | None
     ) -> tuple[T] | None:
         """The write on the event loop, its result in a 1-tuple; None (nothing done) when
-        a thread has the connection, another connection holds the write lock, or a recent
-        write here was slow."""
+        a thread has the connection, another connection holds the write lock, or writes
+        here were slow lately (the back-off)."""
         started = time.monotonic()
         if started < self._threaded_until or not self._lock.acquire(blocking=False):
             return None
@@ -256,8 +256,8 @@ class _Driver:
             self._lock.release()
         recent = self._on_loop_s
         recent.append(time.monotonic() - started)
-        if len(recent) == recent.maxlen and statistics.median(recent) > SLOW_ON_LOOP_S:
-            took = statistics.median(recent)
+        took = statistics.median(recent) if len(recent) == recent.maxlen else 0.0
+        if took > SLOW_ON_LOOP_S:
             recent.clear()  # measured afresh after the back-off
             self._threaded_until = time.monotonic() + SLOW_BACKOFF_S
             _log.warning(
