@@ -81,6 +81,20 @@ async def _open(path: Path) -> LogArchive:
     return await open_sqlite(path, fixed_signer(Ed25519PrivateKey.generate()), RetentionPolicy())
 
 
+def _driver(store: LogArchive) -> sqlite_module._Driver:
+    driver = store._driver
+    assert isinstance(driver, sqlite_module._Driver)
+    return driver
+
+
+@pytest.fixture
+def quick_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slow-write back-off at test scale: 3 writes over 20 ms, for 0.5 s."""
+    monkeypatch.setattr(sqlite_module, "SLOW_WINDOW", 3)
+    monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
+    monkeypatch.setattr(sqlite_module, "SLOW_BACKOFF_S", 0.5)
+
+
 async def test_a_write_runs_on_the_event_loop_when_nobody_else_holds_the_lock(
     tmp_path: Path,
 ) -> None:
@@ -88,8 +102,7 @@ async def test_a_write_runs_on_the_event_loop_when_nobody_else_holds_the_lock(
     # the lock free, the write is done on the loop's own thread.
     store = await _open(tmp_path / "archive.sqlite3")
     try:
-        driver = store._driver
-        assert isinstance(driver, sqlite_module._Driver)
+        driver = _driver(store)
 
         async def where(tables: Any) -> int:
             return threading.get_ident()
@@ -120,7 +133,7 @@ async def test_a_write_waits_in_a_thread_for_another_connection_without_blocking
         stored = await asyncio.wait_for(append, 10)
         assert ticks == 20
         assert stored.seq == 0
-        assert store._driver.writes_on_loop == 0  # type: ignore[attr-defined]
+        assert _driver(store).writes_on_loop == 0
         assert (await store.get(stored.record_id)).record_id == stored.record_id
     finally:
         other.close()
@@ -139,7 +152,7 @@ async def test_the_writer_checkpoints_the_wal_itself(
         empty = path.stat().st_size
         for n in range(12):
             await store.append(new_record(n))
-        checkpointing = store._driver._checkpointing  # type: ignore[attr-defined]
+        checkpointing = _driver(store)._checkpointing
         assert checkpointing is not None
         await checkpointing
         assert path.stat().st_size > empty
@@ -157,18 +170,15 @@ def _sleeping(seconds: float) -> Callable[[Any], Coroutine[Any, Any, int]]:
     return work
 
 
+@pytest.mark.usefixtures("quick_back_off")
 async def test_slow_writes_on_the_loop_send_the_next_writes_to_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A slow disk must not hold the event loop: once the writes there are slow (median of
     # the last few), the writes of the back-off period wait in a thread instead.
-    monkeypatch.setattr(sqlite_module, "SLOW_WINDOW", 3)
-    monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
-    monkeypatch.setattr(sqlite_module, "SLOW_BACKOFF_S", 0.5)
     store = await _open(tmp_path / "archive.sqlite3")
     try:
-        driver = store._driver
-        assert isinstance(driver, sqlite_module._Driver)
+        driver = _driver(store)
         for _ in range(3):
             assert await driver.run(_sleeping(0.03), write=True) == threading.get_ident()
         assert "writes go through a worker thread" in caplog.text
@@ -183,16 +193,12 @@ async def test_slow_writes_on_the_loop_send_the_next_writes_to_a_thread(
         await store.aclose()
 
 
-async def test_one_slow_write_among_quick_ones_stays_on_the_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("quick_back_off")
+async def test_one_slow_write_among_quick_ones_stays_on_the_loop(tmp_path: Path) -> None:
     # A burst can hold up one write; only a slow disk makes them slow as a rule.
-    monkeypatch.setattr(sqlite_module, "SLOW_WINDOW", 3)
-    monkeypatch.setattr(sqlite_module, "SLOW_ON_LOOP_S", 0.02)
     store = await _open(tmp_path / "archive.sqlite3")
     try:
-        driver = store._driver
-        assert isinstance(driver, sqlite_module._Driver)
+        driver = _driver(store)
         for seconds in (0, 0.03, 0, 0, 0.03, 0):
             assert await driver.run(_sleeping(seconds), write=True) == threading.get_ident()
         assert driver.writes_on_loop == 6
