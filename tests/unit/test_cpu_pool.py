@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,19 +16,13 @@ from expound.archive.memory import open_memory
 from expound.domain import ExplainRequest
 from expound.models.registry import ModelRegistry
 from expound.pipeline import explain
-from expound.pipeline.explain import Pipeline, PipelineConfig
+from expound.pipeline.explain import Pipeline
 from expound.settings import Settings, usable_cores
 from tests.conftest import GBM
 from tests.support.archive_backends import fixed_signer
+from tests.support.pipelines import PIPELINE
 
-CONFIG = PipelineConfig(
-    service_version="test",
-    default_candidates=2,
-    max_candidates=4,
-    default_seed=7,
-    additivity_tolerance=1e-6,
-    max_question_chars=2000,
-)
+CONFIG = replace(PIPELINE, default_candidates=2)
 
 
 class Probe:

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from expound.observability.hooks import SHED_CALLS, SHED_LLM_QUEUE
 from expound.observability.metrics import ServiceMetrics
 from expound.observability.telemetry import Telemetry
 from expound.pipeline.admission import Admission
-from expound.pipeline.explain import Pipeline, PipelineConfig
+from expound.pipeline.explain import Pipeline
 from expound.pipeline.selection import ALL_UNFAITHFUL
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
 from expound.server.app import RunningServer, running_server
@@ -41,6 +42,7 @@ from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from tests.conftest import GBM, ROOT
 from tests.support.archive_backends import fixed_signer
+from tests.support.pipelines import PIPELINE
 from tests.support.scrape import eventually, parse, scrape
 from tests.support.server_process import free_port
 
@@ -141,14 +143,7 @@ async def _explain_with(
     pipeline = Pipeline(
         registry,
         archive,
-        PipelineConfig(
-            service_version="test",
-            default_candidates=2,
-            max_candidates=4,
-            default_seed=7,
-            additivity_tolerance=1e-6,
-            max_question_chars=2000,
-        ),
+        replace(PIPELINE, default_candidates=2),
         drafter=Drafter(generator, config),
         ranker=EmbeddingRanker(HashingEmbedder()),
         observer=Telemetry(metrics),
