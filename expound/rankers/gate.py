@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from expound.domain import PrincipalReason
 from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
@@ -279,7 +280,12 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
         )
     ]
-    reasons = phrase_spans({w for r in facts.reasons for w in facts.reason_wordings(r)}, lowered)
+    # Each wording (as matched: lowered) -> its reason; one scan finds them all.
+    reason_of: dict[str, PrincipalReason] = {}
+    for reason in facts.reasons:
+        for wording in facts.reason_wordings(reason):
+            reason_of.setdefault(wording.lower().rstrip(")"), reason)
+    reasons = phrase_spans(set(reason_of), lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
     names = [(m.start, m.end) for m in mentions] + reasons + markers
     known = names + values
@@ -366,9 +372,13 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             verdict,
         )
     # Advice ("you could look at the loan purpose") states no order of importance.
-    _check_order(
-        facts, lowered, factual + _reason_mentions(facts, lowered, factual_clauses), verdict
-    )
+    in_factual = Spans(factual_clauses)
+    named_reasons = [
+        (start, end, reason_of[lowered[start:end]])
+        for start, end in reasons
+        if in_factual.hold(start, end)
+    ]
+    _check_order(facts, lowered, factual, named_reasons, verdict)
     # Each mention placed in its sentence by bisection: a scan per sentence was quadratic.
     sentences = _sentences(lowered)
     starts = [a for a, _ in sentences]
@@ -634,35 +644,33 @@ def _numeric_value_ok(actual: float | None, clause: str) -> bool | None:
     return any(number_supported(t, [actual]) for t in tokens)
 
 
-def _reason_mentions(
-    facts: DecisionFacts, text: str, factual_clauses: list[tuple[int, int]]
-) -> list[Mention]:
-    """Each principal reason named by its text in a factual clause, as a mention of the
-    most important feature of its group: "1. Other credit obligations (9 credits)" is where
-    that reason comes in the text's order, though its words name none of its features."""
-    importance = {f.feature: f.importance for f in facts.ordered if f.importance is not None}
-    in_factual = Spans(factual_clauses)
-    found = []
-    for reason in facts.reasons:
-        ranked = [name for name in reason.features if name in importance]
-        if not ranked:
-            continue
-        best = min(ranked, key=lambda name: importance[name])
-        for start, end in phrase_spans(set(facts.reason_wordings(reason)), text):
-            if in_factual.hold(start, end):
-                found.append(Mention(best, start, end))
-    return found
-
-
 def _check_order(
-    facts: DecisionFacts, text: str, mentions: list[Mention], verdict: Verdict
+    facts: DecisionFacts,
+    text: str,
+    mentions: list[Mention],
+    named_reasons: list[tuple[int, int, PrincipalReason]],
+    verdict: Verdict,
 ) -> None:
+    """Checks the order the text states against the importance order.
+
+    Args:
+        mentions: the factual mentions of features.
+        named_reasons: the principal reasons named by their text in factual clauses, with
+            their spans: each stands where it is for its group's most important feature
+            ("1. Other credit obligations (9 credits)" names none of its features' terms).
+    """
     words = lexicon()
     ordered = facts.ordered
     if not ordered:
         return
-    mentions = sorted(mentions, key=lambda m: m.start)
     importance = {f.feature: f.importance for f in ordered}
+    mentions = list(mentions)
+    for start, end, reason in named_reasons:
+        ranked = [name for name in reason.features if importance.get(name) is not None]
+        if ranked:
+            best = min(ranked, key=lambda name: importance[name] or 0)
+            mentions.append(Mention(best, start, end))
+    mentions.sort(key=lambda m: m.start)
     # Looked up by bisection: a scan of every clause and mention per cue was quadratic.
     spans = clauses(text)
     clause_starts = [s for s, _ in spans]
