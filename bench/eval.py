@@ -201,13 +201,14 @@ def plan_coverage(facts: DecisionFacts, text: str, mentioned: list[str]) -> floa
 
 
 def named_by_reason(facts: DecisionFacts, text: str) -> set[str]:
-    """The features of the principal reasons a text names by code or text: a compliance
-    text lists the reasons ("EMP07: length or type of employment"), which names every
-    feature of the reason's group, though no feature's own name or alias appears."""
+    """The features of the principal reasons a text names by code or either wording: a
+    compliance text lists the reasons ("EMP07: length or type of employment"), which names
+    every feature of the reason's group, though no feature's own name or alias appears."""
     lowered = text.lower()
     named: set[str] = set()
     for reason in facts.reasons:
-        if reason.code.lower() in lowered or reason.text.lower() in lowered:
+        wordings = (reason.code, *facts.reason_wordings(reason))
+        if any(wording.lower() in lowered for wording in wordings):
             named |= set(reason.features)
     return named
 

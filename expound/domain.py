@@ -86,13 +86,35 @@ class Attributions(_Frozen):
 
 
 class PrincipalReason(_Frozen):
-    """An adverse-action reason: code, text, the features behind it, their contribution."""
+    """An adverse-action reason: code, its two wordings, the features behind it, their
+    contribution.
+
+    ``text`` is the reason as the applicant reads it (the adverse-action notice, applicant
+    texts) and may speak to them ("your checking account"); ``neutral_text`` is the same
+    reason in the third person, as analysts and compliance read it ("the applicant's
+    checking account"), from the model's reason table when the decision was made. Records
+    written before it was kept (schema ``expound.record/v3``) hold ``text`` only and read
+    back with ``neutral_text`` "".
+    """
 
     rank: int
     code: str
     text: str
+    neutral_text: str = Field(
+        default="",
+        description=(
+            "the reason in the third person, for analysts and compliance; "
+            '"" only in records written before it was kept (then only text was recorded)'
+        ),
+    )
     features: list[str]
     contribution: float
+
+    @property
+    def third_person(self) -> str:
+        """The reason as analysts and compliance read it: ``neutral_text``, or in a record
+        written before that was kept, ``text``, the only wording such a record holds."""
+        return self.neutral_text or self.text
 
 
 class Candidate(_Frozen):

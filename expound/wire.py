@@ -1,4 +1,5 @@
-"""Wire values that the client and the server both convert: feature values, times, audiences.
+"""Wire values that the client and the server both convert: feature values, times, audiences,
+reason wordings.
 
 It imports protobuf, the generated messages and ``expound.domain`` (pydantic) only, so the
 light client (``pip install expound``, no server extra) can use it; ``expound.server.convert``
@@ -24,6 +25,7 @@ __all__ = [
     "feature_from_pb",
     "feature_to_pb",
     "fill_feature_pb",
+    "reason_third_person",
     "timestamp_to_pb",
 ]
 
@@ -101,3 +103,10 @@ def explain_request(
         features={name: feature_to_pb(value) for name, value in features.items()},
         **fields,
     )
+
+
+def reason_third_person(reason: pb.PrincipalReason) -> str:
+    """A principal reason as analysts and compliance read it: ``neutral_text``, or in a
+    record written before that was kept, ``text`` (the only wording such a record holds);
+    :attr:`expound.domain.PrincipalReason.third_person` on the wire."""
+    return reason.neutral_text or reason.text

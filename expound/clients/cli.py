@@ -28,6 +28,7 @@ from expound.errors import ServiceError
 from expound.observability.logs import configure_logging
 from expound.settings import Settings
 from expound.v1 import explain_pb2 as pb
+from expound.wire import reason_third_person
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -58,9 +59,11 @@ def _print_explanation(response: pb.ExplainResponse) -> None:
             f"  {item.rank:>2}. {item.feature:<26} {_value(item.value):<22} "
             f"{item.contribution:+.3f}"
         )
+    # In the third person: the command line's readers are operators, analysts and compliance
+    # (the notice states the applicant's wording; --json gives both).
     print("\nprincipal reasons:")
     for reason in response.principal_reasons:
-        print(f"  {reason.rank}. [{reason.code}] {reason.text}")
+        print(f"  {reason.rank}. [{reason.code}] {reason_third_person(reason)}")
     if not response.principal_reasons:
         print("  (none: favourable decision)")
     note = f"  (fallback: {response.fallback_reason})" if response.fallback else ""

@@ -30,6 +30,8 @@ REASON = pa.struct(
         pa.field("rank", pa.int32(), nullable=False),
         pa.field("code", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
+        # The third-person wording; null in a record written before it was kept.
+        pa.field("neutral_text", pa.string()),
         pa.field("features", pa.list_(pa.string())),
         pa.field("contribution", pa.float64(), nullable=False),
     ]

@@ -156,6 +156,7 @@ def _parquet_row(record: pb.Record) -> dict[str, Any]:
                 "rank": r.rank,
                 "code": r.code,
                 "text": r.text,
+                "neutral_text": r.neutral_text or None,  # null: a record from before it was kept
                 "features": list(r.features),
                 "contribution": r.contribution,
             }

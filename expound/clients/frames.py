@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from expound.v1 import explain_pb2 as pb
-from expound.wire import datetime_from_pb, feature_from_pb
+from expound.wire import datetime_from_pb, feature_from_pb, reason_third_person
 
 if TYPE_CHECKING:
     import shap
@@ -83,7 +83,9 @@ def decision_row(response: pb.ExplainResponse) -> dict[str, Any]:
         "base_value": response.attributions.base_value,
         "model_output": response.attributions.model_output,
         "reason_codes": [r.code for r in response.principal_reasons],
-        "reasons": [r.text for r in response.principal_reasons],
+        # In the third person, as analysts read them (the applicant's wording is in the
+        # record and the export's principal_reasons).
+        "reasons": [reason_third_person(r) for r in response.principal_reasons],
         "selected_text": response.selected.text,
         "fallback": response.fallback,
         "fallback_reason": response.fallback_reason or None,

@@ -56,20 +56,12 @@ class DecisionFacts:
         person ("the applicant's checking account")."""
         if self.audience is Audience.APPLICANT:
             return reason.text
-        return self._reason_entry_text(reason) or reason.text
+        return reason.third_person
 
     def reason_wordings(self, reason: PrincipalReason) -> list[str]:
         """Every wording a text may state ``reason`` in (the applicant's, the third
         person's), longest first."""
-        wordings = {reason.text, self._reason_entry_text(reason) or reason.text}
-        return sorted(wordings, key=len, reverse=True)
-
-    def _reason_entry_text(self, reason: PrincipalReason) -> str | None:
-        # A record written under an earlier manifest may name a code it no longer has.
-        try:
-            return self.manifest.reason(reason.code).third_person
-        except KeyError:
-            return None
+        return sorted({reason.text, reason.third_person}, key=len, reverse=True)
 
     @property
     def ordered(self) -> list[Factor]:

@@ -51,16 +51,22 @@ def principal_reasons(
             )
             scored.append((net, index, adverse_features))
     scored.sort(key=lambda item: (-item[0], item[1]))
-    return [
-        PrincipalReason(
-            rank=rank,
-            code=manifest.reasons[index].code,
-            text=manifest.reasons[index].text,
-            features=features,
-            contribution=sign * total,
+    reasons: list[PrincipalReason] = []
+    for rank, (total, index, features) in enumerate(scored[:MAX_PRINCIPAL_REASONS], start=1):
+        entry = manifest.reasons[index]
+        reasons.append(
+            PrincipalReason(
+                rank=rank,
+                code=entry.code,
+                text=entry.text,
+                # Both wordings go into the answer and the record, so a reader of either sees
+                # the wording meant for them without the model's reason table.
+                neutral_text=entry.third_person,
+                features=features,
+                contribution=sign * total,
+            )
         )
-        for rank, (total, index, features) in enumerate(scored[:MAX_PRINCIPAL_REASONS], start=1)
-    ]
+    return reasons
 
 
 def favourable_factors(

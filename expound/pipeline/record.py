@@ -16,7 +16,11 @@ from expound.explainers.plan import ContentPlan
 
 # v3: v2 plus the archive's indexed columns as top-level fields (so the audit covers them),
 # the request id of the call that wrote the record, and the decision's content plan.
-RECORD_SCHEMA = "expound.record/v3"
+# v4: v3 plus each principal reason's third-person wording (response.principal_reasons[]
+# .neutral_text). A new schema id because a reader that knows v3 exactly (the service's own
+# models forbid unknown fields) must not mistake a v4 body for one. v3 records still read,
+# replay, audit and display: their reasons read back with neutral_text "".
+RECORD_SCHEMA = "expound.record/v4"
 
 
 def request_fingerprint(request: ExplainRequest) -> str:

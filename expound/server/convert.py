@@ -219,6 +219,7 @@ def explanation_to_pb(
                 rank=r.rank,
                 code=r.code,
                 text=r.text,
+                neutral_text=r.neutral_text,
                 features=r.features,
                 contribution=r.contribution,
             )

@@ -133,18 +133,20 @@ class Attributions(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Attribution, _Mapping]]] = ..., base_value: _Optional[float] = ..., model_output: _Optional[float] = ..., units: _Optional[str] = ..., algorithm: _Optional[str] = ..., library_version: _Optional[str] = ..., background_sha256: _Optional[str] = ..., seed: _Optional[int] = ..., additivity_residual: _Optional[float] = ...) -> None: ...
 
 class PrincipalReason(_message.Message):
-    __slots__ = ("rank", "code", "text", "features", "contribution")
+    __slots__ = ("rank", "code", "text", "features", "contribution", "neutral_text")
     RANK_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    NEUTRAL_TEXT_FIELD_NUMBER: _ClassVar[int]
     rank: int
     code: str
     text: str
     features: _containers.RepeatedScalarFieldContainer[str]
     contribution: float
-    def __init__(self, rank: _Optional[int] = ..., code: _Optional[str] = ..., text: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., contribution: _Optional[float] = ...) -> None: ...
+    neutral_text: str
+    def __init__(self, rank: _Optional[int] = ..., code: _Optional[str] = ..., text: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., contribution: _Optional[float] = ..., neutral_text: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("text", "rank", "deterministic", "faithful", "scores", "violations", "generator")

@@ -81,17 +81,27 @@ class CohortView:
 
 
 def cohort(explanations: Iterable[Explanation]) -> CohortView:
-    """Mean |contribution| per feature and the frequency of each reason code."""
+    """Mean |contribution| per feature and the frequency of each reason code, labelled in
+    the third person (the page's readers are analysts and compliance)."""
     totals: dict[str, float] = {}
     reasons: Counter[str] = Counter()
+    # Counted by code, so a record written before the third-person wording was kept (text
+    # only) adds to the same bar; the bar takes the first recorded neutral wording (the
+    # newest: records come newest first), else the first text.
+    neutral: dict[str, str] = {}
+    text: dict[str, str] = {}
     count = 0
     for explanation in explanations:
         count += 1
         for item in explanation.attributions.items:
             totals[item.feature] = totals.get(item.feature, 0.0) + abs(item.contribution)
         for reason in explanation.principal_reasons:
-            reasons[f"{reason.code}: {reason.text}"] += 1
+            reasons[reason.code] += 1
+            text.setdefault(reason.code, reason.text)
+            if reason.neutral_text:
+                neutral.setdefault(reason.code, reason.neutral_text)
     importance = {feature: total / count for feature, total in totals.items()} if count else {}
-    return CohortView(
-        count, magnitudes(importance), magnitudes({k: float(v) for k, v in reasons.items()})
-    )
+    labelled = {
+        f"{code}: {neutral.get(code) or text[code]}": float(n) for code, n in reasons.items()
+    }
+    return CohortView(count, magnitudes(importance), magnitudes(labelled))

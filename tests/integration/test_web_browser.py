@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from expound.archive.merkle import leaf_hash
 from expound.archive.records import canonical_json
+from expound.models.manifest import SECOND_PERSON
 from expound.models.registry import ServedModel
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
@@ -153,6 +154,20 @@ async def test_search_then_record_page_shows_the_proof_verified(
         "key as served (not pinned in this browser)"
     )
     await expect(page.locator("#decision")).to_have_text("decline")
+    # The reasons read in the third person (the auditor is compliance), each with the
+    # applicant's wording beside it where that speaks to the applicant.
+    described = site.running.registry.describe(GBM)
+    assert isinstance(described, ServedModel)
+    codes = await page.locator("#reasons li code").all_text_contents()
+    entries = [described.manifest.reason(code) for code in codes]
+    assert any(SECOND_PERSON.search(entry.text) for entry in entries)
+    await expect(page.locator("#reasons li .reason")).to_have_text(
+        [entry.third_person for entry in entries]
+    )
+    spoken = [entry for entry in entries if SECOND_PERSON.search(entry.text)]
+    await expect(page.locator("#reasons li .reason-note")).to_have_text(
+        [f"to the applicant: {entry.text}" for entry in spoken]
+    )
     await expect(page.locator("svg.bars rect").first).to_be_visible()
     # shap's own waterfall of the record, as a PNG the page loads.
     await page.wait_for_function(IMAGES_DRAWN, arg="figure.plot img", timeout=60_000)
@@ -168,8 +183,6 @@ async def test_search_then_record_page_shows_the_proof_verified(
     # The model page: its schema, and what the two records say about the model.
     await page.click(f"a[href='/ui/models/{GBM}']")
     await expect(page.locator("h1")).to_have_text(f"Model {GBM}")
-    described = site.running.registry.describe(GBM)
-    assert isinstance(described, ServedModel)
     await expect(page.locator("table.schema tbody tr")).to_have_count(
         len(described.manifest.features)
     )

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from expound.clients.cli import main
+from expound.models.manifest import SECOND_PERSON
 from expound.server.app import RunningServer
 from tests.conftest import EXAMPLES, GBM, LOGISTIC
 
@@ -59,6 +60,19 @@ async def test_explain_prints_decision_attributions_reasons_and_record(
     )
     assert "\nexplanation:\n  Your application was declined." in out
     assert re.search(rf"^record id: {UUID}$", out, re.M)
+
+
+async def test_explain_prints_each_reason_in_the_third_person(
+    service: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reasons = (await explained(service, capsys))["principal_reasons"]
+    # A reason worded to the applicant is among them, or this checks nothing.
+    assert any(SECOND_PERSON.search(r["text"]) for r in reasons)
+    code, out, _ = await expound(service, capsys, "explain", "--model", GBM, "--applicant", DENIED)
+    assert code == 0
+    printed = re.findall(r"^\s+\d\. \[([A-Z0-9]+)\] (.+)$", out, re.M)
+    assert printed == [(r["code"], r["neutral_text"]) for r in reasons]
+    assert not any(SECOND_PERSON.search(text) for _, text in printed)
 
 
 async def test_explain_json_is_the_full_response(

@@ -96,6 +96,12 @@ async def test_the_export_holds_each_records_values_oldest_first(
         total = sum(contributions.values()) + row["base_value"]
         assert total == pytest.approx(row["model_output"], abs=1e-6)
         assert [r["code"] for r in row["principal_reasons"]] == row["reason_codes"]
+        # Both wordings, as the record holds them; the frame's reasons are the third person's.
+        archived = response["principal_reasons"]
+        assert [(r["text"], r["neutral_text"]) for r in row["principal_reasons"]] == [
+            (r["text"], r["neutral_text"]) for r in archived
+        ]
+        assert row["reasons"] == [r["neutral_text"] for r in archived]
         assert row["candidates"][0]["text"] == row["selected_text"]
     # Each model's features are its own: another model's columns are null, not zero.
     gbm_only = {a["feature"] for a in rows[0]["attributions"]} - {

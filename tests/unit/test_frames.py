@@ -78,6 +78,8 @@ async def test_one_row_per_decision_with_a_typed_column_per_attribution(
         total = sum(getattr(row, ATTRIBUTION_PREFIX + f) for f in features) + row.base_value
         assert total == pytest.approx(row.model_output, abs=1e-6)
         assert list(row.reason_codes) == [r.code for r in response.principal_reasons]
+        # Analysts read the reasons in the third person.
+        assert list(row.reasons) == [r.neutral_text for r in response.principal_reasons]
         assert row.selected_text == response.selected.text
     assert frame[VALUE_PREFIX + "credit_amount"].tolist() == [800.0 + 900.0 * i for i in range(8)]
 

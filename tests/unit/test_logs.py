@@ -96,7 +96,7 @@ async def test_the_record_keeps_the_calls_request_id(
     for answer, request_id in ((chosen, "rec-req-1"), (generated, trailer["x-request-id"])):
         record = await stub.GetRecord(pb.GetRecordRequest(record_id=answer.record_id))
         body = json.loads(record.canonical_json)
-        assert body["schema"] == "expound.record/v3"
+        assert body["schema"] == "expound.record/v4"
         assert body["request_id"] == request_id
 
 

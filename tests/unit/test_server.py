@@ -228,7 +228,7 @@ async def test_the_record_keeps_the_request_as_received_and_what_was_resolved(
     unspecified = await stub.Explain(request(GBM, denied_applicant))
     record = await stub.GetRecord(pb.GetRecordRequest(record_id=unspecified.record_id))
     body = json.loads(record.canonical_json)
-    assert body["schema"] == "expound.record/v3"
+    assert body["schema"] == "expound.record/v4"
     assert (body["principal"], body["decision"]) == ("anonymous", "decline")
     assert body["retain_until"] == record.retain_until
     sent = body["request"]
