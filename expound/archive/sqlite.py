@@ -1,16 +1,19 @@
 """The embedded archive: SQLite in WAL mode with synchronous=FULL.
 
 One connection, one transaction at a time. Writes run in ``BEGIN IMMEDIATE``, so there is
-one writer at a time even across processes. A write runs on the event loop when the log's
-write lock is free at once (the service is its only writer, and group commit sends one
-transaction at a time) and writes there are quick; otherwise, and for reads, it runs in a
-worker thread, which waits for the lock. When the writes on the loop take over
-``SLOW_ON_LOOP_S`` (median of the last ``SLOW_WINDOW``: a slow disk), the next
-``SLOW_BACKOFF_S`` of writes go to the thread.
+one writer at a time even across processes. When the log's write lock is free at once (the
+service is its only writer, and group commit sends one transaction at a time), a write's
+statements run on the event loop and its COMMIT in the driver's commit thread; otherwise,
+and for reads, the whole transaction runs in a worker thread, which waits for the lock.
+When the statements on the loop take over ``SLOW_ON_LOOP_S`` (median of the last
+``SLOW_WINDOW``), the next ``SLOW_BACKOFF_S`` of writes go to the thread.
 
-Why on the loop: a group's transaction is about 1 ms (one fsync, 0.2 ms here), but under
-load a hand-off to a thread cost 4-7 ms per group, because every sqlite3 call in the
-thread trades the GIL with the loop and the answer waits for a loop iteration to come back
+Why split: a group's statements take a fraction of a millisecond of CPU, but a hand-off of
+the whole transaction to a thread cost 4-7 ms per group under load, because every sqlite3
+call in the thread trades the GIL with the loop and the answer waits for a loop iteration
+to come back. The COMMIT is one call, and the one that waits on the disk (the fsync of
+synchronous=FULL, 0.2-2 ms here depending on the disk's load): in the commit thread it
+releases the GIL while the loop serves other calls, whose appends form the next group
 (``bench/scale_bench.py``; README "Scaling out"). SQLite's automatic WAL checkpoint would
 run inside a commit, so the writer turns it off and checkpoints in a worker thread, about
 as often as SQLite would.
@@ -32,6 +35,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -173,9 +177,10 @@ BUSY_TIMEOUT_MS = 30_000
 """How long a write in a worker thread waits for another connection's write lock."""
 
 SLOW_ON_LOOP_S = 0.010
-"""When the median of the last ``SLOW_WINDOW`` writes on the event loop is longer than this
-(a slow disk's fsync), the writes of the next ``SLOW_BACKOFF_S`` go to a worker thread: the
-loop must not wait on a disk. The median, so that one write held up by a burst does not."""
+"""When the median of the last ``SLOW_WINDOW`` writes' statements on the event loop (their
+commit aside) is longer than this (pages read from a slow disk), the writes of the next
+``SLOW_BACKOFF_S`` go to a worker thread: the loop must not wait on a disk. The median, so
+that one write held up by a burst does not."""
 SLOW_WINDOW = 16
 SLOW_BACKOFF_S = 10.0
 
@@ -202,6 +207,8 @@ class _Driver:
         self._checkpointing: asyncio.Future[None] | None = None
         self._threaded_until = 0.0
         self._on_loop_s: collections.deque[float] = collections.deque(maxlen=SLOW_WINDOW)
+        # Commits of the writes run on the loop: one thread, so they keep their order.
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="expound-sqlite-commit")
         self.writes_on_loop = 0
         """Write transactions run on the event loop (the rest waited in a thread)."""
 
@@ -238,22 +245,27 @@ class _Driver:
         finally:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
-    def _write_here(
-        self, work: Work[T], committed: Callable[[T], object] | None
-    ) -> tuple[T] | None:
-        """The write on the event loop, its result in a 1-tuple; None (nothing done) when
-        a thread has the connection, another connection holds the write lock, or writes
-        here were slow lately (the back-off)."""
+    def _work_here(self, work: Work[T]) -> tuple[T] | None:
+        """Runs the write's statements on the event loop, its result in a 1-tuple, and
+        leaves its transaction open and the lock held for `_commit_held`; None (nothing
+        done, the lock not held) when a thread has the connection, another connection
+        holds the write lock, or writes here were slow lately (the back-off)."""
         started = time.monotonic()
         if started < self._threaded_until or not self._lock.acquire(blocking=False):
             return None
         try:
             if not self._begun_at_once():
+                self._lock.release()
                 return None
             self.writes_on_loop += 1
-            done = (self._finish(work, committed),)
-        finally:
-            self._lock.release()
+            done = (_drive(work(self._tables)),)
+        except BaseException:
+            try:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            finally:
+                self._lock.release()
+            raise
         recent = self._on_loop_s
         recent.append(time.monotonic() - started)
         took = statistics.median(recent) if len(recent) == recent.maxlen else 0.0
@@ -268,6 +280,23 @@ class _Driver:
             )
         return done
 
+    def _commit_held(self, result: T, committed: Callable[[T], object] | None) -> T:
+        """Commits the transaction `_work_here` left open (rolls it back if the commit
+        fails), then releases the lock: in the commit thread, so the event loop goes on
+        while the disk syncs."""
+        try:
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            if committed is not None:
+                committed(result)
+            return result
+        finally:
+            self._lock.release()
+
     async def run(
         self, work: Work[T], write: bool, committed: Callable[[T], object] | None = None
     ) -> T:
@@ -276,13 +305,27 @@ class _Driver:
                 return self._transaction(work, write, committed)
             if not write:
                 return await asyncio.to_thread(self._transaction, work, write, committed)
-            done = self._write_here(work, committed)
-            if done is None:
-                done = (await asyncio.to_thread(self._transaction, work, write, committed),)
+            held = self._work_here(work)
+            if held is None:
+                result = await asyncio.to_thread(self._transaction, work, write, committed)
+            else:
+                result = await self._commit_in_thread(held[0], committed)
             self._checkpoint_if_grown()
-            return done[0]
+            return result
         except sqlite3.Error as exc:
             raise failure(str(exc), isinstance(exc, sqlite3.IntegrityError), write) from exc
+
+    async def _commit_in_thread(self, result: T, committed: Callable[[T], object] | None) -> T:
+        try:
+            commit = asyncio.get_running_loop().run_in_executor(
+                self._committer, self._commit_held, result, committed
+            )
+        except BaseException:  # not handed over (the executor is shut): nothing is kept
+            self._conn.execute("ROLLBACK")
+            self._lock.release()
+            raise
+        # The commit finishes even if this caller is cancelled: the lock is released there.
+        return await asyncio.shield(commit)
 
     def _checkpoint_if_grown(self) -> None:
         """Checkpoints the WAL in a worker thread every ``CHECKPOINT_EVERY_ROWS`` rows
@@ -303,6 +346,7 @@ class _Driver:
     async def aclose(self) -> None:
         if self._checkpointing is not None:
             await asyncio.gather(self._checkpointing, return_exceptions=True)
+        await asyncio.to_thread(self._committer.shutdown, True)
         await asyncio.to_thread(self._conn.close)
 
 

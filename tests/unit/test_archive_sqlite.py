@@ -204,3 +204,92 @@ async def test_one_slow_write_among_quick_ones_stays_on_the_loop(tmp_path: Path)
         assert driver.writes_on_loop == 6
     finally:
         await store.aclose()
+
+
+class _SlowCommit:
+    """The driver's connection with a disk that takes ``seconds`` to sync each COMMIT (or
+    fails it with ``error``); records the thread each COMMIT ran in."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, seconds: float, error: sqlite3.Error | None = None
+    ) -> None:
+        self._conn = conn
+        self._seconds = seconds
+        self._error = error
+        self.commit_threads: list[int] = []
+
+    def execute(self, statement: str, *params: Any) -> sqlite3.Cursor:
+        if statement == "COMMIT":
+            self.commit_threads.append(threading.get_ident())
+            time.sleep(self._seconds)
+            if self._error is not None:
+                raise self._error
+        return self._conn.execute(statement, *params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _slow_commits(
+    store: LogArchive, seconds: float, error: sqlite3.Error | None = None
+) -> _SlowCommit:
+    driver = _driver(store)
+    slow = _SlowCommit(driver._conn, seconds, error)
+    driver._conn = slow  # type: ignore[assignment]
+    return slow
+
+
+async def test_the_loop_goes_on_while_a_write_on_it_is_committed(tmp_path: Path) -> None:
+    # The statements run on the loop, but the COMMIT (SQLite's fsync under
+    # synchronous=FULL, milliseconds on a real disk) runs in the commit thread: the loop
+    # serves other calls meanwhile, and the appends they make form the next group.
+    store = await _open(tmp_path / "archive.sqlite3")
+    try:
+        slow = _slow_commits(store, 0.2)
+        append = asyncio.create_task(store.append(new_record(0)))
+        ticks = 0
+        while not append.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        stored = await append
+        assert ticks >= 10  # the loop ran on through the 0.2 s commit
+        assert _driver(store).writes_on_loop == 1
+        assert slow.commit_threads and threading.get_ident() not in slow.commit_threads
+        assert (await store.get(stored.record_id)).record_id == stored.record_id
+    finally:
+        await store.aclose()
+
+
+async def test_a_caller_cancelled_during_the_commit_leaves_its_record_committed(
+    tmp_path: Path,
+) -> None:
+    # A commit handed over is seen through: the record is in the log, and the lock is free
+    # for the next write (a caller's deadline can cut its wait, not the transaction).
+    store = await _open(tmp_path / "archive.sqlite3")
+    try:
+        _slow_commits(store, 0.2)
+        first = new_record(0)
+        append = asyncio.create_task(store.append(first))
+        await asyncio.sleep(0.05)
+        append.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await append
+        second = await asyncio.wait_for(store.append(new_record(1)), 10)
+        assert second.seq == 1
+        assert (await store.get(first.record_id)).seq == 0
+    finally:
+        await store.aclose()
+
+
+async def test_a_failed_commit_is_rolled_back_and_frees_the_lock(tmp_path: Path) -> None:
+    store = await _open(tmp_path / "archive.sqlite3")
+    try:
+        slow = _slow_commits(store, 0, sqlite3.OperationalError("disk I/O error"))
+        with pytest.raises(ArchiveUnavailable, match="could not be committed: disk I/O error"):
+            await store.append(new_record(0))
+        slow._error = None
+        stored = await asyncio.wait_for(store.append(new_record(1)), 10)
+        assert stored.seq == 0  # nothing of the failed write was kept
+        assert (await store.head()).size == 1
+    finally:
+        await store.aclose()
