@@ -16,6 +16,7 @@ from bench.eval_texts import faithful_and_mutants
 from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.generators.deterministic import deterministic_explanation
+from expound.generators.grammar import phrase_bank
 from expound.generators.prompting import CHAT_TEMPLATE, chat_prompt, chat_template
 from expound.models.manifest import SECOND_PERSON
 from expound.models.registry import ModelRegistry
@@ -155,6 +156,28 @@ def test_deterministic_staff_texts_pass_the_voice_check(
         text = deterministic_explanation(facts)
         assert SECOND_PERSON.search(text) is None, text
         assert verify(facts, text).passed
+
+
+def _strings(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return []
+
+
+@pytest.mark.parametrize("audience", STAFF, ids=lambda a: a.value)
+def test_no_phrase_of_the_staff_phrase_banks_speaks_to_the_reader(audience: Audience) -> None:
+    # Every phrasing, not just the ones a sample of the grammars happens to draw.
+    bank = phrase_bank(audience)
+    phrasings = _strings({k: v for k, v in bank.items() if k not in ("comment", "sha256")})
+    assert len(phrasings) > 20
+    spoken = [p for p in phrasings if SECOND_PERSON.search(p)]
+    assert spoken == []
+    # The applicant's bank does speak to the reader: the check can see it.
+    assert any(SECOND_PERSON.search(p) for p in _strings(phrase_bank(Audience.APPLICANT)))
 
 
 # -- free mode over chat -------------------------------------------------------------------
