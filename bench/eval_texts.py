@@ -15,7 +15,9 @@ exactly one claim:
 - ``order``: the first two factors swapped, so the second is called the most important;
 - ``decision``: the opening of the opposite decision;
 - ``swap``: the first two factors whose values are worded differently trade values, each
-  stated with the other's actual value (the order and directions unchanged).
+  stated with the other's actual value (the order and directions unchanged);
+- ``voice`` (analyst and compliance only): the first factor's true effect said to the
+  reader as if they were the applicant ("counted against you").
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts, Factor, value_text
 
 TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
-MUTATIONS = ("direction", "value", "unused_feature", "order", "decision", "swap")
+MUTATIONS = ("direction", "value", "unused_feature", "order", "decision", "swap", "voice")
 MAX_FACTORS = 3
 
 
@@ -81,13 +83,20 @@ def _wrong_value(facts: DecisionFacts, factor: Factor) -> str | None:
     return value_text(spec, factor.number * 2 + 1)
 
 
-def _sentences(facts: DecisionFacts, slots: list[_Slot], variant: int, flip: bool) -> list[str]:
+def _sentences(
+    facts: DecisionFacts, slots: list[_Slot], variant: int, flip: bool, spoken: bool = False
+) -> list[str]:
+    """The factors' sentences; ``flip`` turns the first one's direction, ``spoken`` says
+    the first one's effect to the reader in the second person."""
     bank = templates()["audiences"][facts.audience.value]
     out = []
     for position, slot in enumerate(slots):
         factor = slot.factor
         raises = factor.raises_risk != (flip and position == 0)
-        effects = bank["effect"]["adverse" if raises else "favourable"]
+        side = "adverse" if raises else "favourable"
+        effects = bank["effect"][side]
+        if spoken and position == 0:
+            effects = [templates()["mutations"]["voice_effect"][side]]
         phrase = bank["factor"].format(
             description=factor.description,
             value=slot.value.replace(" (", ", ").replace(")", ""),
@@ -153,4 +162,7 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
         swapped_values[a] = _Slot(slots[a].factor, slots[b].value, slots[a].effect_index)
         swapped_values[b] = _Slot(slots[b].factor, slots[a].value, slots[b].effect_index)
         mutants["swap"] = _text(opening, _sentences(facts, swapped_values, variant, flip=False))
+    if slots and facts.audience is not Audience.APPLICANT:
+        spoken = _sentences(facts, slots, variant, flip=False, spoken=True)
+        mutants["voice"] = _text(opening, spoken)
     return faithful, mutants

@@ -169,6 +169,13 @@ NO_RECOURSE = (
     "No change of one or two of the factors you can act on would have changed the decision "
     "on its own."
 )
+# The same for analysts and compliance officers, who read of the applicant, not to them.
+NO_RECOURSE_NEUTRAL = NO_RECOURSE.replace("you can act on", "the applicant can act on")
+
+
+def no_recourse(audience: Audience) -> str:
+    """The honest "no small change flips it", in the audience's voice."""
+    return NO_RECOURSE if audience is Audience.APPLICANT else NO_RECOURSE_NEUTRAL
 
 
 def _recourse(facts: DecisionFacts, plan: ContentPlan) -> list[str]:
@@ -177,7 +184,7 @@ def _recourse(facts: DecisionFacts, plan: ContentPlan) -> list[str]:
         return []
     if not recourse.counterfactuals:
         # "None" only of a search that tried every declared change.
-        return [NO_RECOURSE] if recourse.exhaustive else []
+        return [no_recourse(facts.audience)] if recourse.exhaustive else []
     return [counterfactual_sentence(facts, recourse.counterfactuals[0])]
 
 

@@ -7,6 +7,9 @@ template id and sha256 go into the record.
 Instruct models over the chat API (:func:`chat_prompt`) get a system message built from
 the decision's content plan and one plan style (the same styles the grammars follow,
 :mod:`expound.generators.styles`), and the plan's facts as data in the user message.
+Analysts and compliance officers read of the applicant in the third person: their
+instructions say so (``chat.v2``) and their facts are worded so (reasons' neutral
+wording, "the factors the applicant can act on").
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.generators.base import ChatMessage
 from expound.generators.deterministic import (
-    NO_RECOURSE,
     base_rate_sentences,
     context_inline,
     counterfactual_sentence,
+    no_recourse,
 )
 from expound.models.wording import parenthesis_free
 
 MAX_PROMPT_QUESTION_CHARS = 500
+# The chat instructions drafting uses. Earlier versions stay loadable by name: a record's
+# template id keeps meaning what it meant (chat.v1 did not ask analyst and compliance
+# texts for the third person).
+CHAT_TEMPLATE = "chat.v2"
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ def template(name: str) -> PromptTemplate:
 
 
 @cache
-def chat_template(name: str = "chat.v1") -> PromptTemplate:
+def chat_template(name: str = CHAT_TEMPLATE) -> PromptTemplate:
     """Loads generators/templates/NAME.json: the chat instructions, as one versioned text."""
     text = resources.files("expound.generators").joinpath("templates", f"{name}.json").read_text()
     return PromptTemplate(template_id=name, text=text)
@@ -145,7 +152,7 @@ def chat_facts(facts: DecisionFacts) -> dict[str, object]:
         if verified:
             payload["counterfactual"] = counterfactual_sentence(facts, verified[0])
         elif recourse.exhaustive and not recourse.counterfactuals:
-            payload["counterfactual"] = NO_RECOURSE
+            payload["counterfactual"] = no_recourse(facts.audience)
     if analyst and plan.reference is not None:
         payload["base_rate"] = " ".join(base_rate_sentences(plan))
     payload["question"] = facts.question[:MAX_PROMPT_QUESTION_CHARS]

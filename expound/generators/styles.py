@@ -26,10 +26,10 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.explainers.plan import PlannedFactor
 from expound.generators.deterministic import (
-    NO_RECOURSE,
     base_rate_sentences,
     context_inline,
     counterfactual_sentence,
+    no_recourse,
     percentile_sentence,
     typical_sentence,
 )
@@ -394,7 +394,7 @@ class _Writer:
             )
             return True
         if recourse.exhaustive and not recourse.counterfactuals:
-            self.add("recourse", [NO_RECOURSE], optional=not self.applicant)
+            self.add("recourse", [no_recourse(self.facts.audience)], optional=not self.applicant)
             return True
         return False
 

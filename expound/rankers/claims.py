@@ -1,6 +1,7 @@
 """How the gate reads the claims a content plan makes possible: context (percentiles,
 typical values, shares of the push, the base rate), counterfactuals, the attribution
-method, the plan's coverage, and the reason codes stated.
+method, the plan's coverage, the reason codes stated, and the voice (analyst and
+compliance texts speak of the applicant, never to a "you").
 
 Each reader finds one construct the texts use and returns what it claims; the gate
 (:mod:`expound.rankers.gate`) compares it with the facts and the recorded plan. A claim
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.plan import (
     MAGNITUDE_WORDS,
@@ -21,9 +23,11 @@ from expound.explainers.plan import (
     share_range,
 )
 from expound.explainers.recourse import Counterfactual
+from expound.models.manifest import SECOND_PERSON
 from expound.models.wording import parenthesis_free, value_phrases
 from expound.rankers.reading import (
     NUMBER,
+    Spans,
     number_supported,
     parse_number,
     pattern,
@@ -72,7 +76,8 @@ DIRECTION_HINTS = re.compile(
 class Problem:
     """A claim that is false (``wrong``) or cannot be read (``unreadable``)."""
 
-    # "context", "counterfactual", "method", "coverage", "reason", "value", "unreadable"
+    # "context", "counterfactual", "method", "coverage", "reason", "value", "voice",
+    # "unreadable"
     kind: str
     start: int
     end: int
@@ -346,4 +351,30 @@ def coverage_problems(facts: DecisionFacts, text: str, mentioned: list[str]) -> 
         Problem("coverage", 0, len(text), f"the plan's factor {p.feature} is not named")
         for p in facts.plan.factors
         if p.feature not in covered
+    ]
+
+
+def voice_problems(facts: DecisionFacts, text: str, quoted: Spans) -> list[Problem]:
+    """An analyst's or compliance officer's text speaks of the applicant in the third
+    person: every "you", "your", "yours", "yourself" (any case, whole words) in it is
+    wrong, however true the claim around it ("your loan term raised the risk").
+
+    A reason stated in the applicant's wording ("your checking account") is the same
+    reason, but spoken to the wrong reader: the third-person wording exists for these
+    texts. Only ``quoted`` spans are exempt: the manifest's own words for a feature or a
+    value, which a text must quote to state them.
+    """
+    if facts.audience is Audience.APPLICANT:
+        return []
+    reader = "an analyst" if facts.audience is Audience.ANALYST else "a compliance officer"
+    return [
+        Problem(
+            "voice",
+            m.start(),
+            m.end(),
+            f"{m.group(0)!r} addresses the reader: a text for {reader} speaks of the "
+            "applicant in the third person",
+        )
+        for m in SECOND_PERSON.finditer(text)
+        if not quoted.hold(m.start(), m.end())
     ]

@@ -15,8 +15,9 @@ The claims a content plan makes possible are read in :mod:`expound.rankers.claim
 checked against the plan recorded with the decision: percentiles, typical values, share
 and magnitude words, the base rate, counterfactuals (only recorded, re-scored ones),
 "exact" attributions (only from exact algorithms) and, for analyst and compliance texts,
-coverage of the plan. The gate fails closed: a clause naming a factor with a direction word
-it cannot read, or a context claim tied to no factor, makes the candidate unverifiable.
+coverage of the plan and the voice (the applicant in the third person, never "you"). The
+gate fails closed: a clause naming a factor with a direction word it cannot read, or a
+context claim tied to no factor, makes the candidate unverifiable.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class ViolationKind(StrEnum):
     # A claim the verifier cannot read (a direction in words it does not know, a context
     # number tied to no factor): the candidate is unverified, never faithful.
     UNVERIFIABLE = "UNVERIFIABLE"
+    # An analyst or compliance text that addresses its reader as "you"/"your": it speaks
+    # of the applicant in the third person (the applicant's own texts are unaffected).
+    WRONG_VOICE = "WRONG_VOICE"
     EMPTY = "EMPTY"
 
 
@@ -83,6 +87,7 @@ PROBLEM_KINDS = {
     "coverage": ViolationKind.PLAN_NOT_COVERED,
     "reason": ViolationKind.WRONG_REASON,
     "value": ViolationKind.WRONG_VALUE,
+    "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
 }
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
@@ -393,6 +398,13 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     _add(verdict, claims.method_problems(facts, lowered))
     _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
     _add(verdict, claims.reason_code_problems(facts, lowered))
+    # A feature's description or a value as the manifest words it is quoted, not spoken:
+    # a manifest that says "you" there puts it in every text, the deterministic one too.
+    described = {s.description.lower().replace("_", " ") for s in facts.manifest.features}
+    manifest_words = [(m.start, m.end) for m in mentions if lowered[m.start : m.end] in described]
+    _add(
+        verdict, claims.voice_problems(facts, lowered, Spans(manifest_words + values + plan_values))
+    )
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
 

@@ -17,6 +17,7 @@ import pytest
 
 from expound.clients.client import explain_request
 from expound.generators.grammar import candidate_grammars
+from expound.generators.prompting import chat_template
 from expound.rankers.gate import verify_candidate
 from expound.server.app import running_server
 from expound.settings import Settings
@@ -59,7 +60,8 @@ async def test_chat_free_and_constrained_drafts_go_through_the_gate(
         settings, vllm_url, denied_applicant, llm_mode="free", llm_max_tokens=160
     )
     drafting = record["response"]["drafting"]
-    assert drafting["template_id"] == "chat.v1" and drafting["sampling"]["api"] == "chat"
+    assert drafting["template_id"] == "chat.v2" and drafting["sampling"]["api"] == "chat"
+    assert drafting["template_sha256"] == chat_template().sha256
     assert drafting["model"] == "gemma-3-270m", drafting.get("error")
     # vLLM answered the chat requests (no LLM_* fallback): each candidate was asked for a
     # plan style, so the ranker chooses among plans.
@@ -88,7 +90,8 @@ async def test_chat_free_and_constrained_drafts_go_through_the_gate(
         llm_max_tokens=320,
     )
     drafting = record["response"]["drafting"]
-    assert drafting["template_id"] == "chat.v1" and drafting["sampling"]["api"] == "chat"
+    assert drafting["template_id"] == "chat.v2" and drafting["sampling"]["api"] == "chat"
+    assert drafting["template_sha256"] == chat_template().sha256
     assert not response.fallback, (response.fallback_reason, drafting.get("error"))
     languages = [(p.style, language(p.grammar)) for p in candidate_grammars(facts, 4)]
     assert {d["style"] for d in drafting["drafts"]} == styles

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.eval import _draft_all, drafting_summary, eval_drafting_config, table
+from expound.domain import Audience
 from expound.errors import LLMError, StartupError
 from expound.explainers.facts import DecisionFacts
 from expound.generators.base import ChatMessage, DraftRequest
@@ -18,7 +19,7 @@ from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.fake import FakeGenerator
 from expound.generators.grammar import candidate_grammars
 from expound.generators.openai_compat import OpenAICompatGenerator
-from expound.generators.prompting import chat_facts, chat_prompt
+from expound.generators.prompting import CHAT_TEMPLATE, chat_facts, chat_prompt, chat_template
 from expound.llm.client import LLM_BAD_RESPONSE, CompletionsClient
 from expound.models.registry import ModelRegistry
 from expound.pipeline.selection import ALL_UNFAITHFUL, Selection, select
@@ -81,7 +82,8 @@ async def test_free_chat_asks_each_candidate_for_a_plan_style(denied: DecisionFa
     asked = {r.messages for r in generator.requests}
     assert asked == {chat_prompt(denied, style)[0] for style in wanted}
     record = drafting.record
-    assert record.template_id == "chat.v1" and record.sampling["api"] == "chat"
+    assert record.template_id == "chat.v2" == CHAT_TEMPLATE and record.sampling["api"] == "chat"
+    assert record.template_sha256 == chat_template().sha256
     assert record.llm_requests == len(set(wanted))
 
 
@@ -336,6 +338,20 @@ async def test_all_unverified_chat_texts_fall_back(denied: DecisionFacts) -> Non
     assert len(outcome.record.drafts) == 4
     assert not any(d.passed for d in outcome.record.drafts)
     assert all(any("UNVERIFIABLE" in v for v in d.violations) for d in outcome.record.drafts)
+
+
+async def test_a_compliance_chat_text_that_speaks_to_the_reader_is_never_selected(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    facts = facts_for(registry, GBM, denied_applicant, Audience.COMPLIANCE)
+    neutral = deterministic_explanation(facts)
+    # What an instruct model writes when it forgets its reader: every claim true.
+    spoken = neutral.replace("the applicant's checking account", "your checking account")
+    assert spoken != neutral and verify(facts, neutral).passed
+    outcome = await _chat_draft_and_rank(facts, [spoken, neutral])
+    assert outcome.selected is not None and outcome.selected.text == neutral
+    (refused,) = [d for d in outcome.record.drafts if d.text == spoken]
+    assert not refused.passed and any("WRONG_VOICE" in v for v in refused.violations)
 
 
 # -- the eval over chat ------------------------------------------------------------------

@@ -24,7 +24,7 @@ from expound.domain import Audience
 from expound.generators.deterministic import counterfactual_sentence, deterministic_explanation
 from expound.models.registry import ModelRegistry
 from expound.rankers.embedding import EmbeddingRanker, HashingEmbedder
-from expound.rankers.gate import verify
+from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC
 from tests.support.eval_results import clean_mutations
 from tests.support.facts_util import facts_for
@@ -126,8 +126,13 @@ def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRe
         assert verdict.passed, (faithful, verdict.violations)
         if facts.audience is not Audience.APPLICANT:
             assert plan_coverage(facts, faithful, verdict.mentioned) == 1.0
+        # The voice mutant is the staff audiences' own; it is wrong in its voice alone.
+        assert ("voice" in mutants) == (facts.audience is not Audience.APPLICANT)
         for kind, text in mutants.items():
             assert not verify(facts, text).passed, (kind, text)
+        if "voice" in mutants:
+            spoken = verify(facts, mutants["voice"])
+            assert {v.kind for v in spoken.violations} == {ViolationKind.WRONG_VOICE}
 
 
 def test_rank_accuracy_reads_the_order_a_text_claims_and_can_fail(

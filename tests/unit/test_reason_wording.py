@@ -128,9 +128,13 @@ def test_the_gate_reads_both_wordings_and_fails_a_wrong_code(
     text = deterministic_explanation(facts)
     assert "CHK01: Status or balance of the applicant's checking account" in text
     assert verify(facts, text).passed, verify(facts, text).violations
-    # The applicant's wording is the same reason: true, and read as such.
+    # The applicant's wording is the same reason, read as such (no WRONG_REASON), but
+    # spoken to the reader: a compliance text says it in the third person.
     spoken = text.replace("the applicant's checking account", "your checking account")
-    assert spoken != text and verify(facts, spoken).passed
+    assert spoken != text
+    assert {v.kind for v in verify(facts, spoken).violations} == {ViolationKind.WRONG_VOICE}
+    applicant = dataclasses.replace(facts, audience=Audience.APPLICANT)
+    assert verify(applicant, spoken).passed, verify(applicant, spoken).violations
     # A code that is not a principal reason of this decision.
     absent = next(e.code for e in facts.manifest.reasons if e.code not in codes)
     wrong = text.replace(f"{other.code}:", f"{absent}:", 1)

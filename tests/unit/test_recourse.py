@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from expound.explainers.decision import decide
 from expound.explainers.facts import decision_facts
 from expound.explainers.plan import plan_decision
 from expound.explainers.recourse import search_recourse
-from expound.generators.deterministic import NO_RECOURSE, deterministic_explanation
-from expound.models.manifest import FeatureSpec, RecourseSpec
+from expound.generators.deterministic import NO_RECOURSE, deterministic_explanation, no_recourse
+from expound.generators.grammar import candidate_grammars
+from expound.generators.prompting import chat_facts
+from expound.models.manifest import SECOND_PERSON, FeatureSpec, RecourseSpec
 from expound.models.registry import ModelRegistry, ServedModel, serve_model
 from expound.models.scoring import score_of
 from expound.rankers.gate import verify
@@ -189,8 +192,9 @@ def test_no_declared_recourse_searches_nothing_and_says_nothing(
     assert verify(facts, text).passed
 
 
+@pytest.mark.parametrize("audience", list(Audience), ids=lambda a: a.value)
 def test_none_found_is_said_honestly(
-    models_dir: Path, tmp_path: Path, denied_applicant: dict[str, Any]
+    models_dir: Path, tmp_path: Path, denied_applicant: dict[str, Any], audience: Audience
 ) -> None:
     # One rung of the instalment band is all this model may change: not enough to flip.
     model = _model_with(
@@ -199,14 +203,25 @@ def test_none_found_is_said_honestly(
         {"installment_rate": {"direction": "decrease", "minimum": 2, "maximum": 3, "step": 1}},
     )
     decision = decide(model, denied_applicant, 1e-6)
-    plan = plan_decision(model, denied_applicant, decision, Audience.APPLICANT)
+    plan = plan_decision(model, denied_applicant, decision, audience)
     assert plan.recourse is not None and plan.recourse.searched_features == ["installment_rate"]
     assert plan.recourse.counterfactuals == []
-    facts = decision_facts(model.manifest, decision, Audience.APPLICANT, "", plan)
+    facts = decision_facts(model.manifest, decision, audience, "", plan)
+    # Said to the applicant; of the applicant to analysts and compliance officers.
+    said = no_recourse(audience)
+    assert (said == NO_RECOURSE) == (audience is Audience.APPLICANT)
+    assert (SECOND_PERSON.search(said) is None) == (audience is not Audience.APPLICANT)
     text = deterministic_explanation(facts)
-    assert NO_RECOURSE in text
+    assert said in text
     verdict = verify(facts, text)
     assert verdict.passed, verdict.violations
+    # The chat prompt's data and every text the grammars admit say it the same way.
+    assert chat_facts(facts)["counterfactual"] == said
+    rng = random.Random(3)
+    sampled = [p.grammar.sample(rng) for p in candidate_grammars(facts, 4) for _ in range(3)]
+    assert any(said in t for t in sampled)
+    for sample in sampled:
+        assert verify(facts, sample).passed, (sample, verify(facts, sample).violations)
 
 
 def test_search_budget_on_the_demo_models(registry: ModelRegistry) -> None:
