@@ -66,7 +66,10 @@ test: setup models vllm lint typecheck
 	$(BIN)/pytest
 
 # SECTIONS="overload auth" runs only those sections (the others stay in latest.json).
+# The scale section's replica and append figures need PostgreSQL: started here as for
+# `make test`, so they are measured and not skipped.
 bench: setup models vllm
+	scripts/ensure_postgres.sh
 	scripts/with_vllm.sh $(BIN)/python -m bench.run $(SECTIONS)
 
 # Faithfulness of drafted explanations and the verifier's mutation suite, against the LLM
