@@ -139,7 +139,7 @@ async def test_free_mode_goes_through_the_same_gate(
     async with running_server(configured) as running:
         response, record = await _explain(running, GBM, denied_applicant, num_candidates=4, seed=2)
     facts = facts_for(registry, GBM, denied_applicant)
-    assert record["response"]["drafting"]["template_id"] == "free.v1"
+    assert record["response"]["drafting"]["template_id"] == "free.v2"
     for candidate in response.candidates:
         assert candidate.faithful == verify_candidate(facts, candidate.text).passed
     if response.fallback:
