@@ -26,6 +26,7 @@ from expound.generators.prompting import (
 )
 from expound.models.manifest import SECOND_PERSON
 from expound.models.registry import ModelRegistry
+from expound.models.training import load_applicants
 from expound.rankers.gate import ViolationKind, verify, verify_candidate
 from expound.rankers.reading import clauses, stated_direction
 from tests.conftest import GBM, LOGISTIC, ROOT
@@ -193,11 +194,93 @@ def test_each_example_states_directions_only_in_the_words_the_gate_reads(
 
 def test_an_example_in_the_wrong_voice_would_fail_the_gate(registry: ModelRegistry) -> None:
     """What the examples guard against: the applicant's wording in a staff text."""
-    facts = _example_facts(registry, Audience.ANALYST)
-    text = _example(Audience.ANALYST)["explanation"]
+    facts = _example_facts(registry, Audience.COMPLIANCE)
+    text = _example(Audience.COMPLIANCE)["explanation"]
     spoken = text.replace("the applicant's checking account", "your checking account")
     assert spoken != text
     assert {v.kind for v in verify(facts, spoken).violations} == {ViolationKind.WRONG_VOICE}
+
+
+# -- what a model that copies an example writes ------------------------------------------
+# Each example follows one construction, sentence by sentence; written out here, a
+# construction filled with another decision's data is what a base model that copies the
+# example closely writes for that decision, and that must pass the gate too.
+
+OUTCOME = {"decline": "declined", "approve": "approved"}
+
+
+def _listed(items: list[str]) -> str:
+    """Items joined by semicolons, the last after "and" (one clause each)."""
+    return "; ".join([*items[:-1], f"and {items[-1]}"] if len(items) > 1 else items)
+
+
+def _applicant_text(data: dict[str, Any]) -> str:
+    first, *others = data["factors"]
+    text = (
+        f"Your application was {OUTCOME[data['decision']]}. The main reason was the "
+        f"{first['factor']} ({first['value']}), which {first['effect']}."
+    )
+    if others:
+        named = [f"the {f['factor']} ({f['value']}) {f['effect']}" for f in others]
+        text += f" Beyond that, {_listed(named)}."
+    return text
+
+
+def _analyst_text(data: dict[str, Any]) -> str:
+    sentences = [
+        f"The application was {OUTCOME[data['decision']]}, with a score of {data['score']} "
+        f"against a threshold of {data['threshold']}."
+    ]
+    for position, f in enumerate(data["factors"]):
+        lead = "Among the applicant's factors, the" if position == 0 else "The"
+        sentences.append(
+            f"{lead} {f['factor']} ({f['value']}) {f['effect']}, "
+            f"with a contribution of {f['contribution']}."
+        )
+    return " ".join(sentences)
+
+
+def _compliance_text(data: dict[str, Any]) -> str:
+    sentences = [f"The application was {OUTCOME[data['decision']]}."]
+    if "principal_reasons" in data:
+        sentences.append(
+            f"The principal reasons, in order, are {_listed(data['principal_reasons'])}."
+        )
+    named = [f"the {f['factor']} ({f['value']}) {f['effect']}" for f in data["factors"]]
+    sentences.append(f"By size of contribution, {_listed(named)}.")
+    return " ".join(sentences)
+
+
+CONSTRUCTIONS = {
+    Audience.APPLICANT: _applicant_text,
+    Audience.ANALYST: _analyst_text,
+    Audience.COMPLIANCE: _compliance_text,
+}
+
+
+def test_each_example_is_its_construction_on_its_own_data(audience: Audience) -> None:
+    example = _example(audience)
+    assert CONSTRUCTIONS[audience](example["data"]) == example["explanation"]
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_an_example_copied_for_another_decision_passes_the_gate(
+    registry: ModelRegistry,
+    denied_applicant: dict[str, Any],
+    approved_applicant: dict[str, Any],
+    audience: Audience,
+    model_id: str,
+) -> None:
+    rows, _ = load_applicants(ROOT / "data" / "german_credit.csv")
+    # Every 10th applicant of the data set and the two shipped examples: both outcomes.
+    decisions = [facts_for(registry, model_id, row, audience) for row in rows[::10]]
+    decisions += [facts_for(registry, model_id, denied_applicant, audience)]
+    decisions += [facts_for(registry, model_id, approved_applicant, audience)]
+    assert {f.prediction.adverse for f in decisions} == {True, False}
+    for facts in decisions:
+        text = CONSTRUCTIONS[audience](free_facts(facts))
+        verdict = verify(facts, text)
+        assert verdict.passed, (text, verdict.violations)
 
 
 # -- the record --------------------------------------------------------------------------
