@@ -10,6 +10,14 @@ the decision's content plan and one plan style (the same styles the grammars fol
 Analysts and compliance officers read of the applicant in the third person: their
 instructions say so (``chat.v2``) and their facts are worded so (reasons' neutral
 wording, "the factors the applicant can act on").
+
+Base models over the completions API (:func:`free_prompt`) continue a few-shot prompt
+(``free.v2``): the rules, then one worked example for the call's audience, then the
+decision's facts. A base model writes in the voice and wording of the example it is
+shown, so each audience has its own, taken from a real decision of the demo model and
+worded only as the gate reads: the applicant's speaks to "you"; the analyst's (score,
+threshold, contributions) and the compliance officer's (principal reasons with their
+codes, in the neutral wording) speak of "the applicant".
 """
 
 from __future__ import annotations
@@ -20,8 +28,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from expound.domain import Audience
-from expound.explainers.facts import DecisionFacts
+from expound.domain import Audience, Prediction
+from expound.explainers.facts import DecisionFacts, Factor
 from expound.generators.base import ChatMessage
 from expound.generators.deterministic import (
     base_rate_sentences,
@@ -36,6 +44,9 @@ MAX_PROMPT_QUESTION_CHARS = 500
 # template id keeps meaning what it meant (chat.v1 did not ask analyst and compliance
 # texts for the third person).
 CHAT_TEMPLATE = "chat.v2"
+# The few-shot prompt free drafting over completions continues. free.v1 (one applicant
+# example, shown to every audience) stays loadable by name for the records that name it.
+FREE_TEMPLATE = "free.v2"
 
 
 @dataclass(frozen=True)
@@ -58,11 +69,22 @@ def template(name: str) -> PromptTemplate:
     return PromptTemplate(template_id=name, text=text)
 
 
+def _json_template(name: str) -> PromptTemplate:
+    text = resources.files("expound.generators").joinpath("templates", f"{name}.json").read_text()
+    return PromptTemplate(template_id=name, text=text)
+
+
 @cache
 def chat_template(name: str = CHAT_TEMPLATE) -> PromptTemplate:
     """Loads generators/templates/NAME.json: the chat instructions, as one versioned text."""
-    text = resources.files("expound.generators").joinpath("templates", f"{name}.json").read_text()
-    return PromptTemplate(template_id=name, text=text)
+    return _json_template(name)
+
+
+@cache
+def free_template(name: str = FREE_TEMPLATE) -> PromptTemplate:
+    """Loads generators/templates/NAME.json: the few-shot prompt with one example per
+    audience, as one versioned text (its id and sha256 are what a record names)."""
+    return _json_template(name)
 
 
 def _data_json(payload: object) -> str:
@@ -75,16 +97,23 @@ def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
+def _factor_line(factor: Factor) -> dict[str, str]:
+    """A factor as prompt data: its description, its value and its effect in the words
+    the gate reads."""
+    return {
+        "factor": factor.description,
+        "value": factor.value_text,
+        "effect": "raised the risk" if factor.raises_risk else "lowered the risk",
+    }
+
+
+def _carrying(facts: DecisionFacts) -> list[Factor]:
+    """The factors that carry the decision, most important first (else the largest)."""
+    return facts.ordered if facts.ordered else facts.top
+
+
 def _factor_lines(facts: DecisionFacts) -> list[dict[str, str]]:
-    factors = facts.ordered if facts.ordered else facts.top
-    return [
-        {
-            "factor": f.description,
-            "value": f.value_text,
-            "effect": "raised the risk" if f.raises_risk else "lowered the risk",
-        }
-        for f in factors
-    ]
+    return [_factor_line(f) for f in _carrying(facts)]
 
 
 def constrained_prompt(facts: DecisionFacts) -> tuple[str, PromptTemplate]:
@@ -100,16 +129,70 @@ def constrained_prompt(facts: DecisionFacts) -> tuple[str, PromptTemplate]:
     return prompt, chosen
 
 
-def free_prompt(facts: DecisionFacts) -> tuple[str, PromptTemplate]:
-    """The few-shot prompt for free drafting by a strong instruct model."""
-    chosen = template("free.v1")
-    payload = {
+def _scored(prediction: Prediction) -> dict[str, str]:
+    """The score and the threshold as staff data states them (and the gate reads them)."""
+    return {"score": f"{prediction.score:.3f}", "threshold": f"{prediction.threshold:.2f}"}
+
+
+def _principal_reasons(facts: DecisionFacts) -> list[str]:
+    """Each principal reason with its code, in order, in the audience's wording."""
+    return [f"{r.code}: {facts.reason_text(r)}" for r in facts.reasons]
+
+
+def free_facts(facts: DecisionFacts) -> dict[str, object]:
+    """The decision's facts as a free prompt's data, in the words the gate reads back.
+
+    The applicant's are the factors that carry the decision (as ``free.v1`` gave them).
+    Values are written without parentheses, as the chat data gives them.
+    Analyst and compliance texts must name every factor of the content plan, so theirs
+    are the plan's, both directions, largest first: for the analyst with each one's
+    contribution and the score and threshold; for compliance after the principal reasons,
+    codes first, in the third person.
+    """
+    staff = facts.audience is not Audience.APPLICANT
+    if staff and facts.plan is not None:
+        factors = [facts.factors[planned.feature] for planned in facts.plan.factors]
+    else:
+        factors = _carrying(facts)
+    payload: dict[str, object] = {
         "decision": facts.prediction.decision,
         "audience": facts.audience.value,
-        "factors": _factor_lines(facts),
-        "question": facts.question[:MAX_PROMPT_QUESTION_CHARS],
     }
-    return chosen.text.format(facts_json=_data_json(payload)), chosen
+    analyst = facts.audience is Audience.ANALYST
+    if analyst:
+        payload |= _scored(facts.prediction)
+    if facts.audience is Audience.COMPLIANCE and facts.reasons:
+        payload["principal_reasons"] = _principal_reasons(facts)
+    lines = []
+    for factor in factors:
+        # Values without parentheses: the texts put a value in parentheses after its factor.
+        line = _factor_line(factor) | {"value": parenthesis_free(factor.value_text)}
+        if analyst:
+            line["contribution"] = f"{abs(factor.contribution):.3f}"
+        lines.append(line)
+    payload["factors"] = lines
+    payload["question"] = facts.question[:MAX_PROMPT_QUESTION_CHARS]
+    return payload
+
+
+def free_prompt(facts: DecisionFacts) -> tuple[str, PromptTemplate]:
+    """The few-shot prompt for free drafting over completions (``free.v2``): the rules
+    and the worked example of the call's audience, then the facts as data.
+
+    The example's data goes through the same serialisation as the facts, so the model
+    sees one format twice.
+    """
+    chosen = free_template()
+    parts = json.loads(chosen.text)
+    audience = facts.audience.value
+    example = parts["example"][audience]
+    prompt = parts["prompt"].format(
+        audience=parts["audience"][audience],
+        example_json=_data_json(example["data"]),
+        example=example["explanation"],
+        facts_json=_data_json(free_facts(facts)),
+    )
+    return prompt, chosen
 
 
 def chat_facts(facts: DecisionFacts) -> dict[str, object]:
@@ -126,11 +209,10 @@ def chat_facts(facts: DecisionFacts) -> dict[str, object]:
         "audience": facts.audience.value,
     }
     if facts.audience is not Audience.APPLICANT:
-        payload["score"] = f"{prediction.score:.3f}"
-        payload["threshold"] = f"{prediction.threshold:.2f}"
+        payload |= _scored(prediction)
         payload["attributions"] = f"{plan.attribution_method} SHAP values"
     if facts.audience is Audience.COMPLIANCE and facts.reasons:
-        payload["principal_reasons"] = [f"{r.code}: {facts.reason_text(r)}" for r in facts.reasons]
+        payload["principal_reasons"] = _principal_reasons(facts)
     factors = []
     for planned in plan.factors:
         factor = facts.factors[planned.feature]

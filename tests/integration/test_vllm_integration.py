@@ -18,6 +18,7 @@ from expound.domain import Audience
 from expound.generators.drafting import Drafter, DraftingConfig
 from expound.generators.grammar import candidate_grammars
 from expound.generators.openai_compat import OpenAICompatGenerator
+from expound.generators.prompting import free_template
 from expound.rankers.gate import ViolationKind, verify, verify_candidate
 from expound.server.app import GENERATOR_HEALTH_NAME, RunningServer, running_server
 from expound.settings import Settings
@@ -139,7 +140,9 @@ async def test_free_mode_goes_through_the_same_gate(
     async with running_server(configured) as running:
         response, record = await _explain(running, GBM, denied_applicant, num_candidates=4, seed=2)
     facts = facts_for(registry, GBM, denied_applicant)
-    assert record["response"]["drafting"]["template_id"] == "free.v1"
+    drafting = record["response"]["drafting"]
+    assert drafting["template_id"] == "free.v2"
+    assert drafting["template_sha256"] == free_template().sha256
     for candidate in response.candidates:
         assert candidate.faithful == verify_candidate(facts, candidate.text).passed
     if response.fallback:
