@@ -50,7 +50,7 @@ from expound.rankers.reading import (
     parse_number,
     pattern,
     phrase_spans,
-    stated_direction,
+    stated_directions,
     value_key,
 )
 
@@ -510,7 +510,8 @@ def _check_clause(
     in_reason: set[int],
     verdict: Verdict,
 ) -> None:
-    stated = stated_direction(masked)
+    directions = stated_directions(masked)
+    stated = directions[0] if directions else None
     # A feature named outside a reason's text is the subject; else the reason's own.
     subjects = [m.feature for m in inside if id(m) not in in_reason] or [m.feature for m in inside]
     _add(verdict, claims.context_problems(facts, clause, offset, subjects))
@@ -533,8 +534,9 @@ def _check_clause(
             )
     for mention in inside:
         factor = facts.factors[mention.feature]
-        if stated is not None:
-            raises, _ = stated
+        said = _direction_of(mention.end - offset, directions)
+        if said is not None:
+            raises, _ = said
             # Reasons are adverse by definition: their groups pushed toward the outcome.
             expected = True if id(mention) in in_reason else factor.raises_risk
             if id(mention) not in in_reason:
@@ -582,6 +584,23 @@ def _check_clause(
                     )
                 )
     _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
+
+
+def _direction_of(mention_end: int, directions: list[tuple[bool, int]]) -> tuple[bool, int] | None:
+    """The direction a clause states of the factor named ending at ``mention_end``.
+
+    A clause stating one way (however many times) states it of every factor in it ("the
+    loan term and the savings raised the risk"). A clause stating both ways joins factors
+    each with its own ("the loan term raised the risk, and the savings lowered it"): a
+    factor takes the first direction after its name (its verb), or the last one before it
+    when none follows ("..., as did the savings").
+    """
+    if not directions:
+        return None
+    if len({raises for raises, _ in directions}) == 1:
+        return directions[0]
+    after = [direction for direction in directions if direction[1] >= mention_end]
+    return after[0] if after else directions[-1]
 
 
 def _decision_numbers(facts: DecisionFacts) -> list[float]:

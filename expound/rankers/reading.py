@@ -123,7 +123,15 @@ def negated(text: str, position: int) -> bool:
 
 
 def stated_direction(clause: str) -> tuple[bool, int] | None:
-    """(raises risk?, position) of the direction the clause states, if any."""
+    """(raises risk?, position) of the first direction the clause states, if any."""
+    found = stated_directions(clause)
+    return found[0] if found else None
+
+
+def stated_directions(clause: str) -> list[tuple[bool, int]]:
+    """(raises risk?, position) of every direction the clause states, in order: a clause
+    can join two factors each with its own ("the loan term raised the risk, and the
+    savings lowered it")."""
     words = lexicon()
     found: list[tuple[int, bool]] = []
     for match in pattern(words["adverse_verbs"]).finditer(clause):
@@ -143,12 +151,7 @@ def stated_direction(clause: str) -> tuple[bool, int] | None:
     for match in ADDED_AMOUNT.finditer(clause):
         up = match.group("preposition") == "to"
         found.append((match.start(), up != bool(approval.match(match.group("object")))))
-    if not found:
-        return None
-    position, raises = min(found)
-    if negated(clause, position):
-        raises = not raises
-    return raises, position
+    return [(raises != negated(clause, position), position) for position, raises in sorted(found)]
 
 
 def phrase_spans(phrases: set[str], text: str) -> list[tuple[int, int]]:

@@ -225,3 +225,44 @@ def test_a_reason_text_placed_after_a_lesser_one_is_still_out_of_order(
         "(9 credits)."
     )
     assert ViolationKind.WRONG_ORDER in kinds(obligations_first, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The length of the loan term (48 months) raised the risk, and your checking account "
+        "(overdrawn) lowered the risk.",
+        "The length of the loan term (48 months) raised the risk and your checking account "
+        "(overdrawn) lowered it.",
+        "Your checking account (overdrawn) lowered the risk, and the length of the loan term "
+        "(48 months) raised it.",
+    ],
+)
+def test_each_direction_in_a_clause_is_read_for_its_own_factor(
+    denied: DecisionFacts, text: str
+) -> None:
+    # One clause, two factors, each with its own direction word: the checking account's is
+    # "lowered", and it raised the risk. Reading only the clause's first direction for both
+    # let this pass.
+    wrong = [v for v in verify(denied, text).violations if v.kind is ViolationKind.WRONG_DIRECTION]
+    assert [v.message.split(" the risk")[0] for v in wrong] == ["says checking_account lowered"]
+
+
+def test_two_directions_in_a_clause_both_true_pass(denied: DecisionFacts) -> None:
+    verdict = verify(
+        denied,
+        "The length of the loan term (48 months) raised the risk, and the number of existing "
+        "credits at this bank (1) lowered it.",
+    )
+    assert ViolationKind.WRONG_DIRECTION not in {v.kind for v in verdict.violations}
+    assert verdict.directions == {"duration_months": True, "existing_credits": False}
+
+
+def test_one_direction_for_two_factors_is_read_for_both(denied: DecisionFacts) -> None:
+    verdict = verify(
+        denied,
+        "The length of the loan term (48 months) and your checking account (overdrawn) lowered "
+        "the risk.",
+    )
+    wrong = [v for v in verdict.violations if v.kind is ViolationKind.WRONG_DIRECTION]
+    assert len(wrong) == 2
