@@ -17,7 +17,10 @@ exactly one claim:
 - ``swap``: the first two factors whose values are worded differently trade values, each
   stated with the other's actual value (the order and directions unchanged);
 - ``voice`` (analyst and compliance only): the first factor's true effect said to the
-  reader as if they were the applicant ("counted against you").
+  reader as if they were the applicant ("counted against you");
+- ``joined``: the first two factors' sentences joined into one clause (", and then came
+  ..."), the second one's direction swapped for its opposite: each direction in a clause
+  must be read for its own factor, not the clause's first for both.
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts, Factor, value_text
 
 TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
-MUTATIONS = ("direction", "value", "unused_feature", "order", "decision", "swap", "voice")
+MUTATIONS = (
+    "direction",
+    "value",
+    "unused_feature",
+    "order",
+    "decision",
+    "swap",
+    "voice",
+    "joined",
+)
 MAX_FACTORS = 3
 
 
@@ -84,15 +96,20 @@ def _wrong_value(facts: DecisionFacts, factor: Factor) -> str | None:
 
 
 def _sentences(
-    facts: DecisionFacts, slots: list[_Slot], variant: int, flip: bool, spoken: bool = False
+    facts: DecisionFacts,
+    slots: list[_Slot],
+    variant: int,
+    flip: bool,
+    spoken: bool = False,
+    flip_at: int = 0,
 ) -> list[str]:
-    """The factors' sentences; ``flip`` turns the first one's direction, ``spoken`` says
-    the first one's effect to the reader in the second person."""
+    """The factors' sentences; ``flip`` turns the direction of the one at ``flip_at``,
+    ``spoken`` says the first one's effect to the reader in the second person."""
     bank = templates()["audiences"][facts.audience.value]
     out = []
     for position, slot in enumerate(slots):
         factor = slot.factor
-        raises = factor.raises_risk != (flip and position == 0)
+        raises = factor.raises_risk != (flip and position == flip_at)
         side = "adverse" if raises else "favourable"
         effects = bank["effect"][side]
         if spoken and position == 0:
@@ -153,6 +170,10 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
     if len(slots) >= 2:
         swapped = [slots[1], slots[0], *slots[2:]]
         mutants["order"] = _text(opening, _sentences(facts, swapped, variant, flip=False))
+        flipped = _sentences(facts, slots, variant, flip=True, flip_at=1)
+        second = flipped[1]
+        joined = f"{flipped[0].removesuffix('.')}, and {second[0].lower()}{second[1:]}"
+        mutants["joined"] = _text(opening, [joined, *flipped[2:]])
     mutants["decision"] = _text(_opening(facts, variant, not adverse), sentences)
     pairs = [(a, b) for a in range(len(slots)) for b in range(a + 1, len(slots))]
     traded = next(((a, b) for a, b in pairs if slots[a].value != slots[b].value), None)

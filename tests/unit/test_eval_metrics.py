@@ -19,7 +19,7 @@ from bench.eval import (
 from bench.eval_examples import examples_markdown
 from bench.eval_order import claimed_order_accuracy
 from bench.eval_routing import question_set, table_accuracy
-from bench.eval_texts import faithful_and_mutants
+from bench.eval_texts import faithful_and_mutants, lead_factors
 from expound.domain import Audience
 from expound.generators.deterministic import counterfactual_sentence, deterministic_explanation
 from expound.models.registry import ModelRegistry
@@ -133,6 +133,18 @@ def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRe
         if "voice" in mutants:
             spoken = verify(facts, mutants["voice"])
             assert {v.kind for v in spoken.violations} == {ViolationKind.WRONG_VOICE}
+        # Two factors in one clause, the second's direction wrong: caught as that, for the
+        # second factor alone.
+        if "joined" in mutants:
+            joined = verify(facts, mutants["joined"])
+            wrong = {v.kind for v in joined.violations}
+            assert ViolationKind.WRONG_DIRECTION in wrong, mutants["joined"]
+            second = lead_factors(facts)[1].feature
+            assert [
+                v.message.split()[1]
+                for v in joined.violations
+                if v.kind is ViolationKind.WRONG_DIRECTION
+            ] == [second], (mutants["joined"], joined.violations)
 
 
 def test_rank_accuracy_reads_the_order_a_text_claims_and_can_fail(
