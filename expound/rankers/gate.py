@@ -91,6 +91,15 @@ PROBLEM_KINDS = {
     "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
 }
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
+_PLACE = "(" + "|".join(ORDINALS) + ")"
+# A place in the importance order stated in words: "the second most important factor",
+# "ranked third", "the fourth reason".
+ORDINAL = re.compile(
+    rf"\b{_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
+    rf"|\bthe {_PLACE} (?:reason|factor)\b|\branked {_PLACE}\b"
+)
+AFTER_PLACE = re.compile(rf"\b{_PLACE}[- ]$")
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
 
 
@@ -722,6 +731,9 @@ def _check_order(
     mention_starts = [m.start for m in mentions]
     sequence = pattern(words["sequence_cues"])
     for match in pattern(words["main_cues"]).finditer(text):
+        if AFTER_PLACE.search(text, max(0, match.start() - 8), match.start()):
+            # "the second most important factor" is read as a place (ORDINAL), not the main.
+            continue
         at = bisect.bisect_right(clause_starts, match.start()) - 1
         in_clause = at >= 0 and match.start() < spans[at][1]
         clause_end = spans[at][1] if in_clause else len(text)
@@ -794,6 +806,24 @@ def _check_claimed_weights(
         if not inside:
             continue
         clause = text[start:end]
+        for match in ORDINAL.finditer(clause):
+            # "The loan term was the second most important factor", "the fourth reason was
+            # your savings": the factor named before the ordinal, else the one after it.
+            at = start + match.start()
+            before = [m for m in inside if m.end <= at]
+            after = [m for m in inside if m.start >= start + match.end()]
+            said = before[-1] if before else (after[0] if after else None)
+            place = ORDINALS.index(next(g for g in match.groups() if g)) + 1
+            if said is not None and importance.get(said.feature) != place:
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_ORDER,
+                        at,
+                        start + match.end(),
+                        f"places {said.feature} {match.group(0)!r}; its rank is "
+                        f"{importance.get(said.feature)}",
+                    )
+                )
         for match in dismissal.finditer(clause):
             for mention in inside:
                 if importance.get(mention.feature) is not None:

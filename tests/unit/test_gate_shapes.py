@@ -257,3 +257,26 @@ def test_a_main_cue_reads_the_factor_it_is_said_of(
     denied: DecisionFacts, text: str, passes: bool
 ) -> None:
     assert (ViolationKind.WRONG_ORDER not in kinds(denied, DECLINED + text)) is passes
+
+
+@pytest.mark.parametrize(
+    ("false", "true"),
+    [
+        ("The loan term ranked second.", "Your checking account ranked second."),
+        (
+            "The loan term was the second most important factor.",
+            "Your checking account was the second most important factor.",
+        ),
+        ("The loan term was the fourth reason.", "Your savings were the fourth reason."),
+        ("The second reason was your savings.", "The second reason was your checking account."),
+        (
+            "Your savings were the third-biggest factor.",
+            "Your employment was the third most important factor.",
+        ),
+    ],
+)
+def test_a_place_in_the_order_stated_in_words(denied: DecisionFacts, false: str, true: str) -> None:
+    # "second most important" is a place, not a main-reason claim about the factor.
+    assert ViolationKind.WRONG_ORDER in kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
