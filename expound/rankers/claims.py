@@ -58,6 +58,11 @@ METHOD_EXACT = re.compile(
 )
 # Words that state a direction: in a clause that names a factor, one of these with no
 # direction the reader understands makes the claim unverifiable.
+# "The loan term raised the risk, unlike your checking account": one direction stated and
+# denied of another factor in the same clause; the verifier reads no such contrast.
+CONTRAST = re.compile(
+    r"\b(?:unlike|in contrast|by contrast|as opposed to|contrary to|opposite|conversely)\b"
+)
 DIRECTION_HINTS = re.compile(
     r"\b(?:hurt\w*|harm\w*|help\w*|boost\w*|drag\w*|weigh(?:s|ed|ing)?|penali[sz]\w*"
     r"|benefit\w*|improv\w*|worsen\w*|damag\w*|hinder\w*|lift\w*|dent(?:ed|s)?"
@@ -68,7 +73,10 @@ DIRECTION_HINTS = re.compile(
     # "worked in your favour", "tilted things your way"; unread, they fail closed.
     r"|plus(?:es)?|minus(?:es)?|strength\w*|weakness\w*|asset\w*|liabilit\w*|advantag\w*"
     r"|disadvantag\w*|upside|downside|good|bad|better|worse|poor\w*|problem\w*|concern\w*"
-    r"|work(?:ed|s)?\s+(?:for|against)|for you|your way|tilt\w*|nudg\w*|sway\w*)\b"
+    r"|work(?:ed|s)?\s+(?:for|against)|for you|your way|tilt\w*|nudg\w*|sway\w*"
+    # Judged as safe or risky in itself: "was risky", "posed no risk", "a red flag".
+    r"|risky|riskier|(?:low|high|no|little)\s+risk|posed|red flag|green flag|fine|healthy"
+    r"|safe|reassur\w*|confiden\w*|(?:an?\s+)?issue|opposite)\b"
 )
 
 

@@ -36,6 +36,7 @@ from expound.models.wording import parenthesis_free, value_phrases
 from expound.rankers import binding, claims
 from expound.rankers.reading import (
     LIST_MARKER,
+    LOOKALIKES,
     NUMBER,
     Mention,
     Spans,
@@ -90,6 +91,15 @@ PROBLEM_KINDS = {
     "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
 }
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
+_PLACE = "(" + "|".join(ORDINALS) + ")"
+# A place in the importance order stated in words: "the second most important factor",
+# "ranked third", "the fourth reason".
+ORDINAL = re.compile(
+    rf"\b{_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
+    rf"|\bthe {_PLACE} (?:reason|factor)\b|\branked {_PLACE}\b"
+)
+AFTER_PLACE = re.compile(rf"\b{_PLACE}[- ]$")
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
 
 
@@ -262,7 +272,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         verdict.violations.append(Violation(ViolationKind.EMPTY, 0, 0, "empty candidate"))
         return verdict
     # Feature names may be written as identifiers (duration_months); "_" -> " " keeps spans.
-    lowered = text.lower().replace("_", " ")
+    lowered = text.lower().replace("_", " ").translate(LOOKALIKES)
     words = lexicon()
     values = _value_spans(facts, lowered)
     # Each quoted value is bound to the factor its clause names next to it.
@@ -519,6 +529,19 @@ def _check_clause(
     cut = claims.typical_cut(clause)
     numbers_only = _blank(numbers_only[:cut], claims.percentile_spans(clause))
     masked_value = _blank(masked[:cut], claims.percentile_spans(clause))
+    contrast = claims.CONTRAST.search(masked)
+    # One factor set against the other way is the service's own ("in the opposite
+    # direction, the savings lowered the risk"); two in one clause cannot be told apart.
+    if contrast is not None and len(set(subjects)) > 1:
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset + contrast.start(),
+                offset + contrast.end(),
+                f"{contrast.group(0)!r} sets factors against each other; the verifier cannot "
+                "read which direction is whose",
+            )
+        )
     if stated is None and subjects:
         shares = [(m.start(), m.end()) for m in claims.SHARE.finditer(masked)]
         hint = claims.DIRECTION_HINTS.search(_blank(masked, shares))
@@ -706,7 +729,11 @@ def _check_order(
     spans = clauses(text)
     clause_starts = [s for s, _ in spans]
     mention_starts = [m.start for m in mentions]
+    sequence = pattern(words["sequence_cues"])
     for match in pattern(words["main_cues"]).finditer(text):
+        if AFTER_PLACE.search(text, max(0, match.start() - 8), match.start()):
+            # "the second most important factor" is read as a place (ORDINAL), not the main.
+            continue
         at = bisect.bisect_right(clause_starts, match.start()) - 1
         in_clause = at >= 0 and match.start() < spans[at][1]
         clause_end = spans[at][1] if in_clause else len(text)
@@ -714,15 +741,35 @@ def _check_order(
         first = mentions[next_mention] if next_mention < len(mentions) else None
         if first is not None and first.start >= clause_end:
             first = None
+        before = [
+            m
+            for m in mentions[:next_mention]
+            if in_clause and m.start >= spans[at][0] and m.end <= match.start()
+        ]
+        main_before = any(importance.get(m.feature) == 1 for m in before)
+        if (
+            first is not None
+            and main_before
+            and sequence.search(text, match.end(), first.start) is not None
+        ):
+            # "The loan term was the most important factor, followed by the checking
+            # account": the cue is the factor's before it; the one after comes next.
+            first = None
+        elif first is None and before and not main_before:
+            # "Your checking account was the most important factor": the factor named
+            # before the cue, when none follows it in its clause (one of them the main).
+            first = before[-1]
         if first is not None and importance.get(first.feature) != 1:
             verdict.violations.append(
                 Violation(
                     ViolationKind.WRONG_ORDER,
-                    match.start(),
-                    first.end,
+                    min(match.start(), first.start),
+                    max(match.end(), first.end),
                     f"calls {first.feature} the main factor; it is not",
                 )
             )
+    _check_claimed_weights(facts, text, mentions, spans, importance, verdict)
+    _check_numbered_list(facts, text, mentions, importance, verdict)
     if pattern(words["sequence_cues"]).search(text):
         seen: list[str] = []
         for mention in mentions:
@@ -738,6 +785,141 @@ def _check_order(
                         f"orders {earlier} before {later}; the importance order is reversed",
                     )
                 )
+
+
+def _check_claimed_weights(
+    facts: DecisionFacts,
+    text: str,
+    mentions: list[Mention],
+    spans: list[tuple[int, int]],
+    importance: dict[str, int | None],
+    verdict: Verdict,
+) -> None:
+    """Checks the weights a clause claims in words: a principal factor dismissed ("the loan
+    term did not matter", "was a minor factor") and comparisons ("the savings mattered more
+    than the loan term": the factor named first outweighs the one after the cue)."""
+    words = lexicon()
+    dismissal = pattern(words["dismissal_cues"])
+    compared = [(pattern(words["comparative_cues"][k]), k == "more") for k in ("more", "less")]
+    for start, end in spans:
+        inside = [m for m in mentions if start <= m.start < end]
+        if not inside:
+            continue
+        clause = text[start:end]
+        for match in ORDINAL.finditer(clause):
+            # "The loan term was the second most important factor", "the fourth reason was
+            # your savings": the factor named before the ordinal, else the one after it.
+            at = start + match.start()
+            before = [m for m in inside if m.end <= at]
+            after = [m for m in inside if m.start >= start + match.end()]
+            said = before[-1] if before else (after[0] if after else None)
+            place = ORDINALS.index(next(g for g in match.groups() if g)) + 1
+            if said is not None and importance.get(said.feature) != place:
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_ORDER,
+                        at,
+                        start + match.end(),
+                        f"places {said.feature} {match.group(0)!r}; its rank is "
+                        f"{importance.get(said.feature)}",
+                    )
+                )
+        for match in dismissal.finditer(clause):
+            for mention in inside:
+                if importance.get(mention.feature) is not None:
+                    verdict.violations.append(
+                        Violation(
+                            ViolationKind.WRONG_ORDER,
+                            start + match.start(),
+                            start + match.end(),
+                            f"calls {mention.feature} of little weight; it is a principal "
+                            f"factor (rank {importance[mention.feature]})",
+                        )
+                    )
+        for finder, more in compared:
+            for match in finder.finditer(clause):
+                at = start + match.start()
+                left = [m for m in inside if m.end <= at]
+                right = [m for m in inside if m.start >= start + match.end()]
+                if not left or not right:
+                    continue
+                heavier, lighter = (left[-1], right[0]) if more else (right[0], left[-1])
+                if _weight(facts, importance, heavier.feature) <= _weight(
+                    facts, importance, lighter.feature
+                ):
+                    verdict.violations.append(
+                        Violation(
+                            ViolationKind.WRONG_ORDER,
+                            at,
+                            start + match.end(),
+                            f"says {heavier.feature} weighed more than {lighter.feature}; "
+                            "it weighed less",
+                        )
+                    )
+
+
+def _check_numbered_list(
+    facts: DecisionFacts,
+    text: str,
+    mentions: list[Mention],
+    importance: dict[str, int | None],
+    verdict: Verdict,
+) -> None:
+    """A numbered list ("1. Loan term 2. Checking account", "1) savings 2) loan term")
+    states an order of importance of its own: each item's first ranked factor (an item runs
+    to the next marker, or to the end of its line or sentence) must not outrank the one
+    before it. Features of one reason code rank together."""
+    markers = list(LIST_MARKER.finditer(text))
+    first = next((i for i, m in enumerate(markers) if m.group(1) == "1"), None)
+    if first is None:
+        return
+    items: list[tuple[int, int]] = []
+    for number, marker in enumerate(markers[first:], start=1):
+        if marker.group(1) != str(number):
+            break
+        items.append((marker.end(), marker.end()))
+    if len(items) < 2:
+        return
+    ends = [start for start, _ in items[1:]]
+    last = items[-1][0]
+    stop = re.compile(r"\n|[.;!?](?:\s|$)").search(text, last)
+    ends.append(stop.start() if stop is not None else len(text))
+    groups = binding.reason_groups(facts)
+    ranked: list[Mention] = []
+    for (start, _), end in zip(items, ends, strict=True):
+        item = next(
+            (
+                m
+                for m in mentions
+                if start <= m.start < end and importance.get(m.feature) is not None
+            ),
+            None,
+        )
+        if item is not None:
+            ranked.append(item)
+    for earlier, later in itertools.pairwise(ranked):
+        if later.feature in groups.get(earlier.feature, {earlier.feature}):
+            continue
+        if (importance[earlier.feature] or 0) > (importance[later.feature] or 0):
+            verdict.violations.append(
+                Violation(
+                    ViolationKind.WRONG_ORDER,
+                    earlier.start,
+                    later.end,
+                    f"lists {earlier.feature} before {later.feature}; the importance order "
+                    "is reversed",
+                )
+            )
+
+
+def _weight(facts: DecisionFacts, importance: dict[str, int | None], feature: str) -> float:
+    """How much a factor weighed: its place in the importance order when ranked (a reason's
+    group ranks together), else its |contribution| below every ranked one."""
+    rank = importance.get(feature)
+    if rank is not None:
+        return 1e6 - rank
+    factor = facts.factors.get(feature)
+    return abs(factor.contribution) if factor is not None else 0.0
 
 
 def coverage(facts: DecisionFacts, mentioned: list[str]) -> float:

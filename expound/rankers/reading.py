@@ -38,6 +38,25 @@ ADDED_AMOUNT = re.compile(
     r"|chances?(?: of approval)?|odds of approval|approval odds)\b"
 )
 LIST_MARKER = re.compile(r"(?:^|[\s:;])(\d)[.)]\s")
+# "Your chances were raised by the loan term": a passive verb's object is its subject.
+PASSIVE = re.compile(r"\b(?:was|were|is|are|been|being)\s+(?:\w+ly\s+)?$")
+# Look-alikes an instruct model writes, each for the one ASCII character it stands for (one
+# for one: spans into the text stay valid): "checking\u00a0account", "didn\u2019t".
+LOOKALIKES = str.maketrans(
+    {
+        "\u00a0": " ",
+        "\u2007": " ",
+        "\u2009": " ",
+        "\u200a": " ",
+        "\u202f": " ",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
 CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
 
 
@@ -142,8 +161,11 @@ def stated_directions(clause: str) -> list[tuple[bool, int]]:
     for verbs, up in ((words["up_verbs"], True), (words["down_verbs"], False)):
         for match in pattern(verbs).finditer(clause):
             after = clause[match.end() : match.end() + 40]
-            object_is_approval = approval.match(after.strip().removeprefix("your ").strip())
-            found.append((match.start(), up != bool(object_is_approval)))
+            object_is_approval = bool(approval.match(after.strip().removeprefix("your ").strip()))
+            before = clause[max(0, match.start() - 40) : match.start()]
+            if PASSIVE.search(before):
+                object_is_approval = _approval_subject(before)
+            found.append((match.start(), up != object_is_approval))
     # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
     for match in PARTICLE_DIRECTION.finditer(clause):
         up = match.group("particle") in ("up", "higher")
@@ -152,6 +174,17 @@ def stated_directions(clause: str) -> list[tuple[bool, int]]:
         up = match.group("preposition") == "to"
         found.append((match.start(), up != bool(approval.match(match.group("object")))))
     return [(raises != negated(clause, position), position) for position, raises in sorted(found)]
+
+
+def _approval_subject(before: str) -> bool:
+    """Whether the subject before a passive verb ("your chances were raised") is the
+    approval, not the risk (the nearer of the two words read)."""
+    words = lexicon()
+    ends = {
+        approval: max((m.end() for m in pattern(words[key]).finditer(before)), default=-1)
+        for approval, key in ((True, "approval_objects"), (False, "risk_objects"))
+    }
+    return ends[True] > ends[False]
 
 
 def phrase_spans(phrases: set[str], text: str) -> list[tuple[int, int]]:

@@ -1,0 +1,282 @@
+"""The gate on sentence shapes an instruct model writes (free mode): each false claim fails,
+and a true one of the same shape passes (or, where noted, fails closed as UNVERIFIABLE).
+
+Facts of the denied example on the tree model: loan term 48 months (rank 1, raises risk),
+checking account overdrawn (2), employment below 1 year (3), savings below 100 DM (4);
+other instalment plans and existing credits lowered the risk. Approved example: no
+checking account (rank 1, lowered the risk), credit history (2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from expound.explainers.facts import DecisionFacts
+from expound.models.registry import ModelRegistry
+from expound.rankers.gate import ViolationKind, verify
+from tests.conftest import GBM
+from tests.support.facts_util import facts_for
+
+DECLINED = "Your application was declined. "
+
+
+@pytest.fixture
+def denied(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> DecisionFacts:
+    return facts_for(registry, GBM, denied_applicant)
+
+
+@pytest.fixture
+def approved(registry: ModelRegistry, approved_applicant: dict[str, Any]) -> DecisionFacts:
+    return facts_for(registry, GBM, approved_applicant)
+
+
+def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
+    return {v.kind for v in verify(facts, text).violations}
+
+
+# (false text, the violation it must raise, a true text of the same shape).
+SHAPES = [
+    # Passive voice with the approval as subject: the object of "raised" is before it.
+    pytest.param(
+        "Your chances were raised by the loan term.",
+        ViolationKind.WRONG_DIRECTION,
+        "Your chances were lowered by the loan term.",
+        id="passive-chances",
+    ),
+    pytest.param(
+        "Your chances of approval were increased by your checking account.",
+        ViolationKind.WRONG_DIRECTION,
+        "Your chances of approval were reduced by your checking account.",
+        id="passive-chances-of-approval",
+    ),
+    # "add to" after a negation was no direction at all.
+    pytest.param(
+        "The loan term didn't add to the risk.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term didn't add to your chances.",
+        id="negated-add-to",
+    ),
+    # Direction words the lists lacked.
+    pytest.param(
+        "Your checking account lessened the risk.",
+        ViolationKind.WRONG_DIRECTION,
+        "Your checking account being overdrawn lessened your chances.",
+        id="lessened",
+    ),
+    pytest.param(
+        "The loan term was beneficial.",
+        ViolationKind.WRONG_DIRECTION,
+        "Having no other instalment plans was beneficial.",
+        id="beneficial",
+    ),
+    pytest.param(
+        "The loan term had a favourable effect.",
+        ViolationKind.WRONG_DIRECTION,
+        "The number of existing credits had a favourable effect.",
+        id="favourable-effect",
+    ),
+    pytest.param(
+        "The loan term pushed the decision toward approval.",
+        ViolationKind.WRONG_DIRECTION,
+        "The number of existing credits pushed the decision toward approval.",
+        id="toward-approval",
+    ),
+    # Comparatives state an order of importance.
+    pytest.param(
+        "Your savings mattered more than the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term mattered more than your savings.",
+        id="mattered-more-than",
+    ),
+    pytest.param(
+        "The loan term mattered less than your savings.",
+        ViolationKind.WRONG_ORDER,
+        "Your savings mattered less than the loan term.",
+        id="mattered-less-than",
+    ),
+    pytest.param(
+        "Your employment was more important than the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term was more important than your employment.",
+        id="more-important-than",
+    ),
+    pytest.param(
+        "The checking account outweighed the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term outweighed your checking account.",
+        id="outweighed",
+    ),
+    pytest.param(
+        "The loan term came after your savings in importance.",
+        ViolationKind.WRONG_ORDER,
+        "Your checking account came after the loan term.",
+        id="came-after",
+    ),
+    # The main factor named before its cue.
+    pytest.param(
+        "Your checking account was the most important factor.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term was the most important factor.",
+        id="main-cue-after-name",
+    ),
+    pytest.param(
+        "Your checking account mattered most.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term and your checking account were the most important factors.",
+        id="mattered-most",
+    ),
+    pytest.param(
+        "Your checking account was the dominant factor.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term was the dominant factor.",
+        id="dominant",
+    ),
+    # A principal factor dismissed.
+    pytest.param(
+        "The loan term played no part in the decision.",
+        ViolationKind.WRONG_ORDER,
+        "The number of existing credits played a minor role and lowered the risk.",
+        id="played-no-part",
+    ),
+    pytest.param(
+        "The loan term did not matter.",
+        ViolationKind.WRONG_ORDER,
+        "Other instalment plans had little effect.",
+        id="did-not-matter",
+    ),
+    pytest.param(
+        "The loan term was a minor factor.",
+        ViolationKind.WRONG_ORDER,
+        "The number of existing credits was a minor factor.",
+        id="minor-factor",
+    ),
+    # A numbered list states an order.
+    pytest.param(
+        "\n1. Checking account\n2. Loan term",
+        ViolationKind.WRONG_ORDER,
+        "\n1. Loan term\n2. Checking account",
+        id="numbered-lines",
+    ),
+    pytest.param(
+        "Top factors: 1) savings 2) loan term",
+        ViolationKind.WRONG_ORDER,
+        "Top factors: 1) loan term 2) checking account",
+        id="numbered-inline",
+    ),
+    # Unicode look-alikes: a non-breaking space hid the factor's name.
+    pytest.param(
+        "The loan term (48\u00a0months) raised the risk, and your checking\u00a0account "
+        "lowered it.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term (48\u00a0months) raised the risk, and your checking\u00a0account "
+        "also raised it.",
+        id="no-break-space",
+    ),
+    # Decisions in words the lists lacked.
+    pytest.param(
+        "We are pleased to approve your application.",
+        ViolationKind.WRONG_DECISION,
+        "Unfortunately, we cannot approve your application.",
+        id="approve",
+    ),
+    pytest.param(
+        "Your application was successful.",
+        ViolationKind.WRONG_DECISION,
+        "Your application was unsuccessful.",
+        id="successful",
+    ),
+    pytest.param(
+        "We were unable to decline your application.",
+        ViolationKind.WRONG_DECISION,
+        "We are unable to approve your application.",
+        id="unable-to-decline",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), SHAPES)
+def test_a_false_claim_fails_and_the_true_one_of_its_shape_passes(
+    denied: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
+
+
+# Unreadable shapes: false ones fail closed. A true one of the same shape fails closed too
+# (no direction word, or a contrast the verifier does not resolve); these are rare in the
+# service's own texts, which state a direction with a verb.
+UNREADABLE = [
+    "The loan term raised the risk, unlike your checking account.",
+    "The loan term raised the risk, in contrast to your checking account.",
+    "The loan term raised the risk. Your checking account had the opposite effect.",
+    "Your checking account was a green flag.",
+    "Your checking account reassured us.",
+    "Your checking account was fine.",
+    "Your checking account posed no risk.",
+    "The loan term was low risk.",
+]
+
+
+@pytest.mark.parametrize("text", UNREADABLE)
+def test_unreadable_shapes_fail_closed(denied: DecisionFacts, text: str) -> None:
+    assert ViolationKind.UNVERIFIABLE in kinds(denied, DECLINED + text)
+
+
+def test_a_contrast_of_one_factor_is_read_as_before(denied: DecisionFacts) -> None:
+    # The phrase banks write "in the opposite direction" of one factor with its verb.
+    verdict = verify(denied, DECLINED + "In the opposite direction, the loan term raised the risk.")
+    assert verdict.passed, verdict.violations
+
+
+def test_comparatives_on_an_approval(approved: DecisionFacts) -> None:
+    false = "Your application was approved. Your credit history mattered more than your checking account."
+    true = "Your application was approved. Your checking account mattered more than your credit history."
+    assert ViolationKind.WRONG_ORDER in kinds(approved, false)
+    assert verify(approved, true).passed
+
+
+def test_a_main_cue_after_the_name_spans_both(denied: DecisionFacts) -> None:
+    text = DECLINED + "Your checking account was the most important factor."
+    wrong = [v for v in verify(denied, text).violations if v.kind is ViolationKind.WRONG_ORDER]
+    assert len(wrong) == 1
+    assert text[wrong[0].start : wrong[0].end] == "checking account was the most important"
+
+
+@pytest.mark.parametrize(
+    ("text", "passes"),
+    [
+        ("The loan term was the most important factor, followed by your checking account.", True),
+        ("The loan term raised the risk, and the main reason was your savings.", False),
+        ("Your checking account was overdrawn, and the main reason was the loan term.", True),
+    ],
+)
+def test_a_main_cue_reads_the_factor_it_is_said_of(
+    denied: DecisionFacts, text: str, passes: bool
+) -> None:
+    assert (ViolationKind.WRONG_ORDER not in kinds(denied, DECLINED + text)) is passes
+
+
+@pytest.mark.parametrize(
+    ("false", "true"),
+    [
+        ("The loan term ranked second.", "Your checking account ranked second."),
+        (
+            "The loan term was the second most important factor.",
+            "Your checking account was the second most important factor.",
+        ),
+        ("The loan term was the fourth reason.", "Your savings were the fourth reason."),
+        ("The second reason was your savings.", "The second reason was your checking account."),
+        (
+            "Your savings were the third-biggest factor.",
+            "Your employment was the third most important factor.",
+        ),
+    ],
+)
+def test_a_place_in_the_order_stated_in_words(denied: DecisionFacts, false: str, true: str) -> None:
+    # "second most important" is a place, not a main-reason claim about the factor.
+    assert ViolationKind.WRONG_ORDER in kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
