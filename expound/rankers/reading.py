@@ -57,7 +57,13 @@ LOOKALIKES = str.maketrans(
         "\u2014": "-",
     }
 )
-CLAUSE_BREAK = re.compile(r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although|however)\b|\n")
+# "however" beside a comma does not end the clause: set off by commas it is parenthetical
+# and may sit between a factor and its verb ("your checking account, however, lowered it"),
+# and after one ("..., however the savings ...") it joins two factors in one clause, where
+# each is held to its own direction (`gate._direction_of`).
+CLAUSE_BREAK = re.compile(
+    r"[.;!?]\s+|[.;!?]$|\b(?:but|while|whereas|although)\b|(?<!,\s)\bhowever\b(?!\s*,)|\n"
+)
 
 
 @cache

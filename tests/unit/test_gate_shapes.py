@@ -38,6 +38,22 @@ def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
 
 # (false text, the violation it must raise, a true text of the same shape).
 SHAPES = [
+    # A parenthetical "however" sits between a factor and its verb: it joins, not splits.
+    pytest.param(
+        "The loan term raised the risk: your checking account, however, lowered it.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term raised the risk: the number of existing credits at this bank, however, "
+        "lowered it.",
+        id="parenthetical-however",
+    ),
+    pytest.param(
+        "The length of the loan term (48 months) raised the risk. Your checking account "
+        "(overdrawn), however, lowered it.",
+        ViolationKind.WRONG_DIRECTION,
+        "The length of the loan term (48 months) raised the risk. The number of existing "
+        "credits at this bank (1), however, lowered it.",
+        id="parenthetical-however-own-sentence",
+    ),
     # Passive voice with the approval as subject: the object of "raised" is before it.
     pytest.param(
         "Your chances were raised by the loan term.",
