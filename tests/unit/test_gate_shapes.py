@@ -17,7 +17,7 @@ from expound.explainers.facts import DecisionFacts
 from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM
-from tests.support.facts_util import facts_for
+from tests.support.facts_util import facts_for, violation_kinds
 
 DECLINED = "Your application was declined. "
 
@@ -30,10 +30,6 @@ def denied(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> Decisio
 @pytest.fixture
 def approved(registry: ModelRegistry, approved_applicant: dict[str, Any]) -> DecisionFacts:
     return facts_for(registry, GBM, approved_applicant)
-
-
-def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
-    return {v.kind for v in verify(facts, text).violations}
 
 
 # (false text, the violation it must raise, a true text of the same shape).
@@ -216,7 +212,7 @@ SHAPES = [
 def test_a_false_claim_fails_and_the_true_one_of_its_shape_passes(
     denied: DecisionFacts, false: str, kind: ViolationKind, true: str
 ) -> None:
-    assert kind in kinds(denied, DECLINED + false)
+    assert kind in violation_kinds(denied, DECLINED + false)
     verdict = verify(denied, DECLINED + true)
     assert verdict.passed, verdict.violations
 
@@ -238,7 +234,7 @@ UNREADABLE = [
 
 @pytest.mark.parametrize("text", UNREADABLE)
 def test_unreadable_shapes_fail_closed(denied: DecisionFacts, text: str) -> None:
-    assert ViolationKind.UNVERIFIABLE in kinds(denied, DECLINED + text)
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(denied, DECLINED + text)
 
 
 def test_a_contrast_of_one_factor_is_read_as_before(denied: DecisionFacts) -> None:
@@ -250,7 +246,7 @@ def test_a_contrast_of_one_factor_is_read_as_before(denied: DecisionFacts) -> No
 def test_comparatives_on_an_approval(approved: DecisionFacts) -> None:
     false = "Your application was approved. Your credit history mattered more than your checking account."
     true = "Your application was approved. Your checking account mattered more than your credit history."
-    assert ViolationKind.WRONG_ORDER in kinds(approved, false)
+    assert ViolationKind.WRONG_ORDER in violation_kinds(approved, false)
     assert verify(approved, true).passed
 
 
@@ -272,7 +268,7 @@ def test_a_main_cue_after_the_name_spans_both(denied: DecisionFacts) -> None:
 def test_a_main_cue_reads_the_factor_it_is_said_of(
     denied: DecisionFacts, text: str, passes: bool
 ) -> None:
-    assert (ViolationKind.WRONG_ORDER not in kinds(denied, DECLINED + text)) is passes
+    assert (ViolationKind.WRONG_ORDER not in violation_kinds(denied, DECLINED + text)) is passes
 
 
 @pytest.mark.parametrize(
@@ -293,6 +289,6 @@ def test_a_main_cue_reads_the_factor_it_is_said_of(
 )
 def test_a_place_in_the_order_stated_in_words(denied: DecisionFacts, false: str, true: str) -> None:
     # "second most important" is a place, not a main-reason claim about the factor.
-    assert ViolationKind.WRONG_ORDER in kinds(denied, DECLINED + false)
+    assert ViolationKind.WRONG_ORDER in violation_kinds(denied, DECLINED + false)
     verdict = verify(denied, DECLINED + true)
     assert verdict.passed, verdict.violations

@@ -36,14 +36,10 @@ from expound.models.registry import ModelRegistry
 from expound.models.wording import parenthesis_free
 from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC, ROOT
-from tests.support.facts_util import facts_for
+from tests.support.facts_util import facts_for, violation_kinds
 
 # The background rows scanned for decisions of a given shape (a sample of each model's).
 SCANNED = 40
-
-
-def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
-    return {v.kind for v in verify(facts, text).violations}
 
 
 def background(registry: ModelRegistry, model_id: str) -> list[dict[str, Any]]:
@@ -148,7 +144,7 @@ def test_a_band_is_stated_by_its_label_and_a_wrong_label_fails(
     for other, wrong_label in spec.value_labels.items():
         if other != str(code):
             wrong = f"The {spec.description} ({wrong_label}) was part of the picture."
-            assert ViolationKind.WRONG_VALUE in kinds(facts, wrong), wrong
+            assert ViolationKind.WRONG_VALUE in violation_kinds(facts, wrong), wrong
 
 
 def test_an_amount_added_to_the_risk_is_a_direction_the_gate_reads(
@@ -163,8 +159,8 @@ def test_an_amount_added_to_the_risk_is_a_direction_the_gate_reads(
         up = f"{named} added {abs(factor.contribution):.3f} to the risk."
         down = f"{named} took {abs(factor.contribution):.3f} off the risk."
         right, wrong = (up, down) if factor.raises_risk else (down, up)
-        assert ViolationKind.WRONG_DIRECTION not in kinds(facts, right), right
-        assert ViolationKind.WRONG_DIRECTION in kinds(facts, wrong), wrong
+        assert ViolationKind.WRONG_DIRECTION not in violation_kinds(facts, right), right
+        assert ViolationKind.WRONG_DIRECTION in violation_kinds(facts, wrong), wrong
 
 
 def with_planned(facts: DecisionFacts, feature: str, typical: float) -> DecisionFacts:
@@ -193,7 +189,9 @@ def test_a_typical_band_is_read_by_its_label(
     description = facts.manifest.feature("installment_rate").description
     sentence = "Among favourable decisions, the typical {} is {}."
     assert verify(facts, sentence.format(description, "under 20%")).passed
-    assert ViolationKind.WRONG_CONTEXT in kinds(facts, sentence.format(description, "25 to 35%"))
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(
+        facts, sentence.format(description, "25 to 35%")
+    )
     assert facts.plan is not None
     planned = facts.plan.factor("installment_rate")
     assert planned is not None
@@ -227,9 +225,9 @@ def test_a_counterfactual_on_a_band_reads_and_is_checked_by_its_labels(
     assert "at 25 to 35% instead of 20 to 25%" in counterfactual_sentence(facts, heavier)
     assert verify(facts, stated).passed, verify(facts, stated).violations
     swapped = stated.replace("under 20% instead of 20 to 25%", "20 to 25% instead of under 20%")
-    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(facts, swapped)
+    assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(facts, swapped)
     unrecorded = counterfactual_sentence(facts, heavier)
-    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(facts, unrecorded)
+    assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(facts, unrecorded)
 
 
 # -- prose -----------------------------------------------------------------------------
@@ -403,6 +401,8 @@ def test_a_band_named_beside_another_factor_keeps_its_label_as_its_value(
         f"{term.description} ({term.value_text}, {abs(term.contribution):.3f})"
     )
     text = f"Less weight fell on {pair}, which also mattered."
-    assert ViolationKind.WRONG_VALUE not in kinds(facts, text), verify(facts, text).violations
+    assert ViolationKind.WRONG_VALUE not in violation_kinds(facts, text), verify(
+        facts, text
+    ).violations
     wrong = text.replace(rate.value_text, spec.value_labels["3"])
-    assert ViolationKind.WRONG_VALUE in kinds(facts, wrong)
+    assert ViolationKind.WRONG_VALUE in violation_kinds(facts, wrong)

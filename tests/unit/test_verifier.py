@@ -13,7 +13,7 @@ from expound.generators.openers import repeated_openers
 from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC
-from tests.support.facts_util import facts_for
+from tests.support.facts_util import facts_for, violation_kinds
 
 # Facts of the denied example on the tree model: loan term 48 months (rank 1, raises risk),
 # checking account overdrawn (2), employment below 1 year (3), savings below 100 DM (4).
@@ -27,10 +27,6 @@ def denied(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> Decisio
 @pytest.fixture
 def approved(registry: ModelRegistry, approved_applicant: dict[str, Any]) -> DecisionFacts:
     return facts_for(registry, GBM, approved_applicant)
-
-
-def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
-    return {v.kind for v in verify(facts, text).violations}
 
 
 FAITHFUL = (
@@ -84,7 +80,7 @@ def test_faithful_text_passes(denied: DecisionFacts) -> None:
 def test_each_kind_of_unfaithful_claim_is_caught(
     denied: DecisionFacts, text: str, kind: ViolationKind
 ) -> None:
-    assert kind in kinds(denied, text)
+    assert kind in violation_kinds(denied, text)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +107,7 @@ def test_approval_directions(approved: DecisionFacts) -> None:
         "Your application was approved. Having no checking account at this bank helped most, "
         "followed by your credit history.",
     ).passed
-    assert ViolationKind.WRONG_DIRECTION in kinds(
+    assert ViolationKind.WRONG_DIRECTION in violation_kinds(
         approved, "Your application was approved, although your credit history counted against you."
     )
 
@@ -138,7 +134,7 @@ def test_violation_spans_point_into_the_text(denied: DecisionFacts) -> None:
 def test_phrasings_beyond_the_phrase_banks(
     denied: DecisionFacts, text: str, kind: ViolationKind
 ) -> None:
-    assert kind in kinds(denied, text)
+    assert kind in violation_kinds(denied, text)
 
 
 @pytest.mark.parametrize(
@@ -224,7 +220,7 @@ def test_a_reason_text_placed_after_a_lesser_one_is_still_out_of_order(
         "1. Length of the requested loan term (38 months); 2. Other credit obligations "
         "(9 credits)."
     )
-    assert ViolationKind.WRONG_ORDER in kinds(obligations_first, text)
+    assert ViolationKind.WRONG_ORDER in violation_kinds(obligations_first, text)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from expound.generators.deterministic import (
 from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify
 from tests.conftest import GBM, LOGISTIC
-from tests.support.facts_util import facts_for
+from tests.support.facts_util import facts_for, violation_kinds
 
 
 @pytest.fixture
@@ -30,10 +30,6 @@ def denied(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> Decisio
 @pytest.fixture
 def analyst(registry: ModelRegistry, denied_applicant: dict[str, Any]) -> DecisionFacts:
     return facts_for(registry, GBM, denied_applicant, Audience.ANALYST)
-
-
-def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
-    return {v.kind for v in verify(facts, text).violations}
 
 
 def passes(facts: DecisionFacts, text: str) -> None:
@@ -53,27 +49,27 @@ def test_percentiles_must_be_the_recorded_ones(denied: DecisionFacts) -> None:
     percentile, _ = term(denied)
     sentence = "The length of the loan term of 48 months is at the {}th percentile of the sample."
     passes(denied, sentence.format(percentile))
-    assert ViolationKind.WRONG_CONTEXT in kinds(denied, sentence.format(percentile - 20))
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, sentence.format(percentile - 20))
     # A percentile the plan never recorded (a category has none).
-    assert ViolationKind.WRONG_CONTEXT in kinds(
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(
         denied, "Your checking account is at the 40th percentile of the sample."
     )
     # A percentile tied to no factor cannot be read.
-    assert ViolationKind.UNVERIFIABLE in kinds(denied, "This is at the 96th percentile.")
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(denied, "This is at the 96th percentile.")
 
 
 def test_typical_values_must_be_the_recorded_ones(denied: DecisionFacts) -> None:
     _, typical = term(denied)
     sentence = "Among favourable decisions, the typical length of the loan term is {:.0f} months."
     passes(denied, sentence.format(typical))
-    assert ViolationKind.WRONG_CONTEXT in kinds(denied, sentence.format(typical + 6))
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, sentence.format(typical + 6))
     assert denied.plan is not None
     checking = denied.plan.factor("checking_account")
     assert checking is not None and checking.typical_favourable == "no_account"
     passes(
         denied, "Among favourable decisions, the typical checking account is no checking account."
     )
-    assert ViolationKind.WRONG_CONTEXT in kinds(
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(
         denied, "Among favourable decisions, the typical checking account is overdrawn."
     )
 
@@ -86,7 +82,7 @@ def test_share_words_must_match_the_share(denied: DecisionFacts) -> None:
     passes(denied, sentence.format(planned.share_words))
     for _, _, words in SHARE_WORDS:
         if words != planned.share_words:
-            assert ViolationKind.WRONG_CONTEXT in kinds(denied, sentence.format(words))
+            assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, sentence.format(words))
 
 
 def test_base_rate_and_mean_score(denied: DecisionFacts) -> None:
@@ -96,9 +92,9 @@ def test_base_rate_and_mean_score(denied: DecisionFacts) -> None:
     passes(denied, f"In the reference sample, {share}% of decisions were favourable.")
     passes(denied, f"In the reference sample the mean score was {mean:.3f}.")
     wrong = f"In the reference sample, {share - 10}% of decisions were favourable."
-    assert ViolationKind.WRONG_CONTEXT in kinds(denied, wrong)
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, wrong)
     wrong = f"In the reference sample the mean score was {mean + 0.1:.3f}."
-    assert ViolationKind.WRONG_CONTEXT in kinds(denied, wrong)
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, wrong)
 
 
 def test_only_recorded_counterfactuals_may_be_stated(denied: DecisionFacts) -> None:
@@ -109,26 +105,26 @@ def test_only_recorded_counterfactuals_may_be_stated(denied: DecisionFacts) -> N
     assert verdict.passed, verdict.violations
     assert verdict.counterfactuals == [first]
     wrong_score = stated.replace(f"{first.score:.3f}", f"{first.score - 0.1:.3f}")
-    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(denied, wrong_score)
+    assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(denied, wrong_score)
     invented = (
         "With the length of the loan term at 36 months instead of 48 months, the score would "
         f"have been {first.score:.3f}, below the 0.50 threshold."
     )
     if [c.feature for c in first.changes] != ["duration_months"] or first.changes[0].after != 36:
-        assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(denied, invented)
+        assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(denied, invented)
     unrecorded = (
         "Had the purpose of the loan been a used car, the decision would have been approve."
     )
-    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(denied, unrecorded)
+    assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(denied, unrecorded)
     # "None found" is false when one was found.
-    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(denied, NO_RECOURSE)
+    assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(denied, NO_RECOURSE)
 
 
 def test_counterfactuals_need_a_record(denied: DecisionFacts) -> None:
     assert denied.plan is not None and denied.plan.recourse is not None
     stated = counterfactual_sentence(denied, denied.plan.recourse.counterfactuals[0])
     without = dataclasses.replace(denied, plan=denied.plan.model_copy(update={"recourse": None}))
-    assert ViolationKind.WRONG_COUNTERFACTUAL in kinds(without, stated)
+    assert ViolationKind.WRONG_COUNTERFACTUAL in violation_kinds(without, stated)
 
 
 @pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
@@ -140,8 +136,10 @@ def test_exact_is_claimed_only_of_exact_attributions(
     passes(facts, claim)
     sampled = facts.attributions.model_copy(update={"algorithm": "permutation-sampling"})
     estimated = dataclasses.replace(facts, attributions=sampled)
-    assert ViolationKind.WRONG_METHOD in kinds(estimated, claim)
-    assert ViolationKind.WRONG_METHOD in kinds(estimated, "The SHAP values here are exact.")
+    assert ViolationKind.WRONG_METHOD in violation_kinds(estimated, claim)
+    assert ViolationKind.WRONG_METHOD in violation_kinds(
+        estimated, "The SHAP values here are exact."
+    )
     passes(estimated, "Attributions are estimated SHAP values.")
 
 
@@ -168,7 +166,7 @@ def test_compliance_texts_must_cover_the_plan(
     assert facts.plan is not None
     reason_features = {name for r in facts.reasons for name in r.features}
     if any(p.feature not in reason_features for p in facts.plan.factors):
-        assert ViolationKind.PLAN_NOT_COVERED in kinds(facts, reasons_only)
+        assert ViolationKind.PLAN_NOT_COVERED in violation_kinds(facts, reasons_only)
 
 
 @pytest.mark.parametrize(
@@ -220,7 +218,7 @@ def test_magnitude_words_must_fit_the_share(denied: DecisionFacts) -> None:
     assert shares["duration_months"] >= 0.20
     passes(denied, "The length of the loan term raised the risk strongly.")
     slight = "The length of the loan term raised the risk slightly."
-    assert ViolationKind.WRONG_CONTEXT in kinds(denied, slight)
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, slight)
     small = min(
         (name for name in shares if not denied.manifest.feature(name).protected),
         key=lambda name: shares[name],
@@ -229,7 +227,7 @@ def test_magnitude_words_must_fit_the_share(denied: DecisionFacts) -> None:
     direction = "raised" if denied.factors[small].raises_risk else "lowered"
     passes(denied, f"The {description} {direction} the risk slightly.")
     strong = f"The {description} {direction} the risk heavily."
-    assert ViolationKind.WRONG_CONTEXT in kinds(denied, strong)
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(denied, strong)
 
 
 def test_a_number_that_is_not_the_factors_own_fails_closed(denied: DecisionFacts) -> None:
@@ -246,7 +244,7 @@ def test_a_number_that_is_not_the_factors_own_fails_closed(denied: DecisionFacts
     # Another factor's magnitude, true of the decision but not of this factor.
     borrowed = f"Your checking account raised the risk by {term.contribution:.3f}."
     assert abs(term.contribution - checking.contribution) > 0.01
-    assert ViolationKind.UNVERIFIABLE in kinds(denied, borrowed)
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(denied, borrowed)
 
 
 def test_a_quoted_typical_value_neither_hides_a_wrong_value_nor_names_another_feature(
@@ -257,7 +255,7 @@ def test_a_quoted_typical_value_neither_hides_a_wrong_value_nor_names_another_fe
     assert checking is not None and checking.typical_favourable == "no_account"
     # The typical value stated as the applicant's own is a wrong value, not a quotation.
     wrong = "You had no checking account, which raised the risk."
-    assert ViolationKind.WRONG_VALUE in kinds(denied, wrong)
+    assert ViolationKind.WRONG_VALUE in violation_kinds(denied, wrong)
     # "existing credits paid back on time so far", quoted as a typical credit history,
     # does not name the feature existing_credits.
     analyst = facts_for(registry, GBM, approved_applicant, Audience.ANALYST)

@@ -23,15 +23,11 @@ from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify, verify_candidate
 from expound.rankers.routing import preferred_styles
 from tests.conftest import GBM, LOGISTIC
-from tests.support.facts_util import facts_for
+from tests.support.facts_util import facts_for, violation_kinds
 
 STAFF = (Audience.ANALYST, Audience.COMPLIANCE)
 # chat.v1 as it was released: records that name it must keep meaning this text.
 CHAT_V1_SHA256 = "ef7f995e0af6de91cabf4892167342159af032f07db29b999756366d390f1a3c"
-
-
-def kinds(facts: DecisionFacts, text: str) -> set[ViolationKind]:
-    return {v.kind for v in verify(facts, text).violations}
 
 
 @pytest.fixture(params=STAFF, ids=lambda a: a.value)
@@ -89,7 +85,7 @@ def test_every_second_person_word_is_a_violation_of_its_own(staff: DecisionFacts
 )
 def test_only_whole_words_are_second_person(staff: DecisionFacts, sentence: str) -> None:
     assert "you" in sentence.lower()
-    assert ViolationKind.WRONG_VOICE not in kinds(
+    assert ViolationKind.WRONG_VOICE not in violation_kinds(
         staff, f"{deterministic_explanation(staff)} {sentence}"
     )
 
@@ -102,14 +98,14 @@ def test_a_reason_in_the_applicants_wording_is_the_same_reason_in_the_wrong_voic
     spoken = text.replace("the applicant's checking account", "your checking account")
     assert spoken != text
     # Read as CHK01 (no WRONG_REASON, the plan covered), but said to the reader.
-    assert kinds(facts, spoken) == {ViolationKind.WRONG_VOICE}
+    assert violation_kinds(facts, spoken) == {ViolationKind.WRONG_VOICE}
 
 
 def test_a_true_claim_addressed_to_the_reader_fails(staff: DecisionFacts) -> None:
     text = deterministic_explanation(staff)
     assert "the length of the loan term" in text or "duration_months" in text
     spoken = f"{text} Your loan term of 48 months raised the risk."
-    assert kinds(staff, spoken) == {ViolationKind.WRONG_VOICE}
+    assert violation_kinds(staff, spoken) == {ViolationKind.WRONG_VOICE}
 
 
 def test_the_manifests_own_wording_is_quoted_not_spoken(staff: DecisionFacts) -> None:
@@ -139,7 +135,7 @@ def test_the_manifests_own_wording_is_quoted_not_spoken(staff: DecisionFacts) ->
         text += f" The {worded} {direction} the risk."
     assert f"{worded} " in text and value in text
     assert verify(reworded, text).passed, verify(reworded, text).violations
-    assert kinds(reworded, f"{text} {SPOKEN[1]}") == {ViolationKind.WRONG_VOICE}
+    assert violation_kinds(reworded, f"{text} {SPOKEN[1]}") == {ViolationKind.WRONG_VOICE}
 
 
 @pytest.mark.parametrize("audience", STAFF, ids=lambda a: a.value)
@@ -252,4 +248,4 @@ def test_the_voice_mutant_is_staff_only_and_the_gate_rejects_it_for_its_voice(
         assert verify(facts, faithful).passed
         spoken = mutants["voice"]
         assert SECOND_PERSON.search(faithful) is None and SECOND_PERSON.search(spoken)
-        assert kinds(facts, spoken) == {ViolationKind.WRONG_VOICE}, spoken
+        assert violation_kinds(facts, spoken) == {ViolationKind.WRONG_VOICE}, spoken
