@@ -223,14 +223,26 @@ class _Driver:
         """Runs ``work`` in the open transaction and commits it (rolls back on failure)."""
         try:
             result = _drive(work(self._tables))
+        except BaseException:
+            self._rollback()
+            raise
+        return self._commit(result, committed)
+
+    def _commit(self, result: T, committed: Callable[[T], object] | None) -> T:
+        """Commits the open transaction (rolls it back if the commit fails), then hands
+        ``result`` to ``committed``."""
+        try:
             self._conn.execute("COMMIT")
         except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         if committed is not None:
             committed(result)
         return result
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _begun_at_once(self) -> bool:
         """Opens a write transaction if nobody holds the write lock; never waits."""
@@ -261,8 +273,7 @@ class _Driver:
             done = (_drive(work(self._tables)),)
         except BaseException:
             try:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._rollback()
             finally:
                 self._lock.release()
             raise
@@ -285,15 +296,7 @@ class _Driver:
         fails), then releases the lock: in the commit thread, so the event loop goes on
         while the disk syncs."""
         try:
-            try:
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            if committed is not None:
-                committed(result)
-            return result
+            return self._commit(result, committed)
         finally:
             self._lock.release()
 
@@ -321,7 +324,7 @@ class _Driver:
                 self._committer, self._commit_held, result, committed
             )
         except BaseException:  # not handed over (the executor is shut): nothing is kept
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             self._lock.release()
             raise
         # The commit finishes even if this caller is cancelled: the lock is released there.
