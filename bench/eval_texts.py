@@ -99,17 +99,16 @@ def _sentences(
     facts: DecisionFacts,
     slots: list[_Slot],
     variant: int,
-    flip: bool,
+    flip_at: int | None = None,
     spoken: bool = False,
-    flip_at: int = 0,
 ) -> list[str]:
-    """The factors' sentences; ``flip`` turns the direction of the one at ``flip_at``,
+    """The factors' sentences; ``flip_at`` turns the direction of the one at that position,
     ``spoken`` says the first one's effect to the reader in the second person."""
     bank = templates()["audiences"][facts.audience.value]
     out = []
     for position, slot in enumerate(slots):
         factor = slot.factor
-        raises = factor.raises_risk != (flip and position == flip_at)
+        raises = factor.raises_risk != (position == flip_at)
         side = "adverse" if raises else "favourable"
         effects = bank["effect"][side]
         if spoken and position == 0:
@@ -148,16 +147,16 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
     slots = [_Slot(f, f.value_text, variant + i) for i, f in enumerate(factors)]
     adverse = facts.prediction.adverse
     opening = _opening(facts, variant, adverse)
-    faithful = _text(opening, _sentences(facts, slots, variant, flip=False))
+    faithful = _text(opening, _sentences(facts, slots, variant))
     mutants: dict[str, str] = {}
     if slots:
-        mutants["direction"] = _text(opening, _sentences(facts, slots, variant, flip=True))
+        mutants["direction"] = _text(opening, _sentences(facts, slots, variant, flip_at=0))
     for index, slot in enumerate(slots):
         wrong = _wrong_value(facts, slot.factor)
         if wrong is not None:
             changed = [*slots[:index], _Slot(slot.factor, wrong, slot.effect_index)]
             changed += slots[index + 1 :]
-            mutants["value"] = _text(opening, _sentences(facts, changed, variant, flip=False))
+            mutants["value"] = _text(opening, _sentences(facts, changed, variant))
             break
     suite = templates()["mutations"]
     unused = suite["unused_features"][variant % len(suite["unused_features"])]
@@ -165,12 +164,12 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
     extra = suite["unused_sentence"].format(
         feature=unused, effect=effects["adverse" if adverse else "favourable"][0]
     )
-    sentences = _sentences(facts, slots, variant, flip=False)
+    sentences = _sentences(facts, slots, variant)
     mutants["unused_feature"] = _text(opening, [*sentences[:1], extra, *sentences[1:]])
     if len(slots) >= 2:
         swapped = [slots[1], slots[0], *slots[2:]]
-        mutants["order"] = _text(opening, _sentences(facts, swapped, variant, flip=False))
-        flipped = _sentences(facts, slots, variant, flip=True, flip_at=1)
+        mutants["order"] = _text(opening, _sentences(facts, swapped, variant))
+        flipped = _sentences(facts, slots, variant, flip_at=1)
         second = flipped[1]
         joined = f"{flipped[0].removesuffix('.')}, and {second[0].lower()}{second[1:]}"
         mutants["joined"] = _text(opening, [joined, *flipped[2:]])
@@ -182,8 +181,8 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
         swapped_values = list(slots)
         swapped_values[a] = _Slot(slots[a].factor, slots[b].value, slots[a].effect_index)
         swapped_values[b] = _Slot(slots[b].factor, slots[a].value, slots[b].effect_index)
-        mutants["swap"] = _text(opening, _sentences(facts, swapped_values, variant, flip=False))
+        mutants["swap"] = _text(opening, _sentences(facts, swapped_values, variant))
     if slots and facts.audience is not Audience.APPLICANT:
-        spoken = _sentences(facts, slots, variant, flip=False, spoken=True)
+        spoken = _sentences(facts, slots, variant, spoken=True)
         mutants["voice"] = _text(opening, spoken)
     return faithful, mutants
