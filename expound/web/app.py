@@ -67,9 +67,12 @@ def build_app(service: api.Service, call_done: CallDone | None = None) -> FastAP
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_middleware(RequestIds, call_done=call_done)
 
-    @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/ui/records", status_code=303)
+
+    # "/ui" is the address the server prints at start: it and "/" open the record search.
+    for path in ("/", "/ui", "/ui/"):
+        app.add_api_route(path, home, methods=["GET"], include_in_schema=False)
 
     def openapi() -> dict[str, Any]:
         # Request validation answers 400 with ErrorBody (documented per endpoint), never

@@ -387,3 +387,15 @@ async def test_the_search_page_filters_by_dates_and_names_a_bad_one(
         assert "No records match." in empty.text
     assert bad.status_code == 400
     assert "<code>since</code>: not a date (YYYY-MM-DD)" in bad.text
+
+
+async def test_the_pages_address_printed_at_start_opens_the_record_search(web: Web) -> None:
+    # The server prints ".../ui" as the pages' address; it, "/ui/" and "/" must open the
+    # record search (the login page first for a browser without a session).
+    async with web.client() as browser:
+        for path in ("/ui", "/ui/", "/"):
+            answer = await browser.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"] == "/ui/records", path
+            landed = await browser.get(path, follow_redirects=True)
+            assert landed.status_code == 200 and landed.url.path == "/ui/login", path
