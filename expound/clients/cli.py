@@ -31,6 +31,13 @@ from expound.v1 import explain_pb2 as pb
 from expound.wire import reason_third_person
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+UINT32_MAX = 2**32 - 1
+"""The largest value of a uint32 wire field."""
+
+
+def _plain(doc: str | None) -> str:
+    """A docstring as --help shows it: without reStructuredText's literal quotes."""
+    return (doc or "").replace("``", "")
 
 
 def _as_json(message: Any) -> str:
@@ -366,7 +373,7 @@ def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="expound", description=__doc__)
+    parser = argparse.ArgumentParser(prog="expound", description=_plain(__doc__))
     parser.add_argument("--target", default=DEFAULT_TARGET, help="server address (host:port)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-call deadline, seconds")
     auth_cli.add_security_options(parser)
@@ -384,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--question", default="")
     explain.add_argument("--decision-id", default="")
     explain.add_argument("--idempotency-key", default="")
-    explain.add_argument("--candidates", type=_whole_number(2**32 - 1), default=0)
+    explain.add_argument("--candidates", type=_whole_number(UINT32_MAX), default=0)
     explain.add_argument("--seed", type=_whole_number(2**64 - 1), default=0)
     explain.add_argument("--json", action="store_true", help="print the full response as JSON")
     explain.add_argument(
@@ -445,8 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list, show, check or reload models")
     model_actions = models.add_subparsers(dest="action", required=True)
-    model_actions.add_parser("list")
-    show = model_actions.add_parser("show")
+    model_actions.add_parser("list", help="the served models, their versions and states")
+    show = model_actions.add_parser(
+        "show", help="one model's manifest: features, reason codes, score, threshold"
+    )
     show.add_argument("model_id")
     show.add_argument("--json", action="store_true")
     model_actions.add_parser("reload", help="have the server reread its model directory")
@@ -466,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     records = commands.add_parser("records", help="read archived records")
     record_actions = records.add_subparsers(dest="action", required=True)
-    get = record_actions.add_parser("get")
+    get = record_actions.add_parser("get", help="one record by id, as archived")
     get.add_argument("record_id")
     get.add_argument(
         "--json", action="store_true", help="the record message, not its canonical JSON"
@@ -474,12 +483,19 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--proof", action="store_true", help="print its proof bundle (see expound archive verify)"
     )
-    listing = record_actions.add_parser("list")
+    listing = record_actions.add_parser(
+        "list", help="record summaries, newest first, by model, decision id or time"
+    )
     listing.add_argument("--model", default="")
     listing.add_argument("--decision-id", default="")
     listing.add_argument("--since", default="", help="ISO 8601 time, inclusive")
     listing.add_argument("--until", default="", help="ISO 8601 time, exclusive")
-    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument(
+        "--page-size",
+        type=_whole_number(UINT32_MAX),
+        default=0,
+        help="records per page (0: the server's default; it caps the size)",
+    )
     listing.add_argument("--page-token", default="")
     exporting = record_actions.add_parser("export", help="records with proofs, oldest first")
     exporting.add_argument("--since", default="", help="ISO 8601 time, inclusive")
@@ -492,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "notice",
             help="adverse action notice of a record: HTML, PDF or PNG",
-            description=notice.__doc__,
+            description=_plain(notice.__doc__),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )

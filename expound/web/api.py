@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime
 
+from expound.archive.engine import MAX_ACCESS_PAGE, MAX_PAGE_SIZE
 from expound.archive.store import RecordFilter
 from expound.domain import ExplainRequest
 from expound.errors import PermissionDenied, StatusCode
@@ -45,9 +46,6 @@ from expound.web.schemas import (
     RecordSummaryBody,
     ReloadBody,
 )
-
-MAX_PAGE = 500
-MAX_ACCESS_PAGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ async def list_records(
     decision_id: Annotated[str, Query(max_length=MAX_ID_CHARS)] = "",
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
-    page_size: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 0,
+    page_size: Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)] = 0,
     page_token: Annotated[str, Query(max_length=32)] = "",
 ) -> RecordListBody:
     """Records newest first, by model, decision id and creation time (since inclusive)."""

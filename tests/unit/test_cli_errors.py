@@ -215,3 +215,27 @@ def test_records_list_with_a_time_that_is_not_iso_8601(
 ) -> None:
     line = failed(capsys, "--target", "127.0.0.1:1", "records", "list", option, "yesterday")
     assert f"{option}: not an ISO 8601 time: 'yesterday'" in line
+
+
+@pytest.mark.parametrize("value", ["-3", str(2**32), "ten"])
+def test_records_list_with_a_page_size_out_of_range(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # Refused by the command, before a call: it once went to the wire and came back as
+    # protobuf's "Value out of range: -3".
+    with pytest.raises(SystemExit) as exited:
+        main(["--target", "127.0.0.1:1", "records", "list", "--page-size", value])
+    assert exited.value.code == 2
+    assert "argument --page-size:" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_help_reads_as_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["notice", "--help"], ["records", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        shown = capsys.readouterr().out
+        assert "``" not in shown, argv
+    with pytest.raises(SystemExit):
+        main(["records", "--help"])
+    listed = capsys.readouterr().out
+    assert "one record by id" in listed and "record summaries" in listed
