@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.errors import ServiceError
 from expound.observability.logs import configure_logging
 from expound.settings import Settings
+from expound.times import format_utc
 from expound.v1 import explain_pb2 as pb
 from expound.wire import reason_third_person
 
@@ -361,7 +362,7 @@ def _cmd_records(args: argparse.Namespace, client: ExplainClient) -> int:
         page_token=args.page_token,
     )
     for summary in page.records:
-        created = summary.created_at.ToDatetime().isoformat()
+        created = format_utc(summary.created_at.ToDatetime(tzinfo=UTC))
         print(
             f"{summary.record_id}  {created}  {summary.model_id:<24} "
             f"{summary.decision:<8} {summary.decision_id}"

@@ -18,6 +18,7 @@ import pytest
 from expound.clients.cli import main
 from expound.models.manifest import SECOND_PERSON
 from expound.server.app import RunningServer
+from expound.times import parse_utc
 from tests.conftest import EXAMPLES, GBM, LOGISTIC
 
 DENIED = str(EXAMPLES / "applicant_denied.json")
@@ -129,7 +130,8 @@ async def test_records_get_prints_the_canonical_record(
 async def test_records_list_filters_by_model_and_time(
     service: RunningServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gbm = [(await explained(service, capsys, GBM))["record_id"] for _ in range(2)]
+    answers = [await explained(service, capsys, GBM) for _ in range(2)]
+    gbm = [answer["record_id"] for answer in answers]
     logistic = (await explained(service, capsys, LOGISTIC))["record_id"]
 
     since = "2000-01-01T00:00:00"
@@ -140,6 +142,12 @@ async def test_records_list_filters_by_model_and_time(
     listed = [line.split()[0] for line in out.splitlines()]
     assert listed == gbm[::-1], "newest first, only the requested model"
     assert logistic not in out and all(GBM in line for line in out.splitlines())
+    # Each line's time is the record's, in RFC 3339 UTC as everywhere else ("Z").
+    times = [line.split()[1] for line in out.splitlines()]
+    assert all(time.endswith("Z") for time in times)
+    assert [parse_utc(time) for time in times] == [
+        parse_utc(answer["created_at"]) for answer in answers[::-1]
+    ]
 
     code, out, _ = await expound(
         service, capsys, "records", "list", "--model", GBM, "--since", "2999-01-01T00:00:00"
