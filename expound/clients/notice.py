@@ -37,7 +37,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         required=True,
         help='JSON file: the applicant\'s "name", "address" lines and, when a credit score '
-        'was used, "credit_score" (none of it is in the archive)',
+        'was used, "credit_score" with the "key_factors" its provider gave (none of it is in '
+        "the archive)",
     )
     parser.add_argument("--lang", default="en", help="language of the notice (default: en)")
     parser.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else html")

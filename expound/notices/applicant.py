@@ -8,7 +8,10 @@ not who the person is), so the caller passes it in, as a JSON file:
                       "key_factors": ["Length of credit history"]}}
 
 ``key_factors`` are the score's key factors as the score's provider gave them (at most four,
-FCRA section 609(f)(1)(C)); when absent, the decision's principal reasons stand for them.
+FCRA section 609(f)(1)(C)), and are required with a score: the decision's principal reasons
+are the creditor's model's, not the factors of a score a consumer reporting agency computed,
+so they never stand in for them (a notice saying "Length of the requested loan term"
+affected a bureau score would be false).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from expound.notices.errors import NoticeError
 
@@ -37,6 +40,16 @@ class CreditScore(_Strict):
     # The number of inquiries is disclosed on top of the four when it was a key factor
     # (FCRA section 609(f)(9)).
     inquiries_were_key_factor: bool = False
+
+    @model_validator(mode="after")
+    def _has_key_factors(self) -> CreditScore:
+        if not self.key_factors and not self.inquiries_were_key_factor:
+            raise ValueError(
+                "key_factors: required with a credit score: the factors that adversely "
+                f"affected it, as its provider gave them (1 to {MAX_KEY_FACTORS}; FCRA "
+                "609(f)(1)(C)); the decision's principal reasons do not stand for them"
+            )
+        return self
 
 
 class NoticeApplicant(_Strict):

@@ -22,8 +22,6 @@ from expound.notices.errors import NoticeError
 from expound.notices.record import NoticeReason, NoticeRecord
 from expound.notices.templates import RECORD_LANGUAGE, TemplateSet
 
-MAX_KEY_FACTORS = 4
-
 
 @dataclass(frozen=True)
 class NoticeProvenance:
@@ -98,11 +96,7 @@ def _reasons(record: NoticeRecord, templates: TemplateSet, language: str) -> lis
     return [NoticeReason(rank=r.rank, code=r.code, text=translated[r.code]) for r in record.reasons]
 
 
-def _credit_score(
-    creditor: LoadedCreditor,
-    applicant: NoticeApplicant,
-    reasons: list[NoticeReason],
-) -> dict[str, Any] | None:
+def _credit_score(creditor: LoadedCreditor, applicant: NoticeApplicant) -> dict[str, Any] | None:
     policy = creditor.profile.credit_score
     if not policy.used:
         return None
@@ -110,7 +104,7 @@ def _credit_score(
     if score is None:
         raise NoticeError(
             f"creditor profile {creditor.path} says a credit score was used: the applicant "
-            "file must give credit_score (value and date)"
+            "file must give credit_score (value, date and key_factors)"
         )
     assert policy.range_low is not None and policy.range_high is not None
     if not policy.range_low <= score.value <= policy.range_high:
@@ -118,14 +112,13 @@ def _credit_score(
             f"applicant credit score {score.value} is outside the range "
             f"{policy.range_low}-{policy.range_high} of {policy.name} ({creditor.path})"
         )
-    key_factors = score.key_factors or [r.text for r in reasons[:MAX_KEY_FACTORS]]
     return {
         "name": policy.name,
         "value": score.value,
         "date": score.date,
         "range_low": policy.range_low,
         "range_high": policy.range_high,
-        "key_factors": key_factors,
+        "key_factors": list(score.key_factors),
         "inquiries_were_key_factor": score.inquiries_were_key_factor,
         "provider": creditor.profile.score_provider(),
     }
@@ -213,7 +206,7 @@ def compose_notice(
             else None
         ),
         "bureaus": creditor.profile.bureaus,
-        "credit_score": (_credit_score(creditor, applicant, reasons) if record.adverse else None),
+        "credit_score": (_credit_score(creditor, applicant) if record.adverse else None),
         "verification": record.verification,
         "provenance": provenance,
     }

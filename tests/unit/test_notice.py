@@ -199,6 +199,13 @@ def with_profile(tmp_path: Path, **changes: str) -> LoadedCreditor:
     return load_creditor(path)
 
 
+def key_factors_listed(html: str, heading: str) -> list[str]:
+    """The items of the list that follows the key factors' heading in a notice's HTML."""
+    after = html.split(heading, 1)[1]
+    listing = after.split("<ol>", 1)[1].split("</ol>", 1)[0]
+    return [item.split("</li>")[0].strip() for item in listing.split("<li>")[1:]]
+
+
 def copied_templates(tmp_path: Path) -> Path:
     folder = tmp_path / "templates"
     shutil.copytree(DEFAULT_TEMPLATES, folder)
@@ -237,11 +244,16 @@ def test_the_pdf_holds_every_required_element(
         "bureau phone": profile.bureaus[0].phone,
         "decision id": "loan-applicant",
     }
+    score = applicant.credit_score
+    assert score is not None and score.key_factors
+    required |= {f"key factor {n}": factor for n, factor in enumerate(score.key_factors)}
     missing = {what: value for what, value in required.items() if words(value) not in text}
     assert missing == {}
-    # Each reason is a principal reason and a score key factor (and in English the
-    # applicant's explanation names it too).
-    assert all(text.count(reason) >= 2 for reason in reasons)
+    # The score's key factors are the provider's, never the model's principal reasons.
+    listed = key_factors_listed(notice.html, wording["key factors"])
+    inquiries = {"en": "Number of recent inquiries", "es": "Número de consultas recientes"}
+    assert listed[:-1] == score.key_factors and listed[-1].startswith(inquiries[language])
+    assert not set(reasons) & set(listed)
     if language == "es":
         assert not any(reason in text for reason in reason_texts(record, "en"))
     # The provenance, in the footer (hashes may wrap) and in the document information.
@@ -417,7 +429,7 @@ def test_applicant_names_are_text_never_markup(
         {
             "name": hostile,
             "address": ["<img src=x onerror=alert(1)>"],
-            "credit_score": {"value": 598, "date": "2026-11-20"},
+            "credit_score": {"value": 598, "date": "2026-11-20", "key_factors": [hostile]},
         }
     )
     notice = compose(records["applicant"], creditor, applicant, templates)
@@ -473,7 +485,7 @@ def test_a_score_used_needs_the_applicants_score(
         {
             "name": "A. Person",
             "address": ["1 Road"],
-            "credit_score": {"value": 900, "date": "2026-11-20"},
+            "credit_score": {"value": 900, "date": "2026-11-20", "key_factors": ["Age"]},
         }
     )
     with pytest.raises(NoticeError, match="outside the range 300-850"):
@@ -549,3 +561,20 @@ def test_the_same_inputs_render_the_same_bytes(
         notice_record(records["applicant"]), creditor, applicant, templates, "en", date(2026, 12, 1)
     )
     assert notice_pdf(later, templates) != first
+
+
+def test_a_score_without_its_providers_key_factors_is_refused(tmp_path: Path) -> None:
+    # The decision's principal reasons are the creditor's model's: printed as a bureau
+    # score's key factors they would be false, so they never stand in for them.
+    document = json.loads((FIXTURES / "applicant.json").read_text())
+    del document["credit_score"]["key_factors"]
+    document["credit_score"]["inquiries_were_key_factor"] = False
+    path = tmp_path / "applicant.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(NoticeError) as refused:
+        load_notice_applicant(path)
+    assert str(path) in str(refused.value) and "key_factors" in str(refused.value)
+    # Inquiries alone are a key factor the provider gave.
+    document["credit_score"]["inquiries_were_key_factor"] = True
+    path.write_text(json.dumps(document))
+    assert load_notice_applicant(path).credit_score is not None
