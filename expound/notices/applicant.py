@@ -3,7 +3,7 @@ its value and date. None of it is in the archive (a record holds the decision's 
 not who the person is), so the caller passes it in, as a JSON file:
 
     {"name": "Ana María Núñez", "address": ["12 Elm Street", "Springfield, IL 62701"],
-     "product": "personal loan",
+     "product": "a personal loan",
      "credit_score": {"value": 612, "date": "2026-11-20",
                       "key_factors": ["Length of credit history"]}}
 

@@ -51,7 +51,7 @@ SPANISH_REASONS: dict[str, str] = tomllib.loads(
 # What each language's notice must say, beside the values the test takes from its inputs.
 WORDING = {
     "en": {
-        "action taken": "your application for personal loan was declined on",
+        "action taken": "your application for a personal loan was declined on",
         "decision date": "November",
         "ECOA statement": "The federal Equal Credit Opportunity Act prohibits creditors from "
         "discriminating against credit applicants on the basis of race, color, religion, "
@@ -70,7 +70,7 @@ WORDING = {
         "address or telephone number shown below within 60 days of the date of this letter.",
     },
     "es": {
-        "action taken": "su solicitud de personal loan fue rechazada el",
+        "action taken": "su solicitud de a personal loan fue rechazada el",
         "decision date": "de noviembre de",
         "ECOA statement": "La Ley federal de Igualdad de Oportunidades de Crédito (Equal "
         "Credit Opportunity Act) prohíbe a los acreedores discriminar a los solicitantes de "
