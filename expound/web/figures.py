@@ -27,6 +27,14 @@ class Bar:
     increases: bool
 
 
+def _shown(value: object) -> str:
+    """A feature's value as the request gave it: a whole number without ".0" (the
+    attributions carry numbers as floats: 48, not 48.0), others exactly."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _scaled(points: Sequence[float]) -> tuple[float, float]:
     low, high = min(points), max(points)
     span = (high - low) or 1.0
@@ -37,7 +45,7 @@ def waterfall(attributions: Attributions, bars: int = WATERFALL_BARS) -> list[Ba
     """From the base value to the model output, one bar per feature by rank; the features
     beyond ``bars`` summed into one "other features" bar, so the last bar ends at the output."""
     items = sorted(attributions.items, key=lambda item: item.rank)
-    shown = [(f"{item.feature} = {item.value}", item.contribution) for item in items[:bars]]
+    shown = [(f"{item.feature} = {_shown(item.value)}", item.contribution) for item in items[:bars]]
     rest = sum(item.contribution for item in items[bars:])
     if items[bars:]:
         shown.append((f"{len(items) - bars} other features", rest))
