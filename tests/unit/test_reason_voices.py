@@ -34,6 +34,9 @@ from tests.unit.test_web_api import Web, web  # noqa: F401  (the HTTP face fixtu
 OLD_SCHEMA = "expound.record/v3"
 BAR_LABEL = re.compile(r'<text x="0" y="\d+" class="label">([^<]*)</text>')
 REASON_LABEL = re.compile(r"^[A-Z0-9]{2,8}: ")
+REASON_COUNT = re.compile(
+    r'class="label">([A-Z0-9]{2,8}: [^<]*)</text>.*?class="value"[^>]*>([^<]*)</text>', re.S
+)
 
 
 async def reason_table(stub: Any, model_id: str) -> dict[str, pb.ReasonCode]:
@@ -203,6 +206,11 @@ async def test_a_record_written_before_neutral_text_reads_replays_audits_and_sho
     for reason in fresh.principal_reasons:
         shown = by_code[reason.code].removesuffix("...")
         assert f"{reason.code}: {reason.neutral_text}".startswith(shown), shown
+    # Each bar counts the two records that gave its reason: a whole number.
+    counted = {html.unescape(k): v for k, v in REASON_COUNT.findall(model_page.text)}
+    assert {label.split(":")[0]: counted[label] for label in by_code.values()} == {
+        r.code: "2" for r in fresh.principal_reasons
+    }
 
     # The whole log, the v3 record and the v4 one, still audits.
     report = await audit_archive(settings)
