@@ -25,6 +25,7 @@ import expound
 from expound.errors import StartupError
 from expound.llm.pool import ServerState
 from expound.models.registry import ModelRegistry
+from expound.models.training import GBM_ID
 from expound.observability.metrics import MetricsEndpoint, serve_metrics
 from expound.observability.telemetry import Telemetry, build_telemetry
 from expound.pipeline.assembly import insecure_llm_key, watch_health
@@ -294,6 +295,22 @@ def _security(
     return credentials, access
 
 
+DEMO_APPLICANT = "examples/applicant_denied.json"
+"""The example applicant of the demo models, in the repository."""
+
+
+def try_command(settings: Settings, port: int, model_ids: list[str]) -> str:
+    """The command the start-up banner suggests: explaining the example applicant when the
+    demo model is served, else showing the first served model's schema (what to send)."""
+    command = f".venv/bin/expound --target {settings.host}:{port}"
+    if settings.tls_cert_file:
+        command += " --tls-ca CA_FILE --token TOKEN"
+    if GBM_ID in model_ids:
+        return f"{command} explain --model {GBM_ID} --applicant {DEMO_APPLICANT}"
+    served = [model_id for model_id in model_ids if model_id]
+    return f"{command} models show {served[0]}" if served else f"{command} models list"
+
+
 async def serve(settings: Settings) -> None:
     """Runs the service until SIGINT or SIGTERM; SIGHUP reloads the models."""
     stop = asyncio.Event()
@@ -325,9 +342,7 @@ async def serve(settings: Settings) -> None:
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
             f"archive: {settings.archive_path}; metrics: {metrics}; HTTP API and pages: {pages})\n"
             f"  security: {describe_security(settings)}\n"
-            f"  try: .venv/bin/expound --target {settings.host}:{running.port}"
-            + (" --tls-ca CA_FILE --token TOKEN" if settings.tls_cert_file else "")
-            + " explain --model german-credit-gbm --applicant examples/applicant_denied.json",
+            f"  try: {try_command(settings, running.port, models.split(', '))}",
             flush=True,
         )
         await stop.wait()
