@@ -19,6 +19,7 @@ import pickle
 import random
 import re
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,23 +356,70 @@ def import_model(
     model_id: str | None = None,
     seed: int = DEFAULT_SEED,
 ) -> ModelManifest:
-    """Writes a complete model directory under ``out`` and returns its manifest.
+    """Writes a complete model directory at ``out`` and returns its manifest.
+
+    The directory is written beside ``out`` under a hidden name and renamed to ``out`` once
+    whole, so a refused import leaves nothing behind (a model directory without its
+    manifest, under a server's model directory, would be served as unavailable). ``out``
+    must not exist, or be empty: an import never overwrites a manifest being reviewed.
 
     Raises:
-        ImportRefused: the artifact is an untrusted pickle, has no ``predict_proba``, is of an
-            unknown kind, or does not fit the sample.
+        ImportRefused: ``out`` holds something already; the artifact is an untrusted pickle,
+            has no ``predict_proba``, is of an unknown kind, or does not fit the sample.
     """
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ImportRefused(
+            f"{out}: already exists and is not empty; import into a new directory "
+            "(its manifest.json, reviewed or not, is never overwritten)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    try:
+        manifest = _write_model_directory(
+            artifact,
+            data,
+            staging,
+            out.name,
+            target=target,
+            trust_pickle=trust_pickle,
+            categorical=categorical,
+            model_id=model_id,
+            seed=seed,
+        )
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server's user
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_model_directory(
+    artifact: Path,
+    data: Path,
+    out: Path,
+    name: str,
+    *,
+    target: str | None,
+    trust_pickle: bool,
+    categorical: Sequence[str],
+    model_id: str | None,
+    seed: int,
+) -> ModelManifest:
+    """Writes the model directory's files into ``out``; ``name`` is its final name."""
     frame = pd.read_csv(data)
     if target is not None:
         if target not in frame.columns:
             raise ImportRefused(f"{data}: --target {target!r} is not a column of the sample")
         frame = frame.drop(columns=[target])
-    out.mkdir(parents=True, exist_ok=True)
     converted = convert_artifact(artifact, out, trust_pickle=trust_pickle)
     columns = converted.columns or [str(c) for c in frame.columns]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ImportRefused(f"{data}: the artifact's columns {missing} are not in the sample")
+        raise ImportRefused(
+            f"{data}: the artifact's columns {missing} are not in the sample; --data holds "
+            "the model's inputs as the model takes them (its columns, its encoding)"
+        )
     features = infer_features(frame, columns, [*converted.categorical, *categorical])
     score, explainer = _output_and_explainer(converted)
     records = frame[columns].to_dict(orient="records")
@@ -381,7 +429,7 @@ def import_model(
     background.write_text(json.dumps(chosen, sort_keys=True, indent=0) + "\n")
     units = "log-odds" if score.space == "log_odds" else "probability"
     manifest = ModelManifest(
-        model_id=model_id or _feature_name(out.name).replace("_", "-"),
+        model_id=model_id or _feature_name(name).replace("_", "-"),
         version="1.0.0",
         title=f"{TODO}: a title for this model",
         kind=converted.kind,

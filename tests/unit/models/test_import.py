@@ -172,3 +172,47 @@ def test_a_model_without_predict_proba_is_refused(
     )
     error = capsys.readouterr().err
     assert code == 2 and "svc.pkl: predict_proba: LinearSVC" in error
+
+
+def test_a_refused_import_leaves_nothing_behind(
+    outside: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sample without one of the model's columns: refused after the artifact was
+    # converted, which used to leave a directory holding only model.skops.
+    narrow = tmp_path / "narrow.csv"
+    outside["data"].drop(columns=[outside["data"].columns[0]]).assign(target=1).to_csv(
+        narrow, index=False
+    )
+    models = tmp_path / "models"
+    code = main(
+        [
+            "models",
+            "import",
+            str(outside["root"] / "forest.pkl"),
+            "--data",
+            str(narrow),
+            "--target",
+            "target",
+            "--out",
+            str(models / "forest"),
+            "--trust-pickle",
+        ]
+    )
+    error = capsys.readouterr().err
+    assert code == 2 and "not in the sample" in error and "its encoding" in error
+    assert list(models.iterdir()) == []  # neither the directory nor its hidden draft
+
+
+def test_an_import_never_overwrites_a_directory_in_review(
+    outside: dict[str, Any], imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {path.name: path.read_bytes() for path in imported.iterdir()}
+    assert import_outside(outside, imported, "--trust-pickle") == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in imported.iterdir()} == before
+    # An empty directory made for it beforehand is fine, and readable by others.
+    empty = tmp_path / "made-for-it"
+    empty.mkdir()
+    assert import_outside(outside, empty, "--trust-pickle") == 0
+    assert (empty / "manifest.json").is_file() and empty.stat().st_mode & 0o755 == 0o755
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
