@@ -381,19 +381,46 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server (settings from EXPOUND_* env)")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--model-dir", type=Path)
-    serve.add_argument("--archive", type=Path)
+    serve.add_argument("--port", type=int, help="gRPC port (EXPOUND_PORT)")
+    serve.add_argument(
+        "--model-dir", type=Path, help="folder of model directories (EXPOUND_MODEL_DIR)"
+    )
+    serve.add_argument("--archive", type=Path, help="SQLite archive file (EXPOUND_ARCHIVE_PATH)")
 
     explain = commands.add_parser("explain", help="explain one decision")
-    explain.add_argument("--model", required=True)
+    explain.add_argument("--model", required=True, help="a served model's id (models list)")
     explain.add_argument("--applicant", required=True, help="JSON file of feature values")
-    explain.add_argument("--audience", choices=sorted(AUDIENCES), default="applicant")
-    explain.add_argument("--question", default="")
-    explain.add_argument("--decision-id", default="")
-    explain.add_argument("--idempotency-key", default="")
-    explain.add_argument("--candidates", type=_whole_number(UINT32_MAX), default=0)
-    explain.add_argument("--seed", type=_whole_number(2**64 - 1), default=0)
+    explain.add_argument(
+        "--audience",
+        choices=sorted(AUDIENCES),
+        default="applicant",
+        help="whom the text is written for (default: applicant)",
+    )
+    explain.add_argument(
+        "--question",
+        default="",
+        help="a question for the text to answer (data, never instructions)",
+    )
+    explain.add_argument(
+        "--decision-id", default="", help="your id of the decision, kept in its record"
+    )
+    explain.add_argument(
+        "--idempotency-key",
+        default="",
+        help="a retry with the same key gets the first answer back, not a second record",
+    )
+    explain.add_argument(
+        "--candidates",
+        type=_whole_number(UINT32_MAX),
+        default=0,
+        help="drafts to ask the LLM for (0: the server's default)",
+    )
+    explain.add_argument(
+        "--seed",
+        type=_whole_number(2**64 - 1),
+        default=0,
+        help="drafting seed: the same seed, the same drafts (0: the server's default)",
+    )
     explain.add_argument("--json", action="store_true", help="print the full response as JSON")
     explain.add_argument(
         "--what-if", action="store_true", help="explain without archiving (analyst role)"

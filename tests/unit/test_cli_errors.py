@@ -7,6 +7,7 @@ thread here (plain tests, with ``asyncio.run`` for any set-up that needs a serve
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import socket
@@ -17,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
-from expound.clients.cli import main
+from expound.clients.cli import build_parser, main
 from expound.clients.client import explain_request
 from expound.server.app import running_server
 from expound.settings import Settings, default_home
@@ -239,3 +240,18 @@ def test_the_help_reads_as_plain_text(capsys: pytest.CaptureFixture[str]) -> Non
         main(["records", "--help"])
     listed = capsys.readouterr().out
     assert "one record by id" in listed and "record summaries" in listed
+
+
+@pytest.mark.parametrize("command", ["explain", "serve"])
+def test_every_option_says_what_it_is_for(command: str) -> None:
+    subparsers = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    options = [
+        action
+        for action in subparsers.choices[command]._actions
+        if action.option_strings and action.dest != "help"
+    ]
+    assert options and [a.dest for a in options if not a.help] == []
