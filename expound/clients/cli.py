@@ -76,7 +76,7 @@ def _print_explanation(response: pb.ExplainResponse) -> None:
         print("  (none: favourable decision)")
     note = f"  (fallback: {response.fallback_reason})" if response.fallback else ""
     print(f"\nexplanation:{note}\n  {response.selected.text}")
-    print(f"\nrecord id: {response.record_id}")
+    print(f"\nrecord id: {response.record_id or '(none: a what-if, not archived)'}")
 
 
 def _one_line(text: str) -> str:

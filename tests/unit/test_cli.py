@@ -63,6 +63,16 @@ async def test_explain_prints_decision_attributions_reasons_and_record(
     assert re.search(rf"^record id: {UUID}$", out, re.M)
 
 
+async def test_a_what_if_says_it_was_not_archived(
+    service: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = await expound(
+        service, capsys, "explain", "--model", GBM, "--applicant", DENIED, "--what-if"
+    )
+    assert (code, err) == (0, "")
+    assert out.rstrip().endswith("record id: (none: a what-if, not archived)")
+
+
 async def test_explain_prints_each_reason_in_the_third_person(
     service: RunningServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
