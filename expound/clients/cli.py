@@ -197,6 +197,7 @@ def _cmd_explain_batch(args: argparse.Namespace, client: ExplainClient) -> int:
             audience=AUDIENCES[args.audience],
             flush_rows=args.flush_rows,
             retries=args.retries,
+            describe=client.get_model,
         )
     except grpc.RpcError:
         print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
