@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 import pytest
 
+from expound.clients.batch import model_feature_types
 from expound.clients.batch_results import read_results
 from expound.clients.cells import typed_cell, typed_features
 from expound.clients.cli import main
+from expound.clients.client import ExplainClient
 from expound.clients.ray_batch import csv_convert_options, csv_header
 from expound.server.app import RunningServer, running_server
 from expound.settings import Settings
@@ -273,3 +277,25 @@ def test_the_ray_engine_reads_every_csv_cell_as_text_whatever_block_it_is_in(
     rows = table.to_pylist()
     assert rows[0] == {"id": "r000", "term": "12", "phone": "true", "band": "0"}
     assert rows[189] == {"id": "r189", "term": "lots", "phone": None, "band": "own"}
+
+
+def test_a_server_without_get_model_leaves_the_cells_typed_by_their_look(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A gRPC server that implements nothing: GetModel is UNIMPLEMENTED, as on a server
+    # older than the RPC.
+    bare = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = bare.add_insecure_port("127.0.0.1:0")
+    bare.start()
+    with ExplainClient(f"127.0.0.1:{port}", timeout=5) as client:
+        try:
+            assert model_feature_types(client.get_model, GBM) is None
+        finally:
+            bare.stop(None)
+        # Any other failure is the call's: the batch would fail alike.
+        with pytest.raises(grpc.RpcError) as caught:
+            model_feature_types(client.get_model, GBM)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: cannot read the feature types of model {GBM} (UNIMPLEMENTED")
+    assert err.count("\n") == 1
