@@ -94,8 +94,10 @@ def typed_features(
     the others as they are."""
     typed: dict[str, FeatureScalar] = {}
     for name, cell in cells.items():
-        if isinstance(cell, str):
-            typed[name] = typed_cell(cell, None if types is None else types.get(name, "text"))
-        else:
+        if not isinstance(cell, str):
             typed[name] = plain_value(cell)
+        elif types is None or name in types:
+            typed[name] = typed_cell(cell, None if types is None else types[name])
+        else:  # not a feature of the model: the server names it
+            typed[name] = cell
     return typed
