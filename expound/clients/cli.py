@@ -200,7 +200,8 @@ def _cmd_explain_batch(args: argparse.Namespace, client: ExplainClient) -> int:
             describe=client.get_model,
         )
     except grpc.RpcError:
-        print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
+        if Path(args.out).exists():  # else it failed before the first item (GetModel)
+            print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
         raise
     print(batch.summary(report), file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import socket
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,19 @@ def test_a_server_without_get_model_leaves_the_cells_typed_by_their_look(
     err = capsys.readouterr().err
     assert err.startswith(f"warning: cannot read the feature types of model {GBM} (UNIMPLEMENTED")
     assert err.count("\n") == 1
+
+
+def test_a_server_that_cannot_be_reached_fails_the_run_before_it_claims_the_output(
+    denied_applicant: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on once this socket is gone
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    source = write_csv(tmp_path / "batch.csv", {"a": cells(denied_applicant)})
+    out = tmp_path / "out"
+    argv = ["--target", f"127.0.0.1:{port}", "--timeout", "5", "explain-batch", str(source)]
+    assert main([*argv, "--model", GBM, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: UNAVAILABLE: "), err
+    assert "run again to resume" not in err, "there is nothing to resume"
+    assert not out.exists()
