@@ -5,6 +5,12 @@ unique, kept as text) and one column per feature (an empty cell is an explicit n
 row is sent as a :class:`BatchItem` whose id is the row's id and whose ``decision_id`` is
 that id too, so the archived record can be found by it.
 
+A CSV's cells are text; the model's feature schema (``GetModel``, once before the run)
+types them one cell at a time (:mod:`expound.clients.cells`), so a bad cell fails its own
+row, with the server's field violation, and no other. A model the server does not know, or
+cannot serve, is refused before anything is sent. A caller not allowed to read the model
+(or a server without ``GetModel``) gets the cells typed by their look, with a warning.
+
 The output is a Parquet dataset (:mod:`expound.clients.batch_results`): a folder of part
 files each written whole, flushed every ``flush_rows`` results or ``flush_seconds``; a kill
 loses at most the results not yet flushed. On restart the ids in the existing parts are
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import grpc
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -40,8 +47,8 @@ from expound.clients.batch_results import (
     done_ids,
     result_row,
 )
+from expound.clients.cells import FeatureTypes, typed_features
 from expound.clients.client import explain_request
-from expound.domain import FeatureScalar
 from expound.v1 import explain_pb2 as pb
 
 # Statuses that say "not now" rather than "not this item": such an item is sent again.
@@ -52,13 +59,16 @@ DEFAULT_RETRY_S = 1.0
 def read_rows(path: Path, id_column: str) -> pd.DataFrame:
     """The input table, ids as text, one row per decision.
 
+    A CSV is read as text, every cell (an empty one is null): :func:`batch_items` types
+    the cells by the model's schema. A Parquet file keeps its own types.
+
     Raises:
         BatchInputError: An unreadable file, a missing id column, empty or repeated ids.
     """
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype={id_column: str}, keep_default_na=True)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
@@ -93,15 +103,42 @@ def checked_ids(frame: pd.DataFrame, path: Path, id_column: str) -> pd.Series:
     return ids
 
 
-def _scalar(value: Any) -> FeatureScalar:
-    """A cell as a feature value: NaN/None is an explicit null, numpy scalars plain Python."""
-    if value is None or (isinstance(value, float) and value != value):
+def model_feature_types(
+    describe: Callable[[str], pb.ModelInfo], model_id: str
+) -> FeatureTypes | None:
+    """The model's feature types, by name, from its schema (``GetModel``).
+
+    None when the caller may not read the schema (PERMISSION_DENIED) or the server has no
+    ``GetModel`` (UNIMPLEMENTED): the cells are then typed by their look, and a warning on
+    stderr says so.
+
+    Raises:
+        BatchInputError: The server does not know the model, or cannot serve it.
+        grpc.RpcError: Any other failure of the call (the batch would fail alike).
+    """
+    try:
+        info = describe(model_id)
+    except grpc.RpcError as error:
+        code = error.code() if isinstance(error, grpc.Call) else None
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        if code == grpc.StatusCode.NOT_FOUND:
+            raise BatchInputError(f"--model {model_id}: {details}") from error
+        if code not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED):
+            raise
+        print(
+            f"warning: cannot read the feature types of model {model_id} "
+            f"({code.name}: {details}); CSV cells are typed by their look: a text that "
+            "reads as a number is sent as a number, true/false as a boolean, anything else "
+            "as text",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+    if not info.available:
+        raise BatchInputError(
+            f"--model {model_id}: unavailable on the server: {info.unavailable_reason}"
+        )
+    return {feature.name: feature.type for feature in info.features}
 
 
 def batch_key_prefix(path: Path, model_id: str) -> str:
@@ -135,14 +172,16 @@ def batch_items(
     key_prefix: str,
     audience: int = 0,
     only: set[str] | None = None,
+    types: FeatureTypes | None = None,
 ) -> Iterator[pb.BatchItem]:
-    """The items still to do, in the input's order (``only``: just these ids)."""
+    """The items still to do, in the input's order (``only``: just these ids), their text
+    cells typed by ``types`` (the model's feature types; None: by their look)."""
     features = [c for c in rows.columns if c != id_column]
     for record in rows.to_dict("records"):
         item_id = str(record[id_column])
         if item_id in skip or (only is not None and item_id not in only):
             continue
-        values = {str(name): _scalar(record[name]) for name in features}
+        values = typed_features({str(name): record[name] for name in features}, types)
         key = "" if what_if else f"{key_prefix}-{hashlib.sha256(item_id.encode()).hexdigest()[:32]}"
         yield pb.BatchItem(
             item_id=item_id,
@@ -245,6 +284,7 @@ def run_batch(
     flush_seconds: float = 5.0,
     retries: int = 5,
     progress: TextIO | None = sys.stderr,
+    describe: Callable[[str], pb.ModelInfo] | None = None,
 ) -> BatchReport:
     """Explains every row of ``source`` not yet in ``out`` and appends the results there.
 
@@ -258,9 +298,12 @@ def run_batch(
             window too, EXPOUND_BATCH_MAX_IN_FLIGHT).
         retries: Passes over the items the server was too busy for.
         progress: Where the progress goes (None: nowhere).
+        describe: Reads the model's schema (``ExplainClient.get_model``), whose feature
+            types type the text cells; None: they are typed by their look.
 
     Raises:
-        BatchInputError: The input or the output folder cannot be used.
+        BatchInputError: The input or the output folder cannot be used, or the server
+            does not know the model or cannot serve it.
         grpc.RpcError: The call failed as a whole (the results so far are flushed first).
     """
     if concurrency < 1 or flush_rows < 1:
@@ -268,6 +311,8 @@ def run_batch(
     started = time.perf_counter()
     rows = read_rows(source, id_column)
     skip = done_ids(out)
+    # Before the output is claimed: a model the server does not know claims nothing.
+    types = model_feature_types(describe, model_id) if describe is not None else None
     claim_output(out, model_id, what_if)
     report = BatchReport(total=len(rows), skipped=len(skip & set(rows[id_column])))
     writer = PartWriter(out, flush_rows, flush_seconds)
@@ -280,7 +325,9 @@ def run_batch(
             retry: set[str] = set()
             delay = 0.0
             window = Window(concurrency)
-            items = batch_items(rows, model_id, id_column, skip, what_if, prefix, audience, only)
+            items = batch_items(
+                rows, model_id, id_column, skip, what_if, prefix, audience, only, types
+            )
             try:
                 for result in stream(window.sending(items)):
                     window.answered()

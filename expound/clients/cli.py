@@ -197,9 +197,11 @@ def _cmd_explain_batch(args: argparse.Namespace, client: ExplainClient) -> int:
             audience=AUDIENCES[args.audience],
             flush_rows=args.flush_rows,
             retries=args.retries,
+            describe=client.get_model,
         )
     except grpc.RpcError:
-        print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
+        if Path(args.out).exists():  # else it failed before the first item (GetModel)
+            print(f"the results so far are in {args.out}; run again to resume", file=sys.stderr)
         raise
     print(batch.summary(report), file=sys.stderr)
     return 0

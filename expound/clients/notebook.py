@@ -78,6 +78,7 @@ def explain_frame(
             concurrency=concurrency,
             audience=AUDIENCES[audience],
             progress=sys.stderr if progress else None,
+            describe=client.get_model,
         )
         frame = read_frame(results)
     order = {item_id: n for n, item_id in enumerate(rows[id_column].astype(str))}

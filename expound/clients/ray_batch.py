@@ -56,7 +56,9 @@ from expound.clients.batch_results import (
     done_ids,
     result_row,
 )
-from expound.errors import Overloaded, ServiceError
+from expound.clients.cells import FeatureTypes
+from expound.errors import ModelNotFound, Overloaded, ServiceError
+from expound.models.registry import ModelRegistry, UnavailableModel
 from expound.pipeline.service import Service, load_models, running_service
 from expound.server import convert
 from expound.server.errors import internal_status, status_for
@@ -88,10 +90,22 @@ class Job:
     concurrency: int  # decisions in flight per worker
 
 
-def _csv_options(id_column: str, columns: list[str] | None = None) -> pa_csv.ConvertOptions:
-    # Ids stay text ("007" is not 7); an empty cell is an explicit null, as with pandas.
+def csv_header(source: Path) -> list[str]:
+    """The column names of a CSV file (pyarrow reads its first block to learn them)."""
+    with pa_csv.open_csv(source) as reader:
+        return list(reader.schema.names)
+
+
+def csv_convert_options(
+    names: list[str], columns: list[str] | None = None
+) -> pa_csv.ConvertOptions:
+    """Every column read as text: the model's schema types the cells, one at a time
+    (:mod:`expound.clients.cells`), where pyarrow's inference would type a column by its
+    first block and fail the whole read on a later cell that does not fit. An empty cell
+    is an explicit null, as with pandas; nothing else is ("NA" is a text)."""
     return pa_csv.ConvertOptions(
-        column_types={id_column: pa.string()},
+        column_types={name: pa.string() for name in names},
+        null_values=[""],
         strings_can_be_null=True,
         include_columns=columns,
     )
@@ -106,12 +120,11 @@ def input_ids(source: Path, id_column: str) -> pd.Series:
     suffix = source.suffix.lower()
     try:
         if suffix == ".csv":
-            with pa_csv.open_csv(source) as reader:  # the header, and one block at most
-                names = reader.schema.names
+            names = csv_header(source)
             if id_column not in names:
                 frame = pd.DataFrame(columns=names)
             else:
-                options = _csv_options(id_column, [id_column])
+                options = csv_convert_options(names, [id_column])
                 frame = pa_csv.read_csv(source, convert_options=options).to_pandas()
         elif suffix in (".parquet", ".pq"):
             schema = pq.read_schema(source)
@@ -126,6 +139,18 @@ def input_ids(source: Path, id_column: str) -> pd.Series:
     return checked_ids(frame, source, id_column)
 
 
+def model_types(registry: ModelRegistry, model_id: str) -> FeatureTypes | None:
+    """The feature types of the model's manifest, which type the CSV's text cells; None
+    for a model the registry cannot serve (every row is refused then, whatever its cells)."""
+    try:
+        model = registry.describe(model_id)
+    except ModelNotFound:
+        return None
+    if isinstance(model, UnavailableModel):
+        return None
+    return {spec.name: spec.type for spec in model.manifest.features}
+
+
 class ExplainWorker:
     """A Ray Data actor: the explain service in this process, one block of rows per call."""
 
@@ -138,13 +163,21 @@ class ExplainWorker:
             self._stack.enter_async_context(running_service(settings, load_models(settings)))
         )
         self._room = asyncio.Semaphore(job.concurrency)
+        self._types = model_types(self._service.registry, job.model_id)
 
     def __call__(self, rows: pd.DataFrame) -> pa.Table:
         """The result rows (the output's schema) of one block of input rows."""
         job = self._job
         items = list(
             batch_items(
-                rows, job.model_id, job.id_column, set(), job.what_if, job.key_prefix, job.audience
+                rows,
+                job.model_id,
+                job.id_column,
+                set(),
+                job.what_if,
+                job.key_prefix,
+                job.audience,
+                types=self._types,
             )
         )
         # Ray calls from a thread of its own: the loop is driven here, one block at a time.
@@ -204,7 +237,7 @@ def _result_blocks(
     if source.suffix.lower() == ".csv":
         dataset = ray.data.read_csv(
             str(source),
-            convert_options=_csv_options(job.id_column),
+            convert_options=csv_convert_options(csv_header(source)),
             num_cpus=LIGHT_CPUS,
         )
     else:

@@ -3,7 +3,8 @@
 The CLI runs as its own process (this checkout's code), as an operator would run it: the
 service's settings in its environment, the workers each running the service on them and
 appending to one SQLite log. Checked against the gRPC engine on the same rows, resumed after
-losing result parts, and audited.
+losing result parts, and audited. The CSV is read in small blocks, so a bad cell in a late
+block fails its own row, not the read.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ from tests.unit.test_batch_cli import BAD_ROW, applicants_csv, records_by_decisi
 pytestmark = pytest.mark.slow
 
 ROWS = 120
+LATE_BAD_ROW = 110  # its duration is "lots": in the file's last read block
+# Ray Data reads a CSV in pyarrow's blocks of 1 MiB; these 120 rows (about 25 KiB) are read
+# in blocks of 4 KiB instead, so that the bad cell is blocks after the first.
+SMALL_BLOCKS = (
+    "import functools, sys, pyarrow.csv, ray.data; "
+    "ray.data.read_csv = functools.partial(ray.data.read_csv, "
+    "read_options=pyarrow.csv.ReadOptions(block_size=4096, use_threads=False)); "
+    "from expound.clients.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def ray_cli(home: Path, models_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +53,7 @@ def ray_cli(home: Path, models_dir: Path, *args: str) -> subprocess.CompletedPro
         "EXPOUND_METRICS_PORT": "0",
     }
     return subprocess.run(
-        [sys.executable, "-m", "expound.clients.cli", "explain-batch", *args],
+        [sys.executable, "-c", SMALL_BLOCKS, "explain-batch", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -70,6 +80,11 @@ def test_two_ray_workers_match_the_grpc_engine_resume_and_leave_an_audited_log(
 ) -> None:
     source = tmp_path / "applicants.csv"
     ids = applicants_csv(source, rows=ROWS)
+    cells = pd.read_csv(source, dtype=str, keep_default_na=False)
+    cells.loc[LATE_BAD_ROW, "duration_months"] = "lots"
+    cells.to_csv(source, index=False)
+    assert source.stat().st_size > 4 * 4096
+    bad_ids = {ids[BAD_ROW], ids[LATE_BAD_ROW]}
     home = tmp_path / "ray-home"
     out = tmp_path / "ray-results"
     args = [str(source), "--engine", "ray", "--workers", "2", "--model", GBM]
@@ -77,12 +92,14 @@ def test_two_ray_workers_match_the_grpc_engine_resume_and_leave_an_audited_log(
 
     first = ray_cli(home, models_dir, *args)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert f"{ROWS - 1} answered, 1 failed" in first.stderr, first.stderr[-2000:]
+    assert f"{ROWS - 2} answered, 2 failed" in first.stderr, first.stderr[-2000:]
     ray_rows = read_results(out).set_index("id")
     assert sorted(ray_rows.index) == sorted(ids)
     bad = ray_rows.loc[ids[BAD_ROW]]
     assert bad["error_code"] == "INVALID_ARGUMENT"
     assert [f.split(";")[0] for f in bad["error_fields"]] == ["features[purpose]: unknown category"]
+    late = ray_rows.loc[ids[LATE_BAD_ROW]]
+    assert list(late["error_fields"]) == ["features[duration_months]: must be a number (integer)"]
 
     # The same rows through one server over gRPC: the same decisions, reasons and texts.
     grpc_settings = settings.model_copy(update={"model_dir": models_dir})
@@ -110,7 +127,7 @@ def test_two_ray_workers_match_the_grpc_engine_resume_and_leave_an_audited_log(
     ray_settings = Settings(home=home, model_dir=models_dir, llm_mode="off", metrics_port=0)
     ok, problem, size, covered = asyncio.run(audited(ray_settings))
     assert ok, problem
-    assert size == covered == ROWS - 1
+    assert size == covered == ROWS - 2
 
     # Parts lost (as in a kill before they were flushed): the rerun redoes just those rows,
     # and the archive replays their records instead of writing them again.
@@ -128,7 +145,7 @@ def test_two_ray_workers_match_the_grpc_engine_resume_and_leave_an_audited_log(
     assert answered["record_id"].equals(ray_rows.loc[answered.index, "record_id"])
     ok, problem, size, covered = asyncio.run(audited(ray_settings))
     assert ok, problem
-    assert size == covered == ROWS - 1, "no record written twice"
+    assert size == covered == ROWS - 2, "no record written twice"
 
     async def one_record_per_decision() -> dict[str, int]:
         async with running_server(ray_settings) as service:
@@ -138,4 +155,4 @@ def test_two_ray_workers_match_the_grpc_engine_resume_and_leave_an_audited_log(
                 return await records_by_decision(explain_pb2_grpc.ExplainServiceStub(channel))
 
     counts = asyncio.run(one_record_per_decision())
-    assert counts == {i: 1 for i in ids if i != ids[BAD_ROW]}
+    assert counts == {i: 1 for i in ids if i not in bad_ids}

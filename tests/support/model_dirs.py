@@ -116,3 +116,33 @@ BROKEN_REASONS = {
     "todo-left": r"manifest has 3 TODO\(s\) left, in: features\[\w+\]\.description, "
     r"features\[\w+\]\.protected, reasons\[\w+\]\.text",
 }
+
+
+def numbered_categories_model(models_dir: Path, root: Path, name: str, feature: str) -> Path:
+    """A copy of the demo GBM whose ``feature`` (a category) has categories "1", "2", ...
+
+    The model sees a category by its position in the list, so renaming the categories in
+    the manifest and in the background leaves its decisions as they were.
+    """
+    numbers: dict[str, str] = {}
+
+    def renumber(manifest: dict[str, Any]) -> None:
+        (spec,) = [f for f in manifest["features"] if f["name"] == feature]
+        numbers.update({c: str(n) for n, c in enumerate(spec["categories"], start=1)})
+        spec["categories"] = list(numbers.values())
+        spec["category_descriptions"] = {
+            numbers[c]: words for c, words in spec["category_descriptions"].items()
+        }
+        if spec.get("recourse") and spec["recourse"].get("order"):
+            spec["recourse"]["order"] = [numbers[c] for c in spec["recourse"]["order"]]
+
+    directory = copy_model(models_dir, root, name, change=renumber)
+    manifest = read_manifest(directory)
+    background = json.loads((directory / manifest["background"]).read_text())
+    for row in background:
+        row[feature] = numbers[row[feature]]
+    data = json.dumps(background, indent=0).encode()
+    (directory / manifest["background"]).write_bytes(data)
+    manifest["background_sha256"] = hashlib.sha256(data).hexdigest()
+    write_manifest(directory, manifest)
+    return directory

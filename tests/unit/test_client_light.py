@@ -60,6 +60,7 @@ CLIENT_SCRIPT = textwrap.dedent(
     sys.meta_path.insert(0, Refuse())
 
     from expound.clients.aio import AsyncExplainClient
+    from expound.clients.cells import typed_features  # the batch's cell typing (Ray workers)
     from expound.clients.client import ExplainClient
 
     target, model, applicant = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
