@@ -42,7 +42,11 @@ class BatchInputError(ValueError):
     """The input or output cannot be used; the message names the file and what is wrong."""
 
 
-RUN_FILE = "batch.json"
+RUN_FILE = "_batch.json"
+"""The folder's run marker. Parquet readers (pyarrow, so pandas; DuckDB; Spark) skip files
+whose names start with "_" or ".", so ``pandas.read_parquet(out)`` reads the folder."""
+LEGACY_RUN_FILE = "batch.json"
+"""The marker's name before: Parquet readers tried to read it as a part and failed."""
 
 
 def claim_output(out: Path, model_id: str, what_if: bool) -> None:
@@ -56,6 +60,8 @@ def claim_output(out: Path, model_id: str, what_if: bool) -> None:
     """
     wanted = {"model_id": model_id, "what_if": what_if}
     marker = out / RUN_FILE
+    if (out / LEGACY_RUN_FILE).exists() and not marker.exists():
+        (out / LEGACY_RUN_FILE).rename(marker)
     if marker.exists():
         found = json.loads(marker.read_text(encoding="utf-8"))
         if found != wanted:

@@ -67,6 +67,9 @@ async def test_a_csv_becomes_typed_parquet_with_its_errors_and_resumes_without_d
     )
     results = read_results(out)
     assert list(results["id"]) == ids  # the input's order, each id once
+    # The folder reads as one dataset with Parquet readers as they come (the run marker's
+    # name is one they skip; "batch.json" made pandas fail).
+    assert sorted(pd.read_parquet(out)["id"]) == sorted(ids)
     assert pq.read_schema(sorted(out.glob("part-*.parquet"))[0]).equals(RESULT_SCHEMA)
     assert len(list(out.glob("part-*.parquet"))) == 4  # 40 rows, 10 per part
     bad = results.set_index("id").loc[ids[BAD_ROW]]
@@ -118,6 +121,11 @@ async def test_a_what_if_batch_archives_nothing(
     # Archived answers are never added to a what-if folder (nor another model's).
     assert await run_cli(service, *args) == 2
     assert len(read_results(out)) == 12
+    # A folder marked under the marker's old name is still known for what it holds.
+    (out / "_batch.json").rename(out / "batch.json")
+    assert await run_cli(service, *args) == 2
+    assert await run_cli(service, *args, "--what-if") == 0
+    assert not (out / "batch.json").exists() and (out / "_batch.json").exists()
 
 
 def test_unusable_inputs_are_refused_naming_the_file(tmp_path: Path) -> None:
