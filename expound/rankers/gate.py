@@ -228,6 +228,13 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     ]
 
 
+def _add_once(verdict: Verdict, violation: Violation) -> None:
+    """Adds ``violation`` unless the verdict holds the same one (a factor named twice in a
+    clause is judged twice, alike)."""
+    if violation not in verdict.violations:
+        verdict.violations.append(violation)
+
+
 def _category_claims(
     facts: DecisionFacts,
     clause: str,
@@ -280,6 +287,13 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
     inside_values = Spans(values)
+    # ... but "checking account" inside the actual "no checking account" is that factor
+    # named: dropped, its direction and place went unread ("Having no checking account
+    # raised the risk" passed on an approval).
+    own_values = {
+        feature: Spans(phrase_spans(set(forms), lowered))
+        for feature, forms in binding.self_named_values(facts).items()
+    }
     # Values the plan quotes (typical, counterfactual) hold names of other features too;
     # a feature named inside a quoted value of its own is still a mention of it.
     quoted: dict[str, list[tuple[int, int]]] = {}
@@ -290,7 +304,10 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     mentions = [
         m
         for m in find_mentions(lowered, feature_terms(facts))
-        if not inside_values.hold(m.start, m.end)
+        if (
+            not inside_values.hold(m.start, m.end)
+            or (m.feature in own_values and own_values[m.feature].hold(m.start, m.end))
+        )
         and not any(
             f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
         )
@@ -565,14 +582,17 @@ def _check_clause(
             if id(mention) not in in_reason:
                 verdict.directions.setdefault(mention.feature, raises)
             if raises != expected:
-                verdict.violations.append(
+                # Once per factor and clause: "the status of the checking account (no
+                # checking account)" names it twice.
+                _add_once(
+                    verdict,
                     Violation(
                         ViolationKind.WRONG_DIRECTION,
                         offset,
                         offset + len(clause),
                         f"says {mention.feature} {'raised' if raises else 'lowered'} the "
                         f"risk; its contribution was {factor.contribution:+.3f}",
-                    )
+                    ),
                 )
         around = (mention.start - offset, mention.end - offset)
         category_ok = _category_claims(
@@ -598,13 +618,14 @@ def _check_clause(
                 continue
             verdict.stated_values.setdefault(mention.feature, ok)
             if not ok:
-                verdict.violations.append(
+                _add_once(
+                    verdict,
                     Violation(
                         ViolationKind.WRONG_VALUE,
                         offset,
                         offset + len(clause),
                         f"states a value of {mention.feature} other than {factor.value_text!r}",
-                    )
+                    ),
                 )
     _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
 

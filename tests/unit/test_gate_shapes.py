@@ -292,3 +292,45 @@ def test_a_place_in_the_order_stated_in_words(denied: DecisionFacts, false: str,
     assert ViolationKind.WRONG_ORDER in violation_kinds(denied, DECLINED + false)
     verdict = verify(denied, DECLINED + true)
     assert verdict.passed, verdict.violations
+
+
+# Values (session 8)
+
+APPROVED = "Your application was approved. "
+
+
+# A factor named inside its own actual value ("no checking account" on the approval): the
+# name was dropped as a word of the value, so the true order was read off the next factor
+# and the value's false direction or dismissal was never read.
+SELF_NAMED = [
+    pytest.param(
+        "Your credit history was the most important factor, followed by having no checking "
+        "account.",
+        ViolationKind.WRONG_ORDER,
+        "Having no checking account was the most important factor, followed by your credit "
+        "history.",
+        id="self-named-main",
+    ),
+    pytest.param(
+        "Having no checking account raised the risk.",
+        ViolationKind.WRONG_DIRECTION,
+        "Having no checking account lowered the risk.",
+        id="self-named-direction",
+    ),
+    pytest.param(
+        "No checking account was a minor factor.",
+        ViolationKind.WRONG_ORDER,
+        "No checking account at this bank helped most.",
+        id="self-named-dismissed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), SELF_NAMED)
+def test_a_factor_named_inside_its_own_value_is_read(
+    approved: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in violation_kinds(approved, APPROVED + false)
+    verdict = verify(approved, APPROVED + true)
+    assert verdict.passed, verdict.violations
+    assert "checking_account" in verdict.mentioned
