@@ -65,7 +65,7 @@ def reason_groups(facts: DecisionFacts) -> dict[str, set[str]]:
     }
 
 
-def _closest(mentions: list[Mention], start: int, end: int) -> Mention | None:
+def closest(mentions: list[Mention], start: int, end: int) -> Mention | None:
     """The mention nearest the value at [start, end): the last before it or the first
     after it, whichever leaves fewer characters between; the one before on a tie."""
     before = next((m for m in reversed(mentions) if m.end <= start), None)
@@ -108,7 +108,7 @@ def misbound_values(
             break
         if names.hold(value_start, value_end):
             continue
-        bound = _closest(mentions, value_start, value_end)
+        bound = closest(mentions, value_start, value_end)
         stated = owners.get(text[value_start:value_end])
         if bound is None or stated is None:
             continue

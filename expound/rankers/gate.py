@@ -33,7 +33,7 @@ from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
 from expound.models.wording import parenthesis_free, value_phrases
-from expound.rankers import binding, claims
+from expound.rankers import binding, claims, quantities
 from expound.rankers.reading import (
     LIST_MARKER,
     LOOKALIKES,
@@ -90,6 +90,7 @@ PROBLEM_KINDS = {
     "value": ViolationKind.WRONG_VALUE,
     "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
+    "number": ViolationKind.UNSUPPORTED_NUMBER,
 }
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 _PLACE = "(" + "|".join(ORDINALS) + ")"
@@ -226,6 +227,35 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     verdict.violations += [
         Violation(PROBLEM_KINDS[p.kind], p.start, p.end, p.message) for p in problems
     ]
+
+
+def _quantity_problems(
+    facts: DecisionFacts,
+    lowered: str,
+    span: tuple[int, int],
+    inside: list[Mention],
+    known_masked: str,
+    elsewhere: Spans,
+    in_reason: set[int],
+) -> list[claims.Problem]:
+    """The quantities, percentages and size words of one factual clause
+    (:mod:`expound.rankers.quantities`), up to its typical-value claim; a counterfactual's
+    are the counterfactual reader's."""
+    start, end = span
+    clause = lowered[start:end]
+    if claims.COUNTERFACTUAL.search(clause):
+        return []
+    cut = claims.typical_cut(clause)
+    problems = quantities.quantity_problems(facts, clause[:cut], start, inside, elsewhere)
+    own = [m for m in inside if id(m) not in in_reason]
+    subjects = own or inside
+    if subjects:
+        numbers = _blank(known_masked[start : start + cut], claims.percentile_spans(clause))
+        problems += quantities.percent_problems(
+            facts, numbers, start, subjects[0].feature, elsewhere
+        )
+        problems += quantities.size_problems(facts, clause[:cut], start, own, elsewhere)
+    return problems
 
 
 def _add_once(verdict: Verdict, violation: Violation) -> None:
@@ -369,6 +399,9 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # Masked once for the whole text, then sliced per clause: masking per clause was
     # quadratic in the length of the candidate.
     known_masked, names_masked = masked(lowered, known), masked(lowered, names)
+    # Quantities, percentages and size words are read outside names, quoted values and
+    # any value phrase of the manifest (read as those).
+    elsewhere = Spans(names + plan_values + values + quantities.value_phrase_spans(facts, lowered))
     # Clauses and mentions both run left to right: one walk pairs them.
     pending = iter(mentions)
     upcoming = next(pending, None)
@@ -382,6 +415,12 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         if hypothetical.search(clause):
             continue
         factual_clauses.append((start, end))
+        _add(
+            verdict,
+            _quantity_problems(
+                facts, lowered, (start, end), inside, known_masked, elsewhere, in_reason
+            ),
+        )
         if not inside:
             # A percentile, typical value or share with no factor named: unreadable.
             _add(verdict, claims.context_problems(facts, clause, start, []))
@@ -422,6 +461,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     problems, verdict.counterfactuals = claims.counterfactual_problems(facts, lowered, named)
     _add(verdict, problems)
     _add(verdict, claims.base_rate_problems(facts, lowered))
+    _add(verdict, quantities.decision_number_problems(facts, lowered))
     _add(verdict, claims.method_problems(facts, lowered))
     _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
     _add(verdict, claims.reason_code_problems(facts, lowered))
@@ -612,7 +652,8 @@ def _check_clause(
                 factor.number, _blank_numbers(left, _effect_numbers(facts, mention.feature))
             )
         else:
-            number_ok = _numeric_value_ok(factor.number, numbers_only)
+            others = quantities.other_quantity_spans(facts, numbers_only, mention.feature)
+            number_ok = _numeric_value_ok(factor.number, _blank(numbers_only, others))
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue

@@ -334,3 +334,129 @@ def test_a_factor_named_inside_its_own_value_is_read(
     verdict = verify(approved, APPROVED + true)
     assert verdict.passed, verdict.violations
     assert "checking_account" in verdict.mentioned
+
+
+# Values stated beside the wrong factor, as shares, in words, or by size (denied example).
+# Each false text passed: a number was accepted when any factor of its clause (or the
+# decision) held it, whatever it was said of.
+VALUES = [
+    # A quantity is bound to the factor named next to it: 48 is the loan term's.
+    pytest.param(
+        "The loan term and your savings of 48 DM raised the risk.",
+        ViolationKind.UNVERIFIABLE,
+        "The loan term of 48 months and your savings of less than 100 DM raised the risk.",
+        id="number-beside-the-wrong-factor",
+    ),
+    pytest.param(
+        "Your savings of 4 DM raised the risk.",
+        ViolationKind.UNVERIFIABLE,
+        "Your savings of less than 100 DM raised the risk.",
+        id="number-of-the-decision-as-a-value",
+    ),
+    # A share of the decision is the factor's share of the push (30%), not another fact
+    # (48 months, the 94% probability, the 50% threshold).
+    pytest.param(
+        "The loan term accounted for 48% of the decision.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term accounted for 30% of the decision.",
+        id="share-equal-to-another-fact",
+    ),
+    pytest.param(
+        "The loan term accounted for 94 percent of the decision.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term accounted for 30 percent of the decision.",
+        id="share-in-words",
+    ),
+    pytest.param(
+        "The probability of default was 50%, mainly because of the loan term.",
+        ViolationKind.UNSUPPORTED_NUMBER,
+        "The probability of default was 94%, mainly because of the loan term.",
+        id="probability-beside-a-factor",
+    ),
+    pytest.param(
+        "The score was 0.50 against a threshold of 0.938.",
+        ViolationKind.UNSUPPORTED_NUMBER,
+        "The score was 0.938 against a threshold of 0.50.",
+        id="score-and-threshold-swapped",
+    ),
+    # Number words, converted: 48 months is four years.
+    pytest.param(
+        "Your loan term of thirty-six months raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "Your loan term of forty-eight months raised the risk.",
+        id="number-words",
+    ),
+    pytest.param(
+        "A two-year loan term raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "A four-year loan term raised the risk.",
+        id="years-of-a-term-in-months",
+    ),
+    pytest.param(
+        "You asked for 4,308 DM for three years.",
+        ViolationKind.UNSUPPORTED_NUMBER,
+        "You asked for 4,308 DM for four years.",
+        id="quantity-with-no-factor-named",
+    ),
+    pytest.param(
+        "Your loan term of under three years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "Your loan term of over three years raised the risk.",
+        id="quantity-as-a-bound",
+    ),
+    # Size words about a value, judged by its recorded percentile (the 96th).
+    pytest.param(
+        "The loan term was short, which raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term was long, which raised the risk.",
+        id="size-after-the-name",
+    ),
+    pytest.param(
+        "A short loan term raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "A lengthy loan term raised the risk.",
+        id="size-before-the-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), VALUES)
+def test_a_false_value_fails_and_the_true_one_of_its_shape_passes(
+    denied: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in violation_kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
+
+
+# Read only where the record holds what they state; otherwise they fail closed. A true
+# text of the same shape fails closed too ("over four years" of employment between four
+# and seven years; "low" savings of less than 100 DM): the categories hold no amount and
+# no percentile, and the service's own texts quote the category instead.
+UNREADABLE_VALUES = [
+    "Your employment of over four years raised the risk.",
+    "Your savings of 48 DM counted against you.",
+    "Your savings were high, which raised the risk.",
+    "Your low savings raised the risk.",
+    "The loan term raised the risk by 48%.",
+]
+
+
+@pytest.mark.parametrize("text", UNREADABLE_VALUES)
+def test_unreadable_values_fail_closed(denied: DecisionFacts, text: str) -> None:
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(denied, DECLINED + text)
+
+
+def test_a_four_year_loan_is_the_approval_one_year_loan(approved: DecisionFacts) -> None:
+    # The approved applicant's term is 12 months: a four-year loan is false there, even
+    # where the text names no factor; a share is its own factor's (checking account: 22%).
+    assert ViolationKind.UNSUPPORTED_NUMBER in violation_kinds(
+        approved, APPROVED + "A four-year loan lowered the risk."
+    )
+    assert verify(approved, APPROVED + "A one-year loan term lowered the risk.").passed
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(
+        approved, APPROVED + "Having no checking account accounted for 30% of the decision."
+    )
+    assert verify(
+        approved, APPROVED + "Having no checking account accounted for 22% of the decision."
+    ).passed

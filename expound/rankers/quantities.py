@@ -1,0 +1,369 @@
+"""How the gate reads quantities: the claims about a value or a share that a number or a
+size word makes, beyond the manifest's own value phrases.
+
+- A number with a unit ("48 months", "a four-year loan", "forty-eight months", "48 DM")
+  states a value: bound to the factor named next to it (:func:`binding.closest`), it must
+  be that factor's value in that unit (months and years convert); a quantity bound to a
+  factor whose values are categories ("your savings of 48 DM") or in a unit the factor is
+  not in cannot be read, and in a clause naming no factor it must be a value the decision
+  holds. Quantities inside any feature's value phrase ("less than 100 DM") are read as
+  those phrases already.
+- A percentage in a clause naming a factor states its share of the decision ("accounted
+  for 48% of the decision": the share of the push recorded for it), or the probability or
+  the threshold where the clause names them; any other is unreadable.
+- The score and the threshold stated by name ("a threshold of 0.938") are the decision's.
+- A size word about a factor's value ("the loan term was short", "your low savings") is
+  checked against the factor's recorded percentile in the reference sample; without one it
+  cannot be read.
+
+Each reader returns :class:`~expound.rankers.claims.Problem` records; the gate turns them
+into violations.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from expound.explainers.facts import IRREGULAR_SINGULARS, DecisionFacts
+from expound.models.wording import value_phrases
+from expound.rankers import binding, claims
+from expound.rankers.claims import Problem
+from expound.rankers.reading import (
+    Mention,
+    Spans,
+    lexicon,
+    number_supported,
+    parse_number,
+    pattern,
+)
+
+# Months per unit of time: a loan term of "four years" is 48 months.
+TIME_UNITS = {"month": 1, "months": 1, "year": 12, "years": 12}
+_DIGITS = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?"
+# "accounted for 48% of the decision", "made up 30 percent of the score": a share claim.
+SHARE_OF = re.compile(
+    r"\b(?:of|in)\s+(?:the\s+|your\s+|this\s+)?(?:model's\s+|overall\s+|total\s+|whole\s+)?"
+    r"(?:decision|outcome|result|score|push|effect|attribution|explanation|prediction"
+    r"|weight|influence|impact|total|risk score|risk)\b"
+)
+SHARE_VERB = re.compile(
+    r"\b(?:accounted\s+for|accounts\s+for|made\s+up|makes\s+up|contributed|contributes"
+    r"|represented|represents|was\s+responsible\s+for|were\s+responsible\s+for|explained"
+    r"|explains|drove|carried|share\s+of|weight\s+of)\s+(?:about\s+|around\s+|roughly\s+"
+    r"|approximately\s+|nearly\s+|almost\s+|some\s+|over\s+|under\s+|close\s+to\s+)?$"
+)
+# A quantity stated as a bound: "over four years", "less than 12 months", "100 DM or more".
+BOUND_BEFORE = re.compile(
+    r"\b(?:(?P<above>more than|over|above|at least|no less than|longer than|greater than"
+    r"|in excess of)|less than|fewer than|under|below|at most|up to|no more than"
+    r"|shorter than|within)\s+(?:about\s+|around\s+|roughly\s+)?$"
+)
+BOUND_AFTER = re.compile(
+    r"^\s+or\s+(?:(?P<above>more|longer|above|over|greater)|less|fewer|shorter|below|under)\b"
+)
+# "48%", "48 percent", "48 per cent".
+PERCENT = re.compile(rf"(?<![\w.,])(?P<number>{_DIGITS})(?:%|\s*(?:percent|per\s+cent)\b)")
+# Where a clause speaks of the probability or the threshold, a percentage may be theirs.
+DECISION_WORDS = re.compile(
+    r"\b(?:probability|chances?|likelihood|odds|threshold|cut-?off|score)\b"
+)
+# The score and the threshold stated by name: "a score of 0.938", "threshold 0.50",
+# "the 0.50 threshold". A mean or average score is the reference sample's (claims.MEAN_SCORE).
+THRESHOLD = re.compile(
+    rf"\b(?:threshold|cut-?off)\s+(?:of\s+|was\s+|is\s+|at\s+|stood\s+at\s+|[:=]\s*)?"
+    rf"(?P<a>{_DIGITS})(?P<pa>%?)"
+    rf"|(?<![\w.])(?P<b>{_DIGITS})(?P<pb>%?)\s+(?:threshold|cut-?off)\b"
+)
+SCORE = re.compile(
+    rf"(?<!mean )(?<!average )\b(?:score|probability of default|default probability"
+    rf"|likelihood of default|chance of default)\s+(?:of\s+|was\s+|is\s+|at\s+|stood\s+at\s+"
+    rf"|[:=]\s*)?(?P<a>{_DIGITS})(?P<pa>%?)"
+)
+
+
+@cache
+def _number_words() -> dict[str, int]:
+    words: dict[str, int] = lexicon()["number_words"]
+    return words
+
+
+@cache
+def _quantity(units: tuple[str, ...]) -> re.Pattern[str]:
+    named = sorted(_number_words(), key=len, reverse=True)
+    tens = [w for w in named if _number_words()[w] in range(20, 100, 10)]
+    ones = [w for w in named if _number_words()[w] in range(1, 10)]
+    compound = rf"(?:{'|'.join(tens)})[- ](?:{'|'.join(ones)})"
+    number = rf"{_DIGITS}|{compound}|{'|'.join(named)}"
+    ordered = sorted(units, key=len, reverse=True)
+    return re.compile(
+        rf"(?<![\w.,])(?P<number>{number})(?:\s+|-)(?P<unit>{'|'.join(map(re.escape, ordered))})"
+        r"(?!\w)"
+    )
+
+
+def _value(token: str) -> float:
+    words = _number_words()
+    if token in words:
+        return float(words[token])
+    parts = re.split(r"[- ]", token)
+    if all(p in words for p in parts):
+        return float(sum(words[p] for p in parts))
+    return parse_number(token)
+
+
+def _forms(unit: str) -> set[str]:
+    """A unit as texts write it: "months", "month"; "people", "person"."""
+    unit = unit.lower()
+    singular = IRREGULAR_SINGULARS.get(unit, unit[:-1] if unit.endswith("s") else unit)
+    return {unit, singular}
+
+
+def _in_unit(number: float, stated: str, unit: str) -> float | None:
+    """``number`` ``stated`` converted to ``unit`` (None: not a unit of that kind)."""
+    if stated in _forms(unit):
+        return number
+    if stated in TIME_UNITS and unit.lower() in TIME_UNITS:
+        return number * TIME_UNITS[stated] / TIME_UNITS[unit.lower()]
+    return None
+
+
+def _units(facts: DecisionFacts) -> list[str]:
+    units = set(TIME_UNITS)
+    for spec in facts.manifest.features:
+        if spec.unit and spec.unit != "band":
+            units |= _forms(spec.unit)
+    return sorted(units)
+
+
+def value_phrase_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
+    """Where ``text`` (lowered) names any value of any feature in the manifest's words:
+    quantities inside them ("less than 100 DM", "between one and four years") are read as
+    those phrases are, not here."""
+    phrases = {
+        phrase.lower()
+        for spec in facts.manifest.features
+        for listed in value_phrases(spec).values()
+        for phrase in listed
+    }
+    phrases |= {f.value_text.lower() for f in facts.factors.values()}
+    kept = sorted(p for p in phrases if p)
+    return [(m.start(), m.end()) for m in pattern(kept).finditer(text)] if kept else []
+
+
+def quantity_problems(
+    facts: DecisionFacts,
+    clause: str,
+    offset: int,
+    mentions: list[Mention],
+    skip: Spans,
+) -> list[Problem]:
+    """The quantities of one factual clause (``clause`` lowered, at ``offset`` of the text;
+    ``mentions`` the factors it names, spans in the text; ``skip``: spans of the text read
+    elsewhere: names, reasons, quoted values, value phrases)."""
+    problems = []
+    for match in _quantity(tuple(_units(facts))).finditer(clause):
+        start, end = offset + match.start(), offset + match.end()
+        if skip.hold(start, end) or skip.hold(start, start + 1):
+            continue
+        number, unit = _value(match.group("number")), match.group("unit")
+        said = f"{match.group(0)!r}"
+        side = _bound(clause, match)
+        bound = binding.closest(mentions, start, end)
+        if bound is None:
+            if side is None and not _held(facts, number, unit):
+                problems.append(
+                    Problem("number", start, end, f"{said} is no value of this decision")
+                )
+            continue
+        spec = facts.manifest.feature(bound.feature)
+        factor = facts.factors[bound.feature]
+        converted = _in_unit(number, unit, spec.unit) if spec.unit else None
+        if factor.number is None or spec.value_labels or converted is None:
+            if side is not None and _bounds_own_value(factor.value_text, match.group(0)):
+                # "not having savings of 100 DM or more": the bound of the actual category
+                # ("less than 100 DM"), read with the category's phrases as before.
+                continue
+            problems.append(
+                Problem(
+                    "unreadable",
+                    start,
+                    end,
+                    f"{said} is no value of {bound.feature} the record holds "
+                    f"({factor.value_text!r})",
+                )
+            )
+            continue
+        tolerance = max(0.5, 0.005 * abs(converted))
+        if side is None:
+            wrong = not number_supported(f"{converted:g}", [factor.number])
+        elif side == "above":
+            wrong = factor.number < converted - tolerance
+        else:
+            wrong = factor.number > converted + tolerance
+        if wrong:
+            problems.append(
+                Problem("value", start, end, f"{said}: {bound.feature} is {factor.value_text!r}")
+            )
+    return problems
+
+
+def _bound(clause: str, match: re.Match[str]) -> str | None:
+    """ "above" or "below" when the quantity is stated as a bound ("over four years", "100
+    DM or more"), None when as the value itself."""
+    for finder, at in (
+        (BOUND_BEFORE, clause[: match.start()]),
+        (BOUND_AFTER, clause[match.end() :]),
+    ):
+        found = finder.search(at)
+        if found is not None:
+            return "above" if found.group("above") else "below"
+    return None
+
+
+def _bounds_own_value(value_text: str, quantity: str) -> bool:
+    """Whether ``quantity`` is a bound the factor's actual value phrase states ("100 DM" of
+    "less than 100 DM")."""
+    return re.search(rf"(?<![\w.,]){re.escape(quantity)}(?!\w)", value_text.lower()) is not None
+
+
+def other_quantity_spans(facts: DecisionFacts, clause: str, feature: str) -> list[tuple[int, int]]:
+    """Spans of ``clause`` holding a quantity in a unit other than ``feature``'s ("4 years"
+    of a term in months) or a percentage in words ("30 percent"): read here (converted, or
+    as a share), not as bare numbers stating the factor's value."""
+    unit = facts.manifest.feature(feature).unit
+    own = _forms(unit) if unit else set()
+    spans = [
+        (m.start(), m.end())
+        for m in _quantity(tuple(_units(facts))).finditer(clause)
+        if m.group("unit") not in own
+    ]
+    return spans + [(m.start(), m.end()) for m in PERCENT.finditer(clause)]
+
+
+def _held(facts: DecisionFacts, number: float, unit: str) -> bool:
+    """Whether some numeric factor's value is ``number`` ``unit``."""
+    for factor in facts.factors.values():
+        spec = facts.manifest.feature(factor.feature)
+        if factor.number is None or not spec.unit or spec.value_labels:
+            continue
+        converted = _in_unit(number, unit, spec.unit)
+        if converted is not None and number_supported(f"{converted:g}", [factor.number]):
+            return True
+    return False
+
+
+def percent_problems(
+    facts: DecisionFacts, numbers: str, offset: int, subject: str, skip: Spans
+) -> list[Problem]:
+    """The percentages of one factual clause naming ``subject`` first.
+
+    ``numbers`` is the clause (lowered, at ``offset`` of the text) with names and quoted
+    values blanked (same length); ``skip``: spans of the text read elsewhere (value phrases,
+    labels). A percentage left states the factor's share of the decision, or the
+    probability or the threshold where the clause speaks of them; any other cannot be read.
+    """
+    problems = []
+    decision = [facts.prediction.score * 100, facts.prediction.threshold * 100]
+    decision.append(100 - decision[0])
+    speaks_of_decision = DECISION_WORDS.search(numbers) is not None
+    share = claims.share_of(facts, subject) * 100
+    for match in PERCENT.finditer(numbers):
+        start, end = offset + match.start(), offset + match.end()
+        if skip.hold(start, end):
+            continue
+        token = match.group("number") + "%"
+        stated_as_share = (
+            SHARE_OF.match(numbers, match.end()) is not None
+            or SHARE_VERB.search(numbers, 0, match.start()) is not None
+        )
+        if stated_as_share:
+            if not number_supported(token, [share]):
+                problems.append(
+                    Problem(
+                        "context",
+                        start,
+                        end,
+                        f"{match.group(0)}: {subject} was {share:.0f}% of the total push",
+                    )
+                )
+        elif not (speaks_of_decision and number_supported(token, decision)):
+            problems.append(
+                Problem(
+                    "unreadable",
+                    start,
+                    end,
+                    f"{match.group(0)} is neither the share of {subject} nor a number of the "
+                    "decision",
+                )
+            )
+    return problems
+
+
+def decision_number_problems(facts: DecisionFacts, text: str) -> list[Problem]:
+    """The score and the threshold stated by name must be the decision's."""
+    problems = []
+    for finder, expected, what in (
+        (THRESHOLD, facts.prediction.threshold, "the threshold"),
+        (SCORE, facts.prediction.score, "the score"),
+    ):
+        for match in finder.finditer(text):
+            token = match.group("a") or match.group("b")
+            percent = (match.groupdict().get("pa") or match.groupdict().get("pb")) == "%"
+            if not number_supported(token, [expected * 100 if percent else expected]):
+                problems.append(
+                    Problem(
+                        "number",
+                        match.start(),
+                        match.end(),
+                        f"{match.group(0)!r}: {what} was {expected:.3f}",
+                    )
+                )
+    return problems
+
+
+def size_problems(
+    facts: DecisionFacts, clause: str, offset: int, mentions: list[Mention], skip: Spans
+) -> list[Problem]:
+    """Size words said of a factor's value: before its name ("a short loan term") or after
+    it ("the loan term was long"), judged by its percentile in the reference sample."""
+    words = lexicon()["size_words"]
+    big, small = words["big"], words["small"]
+    sized = "|".join(re.escape(w) for w in sorted([*big, *small], key=len, reverse=True))
+    degree = r"(?:(?:very|quite|rather|relatively|fairly|too|comparatively|unusually|so)\s+)?"
+    before = re.compile(rf"\b(?P<word>{sized})\s+$")
+    after = re.compile(
+        rf"(?:\s*\([^)]*\))?,?\s+(?:was|were|is|are|seemed|looked|being|been)\s+{degree}"
+        rf"(?P<word>{sized})\b"
+    )
+    problems = []
+    for mention in mentions:
+        start, end = mention.start - offset, mention.end - offset
+        for found in (
+            before.search(clause, 0, start),
+            after.match(clause, end),
+        ):
+            if found is None or skip.hold(offset + found.start("word"), offset + found.end("word")):
+                continue
+            word = found.group("word")
+            problem = _size_problem(facts, mention.feature, word, word in big)
+            if problem is not None:
+                kind, message = problem
+                problems.append(
+                    Problem(kind, offset + found.start("word"), offset + found.end("word"), message)
+                )
+    return problems
+
+
+def _size_problem(
+    facts: DecisionFacts, feature: str, word: str, big: bool
+) -> tuple[str, str] | None:
+    planned = facts.plan.factor(feature) if facts.plan is not None else None
+    percentile = planned.percentile if planned is not None else None
+    if percentile is None:
+        return "unreadable", f"{word!r}: no percentile of {feature} is recorded to judge it by"
+    if (percentile >= 67 and big) or (percentile <= 33 and not big):
+        return None
+    if 33 < percentile < 67:
+        return "unreadable", f"{word!r}: {feature} is at the {percentile}th percentile"
+    return "value", f"{word!r}: {feature} is at the {percentile}th percentile"
