@@ -236,11 +236,12 @@ def _quantity_problems(
     inside: list[Mention],
     known_masked: str,
     elsewhere: Spans,
-    in_reason: set[int],
+    in_reason: dict[int, set[str]],
 ) -> list[claims.Problem]:
-    """The quantities, percentages and size words of one factual clause
+    """The quantities, percentages, size words and bare numbers of one factual clause
     (:mod:`expound.rankers.quantities`), up to its typical-value claim; a counterfactual's
-    are the counterfactual reader's."""
+    are the counterfactual reader's. ``in_reason``: the mentions inside a reason's text (by
+    id), each with its reason's features."""
     start, end = span
     clause = lowered[start:end]
     if claims.COUNTERFACTUAL.search(clause):
@@ -249,12 +250,62 @@ def _quantity_problems(
     problems = quantities.quantity_problems(facts, clause[:cut], start, inside, elsewhere)
     own = [m for m in inside if id(m) not in in_reason]
     subjects = own or inside
-    if subjects:
-        numbers = _blank(known_masked[start : start + cut], claims.percentile_spans(clause))
+    numbers = _blank(known_masked[start : start + cut], claims.percentile_spans(clause))
+    if not subjects:
+        problems += quantities.unowned_share_problems(numbers, start, elsewhere)
+    else:
         problems += quantities.percent_problems(
             facts, numbers, start, subjects[0].feature, elsewhere
         )
         problems += quantities.size_problems(facts, clause[:cut], start, own, elsewhere)
+        problems += _misplaced_numbers(facts, numbers, start, inside, elsewhere, in_reason)
+    return problems
+
+
+def _misplaced_numbers(
+    facts: DecisionFacts,
+    numbers: str,
+    offset: int,
+    inside: list[Mention],
+    elsewhere: Spans,
+    in_reason: dict[int, set[str]],
+) -> list[claims.Problem]:
+    """A bare number of a clause naming factors ("(48)", "by 0.825") is the decision's or
+    of the factor it is said of: the last one named before it (the subject of "raised the
+    risk by 0.825"), else the first after. Any number of any factor in the clause was
+    accepted: "the loan term and your savings (48)", two magnitudes traded, passed.
+
+    ``numbers``: the clause with names and quoted values blanked (same length).
+    """
+    decision = _decision_numbers(facts)
+    markers = {m.start(1) for m in LIST_MARKER.finditer(numbers)}
+    read = Spans(quantities.quantity_spans(facts, numbers))
+    problems = []
+    for match in NUMBER.finditer(numbers):
+        start, end = offset + match.start(), offset + match.end()
+        if (
+            match.group(0).endswith("%")
+            or match.start() in markers
+            or read.hold(match.start(), match.end())
+            or elsewhere.hold(start, end)
+        ):
+            continue
+        before = [m for m in inside if m.end <= start]
+        after = [m for m in inside if m.start >= end]
+        said = before[-1] if before else (after[0] if after else None)
+        if said is None:
+            continue
+        features = in_reason.get(id(said), {said.feature})
+        allowed = decision + [n for f in sorted(features) for n in _factor_numbers(facts, f)]
+        if not number_supported(match.group(0), allowed):
+            problems.append(
+                claims.Problem(
+                    "unreadable",
+                    start,
+                    end,
+                    f"{match.group(0)} is no number of {said.feature}, the factor it is said of",
+                )
+            )
     return problems
 
 
@@ -418,7 +469,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         _add(
             verdict,
             _quantity_problems(
-                facts, lowered, (start, end), inside, known_masked, elsewhere, in_reason
+                facts, lowered, (start, end), inside, known_masked, elsewhere, reason_group
             ),
         )
         if not inside:

@@ -227,6 +227,12 @@ def _bounds_own_value(value_text: str, quantity: str) -> bool:
     return re.search(rf"(?<![\w.,]){re.escape(quantity)}(?!\w)", value_text.lower()) is not None
 
 
+def quantity_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:
+    """Spans of ``text`` holding a quantity with a unit or a percentage (read here)."""
+    spans = [(m.start(), m.end()) for m in _quantity(tuple(_units(facts))).finditer(text)]
+    return spans + [(m.start(), m.end()) for m in PERCENT.finditer(text)]
+
+
 def other_quantity_spans(facts: DecisionFacts, clause: str, feature: str) -> list[tuple[int, int]]:
     """Spans of ``clause`` holding a quantity in a unit other than ``feature``'s ("4 years"
     of a term in months) or a percentage in words ("30 percent"): read here (converted, or
@@ -273,11 +279,7 @@ def percent_problems(
         if skip.hold(start, end):
             continue
         token = match.group("number") + "%"
-        stated_as_share = (
-            SHARE_OF.match(numbers, match.end()) is not None
-            or SHARE_VERB.search(numbers, 0, match.start()) is not None
-        )
-        if stated_as_share:
+        if _as_share(numbers, match):
             if not number_supported(token, [share]):
                 problems.append(
                     Problem(
@@ -298,6 +300,29 @@ def percent_problems(
                 )
             )
     return problems
+
+
+def unowned_share_problems(numbers: str, offset: int, skip: Spans) -> list[Problem]:
+    """A percentage stated as a share of the decision in a clause naming no factor ("it
+    accounted for 94% of the decision") is tied to no factor: unreadable, as share words
+    with no factor named are (:func:`claims.context_problems`)."""
+    return [
+        Problem(
+            "unreadable",
+            offset + m.start(),
+            offset + m.end(),
+            f"{m.group(0)}: a share of no factor",
+        )
+        for m in PERCENT.finditer(numbers)
+        if not skip.hold(offset + m.start(), offset + m.end()) and _as_share(numbers, m)
+    ]
+
+
+def _as_share(numbers: str, match: re.Match[str]) -> bool:
+    return (
+        SHARE_OF.match(numbers, match.end()) is not None
+        or SHARE_VERB.search(numbers, 0, match.start()) is not None
+    )
 
 
 def decision_number_problems(facts: DecisionFacts, text: str) -> list[Problem]:

@@ -348,6 +348,18 @@ VALUES = [
         id="number-beside-the-wrong-factor",
     ),
     pytest.param(
+        "The loan term and your savings (48) raised the risk.",
+        ViolationKind.UNVERIFIABLE,
+        "The loan term (48) and your savings (less than 100 DM) raised the risk.",
+        id="bare-number-beside-the-wrong-factor",
+    ),
+    pytest.param(
+        "The loan term (48 months) raised the risk by 0.825 and your checking account by 1.255.",
+        ViolationKind.UNVERIFIABLE,
+        "The loan term (48 months) raised the risk by 1.255 and your checking account by 0.825.",
+        id="magnitudes-traded",
+    ),
+    pytest.param(
         "Your savings of 4 DM raised the risk.",
         ViolationKind.UNVERIFIABLE,
         "Your savings of less than 100 DM raised the risk.",
@@ -431,10 +443,12 @@ def test_a_false_value_fails_and_the_true_one_of_its_shape_passes(
 
 # Read only where the record holds what they state; otherwise they fail closed. A true
 # text of the same shape fails closed too ("over four years" of employment between four
-# and seven years; "low" savings of less than 100 DM): the categories hold no amount and
-# no percentile, and the service's own texts quote the category instead.
+# and seven years; "low" savings of less than 100 DM; a share said of "it"): the
+# categories hold no amount and no percentile, a pronoun names no factor, and the
+# service's own texts quote the category and name the factor instead.
 UNREADABLE_VALUES = [
     "Your employment of over four years raised the risk.",
+    "The loan term raised the risk. It accounted for 94% of the decision.",
     "Your savings of 48 DM counted against you.",
     "Your savings were high, which raised the risk.",
     "Your low savings raised the risk.",
