@@ -43,7 +43,7 @@ TIME_UNITS = {"month": 1, "months": 1, "year": 12, "years": 12}
 _DIGITS = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?"
 # "accounted for 48% of the decision", "made up 30 percent of the score": a share claim.
 SHARE_OF = re.compile(
-    r"\b(?:of|in)\s+(?:the\s+|your\s+|this\s+)?(?:model's\s+|overall\s+|total\s+|whole\s+)?"
+    r"\s*\b(?:of|in)\s+(?:the\s+|your\s+|this\s+)?(?:model's\s+|overall\s+|total\s+|whole\s+)?"
     r"(?:decision|outcome|result|score|push|effect|attribution|explanation|prediction"
     r"|weight|influence|impact|total|risk score|risk)\b"
 )
@@ -66,7 +66,8 @@ BOUND_AFTER = re.compile(
 PERCENT = re.compile(rf"(?<![\w.,])(?P<number>{_DIGITS})(?:%|\s*(?:percent|per\s+cent)\b)")
 # Where a clause speaks of the probability or the threshold, a percentage may be theirs.
 DECISION_WORDS = re.compile(
-    r"\b(?:probability|chances?|likelihood|odds|threshold|cut-?off|score)\b"
+    r"\b(?:probability|chances?|likelihood|odds|threshold|cut-?off|score|risk of default"
+    r"|default risk)\b"
 )
 # The score and the threshold stated by name: "a score of 0.938", "threshold 0.50",
 # "the 0.50 threshold". A mean or average score is the reference sample's (claims.MEAN_SCORE).

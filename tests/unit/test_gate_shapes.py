@@ -416,7 +416,19 @@ VALUES = [
         "Your loan term of over three years raised the risk.",
         id="quantity-as-a-bound",
     ),
+    pytest.param(
+        "The loan term (48 months) raised the risk by 1.255, roughly 48% of the total push.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term (48 months) raised the risk by 1.255, roughly 30% of the total push.",
+        id="share-after-a-magnitude",
+    ),
     # Size words about a value, judged by its recorded percentile (the 96th).
+    pytest.param(
+        "The loan term was below average, which raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term was above average, which raised the risk.",
+        id="size-against-the-average",
+    ),
     pytest.param(
         "The loan term was short, which raised the risk.",
         ViolationKind.WRONG_VALUE,
@@ -474,3 +486,19 @@ def test_a_four_year_loan_is_the_approval_one_year_loan(approved: DecisionFacts)
     assert verify(
         approved, APPROVED + "Having no checking account accounted for 22% of the decision."
     ).passed
+    # The probability of default, named beside a factor, is the decision's (3%).
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(
+        approved, APPROVED + "Having no checking account lowered your risk of default to 30%."
+    )
+    assert verify(
+        approved, APPROVED + "Having no checking account lowered your risk of default to 3%."
+    ).passed
+
+
+def test_a_magnitude_of_its_own_is_no_value_of_the_factor(denied: DecisionFacts) -> None:
+    # "by 1.255" is the loan term's contribution, not a term of 1.255 months.
+    verdict = verify(denied, DECLINED + "The loan term raised the risk by 1.255.")
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(
+        denied, DECLINED + "The loan term raised the risk by 0.825."
+    )
