@@ -39,7 +39,18 @@ from expound.rankers.reading import (
 )
 
 # Months per unit of time: a loan term of "four years" is 48 months.
-TIME_UNITS = {"month": 1, "months": 1, "year": 12, "years": 12}
+TIME_UNITS = {
+    "month": 1,
+    "months": 1,
+    "year": 12,
+    "years": 12,
+    "week": 12 / 52,
+    "weeks": 12 / 52,
+    "day": 12 / 365,
+    "days": 12 / 365,
+}
+# "nine thousand DM", "4.3 thousand DM".
+SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _DIGITS = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?"
 # "accounted for 48% of the decision", "made up 30 percent of the score": a share claim.
 SHARE_OF = re.compile(
@@ -97,9 +108,10 @@ def _quantity(units: tuple[str, ...]) -> re.Pattern[str]:
     compound = rf"(?:{'|'.join(tens)})[- ](?:{'|'.join(ones)})"
     number = rf"{_DIGITS}|{compound}|{'|'.join(named)}"
     ordered = sorted(units, key=len, reverse=True)
+    scale = "|".join(SCALES)
     return re.compile(
-        rf"(?<![\w.,])(?P<number>{number})(?:\s+|-)(?P<unit>{'|'.join(map(re.escape, ordered))})"
-        r"(?!\w)"
+        rf"(?<![\w.,])(?P<number>{number})(?:[- ](?P<scale>{scale}))?(?:\s+|-)"
+        rf"(?P<unit>{'|'.join(map(re.escape, ordered))})(?!\w)"
     )
 
 
@@ -168,6 +180,7 @@ def quantity_problems(
         if skip.hold(start, end) or skip.hold(start, start + 1):
             continue
         number, unit = _value(match.group("number")), match.group("unit")
+        number *= SCALES.get(match.group("scale") or "", 1)
         said = f"{match.group(0)!r}"
         side = _bound(clause, match)
         bound = binding.closest(mentions, start, end)

@@ -502,3 +502,16 @@ def test_a_magnitude_of_its_own_is_no_value_of_the_factor(denied: DecisionFacts)
     assert ViolationKind.UNVERIFIABLE in violation_kinds(
         denied, DECLINED + "The loan term raised the risk by 0.825."
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The loan term of 48 weeks raised the risk.",
+        "The amount requested of nine thousand DM raised the risk.",
+    ],
+)
+def test_weeks_and_thousands_are_read(denied: DecisionFacts, text: str) -> None:
+    # 48 weeks is no 48 months; "nine thousand" is no 4,308. The true forms of these
+    # shapes hold numbers no fact holds ("208 weeks"), failing the number checks anyway.
+    assert ViolationKind.WRONG_VALUE in violation_kinds(denied, DECLINED + text)
