@@ -361,20 +361,29 @@ def decision_number_problems(facts: DecisionFacts, text: str) -> list[Problem]:
     return problems
 
 
+@cache
+def _size_patterns() -> tuple[re.Pattern[str], re.Pattern[str], frozenset[str]]:
+    """(a size word just before a name, one after it as its complement, the "big" words)."""
+    words = lexicon()["size_words"]
+    big, small = words["big"], words["small"]
+    sized = "|".join(re.escape(w) for w in sorted([*big, *small], key=len, reverse=True))
+    degree = r"(?:(?:very|quite|rather|relatively|fairly|too|comparatively|unusually|so)\s+)?"
+    # "was low risk", "a high-risk loan term" judge the risk, not the value.
+    word = rf"(?P<word>{sized})(?![\s-]+risk)"
+    before = re.compile(rf"\b{word}\s+$")
+    after = re.compile(
+        rf"(?:\s*\([^)]*\))?,?\s+(?:was|were|is|are|seemed|looked|being|been)\s+{degree}"
+        rf"{word}\b"
+    )
+    return before, after, frozenset(big)
+
+
 def size_problems(
     facts: DecisionFacts, clause: str, offset: int, mentions: list[Mention], skip: Spans
 ) -> list[Problem]:
     """Size words said of a factor's value: before its name ("a short loan term") or after
     it ("the loan term was long"), judged by its percentile in the reference sample."""
-    words = lexicon()["size_words"]
-    big, small = words["big"], words["small"]
-    sized = "|".join(re.escape(w) for w in sorted([*big, *small], key=len, reverse=True))
-    degree = r"(?:(?:very|quite|rather|relatively|fairly|too|comparatively|unusually|so)\s+)?"
-    before = re.compile(rf"\b(?P<word>{sized})\s+$")
-    after = re.compile(
-        rf"(?:\s*\([^)]*\))?,?\s+(?:was|were|is|are|seemed|looked|being|been)\s+{degree}"
-        rf"(?P<word>{sized})\b"
-    )
+    before, after, big = _size_patterns()
     problems = []
     for mention in mentions:
         start, end = mention.start - offset, mention.end - offset
