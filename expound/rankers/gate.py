@@ -251,6 +251,9 @@ def _quantity_problems(
     own = [m for m in inside if id(m) not in in_reason]
     subjects = own or inside
     numbers = _blank(known_masked[start : start + cut], claims.percentile_spans(clause))
+    problems += quantities.fraction_problems(
+        facts, numbers, start, subjects[0].feature if subjects else None
+    )
     if not subjects:
         problems += quantities.unowned_share_problems(numbers, start, elsewhere)
     else:

@@ -26,6 +26,7 @@ import re
 from functools import cache
 
 from expound.explainers.facts import IRREGULAR_SINGULARS, DecisionFacts
+from expound.explainers.plan import SHARE_WORDS
 from expound.models.wording import value_phrases
 from expound.rankers import binding, claims
 from expound.rankers.claims import Problem
@@ -314,6 +315,102 @@ def percent_problems(
                 )
             )
     return problems
+
+
+# A share of the decision in words ("nearly half of the decision", "most of the score"):
+# fractions with a value, and ranges (the plan's share words, "most", "nearly all"). A share
+# of the push, effect or attribution is claims.SHARE's, read with the plan's ranges.
+FRACTIONS = {
+    "half": 1 / 2,
+    "a half": 1 / 2,
+    "one half": 1 / 2,
+    "a third": 1 / 3,
+    "one third": 1 / 3,
+    "one-third": 1 / 3,
+    "two thirds": 2 / 3,
+    "two-thirds": 2 / 3,
+    "a quarter": 1 / 4,
+    "one quarter": 1 / 4,
+    "three quarters": 3 / 4,
+    "three-quarters": 3 / 4,
+    "a fifth": 1 / 5,
+    "one fifth": 1 / 5,
+    "a tenth": 1 / 10,
+}
+SHARE_RANGES = {
+    **{words: (low, high) for low, high, words in SHARE_WORDS},
+    "most": (0.5, 1.01),
+    "the majority": (0.5, 1.01),
+    "a majority": (0.5, 1.01),
+    "the bulk": (0.5, 1.01),
+    "the lion's share": (0.5, 1.01),
+    "almost all": (0.8, 1.01),
+}
+HEDGES = {
+    "about": "near",
+    "around": "near",
+    "roughly": "near",
+    "approximately": "near",
+    "some": "near",
+    "nearly": "near",
+    "almost": "near",
+    "close to": "near",
+    "over": "above",
+    "more than": "above",
+    "just over": "above",
+    "well over": "above",
+    "under": "below",
+    "less than": "below",
+    "just under": "below",
+    "well under": "below",
+}
+_WHOLE = (
+    r"(?:the\s+|your\s+|this\s+)?(?:model's\s+|overall\s+|total\s+|whole\s+|final\s+)?"
+    r"(?:decision|outcome|result|score|prediction|weight|influence|impact|explanation"
+    r"|risk score)\b"
+)
+FRACTION_SHARE = re.compile(
+    r"\b(?:(?P<hedge>"
+    + "|".join(re.escape(h) for h in sorted(HEDGES, key=len, reverse=True))
+    + r")\s+)?(?P<words>"
+    + "|".join(re.escape(w) for w in sorted([*FRACTIONS, *SHARE_RANGES], key=len, reverse=True))
+    + rf")\s+(?:of\s+)?{_WHOLE}"
+)
+
+
+def fraction_problems(
+    facts: DecisionFacts, numbers: str, offset: int, subject: str | None
+) -> list[Problem]:
+    """Shares of the decision in words, of ``subject`` (the clause's first factor; None
+    when it names none: unreadable, as share words with no factor are)."""
+    problems = []
+    for match in FRACTION_SHARE.finditer(numbers):
+        where = (offset + match.start(), offset + match.end())
+        if subject is None:
+            problems.append(
+                Problem("unreadable", *where, f"{match.group(0)!r}: a share of no factor")
+            )
+            continue
+        share = claims.share_of(facts, subject)
+        if not _share_agrees(share, match.group("words"), HEDGES.get(match.group("hedge") or "")):
+            problems.append(
+                Problem(
+                    "context", *where, f"{match.group(0)!r}: {subject} was {share:.0%} of the push"
+                )
+            )
+    return problems
+
+
+def _share_agrees(share: float, words: str, hedge: str | None) -> bool:
+    if words in SHARE_RANGES:
+        low, high = SHARE_RANGES[words]
+        return low <= round(share, 4) < high
+    fraction = FRACTIONS[words]
+    if hedge == "above":
+        return share >= fraction - 0.02
+    if hedge == "below":
+        return share <= fraction + 0.02
+    return abs(share - fraction) <= (0.07 if hedge == "near" else 0.04)
 
 
 def unowned_share_problems(numbers: str, offset: int, skip: Spans) -> list[Problem]:

@@ -422,6 +422,19 @@ VALUES = [
         "The loan term (48 months) raised the risk by 1.255, roughly 30% of the total push.",
         id="share-after-a-magnitude",
     ),
+    # A share of the decision in words: the loan term's is 30% of the push.
+    pytest.param(
+        "The loan term accounted for nearly half of the decision.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term accounted for about a third of the decision.",
+        id="share-in-fraction-words",
+    ),
+    pytest.param(
+        "Most of the decision came from the loan term.",
+        ViolationKind.WRONG_CONTEXT,
+        "A modest part of the decision came from your checking account.",
+        id="share-as-a-range",
+    ),
     # Size words about a value, judged by its recorded percentile (the 96th).
     pytest.param(
         "The loan term was below average, which raised the risk.",
