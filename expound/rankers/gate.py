@@ -706,13 +706,16 @@ def _check_clause(
                 factor.number, _blank_numbers(left, _effect_numbers(facts, mention.feature))
             )
         else:
-            # Nor a magnitude of its own ("raised the risk by 1.255"): a bare number is
-            # bound to the factor it is said of (_misplaced_numbers).
+            # Nor a magnitude of its own, written with decimals ("raised the risk by
+            # 1.255"; a value of 1 is no magnitude of 0.584): a bare number is bound to the
+            # factor it is said of (_misplaced_numbers).
             others = quantities.other_quantity_spans(facts, numbers_only, mention.feature)
-            number_ok = _numeric_value_ok(
-                factor.number,
-                _blank_numbers(_blank(numbers_only, others), [abs(factor.contribution)]),
-            )
+            magnitudes = [
+                (m.start(), m.end())
+                for m in NUMBER.finditer(numbers_only)
+                if "." in m.group(0) and number_supported(m.group(0), [abs(factor.contribution)])
+            ]
+            number_ok = _numeric_value_ok(factor.number, _blank(numbers_only, others + magnitudes))
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue

@@ -195,9 +195,17 @@ def quantity_problems(
         factor = facts.factors[bound.feature]
         converted = _in_unit(number, unit, spec.unit) if spec.unit else None
         if factor.number is None or spec.value_labels or converted is None:
-            if side is not None and _bounds_own_value(factor.value_text, match.group(0)):
-                # "not having savings of 100 DM or more": the bound of the actual category
-                # ("less than 100 DM"), read with the category's phrases as before.
+            own_side = _own_bound(factor.value_text, match.group(0))
+            if side is not None and own_side is not None:
+                # The bound of the actual category ("less than 100 DM"): stated its way
+                # ("savings under 100 DM"), or the other way denied ("not having savings of
+                # 100 DM or more"); the other way asserted is a wrong value.
+                if (side == own_side) == _denied(clause, match.start()):
+                    problems.append(
+                        Problem(
+                            "value", start, end, f"{said}: {bound.feature} is {factor.value_text!r}"
+                        )
+                    )
                 continue
             problems.append(
                 Problem(
@@ -236,10 +244,19 @@ def _bound(clause: str, match: re.Match[str]) -> str | None:
     return None
 
 
-def _bounds_own_value(value_text: str, quantity: str) -> bool:
-    """Whether ``quantity`` is a bound the factor's actual value phrase states ("100 DM" of
-    "less than 100 DM")."""
-    return re.search(rf"(?<![\w.,]){re.escape(quantity)}(?!\w)", value_text.lower()) is not None
+def _own_bound(value_text: str, quantity: str) -> str | None:
+    """The side ("above", "below") of ``quantity`` as a bound in the factor's actual value
+    phrase ("100 DM" of "less than 100 DM": below); None when the phrase holds no such
+    bound."""
+    text = value_text.lower()
+    found = re.search(rf"(?<![\w.,]){re.escape(quantity)}(?!\w)", text)
+    return _bound(text, found) if found is not None else None
+
+
+def _denied(clause: str, position: int) -> bool:
+    """Whether a negation stands before ``position`` in the clause ("not having savings of
+    100 DM or more")."""
+    return pattern(lexicon()["negations"]).search(clause, 0, position) is not None
 
 
 def quantity_spans(facts: DecisionFacts, text: str) -> list[tuple[int, int]]:

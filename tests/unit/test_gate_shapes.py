@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify
-from tests.conftest import GBM
+from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for, violation_kinds
+
+ANALYST = Audience.ANALYST
 
 DECLINED = "Your application was declined. "
 
@@ -435,6 +438,13 @@ VALUES = [
         "A modest part of the decision came from your checking account.",
         id="share-as-a-range",
     ),
+    # The bound of the actual category (savings: less than 100 DM), the other way round.
+    pytest.param(
+        "Your savings of 100 DM or more raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings of under 100 DM raised the risk.",
+        id="bound-of-the-category-reversed",
+    ),
     # Size words about a value, judged by its recorded percentile (the 96th).
     pytest.param(
         "The loan term was below average, which raised the risk.",
@@ -528,3 +538,22 @@ def test_weeks_and_thousands_are_read(denied: DecisionFacts, text: str) -> None:
     # 48 weeks is no 48 months; "nine thousand" is no 4,308. The true forms of these
     # shapes hold numbers no fact holds ("208 weeks"), failing the number checks anyway.
     assert ViolationKind.WRONG_VALUE in violation_kinds(denied, DECLINED + text)
+
+
+def test_a_value_near_its_magnitude_is_still_its_value(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    # A one-month term whose magnitude is 0.584 (the logistic model): "1" is the value,
+    # not the magnitude read to the nearest whole number (an analyst minor-factor phrase).
+    facts = facts_for(registry, LOGISTIC, {**denied_applicant, "duration_months": 1}, ANALYST)
+    term, rate = facts.factors["duration_months"], facts.factors["installment_rate"]
+    text = (
+        "The model declined the application. Less weight fell on the length of the loan "
+        f"term (1 month, {abs(term.contribution):.3f}) and the instalment as a share of "
+        f"disposable income ({rate.value_text}, {abs(rate.contribution):.3f})."
+    )
+    wrong = {ViolationKind.WRONG_VALUE, ViolationKind.UNVERIFIABLE}
+    assert not wrong & violation_kinds(facts, text)
+    assert ViolationKind.WRONG_VALUE in violation_kinds(
+        facts, text.replace("(1 month", "(2 months")
+    )
