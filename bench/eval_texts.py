@@ -20,7 +20,10 @@ exactly one claim:
   reader as if they were the applicant ("counted against you");
 - ``joined``: the first two factors' sentences joined into one clause (", and then came
   ..."), the second one's direction swapped for its opposite: each direction in a clause
-  must be read for its own factor, not the clause's first for both.
+  must be read for its own factor, not the clause's first for both;
+- ``share``: a sentence giving the first factor a share of the decision that is another
+  fact of the record (the score as a percentage, else the threshold): a percentage is read
+  as the factor's share of the push, not as any number the decision holds.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts, Factor, value_text
+from expound.rankers import claims
 
 TEXTS = Path(__file__).resolve().parent / "eval_texts.json"
 MUTATIONS = (
@@ -44,6 +48,7 @@ MUTATIONS = (
     "swap",
     "voice",
     "joined",
+    "share",
 )
 MAX_FACTORS = 3
 
@@ -93,6 +98,16 @@ def _wrong_value(facts: DecisionFacts, factor: Factor) -> str | None:
     if spec.value_label(factor.number) is not None:
         return next((lbl for lbl in spec.value_labels.values() if lbl != factor.value_text), None)
     return value_text(spec, factor.number * 2 + 1)
+
+
+def _wrong_share(facts: DecisionFacts, factor: Factor) -> int | None:
+    """A percentage the record holds that is not ``factor``'s share of the push: the score,
+    else the threshold (None when both round to its share)."""
+    share = round(claims.share_of(facts, factor.feature) * 100)
+    for number in (facts.prediction.score * 100, facts.prediction.threshold * 100):
+        if abs(round(number) - share) > 1:
+            return round(number)
+    return None
 
 
 def _sentences(
@@ -182,6 +197,13 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
         swapped_values[a] = _Slot(slots[a].factor, slots[b].value, slots[a].effect_index)
         swapped_values[b] = _Slot(slots[b].factor, slots[a].value, slots[b].effect_index)
         mutants["swap"] = _text(opening, _sentences(facts, swapped_values, variant))
+    if slots:
+        wrong_share = _wrong_share(facts, slots[0].factor)
+        if wrong_share is not None:
+            extra = suite["share_sentence"].format(
+                description=slots[0].factor.description, share=wrong_share
+            )
+            mutants["share"] = _text(opening, [*sentences[:1], extra, *sentences[1:]])
     if slots and facts.audience is not Audience.APPLICANT:
         spoken = _sentences(facts, slots, variant, spoken=True)
         mutants["voice"] = _text(opening, spoken)

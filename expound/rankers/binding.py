@@ -39,6 +39,25 @@ def value_owners(facts: DecisionFacts) -> dict[str, str]:
     return owners
 
 
+def self_named_values(facts: DecisionFacts) -> dict[str, list[str]]:
+    """The decision's actual values that name their own feature ("no checking account"),
+    as the gate matches them (lowered), by feature: the name inside such a value is a
+    mention of the feature (its direction and place are read), not a word of a value."""
+    terms: dict[str, list[str]] = {}
+    for term, feature in feature_terms(facts).items():
+        terms.setdefault(feature, []).append(term)
+    named: dict[str, list[str]] = {}
+    for factor in facts.factors.values():
+        if factor.feature not in terms:
+            continue
+        own = pattern(terms[factor.feature])
+        for form in (factor.value_text, parenthesis_free(factor.value_text)):
+            key = form.lower().rstrip(")")
+            if len(form) >= MIN_PHRASE_CHARS and own.search(key):
+                named.setdefault(factor.feature, []).append(key)
+    return named
+
+
 def reason_groups(facts: DecisionFacts) -> dict[str, set[str]]:
     """Each feature -> the features of its reason code (itself among them)."""
     return {
@@ -46,7 +65,7 @@ def reason_groups(facts: DecisionFacts) -> dict[str, set[str]]:
     }
 
 
-def _closest(mentions: list[Mention], start: int, end: int) -> Mention | None:
+def closest(mentions: list[Mention], start: int, end: int) -> Mention | None:
     """The mention nearest the value at [start, end): the last before it or the first
     after it, whichever leaves fewer characters between; the one before on a tie."""
     before = next((m for m in reversed(mentions) if m.end <= start), None)
@@ -89,7 +108,7 @@ def misbound_values(
             break
         if names.hold(value_start, value_end):
             continue
-        bound = _closest(mentions, value_start, value_end)
+        bound = closest(mentions, value_start, value_end)
         stated = owners.get(text[value_start:value_end])
         if bound is None or stated is None:
             continue

@@ -33,7 +33,7 @@ from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
 from expound.models.wording import parenthesis_free, value_phrases
-from expound.rankers import binding, claims
+from expound.rankers import binding, claims, quantities
 from expound.rankers.reading import (
     LIST_MARKER,
     LOOKALIKES,
@@ -90,6 +90,7 @@ PROBLEM_KINDS = {
     "value": ViolationKind.WRONG_VALUE,
     "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
+    "number": ViolationKind.UNSUPPORTED_NUMBER,
 }
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 _PLACE = "(" + "|".join(ORDINALS) + ")"
@@ -228,6 +229,96 @@ def _add(verdict: Verdict, problems: list[claims.Problem]) -> None:
     ]
 
 
+def _quantity_problems(
+    facts: DecisionFacts,
+    lowered: str,
+    span: tuple[int, int],
+    inside: list[Mention],
+    known_masked: str,
+    elsewhere: Spans,
+    in_reason: dict[int, set[str]],
+) -> list[claims.Problem]:
+    """The quantities, percentages, size words and bare numbers of one factual clause
+    (:mod:`expound.rankers.quantities`), up to its typical-value claim; a counterfactual's
+    are the counterfactual reader's. ``in_reason``: the mentions inside a reason's text (by
+    id), each with its reason's features."""
+    start, end = span
+    clause = lowered[start:end]
+    if claims.COUNTERFACTUAL.search(clause):
+        return []
+    cut = claims.typical_cut(clause)
+    problems = quantities.quantity_problems(facts, clause[:cut], start, inside, elsewhere)
+    own = [m for m in inside if id(m) not in in_reason]
+    subjects = own or inside
+    numbers = _blank(known_masked[start : start + cut], claims.percentile_spans(clause))
+    problems += quantities.fraction_problems(
+        facts, numbers, start, subjects[0].feature if subjects else None
+    )
+    if not subjects:
+        problems += quantities.unowned_share_problems(numbers, start, elsewhere)
+    else:
+        problems += quantities.percent_problems(
+            facts, numbers, start, subjects[0].feature, elsewhere
+        )
+        problems += quantities.size_problems(facts, clause[:cut], start, own, elsewhere)
+        problems += _misplaced_numbers(facts, numbers, start, inside, elsewhere, in_reason)
+    return problems
+
+
+def _misplaced_numbers(
+    facts: DecisionFacts,
+    numbers: str,
+    offset: int,
+    inside: list[Mention],
+    elsewhere: Spans,
+    in_reason: dict[int, set[str]],
+) -> list[claims.Problem]:
+    """A bare number of a clause naming factors ("(48)", "by 0.825") is the decision's or
+    of the factor it is said of: the last one named before it (the subject of "raised the
+    risk by 0.825"), else the first after. Any number of any factor in the clause was
+    accepted: "the loan term and your savings (48)", two magnitudes traded, passed.
+
+    ``numbers``: the clause with names and quoted values blanked (same length).
+    """
+    decision = _decision_numbers(facts)
+    markers = {m.start(1) for m in LIST_MARKER.finditer(numbers)}
+    read = Spans(quantities.quantity_spans(facts, numbers))
+    problems = []
+    for match in NUMBER.finditer(numbers):
+        start, end = offset + match.start(), offset + match.end()
+        if (
+            match.group(0).endswith("%")
+            or match.start() in markers
+            or read.hold(match.start(), match.end())
+            or elsewhere.hold(start, end)
+        ):
+            continue
+        before = [m for m in inside if m.end <= start]
+        after = [m for m in inside if m.start >= end]
+        said = before[-1] if before else (after[0] if after else None)
+        if said is None:
+            continue
+        features = in_reason.get(id(said), {said.feature})
+        allowed = decision + [n for f in sorted(features) for n in _factor_numbers(facts, f)]
+        if not number_supported(match.group(0), allowed):
+            problems.append(
+                claims.Problem(
+                    "unreadable",
+                    start,
+                    end,
+                    f"{match.group(0)} is no number of {said.feature}, the factor it is said of",
+                )
+            )
+    return problems
+
+
+def _add_once(verdict: Verdict, violation: Violation) -> None:
+    """Adds ``violation`` unless the verdict holds the same one (a factor named twice in a
+    clause is judged twice, alike)."""
+    if violation not in verdict.violations:
+        verdict.violations.append(violation)
+
+
 def _category_claims(
     facts: DecisionFacts,
     clause: str,
@@ -280,6 +371,13 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # "existing credits paid back on time so far" is a value of credit_history, not a
     # mention of existing_credits.
     inside_values = Spans(values)
+    # ... but "checking account" inside the actual "no checking account" is that factor
+    # named: dropped, its direction and place went unread ("Having no checking account
+    # raised the risk" passed on an approval).
+    own_values = {
+        feature: Spans(phrase_spans(set(forms), lowered))
+        for feature, forms in binding.self_named_values(facts).items()
+    }
     # Values the plan quotes (typical, counterfactual) hold names of other features too;
     # a feature named inside a quoted value of its own is still a mention of it.
     quoted: dict[str, list[tuple[int, int]]] = {}
@@ -290,7 +388,10 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     mentions = [
         m
         for m in find_mentions(lowered, feature_terms(facts))
-        if not inside_values.hold(m.start, m.end)
+        if (
+            not inside_values.hold(m.start, m.end)
+            or (m.feature in own_values and own_values[m.feature].hold(m.start, m.end))
+        )
         and not any(
             f != m.feature and held.hold(m.start, m.end) for f, held in inside_quoted.items()
         )
@@ -352,6 +453,9 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     # Masked once for the whole text, then sliced per clause: masking per clause was
     # quadratic in the length of the candidate.
     known_masked, names_masked = masked(lowered, known), masked(lowered, names)
+    # Quantities, percentages and size words are read outside names, quoted values and
+    # any value phrase of the manifest (read as those).
+    elsewhere = Spans(names + plan_values + values + quantities.value_phrase_spans(facts, lowered))
     # Clauses and mentions both run left to right: one walk pairs them.
     pending = iter(mentions)
     upcoming = next(pending, None)
@@ -365,6 +469,12 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         if hypothetical.search(clause):
             continue
         factual_clauses.append((start, end))
+        _add(
+            verdict,
+            _quantity_problems(
+                facts, lowered, (start, end), inside, known_masked, elsewhere, reason_group
+            ),
+        )
         if not inside:
             # A percentile, typical value or share with no factor named: unreadable.
             _add(verdict, claims.context_problems(facts, clause, start, []))
@@ -405,6 +515,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     problems, verdict.counterfactuals = claims.counterfactual_problems(facts, lowered, named)
     _add(verdict, problems)
     _add(verdict, claims.base_rate_problems(facts, lowered))
+    _add(verdict, quantities.decision_number_problems(facts, lowered))
     _add(verdict, claims.method_problems(facts, lowered))
     _add(verdict, claims.coverage_problems(facts, lowered, verdict.mentioned))
     _add(verdict, claims.reason_code_problems(facts, lowered))
@@ -565,14 +676,17 @@ def _check_clause(
             if id(mention) not in in_reason:
                 verdict.directions.setdefault(mention.feature, raises)
             if raises != expected:
-                verdict.violations.append(
+                # Once per factor and clause: "the status of the checking account (no
+                # checking account)" names it twice.
+                _add_once(
+                    verdict,
                     Violation(
                         ViolationKind.WRONG_DIRECTION,
                         offset,
                         offset + len(clause),
                         f"says {mention.feature} {'raised' if raises else 'lowered'} the "
                         f"risk; its contribution was {factor.contribution:+.3f}",
-                    )
+                    ),
                 )
         around = (mention.start - offset, mention.end - offset)
         category_ok = _category_claims(
@@ -592,19 +706,29 @@ def _check_clause(
                 factor.number, _blank_numbers(left, _effect_numbers(facts, mention.feature))
             )
         else:
-            number_ok = _numeric_value_ok(factor.number, numbers_only)
+            # Nor a magnitude of its own, written with decimals ("raised the risk by
+            # 1.255"; a value of 1 is no magnitude of 0.584): a bare number is bound to the
+            # factor it is said of (_misplaced_numbers).
+            others = quantities.other_quantity_spans(facts, numbers_only, mention.feature)
+            magnitudes = [
+                (m.start(), m.end())
+                for m in NUMBER.finditer(numbers_only)
+                if "." in m.group(0) and number_supported(m.group(0), [abs(factor.contribution)])
+            ]
+            number_ok = _numeric_value_ok(factor.number, _blank(numbers_only, others + magnitudes))
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue
             verdict.stated_values.setdefault(mention.feature, ok)
             if not ok:
-                verdict.violations.append(
+                _add_once(
+                    verdict,
                     Violation(
                         ViolationKind.WRONG_VALUE,
                         offset,
                         offset + len(clause),
                         f"states a value of {mention.feature} other than {factor.value_text!r}",
-                    )
+                    ),
                 )
     _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
 

@@ -130,6 +130,10 @@ def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRe
         assert ("voice" in mutants) == (facts.audience is not Audience.APPLICANT)
         for kind, text in mutants.items():
             assert not verify(facts, text).passed, (kind, text)
+        # A share that is another fact of the record is read as the factor's share.
+        if "share" in mutants:
+            shared = verify(facts, mutants["share"])
+            assert ViolationKind.WRONG_CONTEXT in {v.kind for v in shared.violations}
         if "voice" in mutants:
             spoken = verify(facts, mutants["voice"])
             assert {v.kind for v in spoken.violations} == {ViolationKind.WRONG_VOICE}

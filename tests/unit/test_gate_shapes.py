@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from expound.domain import Audience
 from expound.explainers.facts import DecisionFacts
 from expound.models.registry import ModelRegistry
 from expound.rankers.gate import ViolationKind, verify
-from tests.conftest import GBM
+from tests.conftest import GBM, LOGISTIC
 from tests.support.facts_util import facts_for, violation_kinds
+
+ANALYST = Audience.ANALYST
 
 DECLINED = "Your application was declined. "
 
@@ -292,3 +295,265 @@ def test_a_place_in_the_order_stated_in_words(denied: DecisionFacts, false: str,
     assert ViolationKind.WRONG_ORDER in violation_kinds(denied, DECLINED + false)
     verdict = verify(denied, DECLINED + true)
     assert verdict.passed, verdict.violations
+
+
+# Values (session 8)
+
+APPROVED = "Your application was approved. "
+
+
+# A factor named inside its own actual value ("no checking account" on the approval): the
+# name was dropped as a word of the value, so the true order was read off the next factor
+# and the value's false direction or dismissal was never read.
+SELF_NAMED = [
+    pytest.param(
+        "Your credit history was the most important factor, followed by having no checking "
+        "account.",
+        ViolationKind.WRONG_ORDER,
+        "Having no checking account was the most important factor, followed by your credit "
+        "history.",
+        id="self-named-main",
+    ),
+    pytest.param(
+        "Having no checking account raised the risk.",
+        ViolationKind.WRONG_DIRECTION,
+        "Having no checking account lowered the risk.",
+        id="self-named-direction",
+    ),
+    pytest.param(
+        "No checking account was a minor factor.",
+        ViolationKind.WRONG_ORDER,
+        "No checking account at this bank helped most.",
+        id="self-named-dismissed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), SELF_NAMED)
+def test_a_factor_named_inside_its_own_value_is_read(
+    approved: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in violation_kinds(approved, APPROVED + false)
+    verdict = verify(approved, APPROVED + true)
+    assert verdict.passed, verdict.violations
+    assert "checking_account" in verdict.mentioned
+
+
+# Values stated beside the wrong factor, as shares, in words, or by size (denied example).
+# Each false text passed: a number was accepted when any factor of its clause (or the
+# decision) held it, whatever it was said of.
+VALUES = [
+    # A quantity is bound to the factor named next to it: 48 is the loan term's.
+    pytest.param(
+        "The loan term and your savings of 48 DM raised the risk.",
+        ViolationKind.UNVERIFIABLE,
+        "The loan term of 48 months and your savings of less than 100 DM raised the risk.",
+        id="number-beside-the-wrong-factor",
+    ),
+    pytest.param(
+        "The loan term and your savings (48) raised the risk.",
+        ViolationKind.UNVERIFIABLE,
+        "The loan term (48) and your savings (less than 100 DM) raised the risk.",
+        id="bare-number-beside-the-wrong-factor",
+    ),
+    pytest.param(
+        "The loan term (48 months) raised the risk by 0.825 and your checking account by 1.255.",
+        ViolationKind.UNVERIFIABLE,
+        "The loan term (48 months) raised the risk by 1.255 and your checking account by 0.825.",
+        id="magnitudes-traded",
+    ),
+    pytest.param(
+        "Your savings of 4 DM raised the risk.",
+        ViolationKind.UNVERIFIABLE,
+        "Your savings of less than 100 DM raised the risk.",
+        id="number-of-the-decision-as-a-value",
+    ),
+    # A share of the decision is the factor's share of the push (30%), not another fact
+    # (48 months, the 94% probability, the 50% threshold).
+    pytest.param(
+        "The loan term accounted for 48% of the decision.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term accounted for 30% of the decision.",
+        id="share-equal-to-another-fact",
+    ),
+    pytest.param(
+        "The loan term accounted for 94 percent of the decision.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term accounted for 30 percent of the decision.",
+        id="share-in-words",
+    ),
+    pytest.param(
+        "The probability of default was 50%, mainly because of the loan term.",
+        ViolationKind.UNSUPPORTED_NUMBER,
+        "The probability of default was 94%, mainly because of the loan term.",
+        id="probability-beside-a-factor",
+    ),
+    pytest.param(
+        "The score was 0.50 against a threshold of 0.938.",
+        ViolationKind.UNSUPPORTED_NUMBER,
+        "The score was 0.938 against a threshold of 0.50.",
+        id="score-and-threshold-swapped",
+    ),
+    # Number words, converted: 48 months is four years.
+    pytest.param(
+        "Your loan term of thirty-six months raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "Your loan term of forty-eight months raised the risk.",
+        id="number-words",
+    ),
+    pytest.param(
+        "A two-year loan term raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "A four-year loan term raised the risk.",
+        id="years-of-a-term-in-months",
+    ),
+    pytest.param(
+        "You asked for 4,308 DM for three years.",
+        ViolationKind.UNSUPPORTED_NUMBER,
+        "You asked for 4,308 DM for four years.",
+        id="quantity-with-no-factor-named",
+    ),
+    pytest.param(
+        "Your loan term of under three years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "Your loan term of over three years raised the risk.",
+        id="quantity-as-a-bound",
+    ),
+    pytest.param(
+        "The loan term (48 months) raised the risk by 1.255, roughly 48% of the total push.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term (48 months) raised the risk by 1.255, roughly 30% of the total push.",
+        id="share-after-a-magnitude",
+    ),
+    # A share of the decision in words: the loan term's is 30% of the push.
+    pytest.param(
+        "The loan term accounted for nearly half of the decision.",
+        ViolationKind.WRONG_CONTEXT,
+        "The loan term accounted for about a third of the decision.",
+        id="share-in-fraction-words",
+    ),
+    pytest.param(
+        "Most of the decision came from the loan term.",
+        ViolationKind.WRONG_CONTEXT,
+        "A modest part of the decision came from your checking account.",
+        id="share-as-a-range",
+    ),
+    # The bound of the actual category (savings: less than 100 DM), the other way round.
+    pytest.param(
+        "Your savings of 100 DM or more raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings of under 100 DM raised the risk.",
+        id="bound-of-the-category-reversed",
+    ),
+    # Size words about a value, judged by its recorded percentile (the 96th).
+    pytest.param(
+        "The loan term was below average, which raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term was above average, which raised the risk.",
+        id="size-against-the-average",
+    ),
+    pytest.param(
+        "The loan term was short, which raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term was long, which raised the risk.",
+        id="size-after-the-name",
+    ),
+    pytest.param(
+        "A short loan term raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "A lengthy loan term raised the risk.",
+        id="size-before-the-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), VALUES)
+def test_a_false_value_fails_and_the_true_one_of_its_shape_passes(
+    denied: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in violation_kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
+
+
+# Read only where the record holds what they state; otherwise they fail closed. A true
+# text of the same shape fails closed too ("over four years" of employment between four
+# and seven years; "low" savings of less than 100 DM; a share said of "it"): the
+# categories hold no amount and no percentile, a pronoun names no factor, and the
+# service's own texts quote the category and name the factor instead.
+UNREADABLE_VALUES = [
+    "Your employment of over four years raised the risk.",
+    "The loan term raised the risk. It accounted for 94% of the decision.",
+    "Your savings of 48 DM counted against you.",
+    "Your savings were high, which raised the risk.",
+    "Your low savings raised the risk.",
+    "The loan term raised the risk by 48%.",
+]
+
+
+@pytest.mark.parametrize("text", UNREADABLE_VALUES)
+def test_unreadable_values_fail_closed(denied: DecisionFacts, text: str) -> None:
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(denied, DECLINED + text)
+
+
+def test_a_four_year_loan_is_the_approval_one_year_loan(approved: DecisionFacts) -> None:
+    # The approved applicant's term is 12 months: a four-year loan is false there, even
+    # where the text names no factor; a share is its own factor's (checking account: 22%).
+    assert ViolationKind.UNSUPPORTED_NUMBER in violation_kinds(
+        approved, APPROVED + "A four-year loan lowered the risk."
+    )
+    assert verify(approved, APPROVED + "A one-year loan term lowered the risk.").passed
+    assert ViolationKind.WRONG_CONTEXT in violation_kinds(
+        approved, APPROVED + "Having no checking account accounted for 30% of the decision."
+    )
+    assert verify(
+        approved, APPROVED + "Having no checking account accounted for 22% of the decision."
+    ).passed
+    # The probability of default, named beside a factor, is the decision's (3%).
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(
+        approved, APPROVED + "Having no checking account lowered your risk of default to 30%."
+    )
+    assert verify(
+        approved, APPROVED + "Having no checking account lowered your risk of default to 3%."
+    ).passed
+
+
+def test_a_magnitude_of_its_own_is_no_value_of_the_factor(denied: DecisionFacts) -> None:
+    # "by 1.255" is the loan term's contribution, not a term of 1.255 months.
+    verdict = verify(denied, DECLINED + "The loan term raised the risk by 1.255.")
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(
+        denied, DECLINED + "The loan term raised the risk by 0.825."
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The loan term of 48 weeks raised the risk.",
+        "The amount requested of nine thousand DM raised the risk.",
+    ],
+)
+def test_weeks_and_thousands_are_read(denied: DecisionFacts, text: str) -> None:
+    # 48 weeks is no 48 months; "nine thousand" is no 4,308. The true forms of these
+    # shapes hold numbers no fact holds ("208 weeks"), failing the number checks anyway.
+    assert ViolationKind.WRONG_VALUE in violation_kinds(denied, DECLINED + text)
+
+
+def test_a_value_near_its_magnitude_is_still_its_value(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    # A one-month term whose magnitude is 0.584 (the logistic model): "1" is the value,
+    # not the magnitude read to the nearest whole number (an analyst minor-factor phrase).
+    facts = facts_for(registry, LOGISTIC, {**denied_applicant, "duration_months": 1}, ANALYST)
+    term, rate = facts.factors["duration_months"], facts.factors["installment_rate"]
+    text = (
+        "The model declined the application. Less weight fell on the length of the loan "
+        f"term (1 month, {abs(term.contribution):.3f}) and the instalment as a share of "
+        f"disposable income ({rate.value_text}, {abs(rate.contribution):.3f})."
+    )
+    wrong = {ViolationKind.WRONG_VALUE, ViolationKind.UNVERIFIABLE}
+    assert not wrong & violation_kinds(facts, text)
+    assert ViolationKind.WRONG_VALUE in violation_kinds(
+        facts, text.replace("(1 month", "(2 months")
+    )
