@@ -33,7 +33,7 @@ from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
 from expound.models.wording import parenthesis_free, value_phrases
-from expound.rankers import binding, claims
+from expound.rankers import binding, claims, ordering
 from expound.rankers.reading import (
     LIST_MARKER,
     LOOKALIKES,
@@ -51,7 +51,9 @@ from expound.rankers.reading import (
     parse_number,
     pattern,
     phrase_spans,
+    score_sense,
     stated_directions,
+    unread_arrows,
     value_key,
 )
 
@@ -90,16 +92,39 @@ PROBLEM_KINDS = {
     "value": ViolationKind.WRONG_VALUE,
     "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
+    "order": ViolationKind.WRONG_ORDER,
 }
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
-_PLACE = "(" + "|".join(ORDINALS) + ")"
+# A place in words or digits: "second", "2nd", "#2", "number 2", "no. 2".
+_PLACE = "(" + "|".join(ORDINALS) + r"|[1-6](?:st|nd|rd|th)|#[1-6]|number [1-6]|no\. ?[1-6])"
 # A place in the importance order stated in words: "the second most important factor",
-# "ranked third", "the fourth reason".
+# "ranked third", "the fourth reason", "the #1 reason", "your 2nd-biggest factor".
 ORDINAL = re.compile(
-    rf"\b{_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
-    rf"|\bthe {_PLACE} (?:reason|factor)\b|\branked {_PLACE}\b"
+    rf"(?<!\w){_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
+    rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b|\branked {_PLACE}(?!\w)"
 )
-AFTER_PLACE = re.compile(rf"\b{_PLACE}[- ]$")
+AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
+PLACE_DIGIT = re.compile(r"[1-6]")
+
+
+def _place(words: str) -> int:
+    """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2."""
+    digit = PLACE_DIGIT.search(words)
+    return int(digit.group(0)) if digit is not None else ORDINALS.index(words) + 1
+
+
+def _place_digits(text: str) -> list[tuple[int, int]]:
+    """The digits of places stated with them ("the #1 reason", "2nd-biggest"): a place,
+    like a list marker, states no number of the decision."""
+    spans = []
+    for match in ORDINAL.finditer(text):
+        for word in (g for g in match.groups() if g):
+            digit = PLACE_DIGIT.search(text, match.start(), match.end())
+            if digit is not None and digit.group(0) in word:
+                spans.append((digit.start(), digit.end()))
+    return spans
+
+
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
 
 
@@ -302,6 +327,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             reason_of.setdefault(wording.lower().rstrip(")"), reason)
     reasons = phrase_spans(set(reason_of), lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
+    markers += _place_digits(lowered)
     names = [(m.start, m.end) for m in mentions] + reasons + markers
     known = names + values
     # A feature named inside a reason's text ("length or type of employment") stands for
@@ -496,6 +522,7 @@ def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
 def _check_numbers(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
     allowed = _allowed_numbers(facts)
     markers = {m.start(1) for m in LIST_MARKER.finditer(text)}
+    markers |= {start for start, _ in _place_digits(text)}
     for match in NUMBER.finditer(text):
         if match.start() in markers:
             continue
@@ -520,8 +547,10 @@ def _check_clause(
     in_reason: set[int],
     verdict: Verdict,
 ) -> None:
-    directions = stated_directions(masked)
+    sense = score_sense(facts)
+    directions = stated_directions(masked, score_is_approval=bool(sense))
     stated = directions[0] if directions else None
+    _check_unread_symbols(facts, masked, offset, directions, sense, verdict)
     # A feature named outside a reason's text is the subject; else the reason's own.
     subjects = [m.feature for m in inside if id(m) not in in_reason] or [m.feature for m in inside]
     _add(verdict, claims.context_problems(facts, clause, offset, subjects))
@@ -607,6 +636,40 @@ def _check_clause(
                     )
                 )
     _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
+
+
+def _check_unread_symbols(
+    facts: DecisionFacts,
+    masked: str,
+    offset: int,
+    directions: list[tuple[bool, int]],
+    sense: bool | None,
+    verdict: Verdict,
+) -> None:
+    """Fail closed on direction marks the verifier cannot read in a clause naming factors:
+    an arrow without the risk or the approval as its object ("loan term ↑"), and a bare
+    "score" as the object of a direction when the manifest does not say which side a higher
+    score is (:func:`~expound.rankers.reading.score_sense`)."""
+    for start, end in unread_arrows(masked):
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset + start,
+                offset + end,
+                f"{masked[start:end]!r} may state a direction the verifier cannot read",
+            )
+        )
+    if sense is None and directions != stated_directions(masked, score_is_approval=True):
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset,
+                offset + len(masked),
+                "states a direction of the score; the manifest's score_meaning "
+                f"({facts.manifest.score_meaning!r}) does not say whether a higher score is "
+                "the risk or the approval",
+            )
+        )
 
 
 def _direction_of(mention_end: int, directions: list[tuple[bool, int]]) -> tuple[bool, int] | None:
@@ -770,6 +833,14 @@ def _check_order(
             )
     _check_claimed_weights(facts, text, mentions, spans, importance, verdict)
     _check_numbered_list(facts, text, mentions, importance, verdict)
+    weights = {m.feature: _weight(facts, importance, m.feature) for m in mentions}
+    _add(
+        verdict,
+        ordering.listed_order_problems(facts, text, mentions, _sentences(text), importance),
+    )
+    _add(verdict, ordering.ordinal_item_problems(text, mentions, importance))
+    _add(verdict, ordering.plural_main_problems(text, mentions, spans, importance))
+    _add(verdict, ordering.equal_weight_problems(facts, text, mentions, spans, weights))
     if pattern(words["sequence_cues"]).search(text):
         seen: list[str] = []
         for mention in mentions:
@@ -813,7 +884,7 @@ def _check_claimed_weights(
             before = [m for m in inside if m.end <= at]
             after = [m for m in inside if m.start >= start + match.end()]
             said = before[-1] if before else (after[0] if after else None)
-            place = ORDINALS.index(next(g for g in match.groups() if g)) + 1
+            place = _place(next(g for g in match.groups() if g))
             if said is not None and importance.get(said.feature) != place:
                 verdict.violations.append(
                     Violation(

@@ -1,0 +1,288 @@
+"""How the gate reads order claims made without a ranked word per factor: items marked by
+ordinal adverbs ("Firstly, ... Secondly, ..."), plural main claims ("the main reasons were
+the loan term and your checking account") and equal weights ("your savings were as
+important as the loan term").
+
+Each reader returns the false claims it finds as :class:`~expound.rankers.claims.Problem`
+of kind "order" (the gate's WRONG_ORDER). ``mentions`` are the factual mentions of
+features, principal reasons named by their text standing for their group's most important
+feature; ``importance`` is each ranked feature's place in the importance order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import re
+
+from expound.explainers.facts import DecisionFacts
+from expound.rankers.claims import Problem
+from expound.rankers.reading import Mention, lexicon, negated, pattern
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
+# An item of an enumeration in prose: "Firstly, ...", "Second, ...", "..., and third, ...",
+# "Finally, ..." at the start of a sentence, a line or a list item. "First" or "second"
+# without "-ly" is an adverb only before a comma or colon ("the second reason" is a place,
+# read by the gate's ORDINAL).
+ITEM_ORDINAL = re.compile(
+    r"(?:^|[.;:!?]\s+|\n\s*|,\s+and\s+)(?:[-*\u2022]\s*)?"
+    r"(?:(?P<adverb>first|second|third|fourth|fifth|sixth)ly\b"
+    r"|(?P<word>first|second|third|fourth|fifth|sixth)(?=\s*[,:]|\s+of\s+all\b)"
+    r"|(?P<last>finally|lastly)\b)"
+)
+# After every numbered item.
+_LAST_PLACE = len(_ORDINALS) + 1
+# A claim about the main factors in the plural: "the main reasons", "the most important
+# factors", "the top two reasons".
+PLURAL_MAIN = re.compile(
+    r"\b(?:main|most important|biggest|largest|strongest|primary|principal|key|top"
+    r"|leading|dominant|chief|major|most significant)"
+    r"\s+(?:(?:two|three|four|[2-4])\s+)?(?:reasons|factors|drivers|causes)\b"
+)
+# "Your savings were one of the main reasons", "the main reasons included ...": a claim of
+# membership only, not of which the main ones are.
+_MEMBERSHIP_BEFORE = re.compile(
+    r"\b(?:among|one of|two of|three of|some of|part of|included in)\s+(?:the\s+|your\s+)?$"
+)
+_MEMBERSHIP_AFTER = re.compile(r"\s*(?:\w+\s+)?(?:include[sd]?|including)\b")
+# Equal weight: "as important as", "mattered as much as", "equally important", "the same
+# weight as". A multiplier before it ("twice as important as") is a comparative, read by
+# the gate's comparative cues; a negation ("not as important as") says "less".
+EQUAL_WEIGHT = re.compile(
+    r"\bas\s+(?:important|much|heavily|strongly|influential|significant|big|large"
+    r"|great|decisive)\s+(?:a\s+(?:factor|reason)\s+)?as\b"
+    r"|\bequally\b(?:\s+(?:important|influential|significant|decisive|heavily))?"
+    r"|\bthe same (?:weight|importance|influence|effect|impact)(?:\s+as)?\b"
+    r"|\bequal (?:weight|importance|influence|footing)\b"
+)
+_MULTIPLIER = re.compile(r"\b(?:twice|half|\w+\s+times)\s+$")
+# "in order to", "in order for": a purpose, not a list.
+_NOT_A_LIST = re.compile(r"\s+(?:to|for|that)\b")
+# Attributions this close (relative to the larger) are equal: rounding in the text, not
+# a difference of rank.
+EQUAL_TOLERANCE = 0.05
+
+
+def listed_order_problems(
+    facts: DecisionFacts,
+    text: str,
+    mentions: list[Mention],
+    sentences: list[tuple[int, int]],
+    importance: dict[str, int | None],
+) -> list[Problem]:
+    """A list stated in an order ("In order: the loan term, your savings", "... in that
+    order", "In order of contribution: ..."): the factors its sentence names, in the order
+    first named, run by importance (ranked factors; one reason's features rank together),
+    or by size of contribution where the cue says so (lexicon ``order_cues``)."""
+    cues = lexicon()["order_cues"]
+    problems = []
+    starts, sentence_starts = [m.start for m in mentions], [s for s, _ in sentences]
+    for by_contribution in (False, True):
+        for match in pattern(cues["contribution" if by_contribution else "importance"]).finditer(
+            text
+        ):
+            if _NOT_A_LIST.match(text, match.end()):
+                continue
+            at = bisect.bisect_right(sentence_starts, match.start()) - 1
+            if at < 0:
+                continue
+            seen: list[Mention] = []
+            for mention in _between(mentions, starts, *sentences[at]):
+                if all(m.feature != mention.feature for m in seen) and (
+                    by_contribution or importance.get(mention.feature) is not None
+                ):
+                    seen.append(mention)
+            for earlier, later in itertools.pairwise(seen):
+                if by_contribution:
+                    heavier, lighter = (
+                        abs(facts.factors[m.feature].contribution) for m in (earlier, later)
+                    )
+                    reversed_ = heavier < lighter
+                else:
+                    reversed_ = (importance[earlier.feature] or 0) > (
+                        importance[later.feature] or 0
+                    )
+                if reversed_:
+                    problems.append(
+                        Problem(
+                            "order",
+                            earlier.start,
+                            later.end,
+                            f"lists {earlier.feature} before {later.feature} "
+                            f"{match.group(0)!r}; {later.feature} weighed more",
+                        )
+                    )
+    return problems
+
+
+def ordinal_item_problems(
+    text: str, mentions: list[Mention], importance: dict[str, int | None]
+) -> list[Problem]:
+    """Items marked "Firstly", "Secondly", ... "Finally": each item's first ranked factor
+    (an item runs to the next marker) must not outrank the factor of an item placed before
+    it, whatever order the items are written in."""
+    markers = list(ITEM_ORDINAL.finditer(text))
+    if len(markers) < 2:
+        return []
+    starts = [m.start for m in mentions]
+    items: list[tuple[int, Mention]] = []
+    for marker, following in itertools.zip_longest(markers, markers[1:]):
+        end = following.start() if following is not None else len(text)
+        item = next(
+            (m for m in _between(mentions, starts, marker.end(), end) if importance.get(m.feature)),
+            None,
+        )
+        if item is None:
+            continue
+        word = marker.group("adverb") or marker.group("word")
+        items.append((_ORDINALS.index(word) + 1 if word else _LAST_PLACE, item))
+    items.sort(key=lambda placed: (placed[0], placed[1].start))
+    problems = []
+    for (_, earlier), (_, later) in itertools.pairwise(items):
+        if (importance[earlier.feature] or 0) > (importance[later.feature] or 0):
+            problems.append(
+                Problem(
+                    "order",
+                    min(earlier.start, later.start),
+                    max(earlier.end, later.end),
+                    f"places {earlier.feature} before {later.feature} in its enumeration; "
+                    "the importance order is reversed",
+                )
+            )
+    return problems
+
+
+def plural_main_problems(
+    text: str,
+    mentions: list[Mention],
+    spans: list[tuple[int, int]],
+    importance: dict[str, int | None],
+) -> list[Problem]:
+    """ "The main reasons were X and Y" (or "X and Y were the main reasons"): the factors
+    named in the cue's clause, after it (else before it), must be the top ones of the
+    importance order, and when listed after the cue, in that order. "One of the main
+    reasons" and "the main reasons included" claim membership only: each factor named must
+    be ranked."""
+    problems = []
+    starts, clause_starts = [m.start for m in mentions], [s for s, _ in spans]
+    for match in PLURAL_MAIN.finditer(text):
+        at = bisect.bisect_right(clause_starts, match.start()) - 1
+        if at < 0 or match.start() >= spans[at][1]:
+            continue
+        start, end = spans[at]
+        after = _between(mentions, starts, match.end(), end)
+        named = after or [
+            m for m in _between(mentions, starts, start, match.start()) if m.end <= match.start()
+        ]
+        if not named:
+            continue
+        for mention in named:
+            if importance.get(mention.feature) is None:
+                problems.append(
+                    Problem(
+                        "order",
+                        mention.start,
+                        mention.end,
+                        f"counts {mention.feature} among {match.group(0)!r}; it is not one "
+                        "of the principal factors",
+                    )
+                )
+        ranks = [importance[m.feature] or 0 for m in named if importance.get(m.feature)]
+        membership = _MEMBERSHIP_BEFORE.search(
+            text, max(0, match.start() - 30), match.start()
+        ) or _MEMBERSHIP_AFTER.match(text, match.end(), end)
+        if membership or not ranks:
+            continue
+        placed = sorted(set(ranks))
+        if placed != list(range(1, len(placed) + 1)):
+            missing = next(r for r in range(1, len(placed) + 1) if r not in placed)
+            problems.append(
+                Problem(
+                    "order",
+                    match.start(),
+                    max(m.end for m in named),
+                    f"names factors of rank {', '.join(map(str, placed))} as "
+                    f"{match.group(0)!r}, leaving out rank {missing}, which outweighs the "
+                    "last of them",
+                )
+            )
+        if after and ranks != sorted(ranks):
+            problems.append(
+                Problem(
+                    "order",
+                    match.start(),
+                    max(m.end for m in named),
+                    f"lists {match.group(0)!r} out of their importance order",
+                )
+            )
+    return problems
+
+
+def equal_weight_problems(
+    facts: DecisionFacts,
+    text: str,
+    mentions: list[Mention],
+    spans: list[tuple[int, int]],
+    weight: dict[str, float],
+) -> list[Problem]:
+    """ "X was as important as Y", "X and Y mattered equally": false unless the two
+    attributions are equal (within :data:`EQUAL_TOLERANCE`); "X was not as important as
+    Y" says X weighed less.
+
+    Args:
+        weight: each feature's weight in the importance order (a principal factor above
+            every other, and the more important one above the less).
+    """
+    problems = []
+    starts, clause_starts = [m.start for m in mentions], [s for s, _ in spans]
+    for match in EQUAL_WEIGHT.finditer(text):
+        at = bisect.bisect_right(clause_starts, match.start()) - 1
+        if at < 0 or match.end() > spans[at][1]:
+            continue
+        start, end = spans[at]
+        if _MULTIPLIER.search(text, max(start, match.start() - 20), match.start()):
+            continue
+        left = [
+            m for m in _between(mentions, starts, start, match.start()) if m.end <= match.start()
+        ]
+        right = _between(mentions, starts, match.end(), end)
+        if left and right:
+            pair = (left[-1], right[0])
+        elif len(left) >= 2 and not match.group(0).startswith("as"):
+            # "X and Y were equally important"; "X and Y raised the risk by as much as
+            # 0.3" compares no two factors.
+            pair = (left[-2], left[-1])
+        else:
+            continue
+        first, second = (m.feature for m in pair)
+        if first == second:
+            continue
+        if negated(text, match.start()):
+            if weight[first] >= weight[second]:
+                problems.append(
+                    Problem(
+                        "order",
+                        match.start(),
+                        match.end(),
+                        f"says {first} weighed less than {second}; it weighed more",
+                    )
+                )
+            continue
+        a, b = (abs(facts.factors[f].contribution) for f in (first, second))
+        if not math.isclose(a, b, rel_tol=EQUAL_TOLERANCE):
+            problems.append(
+                Problem(
+                    "order",
+                    match.start(),
+                    match.end(),
+                    f"says {first} and {second} weighed the same; their contributions "
+                    f"were {a:.3f} and {b:.3f}",
+                )
+            )
+    return problems
+
+
+def _between(mentions: list[Mention], starts: list[int], low: int, high: int) -> list[Mention]:
+    """The mentions starting in [low, high), found by bisection (``mentions`` in order)."""
+    return mentions[bisect.bisect_left(starts, low) : bisect.bisect_left(starts, high)]
