@@ -114,15 +114,15 @@ def _place(words: str) -> int:
 
 
 def _place_digits(text: str) -> list[tuple[int, int]]:
-    """The digits of places stated with them ("the #1 reason", "2nd-biggest"): a place,
-    like a list marker, states no number of the decision."""
+    """The digits of places stated with them ("the #1 reason", "2nd-biggest", "1st: ..."):
+    a place, like a list marker, states no number of the decision."""
     spans = []
     for match in ORDINAL.finditer(text):
         for word in (g for g in match.groups() if g):
             digit = PLACE_DIGIT.search(text, match.start(), match.end())
             if digit is not None and digit.group(0) in word:
                 spans.append((digit.start(), digit.end()))
-    return spans
+    return spans + ordering.item_place_digits(text)
 
 
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
@@ -839,7 +839,7 @@ def _check_order(
         ordering.listed_order_problems(facts, text, mentions, _sentences(text), importance),
     )
     _add(verdict, ordering.ordinal_item_problems(text, mentions, importance))
-    _add(verdict, ordering.plural_main_problems(text, mentions, spans, importance))
+    _add(verdict, ordering.plural_main_problems(facts, text, mentions, spans, importance))
     _add(verdict, ordering.equal_weight_problems(facts, text, mentions, spans, weights))
     if pattern(words["sequence_cues"]).search(text):
         seen: list[str] = []

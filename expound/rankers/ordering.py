@@ -29,7 +29,10 @@ ITEM_ORDINAL = re.compile(
     r"(?:^|[.;:!?]\s+|\n\s*|,\s+and\s+)(?:[-*\u2022]\s*)?"
     r"(?:(?P<adverb>first|second|third|fourth|fifth|sixth)ly\b"
     r"|(?P<word>first|second|third|fourth|fifth|sixth)(?=\s*[,:]|\s+of\s+all\b)"
-    r"|(?P<last>finally|lastly)\b)"
+    r"|(?P<last>finally|lastly)\b"
+    # In digits: "1st: ...", "#2, ...", "Reason #3: ...".
+    r"|(?:(?:reason|factor)\s+)?#(?P<hash>[1-6])(?=\s*[,:.)-])"
+    r"|(?P<nth>[1-6])(?:st|nd|rd|th)(?=\s*[,:.)-]))"
 )
 # After every numbered item.
 _LAST_PLACE = len(_ORDINALS) + 1
@@ -55,6 +58,7 @@ EQUAL_WEIGHT = re.compile(
     r"|\bequally\b(?:\s+(?:important|influential|significant|decisive|heavily))?"
     r"|\bthe same (?:weight|importance|influence|effect|impact)(?:\s+as)?\b"
     r"|\bequal (?:weight|importance|influence|footing)\b"
+    r"|\bequal\s+in\s+(?:weight|importance|influence)\b|\bon an?\s+par\s+with\b"
 )
 _MULTIPLIER = re.compile(r"\b(?:twice|half|\w+\s+times)\s+$")
 # "in order to", "in order for": a purpose, not a list.
@@ -135,8 +139,7 @@ def ordinal_item_problems(
         )
         if item is None:
             continue
-        word = marker.group("adverb") or marker.group("word")
-        items.append((_ORDINALS.index(word) + 1 if word else _LAST_PLACE, item))
+        items.append((_item_place(marker), item))
     items.sort(key=lambda placed: (placed[0], placed[1].start))
     problems = []
     for (_, earlier), (_, later) in itertools.pairwise(items):
@@ -153,17 +156,43 @@ def ordinal_item_problems(
     return problems
 
 
+def _item_place(marker: re.Match[str]) -> int:
+    word = marker.group("adverb") or marker.group("word")
+    if word:
+        return _ORDINALS.index(word) + 1
+    digit = marker.group("hash") or marker.group("nth")
+    return int(digit) if digit else _LAST_PLACE
+
+
+def item_place_digits(text: str) -> list[tuple[int, int]]:
+    """The digits of items placed in digits ("1st: ...", "#2, ..."): a place, like a list
+    marker, states no number of the decision."""
+    return [
+        match.span(group)
+        for match in ITEM_ORDINAL.finditer(text)
+        for group in ("hash", "nth")
+        if match.group(group)
+    ]
+
+
 def plural_main_problems(
+    facts: DecisionFacts,
     text: str,
     mentions: list[Mention],
     spans: list[tuple[int, int]],
     importance: dict[str, int | None],
 ) -> list[Problem]:
     """ "The main reasons were X and Y" (or "X and Y were the main reasons"): the factors
-    named in the cue's clause, after it (else before it), must be the top ones of the
-    importance order, and when listed after the cue, in that order. "One of the main
-    reasons" and "the main reasons included" claim membership only: each factor named must
-    be ranked."""
+    named with the cue must be the top ones, and when listed after it, in that order.
+
+    The list is the cue's clause after it (up to a sequence cue: "..., followed by your
+    savings" names the next one), the items of a list the cue opens with a colon, else the
+    clause before it. Factors that all pushed the other way ("the main factors in your
+    favour", of a decline) are ranked among that side by size of contribution. "One of the
+    main reasons" and "the main reasons included" claim membership only.
+    """
+    sequence = pattern(lexicon()["sequence_cues"])
+    ranking = _sides(facts, importance)
     problems = []
     starts, clause_starts = [m.start for m in mentions], [s for s, _ in spans]
     for match in PLURAL_MAIN.finditer(text):
@@ -171,14 +200,26 @@ def plural_main_problems(
         if at < 0 or match.start() >= spans[at][1]:
             continue
         start, end = spans[at]
+        if not _between(mentions, starts, match.end(), end) and text[
+            match.end() : end
+        ].rstrip().endswith(":"):
+            end = _list_end(text, end)
         after = _between(mentions, starts, match.end(), end)
-        named = after or [
+        before = [
             m for m in _between(mentions, starts, start, match.start()) if m.end <= match.start()
         ]
+        cut = sequence.search(text, match.end(), end)
+        if cut is not None and after and cut.start() < after[0].start and before:
+            # "X and Y were the main reasons, followed by Z": Z is not one of them.
+            after = []
+        elif cut is not None and after:
+            after = [m for m in after if m.start < cut.start()] or after
+        named = after or before
         if not named:
             continue
+        side = next((r for r in ranking if all(m.feature in r for m in named)), ranking[0])
         for mention in named:
-            if importance.get(mention.feature) is None:
+            if side.get(mention.feature) is None:
                 problems.append(
                     Problem(
                         "order",
@@ -188,7 +229,7 @@ def plural_main_problems(
                         "of the principal factors",
                     )
                 )
-        ranks = [importance[m.feature] or 0 for m in named if importance.get(m.feature)]
+        ranks = [side[m.feature] or 0 for m in named if side.get(m.feature)]
         membership = _MEMBERSHIP_BEFORE.search(
             text, max(0, match.start() - 30), match.start()
         ) or _MEMBERSHIP_AFTER.match(text, match.end(), end)
@@ -217,6 +258,33 @@ def plural_main_problems(
                 )
             )
     return problems
+
+
+def _sides(facts: DecisionFacts, importance: dict[str, int | None]) -> list[dict[str, int | None]]:
+    """The rankings a plural main claim may be about: the importance order, then the
+    factors that pushed the other way, by size of contribution (protected attributes,
+    which no text names, left out)."""
+    other = sorted(
+        (
+            f
+            for f in facts.factors.values()
+            if f.raises_risk != facts.prediction.adverse
+            and not facts.manifest.feature(f.feature).protected
+        ),
+        key=lambda f: -abs(f.contribution),
+    )
+    return [importance, {f.feature: place for place, f in enumerate(other, start=1)}]
+
+
+# An item of a list a cue opens with a colon: "1. ...", "2) ...", "- ...", "* ...".
+_LIST_LINE = re.compile(r"\n[ \t]*(?:\d[.)]|[-*\u2022])[^\n]*")
+
+
+def _list_end(text: str, end: int) -> int:
+    """Where the list of lines right after ``end`` ends (``end`` when there is none)."""
+    while (line := _LIST_LINE.match(text, end)) is not None:
+        end = line.end()
+    return end
 
 
 def equal_weight_problems(

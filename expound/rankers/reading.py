@@ -37,6 +37,19 @@ ADDED_AMOUNT = re.compile(
     r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
     r"|chances?(?: of approval)?|odds of approval|approval odds)\b"
 )
+# The model's own score named bare ("raised your score"): the risk or the approval as
+# the manifest says (:func:`score_sense`).
+SCORE_OBJECTS = [
+    "score",
+    "scores",
+    "model score",
+    "model's score",
+    "estimated score",
+    "predicted score",
+    "overall score",
+    "final score",
+    "application score",
+]
 # "raised the chances of approval": the object read past its determiner ("your", "the").
 DETERMINER = re.compile(r"^(?:(?:the applicant's|applicant's|the|your|its|their|his|her)\s+)+")
 # Arrows an instruct model writes for a direction: up and down ones, and right ones
@@ -79,6 +92,8 @@ LOOKALIKES = str.maketrans(
         "\u2011": "-",
         "\u2013": "-",
         "\u2014": "-",
+        # The emoji form of an arrow ("⬆️"): the arrow, then a variation selector.
+        "\ufe0f": " ",
     }
 )
 # "however" beside a comma does not end the clause: set off by commas it is parenthetical
@@ -192,7 +207,7 @@ def stated_directions(clause: str, score_is_approval: bool = False) -> list[tupl
         found.append((match.start(), True))
     for match in pattern(words["favourable_verbs"]).finditer(clause):
         found.append((match.start(), False))
-    approval = pattern(words["approval_objects"] + (["score"] if score_is_approval else []))
+    approval = pattern(words["approval_objects"] + (SCORE_OBJECTS if score_is_approval else []))
     for verbs, up in ((words["up_verbs"], True), (words["down_verbs"], False)):
         for match in pattern(verbs).finditer(clause):
             after = clause[match.end() : match.end() + 40]
@@ -259,7 +274,7 @@ def _approval_subject(before: str, score_is_approval: bool = False) -> bool:
     """Whether the subject before a passive verb ("your chances were raised") is the
     approval, not the risk (the nearer of the two words read)."""
     words = lexicon()
-    score = ["score"] if score_is_approval else []
+    score = SCORE_OBJECTS if score_is_approval else []
     ends = {
         approval: max((m.end() for m in pattern(terms).finditer(before)), default=-1)
         for approval, terms in (

@@ -361,6 +361,40 @@ ORDER_AND_WORDING = [
         "Your savings were one of the main reasons.",
         id="one-of-the-main-reasons",
     ),
+    pytest.param(
+        "The main reasons were:\n1. Loan term\n2. Savings",
+        ViolationKind.WRONG_ORDER,
+        "The main reasons were:\n1. Loan term\n2. Checking account",
+        id="main-reasons-list-lines",
+    ),
+    pytest.param(
+        "The main reasons were the loan term and your employment, followed by your savings.",
+        ViolationKind.WRONG_ORDER,
+        "The main reasons were the loan term and your checking account, followed by your savings.",
+        id="main-reasons-followed-by",
+    ),
+    # The other side is ranked by size of contribution: other instalment plans (0.049)
+    # helped more than the number of existing credits (0.040).
+    pytest.param(
+        "The main factors in your favour were the number of existing credits and other "
+        "instalment plans.",
+        ViolationKind.WRONG_ORDER,
+        "The main factors in your favour were other instalment plans and the number of "
+        "existing credits.",
+        id="main-factors-of-the-other-side",
+    ),
+    pytest.param(
+        "1st: your savings; 2nd: the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "1st: the loan term; 2nd: your checking account.",
+        id="items-in-digits",
+    ),
+    pytest.param(
+        "Reason #1: your savings. Reason #2: the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Reason #1: the loan term. Reason #2: your checking account.",
+        id="reason-number-sign",
+    ),
     # A place in digits.
     pytest.param(
         "The #1 reason was your savings.",
@@ -457,6 +491,24 @@ ORDER_AND_WORDING = [
         id="thumbs-up",
     ),
     pytest.param(
+        "Congratulations! The loan term raised the risk.",
+        ViolationKind.WRONG_DECISION,
+        "We regret to inform you that the loan term raised the risk.",
+        id="congratulations",
+    ),
+    pytest.param(
+        "Your savings were on a par with the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Your savings were on a par with your housing.",
+        id="on-a-par-with",
+    ),
+    pytest.param(
+        "Your checking account ⬇\ufe0f risk.",
+        ViolationKind.WRONG_DIRECTION,
+        "Your checking account ⬆\ufe0f risk.",
+        id="emoji-arrow",
+    ),
+    pytest.param(
         "Your application got the go-ahead.",
         ViolationKind.WRONG_DECISION,
         "Your application did not get the go-ahead.",
@@ -545,7 +597,11 @@ def test_a_score_whose_meaning_the_manifest_does_not_say_fails_closed(
     # A credit score going up is good, a risk score going up is bad: with no word of which
     # this model's score is, "raised your score" is read as neither.
     unsaid = _with_score(denied, "model output for class 1", "score_at_or_above")
-    for text in ("The loan term raised your score.", "The loan term lowered your score."):
+    for text in (
+        "The loan term raised your score.",
+        "The loan term lowered your score.",
+        "The loan term pushed your score up.",
+    ):
         assert ViolationKind.UNVERIFIABLE in violation_kinds(unsaid, DECLINED + text)
     # The same text about the risk itself is read as before.
     verdict = verify(unsaid, DECLINED + "The loan term raised your risk score.")
