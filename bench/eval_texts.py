@@ -20,7 +20,10 @@ exactly one claim:
   reader as if they were the applicant ("counted against you");
 - ``joined``: the first two factors' sentences joined into one clause (", and then came
   ..."), the second one's direction swapped for its opposite: each direction in a clause
-  must be read for its own factor, not the clause's first for both.
+  must be read for its own factor, not the clause's first for both;
+- ``placed``: the first two factors' sentences, in their true order, marked "Secondly,"
+  and "Firstly,": the places the adverbs state, not the order of writing, claim the
+  importance (first two factors of different rank only).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ MUTATIONS = (
     "swap",
     "voice",
     "joined",
+    "placed",
 )
 MAX_FACTORS = 3
 
@@ -173,6 +177,13 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
         second = flipped[1]
         joined = f"{flipped[0].removesuffix('.')}, and {second[0].lower()}{second[1:]}"
         mutants["joined"] = _text(opening, [joined, *flipped[2:]])
+        first, then = (slot.factor.importance for slot in slots[:2])
+        if first is not None and then is not None and first != then:
+            placed = [
+                f"{adverb}, {sentence[0].lower()}{sentence[1:]}"
+                for adverb, sentence in zip(("Secondly", "Firstly"), sentences, strict=False)
+            ]
+            mutants["placed"] = _text(opening, [*placed, *sentences[2:]])
     mutants["decision"] = _text(_opening(facts, variant, not adverse), sentences)
     pairs = [(a, b) for a in range(len(slots)) for b in range(a + 1, len(slots))]
     traded = next(((a, b) for a, b in pairs if slots[a].value != slots[b].value), None)

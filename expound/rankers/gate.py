@@ -872,8 +872,11 @@ def _check_claimed_weights(
     words = lexicon()
     dismissal = pattern(words["dismissal_cues"])
     compared = [(pattern(words["comparative_cues"][k]), k == "more") for k in ("more", "less")]
+    # Each clause's mentions found by bisection: a scan of every mention per clause was
+    # quadratic in the length of the candidate.
+    starts = [m.start for m in mentions]
     for start, end in spans:
-        inside = [m for m in mentions if start <= m.start < end]
+        inside = mentions[bisect.bisect_left(starts, start) : bisect.bisect_left(starts, end)]
         if not inside:
             continue
         clause = text[start:end]

@@ -56,13 +56,16 @@ EQUAL_WEIGHT = re.compile(
     r"\bas\s+(?:important|much|heavily|strongly|influential|significant|big|large"
     r"|great|decisive)\s+(?:a\s+(?:factor|reason)\s+)?as\b"
     r"|\bequally\b(?:\s+(?:important|influential|significant|decisive|heavily))?"
-    r"|\bthe same (?:weight|importance|influence|effect|impact)(?:\s+as)?\b"
+    # "had the same effect" says the same direction more often than the same size.
+    r"|\bthe same (?:weight|importance|influence)(?:\s+as)?\b"
     r"|\bequal (?:weight|importance|influence|footing)\b"
     r"|\bequal\s+in\s+(?:weight|importance|influence)\b|\bon an?\s+par\s+with\b"
 )
 _MULTIPLIER = re.compile(r"\b(?:twice|half|\w+\s+times)\s+$")
-# "in order to", "in order for": a purpose, not a list.
-_NOT_A_LIST = re.compile(r"\s+(?:to|for|that)\b")
+# "Your checking account was in order": a judgement (all is fine), not a list.
+_JUDGED_IN_ORDER = re.compile(
+    r"\b(?:was|were|is|are|be|been|being|seem\w*|look\w*|appear\w*|all|everything|not)\s+$"
+)
 # Attributions this close (relative to the larger) are equal: rounding in the text, not
 # a difference of rank.
 EQUAL_TOLERANCE = 0.05
@@ -86,10 +89,8 @@ def listed_order_problems(
         for match in pattern(cues["contribution" if by_contribution else "importance"]).finditer(
             text
         ):
-            if _NOT_A_LIST.match(text, match.end()):
-                continue
             at = bisect.bisect_right(sentence_starts, match.start()) - 1
-            if at < 0:
+            if at < 0 or _JUDGED_IN_ORDER.search(text, max(0, match.start() - 16), match.start()):
                 continue
             seen: list[Mention] = []
             for mention in _between(mentions, starts, *sentences[at]):

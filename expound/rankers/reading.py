@@ -69,7 +69,8 @@ _ARROW_OBJECT = (
 ARROW_DIRECTION = re.compile(
     rf"(?P<arrow>[{UP_ARROWS}{DOWN_ARROWS}])\s*(?:the\s+|your\s+|its\s+)?"
     rf"(?:estimated\s+|predicted\s+)?(?P<object>{_ARROW_OBJECT})\b"
-    rf"|\b(?P<subject>{_ARROW_OBJECT})\s*(?P<after>[{UP_ARROWS}{DOWN_ARROWS}])"
+    rf"|(?:(?:[\u2192\u27f6\u21d2\u2794\u279c\u279e]|-+>|=+>)\s*)?"
+    rf"\b(?P<subject>{_ARROW_OBJECT})\s*(?P<after>[{UP_ARROWS}{DOWN_ARROWS}])"
     rf"|(?:[\u2192\u27f6\u21d2\u2794\u279c\u279e]|-+>|=+>)\s*(?:an?\s+|the\s+|your\s+)?"
     r"(?P<change>higher|lower|increased|reduced|decreased|greater|smaller|more|less)\s+"
     rf"(?:estimated\s+|predicted\s+)?(?P<changed>{_ARROW_OBJECT})\b"
@@ -256,8 +257,13 @@ def score_sense(facts: DecisionFacts) -> bool | None:
     (lexicon ``score_meanings``) and its decision rule agrees (a higher risk score is
     adverse at or above the threshold, a higher approval score below it).
     """
+    return _score_sense(facts.manifest.score_meaning, facts.manifest.decision.adverse_when)
+
+
+@cache
+def _score_sense(score_meaning: str, adverse_when: str) -> bool | None:
     words = lexicon()["score_meanings"]
-    meaning = facts.manifest.score_meaning.lower()
+    meaning = score_meaning.lower()
     sides = set()
     for approval, key in ((False, "risk"), (True, "approval")):
         for match in pattern(words[key]).finditer(meaning):
@@ -266,7 +272,7 @@ def score_sense(facts: DecisionFacts) -> bool | None:
     if len(sides) != 1:
         return None
     (approval,) = sides
-    adverse_above = facts.manifest.decision.adverse_when == "score_at_or_above"
+    adverse_above = adverse_when == "score_at_or_above"
     return approval if approval != adverse_above else None
 
 

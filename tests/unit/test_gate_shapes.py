@@ -567,9 +567,13 @@ def test_a_place_in_digits_is_no_number_of_the_decision(denied: DecisionFacts) -
         "Your checking account ⬇, your savings ⬇.",
         "Your savings -> the decision.",
         "Your checking account ↗ raised the risk.",
+        # Not an arrow, but a judgement with no direction: "in order" says fine.
+        "Your checking account was in order.",
     ],
 )
-def test_arrows_without_an_object_fail_closed(denied: DecisionFacts, text: str) -> None:
+def test_arrows_without_an_object_and_judgements_fail_closed(
+    denied: DecisionFacts, text: str
+) -> None:
     assert ViolationKind.UNVERIFIABLE in violation_kinds(denied, DECLINED + text)
 
 
