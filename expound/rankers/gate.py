@@ -94,23 +94,37 @@ PROBLEM_KINDS = {
     "unreadable": ViolationKind.UNVERIFIABLE,
     "order": ViolationKind.WRONG_ORDER,
 }
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
-# A place in words or digits: "second", "2nd", "#2", "number 2", "no. 2".
-_PLACE = "(" + "|".join(ORDINALS) + r"|[1-6](?:st|nd|rd|th)|#[1-6]|number [1-6]|no\. ?[1-6])"
+ORDINALS = ordering.ORDINALS
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six")
+# A place in words or digits: "second", "2nd", "#2", "number 2", "number two".
+_PLACE = (
+    "("
+    + "|".join(ORDINALS)
+    + r"|[1-6](?:st|nd|rd|th)|#[1-6]|number [1-6]|number (?:"
+    + "|".join(NUMBER_WORDS)
+    + "))"
+)
 # A place in the importance order stated in words: "the second most important factor",
 # "ranked third", "the fourth reason", "the #1 reason", "your 2nd-biggest factor".
 ORDINAL = re.compile(
     rf"(?<!\w){_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
-    rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b|\branked {_PLACE}(?!\w)"
+    rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b"
+    rf"|\b(?:ranked|ranks|came|comes|placed|came in at|comes in at) {_PLACE}(?!\w)"
+    rf"|\bin {_PLACE} place\b"
 )
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
 PLACE_DIGIT = re.compile(r"[1-6]")
 
 
 def _place(words: str) -> int:
-    """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2."""
+    """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2,
+    "number two" -> 2."""
     digit = PLACE_DIGIT.search(words)
-    return int(digit.group(0)) if digit is not None else ORDINALS.index(words) + 1
+    if digit is not None:
+        return int(digit.group(0))
+    if words.startswith("number "):
+        return NUMBER_WORDS.index(words.removeprefix("number ")) + 1
+    return ORDINALS.index(words) + 1
 
 
 def _place_digits(text: str) -> list[tuple[int, int]]:

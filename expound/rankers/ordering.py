@@ -1,7 +1,8 @@
-"""How the gate reads order claims made without a ranked word per factor: items marked by
-ordinal adverbs ("Firstly, ... Secondly, ..."), plural main claims ("the main reasons were
-the loan term and your checking account") and equal weights ("your savings were as
-important as the loan term").
+"""How the gate reads order claims made without a ranked word per factor: lists after an
+order cue ("In order: the loan term, your checking account"), items marked by ordinal
+adverbs or places in digits ("Firstly, ... Secondly, ...", "1st: ..."), plural main
+claims ("the main reasons were the loan term and your checking account") and equal
+weights ("your savings were as important as the loan term").
 
 Each reader returns the false claims it finds as :class:`~expound.rankers.claims.Problem`
 of kind "order" (the gate's WRONG_ORDER). ``mentions`` are the factual mentions of
@@ -20,7 +21,7 @@ from expound.explainers.facts import DecisionFacts
 from expound.rankers.claims import Problem
 from expound.rankers.reading import Mention, lexicon, negated, pattern
 
-_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 # An item of an enumeration in prose: "Firstly, ...", "Second, ...", "..., and third, ...",
 # "Finally, ..." at the start of a sentence, a line or a list item. "First" or "second"
 # without "-ly" is an adverb only before a comma or colon ("the second reason" is a place,
@@ -35,13 +36,14 @@ ITEM_ORDINAL = re.compile(
     r"|(?P<nth>[1-6])(?:st|nd|rd|th)(?=\s*[,:.)-]))"
 )
 # After every numbered item.
-_LAST_PLACE = len(_ORDINALS) + 1
+_LAST_PLACE = len(ORDINALS) + 1
 # A claim about the main factors in the plural: "the main reasons", "the most important
 # factors", "the top two reasons".
 PLURAL_MAIN = re.compile(
     r"\b(?:main|most important|biggest|largest|strongest|primary|principal|key|top"
     r"|leading|dominant|chief|major|most significant)"
-    r"\s+(?:(?:two|three|four|[2-4])\s+)?(?:reasons|factors|drivers|causes)\b"
+    r"\s+(?:(?:two|three|four|[2-4])\s+)?(?:reasons|factors|drivers|causes|concerns"
+    r"|problems|issues|influences|contributors)\b"
 )
 # "Your savings were one of the main reasons", "the main reasons included ...": a claim of
 # membership only, not of which the main ones are.
@@ -59,7 +61,7 @@ EQUAL_WEIGHT = re.compile(
     # "had the same effect" says the same direction more often than the same size.
     r"|\bthe same (?:weight|importance|influence)(?:\s+as)?\b"
     r"|\bequal (?:weight|importance|influence|footing)\b"
-    r"|\bequal\s+in\s+(?:weight|importance|influence)\b|\bon an?\s+par\s+with\b"
+    r"|\bequal\s+in\s+(?:weight|importance|influence)\b|\bon\s+(?:an?\s+)?par\s+with\b"
 )
 _MULTIPLIER = re.compile(r"\b(?:twice|half|\w+\s+times)\s+$")
 # "Your checking account was in order": a judgement (all is fine), not a list.
@@ -160,7 +162,7 @@ def ordinal_item_problems(
 def _item_place(marker: re.Match[str]) -> int:
     word = marker.group("adverb") or marker.group("word")
     if word:
-        return _ORDINALS.index(word) + 1
+        return ORDINALS.index(word) + 1
     digit = marker.group("hash") or marker.group("nth")
     return int(digit) if digit else _LAST_PLACE
 

@@ -414,6 +414,24 @@ ORDER_AND_WORDING = [
         "The number 1 reason was the loan term.",
         id="number-1-reason",
     ),
+    pytest.param(
+        "Your savings came in at number two.",
+        ViolationKind.WRONG_ORDER,
+        "Your checking account came in at number two.",
+        id="came-in-at-number-two",
+    ),
+    pytest.param(
+        "Your savings were in second place.",
+        ViolationKind.WRONG_ORDER,
+        "Your checking account was in second place.",
+        id="in-second-place",
+    ),
+    pytest.param(
+        "The two main factors were your savings and the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "The two main factors were the loan term and your checking account.",
+        id="two-main-factors",
+    ),
     # Equal weight: false unless the attributions are equal (savings 0.315, housing 0.310).
     pytest.param(
         "Your savings were as important as the loan term.",
@@ -507,6 +525,12 @@ ORDER_AND_WORDING = [
         ViolationKind.WRONG_DIRECTION,
         "Your checking account ⬆\ufe0f risk.",
         id="emoji-arrow",
+    ),
+    pytest.param(
+        "You qualified for the loan.",
+        ViolationKind.WRONG_DECISION,
+        "You are not eligible for the loan.",
+        id="qualified",
     ),
     pytest.param(
         "Your application got the go-ahead.",
