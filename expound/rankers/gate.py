@@ -855,6 +855,10 @@ def _check_order(
     _add(verdict, ordering.ordinal_item_problems(text, mentions, importance))
     _add(verdict, ordering.plural_main_problems(facts, text, mentions, spans, importance))
     _add(verdict, ordering.equal_weight_problems(facts, text, mentions, spans, weights))
+    _add(
+        verdict,
+        ordering.bare_comparative_problems(text, mentions, spans, _sentences(text), weights),
+    )
     if pattern(words["sequence_cues"]).search(text):
         seen: list[str] = []
         for mention in mentions:
@@ -924,26 +928,34 @@ def _check_claimed_weights(
                             f"factor (rank {importance[mention.feature]})",
                         )
                     )
-        for finder, more in compared:
-            for match in finder.finditer(clause):
-                at = start + match.start()
-                left = [m for m in inside if m.end <= at]
-                right = [m for m in inside if m.start >= start + match.end()]
-                if not left or not right:
-                    continue
-                heavier, lighter = (left[-1], right[0]) if more else (right[0], left[-1])
-                if _weight(facts, importance, heavier.feature) <= _weight(
-                    facts, importance, lighter.feature
-                ):
-                    verdict.violations.append(
-                        Violation(
-                            ViolationKind.WRONG_ORDER,
-                            at,
-                            start + match.end(),
-                            f"says {heavier.feature} weighed more than {lighter.feature}; "
-                            "it weighed less",
-                        )
+        found = [(match, more) for finder, more in compared for match in finder.finditer(clause)]
+        for match, more in found:
+            if any(
+                other.start() <= match.start()
+                and match.end() <= other.end()
+                and other.end() - other.start() > match.end() - match.start()
+                for other, _ in found
+            ):
+                # "outweighed" inside "outweighed by": the longer cue is the one written.
+                continue
+            at = start + match.start()
+            left = [m for m in inside if m.end <= at]
+            right = [m for m in inside if m.start >= start + match.end()]
+            if not left or not right:
+                continue
+            heavier, lighter = (left[-1], right[0]) if more else (right[0], left[-1])
+            if _weight(facts, importance, heavier.feature) <= _weight(
+                facts, importance, lighter.feature
+            ):
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_ORDER,
+                        at,
+                        start + match.end(),
+                        f"says {heavier.feature} weighed more than {lighter.feature}; "
+                        "it weighed less",
                     )
+                )
 
 
 def _check_numbered_list(

@@ -68,6 +68,14 @@ _MULTIPLIER = re.compile(r"\b(?:twice|half|\w+\s+times)\s+$")
 _JUDGED_IN_ORDER = re.compile(
     r"\b(?:was|were|is|are|be|been|being|seem\w*|look\w*|appear\w*|all|everything|not)\s+$"
 )
+# A comparative without its "than": "..., but your savings were more important" compares
+# the factor it is said of with the one named just before it in the sentence.
+BARE_COMPARATIVE = re.compile(
+    r"\b(?P<adjective>more|less)\s+(?:important|significant|influential|decisive)\b"
+    r"(?!\s+(?:than|to|for)\b)"
+    r"|\b(?:mattered|weighed|counted)\s+(?:even\s+|much\s+|far\s+|still\s+)?(?P<verb>more|less)\b"
+    r"(?!\s+(?:heavily\s+)?(?:than|to|for)\b)"
+)
 # Attributions this close (relative to the larger) are equal: rounding in the text, not
 # a difference of rank.
 EQUAL_TOLERANCE = 0.05
@@ -357,3 +365,54 @@ def equal_weight_problems(
 def _between(mentions: list[Mention], starts: list[int], low: int, high: int) -> list[Mention]:
     """The mentions starting in [low, high), found by bisection (``mentions`` in order)."""
     return mentions[bisect.bisect_left(starts, low) : bisect.bisect_left(starts, high)]
+
+
+def bare_comparative_problems(
+    text: str,
+    mentions: list[Mention],
+    spans: list[tuple[int, int]],
+    sentences: list[tuple[int, int]],
+    weight: dict[str, float],
+) -> list[Problem]:
+    """ "The loan term was important, but your savings were more important": the factor a
+    bare comparative is said of (the last one named before it in its clause) against the
+    one named just before that in its sentence; "more" says it weighed more, "less" less.
+
+    Args:
+        weight: each mentioned feature's weight in the importance order.
+    """
+    problems = []
+    starts = [m.start for m in mentions]
+    clause_starts, sentence_starts = [s for s, _ in spans], [s for s, _ in sentences]
+    for match in BARE_COMPARATIVE.finditer(text):
+        if negated(text, match.start()):
+            continue
+        at = bisect.bisect_right(clause_starts, match.start()) - 1
+        here = bisect.bisect_right(sentence_starts, match.start()) - 1
+        if at < 0 or here < 0:
+            continue
+        named = [
+            m
+            for m in _between(mentions, starts, sentences[here][0], match.start())
+            if m.end <= match.start()
+        ]
+        if len(named) < 2 or named[-1].start < spans[at][0]:
+            continue
+        said, other = (
+            named[-1],
+            next((m for m in reversed(named) if m.feature != named[-1].feature), None) or named[-1],
+        )
+        if said.feature == other.feature:
+            continue
+        more = (match.group("adjective") or match.group("verb")) == "more"
+        heavier, lighter = (said, other) if more else (other, said)
+        if weight[heavier.feature] <= weight[lighter.feature]:
+            problems.append(
+                Problem(
+                    "order",
+                    match.start(),
+                    match.end(),
+                    f"says {heavier.feature} weighed more than {lighter.feature}; it weighed less",
+                )
+            )
+    return problems

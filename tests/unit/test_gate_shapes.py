@@ -451,6 +451,19 @@ ORDER_AND_WORDING = [
         "Your savings were not as important as the loan term.",
         id="not-as-important-as",
     ),
+    # A comparative without "than" compares with the factor named before it.
+    pytest.param(
+        "The loan term was important, but your savings were more important.",
+        ViolationKind.WRONG_ORDER,
+        "Your savings were important, but the loan term was more important.",
+        id="bare-more-important",
+    ),
+    pytest.param(
+        "Your checking account raised the risk, and the loan term mattered less.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term raised the risk, and your checking account mattered less.",
+        id="bare-mattered-less",
+    ),
     # Arrows with the risk or the approval as their object.
     pytest.param(
         "The loan term ↑ risk, your checking account ↓ risk.",
@@ -658,4 +671,13 @@ def test_a_score_meaning_the_decision_rule_contradicts_fails_closed(
     contradicted = _with_score(denied, "probability that the applicant defaults", "score_below")
     assert ViolationKind.UNVERIFIABLE in violation_kinds(
         contradicted, DECLINED + "The loan term raised your score."
+    )
+
+
+def test_outweighed_by_is_read_as_the_longer_cue(denied: DecisionFacts) -> None:
+    # "outweighed" (more) inside "outweighed by" (less) was read as both.
+    verdict = verify(denied, DECLINED + "Your savings were outweighed by the loan term.")
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.WRONG_ORDER in violation_kinds(
+        denied, DECLINED + "The loan term was outweighed by your savings."
     )
