@@ -110,7 +110,7 @@ ORDINAL = re.compile(
     rf"(?<!\w){_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
     rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b"
     rf"|\b(?:ranked|ranks|came|comes|placed|came in at|comes in at) {_PLACE}(?!\w)"
-    rf"|\bin {_PLACE} place\b"
+    rf"|\bin {_PLACE} place\b|\b(runner[- ]up)\b"
 )
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
 PLACE_DIGIT = re.compile(r"[1-6]")
@@ -118,10 +118,12 @@ PLACE_DIGIT = re.compile(r"[1-6]")
 
 def _place(words: str) -> int:
     """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2,
-    "number two" -> 2."""
+    "number two" -> 2, "runner-up" -> 2."""
     digit = PLACE_DIGIT.search(words)
     if digit is not None:
         return int(digit.group(0))
+    if words.startswith("runner"):
+        return 2
     if words.startswith("number "):
         return NUMBER_WORDS.index(words.removeprefix("number ")) + 1
     return ORDINALS.index(words) + 1
@@ -136,7 +138,7 @@ def _place_digits(text: str) -> list[tuple[int, int]]:
             digit = PLACE_DIGIT.search(text, match.start(), match.end())
             if digit is not None and digit.group(0) in word:
                 spans.append((digit.start(), digit.end()))
-    return spans + ordering.item_place_digits(text)
+    return spans + ordering.place_digits(text)
 
 
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")

@@ -42,7 +42,7 @@ _LAST_PLACE = len(ORDINALS) + 1
 PLURAL_MAIN = re.compile(
     r"\b(?:main|most important|biggest|largest|strongest|primary|principal|key|top"
     r"|leading|dominant|chief|major|most significant)"
-    r"\s+(?:(?:two|three|four|[2-4])\s+)?(?:reasons|factors|drivers|causes|concerns"
+    r"\s+(?:(?:two|three|four|(?P<count>[2-4]))\s+)?(?:reasons|factors|drivers|causes|concerns"
     r"|problems|issues|influences|contributors)\b"
 )
 # "Your savings were one of the main reasons", "the main reasons included ...": a claim of
@@ -175,15 +175,17 @@ def _item_place(marker: re.Match[str]) -> int:
     return int(digit) if digit else _LAST_PLACE
 
 
-def item_place_digits(text: str) -> list[tuple[int, int]]:
-    """The digits of items placed in digits ("1st: ...", "#2, ..."): a place, like a list
-    marker, states no number of the decision."""
-    return [
+def place_digits(text: str) -> list[tuple[int, int]]:
+    """The digits of items placed in digits ("1st: ...", "#2, ...") and of the count of
+    main factors ("the top 2 reasons"): a place or a count, like a list marker, states no
+    number of the decision."""
+    items = [
         match.span(group)
         for match in ITEM_ORDINAL.finditer(text)
         for group in ("hash", "nth")
         if match.group(group)
     ]
+    return items + [m.span("count") for m in PLURAL_MAIN.finditer(text) if m.group("count")]
 
 
 def plural_main_problems(

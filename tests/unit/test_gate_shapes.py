@@ -432,6 +432,24 @@ ORDER_AND_WORDING = [
         "The two main factors were the loan term and your checking account.",
         id="two-main-factors",
     ),
+    pytest.param(
+        "The loan term was the leading reason; the runner-up was your savings.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term was the leading reason; the runner-up was your checking account.",
+        id="runner-up",
+    ),
+    pytest.param(
+        "Top 2 reasons: your savings, the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Top 2 reasons: the loan term, your checking account.",
+        id="top-2-reasons",
+    ),
+    pytest.param(
+        "Your savings had a bigger effect than the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term had a bigger effect than your savings.",
+        id="bigger-effect-than",
+    ),
     # Equal weight: false unless the attributions are equal (savings 0.315, housing 0.310).
     pytest.param(
         "Your savings were as important as the loan term.",
@@ -544,6 +562,18 @@ ORDER_AND_WORDING = [
         ViolationKind.WRONG_DECISION,
         "You are not eligible for the loan.",
         id="qualified",
+    ),
+    pytest.param(
+        "Good news: your loan is a go.",
+        ViolationKind.WRONG_DECISION,
+        "Your application did not go through.",
+        id="is-a-go",
+    ),
+    pytest.param(
+        "Your loan was okayed.",
+        ViolationKind.WRONG_DECISION,
+        "Your loan was not okayed.",
+        id="okayed",
     ),
     pytest.param(
         "Your application got the go-ahead.",
