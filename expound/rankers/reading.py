@@ -75,6 +75,19 @@ ARROW_DIRECTION = re.compile(
     r"(?P<change>higher|lower|increased|reduced|decreased|greater|smaller|more|less)\s+"
     rf"(?:estimated\s+|predicted\s+)?(?P<changed>{_ARROW_OBJECT})\b"
 )
+# The risk or the approval as the subject of its own change: "your risk went down because
+# of ...", "made your chances rise", "caused your score to drop", "your chances increased".
+_CHANGED_OBJECT = rf"(?:{_ARROW_OBJECT}|probability of approval|credit rating|creditworthiness)"
+CHANGE_OF_OBJECT = re.compile(
+    rf"\b(?P<subject>{_CHANGED_OBJECT})\s+(?:to\s+|has\s+|have\s+|had\s+)?"
+    r"(?:(?:went|go|goes|gone|going)\s+(?P<updown>up|down)"
+    r"|(?P<up>rose|rise|rises|risen|rising|climbed|climb|climbs|jumped|jump|jumps|grew|grow"
+    r"|grows|grown|went higher|go higher)"
+    r"|(?P<down>fell|fall|falls|fallen|falling|dropped|drop|drops|declined|decline|declines"
+    r"|sank|sink|sinks|went lower|go lower))\b"
+)
+# "Your chances increased": an up or down verb right after its object is intransitive.
+_SUBJECT_BEFORE = re.compile(rf"\b(?P<subject>{_CHANGED_OBJECT})\s+(?:has\s+|have\s+)?$")
 LIST_MARKER = re.compile(r"(?:^|[\s:;])(\d)[.)]\s")
 # "Your chances were raised by the loan term": a passive verb's object is its subject.
 PASSIVE = re.compile(r"\b(?:was|were|is|are|been|being)\s+(?:\w+ly\s+)?$")
@@ -216,6 +229,8 @@ def stated_directions(clause: str, score_is_approval: bool = False) -> list[tupl
             before = clause[max(0, match.start() - 40) : match.start()]
             if PASSIVE.search(before):
                 object_is_approval = _approval_subject(before, score_is_approval)
+            elif (subject := _SUBJECT_BEFORE.search(before)) is not None:
+                object_is_approval = bool(approval.fullmatch(subject.group("subject")))
             found.append((match.start(), up != object_is_approval))
     # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
     for match in PARTICLE_DIRECTION.finditer(clause):
@@ -224,6 +239,9 @@ def stated_directions(clause: str, score_is_approval: bool = False) -> list[tupl
     for match in ADDED_AMOUNT.finditer(clause):
         up = match.group("preposition") == "to"
         found.append((match.start(), up != bool(approval.match(match.group("object")))))
+    for match in CHANGE_OF_OBJECT.finditer(clause):
+        up = match.group("up") is not None or match.group("updown") == "up"
+        found.append((match.start(), up != bool(approval.fullmatch(match.group("subject")))))
     # Arrows with their object: "↓ risk", "risk ↑", "-> higher risk".
     for match in ARROW_DIRECTION.finditer(clause):
         if match.group("arrow") is not None:

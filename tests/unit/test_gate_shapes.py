@@ -526,6 +526,31 @@ ORDER_AND_WORDING = [
         "The loan term reduced the probability of approval.",
         id="probability-of-approval",
     ),
+    # The risk or the approval as the subject of its own change.
+    pytest.param(
+        "Your risk went down because of the loan term.",
+        ViolationKind.WRONG_DIRECTION,
+        "Your risk went up because of the loan term.",
+        id="risk-went-down",
+    ),
+    pytest.param(
+        "The loan term made your chances rise.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term made your risk rise.",
+        id="made-chances-rise",
+    ),
+    pytest.param(
+        "Your chances increased because of the loan term.",
+        ViolationKind.WRONG_DIRECTION,
+        "Your chances decreased because of the loan term.",
+        id="chances-increased",
+    ),
+    pytest.param(
+        "The loan term caused your score to drop.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term caused your score to climb.",
+        id="score-to-drop",
+    ),
     # Decision idioms.
     pytest.param(
         "Your application got the green light.",
