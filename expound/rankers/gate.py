@@ -435,7 +435,10 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
         for start, end in reasons
         if in_factual.hold(start, end)
     ]
-    _check_order(facts, lowered, factual, named_reasons, verdict)
+    own_values = [
+        m for m in _own_value_mentions(facts, lowered, values) if in_factual.hold(m.start, m.end)
+    ]
+    _check_order(facts, lowered, factual + own_values, named_reasons, verdict)
     # Each mention placed in its sentence by bisection: a scan per sentence was quadratic.
     sentences = _sentences(lowered)
     starts = [a for a, _ in sentences]
@@ -459,6 +462,29 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
     )
     verdict.coverage = coverage(facts, verdict.mentioned)
     return verdict
+
+
+def _own_value_mentions(
+    facts: DecisionFacts, text: str, values: list[tuple[int, int]]
+) -> list[Mention]:
+    """Factors named inside their own quoted value ("having no checking account"): no
+    mention for the value checks, which read the value itself, but the factor's place in an
+    order claim ("your credit history mattered more than having no checking account")."""
+    own = {
+        form.lower().rstrip(")"): factor.feature
+        for factor in facts.factors.values()
+        for form in (factor.value_text, parenthesis_free(factor.value_text))
+    }
+    terms = feature_terms(facts)
+    found = []
+    for start, end in values:
+        feature = own.get(text[start:end])
+        found += [
+            Mention(m.feature, start + m.start, start + m.end)
+            for m in find_mentions(text[start:end], terms)
+            if m.feature == feature
+        ]
+    return found
 
 
 def verify_candidate(facts: DecisionFacts, text: str) -> Verdict:

@@ -736,3 +736,31 @@ def test_outweighed_by_is_read_as_the_longer_cue(denied: DecisionFacts) -> None:
     assert ViolationKind.WRONG_ORDER in violation_kinds(
         denied, DECLINED + "The loan term was outweighed by your savings."
     )
+
+
+@pytest.mark.parametrize(
+    ("false", "true"),
+    [
+        (
+            "Your credit history mattered more than having no checking account.",
+            "Having no checking account mattered more than your credit history.",
+        ),
+        (
+            "The main reasons were your credit history and having no checking account.",
+            "The main reasons were having no checking account and your credit history.",
+        ),
+        (
+            "Firstly, your credit history helped. Secondly, having no checking account helped.",
+            "Firstly, having no checking account helped. Secondly, your credit history helped.",
+        ),
+    ],
+)
+def test_a_factor_named_inside_its_own_value_has_its_place_in_the_order(
+    approved: DecisionFacts, false: str, true: str
+) -> None:
+    # "no checking account" is the value of the checking account, which it names: not a
+    # mention for the value checks, but the factor's place in an order claim.
+    approval = "Your application was approved. "
+    assert ViolationKind.WRONG_ORDER in violation_kinds(approved, approval + false)
+    verdict = verify(approved, approval + true)
+    assert verdict.passed, verdict.violations
