@@ -887,7 +887,11 @@ def _check_order(
         verdict,
         ordering.bare_comparative_problems(text, mentions, spans, _sentences(text), weights),
     )
-    if pattern(words["sequence_cues"]).search(text):
+    # "Second, ..." marking an item places it (read above), whatever order it is written in.
+    items = Spans(ordering.item_marker_spans(text))
+    if any(
+        not items.hold(m.start(), m.end()) for m in pattern(words["sequence_cues"]).finditer(text)
+    ):
         seen: list[str] = []
         for mention in mentions:
             if mention.feature in importance and mention.feature not in seen:

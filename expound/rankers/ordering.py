@@ -29,8 +29,12 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 ITEM_ORDINAL = re.compile(
     r"(?:^|[.;:!?]\s+|\n\s*|,\s+and\s+)(?:[-*\u2022]\s*)?"
     r"(?:(?P<adverb>first|second|third|fourth|fifth|sixth)ly\b"
-    r"|(?P<word>first|second|third|fourth|fifth|sixth)(?=\s*[,:]|\s+of\s+all\b)"
+    r"|(?P<word>first|second|third|fourth|fifth|sixth)(?:\s+(?:reason|factor))?"
+    r"(?=\s*[,:]|\s+of\s+all\b)"
     r"|(?P<last>finally|lastly)\b"
+    # "Reason one: ...", "Factor 2: ...".
+    r"|(?:reason|factor)\s+(?:(?P<spelled>one|two|three|four|five|six)|(?P<numeral>[1-6]))"
+    r"(?=\s*[,:.)-])"
     # In digits: "1st: ...", "#2, ...", "Reason #3: ...".
     r"|(?:(?:reason|factor)\s+)?#(?P<hash>[1-6])(?=\s*[,:.)-])"
     r"|(?P<nth>[1-6])(?:st|nd|rd|th)(?=\s*[,:.)-]))"
@@ -171,8 +175,16 @@ def _item_place(marker: re.Match[str]) -> int:
     word = marker.group("adverb") or marker.group("word")
     if word:
         return ORDINALS.index(word) + 1
-    digit = marker.group("hash") or marker.group("nth")
+    spelled = marker.group("spelled")
+    if spelled:
+        return ("one", "two", "three", "four", "five", "six").index(spelled) + 1
+    digit = marker.group("hash") or marker.group("nth") or marker.group("numeral")
     return int(digit) if digit else _LAST_PLACE
+
+
+def item_marker_spans(text: str) -> list[tuple[int, int]]:
+    """Where the text marks items with places ("Secondly, ...", "Reason 2: ...")."""
+    return [match.span() for match in ITEM_ORDINAL.finditer(text)]
 
 
 def place_digits(text: str) -> list[tuple[int, int]]:
@@ -182,7 +194,7 @@ def place_digits(text: str) -> list[tuple[int, int]]:
     items = [
         match.span(group)
         for match in ITEM_ORDINAL.finditer(text)
-        for group in ("hash", "nth")
+        for group in ("hash", "nth", "numeral")
         if match.group(group)
     ]
     return items + [m.span("count") for m in PLURAL_MAIN.finditer(text) if m.group("count")]

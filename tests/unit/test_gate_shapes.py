@@ -395,6 +395,24 @@ ORDER_AND_WORDING = [
         "Reason #1: the loan term. Reason #2: your checking account.",
         id="reason-number-sign",
     ),
+    pytest.param(
+        "Reason one: your savings. Reason two: the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Reason one: the loan term. Reason two: your checking account.",
+        id="reason-one",
+    ),
+    pytest.param(
+        "Reason 1: your savings. Reason 2: the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Reason 1: the loan term. Reason 2: your checking account.",
+        id="reason-1",
+    ),
+    pytest.param(
+        "Second reason: the loan term. First reason: your savings.",
+        ViolationKind.WRONG_ORDER,
+        "Second reason: your checking account. First reason: the loan term.",
+        id="second-reason-first-reason",
+    ),
     # A place in digits.
     pytest.param(
         "The #1 reason was your savings.",
