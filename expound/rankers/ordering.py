@@ -59,8 +59,11 @@ _MEMBERSHIP_AFTER = re.compile(r"\s*(?:\w+\s+)?(?:include[sd]?|including)\b")
 # weight as". A multiplier before it ("twice as important as") is a comparative, read by
 # the gate's comparative cues; a negation ("not as important as") says "less".
 EQUAL_WEIGHT = re.compile(
-    r"\bas\s+(?:important|much|heavily|strongly|influential|significant|big|large"
-    r"|great|decisive)\s+(?:a\s+(?:factor|reason)\s+)?as\b"
+    r"\bas\s+(?:important|much|heavily|strongly|influential|significant|decisive)"
+    r"\s+(?:a\s+(?:factor|reason)\s+)?as\b"
+    # "as big as" alone may compare values ("an amount as large as ..."): only of effects.
+    r"|\bas\s+(?:big|large|great|strong)\s+(?:a\s+(?:factor|reason|effect|role)|an\s+"
+    r"(?:effect|impact|influence))\s+as\b"
     r"|\bequally\b(?:\s+(?:important|influential|significant|decisive|heavily))?"
     # "had the same effect" says the same direction more often than the same size.
     r"|\bthe same (?:weight|importance|influence)(?:\s+as)?\b"

@@ -476,6 +476,12 @@ ORDER_AND_WORDING = [
         id="as-important-as",
     ),
     pytest.param(
+        "Your savings had as big an effect as the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Your savings had as big an effect as your housing.",
+        id="as-big-an-effect-as",
+    ),
+    pytest.param(
         "Your savings and the loan term mattered equally.",
         ViolationKind.WRONG_ORDER,
         "Your savings and your housing mattered equally.",
@@ -652,6 +658,8 @@ def test_order_and_wording_false_fails_and_true_passes(
         "The main reasons included your savings.",
         # A multiplier is a comparative, read by the comparative cues.
         "The loan term was twice as important as your savings.",
+        # "as large as" alone compares values, not effects.
+        "Your credit amount (4,308 DM) was as large as your savings.",
     ],
 )
 def test_order_cues_that_claim_no_order_of_their_list(denied: DecisionFacts, text: str) -> None:
