@@ -24,7 +24,7 @@ NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-
 PARTICLE_DIRECTION = re.compile(
     r"\b(?:push|pushed|pushes|bring|brought|brings|drove|drives|driven|sent|sends|moved|moves"
     r"|pulled|pulls|took|takes|nudged|nudges|tipped|tips)\s+(?:the\s+|your\s+|its\s+)?"
-    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+)?"
+    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+|model\s+|model's\s+|overall\s+)?"
     r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
     r"|chances?(?: of approval)?|odds of approval|approval odds)"
     r"\s+(?P<particle>up|down|higher|lower)\b"
@@ -76,11 +76,11 @@ ARROW_DIRECTION = re.compile(
     rf"(?:estimated\s+|predicted\s+)?(?P<changed>{_ARROW_OBJECT})\b"
 )
 # The risk or the approval as the subject of its own change: "your risk went down because
-# of ...", "made your chances rise", "caused your score to drop", "your chances increased".
+# of ...", "made your chances rise", "caused your score to drop", "loan term: risk up".
 _CHANGED_OBJECT = rf"(?:{_ARROW_OBJECT}|probability of approval|credit rating|creditworthiness)"
 CHANGE_OF_OBJECT = re.compile(
     rf"\b(?P<subject>{_CHANGED_OBJECT})\s+(?:to\s+|has\s+|have\s+|had\s+)?"
-    r"(?:(?:went|go|goes|gone|going)\s+(?P<updown>up|down)"
+    r"(?:(?:(?:went|go|goes|gone|going)\s+)?(?P<updown>up|down)"
     r"|(?P<up>rose|rise|rises|risen|rising|climbed|climb|climbs|jumped|jump|jumps|grew|grow"
     r"|grows|grown|went higher|go higher)"
     r"|(?P<down>fell|fall|falls|fallen|falling|dropped|drop|drops|declined|decline|declines"

@@ -575,6 +575,18 @@ ORDER_AND_WORDING = [
         "The loan term caused your score to climb.",
         id="score-to-drop",
     ),
+    pytest.param(
+        "The loan term: risk down.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term: risk up.",
+        id="risk-down-verbless",
+    ),
+    pytest.param(
+        "The loan term pushed your model score down.",
+        ViolationKind.WRONG_DIRECTION,
+        "The loan term pushed your model score up.",
+        id="pushed-model-score-down",
+    ),
     # Decision idioms.
     pytest.param(
         "Your application got the green light.",
