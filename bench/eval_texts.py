@@ -23,7 +23,10 @@ exactly one claim:
   must be read for its own factor, not the clause's first for both;
 - ``share``: a sentence giving the first factor a share of the decision that is another
   fact of the record (the score as a percentage, else the threshold): a percentage is read
-  as the factor's share of the push, not as any number the decision holds.
+  as the factor's share of the push, not as any number the decision holds;
+- ``placed``: the first two factors' sentences, in their true order, marked "Secondly,"
+  and "Firstly,": the places the adverbs state, not the order of writing, claim the
+  importance (first two factors of different rank only).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ MUTATIONS = (
     "voice",
     "joined",
     "share",
+    "placed",
 )
 MAX_FACTORS = 3
 
@@ -188,6 +192,13 @@ def faithful_and_mutants(facts: DecisionFacts, variant: int) -> tuple[str, dict[
         second = flipped[1]
         joined = f"{flipped[0].removesuffix('.')}, and {second[0].lower()}{second[1:]}"
         mutants["joined"] = _text(opening, [joined, *flipped[2:]])
+        first, then = (slot.factor.importance for slot in slots[:2])
+        if first is not None and then is not None and first != then:
+            placed = [
+                f"{adverb}, {sentence[0].lower()}{sentence[1:]}"
+                for adverb, sentence in zip(("Secondly", "Firstly"), sentences, strict=False)
+            ]
+            mutants["placed"] = _text(opening, [*placed, *sentences[2:]])
     mutants["decision"] = _text(_opening(facts, variant, not adverse), sentences)
     pairs = [(a, b) for a in range(len(slots)) for b in range(a + 1, len(slots))]
     traded = next(((a, b) for a, b in pairs if slots[a].value != slots[b].value), None)

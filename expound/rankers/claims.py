@@ -76,7 +76,9 @@ DIRECTION_HINTS = re.compile(
     r"|work(?:ed|s)?\s+(?:for|against)|for you|your way|tilt\w*|nudg\w*|sway\w*"
     # Judged as safe or risky in itself: "was risky", "posed no risk", "a red flag".
     r"|risky|riskier|(?:low|high|no|little)\s+risk|posed|red flag|green flag|fine|healthy"
-    r"|safe|reassur\w*|confiden\w*|(?:an?\s+)?issue|opposite)\b"
+    r"|safe|reassur\w*|confiden\w*|(?:an?\s+)?issue|opposite"
+    # "Your checking account was in order": judged fine.
+    r"|(?:was|were|is|are|seemed|looked)\s+(?:all\s+)?in\s+(?:good\s+)?order)\b"
 )
 
 

@@ -33,7 +33,7 @@ from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
 from expound.models.wording import parenthesis_free, value_phrases
-from expound.rankers import binding, claims, quantities
+from expound.rankers import binding, claims, ordering, quantities
 from expound.rankers.reading import (
     LIST_MARKER,
     LOOKALIKES,
@@ -51,7 +51,9 @@ from expound.rankers.reading import (
     parse_number,
     pattern,
     phrase_spans,
+    score_sense,
     stated_directions,
+    unread_arrows,
     value_key,
 )
 
@@ -91,16 +93,55 @@ PROBLEM_KINDS = {
     "voice": ViolationKind.WRONG_VOICE,
     "unreadable": ViolationKind.UNVERIFIABLE,
     "number": ViolationKind.UNSUPPORTED_NUMBER,
+    "order": ViolationKind.WRONG_ORDER,
 }
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
-_PLACE = "(" + "|".join(ORDINALS) + ")"
-# A place in the importance order stated in words: "the second most important factor",
-# "ranked third", "the fourth reason".
-ORDINAL = re.compile(
-    rf"\b{_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
-    rf"|\bthe {_PLACE} (?:reason|factor)\b|\branked {_PLACE}\b"
+ORDINALS = ordering.ORDINALS
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six")
+# A place in words or digits: "second", "2nd", "#2", "number 2", "number two".
+_PLACE = (
+    "("
+    + "|".join(ORDINALS)
+    + r"|[1-6](?:st|nd|rd|th)|#[1-6]|number [1-6]|number (?:"
+    + "|".join(NUMBER_WORDS)
+    + "))"
 )
-AFTER_PLACE = re.compile(rf"\b{_PLACE}[- ]$")
+# A place in the importance order stated in words: "the second most important factor",
+# "ranked third", "the fourth reason", "the #1 reason", "your 2nd-biggest factor".
+ORDINAL = re.compile(
+    rf"(?<!\w){_PLACE}[- ](?:most important|biggest|largest|strongest|main|principal|key)\b"
+    rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b"
+    rf"|\b(?:ranked|ranks|came|comes|placed|came in at|comes in at) {_PLACE}(?!\w)"
+    rf"|\bin {_PLACE} place\b|\b(runner[- ]up)\b"
+)
+AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
+PLACE_DIGIT = re.compile(r"[1-6]")
+
+
+def _place(words: str) -> int:
+    """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2,
+    "number two" -> 2, "runner-up" -> 2."""
+    digit = PLACE_DIGIT.search(words)
+    if digit is not None:
+        return int(digit.group(0))
+    if words.startswith("runner"):
+        return 2
+    if words.startswith("number "):
+        return NUMBER_WORDS.index(words.removeprefix("number ")) + 1
+    return ORDINALS.index(words) + 1
+
+
+def _place_digits(text: str) -> list[tuple[int, int]]:
+    """The digits of places stated with them ("the #1 reason", "2nd-biggest", "1st: ..."):
+    a place, like a list marker, states no number of the decision."""
+    spans = []
+    for match in ORDINAL.finditer(text):
+        for word in (g for g in match.groups() if g):
+            digit = PLACE_DIGIT.search(text, match.start(), match.end())
+            if digit is not None and digit.group(0) in word:
+                spans.append((digit.start(), digit.end()))
+    return spans + ordering.place_digits(text)
+
+
 SENTENCE_END = re.compile(r"[.!?](?=\s+\S|\s*$)")
 
 
@@ -403,6 +444,7 @@ def verify(facts: DecisionFacts, text: str) -> Verdict:
             reason_of.setdefault(wording.lower().rstrip(")"), reason)
     reasons = phrase_spans(set(reason_of), lowered)
     markers = [(m.start(1), m.end(1)) for m in LIST_MARKER.finditer(lowered)]
+    markers += _place_digits(lowered)
     names = [(m.start, m.end) for m in mentions] + reasons + markers
     known = names + values
     # A feature named inside a reason's text ("length or type of employment") stands for
@@ -607,6 +649,7 @@ def _check_decision(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
 def _check_numbers(facts: DecisionFacts, text: str, verdict: Verdict) -> None:
     allowed = _allowed_numbers(facts)
     markers = {m.start(1) for m in LIST_MARKER.finditer(text)}
+    markers |= {start for start, _ in _place_digits(text)}
     for match in NUMBER.finditer(text):
         if match.start() in markers:
             continue
@@ -631,8 +674,10 @@ def _check_clause(
     in_reason: set[int],
     verdict: Verdict,
 ) -> None:
-    directions = stated_directions(masked)
+    sense = score_sense(facts)
+    directions = stated_directions(masked, score_is_approval=bool(sense))
     stated = directions[0] if directions else None
+    _check_unread_symbols(facts, masked, offset, directions, sense, verdict)
     # A feature named outside a reason's text is the subject; else the reason's own.
     subjects = [m.feature for m in inside if id(m) not in in_reason] or [m.feature for m in inside]
     _add(verdict, claims.context_problems(facts, clause, offset, subjects))
@@ -731,6 +776,40 @@ def _check_clause(
                     ),
                 )
     _check_clause_numbers(facts, offset, inside, numbers_only, verdict)
+
+
+def _check_unread_symbols(
+    facts: DecisionFacts,
+    masked: str,
+    offset: int,
+    directions: list[tuple[bool, int]],
+    sense: bool | None,
+    verdict: Verdict,
+) -> None:
+    """Fail closed on direction marks the verifier cannot read in a clause naming factors:
+    an arrow without the risk or the approval as its object ("loan term ↑"), and a bare
+    "score" as the object of a direction when the manifest does not say which side a higher
+    score is (:func:`~expound.rankers.reading.score_sense`)."""
+    for start, end in unread_arrows(masked):
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset + start,
+                offset + end,
+                f"{masked[start:end]!r} may state a direction the verifier cannot read",
+            )
+        )
+    if sense is None and directions != stated_directions(masked, score_is_approval=True):
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                offset,
+                offset + len(masked),
+                "states a direction of the score; the manifest's score_meaning "
+                f"({facts.manifest.score_meaning!r}) does not say whether a higher score is "
+                "the risk or the approval",
+            )
+        )
 
 
 def _direction_of(mention_end: int, directions: list[tuple[bool, int]]) -> tuple[bool, int] | None:
@@ -894,7 +973,23 @@ def _check_order(
             )
     _check_claimed_weights(facts, text, mentions, spans, importance, verdict)
     _check_numbered_list(facts, text, mentions, importance, verdict)
-    if pattern(words["sequence_cues"]).search(text):
+    weights = {m.feature: _weight(facts, importance, m.feature) for m in mentions}
+    _add(
+        verdict,
+        ordering.listed_order_problems(facts, text, mentions, _sentences(text), importance),
+    )
+    _add(verdict, ordering.ordinal_item_problems(text, mentions, importance))
+    _add(verdict, ordering.plural_main_problems(facts, text, mentions, spans, importance))
+    _add(verdict, ordering.equal_weight_problems(facts, text, mentions, spans, weights))
+    _add(
+        verdict,
+        ordering.bare_comparative_problems(text, mentions, spans, _sentences(text), weights),
+    )
+    # "Second, ..." marking an item places it (read above), whatever order it is written in.
+    items = Spans(ordering.item_marker_spans(text))
+    if any(
+        not items.hold(m.start(), m.end()) for m in pattern(words["sequence_cues"]).finditer(text)
+    ):
         seen: list[str] = []
         for mention in mentions:
             if mention.feature in importance and mention.feature not in seen:
@@ -925,8 +1020,11 @@ def _check_claimed_weights(
     words = lexicon()
     dismissal = pattern(words["dismissal_cues"])
     compared = [(pattern(words["comparative_cues"][k]), k == "more") for k in ("more", "less")]
+    # Each clause's mentions found by bisection: a scan of every mention per clause was
+    # quadratic in the length of the candidate.
+    starts = [m.start for m in mentions]
     for start, end in spans:
-        inside = [m for m in mentions if start <= m.start < end]
+        inside = mentions[bisect.bisect_left(starts, start) : bisect.bisect_left(starts, end)]
         if not inside:
             continue
         clause = text[start:end]
@@ -937,7 +1035,7 @@ def _check_claimed_weights(
             before = [m for m in inside if m.end <= at]
             after = [m for m in inside if m.start >= start + match.end()]
             said = before[-1] if before else (after[0] if after else None)
-            place = ORDINALS.index(next(g for g in match.groups() if g)) + 1
+            place = _place(next(g for g in match.groups() if g))
             if said is not None and importance.get(said.feature) != place:
                 verdict.violations.append(
                     Violation(
@@ -960,26 +1058,34 @@ def _check_claimed_weights(
                             f"factor (rank {importance[mention.feature]})",
                         )
                     )
-        for finder, more in compared:
-            for match in finder.finditer(clause):
-                at = start + match.start()
-                left = [m for m in inside if m.end <= at]
-                right = [m for m in inside if m.start >= start + match.end()]
-                if not left or not right:
-                    continue
-                heavier, lighter = (left[-1], right[0]) if more else (right[0], left[-1])
-                if _weight(facts, importance, heavier.feature) <= _weight(
-                    facts, importance, lighter.feature
-                ):
-                    verdict.violations.append(
-                        Violation(
-                            ViolationKind.WRONG_ORDER,
-                            at,
-                            start + match.end(),
-                            f"says {heavier.feature} weighed more than {lighter.feature}; "
-                            "it weighed less",
-                        )
+        found = [(match, more) for finder, more in compared for match in finder.finditer(clause)]
+        for match, more in found:
+            if any(
+                other.start() <= match.start()
+                and match.end() <= other.end()
+                and other.end() - other.start() > match.end() - match.start()
+                for other, _ in found
+            ):
+                # "outweighed" inside "outweighed by": the longer cue is the one written.
+                continue
+            at = start + match.start()
+            left = [m for m in inside if m.end <= at]
+            right = [m for m in inside if m.start >= start + match.end()]
+            if not left or not right:
+                continue
+            heavier, lighter = (left[-1], right[0]) if more else (right[0], left[-1])
+            if _weight(facts, importance, heavier.feature) <= _weight(
+                facts, importance, lighter.feature
+            ):
+                verdict.violations.append(
+                    Violation(
+                        ViolationKind.WRONG_ORDER,
+                        at,
+                        start + match.end(),
+                        f"says {heavier.feature} weighed more than {lighter.feature}; "
+                        "it weighed less",
                     )
+                )
 
 
 def _check_numbered_list(

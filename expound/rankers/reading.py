@@ -24,7 +24,7 @@ NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-
 PARTICLE_DIRECTION = re.compile(
     r"\b(?:push|pushed|pushes|bring|brought|brings|drove|drives|driven|sent|sends|moved|moves"
     r"|pulled|pulls|took|takes|nudged|nudges|tipped|tips)\s+(?:the\s+|your\s+|its\s+)?"
-    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+)?"
+    r"(?:estimated\s+|predicted\s+|modelled\s+|modeled\s+|model\s+|model's\s+|overall\s+)?"
     r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
     r"|chances?(?: of approval)?|odds of approval|approval odds)"
     r"\s+(?P<particle>up|down|higher|lower)\b"
@@ -37,6 +37,57 @@ ADDED_AMOUNT = re.compile(
     r"(?P<object>risk|score|risk score|likelihood of default|probability of default"
     r"|chances?(?: of approval)?|odds of approval|approval odds)\b"
 )
+# The model's own score named bare ("raised your score"): the risk or the approval as
+# the manifest says (:func:`score_sense`).
+SCORE_OBJECTS = [
+    "score",
+    "scores",
+    "model score",
+    "model's score",
+    "estimated score",
+    "predicted score",
+    "overall score",
+    "final score",
+    "application score",
+]
+# "raised the chances of approval": the object read past its determiner ("your", "the").
+DETERMINER = re.compile(r"^(?:(?:the applicant's|applicant's|the|your|its|their|his|her)\s+)+")
+# Arrows an instruct model writes for a direction: up and down ones, and right ones
+# ("->") that lead to a stated change. Read only with the risk or the approval as their
+# object ("checking account ↓ risk", "loan term -> higher risk", "risk ↑"); a bare "loan
+# term ↑" may mean a long term or a raised risk, and fails closed (:func:`unread_arrows`).
+UP_ARROWS = "\u2191\u21d1\u2197\u21e7\u2934\u2b06\U0001f4c8"
+DOWN_ARROWS = "\u2193\u21d3\u2198\u21e9\u2935\u2b07\U0001f4c9"
+ARROW = re.compile(
+    r"[\u2190-\u21ff\u27f0-\u27ff\u2900-\u297f\u2b00-\u2bff\u2794-\u27bf\U0001f4c8\U0001f4c9]"
+    r"|-+>|=+>"
+)
+_ARROW_OBJECT = (
+    r"(?:risk score|risk|score|likelihood of default|probability of default"
+    r"|chances?(?: of approval)?|odds of approval|approval odds)"
+)
+ARROW_DIRECTION = re.compile(
+    rf"(?P<arrow>[{UP_ARROWS}{DOWN_ARROWS}])\s*(?:the\s+|your\s+|its\s+)?"
+    rf"(?:estimated\s+|predicted\s+)?(?P<object>{_ARROW_OBJECT})\b"
+    rf"|(?:(?:[\u2192\u27f6\u21d2\u2794\u279c\u279e]|-+>|=+>)\s*)?"
+    rf"\b(?P<subject>{_ARROW_OBJECT})\s*(?P<after>[{UP_ARROWS}{DOWN_ARROWS}])"
+    rf"|(?:[\u2192\u27f6\u21d2\u2794\u279c\u279e]|-+>|=+>)\s*(?:an?\s+|the\s+|your\s+)?"
+    r"(?P<change>higher|lower|increased|reduced|decreased|greater|smaller|more|less)\s+"
+    rf"(?:estimated\s+|predicted\s+)?(?P<changed>{_ARROW_OBJECT})\b"
+)
+# The risk or the approval as the subject of its own change: "your risk went down because
+# of ...", "made your chances rise", "caused your score to drop", "loan term: risk up".
+_CHANGED_OBJECT = rf"(?:{_ARROW_OBJECT}|probability of approval|credit rating|creditworthiness)"
+CHANGE_OF_OBJECT = re.compile(
+    rf"\b(?P<subject>{_CHANGED_OBJECT})\s+(?:to\s+|has\s+|have\s+|had\s+)?"
+    r"(?:(?:(?:went|go|goes|gone|going)\s+)?(?P<updown>up|down)"
+    r"|(?P<up>rose|rise|rises|risen|rising|climbed|climb|climbs|jumped|jump|jumps|grew|grow"
+    r"|grows|grown|went higher|go higher)"
+    r"|(?P<down>fell|fall|falls|fallen|falling|dropped|drop|drops|declined|decline|declines"
+    r"|sank|sink|sinks|went lower|go lower))\b"
+)
+# "Your chances increased": an up or down verb right after its object is intransitive.
+_SUBJECT_BEFORE = re.compile(rf"\b(?P<subject>{_CHANGED_OBJECT})\s+(?:has\s+|have\s+)?$")
 LIST_MARKER = re.compile(r"(?:^|[\s:;])(\d)[.)]\s")
 # "Your chances were raised by the loan term": a passive verb's object is its subject.
 PASSIVE = re.compile(r"\b(?:was|were|is|are|been|being)\s+(?:\w+ly\s+)?$")
@@ -55,6 +106,8 @@ LOOKALIKES = str.maketrans(
         "\u2011": "-",
         "\u2013": "-",
         "\u2014": "-",
+        # The emoji form of an arrow ("⬆️"): the arrow, then a variation selector.
+        "\ufe0f": " ",
     }
 )
 # "however" beside a comma does not end the clause: set off by commas it is parenthetical
@@ -153,24 +206,31 @@ def stated_direction(clause: str) -> tuple[bool, int] | None:
     return found[0] if found else None
 
 
-def stated_directions(clause: str) -> list[tuple[bool, int]]:
+def stated_directions(clause: str, score_is_approval: bool = False) -> list[tuple[bool, int]]:
     """(raises risk?, position) of every direction the clause states, in order: a clause
     can join two factors each with its own ("the loan term raised the risk, and the
-    savings lowered it")."""
+    savings lowered it").
+
+    Args:
+        score_is_approval: whether a bare "score" ("raised your score") is the approval
+            side, as the model's own score may be (:func:`score_sense`); else the risk.
+    """
     words = lexicon()
     found: list[tuple[int, bool]] = []
     for match in pattern(words["adverse_verbs"]).finditer(clause):
         found.append((match.start(), True))
     for match in pattern(words["favourable_verbs"]).finditer(clause):
         found.append((match.start(), False))
-    approval = pattern(words["approval_objects"])
+    approval = pattern(words["approval_objects"] + (SCORE_OBJECTS if score_is_approval else []))
     for verbs, up in ((words["up_verbs"], True), (words["down_verbs"], False)):
         for match in pattern(verbs).finditer(clause):
             after = clause[match.end() : match.end() + 40]
-            object_is_approval = bool(approval.match(after.strip().removeprefix("your ").strip()))
+            object_is_approval = bool(approval.match(DETERMINER.sub("", after.strip())))
             before = clause[max(0, match.start() - 40) : match.start()]
             if PASSIVE.search(before):
-                object_is_approval = _approval_subject(before)
+                object_is_approval = _approval_subject(before, score_is_approval)
+            elif (subject := _SUBJECT_BEFORE.search(before)) is not None:
+                object_is_approval = bool(approval.fullmatch(subject.group("subject")))
             found.append((match.start(), up != object_is_approval))
     # Verb, object, particle: "pushed the estimated risk up", "brought your chances down".
     for match in PARTICLE_DIRECTION.finditer(clause):
@@ -179,16 +239,72 @@ def stated_directions(clause: str) -> list[tuple[bool, int]]:
     for match in ADDED_AMOUNT.finditer(clause):
         up = match.group("preposition") == "to"
         found.append((match.start(), up != bool(approval.match(match.group("object")))))
+    for match in CHANGE_OF_OBJECT.finditer(clause):
+        up = match.group("up") is not None or match.group("updown") == "up"
+        found.append((match.start(), up != bool(approval.fullmatch(match.group("subject")))))
+    # Arrows with their object: "↓ risk", "risk ↑", "-> higher risk".
+    for match in ARROW_DIRECTION.finditer(clause):
+        if match.group("arrow") is not None:
+            up, target = match.group("arrow") in UP_ARROWS, match.group("object")
+        elif match.group("after") is not None:
+            up, target = match.group("after") in UP_ARROWS, match.group("subject")
+        else:
+            up = match.group("change") in ("higher", "increased", "greater", "more")
+            target = match.group("changed")
+        found.append((match.start(), up != bool(approval.fullmatch(target))))
     return [(raises != negated(clause, position), position) for position, raises in sorted(found)]
 
 
-def _approval_subject(before: str) -> bool:
+def unread_arrows(clause: str) -> list[tuple[int, int]]:
+    """The arrows of a clause that no reading of :data:`ARROW_DIRECTION` takes as a
+    direction ("loan term ↑": a long term, or a raised risk?): the gate fails them closed."""
+    read = [(m.start(), m.end()) for m in ARROW_DIRECTION.finditer(clause)]
+    return [
+        (m.start(), m.end())
+        for m in ARROW.finditer(clause)
+        if not any(start <= m.start() and m.end() <= end for start, end in read)
+    ]
+
+
+def score_sense(facts: DecisionFacts) -> bool | None:
+    """What a bare "score" in a text means for this model: True when a higher score is the
+    approval side, False when it is the risk, None when the manifest does not say.
+
+    A credit score going up is good, a risk score going up is bad; "raised your score" is
+    read only when the manifest's ``score_meaning`` names one side in words
+    (lexicon ``score_meanings``) and its decision rule agrees (a higher risk score is
+    adverse at or above the threshold, a higher approval score below it).
+    """
+    return _score_sense(facts.manifest.score_meaning, facts.manifest.decision.adverse_when)
+
+
+@cache
+def _score_sense(score_meaning: str, adverse_when: str) -> bool | None:
+    words = lexicon()["score_meanings"]
+    meaning = score_meaning.lower()
+    sides = set()
+    for approval, key in ((False, "risk"), (True, "approval")):
+        for match in pattern(words[key]).finditer(meaning):
+            # "the probability that the applicant does not default" is the approval side.
+            sides.add(approval != negated(meaning, match.start()))
+    if len(sides) != 1:
+        return None
+    (approval,) = sides
+    adverse_above = adverse_when == "score_at_or_above"
+    return approval if approval != adverse_above else None
+
+
+def _approval_subject(before: str, score_is_approval: bool = False) -> bool:
     """Whether the subject before a passive verb ("your chances were raised") is the
     approval, not the risk (the nearer of the two words read)."""
     words = lexicon()
+    score = SCORE_OBJECTS if score_is_approval else []
     ends = {
-        approval: max((m.end() for m in pattern(words[key]).finditer(before)), default=-1)
-        for approval, key in ((True, "approval_objects"), (False, "risk_objects"))
+        approval: max((m.end() for m in pattern(terms).finditer(before)), default=-1)
+        for approval, terms in (
+            (True, words["approval_objects"] + score),
+            (False, [t for t in words["risk_objects"] if t not in score]),
+        )
     }
     return ends[True] > ends[False]
 

@@ -119,6 +119,7 @@ def test_summarise_means_the_new_metrics_over_the_texts_that_have_them() -> None
 def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRegistry) -> None:
     decisions = eval_decisions(registry)
     assert {facts.audience for facts, _ in decisions} == set(Audience)
+    placed_any = False
     for variant, (facts, deterministic) in enumerate(decisions):
         assert verify(facts, deterministic).passed
         faithful, mutants = faithful_and_mutants(facts, variant)
@@ -149,6 +150,16 @@ def test_eval_texts_follow_the_plan_and_every_mutant_is_caught(registry: ModelRe
                 for v in joined.violations
                 if v.kind is ViolationKind.WRONG_DIRECTION
             ] == [second], (mutants["joined"], joined.violations)
+        # The sentences in their true order, the places their adverbs state reversed:
+        # caught as a wrong order alone.
+        if "placed" in mutants:
+            placed = verify(facts, mutants["placed"])
+            assert {v.kind for v in placed.violations} == {ViolationKind.WRONG_ORDER}, (
+                mutants["placed"],
+                placed.violations,
+            )
+            placed_any = True
+    assert placed_any, "no decision of the eval has two factors of different rank"
 
 
 def test_rank_accuracy_reads_the_order_a_text_claims_and_can_fail(
