@@ -112,6 +112,8 @@ ORDINAL = re.compile(
     rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b"
     rf"|\b(?:ranked|ranks|came|comes|placed|came in at|comes in at) {_PLACE}(?!\w)"
     rf"|\bin {_PLACE} place\b|\b(runner[- ]up)\b"
+    # An item that names its place: "Reason #2: ...", "Factor two - ...", "Reason 1:".
+    rf"|\b(?:reason|factor) (#?[1-6]|{'|'.join(NUMBER_WORDS)})(?=\s*[,:.)-])"
 )
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
 PLACE_DIGIT = re.compile(r"[1-6]")
@@ -119,7 +121,7 @@ PLACE_DIGIT = re.compile(r"[1-6]")
 
 def _place(words: str) -> int:
     """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2,
-    "number two" -> 2, "runner-up" -> 2."""
+    "number two" -> 2, "runner-up" -> 2, "two" (of "reason two:") -> 2."""
     digit = PLACE_DIGIT.search(words)
     if digit is not None:
         return int(digit.group(0))
@@ -127,6 +129,8 @@ def _place(words: str) -> int:
         return 2
     if words.startswith("number "):
         return NUMBER_WORDS.index(words.removeprefix("number ")) + 1
+    if words in NUMBER_WORDS:
+        return NUMBER_WORDS.index(words) + 1
     return ORDINALS.index(words) + 1
 
 

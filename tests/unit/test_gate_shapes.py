@@ -685,6 +685,26 @@ ORDER_AND_WORDING = [
         "The #1 reason was the loan term.",
         id="number-sign-place",
     ),
+    # A lone item naming its place ("Reason #2: ..."): read as the place it states, not
+    # only against the other items (the lead's probe after the merge: it passed alone).
+    pytest.param(
+        "Reason #2: the length of the loan term (48 months).",
+        ViolationKind.WRONG_ORDER,
+        "Reason #2: your checking account (overdrawn).",
+        id="lone-reason-hash-item",
+    ),
+    pytest.param(
+        "Reason two: the length of the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Reason one: the length of the loan term.",
+        id="lone-reason-spelled-item",
+    ),
+    pytest.param(
+        "Factor 3 - your savings.",
+        ViolationKind.WRONG_ORDER,
+        "Factor 4 - your savings.",
+        id="lone-factor-numeral-item",
+    ),
     pytest.param(
         "Your savings were the 2nd most important factor.",
         ViolationKind.WRONG_ORDER,
