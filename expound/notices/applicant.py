@@ -3,7 +3,7 @@ its value and date. None of it is in the archive (a record holds the decision's 
 not who the person is), so the caller passes it in, as a JSON file:
 
     {"name": "Ana María Núñez", "address": ["12 Elm Street", "Springfield, IL 62701"],
-     "product": "a personal loan",
+     "product": {"en": "a personal loan", "es": "un préstamo personal"},
      "credit_score": {"value": 612, "date": "2026-11-20",
                       "key_factors": ["Length of credit history"]}}
 
@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from expound.notices.errors import NoticeError
 
 MAX_KEY_FACTORS = 4
+
+
+ProductWording = Annotated[str, Field(max_length=100)]
 
 
 class _Strict(BaseModel):
@@ -57,8 +61,26 @@ class NoticeApplicant(_Strict):
 
     name: str = Field(min_length=1, max_length=200)
     address: list[str] = Field(min_length=1, max_length=6)
-    product: str = Field(default="", max_length=100)
+    # What was applied for, as the notice's sentence continues "application for": one
+    # wording, or one per language ({"en": "a personal loan", "es": "un préstamo personal"}).
+    product: ProductWording | dict[str, ProductWording] = ""
     credit_score: CreditScore | None = None
+
+    def in_language(self, language: str) -> NoticeApplicant:
+        """This applicant with its product worded for ``language``.
+
+        Raises:
+            NoticeError: The product is worded per language, but not in ``language``.
+        """
+        if isinstance(self.product, str):
+            return self
+        if language not in self.product:
+            raise NoticeError(
+                f"applicant file: product has no {language!r} wording (it has "
+                f"{', '.join(sorted(self.product)) or 'none'}): a notice in {language!r} "
+                "would print another language's words"
+            )
+        return self.model_copy(update={"product": self.product[language]})
 
 
 def load_notice_applicant(path: Path) -> NoticeApplicant:

@@ -177,6 +177,7 @@ def compose_notice(
             or the rendered notice lacks a required element.
     """
     template = templates.notice_template(language)
+    applicant = applicant.in_language(language)
     reasons = _reasons(record, templates, language)
     disclosed = creditor.profile.reasons == "disclose" and bool(reasons)
     provenance = NoticeProvenance(

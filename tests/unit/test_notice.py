@@ -70,7 +70,7 @@ WORDING = {
         "address or telephone number shown below within 60 days of the date of this letter.",
     },
     "es": {
-        "action taken": "su solicitud de a personal loan fue rechazada el",
+        "action taken": "su solicitud de un préstamo personal fue rechazada el",
         "decision date": "de noviembre de",
         "ECOA statement": "La Ley federal de Igualdad de Oportunidades de Crédito (Equal "
         "Credit Opportunity Act) prohíbe a los acreedores discriminar a los solicitantes de "
@@ -578,3 +578,22 @@ def test_a_score_without_its_providers_key_factors_is_refused(tmp_path: Path) ->
     document["credit_score"]["inquiries_were_key_factor"] = True
     path.write_text(json.dumps(document))
     assert load_notice_applicant(path).credit_score is not None
+
+
+def test_the_product_is_worded_in_the_notices_language_or_refused(
+    records: dict[str, pb.Record],
+    creditor: LoadedCreditor,
+    applicant: NoticeApplicant,
+    templates: TemplateSet,
+) -> None:
+    # One wording serves every language, as written; a wording per language is required in
+    # the notice's own (a Spanish notice read "su solicitud de a personal loan").
+    english_only = applicant.model_copy(update={"product": {"en": "a personal loan"}})
+    assert "application for a personal loan" in " ".join(
+        compose(records["applicant"], creditor, english_only, templates, "en").html.split()
+    )
+    with pytest.raises(NoticeError, match="product has no 'es' wording"):
+        compose(records["applicant"], creditor, english_only, templates, "es")
+    single = applicant.model_copy(update={"product": "a car loan"})
+    spanish = compose(records["applicant"], creditor, single, templates, "es")
+    assert "solicitud de a car loan" in " ".join(spanish.html.split())
