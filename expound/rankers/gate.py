@@ -96,7 +96,7 @@ PROBLEM_KINDS = {
     "order": ViolationKind.WRONG_ORDER,
 }
 ORDINALS = ordering.ORDINALS
-NUMBER_WORDS = ("one", "two", "three", "four", "five", "six")
+NUMBER_WORDS = ordering.NUMBER_WORDS
 # A place in words or digits: "second", "2nd", "#2", "number 2", "number two".
 _PLACE = (
     "("
@@ -116,22 +116,7 @@ ORDINAL = re.compile(
     rf"|\b(?:reason|factor) (#?[1-6]|{'|'.join(NUMBER_WORDS)})(?=\s*[,:.)-])"
 )
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
-PLACE_DIGIT = re.compile(r"[1-6]")
-
-
-def _place(words: str) -> int:
-    """The place a :data:`ORDINAL` states: "second" -> 2, "#2" -> 2, "2nd" -> 2,
-    "number two" -> 2, "runner-up" -> 2, "two" (of "reason two:") -> 2."""
-    digit = PLACE_DIGIT.search(words)
-    if digit is not None:
-        return int(digit.group(0))
-    if words.startswith("runner"):
-        return 2
-    if words.startswith("number "):
-        return NUMBER_WORDS.index(words.removeprefix("number ")) + 1
-    if words in NUMBER_WORDS:
-        return NUMBER_WORDS.index(words) + 1
-    return ORDINALS.index(words) + 1
+PLACE_DIGIT = ordering.PLACE_DIGIT
 
 
 def _place_digits(text: str) -> list[tuple[int, int]]:
@@ -1039,7 +1024,7 @@ def _check_claimed_weights(
             before = [m for m in inside if m.end <= at]
             after = [m for m in inside if m.start >= start + match.end()]
             said = before[-1] if before else (after[0] if after else None)
-            place = _place(next(g for g in match.groups() if g))
+            place = ordering.place_of(next(g for g in match.groups() if g))
             if said is not None and importance.get(said.feature) != place:
                 verdict.violations.append(
                     Violation(

@@ -22,6 +22,24 @@ from expound.rankers.claims import Problem
 from expound.rankers.reading import Mention, lexicon, negated, pattern
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six")
+PLACE_DIGIT = re.compile(r"[1-6]")
+
+
+def place_of(words: str) -> int:
+    """The place words state: "second" -> 2, "#2" -> 2, "2nd" -> 2, "2" -> 2,
+    "number two" -> 2, "two" (of "reason two:") -> 2, "runner-up" -> 2."""
+    digit = PLACE_DIGIT.search(words)
+    if digit is not None:
+        return int(digit.group(0))
+    if words.startswith("runner"):
+        return 2
+    words = words.removeprefix("number ")
+    if words in NUMBER_WORDS:
+        return NUMBER_WORDS.index(words) + 1
+    return ORDINALS.index(words) + 1
+
+
 # An item of an enumeration in prose: "Firstly, ...", "Second, ...", "..., and third, ...",
 # "Finally, ..." at the start of a sentence, a line or a list item. "First" or "second"
 # without "-ly" is an adverb only before a comma or colon ("the second reason" is a place,
@@ -33,7 +51,7 @@ ITEM_ORDINAL = re.compile(
     r"(?=\s*[,:]|\s+of\s+all\b)"
     r"|(?P<last>finally|lastly)\b"
     # "Reason one: ...", "Factor 2: ...".
-    r"|(?:reason|factor)\s+(?:(?P<spelled>one|two|three|four|five|six)|(?P<numeral>[1-6]))"
+    rf"|(?:reason|factor)\s+(?:(?P<spelled>{'|'.join(NUMBER_WORDS)})|(?P<numeral>[1-6]))"
     r"(?=\s*[,:.)-])"
     # In digits: "1st: ...", "#2, ...", "Reason #3: ...".
     r"|(?:(?:reason|factor)\s+)?#(?P<hash>[1-6])(?=\s*[,:.)-])"
@@ -175,14 +193,9 @@ def ordinal_item_problems(
 
 
 def _item_place(marker: re.Match[str]) -> int:
-    word = marker.group("adverb") or marker.group("word")
-    if word:
-        return ORDINALS.index(word) + 1
-    spelled = marker.group("spelled")
-    if spelled:
-        return ("one", "two", "three", "four", "five", "six").index(spelled) + 1
-    digit = marker.group("hash") or marker.group("nth") or marker.group("numeral")
-    return int(digit) if digit else _LAST_PLACE
+    groups = ("adverb", "word", "spelled", "hash", "nth", "numeral")
+    words = next((marker.group(g) for g in groups if marker.group(g)), None)
+    return place_of(words) if words else _LAST_PLACE  # "Finally", "Lastly"
 
 
 def item_marker_spans(text: str) -> list[tuple[int, int]]:
