@@ -307,8 +307,7 @@ def try_command(settings: Settings, port: int, model_ids: list[str]) -> str:
         command += " --tls-ca CA_FILE --token TOKEN"
     if GBM_ID in model_ids:
         return f"{command} explain --model {GBM_ID} --applicant {DEMO_APPLICANT}"
-    served = [model_id for model_id in model_ids if model_id]
-    return f"{command} models show {served[0]}" if served else f"{command} models list"
+    return f"{command} models show {model_ids[0]}" if model_ids else f"{command} models list"
 
 
 async def serve(settings: Settings) -> None:
@@ -327,7 +326,8 @@ async def serve(settings: Settings) -> None:
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, reload_models)
-        models = ", ".join(m.manifest.model_id for m in running.registry.all())
+        model_ids = [m.manifest.model_id for m in running.registry.all()]
+        models = ", ".join(model_ids)
         unavailable = len(running.registry.unavailable())
         metrics_host = settings.metrics_host or settings.host
         metrics = (
@@ -342,7 +342,7 @@ async def serve(settings: Settings) -> None:
             f"(models: {models or 'none'}; unavailable: {unavailable}; "
             f"archive: {settings.archive_path}; metrics: {metrics}; HTTP API and pages: {pages})\n"
             f"  security: {describe_security(settings)}\n"
-            f"  try: {try_command(settings, running.port, models.split(', '))}",
+            f"  try: {try_command(settings, running.port, model_ids)}",
             flush=True,
         )
         await stop.wait()

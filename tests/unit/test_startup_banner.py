@@ -19,7 +19,7 @@ def test_with_a_teams_own_model_it_shows_that_models_schema(settings: Settings) 
     # It suggested the demo model and applicant, which that server does not serve.
     command = try_command(settings, 50072, ["acme-rf"])
     assert command == f".venv/bin/expound --target {settings.host}:50072 models show acme-rf"
-    assert try_command(settings, 50072, [""]).endswith(" models list")
+    assert try_command(settings, 50072, []).endswith(" models list")
 
 
 def test_with_tls_it_names_the_ca_and_token(settings: Settings, tmp_path: Path) -> None:
