@@ -37,7 +37,7 @@ from expound.server.auth import AccessControl
 from expound.server.errors import CallDone
 from expound.server.reloading import ModelReloader
 from expound.settings import Settings
-from expound.web import api, pages
+from expound.web import api, pages, peers
 from expound.web.errors import on_http_error, on_invalid_request, on_service_error
 from expound.web.guard import Guard, RequestIds
 
@@ -191,6 +191,8 @@ async def serving_http(settings: Settings, app: FastAPI) -> AsyncIterator[int]:
     except (OSError, ssl.SSLError) as error:
         sock.close()
         raise ValueError(f"HTTP port TLS (EXPOUND_TLS_CERT_FILE/KEY_FILE): {error}") from error
+    # The client certificate reaches the app (uvicorn does not pass it on by itself).
+    config.http_protocol_class = peers.with_tls_extension(config.http_protocol_class)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -11,9 +11,9 @@ sent.
 Credentials: the JSON API reads only ``Authorization: Bearer <token>``, so no cookie can
 make a browser call it on someone's behalf (no CSRF). The pages also accept the token from
 their login cookie (:data:`SESSION_COOKIE`: HttpOnly, SameSite=Strict, Secure over TLS),
-and serve only reads. Client certificates are checked by the TLS handshake (a client CA
-makes the HTTP port require one, as the gRPC port does) but do not name the principal over
-HTTP, since uvicorn does not hand the peer certificate to the application: send a token.
+and serve only reads. With a client CA, the HTTP port requires a client certificate as the
+gRPC port does, and without a bearer header its identity names the caller, as on gRPC (the
+certificate reaches the app as the ASGI TLS extension: :mod:`expound.web.peers`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from expound.server.auth import AccessControl, AccessRefusal
 from expound.server.errors import CallDone, _printable_id
 from expound.server.policy import METHOD_PREFIX, Access
 from expound.web.errors import internal_response, log
+from expound.web.peers import client_certificate
 
 SESSION_COOKIE = "expound_session"
 REQUEST_ID_HEADER = "x-request-id"
@@ -122,15 +123,17 @@ class HttpCall:
 class _Credentials:
     """The parts of a gRPC call context that :class:`AccessControl` reads, from HTTP."""
 
-    def __init__(self, authorization: list[str], peer: str) -> None:
+    def __init__(self, authorization: list[str], peer: str, certificate: bytes = b"") -> None:
         self._authorization = authorization
         self._peer = peer
+        self._certificate = certificate
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return tuple(("authorization", value) for value in self._authorization)
 
     def auth_context(self) -> dict[str, list[bytes]]:
-        return {}  # no peer certificate reaches the application (see the module docstring)
+        # gRPC's name for the peer's verified certificate (PEM), which AccessControl reads.
+        return {"x509_pem_cert": [self._certificate]} if self._certificate else {}
 
     def peer(self) -> str:
         return self._peer
@@ -172,9 +175,10 @@ class Guard:
         if not authorization and cookie and request.cookies.get(SESSION_COOKIE):
             authorization = [f"Bearer {request.cookies[SESSION_COOKIE]}"]
         # AccessControl reads three methods of a gRPC context; _Credentials has them.
-        context = cast(
-            grpc.aio.ServicerContext, _Credentials(authorization, _peer_of(request.scope))
+        credentials = _Credentials(
+            authorization, _peer_of(request.scope), client_certificate(request.scope)
         )
+        context = cast(grpc.aio.ServicerContext, credentials)
         principal, granted, what_if = self.access.authorize(METHOD_PREFIX + rpc, context)
         return HttpCall(principal, request_id, granted is Access.OWN, what_if)
 

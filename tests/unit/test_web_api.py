@@ -30,7 +30,7 @@ from expound.v1 import explain_pb2 as pb
 from expound.v1 import explain_pb2_grpc
 from expound.web.errors import HTTP_STATUS
 from tests.conftest import GBM
-from tests.support.security import ROLES, Pki, write_policy, write_tokens
+from tests.support.security import ROLES, Pki, spiffe_id, write_policy, write_tokens
 from tests.support.server_process import free_port
 from tests.unit.test_access import ALLOWED
 
@@ -251,6 +251,49 @@ async def test_with_a_client_ca_the_http_port_requires_a_client_certificate(
         async with httpx.AsyncClient(verify=with_cert, timeout=10) as client:
             answer = await client.get(f"{base}/v1/models", headers=headers)
     assert answer.status_code == 200, answer.text
+
+
+async def test_a_client_certificate_names_the_principal_over_http_as_over_grpc(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """mTLS alone (no tokens): the JSON API and the pages know the caller by its
+    certificate, as the gRPC port does; a bearer header still wins over it."""
+    pki = Pki(tmp_path / "pki")
+    auditor, decider = spiffe_id("auditor-1"), spiffe_id("loan-app")
+    policy = write_policy(tmp_path / "policy.toml", {auditor: ["auditor"], decider: ["decider"]})
+    mtls = settings.model_copy(
+        update={
+            "tls_cert_file": pki.server_cert,
+            "tls_key_file": pki.server_key,
+            "tls_client_ca_file": pki.ca_file,
+            "policy_file": policy,
+            "http_port": free_port(),
+        }
+    )
+
+    def client(principal: str) -> httpx.AsyncClient:
+        context = ssl.create_default_context(cafile=pki.ca_file)
+        context.load_cert_chain(*pki.client(principal))
+        base = f"https://localhost:{running.http_port}"
+        return httpx.AsyncClient(base_url=base, verify=context, timeout=30)
+
+    async with (
+        running_server(mtls) as running,
+        client("auditor-1") as as_auditor,
+        client("loan-app") as as_decider,
+    ):
+        models = await as_auditor.get("/v1/models")
+        records = await as_auditor.get("/v1/records")
+        page = await as_auditor.get("/ui/records")
+        refused = await as_decider.get("/v1/records")
+        forged = await as_auditor.get(
+            "/v1/models", headers={"authorization": "Bearer exp_not-a-token"}
+        )
+    assert models.status_code == 200, models.text
+    assert records.status_code == 200, records.text
+    assert page.status_code == 200 and "<form" in page.text, page.text[:300]
+    assert_error(refused, 403, "PERMISSION_DENIED")
+    assert_error(forged, 401, "UNAUTHENTICATED")
 
 
 async def test_an_unexpected_failure_is_500_with_the_request_id_and_no_traceback(
