@@ -301,10 +301,15 @@ DEMO_APPLICANT = "examples/applicant_denied.json"
 
 def try_command(settings: Settings, port: int, model_ids: list[str]) -> str:
     """The command the start-up banner suggests: explaining the example applicant when the
-    demo model is served, else showing the first served model's schema (what to send)."""
+    demo model is served, else showing the first served model's schema (what to send), with
+    the credentials the server asks for (a client certificate, else a token)."""
     command = f".venv/bin/expound --target {settings.host}:{port}"
     if settings.tls_cert_file:
-        command += " --tls-ca CA_FILE --token TOKEN"
+        command += " --tls-ca CA_FILE"
+    if settings.tls_client_ca_file:
+        command += " --cert CERT_FILE --key KEY_FILE"
+    elif settings.tokens_file or settings.jwt_public_key_file:
+        command += " --token TOKEN"
     if GBM_ID in model_ids:
         return f"{command} explain --model {GBM_ID} --applicant {DEMO_APPLICANT}"
     return f"{command} models show {model_ids[0]}" if model_ids else f"{command} models list"
