@@ -58,6 +58,8 @@ class ExpoundJsonFormatter(JsonFormatter):
         """Writes ``time``, level, logger, message, the call's ids, then the other fields."""
         log_data["time"] = format_utc(datetime.fromtimestamp(record.created, UTC))
         super().add_fields(log_data, record, message_dict)
+        # uvicorn adds its message again with ANSI colour codes, for terminals only.
+        log_data.pop("color_message", None)
         # The call's ids right after the message, whatever order the extras came in.
         rest = [key for key in log_data if key not in _LEADING]
         for key in rest:

@@ -119,3 +119,16 @@ def test_a_text_line_quotes_every_value() -> None:
         "INFO expound.access Explain OK request_id='r-1' record_id='' "
         "peer='ipv4:1.2.3.4:5\\nforged line'"
     )
+
+
+def test_uvicorns_coloured_copy_of_a_message_is_not_written(json_lines: io.StringIO) -> None:
+    # uvicorn logs its lines with extra={"color_message": ...}, the message with ANSI
+    # colour codes, which came out as a field of every JSON line it wrote.
+    logging.getLogger("uvicorn.error").warning(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+    (line,) = _parsed(json_lines)
+    assert line["message"] == "Started server process [42]"
+    assert "color_message" not in line
