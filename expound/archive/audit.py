@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from expound.archive.checkpoint import Checkpoint, verify_checkpoint
+from expound.archive.checkpoint import Checkpoint, signature_problem, verify_checkpoint
 from expound.archive.log import fold_root, plan_append
 from expound.archive.merkle import leaf_hash
 from expound.archive.records import (
@@ -106,7 +106,10 @@ class LogAuditor:
         for checkpoint in self._pending:
             if public_key is not None and not verify_checkpoint(public_key, checkpoint):
                 # A forged checkpoint vouches for nothing: every entry is unverified.
-                self._fail(0, f"checkpoint at size {checkpoint.size} has a bad signature")
+                problem = signature_problem(public_key, checkpoint)
+                self._fail(
+                    0, f"checkpoint at size {checkpoint.size} has a bad signature: {problem}"
+                )
                 break
 
     def _fail(self, seq: int, problem: str) -> AuditReport:

@@ -65,6 +65,7 @@ __all__ = [
     "load_public_key",
     "public_key_pem",
     "sign_checkpoint",
+    "signature_problem",
     "verifier_key",
     "verify_checkpoint",
 ]
@@ -294,6 +295,21 @@ def verify_checkpoint(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> b
     except InvalidSignature:
         return False
     return True
+
+
+def signature_problem(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> str:
+    """Why ``checkpoint`` does not verify under ``public_key``, for a person to act on:
+    a checkpoint signed by another key (its key id says so: the key of another archive, or
+    of another log name, was given) is told apart from a signature that is simply wrong."""
+    if checkpoint.key_id:
+        given = key_id_of(checkpoint.log_id, public_key)
+        if checkpoint.key_id != given:
+            return (
+                f"it was signed by key {checkpoint.key_id.hex()} of log {checkpoint.log_id!r}, "
+                f"and the key given is {given.hex()}: another archive's key (check "
+                "EXPOUND_HOME or --key where the public key was taken)"
+            )
+    return "its signature does not verify under this key: the checkpoint was altered"
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:

@@ -26,7 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from expound.archive.checkpoint import Checkpoint, load_public_key, verify_checkpoint
+from expound.archive.checkpoint import (
+    Checkpoint,
+    load_public_key,
+    signature_problem,
+    verify_checkpoint,
+)
 from expound.archive.merkle import leaf_hash, verify_inclusion
 from expound.v1 import explain_pb2 as pb
 
@@ -110,7 +115,9 @@ def verify_bundle(bundle: Mapping[str, Any], public_key_pem: bytes) -> VerifiedR
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleInvalid(f"malformed checkpoint: {exc}") from exc
     if not verify_checkpoint(public_key, checkpoint):
-        raise BundleInvalid("the checkpoint's signature does not verify under this key")
+        raise BundleInvalid(
+            f"the checkpoint does not verify: {signature_problem(public_key, checkpoint)}"
+        )
     leaf = _hex(bundle.get("leaf_hash"), "leaf_hash")
     record_id = bundle.get("record_id")
     text = bundle.get("record")

@@ -159,7 +159,15 @@ async def test_a_forged_checkpoint_fails_the_signature_check(
     written.sql("UPDATE checkpoints SET timestamp = '2020-01-01T00:00:00.000000Z' WHERE size = 5")
     report = await written.audit(key.public_key())
     assert not report.ok and "bad signature" in report.problem
+    assert "altered" in report.problem
     assert (await written.audit()).ok, "without the key only the hashes are checked"
+
+
+async def test_another_archives_key_is_named_as_such(written: Backend) -> None:
+    # The audit said "bad signature" alone, as for a forged checkpoint.
+    report = await written.audit(Ed25519PrivateKey.generate().public_key())
+    assert not report.ok and report.first_bad_seq == 0
+    assert "another archive's key" in report.problem
 
 
 # -- columns beside the payload: every one is checked against it -----------------------------

@@ -83,8 +83,18 @@ async def test_get_record_with_proof_gives_a_bundle_anyone_can_verify(
     assert verify_bundle(bundle, other_key).leaf_index == 2
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    with pytest.raises(BundleInvalid, match="signature"):
-        verify_bundle(bundle, public_key_pem(Ed25519PrivateKey.generate()))
+    # Another archive's key is told apart from a forged signature (both were "does not
+    # verify under this key"), naming the two key ids.
+    stranger = Ed25519PrivateKey.generate()
+    with pytest.raises(BundleInvalid, match=r"signed by key [0-9a-f]{8} .*another archive's key"):
+        verify_bundle(bundle, public_key_pem(stranger))
+    signature = bundle["checkpoint"]["signature"]
+    forged = {
+        **bundle["checkpoint"],
+        "signature": ("0" if signature[0] != "0" else "1") + signature[1:],
+    }
+    with pytest.raises(BundleInvalid, match=r"its signature does not verify.*altered"):
+        verify_bundle(dict(bundle, checkpoint=forged), pem)
     plain = await stub.GetRecord(pb.GetRecordRequest(record_id=ids[0]))
     assert not plain.HasField("proof")
 
