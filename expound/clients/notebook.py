@@ -58,7 +58,7 @@ def explain_frame(
     """
     if audience not in AUDIENCES:
         raise ValueError(f"audience {audience!r}: one of {', '.join(sorted(AUDIENCES))}")
-    rows = applicants.copy()
+    rows = _objects_as_text(applicants)
     if not id_column:
         id_column = "id" if "id" not in rows.columns else "__expound_id"
         rows.insert(0, id_column, rows.index.astype(str))
@@ -84,3 +84,17 @@ def explain_frame(
     order = {item_id: n for n, item_id in enumerate(rows[id_column].astype(str))}
     frame = frame[frame["id"].isin(order.keys())]
     return frame.sort_values("id", key=lambda ids: ids.map(order)).reset_index(drop=True)
+
+
+def _objects_as_text(applicants: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every cell of an object column as text (nulls kept).
+
+    A column pandas holds as objects may mix types (numbers and a word: data as it comes),
+    which a Parquet column cannot hold. As text, each cell is typed on its own by the
+    model's schema (:mod:`expound.clients.cells`), so a bad cell fails its row alone.
+    """
+    rows = applicants.copy()
+    for name in rows.columns:
+        if rows[name].dtype == object:
+            rows[name] = rows[name].map(lambda cell: None if pd.isna(cell) else str(cell))
+    return rows

@@ -173,3 +173,27 @@ async def test_explain_frame_answers_a_frame_in_order_and_a_rerun_replays_its_re
     assert list(answered["score"]) == list(first[first["id"] != "app-3"]["score"])
     with pytest.raises(ValueError, match="audience"):
         await asyncio.to_thread(run, table, audience="regulator")
+
+
+async def test_explain_frame_fails_only_the_row_of_a_bad_cell_in_a_column_of_numbers(
+    service: RunningServer, denied_applicant: dict[str, Any], approved_applicant: dict[str, Any]
+) -> None:
+    # A word among the numbers of a column (pandas keeps it as objects): the frame's
+    # Parquet file could not be written, and pyarrow's ArrowTypeError ended the call.
+    table = pd.DataFrame(applicants(denied_applicant, approved_applicant, 4))
+    table.index = [f"app-{i}" for i in range(4)]
+    messy = table.astype({"duration_months": object, "credit_amount": object})
+    messy.loc["app-1", "duration_months"] = "lots"
+    messy.loc["app-2", "credit_amount"] = "1200.5"  # a number as text: typed by the schema
+
+    def run(frame: pd.DataFrame) -> pd.DataFrame:
+        with ExplainClient(f"127.0.0.1:{service.port}") as client:
+            return explain_frame(client, GBM, frame, progress=False, what_if=True)
+
+    answers = (await asyncio.to_thread(run, messy)).set_index("id")
+    assert answers.loc["app-1", "error_code"] == "INVALID_ARGUMENT"
+    (field,) = answers.loc["app-1", "error_fields"]
+    assert field.startswith("features[duration_months]")
+    assert answers.drop(index="app-1")["error_code"].isna().all()
+    assert answers.loc["app-2", "value_credit_amount"] == 1200.5
+    assert answers.loc["app-0", "value_duration_months"] == table.loc["app-0", "duration_months"]
