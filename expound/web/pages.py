@@ -77,7 +77,15 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     return templates.TemplateResponse(
         request,
         template,
-        {"login_required": service.guard.login_required, **context},
+        {
+            "login_required": service.guard.login_required,
+            # Signed in by the login form (a session to end), or by a client certificate
+            # (neither a session nor a bearer header: nothing to log out of).
+            "session": bool(request.cookies.get(SESSION_COOKIE)),
+            "by_certificate": not request.cookies.get(SESSION_COOKIE)
+            and "authorization" not in request.headers,
+            **context,
+        },
         status_code=status,
         headers=PAGE_HEADERS,
     )

@@ -217,6 +217,7 @@ async def test_the_login_cookie_is_http_only_strict_and_cross_site_forms_are_ref
         # The cookie opens the pages, never the JSON API.
         page = await browser.get("/ui/records")
         assert page.status_code == 200
+        assert 'action="/ui/logout"' in page.text  # a session, to end
         assert "script-src 'self';" in page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert_error(await browser.get("/v1/records"), 401, "UNAUTHENTICATED")
@@ -292,6 +293,9 @@ async def test_a_client_certificate_names_the_principal_over_http_as_over_grpc(
     assert models.status_code == 200, models.text
     assert records.status_code == 200, records.text
     assert page.status_code == 200 and "<form" in page.text, page.text[:300]
+    # No session to end: the page names the certificate's principal, with no log-out form.
+    assert f"signed in as <b>{auditor}</b> (client certificate)" in page.text
+    assert 'action="/ui/logout"' not in page.text
     assert_error(refused, 403, "PERMISSION_DENIED")
     assert_error(forged, 401, "UNAUTHENTICATED")
 
