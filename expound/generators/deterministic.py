@@ -16,8 +16,9 @@ from expound.explainers.plan import ContentPlan, PlannedFactor
 from expound.explainers.recourse import Counterfactual
 from expound.models.manifest import FeatureSpec
 from expound.models.wording import parenthesis_free
+from expound.rankers.routing import asked_factors, preferred_styles
 
-GENERATOR_ID = "deterministic/v2"
+GENERATOR_ID = "deterministic/v3"
 
 
 def _reason_clause(facts: DecisionFacts, reason: PrincipalReason) -> str:
@@ -283,6 +284,12 @@ APPLICANT_MAX_WORDS = 120
 def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
     leads = [p for p in plan.factors if p.role == "principal"]
     others = [p for p in plan.factors if p.role == "counterweight"]
+    # The question's style, as the drafted candidates follow it: "what can I do" puts the
+    # counterfactual right after the decision; a question naming a factor of the plan
+    # gets that factor's context instead of the leading factor's.
+    style = preferred_styles(facts)[0]
+    asked = asked_factors(facts) if style == "question_first" else []
+    recourse = _recourse(facts, plan)
     if facts.prediction.adverse:
         clauses = [_reason_clause(facts, r) for r in facts.reasons]
         if len(clauses) == 1:
@@ -293,7 +300,11 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
                 + "; ".join(f"{i}. {c}" for i, c in enumerate(clauses, start=1))
                 + "."
             )
-        sentences = [f"Your application was declined. {reasons}"]
+        if style == "recourse_first" and recourse:
+            sentences = ["Your application was declined.", *recourse, reasons]
+            recourse = []
+        else:
+            sentences = [f"Your application was declined. {reasons}"]
     else:
         sentences = ["Your application was approved."]
         # "the amount of credit requested (2,353 DM)", as the drafted texts say it, not
@@ -307,7 +318,10 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
             sentences.append(f"What helped most was {named[0]}.")
         elif named:
             sentences.append(f"What helped, most important first: {'; '.join(named)}.")
+    # Where each counterweight's sentence is: context for an asked one goes after it.
+    said_at: dict[str, int] = {}
     for planned in others:
+        said_at[planned.feature] = len(sentences) + 1
         factor = facts.factors[planned.feature]
         verb = (
             "counted in your favour" if planned.direction == "favourable" else "counted against you"
@@ -316,14 +330,20 @@ def _applicant(facts: DecisionFacts, plan: ContentPlan) -> str:
             f"In the opposite direction, the {factor.description} "
             f"({parenthesis_free(factor.value_text)}) {verb}."
         )
-    sentences += _recourse(facts, plan)
-    # Context for the leading factor only, and only while the text stays short: the
-    # typical value goes first, then the share.
-    context = context_sentences(facts, leads[0]) if leads else []
+    sentences += recourse
+    # Context for one factor only (the asked one, else the leading one), and only while
+    # the text stays short: the typical value goes first, then the share.
+    placed = [p for p in plan.factors if p.feature in asked[:1]] or leads[:1]
+    context = context_sentences(facts, placed[0]) if placed else []
     while context and len(" ".join([*sentences, *context]).split()) > APPLICANT_MAX_WORDS:
         context.pop()
-    # After the sentence that names the leading factor: the reasons, or what helped.
+    # After the sentence that names the factor: the reasons, or what helped (after the
+    # counterfactual where it comes first), or the counterweight's own sentence.
     at = 1 if facts.prediction.adverse or not leads else 2
+    if style == "recourse_first" and facts.prediction.adverse and len(sentences) > 2:
+        at = 3
+    if placed and placed[0].feature in said_at:
+        at = said_at[placed[0].feature]
     return " ".join([*sentences[:at], *context, *sentences[at:]])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -172,6 +173,69 @@ def test_deterministic_explanations_pass_for_many_applicants(
                 # runs long on its own: the context sentences have given way.
                 assert "percentile" not in text and "typical" not in text, text
                 assert "of the total push" not in text, text
+
+
+QUESTIONS = (
+    "What can I do to get approved?",
+    "Did my checking account matter?",
+    "Why did the purpose of the loan count?",
+    "Did my credit history matter?",
+    "Why was I declined?",
+)
+
+
+@pytest.mark.parametrize("model_id", [GBM, LOGISTIC])
+def test_deterministic_explanations_follow_the_question_and_stay_true(
+    registry: ModelRegistry, model_id: str
+) -> None:
+    import json
+
+    model = registry.get(model_id)
+    rows = json.loads((model.directory / model.manifest.background).read_text())[:25]
+    for row in rows:
+        plain = deterministic_explanation(facts_for(registry, model_id, row))
+        for question in QUESTIONS:
+            facts = facts_for(registry, model_id, row, Audience.APPLICANT, question)
+            text = deterministic_explanation(facts)
+            verdict = verify(facts, text)
+            assert verdict.passed, (question, text, verdict.violations)
+            assert repeated_openers(text) == [], text
+            if question.startswith("What can I do") and facts.prediction.adverse:
+                # The same text, what can be done put right after the decision.
+                assert text != plain and sorted(text) == sorted(plain), (plain, text)
+
+
+def test_what_can_i_do_puts_the_counterfactual_first(denied: DecisionFacts) -> None:
+    # With drafting off or fallen back, the question was ignored: the counterfactual came
+    # last, after the four reasons.
+    asked = dataclasses.replace(denied, question="What can I do to get approved?")
+    text = deterministic_explanation(asked)
+    assert text.startswith("Your application was declined. With the length of the loan term")
+    assert text.index("would have been") < text.index("The main reasons")
+    assert verify(asked, text).passed
+
+
+def test_a_question_naming_a_factor_gets_that_factors_context(
+    registry: ModelRegistry, approved_applicant: dict[str, Any]
+) -> None:
+    def text(question: str) -> str:
+        facts = facts_for(registry, GBM, approved_applicant, Audience.APPLICANT, question)
+        written = deterministic_explanation(facts)
+        assert verify(facts, written).passed, written
+        return written
+
+    # The leading factor (the checking account) has the context unless another is asked.
+    assert "The status of the checking account at this bank (no checking account) accounted" in (
+        text("")
+    )
+    history = text("Did my credit history matter?")
+    assert "The record of repaying past credit (a critical account or credits at other " in history
+    assert "typical record of repaying past credit" in history
+    assert "checking account at this bank (no checking account) accounted" not in history
+    # A factor that counted the other way: its context follows its own sentence.
+    purpose = text("Why did the purpose of the loan count against me?")
+    said = purpose.index("In the opposite direction, the purpose of the loan")
+    assert said < purpose.index("The purpose of the loan (education) accounted")
 
 
 def test_a_value_in_parentheses_is_not_a_list_marker(registry: ModelRegistry) -> None:
