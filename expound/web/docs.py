@@ -1,0 +1,190 @@
+"""The API's browsable documentation, served by the service itself: Swagger UI at ``/docs``
+(with its OAuth2 redirect page) and ReDoc at ``/redoc``, over ``/openapi.json``.
+
+FastAPI's own pages load both UIs from a public CDN: blank on a network without internet,
+and third-party script fetched at view time on this origin. Here their files are the
+package's copies under ``static/vendor/<package>-<version>/``, made by
+``scripts/vendor_docs.sh`` from the npm registry at pinned versions and listed (version,
+tarball, sha256 of each file) in ``static/vendor/VENDORED.json``. The pages follow FastAPI's
+recipe for self-hosted docs (``get_swagger_ui_html`` and ``get_redoc_html`` with local
+URLs).
+
+Like ``/openapi.json`` they are public: they show the API's shape, no data; every call
+made from Swagger UI's "Try it out" still passes the guard. Each page has a
+Content-Security-Policy allowing scripts and styles from this origin only, plus the hashes
+of the page's own inline blocks (Swagger UI's start-up script, ReDoc's body style).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+
+from expound.web.pages import PAGE_HEADERS
+
+STATIC = Path(__file__).parent / "static"
+VENDOR = STATIC / "vendor"
+MANIFEST = VENDOR / "VENDORED.json"
+SWAGGER_UI = "swagger-ui-dist"
+REDOC = "redoc"
+DOCS_URL = "/docs"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"  # FastAPI's default address for it
+REDOC_URL = "/redoc"
+
+
+@dataclass(frozen=True)
+class VendoredPackage:
+    """One npm package's files copied into ``static/vendor``, as the manifest lists them."""
+
+    name: str
+    version: str
+    tarball: str
+    integrity: str
+    files: dict[str, str]  # file name -> sha256 (hex)
+
+    @property
+    def folder(self) -> Path:
+        """Where its files are."""
+        return VENDOR / f"{self.name}-{self.version}"
+
+    def static_path(self, file: str) -> str:
+        """``file``'s path in the static folder.
+
+        Raises:
+            KeyError: ``file`` is not one of the vendored files.
+        """
+        if file not in self.files:
+            raise KeyError(f"{file} is not vendored from {self.name}")
+        return f"{self.folder.relative_to(STATIC)}/{file}"
+
+
+@functools.cache
+def vendored() -> dict[str, VendoredPackage]:
+    """The vendored packages by name, from ``VENDORED.json``."""
+    manifest = json.loads(MANIFEST.read_text())
+    return {entry["name"]: VendoredPackage(**entry) for entry in manifest["packages"]}
+
+
+class _InlineBlocks(HTMLParser):
+    """Collects the text of a page's inline ``<script>`` and ``<style>`` elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.blocks: dict[str, list[str]] = {"script": [], "style": []}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.blocks and not any(name == "src" for name, _ in attrs):
+            self._open = tag
+            self.blocks[tag].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._open:
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self.blocks[self._open][-1] += data
+
+
+def _hashes(blocks: list[str]) -> str:
+    return "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()}'"
+        for block in blocks
+    )
+
+
+def content_security_policy(html: str) -> str:
+    """The policy for a docs page: this origin only, and the page's own inline blocks by
+    hash (a hash, not 'unsafe-inline', so an injected script or style would not run).
+
+    Swagger UI fetches the document and sends "Try it out" calls to this origin; both UIs
+    draw icons as data: images.
+    """
+    parser = _InlineBlocks()
+    parser.feed(html)
+    parser.close()
+    return (
+        "default-src 'none'; "
+        f"script-src 'self'{_hashes(parser.blocks['script'])}; "
+        f"style-src 'self'{_hashes(parser.blocks['style'])}; "
+        "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+@dataclass(frozen=True)
+class _Page:
+    html: str
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, page: HTMLResponse) -> _Page:
+        html = bytes(page.body).decode()
+        return cls(html, {**PAGE_HEADERS, "content-security-policy": content_security_policy(html)})
+
+    def response(self) -> HTMLResponse:
+        return HTMLResponse(self.html, headers=self.headers)
+
+
+def docs_router(app: FastAPI) -> APIRouter:
+    """The routes of ``app``'s docs pages (build ``app`` with ``docs_url=None,
+    redoc_url=None`` so FastAPI adds no CDN-loading pages of its own; mount the static
+    folder as "static" first: the pages' addresses for the files are asked of it).
+    """
+    swagger, redoc = vendored()[SWAGGER_UI], vendored()[REDOC]
+
+    def url(package: VendoredPackage, file: str) -> str:
+        return str(app.url_path_for("static", path=package.static_path(file)))
+
+    favicon = url(swagger, "favicon-32x32.png")
+    openapi_url = app.openapi_url or "/openapi.json"
+    swagger_page = _Page.of(
+        get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=OAUTH2_REDIRECT_URL,
+            swagger_js_url=url(swagger, "swagger-ui-bundle.js"),
+            swagger_css_url=url(swagger, "swagger-ui.css"),
+            swagger_favicon_url=favicon,
+        )
+    )
+    redirect_page = _Page.of(get_swagger_ui_oauth2_redirect_html())
+    redoc_page = _Page.of(
+        get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=url(redoc, "redoc.standalone.js"),
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
+    )
+    router = APIRouter(include_in_schema=False)
+
+    # The pages depend on nothing per request: each is made once, here.
+    @router.get(DOCS_URL)
+    async def swagger_ui() -> HTMLResponse:
+        return swagger_page.response()
+
+    @router.get(OAUTH2_REDIRECT_URL)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return redirect_page.response()
+
+    @router.get(REDOC_URL)
+    async def redoc_ui() -> HTMLResponse:
+        return redoc_page.response()
+
+    return router
