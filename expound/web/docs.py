@@ -11,8 +11,9 @@ URLs).
 
 Like ``/openapi.json`` they are public: they show the API's shape, no data; every call
 made from Swagger UI's "Try it out" still passes the guard. Each page has a
-Content-Security-Policy allowing scripts and styles from this origin only, plus the hashes
-of the page's own inline blocks (Swagger UI's start-up script, ReDoc's body style).
+Content-Security-Policy allowing scripts from this origin only plus the page's own inline
+script by its hash (Swagger UI's start-up); styles likewise, except ReDoc's, which it adds
+inline as it renders (see :func:`content_security_policy`).
 """
 
 from __future__ import annotations
@@ -107,21 +108,32 @@ def _hashes(blocks: list[str]) -> str:
     )
 
 
-def content_security_policy(html: str) -> str:
+def content_security_policy(html: str, styled_components: bool = False) -> str:
     """The policy for a docs page: this origin only, and the page's own inline blocks by
-    hash (a hash, not 'unsafe-inline', so an injected script or style would not run).
+    hash (a hash, not 'unsafe-inline', so an injected script would not run).
 
     Swagger UI fetches the document and sends "Try it out" calls to this origin; both UIs
     draw icons as data: images.
+
+    Args:
+        html: The page.
+        styled_components: The page's script adds ``<style>`` elements as it renders
+            (ReDoc's styled-components) and runs its search in a worker made from a blob:
+            URL. Its styles are then allowed inline: ReDoc can be given a nonce only as an
+            option of its own start-up, not FastAPI's page, and the page shows the public
+            API document, nothing a style could leak. Scripts stay this origin's only.
     """
     parser = _InlineBlocks()
     parser.feed(html)
     parser.close()
+    # A hash beside 'unsafe-inline' would make browsers ignore 'unsafe-inline'.
+    styles = " 'unsafe-inline'" if styled_components else _hashes(parser.blocks["style"])
+    workers = "worker-src blob:; " if styled_components else ""
     return (
         "default-src 'none'; "
         f"script-src 'self'{_hashes(parser.blocks['script'])}; "
-        f"style-src 'self'{_hashes(parser.blocks['style'])}; "
-        "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+        f"style-src 'self'{styles}; "
+        f"img-src 'self' data:; connect-src 'self'; {workers}form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
 
@@ -132,9 +144,10 @@ class _Page:
     headers: dict[str, str]
 
     @classmethod
-    def of(cls, page: HTMLResponse) -> _Page:
+    def of(cls, page: HTMLResponse, styled_components: bool = False) -> _Page:
         html = bytes(page.body).decode()
-        return cls(html, {**PAGE_HEADERS, "content-security-policy": content_security_policy(html)})
+        policy = content_security_policy(html, styled_components)
+        return cls(html, {**PAGE_HEADERS, "content-security-policy": policy})
 
     def response(self) -> HTMLResponse:
         return HTMLResponse(self.html, headers=self.headers)
@@ -170,7 +183,8 @@ def docs_router(app: FastAPI) -> APIRouter:
             redoc_js_url=url(redoc, "redoc.standalone.js"),
             redoc_favicon_url=favicon,
             with_google_fonts=False,
-        )
+        ),
+        styled_components=True,
     )
     router = APIRouter(include_in_schema=False)
 
