@@ -157,14 +157,19 @@ def docs_router(app: FastAPI) -> APIRouter:
     """The routes of ``app``'s docs pages (build ``app`` with ``docs_url=None,
     redoc_url=None`` so FastAPI adds no CDN-loading pages of its own; mount the static
     folder as "static" first: the pages' addresses for the files are asked of it).
+
+    Raises:
+        ValueError: ``app`` serves no OpenAPI document for the pages to show.
     """
+    if app.openapi_url is None:
+        raise ValueError("the app serves no OpenAPI document to browse")
+    openapi_url = app.openapi_url
     swagger, redoc = vendored()[SWAGGER_UI], vendored()[REDOC]
 
     def url(package: VendoredPackage, file: str) -> str:
         return str(app.url_path_for("static", path=package.static_path(file)))
 
     favicon = url(swagger, "favicon-32x32.png")
-    openapi_url = app.openapi_url or "/openapi.json"
     swagger_page = _Page.of(
         get_swagger_ui_html(
             openapi_url=openapi_url,
