@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
+from fastapi.security import HTTPBearer
 from pydantic import AwareDatetime
 
 from expound.archive.engine import MAX_ACCESS_PAGE, MAX_PAGE_SIZE
@@ -78,7 +79,12 @@ def rpc(name: str) -> object:
 RecordId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
 Size = Annotated[int, Query(ge=0, le=MAX_SIZE)]
 
-router = APIRouter(prefix="/v1", tags=["expound"])
+# The bearer token in the OpenAPI document (Swagger UI's "Authorize" then sends it). It
+# never refuses a call: the guard reads and checks the header itself, per RPC.
+BEARER = HTTPBearer(
+    auto_error=False, description="A static token of the tokens file, or a JWT of the issuer."
+)
+router = APIRouter(prefix="/v1", tags=["expound"], dependencies=[Security(BEARER)])
 
 
 @router.post(

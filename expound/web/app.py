@@ -14,7 +14,6 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -37,15 +36,14 @@ from expound.server.auth import AccessControl
 from expound.server.errors import CallDone
 from expound.server.reloading import ModelReloader
 from expound.settings import Settings
-from expound.web import api, pages, peers
+from expound.web import api, docs, pages, peers
 from expound.web.errors import on_http_error, on_invalid_request, on_service_error
 from expound.web.guard import Guard, RequestIds
 
-STATIC = Path(__file__).parent / "static"
-
 
 def build_app(service: api.Service, call_done: CallDone | None = None) -> FastAPI:
-    """The app serving ``service``: the JSON API under ``/v1``, pages under ``/ui``; each
+    """The app serving ``service``: the JSON API under ``/v1``, pages under ``/ui``, the
+    API's docs at ``/docs`` and ``/redoc`` (self-hosted: :mod:`expound.web.docs`); each
     call to an endpoint that mirrors an RPC is reported to ``call_done`` (the server's
     telemetry: metrics and the one log line per call, as for gRPC calls)."""
     app = FastAPI(
@@ -57,11 +55,15 @@ def build_app(service: api.Service, call_done: CallDone | None = None) -> FastAP
             "Authenticate with `Authorization: Bearer <token>`; every answer carries "
             "`x-request-id`."
         ),
+        # FastAPI's own docs pages load their code from a CDN; docs.docs_router serves ours.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.include_router(api.router)
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", StaticFiles(directory=docs.STATIC), name="static")
+    app.include_router(docs.docs_router(app))
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(HTTPException, on_http_error)

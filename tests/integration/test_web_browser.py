@@ -1,6 +1,8 @@
 """The record browser in headless Chromium (Debian's, through Playwright): log in, search,
 open a record, and see its inclusion proof checked by the page itself: verified for an
-intact record, FAILED (and why) for one whose archived bytes were changed afterwards.
+intact record, FAILED (and why) for one whose archived bytes were changed afterwards. And
+the API docs (/docs, /redoc) rendered with every request that would leave the machine
+aborted, as on a network without internet.
 
 The server runs with static tokens on loopback, serving HTTP beside gRPC; decisions are
 made through the JSON API. Chromium comes from ``scripts/ensure_chromium.sh``.
@@ -11,14 +13,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, Route, async_playwright, expect
 
 from expound.archive.merkle import leaf_hash
 from expound.archive.records import canonical_json
@@ -301,3 +305,94 @@ async def test_a_key_pinned_in_the_browser_is_checked(
     await expect(page.locator("#proof-status")).to_have_text(
         "FAILED: the log's key is not the key pinned in this browser"
     )
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Chromium's console line when the page's Content-Security-Policy refuses a load.
+CSP_REFUSAL = re.compile(r"^(?:Loading|Connecting to) (?:the \w+ )?'([^']+)' violates")
+
+
+def is_local(url: str) -> bool:
+    split = urlsplit(url)
+    return split.scheme in ("data", "blob") or split.hostname in LOCAL_HOSTS
+
+
+@dataclasses.dataclass
+class OfflinePage:
+    """A page that may reach this machine only: requests elsewhere are aborted and listed
+    (``left``), loads the page's Content-Security-Policy refused before any request are
+    listed (``refused``), and so are the page's script errors and other console errors."""
+
+    page: Page
+    left: list[str] = dataclasses.field(default_factory=list)
+    refused: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+async def offline_page(browser: Browser) -> OfflinePage:
+    page = await browser.new_page()
+    offline = OfflinePage(page)
+
+    async def route(request: Route) -> None:
+        if is_local(request.request.url):
+            await request.continue_()
+        else:
+            offline.left.append(request.request.url)
+            await request.abort()
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            refusal = CSP_REFUSAL.match(message.text)
+            if refusal:
+                offline.refused.append(refusal.group(1))
+            else:
+                offline.errors.append(message.text)
+
+    await page.route("**/*", route)
+    page.on("console", console)
+    page.on("pageerror", lambda error: offline.errors.append(str(error)))
+    return offline
+
+
+async def test_swagger_ui_renders_offline_and_tries_a_call_with_a_token(
+    site: Site, browser: Browser
+) -> None:
+    async with httpx.AsyncClient(base_url=site.base) as client:
+        document = (await client.get("/openapi.json")).json()
+    list_models = document["paths"]["/v1/models"]["get"]
+    offline = await offline_page(browser)
+    page = offline.page
+    await page.goto(f"{site.base}/docs")
+    await expect(page.locator(".opblock-summary-path[data-path='/v1/models']")).to_be_visible()
+    await expect(page.locator(".opblock-summary-path[data-path='/v1/explain']")).to_be_visible()
+    # The bearer scheme: authorize with a token, then call an endpoint from the page.
+    await page.click("button.authorize")
+    await page.locator(".auth-container input[type=text]").fill(site.tokens["auditor"])
+    await page.click(".auth-btn-wrapper button.authorize")
+    await page.click("button.btn-done")
+    tag, operation_id = list_models["tags"][0], list_models["operationId"]
+    operation = page.locator(f"#operations-{tag}-{operation_id}")
+    await operation.locator(".opblock-summary").click()
+    await operation.locator("button.try-out__btn").click()
+    await operation.locator("button.execute").click()
+    await expect(
+        operation.locator(".live-responses-table tbody .response-col_status").first
+    ).to_have_text("200")
+    assert offline.left == [], "the page reached outside the machine"
+    assert offline.refused == [] and offline.errors == []
+
+
+async def test_redoc_renders_offline(site: Site, browser: Browser) -> None:
+    async with httpx.AsyncClient(base_url=site.base) as client:
+        document = (await client.get("/openapi.json")).json()
+    summary = document["paths"]["/v1/models"]["get"]["summary"]
+    offline = await offline_page(browser)
+    page = offline.page
+    await page.goto(f"{site.base}/redoc")
+    await expect(page.locator("h1").first).to_contain_text(document["info"]["title"])
+    await expect(page.locator("h2", has_text=summary).first).to_be_visible()
+    assert offline.left == [], "the page reached outside the machine"
+    # ReDoc's footer shows Redocly's logo from its CDN: the policy refuses it before any
+    # request. Nothing of this machine may be refused.
+    assert not any(is_local(url) for url in offline.refused), offline.refused
+    assert offline.errors == []

@@ -18,6 +18,7 @@ import pytest
 import expound
 from expound.models.registry import load_model
 from expound.models.training import GBM_ID, LOGISTIC_ID, build_demo_models
+from expound.web.docs import vendored
 from tests.conftest import ROOT
 
 PACKAGES: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
@@ -146,6 +147,12 @@ def test_the_wheel_holds_every_subpackage_under_expound(tmp_path: Path) -> None:
         "expound/web/static/proof.js",
         "expound/web/static/style.css",
     } <= set(names)
+    # The API docs' vendored Swagger UI and ReDoc, every file the manifest lists.
+    vendor = "expound/web/static/vendor"
+    assert f"{vendor}/VENDORED.json" in names
+    for package in vendored().values():
+        for file in package.files:
+            assert f"{vendor}/{package.folder.name}/{file}" in names, f"{file} missing"
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
