@@ -566,8 +566,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             return archive_cli.run(args)
         except grpc.RpcError as error:
-            details = error_details(error)
-            print(f"error: {details.code}: {details.message}", file=sys.stderr)
+            _print_rpc_error(error, args)
             return 1
         except ValidationError as error:
             print(f"error: {_settings_error(error)}", file=sys.stderr)
@@ -600,14 +599,55 @@ def _run(args: argparse.Namespace) -> int:
         with ExplainClient(args.target, timeout=args.timeout, security=security) as client:
             return handlers[args.command](args, client)
     except grpc.RpcError as error:
-        details = error_details(error)
-        print(f"error: {details.code}: {details.message}", file=sys.stderr)
-        for field, description in details.field_violations:
-            print(f"  {field}: {description}", file=sys.stderr)
+        _print_rpc_error(error, args)
         return 1
     except (OSError, ValueError) as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+
+
+# What gRPC's connection errors mean for the command's options: (words in the error,
+# whether TLS was asked for or None for either, the hint).
+CONNECTION_HINTS = (
+    ("Connection refused", None, "nothing listens at {target}: is expound serve running there?"),
+    (
+        "Socket closed",
+        False,
+        "the server may speak TLS: pass --tls-ca CA_FILE (EXPOUND_TLS_CA), and --cert/--key "
+        "where it asks for a client certificate",
+    ),
+    ("WRONG_VERSION_NUMBER", True, "the server at {target} does not speak TLS: drop --tls-ca"),
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        True,
+        "the server's certificate is not signed by the CA given with --tls-ca",
+    ),
+    (
+        "Hostname Verification",
+        True,
+        "the server's certificate does not name the target's host: connect by a name it "
+        "holds or pass --tls-server-name NAME",
+    ),
+)
+
+
+def connection_hint(message: str, target: str, tls: bool) -> str | None:
+    """A hint for an UNAVAILABLE call's message, given how the command dialled."""
+    for words, when_tls, hint in CONNECTION_HINTS:
+        if words in message and when_tls in (None, tls):
+            return hint.format(target=target)
+    return None
+
+
+def _print_rpc_error(error: grpc.RpcError, args: argparse.Namespace) -> None:
+    details = error_details(error)
+    print(f"error: {details.code}: {details.message}", file=sys.stderr)
+    for field, description in details.field_violations:
+        print(f"  {field}: {description}", file=sys.stderr)
+    if details.code == "UNAVAILABLE":
+        hint = connection_hint(details.message, args.target, auth_cli.security_from(args).tls)
+        if hint is not None:
+            print(f"  hint: {hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -255,3 +255,41 @@ def test_every_option_says_what_it_is_for(command: str) -> None:
         if action.option_strings and action.dest != "help"
     ]
     assert options and [a.dest for a in options if not a.help] == []
+
+
+async def test_a_connection_that_fails_comes_with_what_to_change(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gRPC's own words ("Socket closed", "WRONG_VERSION_NUMBER") named no option; each
+    connection failure now comes with the option to change, over real sockets."""
+    from tests.support.security import Pki
+
+    pki, other = Pki(tmp_path / "pki"), Pki(tmp_path / "other")
+    tls = settings.model_copy(
+        update={"tls_cert_file": pki.server_cert, "tls_key_file": pki.server_key}
+    )
+
+    async def hint(*argv: str) -> str:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, [*argv, "models", "list"])
+        err = capsys.readouterr().err
+        assert code == 1 and "Traceback" not in err, err
+        (line,) = [line for line in err.splitlines() if line.startswith("  hint: ")]
+        return line
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{unused.getsockname()[1]}"
+    assert "nothing listens at" in await hint("--target", closed)
+    async with running_server(tls) as secured:
+        target = f"localhost:{secured.port}"
+        assert "--tls-ca" in await hint("--target", target)
+        wrong_ca = await hint("--target", target, "--tls-ca", str(other.ca_file))
+        assert "not signed by the CA" in wrong_ca
+        renamed = await hint(
+            "--target", target, "--tls-ca", str(pki.ca_file), "--tls-server-name", "bank.example"
+        )
+        assert "--tls-server-name" in renamed
+    async with running_server(settings) as plain:
+        spoken = await hint("--target", f"localhost:{plain.port}", "--tls-ca", str(pki.ca_file))
+        assert "does not speak TLS" in spoken
