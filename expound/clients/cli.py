@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from expound.clients import archive_cli, auth_cli, export, extras, import_cli, notice, plots_cli
 from expound.clients.bundles import bundle_from_record
+from expound.clients.channels import ChannelSecurity
 from expound.clients.client import AUDIENCES, ExplainClient, error_details
 from expound.errors import ServiceError
 from expound.observability.logs import configure_logging
@@ -606,35 +607,48 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
-# What gRPC's connection errors mean for the command's options: (words in the error,
-# whether TLS was asked for or None for either, the hint).
+# What gRPC's connection errors mean for the command's options: (words in the error, how
+# the command dialled: "plain", "tls" without a client certificate, "mtls", or "any"; the
+# hint). A server that wants TLS, or a client certificate, just closes the socket.
 CONNECTION_HINTS = (
-    ("Connection refused", None, "nothing listens at {target}: is expound serve running there?"),
+    ("Connection refused", "any", "nothing listens at {target}: is expound serve running there?"),
     (
         "Socket closed",
-        False,
+        "plain",
         "the server may speak TLS: pass --tls-ca CA_FILE (EXPOUND_TLS_CA), and --cert/--key "
         "where it asks for a client certificate",
     ),
-    ("WRONG_VERSION_NUMBER", True, "the server at {target} does not speak TLS: drop --tls-ca"),
+    (
+        "Socket closed",
+        "tls",
+        "the server may ask for a client certificate: pass --cert CERT_FILE --key KEY_FILE "
+        "(EXPOUND_CLIENT_CERT, EXPOUND_CLIENT_KEY)",
+    ),
+    (
+        "Socket closed",
+        "mtls",
+        "the server may not trust the client certificate given (another CA's, or expired)",
+    ),
+    ("WRONG_VERSION_NUMBER", "any", "the server at {target} does not speak TLS: drop --tls-ca"),
     (
         "CERTIFICATE_VERIFY_FAILED",
-        True,
+        "any",
         "the server's certificate is not signed by the CA given with --tls-ca",
     ),
     (
         "Hostname Verification",
-        True,
+        "any",
         "the server's certificate does not name the target's host: connect by a name it "
         "holds or pass --tls-server-name NAME",
     ),
 )
 
 
-def connection_hint(message: str, target: str, tls: bool) -> str | None:
+def connection_hint(message: str, target: str, security: ChannelSecurity) -> str | None:
     """A hint for an UNAVAILABLE call's message, given how the command dialled."""
-    for words, when_tls, hint in CONNECTION_HINTS:
-        if words in message and when_tls in (None, tls):
+    dialled = "mtls" if security.cert is not None else "tls" if security.tls else "plain"
+    for words, when, hint in CONNECTION_HINTS:
+        if words in message and when in ("any", dialled):
             return hint.format(target=target)
     return None
 
@@ -645,7 +659,7 @@ def _print_rpc_error(error: grpc.RpcError, args: argparse.Namespace) -> None:
     for field, description in details.field_violations:
         print(f"  {field}: {description}", file=sys.stderr)
     if details.code == "UNAVAILABLE":
-        hint = connection_hint(details.message, args.target, auth_cli.security_from(args).tls)
+        hint = connection_hint(details.message, args.target, auth_cli.security_from(args))
         if hint is not None:
             print(f"  hint: {hint}", file=sys.stderr)
 

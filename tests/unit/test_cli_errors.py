@@ -293,3 +293,10 @@ async def test_a_connection_that_fails_comes_with_what_to_change(
     async with running_server(settings) as plain:
         spoken = await hint("--target", f"localhost:{plain.port}", "--tls-ca", str(pki.ca_file))
         assert "does not speak TLS" in spoken
+    mtls = tls.model_copy(update={"tls_client_ca_file": pki.ca_file})
+    async with running_server(mtls) as secured:
+        target, ca = f"localhost:{secured.port}", str(pki.ca_file)
+        assert "--cert CERT_FILE --key KEY_FILE" in await hint("--target", target, "--tls-ca", ca)
+        cert, key = other.client("stranger")
+        stranger = ("--cert", str(cert), "--key", str(key))
+        assert "not trust the client" in await hint("--target", target, "--tls-ca", ca, *stranger)
