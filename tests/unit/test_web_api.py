@@ -446,3 +446,12 @@ async def test_the_pages_address_printed_at_start_opens_the_record_search(web: W
             assert answer.headers["location"] == "/ui/records", path
             landed = await browser.get(path, follow_redirects=True)
             assert landed.status_code == 200 and landed.url.path == "/ui/login", path
+
+
+async def test_the_pages_api_link_opens_the_browsable_documentation(web: Web) -> None:
+    # It pointed at the raw /openapi.json; /docs is now served from the service itself.
+    async with web.client() as browser:
+        login = await browser.get("/ui/login")
+        assert '<a href="/docs">API</a>' in login.text
+        docs = await browser.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
