@@ -134,7 +134,10 @@ def _xgboost(path: Path) -> _Converted:
     types = booster.feature_types or []
     categorical = [name for name, kind in zip(names or [], types, strict=False) if kind == "c"]
     # XGBoost names the stored categories by column name: unnamed columns have none to pair.
-    stored = xgboost_categories(booster) if names else {}
+    try:
+        stored = xgboost_categories(booster) if names else {}
+    except ValueError as exc:
+        raise ImportRefused(f"{path.name}: {exc}") from exc
     return _Converted("xgboost", path.name, booster, names, categorical, [], stored)
 
 

@@ -20,12 +20,22 @@ StoredCategories = dict[str, list[CategoryCode]]
 
 
 def _values(values: Sequence[Any]) -> list[CategoryCode]:
-    return [v if isinstance(v, str) else int(v) for v in values]
+    coded: list[CategoryCode] = []
+    for value in values:
+        if not isinstance(value, str) and not float(value).is_integer():
+            # A category is named by text or a whole number (the manifest's codes).
+            raise ValueError(f"a category value {value!r} is neither text nor a whole number")
+        coded.append(value if isinstance(value, str) else int(value))
+    return coded
 
 
 def xgboost_categories(booster: Any) -> StoredCategories:
     """Each categorical column's stored values (none before XGBoost 3.1, which kept none,
-    or when the booster was trained on integer codes)."""
+    or when the booster was trained on integer codes).
+
+    Raises:
+        ValueError: a stored value is a fraction.
+    """
     if not hasattr(booster, "get_categories") or booster.get_categories().empty():
         return {}
     # The arrow export is XGBoost's one public reading of the stored values.
@@ -42,7 +52,8 @@ def lightgbm_categories(booster: Any, categorical: Sequence[str]) -> StoredCateg
 
     Raises:
         ValueError: the lists cannot be paired with the categorical features (an ordered
-            category column, or categorical features that were integer columns).
+            category column, or categorical features that were integer columns); a stored
+            value is a fraction.
     """
     stored = booster.pandas_categorical or []
     if not stored:

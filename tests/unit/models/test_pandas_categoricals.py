@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -22,6 +23,7 @@ from expound.explainers.base import attribute
 from expound.explainers.reasons import predict
 from expound.models.importing import ImportRefused, import_model
 from expound.models.registry import ServedModel
+from expound.models.stored_categories import lightgbm_categories
 from tests.unit.models.conftest import ROOT
 from tests.unit.models.test_kinds import serve
 
@@ -227,3 +229,15 @@ def test_lightgbm_lists_that_cannot_be_paired_with_its_features_are_refused(
         match=f"stores the values of {len(_string_columns(frame))} pandas category columns",
     ):
         import_model(tmp_path / "model.txt", sample, tmp_path / "m", target=LABEL)
+
+
+def test_stored_values_that_are_fractions_are_refused() -> None:
+    # A category is named by text or a whole number; 0.5 must not become the code of 0.
+    whole = SimpleNamespace(pandas_categorical=[["a", "b"], [1.0, 2.0]])
+    assert lightgbm_categories(whole, ["letters", "counts"]) == {
+        "letters": ["a", "b"],
+        "counts": [1, 2],
+    }
+    halves = SimpleNamespace(pandas_categorical=[["a", "b"], [0.5, 1.5]])
+    with pytest.raises(ValueError, match=r"0\.5 is neither text nor a whole number"):
+        lightgbm_categories(halves, ["letters", "halves"])
