@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,12 @@ from expound.models.manifest import (
     ModelManifest,
     ReasonEntry,
     ScoreSpec,
+)
+from expound.models.stored_categories import (
+    StoredCategories,
+    lightgbm_categories,
+    to_codes,
+    xgboost_categories,
 )
 
 BACKGROUND_ROWS = 100
@@ -58,6 +64,8 @@ class _Converted:
     columns: list[str] | None  # what the artifact records
     categorical: list[str]  # columns the artifact itself treats as categorical
     trusted_types: list[str]
+    # Category values the artifact stores per column; the model takes their indices.
+    stored_categories: StoredCategories = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -109,7 +117,12 @@ def _lightgbm(path: Path) -> _Converted:
     # LightGBM lists the values of its categorical features (numeric ones get a range).
     infos = booster.dump_model().get("feature_infos", {})
     categorical = [name for name in names if infos.get(name, {}).get("values")]
-    return _Converted("lightgbm", path.name, booster, None if unnamed else names, categorical, [])
+    try:
+        stored = lightgbm_categories(booster, categorical)
+    except ValueError as exc:
+        raise ImportRefused(f"{path.name}: {exc}") from exc
+    columns = None if unnamed else names
+    return _Converted("lightgbm", path.name, booster, columns, categorical, [], stored)
 
 
 def _xgboost(path: Path) -> _Converted:
@@ -117,7 +130,15 @@ def _xgboost(path: Path) -> _Converted:
 
     booster = xgboost.Booster(model_file=str(path))
     names = list(booster.feature_names or []) or None
-    return _Converted("xgboost", path.name, booster, names, [], [])
+    # Categorical features ('c') are named only when the booster names its columns.
+    types = booster.feature_types or []
+    categorical = [name for name, kind in zip(names or [], types, strict=False) if kind == "c"]
+    # XGBoost names the stored categories by column name: unnamed columns have none to pair.
+    try:
+        stored = xgboost_categories(booster) if names else {}
+    except ValueError as exc:
+        raise ImportRefused(f"{path.name}: {exc}") from exc
+    return _Converted("xgboost", path.name, booster, names, categorical, [], stored)
 
 
 def _catboost(path: Path) -> _Converted:
@@ -230,10 +251,19 @@ def _number_spec(name: str, column: str, series: pd.Series) -> FeatureSpec:
     )
 
 
-def _category_spec(name: str, column: str, series: pd.Series) -> FeatureSpec:
-    raw = sorted(series.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
-    codes: list[CategoryCode] = [v if isinstance(v, str) else int(v) for v in raw]
-    labels = [_feature_name(str(code)) for code in codes]
+def _category_spec(
+    name: str, column: str, series: pd.Series, stored: list[CategoryCode] | None = None
+) -> FeatureSpec:
+    """A category feature: its codes the model's (the sample's values, or the indices of
+    the values the artifact stores), its ids and TODO wording from the values."""
+    codes: list[CategoryCode]
+    if stored:
+        values, codes = stored, list(range(len(stored)))
+    else:
+        raw = sorted(series.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+        codes = [v if isinstance(v, str) else int(v) for v in raw]
+        values = codes
+    labels = [_feature_name(str(value)) for value in values]
     if len(set(labels)) != len(labels):
         labels = [f"{label}_{j}" for j, label in enumerate(labels)]
     return FeatureSpec(
@@ -244,7 +274,8 @@ def _category_spec(name: str, column: str, series: pd.Series) -> FeatureSpec:
         categories=labels,
         codes=codes,
         category_descriptions={
-            label: f"{TODO}: what {code!r} means" for label, code in zip(labels, codes, strict=True)
+            label: f"{TODO}: what {value!r} means"
+            for label, value in zip(labels, values, strict=True)
         },
         nullable=bool(series.isna().any()),
     )
@@ -269,9 +300,20 @@ def _onehot_spec(prefix: str, group: list[str], frame: pd.DataFrame) -> FeatureS
 
 
 def infer_features(
-    frame: pd.DataFrame, columns: Sequence[str], categorical: Sequence[str]
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    categorical: Sequence[str],
+    stored: StoredCategories | None = None,
 ) -> list[FeatureSpec]:
-    """Feature specs for the model's columns, inferred from a sample of its data."""
+    """Feature specs for the model's columns, inferred from a sample of its data.
+
+    Args:
+        frame: the sample, stored-category columns already as the model's codes.
+        columns: the model's columns, in its order.
+        categorical: columns taken as categories whatever their values.
+        stored: category values the artifact stores per column (their index is the code).
+    """
+    stored = stored or {}
     specs: list[FeatureSpec] = []
     grouped: dict[str, tuple[str, list[str]]] = {}
     for prefix, group in _onehot_groups(frame, columns):
@@ -287,8 +329,8 @@ def infer_features(
             done.update(group)
             continue
         name, series = _feature_name(column), frame[column]
-        if column in categorical or not pd.api.types.is_numeric_dtype(series):
-            specs.append(_category_spec(name, column, series))
+        if column in stored or column in categorical or not pd.api.types.is_numeric_dtype(series):
+            specs.append(_category_spec(name, column, series, stored.get(column)))
         elif _is_binary(series):
             specs.append(
                 FeatureSpec(
@@ -305,6 +347,35 @@ def infer_features(
     if len(set(names)) != len(names):
         raise ImportRefused(f"column names collide once made feature names: {names}")
     return specs
+
+
+def _coded_sample(frame: pd.DataFrame, converted: _Converted, data: Path) -> pd.DataFrame:
+    """The sample with each column whose values the artifact stores as the model's codes.
+
+    Raises:
+        ImportRefused: a cell is not a stored value (nor its index); or a booster that takes
+            numbers has a categorical column of text and stores no values to map it by.
+    """
+    coded = frame.copy()
+    for column, values in converted.stored_categories.items():
+        try:
+            coded[column] = to_codes(frame[column], values)
+        except ValueError as exc:
+            raise ImportRefused(f"{data}: column {column!r} {exc}") from exc
+    if converted.kind in ("xgboost", "lightgbm"):
+        text = [
+            c
+            for c in converted.categorical
+            if c not in converted.stored_categories and not pd.api.types.is_numeric_dtype(frame[c])
+        ]
+        if text:
+            raise ImportRefused(
+                f"{data}: columns {text} hold text, but the model stores no category values "
+                f"to map it to the integer codes {converted.kind} takes (XGBoost stores them "
+                "from 3.1, LightGBM when trained on pandas categoricals); give the sample as "
+                "the codes the model was trained on"
+            )
+    return coded
 
 
 def feature_value(spec: FeatureSpec, record: dict[str, Any]) -> FeatureScalar:
@@ -420,7 +491,10 @@ def _write_model_directory(
             f"{data}: the artifact's columns {missing} are not in the sample; --data holds "
             "the model's inputs as the model takes them (its columns, its encoding)"
         )
-    features = infer_features(frame, columns, [*converted.categorical, *categorical])
+    frame = _coded_sample(frame, converted, data)
+    features = infer_features(
+        frame, columns, [*converted.categorical, *categorical], converted.stored_categories
+    )
     score, explainer = _output_and_explainer(converted)
     records = frame[columns].to_dict(orient="records")
     rows = [{s.name: feature_value(s, r) for s in features} for r in records]

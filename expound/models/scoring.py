@@ -132,12 +132,25 @@ class XGBoostModel:
         self.feature_names = list(self.booster.feature_names or []) or None
         self.n_columns = int(self.booster.num_features())
         self.estimator: Any = self.booster
+        # A booster trained on categorical data ('c') takes its category codes (the index of
+        # the value in the categories it stores) in a matrix that says which columns are
+        # categorical, as XGBoost documents; only then, so other boosters' input is as built.
+        types = list(self.booster.feature_types or [])
+        self._categorical_types = types if "c" in types else None
 
     def model_input(self, rows: npt.NDArray[Any]) -> Any:
         import xgboost
 
         matrix = np.asarray(rows, dtype=np.float64)
-        return xgboost.DMatrix(matrix, feature_names=self.feature_names, nthread=1)
+        if self._categorical_types is None:
+            return xgboost.DMatrix(matrix, feature_names=self.feature_names, nthread=1)
+        return xgboost.DMatrix(
+            matrix,
+            feature_names=self.feature_names,
+            feature_types=self._categorical_types,
+            enable_categorical=True,
+            nthread=1,
+        )
 
     def raw(self, rows: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         return self.raw_input(self.model_input(rows))

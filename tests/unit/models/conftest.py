@@ -111,7 +111,12 @@ def reviewed(manifest: dict[str, Any]) -> dict[str, Any]:
         manifest["score_meaning"] = "probability of the adverse outcome"
     for feature in manifest["features"]:
         feature["description"] = feature["name"].replace("_", " ")
-        feature["category_descriptions"] = {}
+        # Descriptions the owner already wrote are kept; the rest are left to the ids.
+        feature["category_descriptions"] = {
+            category: text
+            for category, text in feature["category_descriptions"].items()
+            if not text.startswith("TODO")
+        }
     for reason in manifest["reasons"]:
         reason["text"] = f"Your {reason['features'][0].replace('_', ' ')}"
         reason["neutral_text"] = f"The applicant's {reason['features'][0].replace('_', ' ')}"
