@@ -101,8 +101,12 @@ class TreeExplainer:
         tree_model = getattr(scorer, "estimator", None)
         if tree_model is None:
             raise ModelIntegrityError(f"model {manifest.model_id}: a {scorer.kind} has no trees")
+        # shap's interventional walker reads its background and rows as arrays, never the
+        # DMatrix XGBoost predicts on ("Unsupported masker type"): it gets the rows as they
+        # are, and the library's own output still comes from the DMatrix.
+        self._arrays_for_shap = manifest.tree_shap == "interventional" and scorer.kind == "xgboost"
         if manifest.tree_shap == "interventional":
-            data = self._prepared(model.background)
+            data = self._shap_input(model.background, self._prepared(model.background))
             self._explainer = shap.TreeExplainer(
                 tree_model, data=data, feature_perturbation="interventional", model_output="raw"
             )
@@ -170,12 +174,19 @@ class TreeExplainer:
         data = self._scorer.model_input(rows)
         return self._transform(data) if self._transform is not None else data
 
+    def _shap_input(self, rows: npt.NDArray[Any], prepared: Any) -> Any:
+        """What shap explains: the prepared input, or the rows as floats where shap's
+        walker cannot read the library's input type."""
+        return np.asarray(rows, dtype=np.float64) if self._arrays_for_shap else prepared
+
     def explain_row(self, row: npt.NDArray[Any]) -> RawAttribution:
         # check_additivity is off because expound checks additivity itself, against the
         # model's output, on every request (base.attribute); from_call only silences
         # shap's notice that LightGBM binary output "has changed" (it has not, for one row).
         prepared = self._prepared(row)
-        values = self._explainer.shap_values(prepared, check_additivity=False, from_call=True)
+        values = self._explainer.shap_values(
+            self._shap_input(row, prepared), check_additivity=False, from_call=True
+        )
         contributions = _sum_back(_one_output(values, self._output), self._sources, self._n_columns)
         return RawAttribution(
             contributions=contributions,

@@ -131,6 +131,38 @@ def test_xgboost_json_and_ubjson(
     )
 
 
+def test_xgboost_with_interventional_treeshap(
+    credit_frame: tuple[pd.DataFrame, np.ndarray], sample: Path, tmp_path: Path
+) -> None:
+    # shap's interventional explainer takes its background and rows as arrays; it was
+    # given the DMatrix XGBoost predicts on ("Unsupported masker type"), so the model was
+    # refused at load with "'tree' does not apply".
+    import xgboost
+
+    frame, labels = credit_frame
+    classifier = xgboost.XGBClassifier(n_estimators=40, max_depth=3, random_state=1, n_jobs=1)
+    classifier.fit(frame, labels)
+    classifier.get_booster().save_model(str(tmp_path / "model.json"))
+    import_model(tmp_path / "model.json", sample, tmp_path / "xgb", target="target")
+    manifest = json.loads((tmp_path / "xgb" / "manifest.json").read_text())
+    manifest["tree_shap"] = "interventional"
+    (tmp_path / "xgb" / "manifest.json").write_text(json.dumps(manifest))
+    model = serve(tmp_path / "xgb")
+    assert model.explainer.algorithm == "treeshap-interventional"
+    reference = shap.TreeExplainer(
+        classifier.get_booster(),
+        data=np.asarray(model.background, dtype=np.float64),
+        feature_perturbation="interventional",
+        model_output="raw",
+    )
+    check(
+        model,
+        frame,
+        lambda x: shap_values(reference, x.to_numpy(dtype=np.float64)),
+        lambda x: classifier.predict_proba(x)[:, 1],
+    )
+
+
 def test_catboost_cbm_with_its_own_categories(
     credit_frame: tuple[pd.DataFrame, np.ndarray], sample: Path, tmp_path: Path
 ) -> None:
