@@ -195,6 +195,8 @@ def serve_model(directory: Path, build_explainer: ExplainerFactory) -> ServedMod
     try:
         explainer = build_explainer(model)
     except ModelIntegrityError as exc:
+        if exc.message.startswith(f"model directory {directory}"):
+            raise  # the explainer named the directory itself: once is enough
         raise ModelIntegrityError.of(directory, exc.message) from exc
     try:
         warm = explainer.explain_row(model.background[:1])

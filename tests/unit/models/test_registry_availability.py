@@ -134,6 +134,23 @@ def test_an_explainer_that_fails_at_warm_up_makes_its_model_unavailable(
     assert [m.manifest.model_id for m in registry.all()] == [GBM_ID]
 
 
+def test_an_explainer_that_cannot_be_built_names_the_directory_once(models_dir: Path) -> None:
+    # The reason read "model directory D: model directory D: explainer: 'tree' does not
+    # apply ..." (build_explainer names the directory, and serve_model named it again).
+    def factory(model: LoadedModel) -> Explainer:
+        if model.manifest.model_id == LOGISTIC_ID:
+            raise ModelIntegrityError(
+                f"model directory {model.directory}: explainer: 'tree' does not apply"
+            )
+        return build_explainer(model)
+
+    registry = ModelRegistry.from_directory(models_dir, factory)
+    [unavailable] = registry.unavailable()
+    assert unavailable.reason == (
+        f"model directory {models_dir / LOGISTIC_ID}: explainer: 'tree' does not apply"
+    )
+
+
 def test_reload_adds_changes_and_removes_and_keeps_what_did_not_change(
     models_dir: Path, tmp_path: Path
 ) -> None:
