@@ -32,8 +32,8 @@ from expound.domain import PrincipalReason
 from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
-from expound.models.wording import parenthesis_free, value_phrases
-from expound.rankers import binding, claims, ordering, quantities
+from expound.models.wording import parenthesis_free
+from expound.rankers import binding, categories, claims, ordering, quantities
 from expound.rankers.reading import (
     LIST_MARKER,
     LOOKALIKES,
@@ -54,7 +54,6 @@ from expound.rankers.reading import (
     score_sense,
     stated_directions,
     unread_arrows,
-    value_key,
 )
 
 
@@ -349,43 +348,6 @@ def _add_once(verdict: Verdict, violation: Violation) -> None:
         verdict.violations.append(violation)
 
 
-def _category_claims(
-    facts: DecisionFacts,
-    clause: str,
-    feature: str,
-    plain: str = "",
-    around: tuple[int, int] | None = None,
-) -> bool | None:
-    """Whether the clause names the feature's actual category, or the label of its actual
-    banded code (None: names none).
-
-    ``clause`` has feature names blanked; a category phrase that holds the feature's own
-    name ("no checking account" around "checking account") is read in ``plain``, the
-    clause as written, around the mention's span ``around``.
-    """
-    spec = facts.manifest.feature(feature)
-    by_value = value_phrases(spec)
-    if not by_value:
-        return None
-    actual = facts.attributions.items[
-        [i.feature for i in facts.attributions.items].index(feature)
-    ].value
-    named = set()
-    for category, phrases in by_value.items():
-        if phrases and pattern(phrases).search(clause):
-            named.add(category)
-        elif phrases and around is not None:
-            start, end = around
-            if any(
-                m.start() <= start and m.end() >= end and m.end() - m.start() > end - start
-                for m in pattern(phrases).finditer(plain)
-            ):
-                named.add(category)
-    if not named:
-        return None
-    return value_key(spec, actual) in named
-
-
 def verify(facts: DecisionFacts, text: str) -> Verdict:
     """Checks every claim of ``text`` against ``facts``."""
     verdict = Verdict(words=len(text.split()))
@@ -674,6 +636,8 @@ def _check_clause(
     cut = claims.typical_cut(clause)
     numbers_only = _blank(numbers_only[:cut], claims.percentile_spans(clause))
     masked_value = _blank(masked[:cut], claims.percentile_spans(clause))
+    # What is left of the value once every value phrase of the manifest is read.
+    unphrased = _blank(masked_value, quantities.value_phrase_spans(facts, masked_value))
     contrast = claims.CONTRAST.search(masked)
     # One factor set against the other way is the service's own ("in the opposite
     # direction, the savings lowered the risk"); two in one clause cannot be told apart.
@@ -723,8 +687,13 @@ def _check_clause(
                     ),
                 )
         around = (mention.start - offset, mention.end - offset)
-        category_ok = _category_claims(
+        category_ok = categories.category_claims(
             facts, masked_value, mention.feature, clause[: len(masked_value)], around
+        )
+        _add(
+            verdict,
+            categories.unbound_value_words(facts, unphrased, offset, mention.feature)
+            + categories.absence_problems(facts, clause, offset, mention.feature, around[0]),
         )
         labels = list(facts.manifest.feature(mention.feature).value_labels.values())
         if labels and pattern(labels).search(clause[: len(masked_value)]):

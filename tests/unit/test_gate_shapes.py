@@ -1087,3 +1087,90 @@ def test_a_factor_named_inside_its_own_value_has_its_place_in_the_order(
     assert ViolationKind.WRONG_ORDER in violation_kinds(approved, approval + false)
     verdict = verify(approved, approval + true)
     assert verdict.passed, verdict.violations
+
+
+# Category values in free words (session 9). The savings are "less than 100 DM", the
+# checking account "overdrawn (balance below 0 DM)"; each false text passed: "no savings"
+# named no category (the description is "no savings or unknown"), a negated category was
+# read as named, and an absence ("no savings") as no value at all.
+CATEGORY_WORDS = [
+    pytest.param(
+        "You have no savings.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings are below 100 DM.",
+        id="no-savings",
+    ),
+    pytest.param(
+        "You have no savings account.",
+        ViolationKind.WRONG_VALUE,
+        "You have savings of less than 100 DM.",
+        id="no-savings-account",
+    ),
+    pytest.param(
+        "You don't have any savings.",
+        ViolationKind.WRONG_VALUE,
+        "You don't have any guarantor.",
+        id="dont-have-any",
+    ),
+    pytest.param(
+        "Your savings were unknown.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings were less than 100 DM.",
+        id="one-alternative-of-a-description",
+    ),
+    pytest.param(
+        "Your checking account was not overdrawn.",
+        ViolationKind.WRONG_VALUE,
+        "Your checking account was overdrawn.",
+        id="negated-actual-category",
+    ),
+    pytest.param(
+        "Your savings were not below 100 DM.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings were not unknown.",
+        id="negated-category-name",
+    ),
+    pytest.param(
+        "Your checking account had a positive balance.",
+        ViolationKind.UNVERIFIABLE,
+        "Your checking account was overdrawn, which raised the risk.",
+        id="positive-balance",
+    ),
+    pytest.param(
+        "Your checking account had your salary paid in.",
+        ViolationKind.UNVERIFIABLE,
+        "Your checking account was overdrawn (balance below 0 DM).",
+        id="words-of-another-category",
+    ),
+    pytest.param(
+        "You have no employment.",
+        ViolationKind.UNVERIFIABLE,
+        "You have no other instalment plans.",
+        id="absence-of-a-factor-with-no-such-category",
+    ),
+    # A count stated absent is none: the applicant supports one person.
+    pytest.param(
+        "You have no dependants.",
+        ViolationKind.WRONG_VALUE,
+        "You have no guarantor.",
+        id="absence-of-a-count",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), CATEGORY_WORDS)
+def test_a_category_in_free_words_is_read(
+    denied: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in violation_kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
+
+
+def test_an_absent_category_on_an_approval(approved: DecisionFacts) -> None:
+    # The approved applicant has no checking account: stated as an absence, it is true.
+    verdict = verify(approved, APPROVED + "You don't have a checking account.")
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.WRONG_VALUE in violation_kinds(
+        approved, APPROVED + "Your checking account was overdrawn."
+    )
