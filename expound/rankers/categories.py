@@ -127,7 +127,8 @@ def category_claims(
         return None
     actual = _actual(facts, feature)
     start, end = around
-    named, denied = set(), set()
+    named: set[str] = set()
+    denied: set[str] = set()
     for category, phrases in by_value.items():
         if not phrases:
             continue
