@@ -408,6 +408,31 @@ VALUES = [
         "A four-year loan term raised the risk.",
         id="years-of-a-term-in-months",
     ),
+    # Halves: 48 months is no two and a half years (30 months), nor a year and a half.
+    pytest.param(
+        "The loan term of two-and-a-half years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term of four years raised the risk.",
+        id="hyphenated-half-years",
+    ),
+    pytest.param(
+        "The loan term of two and a half years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term of forty-eight months raised the risk.",
+        id="and-a-half-years",
+    ),
+    pytest.param(
+        "A loan term of a year and a half raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "A loan term of four years raised the risk.",
+        id="a-year-and-a-half",
+    ),
+    pytest.param(
+        "The loan term of 1.5 years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term of 4 years raised the risk.",
+        id="decimal-years",
+    ),
     pytest.param(
         "You asked for 4,308 DM for three years.",
         ViolationKind.UNSUPPORTED_NUMBER,
