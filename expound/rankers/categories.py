@@ -133,9 +133,13 @@ def category_claims(
         if not phrases:
             continue
         found = pattern(phrases)
-        # The actual category is blanked in ``clause``: negated, it is read as written.
-        for match in found.finditer(plain if category == actual else clause):
+        for match in found.finditer(clause):
             (denied if NOT_BEFORE.search(plain, 0, match.start()) else named).add(category)
+        # The actual category is blanked in ``clause``: negated, it is read as written.
+        if category == actual and any(
+            NOT_BEFORE.search(plain, 0, m.start()) for m in found.finditer(plain)
+        ):
+            denied.add(category)
         if any(
             m.start() <= start and m.end() >= end and m.end() - m.start() > end - start
             for m in found.finditer(plain)

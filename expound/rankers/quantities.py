@@ -6,8 +6,8 @@ size word makes, beyond the manifest's own value phrases.
   be that factor's value in that unit (months and years convert); a quantity bound to a
   factor whose values are categories ("your savings of 48 DM") or in a unit the factor is
   not in cannot be read, and in a clause naming no factor it must be a value the decision
-  holds. Quantities inside any feature's value phrase ("less than 100 DM") are read as
-  those phrases already.
+  holds (a bound, "over 24 months", there cannot be read). Quantities inside any
+  feature's value phrase ("less than 100 DM") are read as those phrases already.
 - A percentage in a clause naming a factor states its share of the decision ("accounted
   for 48% of the decision": the share of the push recorded for it), or the probability or
   the threshold where the clause names them; any other is unreadable.
@@ -199,7 +199,13 @@ def quantity_problems(
         side = _bound(clause, match)
         bound = binding.closest(mentions, start, end)
         if bound is None:
-            if side is None and not _held(facts, number, unit):
+            if side is not None:
+                # "It was over 24 months": a bound holds of many values, and of no one
+                # factor named; it passed unread.
+                problems.append(
+                    Problem("unreadable", start, end, f"{said} is a bound of no factor named")
+                )
+            elif not _held(facts, number, unit):
                 problems.append(
                     Problem("number", start, end, f"{said} is no value of this decision")
                 )

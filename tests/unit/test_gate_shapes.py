@@ -514,6 +514,10 @@ UNREADABLE_VALUES = [
     "Your savings were high, which raised the risk.",
     "Your low savings raised the risk.",
     "The loan term raised the risk by 48%.",
+    # A bound with no factor named in its clause: "it" may be any factor in months.
+    "It was over 60 months.",
+    "The loan term raised the risk. It was under 24 months.",
+    "It was over 24 months.",
 ]
 
 
@@ -1199,3 +1203,15 @@ def test_an_absent_category_on_an_approval(approved: DecisionFacts) -> None:
     assert ViolationKind.WRONG_VALUE in violation_kinds(
         approved, APPROVED + "Your checking account was overdrawn."
     )
+
+
+def test_a_category_word_inside_the_factors_name_is_no_value(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    # "guarantor" in the name "co-applicant or guarantor on the loan" is no statement of
+    # the actual category (a guarantor): "(neither)" beside it is a wrong value.
+    facts = facts_for(registry, GBM, {**denied_applicant, "other_debtors": "guarantor"})
+    name = "The co-applicant or guarantor on the loan"
+    assert ViolationKind.WRONG_VALUE in violation_kinds(facts, DECLINED + name + " (neither).")
+    verdict = verify(facts, DECLINED + name + " (a guarantor).")
+    assert verdict.passed, verdict.violations
