@@ -734,6 +734,25 @@ ORDER_AND_WORDING = [
         "Factor 4 - your savings.",
         id="lone-factor-numeral-item",
     ),
+    # A lone item placed relatively ("2nd: ...", "Second: ..."), read as "Reason #2:" is.
+    pytest.param(
+        "2nd: the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "2nd: your checking account.",
+        id="lone-nth-item",
+    ),
+    pytest.param(
+        "Second: the loan term raised the risk.",
+        ViolationKind.WRONG_ORDER,
+        "Second: your checking account raised the risk.",
+        id="lone-ordinal-item",
+    ),
+    pytest.param(
+        "#3: your savings.",
+        ViolationKind.WRONG_ORDER,
+        "#4: your savings.",
+        id="lone-hash-item",
+    ),
     pytest.param(
         "Your savings were the 2nd most important factor.",
         ViolationKind.WRONG_ORDER,
