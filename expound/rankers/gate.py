@@ -114,6 +114,11 @@ ORDINAL = re.compile(
     # An item that names its place: "Reason #2: ...", "Factor two - ...", "Reason 1:".
     rf"|\b(?:reason|factor) (#?[1-6]|{'|'.join(NUMBER_WORDS)})(?=\s*[,:.)-])"
 )
+# "the most important factor after the loan term": a place after another's, not the main.
+MAIN_AFTER = re.compile(
+    r"\s+(?:(?:factor|reason|driver|cause|concern)s?\s+)?(?:after|behind)\s+"
+    r"(?:(?:the|your|its|their)\s+)?"
+)
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
 PLACE_DIGIT = ordering.PLACE_DIGIT
 
@@ -907,6 +912,16 @@ def _check_order(
             for m in mentions[:next_mention]
             if in_clause and m.start >= spans[at][0] and m.end <= match.start()
         ]
+        behind = MAIN_AFTER.match(text, match.end())
+        if behind is not None and first is not None and first.start == behind.end():
+            # "Your savings were the most important factor after the loan term": the place
+            # after the loan term's, not the main; said of the factor named before the cue,
+            # else of the one after the loan term ("the biggest factor after X was Y").
+            later = mentions[next_mention + 1 : next_mention + 2]
+            said = before[-1] if before else (later[0] if later else None)
+            if said is not None and said.start < clause_end:
+                _check_place_after(importance, first, said, match.start(), verdict)
+            continue
         main_before = any(importance.get(m.feature) == 1 for m in before)
         if (
             first is not None
@@ -962,6 +977,40 @@ def _check_order(
                         f"orders {earlier} before {later}; the importance order is reversed",
                     )
                 )
+
+
+def _check_place_after(
+    importance: dict[str, int | None],
+    behind: Mention,
+    said: Mention,
+    cue_start: int,
+    verdict: Verdict,
+) -> None:
+    """ "``said`` was the most important factor after ``behind``": ``said`` holds the place
+    right after ``behind``'s; a factor ``behind`` that is no principal one has no place to
+    come after, and cannot be read."""
+    place = importance.get(behind.feature)
+    start, end = min(cue_start, said.start), max(behind.end, said.end)
+    if place is None:
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                start,
+                end,
+                f"places {said.feature} after {behind.feature}, which has no place in the "
+                "importance order",
+            )
+        )
+    elif importance.get(said.feature) != place + 1:
+        verdict.violations.append(
+            Violation(
+                ViolationKind.WRONG_ORDER,
+                start,
+                end,
+                f"places {said.feature} right after {behind.feature} (rank {place}); its "
+                f"rank is {importance.get(said.feature)}",
+            )
+        )
 
 
 def _check_claimed_weights(

@@ -734,6 +734,25 @@ ORDER_AND_WORDING = [
         "Factor 4 - your savings.",
         id="lone-factor-numeral-item",
     ),
+    # "The most important factor after X" is the place after X's (the savings are 4th).
+    pytest.param(
+        "Your savings were the most important factor after the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Your checking account was the most important factor after the loan term.",
+        id="most-important-after",
+    ),
+    pytest.param(
+        "The biggest factor after your checking account was your savings.",
+        ViolationKind.WRONG_ORDER,
+        "The biggest factor after your checking account was your employment.",
+        id="biggest-after-subject-later",
+    ),
+    pytest.param(
+        "Your savings mattered most after the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Your savings mattered most after your employment.",
+        id="mattered-most-after",
+    ),
     # A lone item placed relatively ("2nd: ...", "Second: ..."), read as "Reason #2:" is.
     pytest.param(
         "2nd: the loan term.",
