@@ -917,8 +917,8 @@ def _check_order(
             # "Your savings were the most important factor after the loan term": the place
             # after the loan term's, not the main; said of the factor named before the cue,
             # else of the one after the loan term ("the biggest factor after X was Y").
-            later = mentions[next_mention + 1 : next_mention + 2]
-            said = before[-1] if before else (later[0] if later else None)
+            beyond = mentions[next_mention + 1 : next_mention + 2]
+            said = before[-1] if before else (beyond[0] if beyond else None)
             if said is not None and said.start < clause_end:
                 _check_place_after(importance, first, said, match.start(), verdict)
             continue
