@@ -994,6 +994,25 @@ ORDER_AND_WORDING = [
         "Your application did not get the go-ahead.",
         id="go-ahead",
     ),
+    # Lending and funding said of the applicant's loan state an approval.
+    pytest.param(
+        "We are happy to lend you the money.",
+        ViolationKind.WRONG_DECISION,
+        "We are unable to lend you the money.",
+        id="lend-you",
+    ),
+    pytest.param(
+        "Your loan will be funded next week.",
+        ViolationKind.WRONG_DECISION,
+        "Your loan will not be funded.",
+        id="funded",
+    ),
+    pytest.param(
+        "The money will be paid out to you shortly.",
+        ViolationKind.WRONG_DECISION,
+        "The money will not be paid out, as the loan term raised the risk.",
+        id="paid-out",
+    ),
     # "score" on this model is the probability of default (the manifest says so).
     pytest.param(
         "The loan term lowered your score.",
