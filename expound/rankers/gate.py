@@ -111,6 +111,8 @@ ORDINAL = re.compile(
     rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b"
     rf"|\b(?:ranked|ranks|came|comes|placed|came in at|comes in at) {_PLACE}(?!\w)"
     rf"|\bin {_PLACE} place\b|\b(runner[- ]up)\b"
+    # A place as the complement, its clause ending there: "your checking account is second".
+    rf"|\b(?:is|are|was|were) {_PLACE}(?=\s*(?:[,.;:!?]|$))"
     # An item that names its place: "Reason #2: ...", "Factor two - ...", "Reason 1:".
     rf"|\b(?:reason|factor) (#?[1-6]|{'|'.join(NUMBER_WORDS)})(?=\s*[,:.)-])"
 )
@@ -118,6 +120,12 @@ ORDINAL = re.compile(
 MAIN_AFTER = re.compile(
     r"\s+(?:(?:factor|reason|driver|cause|concern)s?\s+)?(?:after|behind)\s+"
     r"(?:(?:the|your|its|their)\s+)?"
+)
+# A main cue's clause that goes on with a claim of its own: "The loan term is the top
+# factor, and your checking account is second" ("..., and so is X" is the same claim).
+CLAUSE_GOES_ON = re.compile(
+    r"(?:\s+\w+){0,2}?\s*(?:,\s*|\s+)(?:and|while|whereas)\s+(?!so\b|also\b|too\b|as\b)"
+    r"(?:(?:the|your|its|their)\s+)?$"
 )
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
 PLACE_DIGIT = ordering.PLACE_DIGIT
@@ -926,10 +934,14 @@ def _check_order(
         if (
             first is not None
             and main_before
-            and sequence.search(text, match.end(), first.start) is not None
+            and (
+                sequence.search(text, match.end(), first.start) is not None
+                or CLAUSE_GOES_ON.match(text, match.end(), first.start) is not None
+            )
         ):
             # "The loan term was the most important factor, followed by the checking
-            # account": the cue is the factor's before it; the one after comes next.
+            # account" (or "..., and your checking account is second"): the cue is the
+            # factor's before it; the one after comes next, in a claim of its own.
             first = None
         elif first is None and before and not main_before:
             # "Your checking account was the most important factor": the factor named

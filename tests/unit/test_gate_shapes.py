@@ -734,6 +734,25 @@ ORDER_AND_WORDING = [
         "Factor 4 - your savings.",
         id="lone-factor-numeral-item",
     ),
+    # A main cue whose clause goes on ("..., and X is second") is the factor's before it.
+    pytest.param(
+        "The loan term is the top factor, and your savings are second.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term is the top factor, and your checking account is second.",
+        id="top-factor-and-second",
+    ),
+    pytest.param(
+        "The loan term was the main reason, and your checking account was third.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term was the main reason, and your employment was third.",
+        id="main-reason-and-third",
+    ),
+    pytest.param(
+        "The loan term is the top factor, and so is your checking account.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term is the top factor, and your checking account raised the risk too.",
+        id="top-factor-and-so-is",
+    ),
     # "The most important factor after X" is the place after X's (the savings are 4th).
     pytest.param(
         "Your savings were the most important factor after the loan term.",
