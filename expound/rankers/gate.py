@@ -335,9 +335,7 @@ def _misplaced_numbers(
             or elsewhere.hold(start, end)
         ):
             continue
-        before = [m for m in inside if m.end <= start]
-        after = [m for m in inside if m.start >= end]
-        said = before[-1] if before else (after[0] if after else None)
+        said = _said_of(inside, start, end)
         if said is None:
             continue
         features = in_reason.get(id(said), {said.feature})
@@ -352,6 +350,28 @@ def _misplaced_numbers(
                 )
             )
     return problems
+
+
+def _said_of(inside: list[Mention], start: int, end: int) -> Mention | None:
+    """The factor a bare number at [start, end) of the text is said of: the last one named
+    before it (the subject of "raised the risk by 0.825"), else the first after."""
+    before = [m for m in inside if m.end <= start]
+    after = [m for m in inside if m.start >= end]
+    return before[-1] if before else (after[0] if after else None)
+
+
+def _numbers_said_of_others(
+    numbers: str, offset: int, inside: list[Mention], mention: Mention
+) -> list[tuple[int, int]]:
+    """Spans of ``numbers`` (a clause at ``offset``) holding bare numbers said of a factor
+    other than ``mention``'s: "..., and your checking account raised it by 0.825" states
+    no value of the loan term named before."""
+    spans = []
+    for match in NUMBER.finditer(numbers):
+        said = _said_of(inside, offset + match.start(), offset + match.end())
+        if said is not None and said.feature != mention.feature:
+            spans.append((match.start(), match.end()))
+    return spans
 
 
 def _add_once(verdict: Verdict, violation: Violation) -> None:
@@ -731,7 +751,11 @@ def _check_clause(
                 for m in NUMBER.finditer(numbers_only)
                 if "." in m.group(0) and number_supported(m.group(0), [abs(factor.contribution)])
             ]
-            number_ok = _numeric_value_ok(factor.number, _blank(numbers_only, others + magnitudes))
+            # A number said of another factor of the clause is read as that one's.
+            theirs = _numbers_said_of_others(numbers_only, offset, inside, mention)
+            number_ok = _numeric_value_ok(
+                factor.number, _blank(numbers_only, others + magnitudes + theirs)
+            )
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue

@@ -1291,3 +1291,18 @@ def test_a_category_word_inside_the_factors_name_is_no_value(
     assert ViolationKind.WRONG_VALUE in violation_kinds(facts, DECLINED + name + " (neither).")
     verdict = verify(facts, DECLINED + name + " (a guarantor).")
     assert verdict.passed, verdict.violations
+
+
+@pytest.mark.parametrize("decimals", [3, 2])
+def test_magnitudes_of_two_factors_in_one_clause(denied: DecisionFacts, decimals: int) -> None:
+    # Each magnitude is its own factor's, read from the facts and rounded: the other
+    # factor's magnitude beside it was read as a value of the loan term (in months).
+    term, account = (
+        denied.factors[f].contribution for f in ("duration_months", "checking_account")
+    )
+    said = "The loan term raised the risk by {:.{d}f}, and your checking account raised it by {:.{d}f}."
+    verdict = verify(denied, DECLINED + said.format(term, account, d=decimals))
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(
+        denied, DECLINED + said.format(account, term, d=decimals)
+    )
