@@ -318,13 +318,15 @@ def plural_main_problems(
         if membership or not ranks:
             continue
         placed = sorted(set(ranks))
+        # The claim's span: the cue and the names, before it ("X and Y were the main
+        # reasons") or after it.
+        claim = (min(match.start(), named[0].start), max(match.end(), named[-1].end))
         if placed != list(range(1, len(placed) + 1)):
             missing = next(r for r in range(1, len(placed) + 1) if r not in placed)
             problems.append(
                 Problem(
                     "order",
-                    match.start(),
-                    max(m.end for m in named),
+                    *claim,
                     f"names factors of rank {', '.join(map(str, placed))} as "
                     f"{match.group(0)!r}, leaving out rank {missing}, which outweighs the "
                     "last of them",
@@ -334,8 +336,7 @@ def plural_main_problems(
             problems.append(
                 Problem(
                     "order",
-                    match.start(),
-                    max(m.end for m in named),
+                    *claim,
                     f"lists {match.group(0)!r} out of their importance order",
                 )
             )

@@ -1306,3 +1306,28 @@ def test_magnitudes_of_two_factors_in_one_clause(denied: DecisionFacts, decimals
     assert ViolationKind.UNVERIFIABLE in violation_kinds(
         denied, DECLINED + said.format(account, term, d=decimals)
     )
+
+
+@pytest.mark.parametrize(
+    ("false", "true"),
+    [
+        (
+            "The main reasons were the loan term and your employment.",
+            "The main reasons were the loan term and your checking account.",
+        ),
+        (
+            "The loan term and your savings were the main reasons.",
+            "The loan term and your checking account were the main reasons.",
+        ),
+    ],
+)
+def test_plural_main_reasons_are_the_top_ones(denied: DecisionFacts, false: str, true: str) -> None:
+    # Naming the top two of four principal reasons as "the main reasons" is true of an
+    # ordered list; naming #1 and #3 (or #4) leaves out one that outweighs the last.
+    text = DECLINED + false
+    wrong = [v for v in verify(denied, text).violations if v.kind is ViolationKind.WRONG_ORDER]
+    assert wrong
+    # The span covers the claim, names and cue, wherever the names stand.
+    assert "main reasons" in text[wrong[0].start : wrong[0].end]
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
