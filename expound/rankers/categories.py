@@ -9,7 +9,8 @@ read as the demo models' are:
 - a category negated ("your checking account was not overdrawn") states any other one;
 - an absence ("you have no savings", "you don't have any savings") states the category
   whose description is one of absence ("no savings or unknown", "neither", "none known");
-  a factor with no such category cannot be read, and fails closed;
+  a factor with no such category cannot be read, and fails closed; its presence ("you
+  have a checking account") states any category but those;
 - a word of a description outside any whole description ("your checking account had your
   salary paid in") states a value in words the gate cannot bind to one category: it fails
   closed, unless the word is one of the actual category's own.
@@ -33,54 +34,12 @@ ABSENT_BEFORE = re.compile(
     r"(?:\bno|\bwithout(?:\s+any)?|(?:\bnot|n't)\s+(?:have|has|had|hold|held)\s+(?:any|an|a))"
     r"\s+$"
 )
+# The factor had, right before its name: "you have a checking account" (no absence).
+PRESENT_BEFORE = re.compile(
+    r"\b(?:you|the applicant|they|he|she)\s+(?:have|has|had|hold|holds|held)\s+(?:an?\s+|some\s+)?$"
+)
 # A description of absence: "no checking account", "none known", "neither".
 ABSENCE = re.compile(r"^(?:no|none|neither|without)\b")
-# Words of descriptions that name no category alone: they join, compare or count, and a
-# quantity among them is read by :mod:`expound.rankers.quantities`.
-JOINING_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "in",
-        "on",
-        "at",
-        "for",
-        "to",
-        "with",
-        "by",
-        "from",
-        "than",
-        "as",
-        "is",
-        "are",
-        "this",
-        "that",
-        "your",
-        "more",
-        "less",
-        "fewer",
-        "below",
-        "above",
-        "under",
-        "over",
-        "between",
-        "least",
-        "most",
-        "up",
-        "day",
-        "days",
-        "week",
-        "weeks",
-        "month",
-        "months",
-        "year",
-        "years",
-    ]
-)
 WORD = re.compile(r"[a-z][a-z'-]*[a-z]")
 
 
@@ -109,7 +68,8 @@ def category_claims(
     """Whether the clause states the feature's actual category (None: states none).
 
     A category named, or the label of a banded code, is stated; a category negated states
-    that it is another one; an absence states the category of absence.
+    that it is another one; an absence states the category of absence, a presence any
+    other.
 
     Args:
         facts: the decision.
@@ -147,6 +107,8 @@ def category_claims(
             named.add(category)
     if spec.type == "category" and ABSENT_BEFORE.search(plain, 0, start):
         named |= absence_categories(spec)
+    elif spec.type == "category" and PRESENT_BEFORE.search(plain, 0, start):
+        denied |= absence_categories(spec)
     if not named and not denied:
         return None
     return (not named or actual in named) and actual not in denied
@@ -182,8 +144,8 @@ def absence_problems(
 def _description_words(spec: FeatureSpec, names: set[str]) -> dict[str, set[str]]:
     """Each category's words that name it, by category: its phrases' words less joining
     words, number words and the feature's own name's words."""
-    numbers = set(lexicon()["number_words"])
-    left_out = JOINING_WORDS | numbers | names
+    words = lexicon()
+    left_out = set(words["joining_words"]) | set(words["number_words"]) | names
     return {
         category: {
             word

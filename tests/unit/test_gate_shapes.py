@@ -1279,6 +1279,12 @@ def test_an_absent_category_on_an_approval(approved: DecisionFacts) -> None:
     assert ViolationKind.WRONG_VALUE in violation_kinds(
         approved, APPROVED + "Your checking account was overdrawn."
     )
+    # Its presence is the other way round: no category of absence.
+    assert ViolationKind.WRONG_VALUE in violation_kinds(
+        approved, APPROVED + "You have a checking account."
+    )
+    verdict = verify(approved, APPROVED + "You hold no checking account.")
+    assert verdict.passed, verdict.violations
 
 
 def test_a_category_word_inside_the_factors_name_is_no_value(
