@@ -1337,3 +1337,19 @@ def test_plural_main_reasons_are_the_top_ones(denied: DecisionFacts, false: str,
     assert "main reasons" in text[wrong[0].start : wrong[0].end]
     verdict = verify(denied, DECLINED + true)
     assert verdict.passed, verdict.violations
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # "own" of "own home", "other" of "credits at other banks": words that name no
+        # category alone, read as ordinary words.
+        "Your housing raised the risk on its own.",
+        "Your credit history raised the risk, more than the other factors.",
+        # Words of the actual category's own description, not a whole one.
+        "Your checking account balance was overdrawn, which raised the risk.",
+    ],
+)
+def test_ordinary_words_of_a_description_are_no_value(denied: DecisionFacts, text: str) -> None:
+    verdict = verify(denied, DECLINED + text)
+    assert verdict.passed, verdict.violations
