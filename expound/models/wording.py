@@ -13,12 +13,15 @@ manifest where this can happen is refused, naming the field to reword
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from expound.models.manifest import TODO, FeatureSpec
 
 # Shorter phrases are not read as values (too many ordinary words of that length).
 MIN_PHRASE_CHARS = 4
+# "or" between two alternatives of a description, not inside a bound ("200 DM or more").
+ALTERNATIVE = re.compile(r",? or (?!(?:more|less|fewer|longer|shorter|over|under)\b)")
 
 
 def parenthesis_free(value: str) -> str:
@@ -29,16 +32,19 @@ def parenthesis_free(value: str) -> str:
 
 def category_phrases(description: str) -> list[str]:
     """The ways a text names a category by its description: as written, with its
-    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), and by its
-    head alone ("overdrawn"). An imported model's categories are codes ("f_1") that no text
-    names, so without the shorter forms a wrong category written loosely would read as
-    none named, and pass."""
+    parenthesis set off by a comma instead ("overdrawn, balance below 0 DM"), by its head
+    alone ("overdrawn"), and by each alternative a description offers ("no savings or
+    unknown": "no savings", "unknown"; a bound such as "200 DM or more" is one phrase). An
+    imported model's categories are codes ("f_1") that no text names, so without the
+    shorter forms a wrong category written loosely would read as none named, and pass."""
     if not description:
         return []
     head, _, rest = description.partition(" (")
-    if not rest:
-        return [description]
-    return [description, f"{head}, {rest.rstrip(')')}", head]
+    forms = [description, f"{head}, {rest.rstrip(')')}", head] if rest else [description]
+    alternatives = [a.strip() for a in ALTERNATIVE.split(head)]
+    if len(alternatives) > 1:
+        forms += [a for a in alternatives if a not in forms]
+    return forms
 
 
 def value_phrases(spec: FeatureSpec) -> dict[str, list[str]]:

@@ -32,8 +32,8 @@ from expound.domain import PrincipalReason
 from expound.explainers.facts import DecisionFacts, value_text
 from expound.explainers.recourse import Counterfactual
 from expound.models.wording import category_phrases as category_phrases  # re-exported
-from expound.models.wording import parenthesis_free, value_phrases
-from expound.rankers import binding, claims, ordering, quantities
+from expound.models.wording import parenthesis_free
+from expound.rankers import binding, categories, claims, ordering, quantities
 from expound.rankers.reading import (
     LIST_MARKER,
     LOOKALIKES,
@@ -54,7 +54,6 @@ from expound.rankers.reading import (
     score_sense,
     stated_directions,
     unread_arrows,
-    value_key,
 )
 
 
@@ -112,8 +111,21 @@ ORDINAL = re.compile(
     rf"|\b(?:the|your|its|their|a) {_PLACE} (?:reason|factor)\b"
     rf"|\b(?:ranked|ranks|came|comes|placed|came in at|comes in at) {_PLACE}(?!\w)"
     rf"|\bin {_PLACE} place\b|\b(runner[- ]up)\b"
+    # A place as the complement, its clause ending there: "your checking account is second".
+    rf"|\b(?:is|are|was|were) {_PLACE}(?=\s*(?:[,.;:!?]|$))"
     # An item that names its place: "Reason #2: ...", "Factor two - ...", "Reason 1:".
     rf"|\b(?:reason|factor) (#?[1-6]|{'|'.join(NUMBER_WORDS)})(?=\s*[,:.)-])"
+)
+# "the most important factor after the loan term": a place after another's, not the main.
+MAIN_AFTER = re.compile(
+    r"\s+(?:(?:factor|reason|driver|cause|concern)s?\s+)?(?:after|behind)\s+"
+    r"(?:(?:the|your|its|their)\s+)?"
+)
+# A main cue's clause that goes on with a claim of its own: "The loan term is the top
+# factor, and your checking account is second" ("..., and so is X" is the same claim).
+CLAUSE_GOES_ON = re.compile(
+    r"(?:\s+\w+){0,2}?\s*(?:,\s*|\s+)(?:and|while|whereas)\s+(?!so\b|also\b|too\b|as\b)"
+    r"(?:(?:the|your|its|their)\s+)?$"
 )
 AFTER_PLACE = re.compile(rf"(?<!\w){_PLACE}[- ]$")
 PLACE_DIGIT = ordering.PLACE_DIGIT
@@ -323,9 +335,7 @@ def _misplaced_numbers(
             or elsewhere.hold(start, end)
         ):
             continue
-        before = [m for m in inside if m.end <= start]
-        after = [m for m in inside if m.start >= end]
-        said = before[-1] if before else (after[0] if after else None)
+        said = _said_of(inside, start, end)
         if said is None:
             continue
         features = in_reason.get(id(said), {said.feature})
@@ -342,48 +352,33 @@ def _misplaced_numbers(
     return problems
 
 
+def _said_of(inside: list[Mention], start: int, end: int) -> Mention | None:
+    """The factor a bare number at [start, end) of the text is said of: the last one named
+    before it (the subject of "raised the risk by 0.825"), else the first after."""
+    before = [m for m in inside if m.end <= start]
+    after = [m for m in inside if m.start >= end]
+    return before[-1] if before else (after[0] if after else None)
+
+
+def _numbers_said_of_others(
+    numbers: str, offset: int, inside: list[Mention], mention: Mention
+) -> list[tuple[int, int]]:
+    """Spans of ``numbers`` (a clause at ``offset``) holding bare numbers said of a factor
+    other than ``mention``'s: "..., and your checking account raised it by 0.825" states
+    no value of the loan term named before."""
+    spans = []
+    for match in NUMBER.finditer(numbers):
+        said = _said_of(inside, offset + match.start(), offset + match.end())
+        if said is not None and said.feature != mention.feature:
+            spans.append((match.start(), match.end()))
+    return spans
+
+
 def _add_once(verdict: Verdict, violation: Violation) -> None:
     """Adds ``violation`` unless the verdict holds the same one (a factor named twice in a
     clause is judged twice, alike)."""
     if violation not in verdict.violations:
         verdict.violations.append(violation)
-
-
-def _category_claims(
-    facts: DecisionFacts,
-    clause: str,
-    feature: str,
-    plain: str = "",
-    around: tuple[int, int] | None = None,
-) -> bool | None:
-    """Whether the clause names the feature's actual category, or the label of its actual
-    banded code (None: names none).
-
-    ``clause`` has feature names blanked; a category phrase that holds the feature's own
-    name ("no checking account" around "checking account") is read in ``plain``, the
-    clause as written, around the mention's span ``around``.
-    """
-    spec = facts.manifest.feature(feature)
-    by_value = value_phrases(spec)
-    if not by_value:
-        return None
-    actual = facts.attributions.items[
-        [i.feature for i in facts.attributions.items].index(feature)
-    ].value
-    named = set()
-    for category, phrases in by_value.items():
-        if phrases and pattern(phrases).search(clause):
-            named.add(category)
-        elif phrases and around is not None:
-            start, end = around
-            if any(
-                m.start() <= start and m.end() >= end and m.end() - m.start() > end - start
-                for m in pattern(phrases).finditer(plain)
-            ):
-                named.add(category)
-    if not named:
-        return None
-    return value_key(spec, actual) in named
 
 
 def verify(facts: DecisionFacts, text: str) -> Verdict:
@@ -674,6 +669,8 @@ def _check_clause(
     cut = claims.typical_cut(clause)
     numbers_only = _blank(numbers_only[:cut], claims.percentile_spans(clause))
     masked_value = _blank(masked[:cut], claims.percentile_spans(clause))
+    # What is left of the value once every value phrase of the manifest is read.
+    unphrased = _blank(masked_value, quantities.value_phrase_spans(facts, masked_value))
     contrast = claims.CONTRAST.search(masked)
     # One factor set against the other way is the service's own ("in the opposite
     # direction, the savings lowered the risk"); two in one clause cannot be told apart.
@@ -723,8 +720,13 @@ def _check_clause(
                     ),
                 )
         around = (mention.start - offset, mention.end - offset)
-        category_ok = _category_claims(
+        category_ok = categories.category_claims(
             facts, masked_value, mention.feature, clause[: len(masked_value)], around
+        )
+        _add(
+            verdict,
+            categories.unbound_value_words(facts, unphrased, offset, mention.feature)
+            + categories.absence_problems(facts, clause, offset, mention.feature, around[0]),
         )
         labels = list(facts.manifest.feature(mention.feature).value_labels.values())
         if labels and pattern(labels).search(clause[: len(masked_value)]):
@@ -749,7 +751,11 @@ def _check_clause(
                 for m in NUMBER.finditer(numbers_only)
                 if "." in m.group(0) and number_supported(m.group(0), [abs(factor.contribution)])
             ]
-            number_ok = _numeric_value_ok(factor.number, _blank(numbers_only, others + magnitudes))
+            # A number said of another factor of the clause is read as that one's.
+            theirs = _numbers_said_of_others(numbers_only, offset, inside, mention)
+            number_ok = _numeric_value_ok(
+                factor.number, _blank(numbers_only, others + magnitudes + theirs)
+            )
         for ok in (category_ok, number_ok):
             if ok is None:
                 continue
@@ -938,14 +944,28 @@ def _check_order(
             for m in mentions[:next_mention]
             if in_clause and m.start >= spans[at][0] and m.end <= match.start()
         ]
+        behind = MAIN_AFTER.match(text, match.end())
+        if behind is not None and first is not None and first.start == behind.end():
+            # "Your savings were the most important factor after the loan term": the place
+            # after the loan term's, not the main; said of the factor named before the cue,
+            # else of the one after the loan term ("the biggest factor after X was Y").
+            beyond = mentions[next_mention + 1 : next_mention + 2]
+            said = before[-1] if before else (beyond[0] if beyond else None)
+            if said is not None and said.start < clause_end:
+                _check_place_after(importance, first, said, match.start(), verdict)
+            continue
         main_before = any(importance.get(m.feature) == 1 for m in before)
         if (
             first is not None
             and main_before
-            and sequence.search(text, match.end(), first.start) is not None
+            and (
+                sequence.search(text, match.end(), first.start) is not None
+                or CLAUSE_GOES_ON.match(text, match.end(), first.start) is not None
+            )
         ):
             # "The loan term was the most important factor, followed by the checking
-            # account": the cue is the factor's before it; the one after comes next.
+            # account" (or "..., and your checking account is second"): the cue is the
+            # factor's before it; the one after comes next, in a claim of its own.
             first = None
         elif first is None and before and not main_before:
             # "Your checking account was the most important factor": the factor named
@@ -993,6 +1013,40 @@ def _check_order(
                         f"orders {earlier} before {later}; the importance order is reversed",
                     )
                 )
+
+
+def _check_place_after(
+    importance: dict[str, int | None],
+    behind: Mention,
+    said: Mention,
+    cue_start: int,
+    verdict: Verdict,
+) -> None:
+    """ "``said`` was the most important factor after ``behind``": ``said`` holds the place
+    right after ``behind``'s; a factor ``behind`` that is no principal one has no place to
+    come after, and cannot be read."""
+    place = importance.get(behind.feature)
+    start, end = min(cue_start, said.start), max(behind.end, said.end)
+    if place is None:
+        verdict.violations.append(
+            Violation(
+                ViolationKind.UNVERIFIABLE,
+                start,
+                end,
+                f"places {said.feature} after {behind.feature}, which has no place in the "
+                "importance order",
+            )
+        )
+    elif importance.get(said.feature) != place + 1:
+        verdict.violations.append(
+            Violation(
+                ViolationKind.WRONG_ORDER,
+                start,
+                end,
+                f"places {said.feature} right after {behind.feature} (rank {place}); its "
+                f"rank is {importance.get(said.feature)}",
+            )
+        )
 
 
 def _check_claimed_weights(

@@ -57,6 +57,8 @@ ITEM_ORDINAL = re.compile(
     r"|(?:(?:reason|factor)\s+)?#(?P<hash>[1-6])(?=\s*[,:.)-])"
     r"|(?P<nth>[1-6])(?:st|nd|rd|th)(?=\s*[,:.)-]))"
 )
+# Where a lone item ends: its sentence or its line.
+_ITEM_END = re.compile(r"[.;!?](?=\s|$)|\n")
 # After every numbered item.
 _LAST_PLACE = len(ORDINALS) + 1
 # A claim about the main factors in the plural: "the main reasons", "the most important
@@ -163,9 +165,11 @@ def ordinal_item_problems(
     (an item runs to the next marker) must not outrank the factor of an item placed before
     it, whatever order the items are written in."""
     markers = list(ITEM_ORDINAL.finditer(text))
-    if len(markers) < 2:
-        return []
     starts = [m.start for m in mentions]
+    if len(markers) == 1:
+        return _lone_item_problems(text, markers[0], mentions, starts, importance)
+    if not markers:
+        return []
     items: list[tuple[int, Mention]] = []
     for marker, following in itertools.zip_longest(markers, markers[1:]):
         end = following.start() if following is not None else len(text)
@@ -190,6 +194,43 @@ def ordinal_item_problems(
                 )
             )
     return problems
+
+
+def _lone_item_problems(
+    text: str,
+    marker: re.Match[str],
+    mentions: list[Mention],
+    starts: list[int],
+    importance: dict[str, int | None],
+) -> list[Problem]:
+    """A lone item placed relatively ("2nd: the loan term", "Second: ...", "#2, ..."): its
+    sentence's first ranked factor holds the place it states, as "Reason #2:" does (read by
+    the gate's ORDINAL, with "Reason two:" and "Factor 3 -"). "Finally" states no place."""
+    if (
+        marker.group("last")
+        or marker.group("spelled")
+        or marker.group("numeral")
+        or re.search(r"(?:reason|factor)\s+#", marker.group(0))
+    ):
+        return []
+    stop = _ITEM_END.search(text, marker.end())
+    end = stop.start() if stop is not None else len(text)
+    item = next(
+        (m for m in _between(mentions, starts, marker.end(), end) if importance.get(m.feature)),
+        None,
+    )
+    place = _item_place(marker)
+    if item is None or importance[item.feature] == place:
+        return []
+    return [
+        Problem(
+            "order",
+            marker.start(),
+            item.end,
+            f"places {item.feature} {place} in its enumeration; its rank is "
+            f"{importance[item.feature]}",
+        )
+    ]
 
 
 def _item_place(marker: re.Match[str]) -> int:
@@ -277,13 +318,15 @@ def plural_main_problems(
         if membership or not ranks:
             continue
         placed = sorted(set(ranks))
+        # The claim's span: the cue and the names, before it ("X and Y were the main
+        # reasons") or after it.
+        claim = (min(match.start(), named[0].start), max(match.end(), named[-1].end))
         if placed != list(range(1, len(placed) + 1)):
             missing = next(r for r in range(1, len(placed) + 1) if r not in placed)
             problems.append(
                 Problem(
                     "order",
-                    match.start(),
-                    max(m.end for m in named),
+                    *claim,
                     f"names factors of rank {', '.join(map(str, placed))} as "
                     f"{match.group(0)!r}, leaving out rank {missing}, which outweighs the "
                     "last of them",
@@ -293,8 +336,7 @@ def plural_main_problems(
             problems.append(
                 Problem(
                     "order",
-                    match.start(),
-                    max(m.end for m in named),
+                    *claim,
                     f"lists {match.group(0)!r} out of their importance order",
                 )
             )

@@ -6,8 +6,8 @@ size word makes, beyond the manifest's own value phrases.
   be that factor's value in that unit (months and years convert); a quantity bound to a
   factor whose values are categories ("your savings of 48 DM") or in a unit the factor is
   not in cannot be read, and in a clause naming no factor it must be a value the decision
-  holds. Quantities inside any feature's value phrase ("less than 100 DM") are read as
-  those phrases already.
+  holds (a bound, "over 24 months", there cannot be read). Quantities inside any
+  feature's value phrase ("less than 100 DM") are read as those phrases already.
 - A percentage in a clause naming a factor states its share of the decision ("accounted
   for 48% of the decision": the share of the push recorded for it), or the probability or
   the threshold where the clause names them; any other is unreadable.
@@ -52,6 +52,8 @@ TIME_UNITS = {
 }
 # "nine thousand DM", "4.3 thousand DM".
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+# "two and a half years", "a year and a half", "two-and-a-quarter years".
+FRACTIONS = {"half": 0.5, "quarter": 0.25}
 _DIGITS = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?"
 # "accounted for 48% of the decision", "made up 30 percent of the score": a share claim.
 SHARE_OF = re.compile(
@@ -107,13 +109,25 @@ def _quantity(units: tuple[str, ...]) -> re.Pattern[str]:
     tens = [w for w in named if _number_words()[w] in range(20, 100, 10)]
     ones = [w for w in named if _number_words()[w] in range(1, 10)]
     compound = rf"(?:{'|'.join(tens)})[- ](?:{'|'.join(ones)})"
-    number = rf"{_DIGITS}|{compound}|{'|'.join(named)}"
+    # "a" counts one only before "<unit> and a half": "a year" alone is no quantity read.
+    number = rf"{_DIGITS}|{compound}|{'|'.join(named)}|an?(?=\s+\w+\s+and\s+an?\s+half\b)"
     ordered = sorted(units, key=len, reverse=True)
     scale = "|".join(SCALES)
+    fraction = "|".join(FRACTIONS)
     return re.compile(
-        rf"(?<![\w.,])(?P<number>{number})(?:[- ](?P<scale>{scale}))?(?:\s+|-)"
+        rf"(?<![\w.,])(?P<number>{number})(?:[- ](?P<scale>{scale}))?"
+        rf"(?:[- ]and[- ]an?[- ](?P<fraction>{fraction}))?(?:\s+|-)"
         rf"(?P<unit>{'|'.join(map(re.escape, ordered))})(?!\w)"
+        rf"(?:\s+and\s+an?\s+(?P<trailing>{fraction})\b)?"
     )
+
+
+def _amount(match: re.Match[str]) -> float:
+    """The number a quantity states, in its own unit: "two and a half years" is 2.5."""
+    token = match.group("number")
+    number = 1.0 if token in ("a", "an") else _value(token)
+    number *= SCALES.get(match.group("scale") or "", 1)
+    return number + sum(FRACTIONS.get(match.group(g) or "", 0.0) for g in ("fraction", "trailing"))
 
 
 def _value(token: str) -> float:
@@ -180,13 +194,18 @@ def quantity_problems(
         start, end = offset + match.start(), offset + match.end()
         if skip.hold(start, end) or skip.hold(start, start + 1):
             continue
-        number, unit = _value(match.group("number")), match.group("unit")
-        number *= SCALES.get(match.group("scale") or "", 1)
+        number, unit = _amount(match), match.group("unit")
         said = f"{match.group(0)!r}"
         side = _bound(clause, match)
         bound = binding.closest(mentions, start, end)
         if bound is None:
-            if side is None and not _held(facts, number, unit):
+            if side is not None:
+                # "It was over 24 months": a bound holds of many values, and of no one
+                # factor named; it passed unread.
+                problems.append(
+                    Problem("unreadable", start, end, f"{said} is a bound of no factor named")
+                )
+            elif not _held(facts, number, unit):
                 problems.append(
                     Problem("number", start, end, f"{said} is no value of this decision")
                 )

@@ -130,6 +130,18 @@ def test_a_category_is_read_by_its_description_written_loosely() -> None:
     ]
     assert category_phrases("no checking account") == ["no checking account"]
     assert category_phrases("") == []
+    # Each alternative a description offers names it; a bound ("or more") is no alternative.
+    assert category_phrases("no savings or unknown") == [
+        "no savings or unknown",
+        "no savings",
+        "unknown",
+    ]
+    assert category_phrases("a balance of 200 DM or more, or salary paid in for a year") == [
+        "a balance of 200 DM or more, or salary paid in for a year",
+        "a balance of 200 DM or more",
+        "salary paid in for a year",
+    ]
+    assert category_phrases("seven years or more") == ["seven years or more"]
 
 
 def test_every_mutant_of_the_imported_models_texts_is_rejected(

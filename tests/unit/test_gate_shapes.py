@@ -408,6 +408,31 @@ VALUES = [
         "A four-year loan term raised the risk.",
         id="years-of-a-term-in-months",
     ),
+    # Halves: 48 months is no two and a half years (30 months), nor a year and a half.
+    pytest.param(
+        "The loan term of two-and-a-half years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term of four years raised the risk.",
+        id="hyphenated-half-years",
+    ),
+    pytest.param(
+        "The loan term of two and a half years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term of forty-eight months raised the risk.",
+        id="and-a-half-years",
+    ),
+    pytest.param(
+        "A loan term of a year and a half raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "A loan term of four years raised the risk.",
+        id="a-year-and-a-half",
+    ),
+    pytest.param(
+        "The loan term of 1.5 years raised the risk.",
+        ViolationKind.WRONG_VALUE,
+        "The loan term of 4 years raised the risk.",
+        id="decimal-years",
+    ),
     pytest.param(
         "You asked for 4,308 DM for three years.",
         ViolationKind.UNSUPPORTED_NUMBER,
@@ -489,6 +514,10 @@ UNREADABLE_VALUES = [
     "Your savings were high, which raised the risk.",
     "Your low savings raised the risk.",
     "The loan term raised the risk by 48%.",
+    # A bound with no factor named in its clause: "it" may be any factor in months.
+    "It was over 60 months.",
+    "The loan term raised the risk. It was under 24 months.",
+    "It was over 24 months.",
 ]
 
 
@@ -704,6 +733,63 @@ ORDER_AND_WORDING = [
         ViolationKind.WRONG_ORDER,
         "Factor 4 - your savings.",
         id="lone-factor-numeral-item",
+    ),
+    # A main cue whose clause goes on ("..., and X is second") is the factor's before it.
+    pytest.param(
+        "The loan term is the top factor, and your savings are second.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term is the top factor, and your checking account is second.",
+        id="top-factor-and-second",
+    ),
+    pytest.param(
+        "The loan term was the main reason, and your checking account was third.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term was the main reason, and your employment was third.",
+        id="main-reason-and-third",
+    ),
+    pytest.param(
+        "The loan term is the top factor, and so is your checking account.",
+        ViolationKind.WRONG_ORDER,
+        "The loan term is the top factor, and your checking account raised the risk too.",
+        id="top-factor-and-so-is",
+    ),
+    # "The most important factor after X" is the place after X's (the savings are 4th).
+    pytest.param(
+        "Your savings were the most important factor after the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Your checking account was the most important factor after the loan term.",
+        id="most-important-after",
+    ),
+    pytest.param(
+        "The biggest factor after your checking account was your savings.",
+        ViolationKind.WRONG_ORDER,
+        "The biggest factor after your checking account was your employment.",
+        id="biggest-after-subject-later",
+    ),
+    pytest.param(
+        "Your savings mattered most after the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "Your savings mattered most after your employment.",
+        id="mattered-most-after",
+    ),
+    # A lone item placed relatively ("2nd: ...", "Second: ..."), read as "Reason #2:" is.
+    pytest.param(
+        "2nd: the loan term.",
+        ViolationKind.WRONG_ORDER,
+        "2nd: your checking account.",
+        id="lone-nth-item",
+    ),
+    pytest.param(
+        "Second: the loan term raised the risk.",
+        ViolationKind.WRONG_ORDER,
+        "Second: your checking account raised the risk.",
+        id="lone-ordinal-item",
+    ),
+    pytest.param(
+        "#3: your savings.",
+        ViolationKind.WRONG_ORDER,
+        "#4: your savings.",
+        id="lone-hash-item",
     ),
     pytest.param(
         "Your savings were the 2nd most important factor.",
@@ -927,6 +1013,25 @@ ORDER_AND_WORDING = [
         "Your application did not get the go-ahead.",
         id="go-ahead",
     ),
+    # Lending and funding said of the applicant's loan state an approval.
+    pytest.param(
+        "We are happy to lend you the money.",
+        ViolationKind.WRONG_DECISION,
+        "We are unable to lend you the money.",
+        id="lend-you",
+    ),
+    pytest.param(
+        "Your loan will be funded next week.",
+        ViolationKind.WRONG_DECISION,
+        "Your loan will not be funded.",
+        id="funded",
+    ),
+    pytest.param(
+        "The money will be paid out to you shortly.",
+        ViolationKind.WRONG_DECISION,
+        "The money will not be paid out, as the loan term raised the risk.",
+        id="paid-out",
+    ),
     # "score" on this model is the probability of default (the manifest says so).
     pytest.param(
         "The loan term lowered your score.",
@@ -1086,4 +1191,165 @@ def test_a_factor_named_inside_its_own_value_has_its_place_in_the_order(
     approval = "Your application was approved. "
     assert ViolationKind.WRONG_ORDER in violation_kinds(approved, approval + false)
     verdict = verify(approved, approval + true)
+    assert verdict.passed, verdict.violations
+
+
+# Category values in free words (session 9). The savings are "less than 100 DM", the
+# checking account "overdrawn (balance below 0 DM)"; each false text passed: "no savings"
+# named no category (the description is "no savings or unknown"), a negated category was
+# read as named, and an absence ("no savings") as no value at all.
+CATEGORY_WORDS = [
+    pytest.param(
+        "You have no savings.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings are below 100 DM.",
+        id="no-savings",
+    ),
+    pytest.param(
+        "You have no savings account.",
+        ViolationKind.WRONG_VALUE,
+        "You have savings of less than 100 DM.",
+        id="no-savings-account",
+    ),
+    pytest.param(
+        "You don't have any savings.",
+        ViolationKind.WRONG_VALUE,
+        "You don't have any guarantor.",
+        id="dont-have-any",
+    ),
+    pytest.param(
+        "Your savings were unknown.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings were less than 100 DM.",
+        id="one-alternative-of-a-description",
+    ),
+    pytest.param(
+        "Your checking account was not overdrawn.",
+        ViolationKind.WRONG_VALUE,
+        "Your checking account was overdrawn.",
+        id="negated-actual-category",
+    ),
+    pytest.param(
+        "Your savings were not below 100 DM.",
+        ViolationKind.WRONG_VALUE,
+        "Your savings were not unknown.",
+        id="negated-category-name",
+    ),
+    pytest.param(
+        "Your checking account had a positive balance.",
+        ViolationKind.UNVERIFIABLE,
+        "Your checking account was overdrawn, which raised the risk.",
+        id="positive-balance",
+    ),
+    pytest.param(
+        "Your checking account had your salary paid in.",
+        ViolationKind.UNVERIFIABLE,
+        "Your checking account was overdrawn (balance below 0 DM).",
+        id="words-of-another-category",
+    ),
+    pytest.param(
+        "You have no employment.",
+        ViolationKind.UNVERIFIABLE,
+        "You have no other instalment plans.",
+        id="absence-of-a-factor-with-no-such-category",
+    ),
+    # A count stated absent is none: the applicant supports one person.
+    pytest.param(
+        "You have no dependants.",
+        ViolationKind.WRONG_VALUE,
+        "You have no guarantor.",
+        id="absence-of-a-count",
+    ),
+]
+
+
+@pytest.mark.parametrize(("false", "kind", "true"), CATEGORY_WORDS)
+def test_a_category_in_free_words_is_read(
+    denied: DecisionFacts, false: str, kind: ViolationKind, true: str
+) -> None:
+    assert kind in violation_kinds(denied, DECLINED + false)
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
+
+
+def test_an_absent_category_on_an_approval(approved: DecisionFacts) -> None:
+    # The approved applicant has no checking account: stated as an absence, it is true.
+    verdict = verify(approved, APPROVED + "You don't have a checking account.")
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.WRONG_VALUE in violation_kinds(
+        approved, APPROVED + "Your checking account was overdrawn."
+    )
+    # Its presence is the other way round: no category of absence.
+    assert ViolationKind.WRONG_VALUE in violation_kinds(
+        approved, APPROVED + "You have a checking account."
+    )
+    verdict = verify(approved, APPROVED + "You hold no checking account.")
+    assert verdict.passed, verdict.violations
+
+
+def test_a_category_word_inside_the_factors_name_is_no_value(
+    registry: ModelRegistry, denied_applicant: dict[str, Any]
+) -> None:
+    # "guarantor" in the name "co-applicant or guarantor on the loan" is no statement of
+    # the actual category (a guarantor): "(neither)" beside it is a wrong value.
+    facts = facts_for(registry, GBM, {**denied_applicant, "other_debtors": "guarantor"})
+    name = "The co-applicant or guarantor on the loan"
+    assert ViolationKind.WRONG_VALUE in violation_kinds(facts, DECLINED + name + " (neither).")
+    verdict = verify(facts, DECLINED + name + " (a guarantor).")
+    assert verdict.passed, verdict.violations
+
+
+@pytest.mark.parametrize("decimals", [3, 2])
+def test_magnitudes_of_two_factors_in_one_clause(denied: DecisionFacts, decimals: int) -> None:
+    # Each magnitude is its own factor's, read from the facts and rounded: the other
+    # factor's magnitude beside it was read as a value of the loan term (in months).
+    term, account = (
+        denied.factors[f].contribution for f in ("duration_months", "checking_account")
+    )
+    said = "The loan term raised the risk by {:.{d}f}, and your checking account raised it by {:.{d}f}."
+    verdict = verify(denied, DECLINED + said.format(term, account, d=decimals))
+    assert verdict.passed, verdict.violations
+    assert ViolationKind.UNVERIFIABLE in violation_kinds(
+        denied, DECLINED + said.format(account, term, d=decimals)
+    )
+
+
+@pytest.mark.parametrize(
+    ("false", "true"),
+    [
+        (
+            "The main reasons were the loan term and your employment.",
+            "The main reasons were the loan term and your checking account.",
+        ),
+        (
+            "The loan term and your savings were the main reasons.",
+            "The loan term and your checking account were the main reasons.",
+        ),
+    ],
+)
+def test_plural_main_reasons_are_the_top_ones(denied: DecisionFacts, false: str, true: str) -> None:
+    # Naming the top two of four principal reasons as "the main reasons" is true of an
+    # ordered list; naming #1 and #3 (or #4) leaves out one that outweighs the last.
+    text = DECLINED + false
+    wrong = [v for v in verify(denied, text).violations if v.kind is ViolationKind.WRONG_ORDER]
+    assert wrong
+    # The span covers the claim, names and cue, wherever the names stand.
+    assert "main reasons" in text[wrong[0].start : wrong[0].end]
+    verdict = verify(denied, DECLINED + true)
+    assert verdict.passed, verdict.violations
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # "own" of "own home", "other" of "credits at other banks": words that name no
+        # category alone, read as ordinary words.
+        "Your housing raised the risk on its own.",
+        "Your credit history raised the risk, more than the other factors.",
+        # Words of the actual category's own description, not a whole one.
+        "Your checking account balance was overdrawn, which raised the risk.",
+    ],
+)
+def test_ordinary_words_of_a_description_are_no_value(denied: DecisionFacts, text: str) -> None:
+    verdict = verify(denied, DECLINED + text)
     assert verdict.passed, verdict.violations
