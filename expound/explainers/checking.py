@@ -16,11 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from expound.domain import FeatureScalar
 from expound.errors import AttributionError, ModelIntegrityError
 from expound.explainers.decision import decide
+from expound.models.importing import artifact_categories, feature_value
 from expound.models.manifest import FeatureSpec
 from expound.models.registry import MANIFEST, ExplainerFactory, ServedModel, serve_model
+from expound.models.stored_categories import StoredCategories, category_code
 from expound.models.todos import todo_fields
 from expound.models.validation import feature_violations
 
@@ -74,28 +78,87 @@ def _listed(report: CheckReport, problems: list[str], what: str) -> None:
         report.failures.append(f"... and {len(problems) - MAX_LISTED} more {what}")
 
 
+def _uses_model_values(
+    specs: Sequence[FeatureSpec], rows: Sequence[Mapping[str, str]], stored: StoredCategories
+) -> bool:
+    """Whether a category cell of ``rows`` is one of the model's own values (a code, or a
+    value the artifact stores) and not a category id: the sample is the model's input."""
+    for spec in specs:
+        column = spec.columns()[0]
+        if spec.type != "category" or spec.onehot_columns is not None or column not in rows[0]:
+            continue
+        ids = set(spec.categories or [])
+        own = {str(v) for v in [*(spec.codes or []), *stored.get(column, [])]} - ids
+        if any(row[column] in own for row in rows):
+            return True
+    return False
+
+
+def _sample_requests(
+    model: ServedModel, sample: Path, rows: Sequence[Mapping[str, str]]
+) -> list[dict[str, FeatureScalar] | str] | str:
+    """Each row as a request, or why it cannot be one; or why the sample cannot be read.
+
+    A sample is read in either form: a request's (a column per feature name, category ids)
+    or the model's input, as ``expound models import`` took it (the model's own columns
+    and category values: what the team trained on), turned into requests as the import
+    turned its sample into the background.
+    """
+    specs = model.manifest.features
+    header = set(rows[0])
+    columns = model.manifest.model_columns()
+    try:
+        stored = artifact_categories(model.directory / model.manifest.artifact)
+    except ValueError:  # lists the import could not pair either: no stored values
+        stored = {}
+    # An import names features after their columns, so the two forms may share a header:
+    # the category cells tell them apart (ids, or the model's own values).
+    if {spec.name for spec in specs} <= header and not (
+        set(columns) <= header and _uses_model_values(specs, rows, stored)
+    ):
+        return [{spec.name: _cell(spec, row[spec.name]) for spec in specs} for row in rows]
+    if not set(columns) <= header:
+        missing = sorted({spec.name for spec in specs} - header)
+        return (
+            f"sample has no column for feature(s) {missing}, nor every one of the model's "
+            f"own columns {columns}"
+        )
+    # Read as the import reads its sample, each column typed by pandas.
+    frame = pd.read_csv(sample)
+    requests: list[dict[str, FeatureScalar] | str] = []
+    for record in frame.to_dict("records"):
+        try:
+            for column, values in stored.items():
+                cell = record[column]
+                if not pd.isna(cell):
+                    by_index = not isinstance(cell, str) and all(isinstance(v, str) for v in values)
+                    try:
+                        record[column] = category_code(cell, values, by_index)
+                    except ValueError as exc:
+                        raise ValueError(f"{column} {exc}") from exc
+            requests.append({spec.name: feature_value(spec, record) for spec in specs})
+        except ValueError as exc:
+            requests.append(str(exc))
+    return requests
+
+
 def _check_sample(
     report: CheckReport,
     model: ServedModel,
-    rows: Sequence[Mapping[str, str]],
+    requests: Sequence[dict[str, FeatureScalar] | str],
     target: str | None,
+    outcomes: Sequence[str] | None,
     adverse_value: str,
     tolerance: float,
 ) -> None:
-    specs = model.manifest.features
-    missing = sorted({spec.name for spec in specs} - set(rows[0]) if rows else set())
-    if missing:
-        report.failures.append(f"sample has no column for feature(s) {missing}")
-        return
-    if target is not None and rows and target not in rows[0]:
-        report.failures.append(f"sample has no target column {target!r}")
-        return
     invalid: list[str] = []
     unexplained: list[str] = []
     adverse = agreed = explained = 0
     worst_residual = 0.0
-    for number, row in enumerate(rows, start=2):  # line 1 is the header
-        features = {spec.name: _cell(spec, row[spec.name]) for spec in specs}
+    for number, features in enumerate(requests, start=2):  # line 1 is the header
+        if isinstance(features, str):
+            invalid.append(f"line {number}: {features}")
+            continue
         violations = feature_violations(model.manifest, features)
         if violations:
             invalid += [f"line {number}: {v.field}: {v.description}" for v in violations]
@@ -108,17 +171,17 @@ def _check_sample(
         explained += 1
         adverse += decision.prediction.adverse
         worst_residual = max(worst_residual, abs(decision.attributions.additivity_residual))
-        if target is not None:
-            agreed += decision.prediction.adverse == (row[target] == adverse_value)
+        if outcomes is not None:
+            agreed += decision.prediction.adverse == (outcomes[number - 2] == adverse_value)
     _listed(report, invalid, "invalid values")
     _listed(report, unexplained, "rows not explained")
     report.notes.append(
-        f"sample: {explained} of {len(rows)} row(s) explained, additivity holds on each "
+        f"sample: {explained} of {len(requests)} row(s) explained, additivity holds on each "
         f"(largest residual {worst_residual:.2g}, tolerance {tolerance:g}); "
         f"{adverse} {model.manifest.decision.adverse_label}, "
         f"{explained - adverse} {model.manifest.decision.favourable_label}"
     )
-    if target is not None and explained:
+    if outcomes is not None and explained:
         report.notes.append(
             f"decision agreement with {target} == {adverse_value!r} as adverse: "
             f"{agreed}/{explained} ({agreed / explained:.1%})"
@@ -139,7 +202,8 @@ def check_model_directory(
         directory: the model directory.
         build_explainer: the explainer factory the server uses.
         sample: a CSV with one column per feature (by feature name), values as a request
-            carries them; other columns are ignored.
+            carries them, or the model's input as ``models import`` takes it (the model's
+            columns, its own category values); other columns are ignored.
         target: a column of ``sample`` holding the actual outcome.
         adverse_value: the ``target`` value that means the adverse outcome.
         tolerance: the additivity tolerance (the server's ``additivity_tolerance``).
@@ -169,5 +233,13 @@ def check_model_directory(
         if not rows:
             report.failures.append(f"sample {sample} has no rows")
             return report
-        _check_sample(report, model, rows, target, adverse_value, tolerance)
+        if target is not None and target not in rows[0]:
+            report.failures.append(f"sample has no target column {target!r}")
+            return report
+        requests = _sample_requests(model, sample, rows)
+        if isinstance(requests, str):
+            report.failures.append(requests)
+            return report
+        outcomes = [row[target] for row in rows] if target is not None else None
+        _check_sample(report, model, requests, target, outcomes, adverse_value, tolerance)
     return report

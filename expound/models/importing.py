@@ -20,7 +20,7 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,22 @@ def _skops(path: Path, source: Path) -> _Converted:
     return _Converted("sklearn", path.name, model, columns, [], trusted)
 
 
+# The artifact formats read as they are: the name an import gives the file, its reader.
+_LOADERS: dict[str, tuple[str, Callable[[Path], _Converted]]] = {
+    ".txt": ("model.lgb.txt", _lightgbm),
+    ".json": ("model.xgb.json", _xgboost),
+    ".ubj": ("model.xgb.ubj", _xgboost),
+    ".cbm": ("model.cbm", _catboost),
+}
+
+
+def artifact_categories(path: Path) -> StoredCategories:
+    """The category values a model directory's artifact stores, per column, as its import
+    read them (boosters trained on pandas categoricals; none for other kinds)."""
+    loader = _LOADERS.get(path.suffix.lower())
+    return loader[1](path).stored_categories if loader is not None else {}
+
+
 def convert_artifact(artifact: Path, out: Path, *, trust_pickle: bool) -> _Converted:
     """Writes ``artifact`` under ``out`` in a safe format and describes it."""
     suffix = artifact.suffix.lower()
@@ -175,12 +191,7 @@ def convert_artifact(artifact: Path, out: Path, *, trust_pickle: bool) -> _Conve
                 "trust this file (it is converted to a safe format here)"
             )
         return _from_object(_load_pickle(artifact), out, artifact)
-    loaders = {
-        ".txt": ("model.lgb.txt", _lightgbm),
-        ".json": ("model.xgb.json", _xgboost),
-        ".ubj": ("model.xgb.ubj", _xgboost),
-        ".cbm": ("model.cbm", _catboost),
-    }
+    loaders = _LOADERS
     if suffix == ".skops":
         shutil.copyfile(artifact, out / "model.skops")
         return _skops(out / "model.skops", artifact)
@@ -389,7 +400,16 @@ def feature_value(spec: FeatureSpec, record: dict[str, Any]) -> FeatureScalar:
         return None
     if spec.type == "category":
         code = value if isinstance(value, str) else int(value)
-        return (spec.categories or [])[(spec.codes or []).index(code)]
+        categories = spec.categories or []
+        codes: list[CategoryCode] = (
+            list(spec.codes) if spec.codes is not None else list(range(len(categories)))
+        )
+        if code not in codes:
+            raise ValueError(
+                f"{spec.columns()[0]} holds {value!r}, which is not among the model's "
+                f"categories {codes}"
+            )
+        return categories[codes.index(code)]
     if spec.type == "bool":
         return bool(value)
     return float(value)

@@ -76,16 +76,23 @@ def to_codes(series: pd.Series, values: list[CategoryCode]) -> pd.Series:
         ValueError: a cell is neither (the message names the cell and the values).
     """
     by_index = pd.api.types.is_numeric_dtype(series) and all(isinstance(v, str) for v in values)
-    mapping: dict[Any, int] = {}
-    for cell in series.dropna().unique().tolist():
-        key = cell if isinstance(cell, str) else int(cell) if float(cell).is_integer() else cell
-        if by_index and isinstance(key, int) and 0 <= key < len(values):
-            mapping[cell] = key
-        elif not by_index and key in values:
-            mapping[cell] = values.index(key)
-        else:
-            codes = f" nor one of their codes 0-{len(values) - 1}" if by_index else ""
-            raise ValueError(
-                f"holds {cell!r}, which is not among the model's categories {values}{codes}"
-            )
+    mapping = {
+        cell: category_code(cell, values, by_index) for cell in series.dropna().unique().tolist()
+    }
     return series.map(mapping)
+
+
+def category_code(cell: Any, values: list[CategoryCode], by_index: bool) -> int:
+    """One cell (not null) as the model's code: the index of the stored value it is, or,
+    with ``by_index`` (a column of numbers for values that are text), the index it already is.
+
+    Raises:
+        ValueError: the cell is neither (the message names the cell and the values).
+    """
+    key = cell if isinstance(cell, str) else int(cell) if float(cell).is_integer() else cell
+    if by_index and isinstance(key, int) and 0 <= key < len(values):
+        return key
+    if not by_index and key in values:
+        return values.index(key)
+    codes = f" nor one of their codes 0-{len(values) - 1}" if by_index else ""
+    raise ValueError(f"holds {cell!r}, which is not among the model's categories {values}{codes}")

@@ -132,3 +132,27 @@ def test_additivity_is_checked_on_every_sample_row(models_dir: Path, tmp_path: P
         r"line 2: additivity violated: base \+ contributions - output = 1 ", report.failures[0]
     )
     assert report.failures[-1] == "... and 5 more rows not explained"
+
+
+def test_a_wrong_category_id_in_a_request_form_sample_fails_its_line_only(
+    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sample may also be the model's input form (the import's own sample); a request-form
+    # sample with one wrong category id must still be read as requests, not as that form.
+    sample = tmp_path / "sample.csv"
+    write_sample(models_dir, sample, rows=3)
+    lines = sample.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = next(csv.reader([lines[2]]))
+    cells[header.index("savings")] = "a_fortune"
+    with sample.open("w", newline="") as handle:
+        csv.writer(handle).writerows(
+            [header, next(csv.reader([lines[1]])), cells, next(csv.reader([lines[3]]))]
+        )
+    assert main(["models", "check", str(models_dir / GBM_ID), "--data", str(sample)]) == 1
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("  FAIL")] == [
+        "  FAIL  line 3: features[savings]: unknown category; allowed: ['below_100_dm', "
+        "'100_to_500_dm', '500_to_1000_dm', '1000_dm_or_more', 'none_or_unknown']"
+    ]
+    assert "sample: 2 of 3 row(s) explained" in out

@@ -241,3 +241,35 @@ def test_stored_values_that_are_fractions_are_refused() -> None:
     halves = SimpleNamespace(pandas_categorical=[["a", "b"], [0.5, 1.5]])
     with pytest.raises(ValueError, match=r"0\.5 is neither text nor a whole number"):
         lightgbm_categories(halves, ["letters", "halves"])
+
+
+def test_models_check_takes_the_sample_the_import_took(
+    trained: dict[str, Any], german: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    # README: import with a sample, fill in the TODOs, check the directory with the sample
+    # before serving it. The check read only rows in request form (feature names, category
+    # ids), so the import's own sample (the model's columns, the raw strings) failed on
+    # every row: "unknown category; allowed: ['f_0_dm', ...]".
+    from expound.explainers.algorithms import build_explainer
+    from expound.explainers.checking import check_model_directory
+
+    frame, good = german
+    directory = tmp_path / "m"
+    import_model(trained["artifact"], trained["sample"], directory, target=LABEL)
+    _serve(directory)
+    report = check_model_directory(
+        directory, build_explainer, sample=trained["sample"], target=LABEL, adverse_value="0"
+    )
+    assert report.ok, report.render()
+    assert f"sample: {len(frame)} of {len(frame)} row(s) explained" in report.render()
+    # A value the model never saw is named by its line, the rest still explained.
+    unseen = frame.astype({"purpose": object})
+    unseen.loc[3, "purpose"] = "a yacht"
+    broken = _write_sample(unseen, good, tmp_path / "unseen.csv")
+    report = check_model_directory(directory, build_explainer, sample=broken)
+    assert not report.ok
+    [unseen_line] = [f for f in report.failures if "a yacht" in f]
+    assert unseen_line.startswith(
+        "line 5: purpose holds 'a yacht', which is not among the model's categories "
+    ), report.render()
+    assert f"sample: {len(frame) - 1} of {len(frame)} row(s) explained" in report.render()
