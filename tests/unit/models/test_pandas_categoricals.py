@@ -10,6 +10,7 @@ DataFrame row.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -262,6 +263,11 @@ def test_models_check_takes_the_sample_the_import_took(
     )
     assert report.ok, report.render()
     assert f"sample: {len(frame)} of {len(frame)} row(s) explained" in report.render()
+    # The tolerance printed is the one applied: XGBoost's float32 output is held to 1e-5.
+    residual, tolerance = re.findall(
+        r"largest residual ([0-9.e+-]+), tolerance ([0-9.e+-]+)", report.render()
+    )[0]
+    assert float(residual) <= float(tolerance)
     # A value the model never saw is named by its line, the rest still explained.
     unseen = frame.astype({"purpose": object})
     unseen.loc[3, "purpose"] = "a yacht"
