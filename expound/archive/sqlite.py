@@ -353,6 +353,21 @@ class _Driver:
         await asyncio.to_thread(self._conn.close)
 
 
+def _wal_mode(conn: sqlite3.Connection) -> None:
+    """Turns WAL on. SQLite answers "database is locked" at once, without its busy
+    handler, while another connection turns it on for a new file (two processes opening
+    one new archive): that is retried until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
         if not path.exists():
@@ -370,16 +385,17 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
             check_same_thread=False,
             timeout=BUSY_TIMEOUT_MS / 1000,
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal_mode(conn)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     os.chmod(path, 0o600)
     conn.execute("PRAGMA synchronous=FULL")
     # The writer checkpoints the WAL itself, off the commit path (_Driver).
     conn.execute("PRAGMA wal_autocheckpoint = 0")
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    has_tables = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'"
-    ).fetchone()[0]
+    # Both read in one statement, one snapshot: another process may be creating the file.
+    version, has_tables = conn.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version), "
+        "(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records')"
+    ).fetchone()
     if has_tables and version != SCHEMA_VERSION:
         conn.close()
         raise ArchiveUnavailable(
@@ -387,8 +403,12 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
             "it predates holds as log events and per-principal idempotency and cannot be "
             "served: audit it with that version, then start a new archive"
         )
-    conn.executescript(SCHEMA)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    # The schema and its version in one write transaction: a second process opening the
+    # new file at the same moment (two Ray workers, two replicas) saw the tables before
+    # the version and refused the archive as "schema version 0".
+    conn.executescript(
+        f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+    )
     return conn
 
 

@@ -293,3 +293,36 @@ async def test_a_failed_commit_is_rolled_back_and_frees_the_lock(tmp_path: Path)
         assert (await store.head()).size == 1
     finally:
         await store.aclose()
+
+
+def _open_new_archive(path: str, barrier: Any, outcomes: Any) -> None:
+    from expound.archive.sqlite import _connect
+
+    barrier.wait()
+    try:
+        _connect(Path(path), False).close()
+        outcomes.put("ok")
+    except Exception as error:  # reported to the test, which names it
+        outcomes.put(repr(error))
+
+
+def test_processes_opening_one_new_archive_at_once_all_open_it(tmp_path: Path) -> None:
+    # Two Ray workers opening a new archive together: one saw the tables before their
+    # schema version ("holds archive schema version 0") or was refused "database is
+    # locked" while the other turned WAL on. Four processes, twelve new files.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    outcomes = []
+    for attempt in range(12):
+        barrier, queue = context.Barrier(4), context.Queue()
+        path = str(tmp_path / f"new-{attempt}" / "archive.sqlite3")
+        processes = [
+            context.Process(target=_open_new_archive, args=(path, barrier, queue)) for _ in range(4)
+        ]
+        for process in processes:
+            process.start()
+        outcomes += [queue.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+    assert [o for o in outcomes if o != "ok"] == []
