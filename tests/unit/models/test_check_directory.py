@@ -92,19 +92,25 @@ def test_a_bad_directory_fails_with_its_reason(
         ]
 
 
-def test_invalid_sample_values_are_named_by_line_and_field(
-    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def three_rows_one_changed(models_dir: Path, tmp_path: Path, column: str, value: str) -> Path:
+    """A three-row request-form sample whose second row (line 3) has ``column`` = ``value``."""
     sample = tmp_path / "sample.csv"
     write_sample(models_dir, sample, rows=3)
     lines = sample.read_text().splitlines()
     header = lines[0].split(",")
     cells = next(csv.reader([lines[2]]))
-    cells[header.index("credit_amount")] = "-5"
+    cells[header.index(column)] = value
     with sample.open("w", newline="") as handle:
         csv.writer(handle).writerows(
             [header, next(csv.reader([lines[1]])), cells, next(csv.reader([lines[3]]))]
         )
+    return sample
+
+
+def test_invalid_sample_values_are_named_by_line_and_field(
+    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = three_rows_one_changed(models_dir, tmp_path, "credit_amount", "-5")
     assert main(["models", "check", str(models_dir / GBM_ID), "--data", str(sample)]) == 1
     out = capsys.readouterr().out
     assert "  FAIL  line 3: features[credit_amount]: must be at least" in out
@@ -139,16 +145,7 @@ def test_a_wrong_category_id_in_a_request_form_sample_fails_its_line_only(
 ) -> None:
     # A sample may also be the model's input form (the import's own sample); a request-form
     # sample with one wrong category id must still be read as requests, not as that form.
-    sample = tmp_path / "sample.csv"
-    write_sample(models_dir, sample, rows=3)
-    lines = sample.read_text().splitlines()
-    header = lines[0].split(",")
-    cells = next(csv.reader([lines[2]]))
-    cells[header.index("savings")] = "a_fortune"
-    with sample.open("w", newline="") as handle:
-        csv.writer(handle).writerows(
-            [header, next(csv.reader([lines[1]])), cells, next(csv.reader([lines[3]]))]
-        )
+    sample = three_rows_one_changed(models_dir, tmp_path, "savings", "a_fortune")
     assert main(["models", "check", str(models_dir / GBM_ID), "--data", str(sample)]) == 1
     out = capsys.readouterr().out
     assert [line for line in out.splitlines() if line.startswith("  FAIL")] == [
